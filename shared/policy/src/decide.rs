@@ -1,0 +1,715 @@
+//! The decision: from a signal, the evidence and the site's ledger record to a verdict, the next
+//! record and the domain events to emit.
+//!
+//! Two steps, so that noise costs nothing:
+//! 1. [`route`] runs before any AWS call. It rejects stale, future, foreign, forged and unknown
+//!    inputs and names the sites a signal concerns. A forged event never causes even a read.
+//! 2. [`decide`] runs per site with the evidence the adapters gathered and the record read from
+//!    the ledger. It is a pure function of its inputs (time included), so every branch is a
+//!    decision-table test.
+//!
+//! Safety rules encoded here: an outage must be corroborated by a quorum of independent votes for
+//! the whole sustained window; unknown evidence never counts as healthy *or* as down; a failover in
+//! flight, RDS's own failover in progress, pause, maintenance, cooldown, a deliberate stop, no
+//! healthy candidate, and lag beyond the RPO each refuse or hold, and say so with their numbers.
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{ApprovalMode, Config, DbRef, Engine, SiteConfig};
+use crate::events::{DomainEvent, EventType};
+use crate::evidence::{Evidence, LagSample};
+use crate::incident::{ManagedFailover, Pause, Phase, RpoOverride, SiteState};
+use crate::signal::{
+    OperatorAction, OperatorCommand, RdsMeaning, Signal, SignalKind, SOURCE_CLOUDWATCH, SOURCE_OPERATOR, SOURCE_RDS,
+    SOURCE_SCHEDULE,
+};
+use crate::verdict::{Guard, GuardCheck, GuardResult, IgnoreReason, Outcome, RefusalReason, Verdict};
+
+/// Clock skew tolerated for timestamps in the future.
+pub const MAX_FUTURE_SKEW_SECS: i64 = 300;
+/// Ticks older than this are dropped: the next one is a minute away.
+pub const MAX_TICK_AGE_SECS: i64 = 300;
+/// How long RDS's own failover is given before we consider acting ourselves.
+pub const MANAGED_FAILOVER_GRACE_SECS: i64 = 900;
+
+/// Where a signal goes, decided before any AWS call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Routing {
+    Sites(Vec<String>),
+    Ignore(Verdict),
+}
+
+fn ignore(site: Option<&str>, reason: IgnoreReason, guard: Guard, detail: String) -> Verdict {
+    Verdict {
+        site: site.map(String::from),
+        outcome: Outcome::Ignore { reason },
+        epoch: 0,
+        phase: Phase::Idle,
+        summary: format!("ignored: {detail}"),
+        guards: vec![GuardCheck::new(guard, GuardResult::Fail, detail)],
+    }
+}
+
+/// Step 1: event age, account/region/source allowlist and resource ownership.
+pub fn route(cfg: &Config, signal: &Signal, now: DateTime<Utc>) -> Routing {
+    let expected_source = match &signal.kind {
+        SignalKind::Alarm(_) => SOURCE_CLOUDWATCH,
+        SignalKind::Rds(_) => SOURCE_RDS,
+        SignalKind::Tick => SOURCE_SCHEDULE,
+        SignalKind::Operator(_) => SOURCE_OPERATOR,
+    };
+    if signal.source != expected_source {
+        return Routing::Ignore(ignore(
+            None,
+            IgnoreReason::WrongSource,
+            Guard::Allowlist,
+            format!("source `{}` may not send this kind of signal (expected `{expected_source}`)", signal.source),
+        ));
+    }
+    // Account: every AWS-delivered signal must name ours. Direct operator invokes carry none (the
+    // Lambda invoke permission is their authentication).
+    if signal.delivery != crate::signal::Delivery::Direct {
+        match &signal.account {
+            Some(a) if *a == cfg.account_id => {}
+            other => {
+                return Routing::Ignore(ignore(
+                    None,
+                    IgnoreReason::ForeignAccount,
+                    Guard::Allowlist,
+                    format!("account {} is not the protected account {}", other.as_deref().unwrap_or("(none)"), cfg.account_id),
+                ))
+            }
+        }
+    }
+    let sites: Vec<&SiteConfig> = match &signal.kind {
+        SignalKind::Alarm(a) => match cfg.sites.iter().find(|s| s.owns_alarm(&a.name)) {
+            Some(s) => vec![s],
+            None => {
+                return Routing::Ignore(ignore(
+                    None,
+                    IgnoreReason::UnknownResource,
+                    Guard::Allowlist,
+                    format!("alarm `{}` belongs to no protected site", a.name),
+                ))
+            }
+        },
+        SignalKind::Rds(r) => {
+            if let Some(arn) = &r.source_arn {
+                // arn:aws:rds:REGION:ACCOUNT:db:ID — a mismatching ARN is a forgery or a misroute.
+                let parts: Vec<&str> = arn.split(':').collect();
+                if parts.len() < 7 || parts[4] != cfg.account_id || parts[6] != r.source_id {
+                    return Routing::Ignore(ignore(
+                        None,
+                        IgnoreReason::UnknownResource,
+                        Guard::Allowlist,
+                        format!("source ARN `{arn}` does not match account {} and resource `{}`", cfg.account_id, r.source_id),
+                    ));
+                }
+            }
+            match cfg.sites.iter().find(|s| s.owns_resource(&r.source_id)) {
+                Some(s) => vec![s],
+                None => {
+                    return Routing::Ignore(ignore(
+                        None,
+                        IgnoreReason::UnknownResource,
+                        Guard::Allowlist,
+                        format!("RDS resource `{}` is not protected by any site", r.source_id),
+                    ))
+                }
+            }
+        }
+        SignalKind::Tick => cfg.sites.iter().collect(),
+        SignalKind::Operator(c) => match cfg.site(&c.site) {
+            Some(s) => vec![s],
+            None => {
+                return Routing::Ignore(ignore(
+                    None,
+                    IgnoreReason::UnknownSite,
+                    Guard::Command,
+                    format!("site `{}` is not configured (known: {})", c.site, site_list(cfg)),
+                ))
+            }
+        },
+    };
+    if let Some(region) = &signal.region {
+        let allowed = sites.iter().any(|s| s.regions().contains(region.as_str())) || *region == cfg.region;
+        if !allowed {
+            return Routing::Ignore(ignore(
+                sites.first().map(|s| s.id.as_str()),
+                IgnoreReason::ForeignRegion,
+                Guard::Allowlist,
+                format!("region {region} is not a region of the site"),
+            ));
+        }
+    }
+    if let Some(t) = signal.time {
+        let age = (now - t).num_seconds();
+        let max_age = match signal.kind {
+            SignalKind::Tick => MAX_TICK_AGE_SECS,
+            _ => sites.iter().map(|s| s.thresholds.max_event_age_secs as i64).min().unwrap_or(MAX_TICK_AGE_SECS),
+        };
+        if age > max_age {
+            let mut v = ignore(
+                sites.first().map(|s| s.id.as_str()),
+                IgnoreReason::Stale,
+                Guard::EventAge,
+                format!("event is {age} s old, older than the {max_age} s limit (a late retry)"),
+            );
+            v.guards[0] = v.guards[0].clone().numbers(age as f64, max_age as f64);
+            return Routing::Ignore(v);
+        }
+        if -age > MAX_FUTURE_SKEW_SECS {
+            let mut v = ignore(
+                sites.first().map(|s| s.id.as_str()),
+                IgnoreReason::FromTheFuture,
+                Guard::EventAge,
+                format!("event is dated {} s in the future (more than {MAX_FUTURE_SKEW_SECS} s of skew)", -age),
+            );
+            v.guards[0] = v.guards[0].clone().numbers(age as f64, -(MAX_FUTURE_SKEW_SECS as f64));
+            return Routing::Ignore(v);
+        }
+    }
+    Routing::Sites(sites.into_iter().map(|s| s.id.clone()).collect())
+}
+
+fn site_list(cfg: &Config) -> String {
+    cfg.sites.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Whether deciding on this signal needs evidence from AWS (pause/resume/status do not).
+pub fn needs_evidence(signal: &Signal) -> bool {
+    !matches!(
+        &signal.kind,
+        SignalKind::Operator(OperatorCommand { command: OperatorAction::Pause | OperatorAction::Resume | OperatorAction::Status, .. })
+    )
+}
+
+/// The result of step 2.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// The record to write (version already bumped), or `None` when nothing changed.
+    pub next: Option<SiteState>,
+    /// Events to emit once `next` is committed (also held in `next.outbox` until confirmed).
+    pub emit: Vec<DomainEvent>,
+}
+
+struct Ctx<'a> {
+    site: &'a SiteConfig,
+    now: DateTime<Utc>,
+    st: SiteState,
+    guards: Vec<GuardCheck>,
+    emit: Vec<DomainEvent>,
+}
+
+impl Ctx<'_> {
+    fn guard(&mut self, g: GuardCheck) {
+        self.guards.push(g);
+    }
+
+    fn event(&mut self, t: EventType, summary: &str, outcome: &Outcome) {
+        let verdict = self.verdict_of(outcome.clone(), summary.to_string());
+        self.emit.push(DomainEvent {
+            event_type: t,
+            site: self.site.id.clone(),
+            epoch: self.st.epoch,
+            phase: self.st.phase,
+            engine: self.site.engine.kind().into(),
+            occurred_at: self.now,
+            primary: Some(self.site.primary.clone()),
+            candidate: self.st.candidate.clone(),
+            rpo_override: self.st.rpo_override.clone(),
+            verdict,
+            timeline: self.st.timeline.clone(),
+        });
+    }
+
+    fn verdict_of(&self, outcome: Outcome, summary: String) -> Verdict {
+        Verdict {
+            site: Some(self.site.id.clone()),
+            outcome,
+            epoch: self.st.epoch,
+            phase: self.st.phase,
+            summary,
+            guards: self.guards.clone(),
+        }
+    }
+
+    fn move_to(&mut self, to: Phase, note: &str) -> bool {
+        let epoch = self.st.epoch;
+        // The callers only ask for moves the table allows; an error here is a policy bug, and the
+        // safe response to a policy bug is to change nothing.
+        self.st.transition(epoch, to, self.now, note).unwrap_or(false)
+    }
+
+    fn finish(mut self, original: &SiteState, outcome: Outcome, summary: String) -> Decision {
+        let verdict = self.verdict_of(outcome, summary);
+        let changed = self.st != *original;
+        let next = changed.then(|| {
+            self.st.version = original.version + 1;
+            self.st.updated_at = Some(self.now);
+            self.st.outbox.extend(self.emit.iter().cloned());
+            self.st
+        });
+        Decision { verdict, next, emit: self.emit }
+    }
+}
+
+/// Step 2: decide for one site. `evidence` is `None` only when [`needs_evidence`] said so.
+pub fn decide(site: &SiteConfig, signal: &Signal, evidence: Option<&Evidence>, state: &SiteState, now: DateTime<Utc>) -> Decision {
+    let mut cx = Ctx { site, now, st: state.clone(), guards: vec![], emit: vec![] };
+    if !cx.st.remember_signal(&signal.id) {
+        cx.guard(GuardCheck::new(Guard::Duplicate, GuardResult::Fail, format!("delivery `{}` was already handled", signal.id)));
+        let cx = Ctx { st: state.clone(), ..cx };
+        return cx.finish(state, Outcome::Ignore { reason: IgnoreReason::Duplicate }, "ignored: duplicate delivery".into());
+    }
+    cx.guard(GuardCheck::new(Guard::Duplicate, GuardResult::Pass, format!("first delivery of `{}`", signal.id)));
+
+    if let SignalKind::Operator(cmd) = &signal.kind {
+        return operator(cx, state, cmd, evidence);
+    }
+    if let SignalKind::Rds(r) = &signal.kind {
+        note_rds_event(&mut cx.st, r.meaning, &r.event_id, &r.source_id, now);
+    }
+    let Some(ev) = evidence else {
+        return cx.finish(state, Outcome::Watch, "no evidence gathered".into());
+    };
+    record_lag(&mut cx.st, ev, now);
+    evaluate(cx, state, ev)
+}
+
+fn note_rds_event(st: &mut SiteState, meaning: RdsMeaning, event_id: &str, source_id: &str, now: DateTime<Utc>) {
+    match meaning {
+        RdsMeaning::BackupStarted => {
+            st.backups_running.insert(source_id.to_string());
+        }
+        RdsMeaning::BackupFinished => {
+            st.backups_running.remove(source_id);
+        }
+        RdsMeaning::ManagedFailoverStarted => {
+            st.managed_failover = Some(ManagedFailover { event_id: event_id.into(), source_id: source_id.into(), at: now });
+        }
+        RdsMeaning::ManagedFailoverCompleted | RdsMeaning::ManagedFailoverFailed => st.managed_failover = None,
+        _ => {}
+    }
+}
+
+fn record_lag(st: &mut SiteState, ev: &Evidence, now: DateTime<Utc>) {
+    for c in &ev.candidates {
+        if let Some(secs) = c.lag_secs {
+            st.last_good_lag.insert(c.db.id.clone(), LagSample { secs, at: now });
+        }
+    }
+}
+
+fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
+    let now = cx.now;
+    if cx.st.phase.is_in_flight() {
+        cx.guard(GuardCheck::new(
+            Guard::InFlight,
+            GuardResult::Fail,
+            format!("failover of epoch {} is in flight (phase {})", cx.st.epoch, cx.st.phase),
+        ));
+        let s = format!("watching: failover epoch {} in progress ({})", cx.st.epoch, cx.st.phase);
+        return cx.finish(original, Outcome::Watch, s);
+    }
+    cx.guard(GuardCheck::new(Guard::InFlight, GuardResult::Pass, "no failover in flight"));
+
+    let t = &cx.site.thresholds;
+    let tally = ev.tally();
+    let k = t.quorum;
+    let quorum_met = tally.down >= k;
+    let voters = tally.voters.join("; ");
+    let qres = if quorum_met {
+        GuardResult::Pass
+    } else if tally.down + tally.unknown >= k {
+        GuardResult::Unknown
+    } else {
+        GuardResult::Fail
+    };
+    cx.guard(
+        GuardCheck::new(
+            Guard::Quorum,
+            qres,
+            format!(
+                "{} of {} voters say down ({} up, {} unknown); quorum is {k}: {voters}",
+                tally.down,
+                tally.total(),
+                tally.up,
+                tally.unknown
+            ),
+        )
+        .numbers(tally.down as f64, k as f64),
+    );
+
+    if !quorum_met {
+        cx.st.quorum_since = None;
+        if tally.down == 0 && !ev.any_alarm_firing() {
+            if cx.st.phase.is_open() {
+                let epoch = cx.st.epoch;
+                cx.move_to(Phase::Aborted, "evidence cleared before a failover was decided");
+                let s = format!("recovered: incident {epoch} closed without failover (evidence cleared)");
+                let o = Outcome::Watch;
+                cx.event(EventType::IncidentCleared, &s, &o);
+                return cx.finish(original, o, s);
+            }
+            return cx.finish(original, Outcome::Ignore { reason: IgnoreReason::Healthy }, "healthy: no voter says the primary is down".into());
+        }
+        let opened = open_if_idle(&mut cx, "outage evidence below quorum");
+        let s = format!("suspected: {} of {k} votes needed say down; watching", tally.down);
+        let o = Outcome::Suspected;
+        if opened {
+            cx.event(EventType::IncidentSuspected, &s, &o);
+        }
+        return cx.finish(original, o, s);
+    }
+
+    let opened = open_if_idle(&mut cx, "outage corroborated by quorum");
+    let since = *cx.st.quorum_since.get_or_insert(now);
+    let elapsed = (now - since).num_seconds().max(0);
+    let window = t.sustained_secs as i64;
+
+    if let Some(m) = cx.st.managed_failover.clone() {
+        if (now - m.at).num_seconds() < MANAGED_FAILOVER_GRACE_SECS {
+            cx.guard(GuardCheck::new(
+                Guard::ManagedFailover,
+                GuardResult::Fail,
+                format!("RDS is failing over by itself ({} on {}, {} s ago); not racing it", m.event_id, m.source_id, (now - m.at).num_seconds()),
+            )
+            .numbers((now - m.at).num_seconds() as f64, MANAGED_FAILOVER_GRACE_SECS as f64));
+            let s = "watching: RDS's own failover is in progress".to_string();
+            let o = Outcome::Watch;
+            if opened {
+                cx.event(EventType::IncidentSuspected, &s, &o);
+            }
+            return cx.finish(original, o, s);
+        }
+    }
+    cx.guard(GuardCheck::new(Guard::ManagedFailover, GuardResult::Pass, "no RDS-managed failover in progress"));
+
+    if elapsed < window {
+        cx.guard(
+            GuardCheck::new(Guard::Sustained, GuardResult::Fail, format!("quorum held for {elapsed} s of the required {window} s"))
+                .numbers(elapsed as f64, window as f64),
+        );
+        let s = format!("suspected: outage corroborated for {elapsed} s of {window} s");
+        let o = Outcome::Suspected;
+        if opened {
+            cx.event(EventType::IncidentSuspected, &s, &o);
+        }
+        return cx.finish(original, o, s);
+    }
+    cx.guard(
+        GuardCheck::new(Guard::Sustained, GuardResult::Pass, format!("quorum held for {elapsed} s (required {window} s)"))
+            .numbers(elapsed as f64, window as f64),
+    );
+    if opened {
+        // The window was zero: the incident opened and was confirmed in one step.
+        let o = Outcome::Suspected;
+        cx.event(EventType::IncidentSuspected, "suspected: outage corroborated", &o);
+    }
+    decide_failover(cx, original, ev, Trigger::Automatic)
+}
+
+fn open_if_idle(cx: &mut Ctx<'_>, note: &str) -> bool {
+    if cx.st.phase.is_open() {
+        return false;
+    }
+    cx.st.open_incident(cx.now, note).is_ok()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Trigger<'a> {
+    Automatic,
+    Approved(&'a OperatorCommand),
+    Manual(&'a OperatorCommand),
+}
+
+fn decide_failover(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence, trigger: Trigger<'_>) -> Decision {
+    let now = cx.now;
+    let site = cx.site;
+    let manual = !matches!(trigger, Trigger::Automatic);
+    // The first failing guard names the refusal; every guard is still evaluated and explained.
+    let mut refusal: Option<(RefusalReason, String)> = None;
+    let refuse = |r: RefusalReason, why: String, refusal: &mut Option<(RefusalReason, String)>| {
+        if refusal.is_none() {
+            *refusal = Some((r, why));
+        }
+    };
+
+    match &cx.st.paused {
+        Some(p) => {
+            let d = format!("automation paused by {} at {}: {}", p.by, p.at.format("%Y-%m-%dT%H:%M:%SZ"), p.reason);
+            cx.guard(GuardCheck::new(Guard::Pause, GuardResult::Fail, d.clone()));
+            refuse(RefusalReason::Paused, d, &mut refusal);
+        }
+        None => cx.guard(GuardCheck::new(Guard::Pause, GuardResult::Pass, "automation not paused")),
+    }
+
+    match site.in_maintenance(now) {
+        Some(w) if !manual => {
+            let d = format!("inside maintenance window {w} (UTC): outages here are expected");
+            cx.guard(GuardCheck::new(Guard::MaintenanceWindow, GuardResult::Fail, d.clone()));
+            refuse(RefusalReason::MaintenanceWindow, d, &mut refusal);
+        }
+        Some(w) => cx.guard(GuardCheck::new(Guard::MaintenanceWindow, GuardResult::NotApplicable, format!("inside {w}, but an operator asked"))),
+        None => cx.guard(GuardCheck::new(Guard::MaintenanceWindow, GuardResult::Pass, "outside every maintenance window")),
+    }
+
+    let cooldown = site.thresholds.cooldown_secs as i64;
+    match cx.st.last_failover_at {
+        Some(last) if (now - last).num_seconds() < cooldown => {
+            let since = (now - last).num_seconds();
+            let d = format!("last failover {since} s ago, cooldown is {cooldown} s");
+            cx.guard(GuardCheck::new(Guard::Cooldown, GuardResult::Fail, d.clone()).numbers(since as f64, cooldown as f64));
+            refuse(RefusalReason::Cooldown, d, &mut refusal);
+        }
+        Some(last) => {
+            let since = (now - last).num_seconds();
+            cx.guard(GuardCheck::new(Guard::Cooldown, GuardResult::Pass, format!("last failover {since} s ago")).numbers(since as f64, cooldown as f64))
+        }
+        None => cx.guard(GuardCheck::new(Guard::Cooldown, GuardResult::Pass, "no previous failover")),
+    }
+
+    if ev.primary.is_deliberately_stopped() && !manual {
+        let d = format!("the primary is `{}`: someone stopped it; a human must decide", ev.primary.describe());
+        cx.guard(GuardCheck::new(Guard::DeliberateStop, GuardResult::Fail, d.clone()));
+        refuse(RefusalReason::DeliberateStop, d, &mut refusal);
+    } else {
+        cx.guard(GuardCheck::new(Guard::DeliberateStop, GuardResult::Pass, format!("primary status: {}", ev.primary.describe())));
+    }
+
+    let override_cmd = match trigger {
+        Trigger::Manual(c) if c.override_rpo => Some(c),
+        _ => None,
+    };
+    let chosen = match select_candidate(&mut cx, ev, override_cmd) {
+        Ok(c) => Some(c),
+        Err((r, d)) => {
+            refuse(r, d, &mut refusal);
+            None
+        }
+    };
+
+    if let Some((reason, why)) = refusal {
+        let changed = cx.move_to(Phase::Refused, &why);
+        let s = format!("refused: {why}");
+        let o = Outcome::Refused { reason };
+        if changed {
+            cx.event(EventType::FailoverRefused, &s, &o);
+        }
+        return cx.finish(original, o, s);
+    }
+    let candidate = chosen.expect("no refusal means a candidate was chosen");
+
+    let mode = site.approval;
+    match (mode, trigger) {
+        (ApprovalMode::Shadow, _) => {
+            cx.guard(GuardCheck::new(Guard::Shadow, GuardResult::Fail, "shadow mode: deciding only, never mutating"));
+            cx.st.candidate = Some(candidate.clone());
+            let changed = cx.move_to(Phase::Shadowed, &format!("would promote {candidate}"));
+            let s = format!("shadow: would fail over to {candidate}");
+            let o = Outcome::ShadowWouldFailOver { candidate };
+            if changed {
+                cx.event(EventType::ShadowFailover, &s, &o);
+            }
+            cx.finish(original, o, s)
+        }
+        (ApprovalMode::RequireApproval, Trigger::Automatic) => {
+            cx.guard(GuardCheck::new(Guard::Approval, GuardResult::Fail, format!("site requires approval: send {{\"command\":\"approve\",\"site\":\"{}\",\"epoch\":{}}}", site.id, cx.st.epoch)));
+            cx.st.candidate = Some(candidate.clone());
+            let changed = cx.move_to(Phase::AwaitingApproval, &format!("waiting for approval to promote {candidate}"));
+            let s = format!("awaiting approval to fail over to {candidate}");
+            let o = Outcome::AwaitingApproval { candidate };
+            if changed {
+                cx.event(EventType::ApprovalRequested, &s, &o);
+            }
+            cx.finish(original, o, s)
+        }
+        (_, t) => {
+            let who = match t {
+                Trigger::Automatic => "automatic (approval mode auto)".to_string(),
+                Trigger::Approved(c) => format!("approved by {}", c.operator.as_deref().unwrap_or("an operator")),
+                Trigger::Manual(c) => format!("requested by {}", c.operator.as_deref().unwrap_or("an operator")),
+            };
+            cx.guard(GuardCheck::new(Guard::Approval, GuardResult::Pass, who.clone()));
+            cx.guard(GuardCheck::new(Guard::Shadow, GuardResult::Pass, "not in shadow mode"));
+            cx.st.candidate = Some(candidate.clone());
+            cx.st.last_failover_at = Some(now);
+            cx.move_to(Phase::Promoting, &format!("failover decided ({who}) to {candidate}"));
+            let s = format!("failover decided: promote {candidate} ({who})");
+            let o = Outcome::FailoverDecided { candidate };
+            cx.event(EventType::FailoverDecided, &s, &o);
+            cx.finish(original, o, s)
+        }
+    }
+}
+
+/// Picks the first candidate in preference order that is available, replicates from the primary,
+/// is not being backed up, and lags no more than the RPO (current reading, else last known good).
+fn select_candidate(cx: &mut Ctx<'_>, ev: &Evidence, override_cmd: Option<&OperatorCommand>) -> Result<DbRef, (RefusalReason, String)> {
+    let site = cx.site;
+    let max = site.thresholds.max_lag_secs as f64;
+    if site.engine == Engine::MultiAz {
+        cx.guard(GuardCheck::new(Guard::Candidate, GuardResult::Pass, format!("{}: reboot with failover to its synchronous standby", site.primary)));
+        cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::NotApplicable, "Multi-AZ standby is synchronous: no data loss"));
+        return Ok(site.primary.clone());
+    }
+    let mut eligible: Vec<(DbRef, Option<f64>, String)> = vec![];
+    let mut skipped: Vec<String> = vec![];
+    for c in &site.candidates {
+        let Some(e) = ev.candidates.iter().find(|e| e.db.id == c.id) else {
+            skipped.push(format!("{c}: no evidence gathered"));
+            continue;
+        };
+        if !e.status.is_available() {
+            skipped.push(format!("{c}: status {}", e.status.describe()));
+            continue;
+        }
+        if e.replica_of_primary != Some(true) {
+            let why = match e.replica_of_primary {
+                Some(false) => "does not replicate from the configured primary",
+                _ => "replication topology unreadable",
+            };
+            skipped.push(format!("{c}: {why}"));
+            continue;
+        }
+        if cx.st.backups_running.contains(&c.id) {
+            skipped.push(format!("{c}: a backup is running (promotion would be blocked)"));
+            continue;
+        }
+        let (lag, src) = match (e.lag_secs, cx.st.last_good_lag.get(&c.id)) {
+            (Some(l), _) => (Some(l), "current".to_string()),
+            (None, Some(s)) => (Some(s.secs), format!("last known good, {} s old", (cx.now - s.at).num_seconds())),
+            (None, None) => (None, "no reading ever".to_string()),
+        };
+        eligible.push((c.clone(), lag, src));
+    }
+    if eligible.is_empty() {
+        let d = format!("no promotable candidate: {}", skipped.join("; "));
+        cx.guard(GuardCheck::new(Guard::Candidate, GuardResult::Fail, d.clone()));
+        cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::NotApplicable, "no candidate to measure"));
+        return Err((RefusalReason::NoHealthyCandidate, d));
+    }
+    let skipped_note = if skipped.is_empty() { String::new() } else { format!(" (skipped: {})", skipped.join("; ")) };
+    if let Some((c, lag, src)) = eligible.iter().find(|(_, l, _)| l.is_some_and(|l| l <= max)) {
+        let lag = lag.expect("filtered");
+        cx.guard(GuardCheck::new(Guard::Candidate, GuardResult::Pass, format!("{c} is available and replicates from {}{skipped_note}", site.primary)));
+        cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::Pass, format!("{c} lag {lag} s ({src}) within the {max} s RPO")).numbers(lag, max));
+        return Ok(c.clone());
+    }
+    let (c, lag, src) = eligible[0].clone();
+    if let Some(cmd) = override_cmd {
+        let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
+        let reason = cmd.reason.clone().unwrap_or_default();
+        cx.st.rpo_override = Some(RpoOverride { by: by.clone(), reason: reason.clone(), at: cx.now });
+        cx.guard(GuardCheck::new(Guard::Candidate, GuardResult::Pass, format!("{c} is available and replicates from {}{skipped_note}", site.primary)));
+        let lag_text = lag.map(|l| format!("{l} s")).unwrap_or_else(|| "unknown".into());
+        let mut g = GuardCheck::new(Guard::Rpo, GuardResult::Pass, format!("RPO overridden by {by} ({reason}): {c} lag {lag_text} ({src}), RPO {max} s"));
+        if let Some(l) = lag {
+            g = g.numbers(l, max);
+        }
+        cx.guard(g);
+        return Ok(c);
+    }
+    cx.guard(GuardCheck::new(Guard::Candidate, GuardResult::Pass, format!("{c} is available and replicates from {}{skipped_note}", site.primary)));
+    let how = format!("to accept the data loss send {{\"command\":\"failover\",\"site\":\"{}\",\"override_rpo\":true,\"reason\":\"...\"}}", site.id);
+    match lag {
+        Some(l) => {
+            let d = format!("{c} lags {l} s ({src}), more than the {max} s RPO; {how}");
+            cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::Fail, d.clone()).numbers(l, max));
+            Err((RefusalReason::RpoExceeded, d))
+        }
+        None => {
+            let d = format!("{c} lag unknown ({src}): cannot bound the data loss; {how}");
+            cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::Unknown, d.clone()));
+            Err((RefusalReason::LagUnknown, d))
+        }
+    }
+}
+
+fn operator(mut cx: Ctx<'_>, original: &SiteState, cmd: &OperatorCommand, ev: Option<&Evidence>) -> Decision {
+    let now = cx.now;
+    let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
+    let reason = cmd.reason.clone().filter(|r| !r.trim().is_empty());
+    match cmd.command {
+        OperatorAction::Status => {
+            let paused = cx.st.paused.as_ref().map(|p| format!("; paused by {}: {}", p.by, p.reason)).unwrap_or_default();
+            let s = format!("site {} is {} at epoch {}{paused}", cx.site.id, cx.st.phase, cx.st.epoch);
+            cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, "status: read only"));
+            // A status query changes nothing, not even the dedupe memory.
+            let cx = Ctx { st: original.clone(), ..cx };
+            cx.finish(original, Outcome::Status, s)
+        }
+        OperatorAction::Pause => {
+            if cx.st.paused.is_some() {
+                cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, "already paused"));
+                let s = "already paused".to_string();
+                return cx.finish(original, Outcome::Paused, s);
+            }
+            let why = reason.unwrap_or_else(|| "no reason given".into());
+            cx.st.paused = Some(Pause { by: by.clone(), reason: why.clone(), at: now });
+            cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, format!("paused by {by}: {why}")));
+            let s = format!("automation paused by {by}: {why}");
+            let o = Outcome::Paused;
+            cx.event(EventType::AutomationPaused, &s, &o);
+            cx.finish(original, o, s)
+        }
+        OperatorAction::Resume => {
+            if cx.st.paused.is_none() {
+                cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, "was not paused"));
+                return cx.finish(original, Outcome::Resumed, "not paused".into());
+            }
+            cx.st.paused = None;
+            cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, format!("resumed by {by}")));
+            let s = format!("automation resumed by {by}");
+            let o = Outcome::Resumed;
+            cx.event(EventType::AutomationResumed, &s, &o);
+            cx.finish(original, o, s)
+        }
+        OperatorAction::Approve => {
+            if cx.st.phase != Phase::AwaitingApproval {
+                let d = format!("nothing awaits approval: site is {} at epoch {}", cx.st.phase, cx.st.epoch);
+                cx.guard(GuardCheck::new(Guard::Command, GuardResult::Fail, d.clone()));
+                return refuse_command(cx, original, RefusalReason::NothingToApprove, d);
+            }
+            if let Some(e) = cmd.epoch.filter(|e| *e != cx.st.epoch) {
+                let d = format!("approval names epoch {e}, the incident awaiting approval is epoch {}", cx.st.epoch);
+                cx.guard(GuardCheck::new(Guard::Command, GuardResult::Fail, d.clone()));
+                return refuse_command(cx, original, RefusalReason::StaleApproval, d);
+            }
+            cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, format!("approval of epoch {} by {by}", cx.st.epoch)));
+            match ev {
+                Some(ev) => decide_failover(cx, original, ev, Trigger::Approved(cmd)),
+                None => cx.finish(original, Outcome::Watch, "no evidence gathered".into()),
+            }
+        }
+        OperatorAction::Failover => {
+            if cmd.override_rpo && reason.is_none() {
+                let d = "override_rpo needs a reason: it accepts data loss and is recorded".to_string();
+                cx.guard(GuardCheck::new(Guard::Command, GuardResult::Fail, d.clone()));
+                return refuse_command(cx, original, RefusalReason::OverrideWithoutReason, d);
+            }
+            if cx.st.phase.is_in_flight() {
+                let d = format!("failover epoch {} already in flight ({})", cx.st.epoch, cx.st.phase);
+                cx.guard(GuardCheck::new(Guard::InFlight, GuardResult::Fail, d.clone()));
+                return refuse_command(cx, original, RefusalReason::AlreadyInFlight, d);
+            }
+            cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, format!("manual failover requested by {by}")));
+            if !cx.st.phase.is_open() {
+                let note = format!("manual failover requested by {by}: {}", reason.as_deref().unwrap_or("no reason given"));
+                let _ = cx.st.open_incident(now, note);
+            }
+            match ev {
+                Some(ev) => decide_failover(cx, original, ev, Trigger::Manual(cmd)),
+                None => cx.finish(original, Outcome::Watch, "no evidence gathered".into()),
+            }
+        }
+    }
+}
+
+/// A command that cannot be carried out changes nothing (no ledger write) and says why.
+fn refuse_command(cx: Ctx<'_>, original: &SiteState, reason: RefusalReason, why: String) -> Decision {
+    let cx = Ctx { st: original.clone(), emit: vec![], ..cx };
+    cx.finish(original, Outcome::Refused { reason }, format!("refused: {why}"))
+}

@@ -1,0 +1,83 @@
+//! Domain events: how one function tells the next (and the notifier) what happened.
+//!
+//! Each event is put on the project's EventBridge bus with source [`EVENT_SOURCE`] and the
+//! detail-type named by [`EventType`]; rules in `infra/` route them. The detail always carries the
+//! site, the epoch (the fencing token the next step must present) and the verdict that caused it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::DbRef;
+use crate::incident::{Phase, RpoOverride, TimelineEntry};
+use crate::verdict::Verdict;
+
+pub const EVENT_SOURCE: &str = "rds-failover";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventType {
+    IncidentSuspected,
+    FailoverDecided,
+    ApprovalRequested,
+    FailoverRefused,
+    ShadowFailover,
+    IncidentCleared,
+    AutomationPaused,
+    AutomationResumed,
+    ReplicaPromoted,
+    DnsPinned,
+    FailoverCompleted,
+    FailoverFailed,
+}
+
+impl EventType {
+    /// The EventBridge `detail-type`.
+    pub fn detail_type(self) -> &'static str {
+        match self {
+            EventType::IncidentSuspected => "IncidentSuspected",
+            EventType::FailoverDecided => "FailoverDecided",
+            EventType::ApprovalRequested => "ApprovalRequested",
+            EventType::FailoverRefused => "FailoverRefused",
+            EventType::ShadowFailover => "ShadowFailover",
+            EventType::IncidentCleared => "IncidentCleared",
+            EventType::AutomationPaused => "AutomationPaused",
+            EventType::AutomationResumed => "AutomationResumed",
+            EventType::ReplicaPromoted => "ReplicaPromoted",
+            EventType::DnsPinned => "DnsPinned",
+            EventType::FailoverCompleted => "FailoverCompleted",
+            EventType::FailoverFailed => "FailoverFailed",
+        }
+    }
+
+    pub fn severity(self) -> &'static str {
+        match self {
+            EventType::FailoverDecided | EventType::FailoverFailed | EventType::FailoverRefused | EventType::ApprovalRequested => "critical",
+            EventType::IncidentSuspected | EventType::ReplicaPromoted | EventType::DnsPinned | EventType::AutomationPaused => "warning",
+            _ => "info",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainEvent {
+    pub event_type: EventType,
+    pub site: String,
+    pub epoch: u64,
+    pub phase: Phase,
+    pub engine: String,
+    pub occurred_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub primary: Option<DbRef>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub candidate: Option<DbRef>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rpo_override: Option<RpoOverride>,
+    pub verdict: Verdict,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl DomainEvent {
+    /// Idempotency key downstream: one (site, epoch, type) is one fact, however often delivered.
+    pub fn dedupe_key(&self) -> String {
+        format!("{}#{}#{}", self.site, self.epoch, self.event_type.detail_type())
+    }
+}

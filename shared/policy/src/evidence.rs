@@ -1,0 +1,260 @@
+//! What the evaluator saw when it looked: alarm states, RDS status, replica lag, the SQL canary.
+//!
+//! Evidence is plain data gathered by the adapters and judged here. The rules that matter:
+//! `INSUFFICIENT_DATA` and a failed read are *unknown*, never healthy; a replica lag of -1 (what
+//! RDS reports when replication has stopped — exactly when the primary is gone) is "no reading",
+//! so the last known good value is used instead.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AlarmRole, DbRef};
+use crate::signal::AlarmState;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub alarms: Vec<AlarmEvidence>,
+    pub primary: DbObservation,
+    pub candidates: Vec<CandidateEvidence>,
+    pub canary: CanaryResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmEvidence {
+    pub name: String,
+    pub role: AlarmRole,
+    /// `None` when the alarm could not be read (missing, API error): unknown.
+    pub state: Option<AlarmState>,
+}
+
+/// One database's status as the RDS API reported it, or why it could not be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DbObservation {
+    /// The RDS status string, e.g. `available`, `rebooting`, `failed`.
+    Status { status: String },
+    /// The API said the resource does not exist.
+    NotFound,
+    /// The API could not be reached or refused us (throttled, timed out, region down).
+    Unreadable { error: String },
+}
+
+/// What one piece of evidence says about the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Vote {
+    Up,
+    Down,
+    Unknown,
+}
+
+/// RDS statuses in which the database cannot serve and will not by itself (DescribeDBInstances
+/// "DB instance status" table). Transitional statuses (rebooting, modifying, backing-up, ...) are
+/// unknown: a maintenance reboot must not look like an outage.
+const DOWN_STATUSES: &[&str] = &[
+    "failed",
+    "inaccessible-encryption-credentials",
+    "inaccessible-encryption-credentials-recoverable",
+    "incompatible-network",
+    "incompatible-option-group",
+    "incompatible-parameters",
+    "incompatible-restore",
+    "insufficient-capacity",
+    "restore-error",
+    "storage-full",
+    "stopped",
+    "stopping",
+    "deleting",
+    "deleted",
+];
+
+/// Statuses someone chose (a stop): real unavailability, but not a reason to fail over on our own.
+pub const DELIBERATE_STATUSES: &[&str] = &["stopped", "stopping"];
+
+impl DbObservation {
+    pub fn status(s: impl Into<String>) -> Self {
+        Self::Status { status: s.into() }
+    }
+
+    pub fn vote(&self) -> Vote {
+        match self {
+            Self::Status { status } if status == "available" => Vote::Up,
+            Self::Status { status } if DOWN_STATUSES.contains(&status.as_str()) => Vote::Down,
+            Self::Status { .. } => Vote::Unknown,
+            Self::NotFound => Vote::Down,
+            Self::Unreadable { .. } => Vote::Unknown,
+        }
+    }
+
+    pub fn is_available(&self) -> bool {
+        matches!(self, Self::Status { status } if status == "available")
+    }
+
+    pub fn is_deliberately_stopped(&self) -> bool {
+        matches!(self, Self::Status { status } if DELIBERATE_STATUSES.contains(&status.as_str()))
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Status { status } => status.clone(),
+            Self::NotFound => "not found".into(),
+            Self::Unreadable { error } => format!("unreadable ({error})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateEvidence {
+    pub db: DbRef,
+    pub status: DbObservation,
+    /// Whether the topology shows this candidate replicating from the configured primary
+    /// (read replica source, cluster member, global secondary). `None` when unreadable.
+    pub replica_of_primary: Option<bool>,
+    /// Replica lag in seconds as the metric reads now; `None` when missing or -1.
+    pub lag_secs: Option<f64>,
+}
+
+impl CandidateEvidence {
+    /// Normalises a raw metric value: negative (RDS's -1 for "replication stopped"), NaN or
+    /// infinite readings are no reading at all.
+    pub fn lag_from_metric(raw: Option<f64>) -> Option<f64> {
+        raw.filter(|v| v.is_finite() && *v >= 0.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CanaryResult {
+    /// Connected and ran the canary query.
+    Reachable { latency_ms: u64 },
+    /// Refused, timed out or failed: the primary does not answer SQL from the DR side.
+    Unreachable { error: String },
+    /// No canary configured, or its credentials could not be read: no vote.
+    Unknown { reason: String },
+}
+
+impl CanaryResult {
+    pub fn vote(&self) -> Vote {
+        match self {
+            Self::Reachable { .. } => Vote::Up,
+            Self::Unreachable { .. } => Vote::Down,
+            Self::Unknown { .. } => Vote::Unknown,
+        }
+    }
+}
+
+impl AlarmEvidence {
+    /// Only availability alarms vote; ALARM is down, OK is up, INSUFFICIENT_DATA or unread is unknown.
+    pub fn vote(&self) -> Option<Vote> {
+        if self.role != AlarmRole::Availability {
+            return None;
+        }
+        Some(match self.state {
+            Some(AlarmState::Alarm) => Vote::Down,
+            Some(AlarmState::Ok) => Vote::Up,
+            Some(AlarmState::InsufficientData) | None => Vote::Unknown,
+        })
+    }
+}
+
+/// The tally of independent votes on "is the primary down?".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub down: u32,
+    pub up: u32,
+    pub unknown: u32,
+    /// One line per voter, e.g. `alarm orders-primary-availability: ALARM -> down`.
+    pub voters: Vec<String>,
+}
+
+impl Tally {
+    pub fn total(&self) -> u32 {
+        self.down + self.up + self.unknown
+    }
+}
+
+impl Evidence {
+    pub fn tally(&self) -> Tally {
+        let mut t = Tally { down: 0, up: 0, unknown: 0, voters: vec![] };
+        let mut add = |who: String, v: Vote| {
+            match v {
+                Vote::Down => t.down += 1,
+                Vote::Up => t.up += 1,
+                Vote::Unknown => t.unknown += 1,
+            }
+            t.voters.push(format!("{who} -> {}", vote_word(v)));
+        };
+        for a in &self.alarms {
+            if let Some(v) = a.vote() {
+                let s = a.state.map(|s| format!("{s:?}")).unwrap_or_else(|| "unreadable".into());
+                add(format!("alarm {}: {s}", a.name), v);
+            }
+        }
+        add(format!("rds status of primary: {}", self.primary.describe()), self.primary.vote());
+        match &self.canary {
+            CanaryResult::Unknown { reason } if reason == NO_CANARY => {}
+            c => add(format!("sql canary: {}", canary_word(c)), c.vote()),
+        }
+        t
+    }
+
+    /// Any alarm of the site (any role) currently in ALARM.
+    pub fn any_alarm_firing(&self) -> bool {
+        self.alarms.iter().any(|a| a.state == Some(AlarmState::Alarm) && a.role == AlarmRole::Availability)
+    }
+}
+
+/// The reason string adapters use when the site has no canary configured (no vote at all).
+pub const NO_CANARY: &str = "no canary configured";
+
+fn vote_word(v: Vote) -> &'static str {
+    match v {
+        Vote::Up => "up",
+        Vote::Down => "down",
+        Vote::Unknown => "unknown",
+    }
+}
+
+fn canary_word(c: &CanaryResult) -> String {
+    match c {
+        CanaryResult::Reachable { latency_ms } => format!("reachable in {latency_ms} ms"),
+        CanaryResult::Unreachable { error } => format!("unreachable ({error})"),
+        CanaryResult::Unknown { reason } => format!("unknown ({reason})"),
+    }
+}
+
+/// A lag reading kept in the ledger so it survives the outage that makes the metric read -1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LagSample {
+    pub secs: f64,
+    pub at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insufficient_data_and_unreadable_are_unknown_never_up() {
+        for state in [Some(AlarmState::InsufficientData), None] {
+            let a = AlarmEvidence { name: "a".into(), role: AlarmRole::Availability, state };
+            assert_eq!(a.vote(), Some(Vote::Unknown));
+        }
+        let lag = AlarmEvidence { name: "l".into(), role: AlarmRole::Lag, state: Some(AlarmState::Alarm) };
+        assert_eq!(lag.vote(), None, "lag alarms never vote on the primary");
+        assert_eq!(DbObservation::Unreadable { error: "timeout".into() }.vote(), Vote::Unknown);
+        assert_eq!(DbObservation::status("rebooting").vote(), Vote::Unknown);
+        assert_eq!(DbObservation::status("backing-up").vote(), Vote::Unknown);
+        assert_eq!(DbObservation::status("failed").vote(), Vote::Down);
+        assert_eq!(DbObservation::NotFound.vote(), Vote::Down);
+        assert_eq!(DbObservation::status("available").vote(), Vote::Up);
+    }
+
+    #[test]
+    fn minus_one_lag_is_no_reading() {
+        assert_eq!(CandidateEvidence::lag_from_metric(Some(-1.0)), None);
+        assert_eq!(CandidateEvidence::lag_from_metric(Some(f64::NAN)), None);
+        assert_eq!(CandidateEvidence::lag_from_metric(None), None);
+        assert_eq!(CandidateEvidence::lag_from_metric(Some(0.0)), Some(0.0));
+    }
+}

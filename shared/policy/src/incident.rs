@@ -1,0 +1,309 @@
+//! The per-site incident state machine and the ledger record it lives in.
+//!
+//! One record per site holds the current phase, the **epoch** (a number that only goes up; every
+//! incident gets a new one and every later step must present it, so a slow or replayed step from an
+//! older incident can never act on a newer one) and the facts the guards need across invocations:
+//! when the outage was first seen, the last good replica lag, the pause switch, the last failover.
+//!
+//! Transitions are validated here, purely; the ledger adapter only makes the write conditional on
+//! the record's `version` (optimistic concurrency), so two evaluators racing on the same site cannot
+//! both win.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::DbRef;
+use crate::events::DomainEvent;
+use crate::evidence::LagSample;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Idle,
+    Suspected,
+    AwaitingApproval,
+    Refused,
+    Shadowed,
+    Promoting,
+    Promoted,
+    DnsPinned,
+    Completed,
+    Aborted,
+    Failed,
+}
+
+impl Phase {
+    /// An open incident owns the site: no second incident may start until it closes.
+    pub fn is_open(self) -> bool {
+        !matches!(self, Phase::Idle | Phase::Completed | Phase::Aborted | Phase::Failed)
+    }
+
+    /// A failover is being carried out; the evaluator must not decide anything new.
+    pub fn is_in_flight(self) -> bool {
+        matches!(self, Phase::Promoting | Phase::Promoted | Phase::DnsPinned)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Suspected => "suspected",
+            Phase::AwaitingApproval => "awaiting-approval",
+            Phase::Refused => "refused",
+            Phase::Shadowed => "shadowed",
+            Phase::Promoting => "promoting",
+            Phase::Promoted => "promoted",
+            Phase::DnsPinned => "dns-pinned",
+            Phase::Completed => "completed",
+            Phase::Aborted => "aborted",
+            Phase::Failed => "failed",
+        }
+    }
+
+    /// The legal moves. Staying in the same phase is always legal (idempotent re-delivery).
+    pub fn can_move_to(self, to: Phase) -> bool {
+        use Phase::*;
+        if self == to {
+            return true;
+        }
+        match self {
+            Idle | Completed | Aborted | Failed => matches!(to, Suspected | Promoting),
+            Suspected => matches!(to, AwaitingApproval | Refused | Shadowed | Promoting | Aborted),
+            AwaitingApproval => matches!(to, Promoting | Refused | Aborted),
+            Refused => matches!(to, Promoting | AwaitingApproval | Shadowed | Aborted),
+            Shadowed => matches!(to, Promoting | Aborted),
+            Promoting => matches!(to, Promoted | Failed),
+            Promoted => matches!(to, DnsPinned | Failed),
+            DnsPinned => matches!(to, Completed | Failed),
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("illegal transition {from} -> {to}")]
+    Illegal { from: Phase, to: Phase },
+    #[error("stale epoch: the site is at epoch {current}, the step presented {presented}")]
+    StaleEpoch { current: u64, presented: u64 },
+    #[error("an incident is already open at epoch {epoch} (phase {phase})")]
+    AlreadyOpen { epoch: u64, phase: Phase },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub by: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpoOverride {
+    pub by: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub phase: Phase,
+    pub at: DateTime<Utc>,
+    pub note: String,
+}
+
+/// RDS's own failover (Multi-AZ, Aurora cluster, global) seen in progress: we must not race it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedFailover {
+    pub event_id: String,
+    pub source_id: String,
+    pub at: DateTime<Utc>,
+}
+
+/// How many recent delivery ids the record remembers for dedupe.
+pub const RECENT_SIGNALS: usize = 64;
+
+/// The ledger record for one site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteState {
+    pub site: String,
+    /// Bumped on every write; the ledger's compare-and-set token. 0 = never written.
+    pub version: u64,
+    /// Incident number; bumped when an incident opens. 0 = never had one.
+    pub epoch: u64,
+    pub phase: Phase,
+    /// When the current incident's first outage evidence was seen.
+    #[serde(default)]
+    pub first_seen: Option<DateTime<Utc>>,
+    /// Since when the quorum has been met without interruption (the sustained window).
+    #[serde(default)]
+    pub quorum_since: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub candidate: Option<DbRef>,
+    #[serde(default)]
+    pub last_good_lag: BTreeMap<String, LagSample>,
+    #[serde(default)]
+    pub paused: Option<Pause>,
+    #[serde(default)]
+    pub last_failover_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub rpo_override: Option<RpoOverride>,
+    #[serde(default)]
+    pub managed_failover: Option<ManagedFailover>,
+    /// Candidates an RDS "backup started" event was seen for, and not yet "finished".
+    #[serde(default)]
+    pub backups_running: BTreeSet<String>,
+    #[serde(default)]
+    pub recent_signals: VecDeque<String>,
+    /// The current incident's timeline (cleared when a new incident opens).
+    #[serde(default)]
+    pub timeline: Vec<TimelineEntry>,
+    /// Transactional outbox: events committed with this record but not yet confirmed emitted.
+    #[serde(default)]
+    pub outbox: Vec<DomainEvent>,
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl SiteState {
+    pub fn new(site: impl Into<String>) -> Self {
+        Self {
+            site: site.into(),
+            version: 0,
+            epoch: 0,
+            phase: Phase::Idle,
+            first_seen: None,
+            quorum_since: None,
+            candidate: None,
+            last_good_lag: BTreeMap::new(),
+            paused: None,
+            last_failover_at: None,
+            rpo_override: None,
+            managed_failover: None,
+            backups_running: BTreeSet::new(),
+            recent_signals: VecDeque::new(),
+            timeline: vec![],
+            outbox: vec![],
+            updated_at: None,
+        }
+    }
+
+    /// Opens a new incident: a fresh epoch, a fresh timeline.
+    pub fn open_incident(&mut self, at: DateTime<Utc>, note: impl Into<String>) -> Result<u64, TransitionError> {
+        if self.phase.is_open() {
+            return Err(TransitionError::AlreadyOpen { epoch: self.epoch, phase: self.phase });
+        }
+        self.epoch += 1;
+        self.phase = Phase::Suspected;
+        self.first_seen = Some(at);
+        self.quorum_since = None;
+        self.candidate = None;
+        self.rpo_override = None;
+        self.timeline = vec![TimelineEntry { phase: Phase::Suspected, at, note: note.into() }];
+        Ok(self.epoch)
+    }
+
+    /// Moves the current incident to `to`, fenced by `epoch`. Same phase is a no-op (Ok(false)).
+    pub fn transition(&mut self, epoch: u64, to: Phase, at: DateTime<Utc>, note: impl Into<String>) -> Result<bool, TransitionError> {
+        if epoch != self.epoch {
+            return Err(TransitionError::StaleEpoch { current: self.epoch, presented: epoch });
+        }
+        if !self.phase.can_move_to(to) {
+            return Err(TransitionError::Illegal { from: self.phase, to });
+        }
+        if self.phase == to {
+            return Ok(false);
+        }
+        self.phase = to;
+        self.timeline.push(TimelineEntry { phase: to, at, note: note.into() });
+        if !to.is_open() {
+            self.first_seen = None;
+            self.quorum_since = None;
+        }
+        Ok(true)
+    }
+
+    /// Remembers a delivery id; returns false when it was already seen (a duplicate).
+    pub fn remember_signal(&mut self, id: &str) -> bool {
+        if self.recent_signals.iter().any(|s| s == id) {
+            return false;
+        }
+        self.recent_signals.push_back(id.to_string());
+        while self.recent_signals.len() > RECENT_SIGNALS {
+            self.recent_signals.pop_front();
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + s, 0).unwrap()
+    }
+
+    #[test]
+    fn every_phase_pair_is_either_legal_or_a_typed_error() {
+        use Phase::*;
+        let all = [Idle, Suspected, AwaitingApproval, Refused, Shadowed, Promoting, Promoted, DnsPinned, Completed, Aborted, Failed];
+        let legal: BTreeSet<(Phase, Phase)> = [
+            (Idle, Suspected), (Idle, Promoting), (Completed, Suspected), (Completed, Promoting),
+            (Aborted, Suspected), (Aborted, Promoting), (Failed, Suspected), (Failed, Promoting),
+            (Suspected, AwaitingApproval), (Suspected, Refused), (Suspected, Shadowed), (Suspected, Promoting), (Suspected, Aborted),
+            (AwaitingApproval, Promoting), (AwaitingApproval, Refused), (AwaitingApproval, Aborted),
+            (Refused, Promoting), (Refused, AwaitingApproval), (Refused, Shadowed), (Refused, Aborted),
+            (Shadowed, Promoting), (Shadowed, Aborted),
+            (Promoting, Promoted), (Promoting, Failed), (Promoted, DnsPinned), (Promoted, Failed),
+            (DnsPinned, Completed), (DnsPinned, Failed),
+        ]
+        .into_iter()
+        .collect();
+        for from in all {
+            for to in all {
+                let expected = from == to || legal.contains(&(from, to));
+                assert_eq!(from.can_move_to(to), expected, "{from} -> {to}");
+                let mut s = SiteState::new("x");
+                s.phase = from;
+                s.epoch = 3;
+                let r = s.transition(3, to, t(0), "");
+                if expected {
+                    assert!(r.is_ok());
+                } else {
+                    assert_eq!(r, Err(TransitionError::Illegal { from, to }));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn epochs_only_go_up_and_fence_every_step() {
+        let mut s = SiteState::new("orders");
+        assert_eq!(s.open_incident(t(0), "alarm").unwrap(), 1);
+        assert!(matches!(s.open_incident(t(1), "again"), Err(TransitionError::AlreadyOpen { epoch: 1, .. })));
+        s.transition(1, Phase::Aborted, t(2), "recovered").unwrap();
+        assert_eq!(s.open_incident(t(3), "alarm").unwrap(), 2);
+        assert_eq!(s.transition(1, Phase::Promoting, t(4), ""), Err(TransitionError::StaleEpoch { current: 2, presented: 1 }));
+        assert_eq!(s.transition(2, Phase::Promoting, t(4), "decided"), Ok(true));
+        assert_eq!(s.transition(2, Phase::Promoting, t(5), "dup"), Ok(false), "same phase is idempotent");
+        assert_eq!(s.timeline.len(), 2);
+    }
+
+    #[test]
+    fn recent_signals_dedupe_and_stay_bounded() {
+        let mut s = SiteState::new("orders");
+        assert!(s.remember_signal("a"));
+        assert!(!s.remember_signal("a"));
+        for i in 0..200 {
+            s.remember_signal(&i.to_string());
+        }
+        assert_eq!(s.recent_signals.len(), RECENT_SIGNALS);
+    }
+}

@@ -1,0 +1,540 @@
+//! Every trigger shape a real account delivers, normalised into one [`Signal`].
+//!
+//! The evaluator is woken by many envelopes: EventBridge alarm state changes (metric and composite),
+//! the payload an alarm's own Lambda action sends, SNS notifications of alarms and RDS events (whose
+//! `Message` is a JSON *string*), EventBridge RDS instance/cluster events, the scheduled tick, and
+//! operator commands (direct invoke or via EventBridge). The policy must not care which envelope
+//! carried the news, so all of them become a `Signal`; the envelope survives only as [`Delivery`]
+//! (for the audit trail) and as the account/region/source the allowlist guard checks.
+//!
+//! Parsing is strict where it matters for safety (states, identifiers, commands) and lenient where
+//! AWS itself is inconsistent (optional fields, timestamp spellings): a malformed input is a typed
+//! [`SignalError`] naming what was wrong, never a guess.
+
+use aws_lambda_events::event::cloudwatch_alarms::{CloudWatchAlarm, CloudWatchAlarmData, CloudWatchAlarmStateValue};
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sns::SnsEvent;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Source names the allowlist accepts, one per legitimate producer.
+pub const SOURCE_CLOUDWATCH: &str = "aws.cloudwatch";
+pub const SOURCE_RDS: &str = "aws.rds";
+pub const SOURCE_SCHEDULE: &str = "aws.events";
+pub const SOURCE_OPERATOR: &str = "rds-failover.operator";
+
+/// Inputs larger than this are refused before parsing (no real trigger comes close).
+pub const MAX_INPUT_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Signal {
+    /// The producer's id for this delivery (EventBridge id, SNS MessageId, ...): the dedupe key.
+    pub id: String,
+    pub delivery: Delivery,
+    pub source: String,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    /// When the producer says it happened. `None` only for direct operator invokes.
+    pub time: Option<DateTime<Utc>>,
+    pub kind: SignalKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    EventBridge,
+    AlarmAction,
+    Sns,
+    Direct,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum SignalKind {
+    Alarm(AlarmSignal),
+    Rds(RdsSignal),
+    Tick,
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    Ok,
+    Alarm,
+    /// Unknown, never healthy: a dead instance stops publishing metrics.
+    InsufficientData,
+}
+
+impl AlarmState {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "OK" => Some(Self::Ok),
+            "ALARM" => Some(Self::Alarm),
+            "INSUFFICIENT_DATA" => Some(Self::InsufficientData),
+            _ => None,
+        }
+    }
+    fn from_lib(v: &CloudWatchAlarmStateValue) -> Self {
+        match v {
+            CloudWatchAlarmStateValue::Ok => Self::Ok,
+            CloudWatchAlarmStateValue::Alarm => Self::Alarm,
+            _ => Self::InsufficientData,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmSignal {
+    pub name: String,
+    pub arn: Option<String>,
+    pub state: AlarmState,
+    pub previous: Option<AlarmState>,
+    pub composite: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RdsSourceType {
+    Instance,
+    Cluster,
+    GlobalCluster,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RdsSignal {
+    pub source_type: RdsSourceType,
+    pub source_id: String,
+    pub source_arn: Option<String>,
+    /// `RDS-EVENT-NNNN`.
+    pub event_id: String,
+    pub message: String,
+    pub meaning: RdsMeaning,
+}
+
+/// What an RDS event tells the evaluator. Only the outage meanings can open an incident; the rest
+/// wake the evaluator (so it re-reads the evidence) or are recorded for the humans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RdsMeaning {
+    /// Shutdown, failure, storage-full shutdown, error while restarting.
+    Outage,
+    /// A deliberate stop by someone: not an outage to fail over from.
+    Stopped,
+    /// Restarted / started: the instance is coming back (e.g. a maintenance reboot).
+    Restarted,
+    /// RDS or Aurora is already failing over on its own (Multi-AZ, cluster, global).
+    ManagedFailoverStarted,
+    ManagedFailoverCompleted,
+    ManagedFailoverFailed,
+    BackupStarted,
+    BackupFinished,
+    ReplicationError,
+    ReplicationResumed,
+    Informational,
+}
+
+/// Known RDS/Aurora event ids (Amazon RDS User Guide "Amazon RDS event categories and event
+/// messages", Aurora User Guide "Amazon Aurora event categories and event messages").
+const RDS_EVENTS: &[(&str, RdsMeaning)] = &[
+    ("RDS-EVENT-0001", RdsMeaning::BackupStarted),
+    ("RDS-EVENT-0002", RdsMeaning::BackupFinished),
+    ("RDS-EVENT-0004", RdsMeaning::Outage),
+    ("RDS-EVENT-0006", RdsMeaning::Restarted),
+    ("RDS-EVENT-0013", RdsMeaning::ManagedFailoverStarted),
+    ("RDS-EVENT-0015", RdsMeaning::ManagedFailoverCompleted),
+    ("RDS-EVENT-0022", RdsMeaning::Outage),
+    ("RDS-EVENT-0031", RdsMeaning::Outage),
+    ("RDS-EVENT-0034", RdsMeaning::ManagedFailoverFailed),
+    ("RDS-EVENT-0045", RdsMeaning::ReplicationError),
+    ("RDS-EVENT-0046", RdsMeaning::ReplicationResumed),
+    ("RDS-EVENT-0049", RdsMeaning::ManagedFailoverCompleted),
+    ("RDS-EVENT-0050", RdsMeaning::ManagedFailoverStarted),
+    ("RDS-EVENT-0051", RdsMeaning::ManagedFailoverCompleted),
+    ("RDS-EVENT-0057", RdsMeaning::ReplicationError),
+    ("RDS-EVENT-0062", RdsMeaning::ReplicationError),
+    ("RDS-EVENT-0069", RdsMeaning::ManagedFailoverFailed),
+    ("RDS-EVENT-0070", RdsMeaning::ManagedFailoverStarted),
+    ("RDS-EVENT-0071", RdsMeaning::ManagedFailoverCompleted),
+    ("RDS-EVENT-0072", RdsMeaning::ManagedFailoverStarted),
+    ("RDS-EVENT-0073", RdsMeaning::ManagedFailoverStarted),
+    ("RDS-EVENT-0087", RdsMeaning::Stopped),
+    ("RDS-EVENT-0088", RdsMeaning::Restarted),
+    ("RDS-EVENT-0221", RdsMeaning::Outage),
+    // Aurora Global Database (category global-failover).
+    ("RDS-EVENT-0181", RdsMeaning::ManagedFailoverStarted),
+    ("RDS-EVENT-0182", RdsMeaning::Informational),
+    ("RDS-EVENT-0183", RdsMeaning::Informational),
+    ("RDS-EVENT-0184", RdsMeaning::Informational),
+    ("RDS-EVENT-0185", RdsMeaning::ManagedFailoverCompleted),
+    ("RDS-EVENT-0186", RdsMeaning::ManagedFailoverFailed),
+    ("RDS-EVENT-0187", RdsMeaning::ManagedFailoverFailed),
+    ("RDS-EVENT-0238", RdsMeaning::ManagedFailoverStarted),
+    ("RDS-EVENT-0239", RdsMeaning::ManagedFailoverCompleted),
+    ("RDS-EVENT-0240", RdsMeaning::ManagedFailoverFailed),
+];
+
+pub fn rds_meaning(event_id: &str) -> RdsMeaning {
+    RDS_EVENTS.iter().find(|(id, _)| *id == event_id).map(|(_, m)| *m).unwrap_or(RdsMeaning::Informational)
+}
+
+/// An operator's instruction, by direct invoke or through EventBridge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorCommand {
+    pub command: OperatorAction,
+    pub site: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub operator: Option<String>,
+    /// Promote even if the replica lags more than the site's RPO. Requires a reason.
+    #[serde(default)]
+    pub override_rpo: bool,
+    /// For `approve`: the epoch being approved, so a stale approval cannot approve a newer incident.
+    #[serde(default)]
+    pub epoch: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OperatorAction {
+    Failover,
+    Approve,
+    Pause,
+    Resume,
+    Status,
+}
+
+/// Why an input is not a trigger we understand. Every variant names what was wrong.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SignalError {
+    #[error("input is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("input is {0} bytes, larger than the {MAX_INPUT_BYTES}-byte limit for a trigger")]
+    TooLarge(usize),
+    #[error("input is a JSON {0}, expected an object")]
+    NotAnObject(&'static str),
+    #[error("input matches no known trigger shape (EventBridge event, SNS notification, alarm action, operator command)")]
+    UnknownShape,
+    #[error("{shape}: field `{field}` is missing or malformed: {detail}")]
+    Field { shape: &'static str, field: String, detail: String },
+    #[error("EventBridge detail-type `{detail_type}` from `{source_name}` is not a trigger this function handles")]
+    UnsupportedDetailType { detail_type: String, source_name: String },
+    #[error("SNS notification carries {0} records, expected exactly 1")]
+    SnsRecordCount(usize),
+    #[error("SNS message is neither a CloudWatch alarm nor an RDS event notification: {0}")]
+    UnknownSnsMessage(String),
+}
+
+fn field(shape: &'static str, field: &str, detail: impl ToString) -> SignalError {
+    SignalError::Field { shape, field: field.to_string(), detail: detail.to_string() }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Parses raw bytes (what `cargo lambda invoke` and the Lambda runtime hand us).
+pub fn parse_bytes(bytes: &[u8]) -> Result<Signal, SignalError> {
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(SignalError::TooLarge(bytes.len()));
+    }
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| SignalError::NotJson(e.to_string()))?;
+    parse_signal(&v)
+}
+
+/// Normalises one delivered payload into a [`Signal`].
+pub fn parse_signal(v: &Value) -> Result<Signal, SignalError> {
+    let obj = v.as_object().ok_or_else(|| SignalError::NotAnObject(type_name(v)))?;
+    if obj.contains_key("Records") {
+        return parse_sns(v);
+    }
+    if obj.contains_key("detail-type") {
+        return parse_eventbridge(v);
+    }
+    if obj.contains_key("alarmData") {
+        return parse_alarm_action(v);
+    }
+    if obj.contains_key("command") {
+        let cmd: OperatorCommand =
+            serde_json::from_value(v.clone()).map_err(|e| field("operator command", "command", e))?;
+        return Ok(Signal {
+            id: format!("operator:{}:{}", cmd.site, serde_json::to_string(&cmd.command).unwrap_or_default()),
+            delivery: Delivery::Direct,
+            source: SOURCE_OPERATOR.into(),
+            account: None,
+            region: None,
+            time: None,
+            kind: SignalKind::Operator(cmd),
+        });
+    }
+    Err(SignalError::UnknownShape)
+}
+
+fn parse_alarm_action(v: &Value) -> Result<Signal, SignalError> {
+    const SHAPE: &str = "alarm action payload";
+    let a: CloudWatchAlarm<Value, Value> = serde_json::from_value(v.clone()).map_err(|e| field(SHAPE, "alarmData", e))?;
+    let composite = a.alarm_data.configuration.get("alarmRule").is_some();
+    let alarm = alarm_from_data(SHAPE, &a.alarm_data, a.alarm_arn.clone(), composite)?;
+    Ok(Signal {
+        id: format!("alarm-action:{}:{}", alarm.name, a.time.to_rfc3339()),
+        delivery: Delivery::AlarmAction,
+        source: a.source.clone().unwrap_or_else(|| SOURCE_CLOUDWATCH.into()),
+        account: a.account_id.clone(),
+        region: a.region.clone(),
+        time: Some(a.time),
+        kind: SignalKind::Alarm(alarm),
+    })
+}
+
+fn alarm_from_data(
+    shape: &'static str,
+    d: &CloudWatchAlarmData<Value, Value>,
+    arn: Option<String>,
+    composite: bool,
+) -> Result<AlarmSignal, SignalError> {
+    if d.alarm_name.is_empty() {
+        return Err(field(shape, "alarmName", "empty"));
+    }
+    let state = d.state.as_ref().ok_or_else(|| field(shape, "state", "missing"))?;
+    Ok(AlarmSignal {
+        name: d.alarm_name.clone(),
+        arn,
+        state: AlarmState::from_lib(&state.value),
+        previous: d.previous_state.as_ref().map(|s| AlarmState::from_lib(&s.value)),
+        composite,
+        reason: state.reason.clone(),
+    })
+}
+
+fn parse_eventbridge(v: &Value) -> Result<Signal, SignalError> {
+    const SHAPE: &str = "EventBridge event";
+    let e: EventBridgeEvent<Value> = serde_json::from_value(v.clone()).map_err(|e| field(SHAPE, "envelope", e))?;
+    let id = e.id.clone().filter(|s| !s.is_empty()).ok_or_else(|| field(SHAPE, "id", "missing"))?;
+    let time = e.time.ok_or_else(|| field(SHAPE, "time", "missing"))?;
+    let kind = match (e.source.as_str(), e.detail_type.as_str()) {
+        (SOURCE_CLOUDWATCH, "CloudWatch Alarm State Change") => {
+            const S: &str = "CloudWatch Alarm State Change";
+            // The lib type's state value is lenient (unknown -> default OK); a wrong state must be an
+            // error here, so the value is checked by hand first.
+            check_state_values(S, &e.detail)?;
+            let d: CloudWatchAlarmData<Value, Value> =
+                serde_json::from_value(e.detail.clone()).map_err(|err| field(S, "detail", err))?;
+            let composite = d.configuration.get("alarmRule").is_some();
+            let arn = e.resources.as_ref().and_then(|r| r.first().cloned());
+            SignalKind::Alarm(alarm_from_data(S, &d, arn, composite)?)
+        }
+        (SOURCE_RDS, "RDS DB Instance Event" | "RDS DB Cluster Event") => SignalKind::Rds(rds_from_detail(&e.detail)?),
+        (SOURCE_SCHEDULE, "Scheduled Event") => SignalKind::Tick,
+        (SOURCE_OPERATOR, "Operator Command") => SignalKind::Operator(
+            serde_json::from_value(e.detail.clone()).map_err(|err| field("Operator Command", "detail", err))?,
+        ),
+        (src, dt) => {
+            return Err(SignalError::UnsupportedDetailType { detail_type: dt.to_string(), source_name: src.to_string() })
+        }
+    };
+    Ok(Signal {
+        id,
+        delivery: Delivery::EventBridge,
+        source: e.source.clone(),
+        account: e.account.clone(),
+        region: e.region.clone(),
+        time: Some(time),
+        kind,
+    })
+}
+
+fn check_state_values(shape: &'static str, detail: &Value) -> Result<(), SignalError> {
+    for key in ["state", "previousState"] {
+        match detail.get(key) {
+            None if key == "previousState" => {}
+            None => return Err(field(shape, "detail.state", "missing")),
+            Some(s) => {
+                let value = s.get("value").and_then(Value::as_str).unwrap_or("");
+                if AlarmState::parse(value).is_none() {
+                    return Err(field(
+                        shape,
+                        &format!("detail.{key}.value"),
+                        format!("expected OK, ALARM or INSUFFICIENT_DATA, got `{value}`"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RdsDetail {
+    #[serde(default)]
+    source_type: Option<String>,
+    #[serde(default)]
+    source_arn: Option<String>,
+    source_identifier: String,
+    #[serde(rename = "EventID")]
+    event_id: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn source_type(s: &str) -> Option<RdsSourceType> {
+    match s {
+        "DB_INSTANCE" | "db-instance" => Some(RdsSourceType::Instance),
+        "CLUSTER" | "DB_CLUSTER" | "db-cluster" => Some(RdsSourceType::Cluster),
+        "GLOBAL_CLUSTER" | "db-global-cluster" | "global-cluster" => Some(RdsSourceType::GlobalCluster),
+        _ => None,
+    }
+}
+
+fn rds_from_detail(detail: &Value) -> Result<RdsSignal, SignalError> {
+    const S: &str = "RDS event";
+    let d: RdsDetail = serde_json::from_value(detail.clone()).map_err(|e| field(S, "detail", e))?;
+    let event_id = normalise_event_id(&d.event_id).ok_or_else(|| field(S, "detail.EventID", format!("`{}` is not RDS-EVENT-NNNN", d.event_id)))?;
+    let st_text = d.source_type.unwrap_or_default();
+    let source_type = source_type(&st_text).ok_or_else(|| field(S, "detail.SourceType", format!("unknown `{st_text}`")))?;
+    if d.source_identifier.is_empty() {
+        return Err(field(S, "detail.SourceIdentifier", "empty"));
+    }
+    Ok(RdsSignal {
+        source_type,
+        source_id: d.source_identifier,
+        source_arn: d.source_arn,
+        meaning: rds_meaning(&event_id),
+        event_id,
+        message: d.message,
+    })
+}
+
+/// Accepts `RDS-EVENT-0004` or the docs URL SNS notifications carry (`...#RDS-EVENT-0004`).
+fn normalise_event_id(raw: &str) -> Option<String> {
+    let tail = raw.rsplit('#').next()?;
+    let digits = tail.strip_prefix("RDS-EVENT-")?;
+    (!digits.is_empty() && digits.len() <= 6 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| tail.to_string())
+}
+
+fn parse_sns(v: &Value) -> Result<Signal, SignalError> {
+    const SHAPE: &str = "SNS notification";
+    let e: SnsEvent = serde_json::from_value(v.clone()).map_err(|e| field(SHAPE, "Records", e))?;
+    if e.records.len() != 1 {
+        return Err(SignalError::SnsRecordCount(e.records.len()));
+    }
+    let rec = &e.records[0];
+    if rec.event_source != "aws:sns" {
+        return Err(field(SHAPE, "Records[0].EventSource", format!("expected aws:sns, got `{}`", rec.event_source)));
+    }
+    let sns = &rec.sns;
+    // arn:aws:sns:REGION:ACCOUNT:topic
+    let arn: Vec<&str> = sns.topic_arn.split(':').collect();
+    let (topic_region, topic_account) = if arn.len() >= 6 { (Some(arn[3].to_string()), Some(arn[4].to_string())) } else { (None, None) };
+    let msg: Value = serde_json::from_str(&sns.message)
+        .map_err(|err| SignalError::UnknownSnsMessage(format!("Message is not JSON ({err})")))?;
+    let (kind, source, account, region) = if msg.get("AlarmName").is_some() {
+        let alarm = sns_alarm(&msg)?;
+        let account = msg.get("AWSAccountId").and_then(Value::as_str).map(String::from).or(topic_account);
+        (SignalKind::Alarm(alarm), SOURCE_CLOUDWATCH, account, topic_region)
+    } else if msg.get("Event ID").is_some() || msg.get("Source ID").is_some() {
+        let rds = sns_rds(&msg)?;
+        // The RDS message names no account; the source ARN does (arn:aws:rds:REGION:ACCOUNT:...).
+        let arn_account = rds.source_arn.as_deref().and_then(|a| a.split(':').nth(4)).map(String::from);
+        let arn_region = rds.source_arn.as_deref().and_then(|a| a.split(':').nth(3)).map(String::from);
+        (SignalKind::Rds(rds), SOURCE_RDS, arn_account.or(topic_account), arn_region.or(topic_region))
+    } else {
+        return Err(SignalError::UnknownSnsMessage("no AlarmName and no `Event ID`".into()));
+    };
+    Ok(Signal {
+        id: sns.message_id.clone(),
+        delivery: Delivery::Sns,
+        source: source.into(),
+        account,
+        region,
+        time: Some(sns.timestamp),
+        kind,
+    })
+}
+
+fn sns_alarm(m: &Value) -> Result<AlarmSignal, SignalError> {
+    const S: &str = "SNS alarm notification";
+    let s = |k: &str| m.get(k).and_then(Value::as_str);
+    let name = s("AlarmName").filter(|n| !n.is_empty()).ok_or_else(|| field(S, "AlarmName", "missing"))?;
+    let new = s("NewStateValue").ok_or_else(|| field(S, "NewStateValue", "missing"))?;
+    let state = AlarmState::parse(new).ok_or_else(|| field(S, "NewStateValue", format!("`{new}`")))?;
+    let previous = match s("OldStateValue") {
+        Some(o) => Some(AlarmState::parse(o).ok_or_else(|| field(S, "OldStateValue", format!("`{o}`")))?),
+        None => None,
+    };
+    // Composite alarm notifications carry AlarmRule instead of Trigger.
+    let composite = m.get("AlarmRule").is_some();
+    Ok(AlarmSignal {
+        name: name.into(),
+        arn: s("AlarmArn").map(String::from),
+        state,
+        previous,
+        composite,
+        reason: s("NewStateReason").unwrap_or_default().into(),
+    })
+}
+
+fn sns_rds(m: &Value) -> Result<RdsSignal, SignalError> {
+    const S: &str = "SNS RDS event notification";
+    let s = |k: &str| m.get(k).and_then(Value::as_str);
+    let raw_id = s("Event ID").ok_or_else(|| field(S, "Event ID", "missing"))?;
+    let event_id = normalise_event_id(raw_id).ok_or_else(|| field(S, "Event ID", format!("`{raw_id}` names no RDS-EVENT-NNNN")))?;
+    let st = s("Event Source").unwrap_or("");
+    let source_type = source_type(st).ok_or_else(|| field(S, "Event Source", format!("unknown `{st}`")))?;
+    let source_id = s("Source ID").filter(|x| !x.is_empty()).ok_or_else(|| field(S, "Source ID", "missing"))?;
+    Ok(RdsSignal {
+        source_type,
+        source_id: source_id.into(),
+        source_arn: s("Source ARN").map(String::from),
+        meaning: rds_meaning(&event_id),
+        event_id,
+        message: s("Event Message").unwrap_or_default().into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn event_ids_normalise_from_docs_urls() {
+        assert_eq!(
+            normalise_event_id("http://docs.amazonwebservices.com/AmazonRDS/latest/UserGuide/USER_Events.html#RDS-EVENT-0004").as_deref(),
+            Some("RDS-EVENT-0004")
+        );
+        assert_eq!(normalise_event_id("RDS-EVENT-0221").as_deref(), Some("RDS-EVENT-0221"));
+        assert_eq!(normalise_event_id("RDS-EVENT-"), None);
+        assert_eq!(normalise_event_id("EVENT-0004"), None);
+    }
+
+    #[test]
+    fn non_objects_and_unknown_shapes_are_typed_errors() {
+        assert_eq!(parse_signal(&json!([1])), Err(SignalError::NotAnObject("array")));
+        assert_eq!(parse_signal(&json!("x")), Err(SignalError::NotAnObject("string")));
+        assert_eq!(parse_signal(&json!({})), Err(SignalError::UnknownShape));
+        assert!(matches!(parse_bytes(b"{\"a\":"), Err(SignalError::NotJson(_))));
+        let big = vec![b' '; MAX_INPUT_BYTES + 1];
+        assert_eq!(parse_bytes(&big), Err(SignalError::TooLarge(MAX_INPUT_BYTES + 1)));
+    }
+
+    #[test]
+    fn operator_commands_reject_unknown_fields_and_actions() {
+        assert!(parse_signal(&json!({"command": "nuke", "site": "orders"})).is_err());
+        assert!(parse_signal(&json!({"command": "pause", "site": "orders", "force": true})).is_err());
+        assert!(parse_signal(&json!({"command": "failover", "site": "orders", "override_rpo": "yes"})).is_err());
+        let s = parse_signal(&json!({"command": "pause", "site": "orders", "reason": "region event"})).unwrap();
+        assert_eq!(s.delivery, Delivery::Direct);
+    }
+}

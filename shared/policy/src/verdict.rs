@@ -1,0 +1,148 @@
+//! The answer the evaluator gives, with its explanation.
+//!
+//! A verdict is never a bare yes/no: it lists every guard that was evaluated — passed, failed,
+//! unknown or not applicable — with the numbers it compared, so the person paged at 3 a.m. (and
+//! `cargo lambda invoke`) can see *why* the system did or did not fail over.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::DbRef;
+use crate::incident::Phase;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guard {
+    EventAge,
+    Allowlist,
+    Duplicate,
+    InFlight,
+    ManagedFailover,
+    Quorum,
+    Sustained,
+    Pause,
+    MaintenanceWindow,
+    Cooldown,
+    DeliberateStop,
+    Candidate,
+    Rpo,
+    Approval,
+    Shadow,
+    Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuardResult {
+    Pass,
+    Fail,
+    /// Not enough evidence to say either way (e.g. quorum with unknown voters).
+    Unknown,
+    NotApplicable,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardCheck {
+    pub guard: Guard,
+    pub result: GuardResult,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub observed: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub limit: Option<f64>,
+}
+
+impl GuardCheck {
+    pub fn new(guard: Guard, result: GuardResult, detail: impl Into<String>) -> Self {
+        Self { guard, result, detail: detail.into(), observed: None, limit: None }
+    }
+    pub fn numbers(mut self, observed: f64, limit: f64) -> Self {
+        self.observed = Some(observed);
+        self.limit = Some(limit);
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IgnoreReason {
+    Stale,
+    FromTheFuture,
+    ForeignAccount,
+    ForeignRegion,
+    WrongSource,
+    UnknownResource,
+    UnknownSite,
+    Duplicate,
+    Healthy,
+    NotAnOutage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefusalReason {
+    Paused,
+    MaintenanceWindow,
+    Cooldown,
+    RpoExceeded,
+    LagUnknown,
+    NoHealthyCandidate,
+    DeliberateStop,
+    OverrideWithoutReason,
+    NothingToApprove,
+    StaleApproval,
+    AlreadyInFlight,
+}
+
+/// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Outcome {
+    Ignore { reason: IgnoreReason },
+    /// Nothing to do now, but something is worth watching (in flight, RDS failing over itself, recovering).
+    Watch,
+    Suspected,
+    FailoverDecided { candidate: DbRef },
+    AwaitingApproval { candidate: DbRef },
+    Refused { reason: RefusalReason },
+    ShadowWouldFailOver { candidate: DbRef },
+    /// Operator commands that change no incident.
+    Paused,
+    Resumed,
+    Status,
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Ignore { .. } => "ignore",
+            Outcome::Watch => "watch",
+            Outcome::Suspected => "suspected",
+            Outcome::FailoverDecided { .. } => "failover-decided",
+            Outcome::AwaitingApproval { .. } => "awaiting-approval",
+            Outcome::Refused { .. } => "refused",
+            Outcome::ShadowWouldFailOver { .. } => "shadow-would-fail-over",
+            Outcome::Paused => "paused",
+            Outcome::Resumed => "resumed",
+            Outcome::Status => "status",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub site: Option<String>,
+    pub outcome: Outcome,
+    /// The incident epoch this verdict belongs to (0 = none yet).
+    pub epoch: u64,
+    /// The site's phase after this verdict.
+    pub phase: Phase,
+    pub summary: String,
+    pub guards: Vec<GuardCheck>,
+}
+
+impl Verdict {
+    pub fn failed_guards(&self) -> impl Iterator<Item = &GuardCheck> {
+        self.guards.iter().filter(|g| g.result == GuardResult::Fail)
+    }
+}
