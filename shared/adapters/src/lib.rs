@@ -1,1 +1,11 @@
-pub fn _x(){}
+//! # failover-adapters
+//!
+//! Everything between the pure policy and the world: the ports (one small trait per capability),
+//! the in-memory fakes that model AWS semantics for tests, evidence gathering over the ports, and
+//! the real adapters — AWS SDK clients (`aws`) and a MySQL client (`mysql`) for the canary.
+
+pub mod fakes;
+pub mod gather;
+pub mod ports;
+
+pub use ports::{Canary, Clock, Credentials, DatabaseTopology, ErrorKind, EventBus, Ledger, Metrics, PortError};

@@ -1,0 +1,303 @@
+//! In-memory fakes of every port, with the semantics of the AWS service they stand for.
+//!
+//! They are not mocks that return canned answers: the ledger enforces compare-and-set exactly like
+//! the DynamoDB adapter's condition expression (so lost races are real), and every fake can be told
+//! to fail its next calls with a given [`ErrorKind`] (throttling, 5xx, access denied...) to test
+//! the handlers' error paths. Each fake counts its calls so tests can assert "no AWS mutation".
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use failover_policy::config::{CredentialsSource, DbRef, SiteConfig};
+use failover_policy::evidence::CanaryResult;
+use failover_policy::signal::AlarmState;
+use failover_policy::{DomainEvent, SiteState};
+
+use crate::ports::*;
+
+/// Scripted failures: the next calls to an operation fail with these kinds, in order.
+#[derive(Default)]
+pub struct Faults(Mutex<HashMap<&'static str, VecDeque<ErrorKind>>>);
+
+impl Faults {
+    pub fn inject(&self, operation: &'static str, kind: ErrorKind, times: usize) {
+        let mut g = self.0.lock().unwrap();
+        let q = g.entry(operation).or_default();
+        q.extend(std::iter::repeat_n(kind, times));
+    }
+    fn check(&self, operation: &'static str) -> Result<(), PortError> {
+        let mut g = self.0.lock().unwrap();
+        match g.get_mut(operation).and_then(|q| q.pop_front()) {
+            Some(kind) => Err(PortError::new(kind, operation, format!("injected {kind:?}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- ledger
+
+/// DynamoDB-like ledger: one item per site, writes conditional on the stored version.
+#[derive(Default)]
+pub struct FakeLedger {
+    items: Mutex<HashMap<String, SiteState>>,
+    pub faults: Faults,
+    pub commits: Mutex<Vec<SiteState>>,
+}
+
+impl FakeLedger {
+    pub fn put(&self, s: SiteState) {
+        self.items.lock().unwrap().insert(s.site.clone(), s);
+    }
+    pub fn get(&self, site: &str) -> Option<SiteState> {
+        self.items.lock().unwrap().get(site).cloned()
+    }
+    pub fn commit_count(&self) -> usize {
+        self.commits.lock().unwrap().len()
+    }
+}
+
+#[async_trait]
+impl Ledger for FakeLedger {
+    async fn load(&self, site: &str) -> Result<SiteState, PortError> {
+        self.faults.check("GetItem")?;
+        Ok(self.get(site).unwrap_or_else(|| SiteState::new(site)))
+    }
+
+    async fn commit(&self, next: &SiteState) -> Result<(), PortError> {
+        self.faults.check("PutItem")?;
+        let mut items = self.items.lock().unwrap();
+        let stored = items.get(&next.site).map(|s| s.version);
+        let expected = next.version.checked_sub(1);
+        let ok = match (stored, expected) {
+            (None, Some(0)) => true,
+            (Some(v), Some(e)) => v == e,
+            _ => false,
+        };
+        if !ok {
+            return Err(PortError::new(
+                ErrorKind::Conflict,
+                "PutItem",
+                format!("ConditionalCheckFailed: stored version {stored:?}, write expected {expected:?}"),
+            ));
+        }
+        items.insert(next.site.clone(), next.clone());
+        self.commits.lock().unwrap().push(next.clone());
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- bus
+
+#[derive(Default)]
+pub struct FakeBus {
+    pub published: Mutex<Vec<DomainEvent>>,
+    pub faults: Faults,
+}
+
+impl FakeBus {
+    pub fn types(&self) -> Vec<&'static str> {
+        self.published.lock().unwrap().iter().map(|e| e.event_type.detail_type()).collect()
+    }
+}
+
+#[async_trait]
+impl EventBus for FakeBus {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), PortError> {
+        self.faults.check("PutEvents")?;
+        self.published.lock().unwrap().extend(events.iter().cloned());
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- topology
+
+/// RDS topology keyed by identifier. Instances, clusters and global clusters are set by the test.
+#[derive(Default)]
+pub struct FakeTopology {
+    pub instances: Mutex<HashMap<String, InstanceInfo>>,
+    pub clusters: Mutex<HashMap<String, ClusterInfo>>,
+    pub globals: Mutex<HashMap<String, GlobalClusterInfo>>,
+    /// Regions whose API is "down" (every call times out), as in a regional outage.
+    pub dead_regions: Mutex<Vec<String>>,
+    pub faults: Faults,
+    pub calls: Mutex<usize>,
+}
+
+impl FakeTopology {
+    pub fn set_instance(&self, i: InstanceInfo) {
+        self.instances.lock().unwrap().insert(i.id.clone(), i);
+    }
+    pub fn set_status(&self, id: &str, status: &str) {
+        if let Some(i) = self.instances.lock().unwrap().get_mut(id) {
+            i.status = status.into();
+        }
+        if let Some(c) = self.clusters.lock().unwrap().get_mut(id) {
+            c.status = status.into();
+        }
+    }
+    pub fn remove_instance(&self, id: &str) {
+        self.instances.lock().unwrap().remove(id);
+    }
+    pub fn kill_region(&self, region: &str) {
+        self.dead_regions.lock().unwrap().push(region.into());
+    }
+    fn enter(&self, op: &'static str, region: &str) -> Result<(), PortError> {
+        *self.calls.lock().unwrap() += 1;
+        self.faults.check(op)?;
+        if self.dead_regions.lock().unwrap().iter().any(|r| r == region) {
+            return Err(PortError::new(ErrorKind::Timeout, op, format!("{region} endpoint timed out")));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DatabaseTopology for FakeTopology {
+    async fn instance(&self, db: &DbRef) -> Result<Option<InstanceInfo>, PortError> {
+        self.enter("DescribeDBInstances", &db.region)?;
+        Ok(self.instances.lock().unwrap().get(&db.id).cloned())
+    }
+    async fn cluster(&self, id: &str, region: &str) -> Result<Option<ClusterInfo>, PortError> {
+        self.enter("DescribeDBClusters", region)?;
+        Ok(self.clusters.lock().unwrap().get(id).cloned())
+    }
+    async fn global_cluster(&self, id: &str, region: &str) -> Result<Option<GlobalClusterInfo>, PortError> {
+        self.enter("DescribeGlobalClusters", region)?;
+        Ok(self.globals.lock().unwrap().get(id).cloned())
+    }
+}
+
+// ---------------------------------------------------------------- metrics
+
+#[derive(Default)]
+pub struct FakeMetrics {
+    /// (region, alarm name) -> state. Alarms absent here are unknown to CloudWatch.
+    pub alarms: Mutex<HashMap<(String, String), AlarmState>>,
+    /// candidate id -> latest published lag in seconds (may be -1, like RDS).
+    pub lag: Mutex<HashMap<String, f64>>,
+    pub dead_regions: Mutex<Vec<String>>,
+    pub faults: Faults,
+}
+
+impl FakeMetrics {
+    pub fn set_alarm(&self, region: &str, name: &str, state: AlarmState) {
+        self.alarms.lock().unwrap().insert((region.into(), name.into()), state);
+    }
+    pub fn set_lag(&self, id: &str, secs: f64) {
+        self.lag.lock().unwrap().insert(id.into(), secs);
+    }
+    pub fn clear_lag(&self, id: &str) {
+        self.lag.lock().unwrap().remove(id);
+    }
+}
+
+#[async_trait]
+impl Metrics for FakeMetrics {
+    async fn alarm_states(&self, region: &str, names: &[String]) -> Result<HashMap<String, AlarmState>, PortError> {
+        self.faults.check("DescribeAlarms")?;
+        if self.dead_regions.lock().unwrap().iter().any(|r| r == region) {
+            return Err(PortError::new(ErrorKind::Timeout, "DescribeAlarms", format!("{region} endpoint timed out")));
+        }
+        let g = self.alarms.lock().unwrap();
+        Ok(names.iter().filter_map(|n| g.get(&(region.to_string(), n.clone())).map(|s| (n.clone(), *s))).collect())
+    }
+    async fn replica_lag(&self, db: &DbRef, _metric: LagMetric, _now: DateTime<Utc>) -> Result<Option<f64>, PortError> {
+        self.faults.check("GetMetricData")?;
+        Ok(self.lag.lock().unwrap().get(&db.id).copied())
+    }
+}
+
+// ---------------------------------------------------------------- canary and credentials
+
+/// The canary's answer per site; sites not set answer `Unreachable` (connection refused).
+#[derive(Default)]
+pub struct FakeCanary {
+    pub results: Mutex<HashMap<String, CanaryResult>>,
+    pub probes: Mutex<usize>,
+}
+
+impl FakeCanary {
+    pub fn set(&self, site: &str, r: CanaryResult) {
+        self.results.lock().unwrap().insert(site.into(), r);
+    }
+}
+
+#[async_trait]
+impl Canary for FakeCanary {
+    async fn probe(&self, site: &SiteConfig) -> CanaryResult {
+        *self.probes.lock().unwrap() += 1;
+        self.results
+            .lock()
+            .unwrap()
+            .get(&site.id)
+            .cloned()
+            .unwrap_or(CanaryResult::Unreachable { error: "connection refused".into() })
+    }
+}
+
+#[derive(Default)]
+pub struct FakeCredentials {
+    pub secrets: Mutex<HashMap<String, String>>,
+}
+
+#[async_trait]
+impl Credentials for FakeCredentials {
+    async fn password(&self, source: &CredentialsSource) -> Result<String, PortError> {
+        let key = match source {
+            CredentialsSource::SecretsManager { secret_id } => secret_id.clone(),
+            CredentialsSource::Env { var } => var.clone(),
+        };
+        self.secrets
+            .lock()
+            .unwrap()
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| PortError::new(ErrorKind::NotFound, "GetSecretValue", format!("secret {key} not found")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ledger_compare_and_set_has_exactly_one_winner() {
+        // GIVEN a site record at version 3
+        let ledger = FakeLedger::default();
+        let mut s = SiteState::new("orders");
+        s.version = 3;
+        ledger.put(s.clone());
+        // WHEN two writers both read version 3 and write version 4
+        let mut a = s.clone();
+        a.version = 4;
+        a.epoch = 1;
+        let mut b = s.clone();
+        b.version = 4;
+        b.epoch = 99;
+        // THEN the first wins and the second gets a Conflict
+        ledger.commit(&a).await.unwrap();
+        let err = ledger.commit(&b).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict);
+        assert_eq!(ledger.get("orders").unwrap().epoch, 1);
+    }
+
+    #[tokio::test]
+    async fn ledger_first_write_requires_absence() {
+        let ledger = FakeLedger::default();
+        let mut s = SiteState::new("orders");
+        s.version = 1;
+        ledger.commit(&s).await.unwrap();
+        assert_eq!(ledger.commit(&s).await.unwrap_err().kind, ErrorKind::Conflict, "a second creator loses");
+    }
+
+    #[tokio::test]
+    async fn injected_faults_fire_in_order_then_clear() {
+        let bus = FakeBus::default();
+        bus.faults.inject("PutEvents", ErrorKind::Throttled, 2);
+        assert_eq!(bus.publish(&[]).await.unwrap_err().kind, ErrorKind::Throttled);
+        assert_eq!(bus.publish(&[]).await.unwrap_err().kind, ErrorKind::Throttled);
+        assert!(bus.publish(&[]).await.is_ok());
+    }
+}

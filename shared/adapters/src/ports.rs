@@ -1,0 +1,190 @@
+//! Ports: one small trait per capability the functions need from the world.
+//!
+//! Each trait has an AWS adapter (`crate::aws`, `crate::mysql`) and an in-memory fake
+//! (`crate::fakes`) that behaves like AWS does — conditional writes fail, calls get throttled — so
+//! handler tests exercise the same failure paths production sees. Errors are one typed
+//! [`PortError`] whose [`ErrorKind`] says whether retrying can help.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use failover_policy::config::{CredentialsSource, DbRef, SiteConfig};
+use failover_policy::evidence::CanaryResult;
+use failover_policy::signal::AlarmState;
+use failover_policy::{DomainEvent, SiteState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// Throttling / rate exceeded: retry with backoff.
+    Throttled,
+    /// 5xx, connection reset, DNS: retry.
+    Unavailable,
+    /// Client-side timeout: retry.
+    Timeout,
+    /// The resource does not exist: do not retry.
+    NotFound,
+    /// IAM said no: do not retry, page a human.
+    AccessDenied,
+    /// The resource is in a state that forbids the call (e.g. promotion during a backup).
+    InvalidState,
+    /// A conditional write lost: re-read and decide again.
+    Conflict,
+    /// Anything else (bad request, unparseable response).
+    Other,
+}
+
+impl ErrorKind {
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorKind::Throttled | ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Conflict)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation} failed ({kind:?}): {message}")]
+pub struct PortError {
+    pub kind: ErrorKind,
+    /// The AWS operation (or port call) that failed, e.g. `DescribeDBInstances`.
+    pub operation: &'static str,
+    pub message: String,
+}
+
+impl PortError {
+    pub fn new(kind: ErrorKind, operation: &'static str, message: impl Into<String>) -> Self {
+        Self { kind, operation, message: message.into() }
+    }
+}
+
+/// One RDS DB instance as DescribeDBInstances reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InstanceInfo {
+    pub id: String,
+    pub status: String,
+    pub endpoint: Option<(String, u16)>,
+    /// `ReadReplicaSourceDBInstanceIdentifier` (an id, or an ARN for cross-region replicas).
+    pub replication_source: Option<String>,
+    pub replicas: Vec<String>,
+    pub cluster_id: Option<String>,
+    pub multi_az: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClusterMember {
+    pub instance_id: String,
+    pub is_writer: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClusterInfo {
+    pub id: String,
+    pub arn: Option<String>,
+    pub status: String,
+    pub members: Vec<ClusterMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GlobalMember {
+    pub cluster_arn: String,
+    pub is_writer: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GlobalClusterInfo {
+    pub id: String,
+    pub status: String,
+    pub members: Vec<GlobalMember>,
+}
+
+/// Read-only view of RDS topology. `Ok(None)` means the API said "not found".
+#[async_trait]
+pub trait DatabaseTopology: Send + Sync {
+    async fn instance(&self, db: &DbRef) -> Result<Option<InstanceInfo>, PortError>;
+    async fn cluster(&self, id: &str, region: &str) -> Result<Option<ClusterInfo>, PortError>;
+    async fn global_cluster(&self, id: &str, region: &str) -> Result<Option<GlobalClusterInfo>, PortError>;
+}
+
+/// Which replica-lag metric a candidate publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LagMetric {
+    /// `AWS/RDS ReplicaLag` (seconds), dimension DBInstanceIdentifier.
+    RdsReplicaLag,
+    /// `AWS/RDS AuroraReplicaLag` (milliseconds), dimension DBInstanceIdentifier.
+    AuroraReplicaLag,
+    /// `AWS/RDS AuroraGlobalDBReplicationLag` (milliseconds), dimension DBClusterIdentifier.
+    AuroraGlobalLag,
+}
+
+/// CloudWatch: alarm states and replica lag.
+#[async_trait]
+pub trait Metrics: Send + Sync {
+    /// Current state of each named alarm in `region`; names CloudWatch does not know are absent.
+    async fn alarm_states(&self, region: &str, names: &[String]) -> Result<HashMap<String, AlarmState>, PortError>;
+    /// The most recent lag datapoint in seconds within the last few minutes, as published (may be
+    /// -1); `None` when there is no datapoint.
+    async fn replica_lag(&self, db: &DbRef, metric: LagMetric, now: DateTime<Utc>) -> Result<Option<f64>, PortError>;
+}
+
+/// The incident ledger: one record per site, written only by compare-and-set on `version`.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// The site's record, or a fresh `SiteState::new(site)` (version 0) if none was ever written.
+    async fn load(&self, site: &str) -> Result<SiteState, PortError>;
+    /// Writes `next` only if the stored version is `next.version - 1` (absent when that is 0).
+    /// A lost race is `ErrorKind::Conflict`.
+    async fn commit(&self, next: &SiteState) -> Result<(), PortError>;
+}
+
+/// The domain-event bus (EventBridge).
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), PortError>;
+}
+
+/// Where canary and writability-check passwords come from.
+#[async_trait]
+pub trait Credentials: Send + Sync {
+    async fn password(&self, source: &CredentialsSource) -> Result<String, PortError>;
+}
+
+/// The SQL canary run from the DR side against the primary. Never errors: every failure is a
+/// result (`Unreachable` when the database does not answer, `Unknown` when we could not even try).
+#[async_trait]
+pub trait Canary: Send + Sync {
+    async fn probe(&self, site: &SiteConfig) -> CanaryResult;
+}
+
+/// Time, injected so the policy's windows are testable and replays can pin the clock.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock stopped at one instant (replays of recorded events, tests).
+pub struct FixedClock(pub std::sync::Mutex<DateTime<Utc>>);
+
+impl FixedClock {
+    pub fn at(t: DateTime<Utc>) -> Self {
+        Self(std::sync::Mutex::new(t))
+    }
+    pub fn set(&self, t: DateTime<Utc>) {
+        *self.0.lock().expect("clock lock") = t;
+    }
+    pub fn advance(&self, secs: i64) {
+        let mut g = self.0.lock().expect("clock lock");
+        *g += chrono::Duration::seconds(secs);
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("clock lock")
+    }
+}
