@@ -7,5 +7,6 @@
 pub mod fakes;
 pub mod gather;
 pub mod ports;
+pub mod settings;
 
 pub use ports::{Canary, Clock, Credentials, DatabaseTopology, ErrorKind, EventBus, Ledger, Metrics, PortError};

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 pub enum ConfigError {
     #[error("config is not valid {format}: {message}")]
     Syntax { format: &'static str, message: String },
+    #[error("config field `{field}`: {message}")]
+    Shape { field: String, message: String },
     #[error("config field `{field}`: expected {expected}, got {got}")]
     Invalid { field: String, expected: String, got: String },
     #[error("config could not be read from {source_name}: {message}")]
@@ -222,7 +224,7 @@ const WEEK_MINUTES: u32 = 7 * 24 * 60;
 
 impl MaintenanceWindow {
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (a, b) = s.split_once('-').ok_or("a window like `sun:03:00-sun:04:00`")?;
+        let (a, b) = s.split_once('-').ok_or("a window like `sun:03:00-sun:04:00` (ddd:hh:mm-ddd:hh:mm, UTC)")?;
         let pa = parse_point(a)?;
         let pb = parse_point(b)?;
         let start = minutes(pa);
@@ -290,11 +292,20 @@ impl Config {
     /// Parses a JSON (starts with `{`) or TOML document, then validates every field.
     pub fn from_document(text: &str) -> Result<Self, ConfigError> {
         let trimmed = text.trim_start();
+        // serde_path_to_error keeps the path of the field that failed (`sites[0].approval`), so
+        // shape errors name their field just like value errors do.
         let cfg: Config = if trimmed.starts_with('{') {
-            serde_json::from_str(text)
-                .map_err(|e| ConfigError::Syntax { format: "JSON", message: e.to_string() })?
+            let de = &mut serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                if e.inner().is_syntax() || e.inner().is_eof() {
+                    ConfigError::Syntax { format: "JSON", message: e.into_inner().to_string() }
+                } else {
+                    shape_error("JSON", e.path().to_string(), e.into_inner().to_string())
+                }
+            })?
         } else {
-            toml::from_str(text).map_err(|e| ConfigError::Syntax { format: "TOML", message: e.to_string() })?
+            let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax { format: "TOML", message: e.to_string() })?;
+            serde_path_to_error::deserialize(de).map_err(|e| shape_error("TOML", e.path().to_string(), e.into_inner().to_string()))?
         };
         cfg.validate()?;
         Ok(cfg)
@@ -347,6 +358,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+fn shape_error(format: &'static str, path: String, message: String) -> ConfigError {
+    if path.is_empty() || path == "." {
+        ConfigError::Syntax { format, message }
+    } else {
+        ConfigError::Shape { field: path, message }
     }
 }
 
@@ -626,20 +645,36 @@ mod tests {
 
     #[test]
     fn shape_errors_name_the_field_and_the_expectation() {
+        let shape = |v: serde_json::Value| match err_of(v.clone()) {
+            ConfigError::Shape { field, message } => {
+                // TOML documents name the same field.
+                let t = Config::from_document(&toml::to_string(&v).unwrap()).unwrap_err();
+                assert!(matches!(&t, ConfigError::Shape { field: f, .. } if *f == field), "TOML: {t}");
+                (field, message)
+            }
+            other => panic!("expected a Shape error, got {other}"),
+        };
         let mut v = example();
         v["sites"][0]["approval"] = "yolo".into();
-        let msg = err_of(v).to_string();
+        let (field, msg) = shape(v);
+        assert_eq!(field, "sites[0].approval");
         assert!(msg.contains("yolo") && msg.contains("require-approval"), "{msg}");
 
         let mut v = example();
         v["sites"][0]["maintenance_windows"] = serde_json::json!(["sunday 3am"]);
-        let msg = err_of(v).to_string();
+        let (field, msg) = shape(v);
+        assert_eq!(field, "sites[0].maintenance_windows[0]");
         assert!(msg.contains("ddd:hh:mm"), "{msg}");
 
         let mut v = example();
         v["sites"][0]["thresholds"]["quorom"] = 2.into();
-        let msg = err_of(v).to_string();
+        let (field, msg) = shape(v);
+        assert!(field.starts_with("sites[0].thresholds"), "{field}");
         assert!(msg.contains("quorom"), "{msg}");
+
+        let mut v = example();
+        v["sites"][2]["dns"]["ttl"] = "thirty".into();
+        assert_eq!(shape(v).0, "sites[2].dns.ttl");
 
         assert!(matches!(Config::from_document("{ not json"), Err(ConfigError::Syntax { format: "JSON", .. })));
         assert!(matches!(Config::from_document("= nope"), Err(ConfigError::Syntax { format: "TOML", .. })));

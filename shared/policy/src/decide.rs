@@ -344,6 +344,12 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
 
     if !quorum_met {
         cx.st.quorum_since = None;
+        if tally.down == 0 && tally.up == 0 {
+            // Every voter is unknown (e.g. the primary's region is unreachable and its metrics went
+            // INSUFFICIENT_DATA). Unknown is never healthy: nothing opens, nothing closes.
+            let s = "no evidence either way: every voter is unknown; watching".to_string();
+            return cx.finish(original, Outcome::Watch, s);
+        }
         if tally.down == 0 && !ev.any_alarm_firing() {
             if cx.st.phase.is_open() {
                 let epoch = cx.st.epoch;

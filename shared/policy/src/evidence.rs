@@ -198,7 +198,7 @@ impl Evidence {
         t
     }
 
-    /// Any alarm of the site (any role) currently in ALARM.
+    /// Any availability alarm of the site currently in ALARM.
     pub fn any_alarm_firing(&self) -> bool {
         self.alarms.iter().any(|a| a.state == Some(AlarmState::Alarm) && a.role == AlarmRole::Availability)
     }

@@ -1,0 +1,176 @@
+//! The evaluator's handler: parse → route → gather evidence → decide → commit → emit.
+//!
+//! The handler owns only the I/O choreography; every judgement is the policy crate's. The order is
+//! what makes it safe under at-least-once delivery:
+//! - nothing is read from AWS for input the router rejects (malformed, foreign, forged, stale);
+//! - the ledger record is written with compare-and-set *before* any event is emitted, and the
+//!   events ride in the record's outbox until the bus confirms them, so a crash between the two
+//!   re-emits on the next invocation instead of losing a `FailoverDecided`;
+//! - a lost race re-reads the record and decides again, so two concurrent deliveries of the same
+//!   alarm produce one decision.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use failover_adapters::gather::{gather, Ports};
+use failover_adapters::ports::{Canary, Clock, DatabaseTopology, ErrorKind, EventBus, Ledger, Metrics, PortError};
+use failover_policy::{decide, needs_evidence, parse_signal, route, Config, Routing, Signal, SignalError, SignalKind, SiteConfig, SiteState, Verdict};
+use lambda_runtime::Diagnostic;
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{info, warn};
+
+/// Everything the handler talks to, built once at cold start.
+pub struct Deps {
+    pub cfg: Config,
+    pub topology: Arc<dyn DatabaseTopology>,
+    pub metrics: Arc<dyn Metrics>,
+    pub ledger: Arc<dyn Ledger>,
+    pub bus: Arc<dyn EventBus>,
+    pub canary: Arc<dyn Canary>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How many times a lost compare-and-set is retried with a fresh read before giving up.
+const MAX_COMMIT_ATTEMPTS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluatorError {
+    #[error("bad input: {0}")]
+    BadInput(#[from] SignalError),
+    #[error("site {site}: {source}")]
+    Port { site: String, source: PortError },
+    #[error("site {site}: ledger contention: lost {MAX_COMMIT_ATTEMPTS} compare-and-set races in a row")]
+    Contention { site: String },
+}
+
+impl EvaluatorError {
+    fn error_type(&self) -> String {
+        match self {
+            // Retrying a malformed event cannot help: the DLQ is where it belongs.
+            EvaluatorError::BadInput(_) => "BadInput".into(),
+            EvaluatorError::Port { source, .. } if source.kind.is_retryable() => format!("Retryable.{:?}", source.kind),
+            EvaluatorError::Port { source, .. } => format!("Fatal.{:?}", source.kind),
+            EvaluatorError::Contention { .. } => "Retryable.Contention".into(),
+        }
+    }
+}
+
+impl From<EvaluatorError> for Diagnostic {
+    fn from(e: EvaluatorError) -> Self {
+        Diagnostic { error_type: e.error_type(), error_message: e.to_string() }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SignalSummary {
+    pub id: String,
+    pub kind: &'static str,
+    pub delivery: failover_policy::signal::Delivery,
+    pub source: String,
+}
+
+/// What `cargo lambda invoke` prints: the verdict for each site, with its reasons.
+#[derive(Debug, Serialize)]
+pub struct Response {
+    pub signal: SignalSummary,
+    pub verdicts: Vec<Verdict>,
+    /// Domain events published by this invocation (detail-types), including re-emitted outbox items.
+    pub emitted: Vec<String>,
+}
+
+fn summary(s: &Signal) -> SignalSummary {
+    let kind = match s.kind {
+        SignalKind::Alarm(_) => "alarm",
+        SignalKind::Rds(_) => "rds-event",
+        SignalKind::Tick => "tick",
+        SignalKind::Operator(_) => "operator-command",
+    };
+    SignalSummary { id: s.id.clone(), kind, delivery: s.delivery, source: s.source.clone() }
+}
+
+pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorError> {
+    let now = deps.clock.now();
+    let signal = parse_signal(&payload).inspect_err(|e| warn!(error = %e, "rejected input"))?;
+    let mut resp = Response { signal: summary(&signal), verdicts: vec![], emitted: vec![] };
+    match route(&deps.cfg, &signal, now) {
+        Routing::Ignore(v) => {
+            info!(signal_id = %signal.id, outcome = v.outcome.name(), summary = %v.summary, "ignored before any AWS call");
+            resp.verdicts.push(v);
+        }
+        Routing::Sites(ids) => {
+            for id in ids {
+                let site = deps.cfg.site(&id).expect("router returns configured sites");
+                let (verdict, emitted) = evaluate_site(deps, site, &signal, now).await?;
+                info!(
+                    site = %id,
+                    epoch = verdict.epoch,
+                    phase = %verdict.phase,
+                    outcome = verdict.outcome.name(),
+                    signal_id = %signal.id,
+                    summary = %verdict.summary,
+                    "verdict"
+                );
+                resp.verdicts.push(verdict);
+                resp.emitted.extend(emitted);
+            }
+        }
+    }
+    Ok(resp)
+}
+
+async fn evaluate_site(deps: &Deps, site: &SiteConfig, signal: &Signal, now: DateTime<Utc>) -> Result<(Verdict, Vec<String>), EvaluatorError> {
+    let port_err = |source: PortError| EvaluatorError::Port { site: site.id.clone(), source };
+    let evidence = if needs_evidence(signal) {
+        let ports = Ports { topology: deps.topology.as_ref(), metrics: deps.metrics.as_ref(), canary: deps.canary.as_ref() };
+        Some(gather(site, &deps.cfg.region, &ports, now).await)
+    } else {
+        None
+    };
+    let mut emitted = vec![];
+    for attempt in 1..=MAX_COMMIT_ATTEMPTS {
+        let state = deps.ledger.load(&site.id).await.map_err(port_err)?;
+        let state = match flush_outbox(deps, state, &mut emitted).await {
+            Ok(s) => s,
+            Err(e) if e.kind == ErrorKind::Conflict => continue,
+            Err(e) => return Err(port_err(e)),
+        };
+        let d = decide(site, signal, evidence.as_ref(), &state, now);
+        let Some(next) = d.next else {
+            return Ok((d.verdict, emitted));
+        };
+        match deps.ledger.commit(&next).await {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                warn!(site = %site.id, attempt, "lost a compare-and-set race; re-reading");
+                continue;
+            }
+            Err(e) => return Err(port_err(e)),
+        }
+        // Committed: the events are in the outbox. Emit and clear; a failure here is retried by
+        // the next invocation's flush, never lost.
+        match flush_outbox(deps, next, &mut emitted).await {
+            Ok(_) => {}
+            Err(e) if e.kind == ErrorKind::Conflict => {}
+            Err(e) => return Err(port_err(e)),
+        }
+        return Ok((d.verdict, emitted));
+    }
+    Err(EvaluatorError::Contention { site: site.id.clone() })
+}
+
+/// Publishes events left in the record's outbox, then clears it with a compare-and-set write.
+async fn flush_outbox(deps: &Deps, mut state: SiteState, emitted: &mut Vec<String>) -> Result<SiteState, PortError> {
+    if state.outbox.is_empty() {
+        return Ok(state);
+    }
+    deps.bus.publish(&state.outbox).await?;
+    emitted.extend(state.outbox.iter().map(|e| e.event_type.detail_type().to_string()));
+    state.outbox.clear();
+    state.version += 1;
+    deps.ledger.commit(&state).await?;
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests;

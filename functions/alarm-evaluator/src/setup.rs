@@ -1,0 +1,35 @@
+//! Cold-start setup: environment → typed settings → clients → [`Deps`].
+//!
+//! Every missing or invalid variable fails the cold start with a message naming it, so a bad
+//! deploy is caught by the first invocation instead of by the first outage.
+
+use std::sync::Arc;
+
+use failover_adapters::aws::{AwsClients, CloudWatchMetrics, DynamoLedger, EventBridgeBus, RdsTopology, SecretsManagerCredentials};
+use failover_adapters::mysql::MysqlCanary;
+use failover_adapters::ports::{Clock, FixedClock, SystemClock};
+use failover_adapters::settings::Settings;
+
+use crate::handler::Deps;
+
+pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
+    let settings = Settings::from_env()?;
+    let clients = AwsClients::from_env().await;
+    let clock: Arc<dyn Clock> = match settings.replay_clock {
+        Some(t) => {
+            tracing::warn!(clock = %t, "RDS_FAILOVER_REPLAY_CLOCK is set: time is pinned (replay/drill only)");
+            Arc::new(FixedClock::at(t))
+        }
+        None => Arc::new(SystemClock),
+    };
+    let credentials = Arc::new(SecretsManagerCredentials::new(&clients));
+    Ok(Deps {
+        topology: Arc::new(RdsTopology::new(&clients)),
+        metrics: Arc::new(CloudWatchMetrics::new(&clients)),
+        ledger: Arc::new(DynamoLedger::new(&clients, &settings.ledger_table)),
+        bus: Arc::new(EventBridgeBus::new(&clients, &settings.event_bus)),
+        canary: Arc::new(MysqlCanary::new(credentials)),
+        clock,
+        cfg: settings.config,
+    })
+}
