@@ -1,0 +1,255 @@
+//! Handler tests over the AWS-faithful fakes: the choreography (what is read, written and emitted,
+//! in which order) under malformed input, foreign input, lost races, failing AWS calls and
+//! at-least-once delivery. The policy's own decision tables live in the policy crate.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use failover_adapters::fakes::*;
+use failover_adapters::ports::{ErrorKind, FixedClock, InstanceInfo};
+use failover_policy::evidence::CanaryResult;
+use failover_policy::signal::AlarmState;
+use failover_policy::{Config, Phase};
+use lambda_runtime::Diagnostic;
+use serde_json::{json, Value};
+
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../../infra/sites.example.json");
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap()
+}
+
+struct World {
+    deps: Arc<Deps>,
+    topology: Arc<FakeTopology>,
+    metrics: Arc<FakeMetrics>,
+    ledger: Arc<FakeLedger>,
+    bus: Arc<FakeBus>,
+    canary: Arc<FakeCanary>,
+    clock: Arc<FixedClock>,
+}
+
+fn instance(id: &str, status: &str, source: Option<&str>) -> InstanceInfo {
+    InstanceInfo { id: id.into(), status: status.into(), replication_source: source.map(String::from), ..Default::default() }
+}
+
+/// The `orders` site, healthy: primary in us-east-1 with two cross-region replicas.
+fn world() -> World {
+    let topology = Arc::new(FakeTopology::default());
+    topology.set_instance(instance("orders-primary", "available", None));
+    let src = "arn:aws:rds:us-east-1:123456789012:db:orders-primary";
+    topology.set_instance(instance("orders-replica-1", "available", Some(src)));
+    topology.set_instance(instance("orders-replica-2", "available", Some(src)));
+    let metrics = Arc::new(FakeMetrics::default());
+    for a in ["orders-primary-availability", "orders-primary-canary", "orders-replica-lag", "orders-composite-outage"] {
+        metrics.set_alarm("us-west-2", a, AlarmState::Ok);
+    }
+    metrics.set_lag("orders-replica-1", 1.0);
+    metrics.set_lag("orders-replica-2", 3.0);
+    let canary = Arc::new(FakeCanary::default());
+    canary.set("orders", CanaryResult::Reachable { latency_ms: 2 });
+    let ledger = Arc::new(FakeLedger::default());
+    let bus = Arc::new(FakeBus::default());
+    let clock = Arc::new(FixedClock::at(t0()));
+    let deps = Arc::new(Deps {
+        cfg: Config::from_document(EXAMPLE).unwrap(),
+        topology: topology.clone(),
+        metrics: metrics.clone(),
+        ledger: ledger.clone(),
+        bus: bus.clone(),
+        canary: canary.clone(),
+        clock: clock.clone(),
+    });
+    World { deps, topology, metrics, ledger, bus, canary, clock }
+}
+
+impl World {
+    /// The primary's region goes dark: alarms fire, SQL is refused, lag reads -1.
+    fn lose_primary(&self) {
+        self.topology.kill_region("us-east-1");
+        self.metrics.set_alarm("us-west-2", "orders-primary-availability", AlarmState::Alarm);
+        self.metrics.set_alarm("us-west-2", "orders-primary-canary", AlarmState::Alarm);
+        self.metrics.set_lag("orders-replica-1", -1.0);
+        self.metrics.set_lag("orders-replica-2", -1.0);
+        self.canary.set("orders", CanaryResult::Unreachable { error: "connection refused".into() });
+    }
+}
+
+fn alarm_event(id: &str, name: &str, state: &str, time: DateTime<Utc>) -> Value {
+    json!({
+        "version": "0", "id": id, "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+        "account": "123456789012", "time": time.to_rfc3339(), "region": "us-west-2",
+        "resources": [format!("arn:aws:cloudwatch:us-west-2:123456789012:alarm:{name}")],
+        "detail": {
+            "alarmName": name,
+            "state": {"value": state, "reason": "test", "timestamp": time.to_rfc3339()},
+            "previousState": {"value": "OK", "reason": "test", "timestamp": time.to_rfc3339()},
+            "configuration": {"metrics": []}
+        }
+    })
+}
+
+fn tick_event(id: &str, time: DateTime<Utc>) -> Value {
+    json!({
+        "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": time.to_rfc3339(), "region": "us-west-2",
+        "resources": ["arn:aws:events:us-west-2:123456789012:rule/rds-failover-tick"], "detail": {}
+    })
+}
+
+fn orders_verdict(r: &Response) -> &Verdict {
+    r.verdicts.iter().find(|v| v.site.as_deref() == Some("orders")).expect("orders verdict")
+}
+
+#[tokio::test]
+async fn malformed_input_is_a_typed_error_with_no_reads_writes_or_events() {
+    let w = world();
+    for bad in [json!([1, 2]), json!({}), json!("x"), json!({"detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch"})] {
+        let err = handle(&w.deps, bad.clone()).await.unwrap_err();
+        assert!(matches!(err, EvaluatorError::BadInput(_)), "{bad}: {err}");
+        assert_eq!(Diagnostic::from(err).error_type, "BadInput");
+    }
+    assert_eq!(*w.topology.calls.lock().unwrap(), 0);
+    assert_eq!(w.ledger.commit_count(), 0);
+    assert!(w.bus.types().is_empty());
+}
+
+#[tokio::test]
+async fn foreign_input_is_ignored_before_any_aws_call() {
+    let w = world();
+    let mut e = alarm_event("x1", "orders-primary-availability", "ALARM", t0());
+    e["account"] = json!("999999999999");
+    let r = handle(&w.deps, e).await.unwrap();
+    assert_eq!(r.verdicts[0].outcome.name(), "ignore");
+    assert_eq!(*w.topology.calls.lock().unwrap(), 0);
+    assert_eq!(*w.canary.probes.lock().unwrap(), 0);
+    assert_eq!(w.ledger.commit_count(), 0);
+    assert!(w.bus.types().is_empty());
+}
+
+#[tokio::test]
+async fn a_real_outage_runs_from_suspicion_to_one_failover_decision() {
+    let w = world();
+    // A healthy tick records the last good lag before the outage.
+    let r = handle(&w.deps, tick_event("t0", t0())).await.unwrap();
+    assert_eq!(orders_verdict(&r).outcome.name(), "ignore");
+
+    w.lose_primary();
+    w.clock.advance(30);
+    let r = handle(&w.deps, alarm_event("a1", "orders-primary-availability", "ALARM", w.clock.now())).await.unwrap();
+    assert_eq!(orders_verdict(&r).outcome.name(), "suspected");
+    assert_eq!(r.emitted, vec!["IncidentSuspected"]);
+
+    w.clock.advance(60);
+    let r = handle(&w.deps, tick_event("t1", w.clock.now())).await.unwrap();
+    assert_eq!(orders_verdict(&r).outcome.name(), "suspected");
+
+    w.clock.advance(60);
+    let r = handle(&w.deps, tick_event("t2", w.clock.now())).await.unwrap();
+    let v = orders_verdict(&r);
+    assert_eq!(v.outcome.name(), "failover-decided", "{:#?}", v);
+    assert_eq!(r.emitted, vec!["FailoverDecided"]);
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!((st.phase, st.epoch), (Phase::Promoting, 1));
+    assert!(st.outbox.is_empty(), "confirmed events leave the outbox");
+    assert_eq!(w.bus.types(), vec!["IncidentSuspected", "FailoverDecided"]);
+
+    // Late and duplicate deliveries change nothing and emit nothing.
+    let before = w.ledger.get("orders").unwrap();
+    let r = handle(&w.deps, alarm_event("a1", "orders-primary-availability", "ALARM", w.clock.now())).await.unwrap();
+    assert_eq!(orders_verdict(&r).outcome.name(), "ignore");
+    assert_eq!(w.ledger.get("orders").unwrap().version, before.version);
+    assert_eq!(w.bus.types().len(), 2);
+}
+
+#[tokio::test]
+async fn an_event_lost_between_commit_and_publish_is_re_emitted_next_time() {
+    let w = world();
+    handle(&w.deps, tick_event("t0", t0())).await.unwrap();
+    w.lose_primary();
+    for (i, s) in [0, 60].iter().enumerate() {
+        w.clock.set(t0() + Duration::seconds(*s));
+        handle(&w.deps, tick_event(&format!("t{}", i + 1), w.clock.now())).await.unwrap();
+    }
+    // The decisive tick commits FailoverDecided, then EventBridge fails.
+    w.bus.faults.inject("PutEvents", ErrorKind::Unavailable, 1);
+    w.clock.set(t0() + Duration::seconds(120));
+    let err = handle(&w.deps, tick_event("t3", w.clock.now())).await.unwrap_err();
+    assert_eq!(Diagnostic::from(err).error_type, "Retryable.Unavailable");
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::Promoting, "the decision is durable");
+    assert_eq!(st.outbox.len(), 1, "and its event waits in the outbox");
+    assert!(!w.bus.types().contains(&"FailoverDecided"));
+
+    // Lambda retries the same delivery: the outbox is flushed, the decision is not re-made.
+    let r = handle(&w.deps, tick_event("t3", w.clock.now())).await.unwrap();
+    assert_eq!(r.emitted, vec!["FailoverDecided"]);
+    assert_eq!(w.bus.types().iter().filter(|t| **t == "FailoverDecided").count(), 1);
+    assert!(w.ledger.get("orders").unwrap().outbox.is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_decide_exactly_once() {
+    let w = world();
+    handle(&w.deps, tick_event("t0", t0())).await.unwrap();
+    w.lose_primary();
+    handle(&w.deps, tick_event("t1", t0() + Duration::seconds(1))).await.unwrap();
+    w.clock.set(t0() + Duration::seconds(200));
+    let mut tasks = vec![];
+    for i in 0..32 {
+        let deps = w.deps.clone();
+        let now = w.clock.now();
+        tasks.push(tokio::spawn(async move {
+            handle(&deps, alarm_event(&format!("dup-{}", i % 4), "orders-primary-availability", "ALARM", now)).await
+        }));
+    }
+    let mut decided = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(r) => decided += r.verdicts.iter().filter(|v| v.outcome.name() == "failover-decided").count(),
+            Err(e) => assert_eq!(Diagnostic::from(e).error_type, "Retryable.Contention"),
+        }
+    }
+    assert_eq!(decided, 1);
+    assert_eq!(w.bus.types().iter().filter(|t| **t == "FailoverDecided").count(), 1);
+    assert_eq!(w.ledger.get("orders").unwrap().epoch, 1);
+}
+
+#[tokio::test]
+async fn aws_failures_map_to_retryable_or_fatal_error_types() {
+    let w = world();
+    w.ledger.faults.inject("GetItem", ErrorKind::Throttled, 1);
+    let e = handle(&w.deps, tick_event("t0", t0())).await.unwrap_err();
+    assert_eq!(Diagnostic::from(e).error_type, "Retryable.Throttled");
+
+    w.ledger.faults.inject("PutItem", ErrorKind::AccessDenied, 1);
+    let e = handle(&w.deps, tick_event("t1", t0())).await.unwrap_err();
+    let d = Diagnostic::from(e);
+    assert_eq!(d.error_type, "Fatal.AccessDenied");
+    assert!(d.error_message.contains("PutItem"), "{}", d.error_message);
+}
+
+#[tokio::test]
+async fn failing_evidence_reads_are_unknown_not_errors() {
+    let w = world();
+    w.topology.faults.inject("DescribeDBInstances", ErrorKind::Throttled, 10);
+    w.metrics.faults.inject("DescribeAlarms", ErrorKind::Unavailable, 10);
+    w.canary.set("orders", CanaryResult::Unknown { reason: "secret unreadable".into() });
+    let r = handle(&w.deps, tick_event("t0", t0())).await.unwrap();
+    let v = orders_verdict(&r);
+    assert_eq!(v.outcome.name(), "watch", "{:#?}", v);
+    assert_eq!(w.ledger.get("orders").map(|s| s.phase), Some(Phase::Idle));
+}
+
+#[tokio::test]
+async fn operator_commands_need_no_evidence_and_round_trip() {
+    let w = world();
+    let r = handle(&w.deps, json!({"command": "pause", "site": "orders", "reason": "regional event", "operator": "bob"})).await.unwrap();
+    assert_eq!(r.verdicts[0].outcome.name(), "paused");
+    assert_eq!(*w.topology.calls.lock().unwrap(), 0, "pause reads nothing from RDS");
+    assert_eq!(w.bus.types(), vec!["AutomationPaused"]);
+    let r = handle(&w.deps, json!({"command": "status", "site": "orders"})).await.unwrap();
+    assert!(r.verdicts[0].summary.contains("paused by bob"));
+}

@@ -1,0 +1,206 @@
+"""The emulated AWS account the offline tests and the demo run against.
+
+`seed(endpoint, ...)` builds, on a moto server, what a real account protected by
+`infra/sites.example.json` would hold: the RDS topology of the four sites (a cross-region read
+replica pair, an Aurora cluster, an Aurora Global Database, a Multi-AZ instance), their CloudWatch
+alarms and replica-lag metrics, the DynamoDB ledger table and the EventBridge bus — with an SQS
+queue subscribed to the bus so tests can observe every domain event the functions emit.
+
+`World` then lets a test set alarm states, publish lag datapoints, read the ledger and drain the
+emitted events, i.e. assert on AWS state rather than on return values.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT = "123456789012"
+HOME_REGION = "us-west-2"
+LEDGER_TABLE = "rds-failover-ledger"
+EVENT_BUS = "rds-failover"
+OBSERVER_QUEUE = "observed-domain-events"
+CANARY_PASSWORD_VAR = "RDS_FAILOVER_CANARY_PASSWORD"
+
+
+def example_config() -> dict:
+    return json.loads((ROOT / "infra" / "sites.example.json").read_text())
+
+
+def test_config(canary_port: int | None, sustained_secs: int | None = None) -> dict:
+    """The example config, with the orders canary pointed at a local MariaDB (or a closed port).
+
+    The password comes from an environment variable of the function, as a drill would do it.
+    """
+    cfg = copy.deepcopy(example_config())
+    orders = cfg["sites"][0]
+    assert orders["id"] == "orders"
+    orders["canary"]["endpoint"] = f"127.0.0.1:{canary_port or 9}"
+    orders["canary"]["credentials"] = {"kind": "env", "var": CANARY_PASSWORD_VAR}
+    orders["canary"]["connect_timeout_ms"] = 1000
+    orders["canary"]["query_timeout_ms"] = 1000
+    if sustained_secs is not None:
+        for s in cfg["sites"]:
+            s["thresholds"]["sustained_secs"] = sustained_secs
+    return cfg
+
+
+def function_env(endpoint: str, cfg: dict, replay_clock: str | None = None) -> dict:
+    """The environment the Lambda functions run with against the emulator."""
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": HOME_REGION,
+        "AWS_DEFAULT_REGION": HOME_REGION,
+        "FAILOVER_CONFIG": json.dumps(cfg),
+        "LEDGER_TABLE": LEDGER_TABLE,
+        "EVENT_BUS_NAME": EVENT_BUS,
+        CANARY_PASSWORD_VAR: "canary-pass",
+    }
+    if replay_clock:
+        env["RDS_FAILOVER_REPLAY_CLOCK"] = replay_clock
+    return env
+
+
+@dataclass
+class World:
+    endpoint: str
+    queue_url: str = ""
+    _clients: dict = field(default_factory=dict)
+
+    def client(self, service: str, region: str = HOME_REGION):
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = boto3.client(
+                service,
+                region_name=region,
+                endpoint_url=self.endpoint,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+        return self._clients[key]
+
+    # ------------------------------------------------------------------ seeding
+
+    def seed(self) -> "World":
+        self._seed_rds()
+        self._seed_alarms()
+        self._seed_ledger()
+        self._seed_bus()
+        return self
+
+    def _seed_rds(self) -> None:
+        east, west = self.client("rds", "us-east-1"), self.client("rds", HOME_REGION)
+        common = dict(DBInstanceClass="db.t3.micro", AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="password1")
+        primary = east.create_db_instance(DBInstanceIdentifier="orders-primary", Engine="mysql", **common)
+        arn = primary["DBInstance"]["DBInstanceArn"]
+        for r in ("orders-replica-1", "orders-replica-2"):
+            west.create_db_instance_read_replica(DBInstanceIdentifier=r, SourceDBInstanceIdentifier=arn, DBInstanceClass="db.t3.micro")
+        west.create_db_cluster(DBClusterIdentifier="billing-cluster", Engine="aurora-mysql", MasterUsername="admin", MasterUserPassword="password1")
+        for i in ("billing-1", "billing-2"):
+            west.create_db_instance(DBInstanceIdentifier=i, Engine="aurora-mysql", DBInstanceClass="db.r6g.large", DBClusterIdentifier="billing-cluster")
+        east.create_global_cluster(GlobalClusterIdentifier="payments-global", Engine="aurora-mysql")
+        east.create_db_cluster(
+            DBClusterIdentifier="payments-east", Engine="aurora-mysql", MasterUsername="admin",
+            MasterUserPassword="password1", GlobalClusterIdentifier="payments-global",
+        )
+        west.create_db_cluster(DBClusterIdentifier="payments-west", Engine="aurora-mysql", GlobalClusterIdentifier="payments-global")
+        west.create_db_instance(DBInstanceIdentifier="inventory-db", Engine="mysql", MultiAZ=True, **common)
+
+    def _seed_alarms(self) -> None:
+        cw = self.client("cloudwatch")
+        for site in example_config()["sites"]:
+            for a in site["alarms"]:
+                cw.put_metric_alarm(
+                    AlarmName=a["name"], Namespace="AWS/RDS", MetricName="DatabaseConnections",
+                    Statistic="Maximum", Period=60, EvaluationPeriods=1, Threshold=1,
+                    ComparisonOperator="LessThanThreshold", TreatMissingData="breaching",
+                )
+                self.set_alarm(a["name"], "OK")
+
+    def _seed_ledger(self) -> None:
+        ddb = self.client("dynamodb")
+        ddb.create_table(
+            TableName=LEDGER_TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def _seed_bus(self) -> None:
+        ev, sqs = self.client("events"), self.client("sqs")
+        ev.create_event_bus(Name=EVENT_BUS)
+        self.queue_url = sqs.create_queue(QueueName=OBSERVER_QUEUE)["QueueUrl"]
+        qarn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        ev.put_rule(Name="observe-all", EventBusName=EVENT_BUS, EventPattern=json.dumps({"source": ["rds-failover"]}))
+        ev.put_targets(Rule="observe-all", EventBusName=EVENT_BUS, Targets=[{"Id": "observer", "Arn": qarn}])
+
+    # ------------------------------------------------------------------ driving
+
+    def set_alarm(self, name: str, state: str) -> None:
+        self.client("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason="test harness")
+
+    def put_lag(self, db_id: str, secs: float, at: dt.datetime) -> None:
+        self.client("cloudwatch").put_metric_data(
+            Namespace="AWS/RDS",
+            MetricData=[{
+                "MetricName": "ReplicaLag",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": db_id}],
+                "Timestamp": at,
+                "Value": secs,
+            }],
+        )
+
+    def put_state(self, site: str, state: dict) -> None:
+        """Writes a ledger record directly (GIVEN a site at some phase)."""
+        self.client("dynamodb").put_item(
+            TableName=LEDGER_TABLE,
+            Item={
+                "pk": {"S": site}, "sk": {"S": "STATE"},
+                "version": {"N": str(state["version"])}, "epoch": {"N": str(state["epoch"])},
+                "phase": {"S": state["phase"]}, "state": {"S": json.dumps(state)},
+                "updated_at": {"S": state.get("updated_at") or "2026-11-24T03:00:00Z"},
+            },
+        )
+
+    # ------------------------------------------------------------------ observing
+
+    def ledger_items(self) -> list[dict]:
+        return self.client("dynamodb").scan(TableName=LEDGER_TABLE, ConsistentRead=True)["Items"]
+
+    def state(self, site: str) -> dict | None:
+        item = self.client("dynamodb").get_item(
+            TableName=LEDGER_TABLE, Key={"pk": {"S": site}, "sk": {"S": "STATE"}}, ConsistentRead=True
+        ).get("Item")
+        return json.loads(item["state"]["S"]) if item else None
+
+    def drain_events(self) -> list[dict]:
+        """Every domain event delivered to the observer queue since the last drain."""
+        sqs, out = self.client("sqs"), []
+        while True:
+            msgs = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+            if not msgs:
+                return out
+            for m in msgs:
+                out.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def rds_snapshot(self) -> dict:
+        """Status and replication source of every instance, for 'nothing was mutated' checks."""
+        snap = {}
+        for region in ("us-east-1", HOME_REGION):
+            for i in self.client("rds", region).describe_db_instances()["DBInstances"]:
+                snap[i["DBInstanceIdentifier"]] = (i["DBInstanceStatus"], i.get("ReadReplicaSourceDBInstanceIdentifier"))
+        return snap
+
+
+def utc(s: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
