@@ -204,3 +204,50 @@ class World:
 def utc(s: str) -> dt.datetime:
     return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
 
+
+
+# ---------------------------------------------------------------------- deliveries built at runtime
+# Scenario tests run on the real clock, so their deliveries are stamped "now"; the shapes are those
+# of the recorded files in events/ (EventBridge "CloudWatch Alarm State Change", Scheduled Event).
+
+
+def iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def alarm_event(name: str, state: str, previous: str, at: dt.datetime, account: str = ACCOUNT, region: str = HOME_REGION) -> dict:
+    ts = at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return {
+        "version": "0",
+        "id": f"alarm-{name}-{state}-{int(at.timestamp() * 1000)}",
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": account,
+        "time": iso(at),
+        "region": region,
+        "resources": [f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"],
+        "detail": {
+            "alarmName": name,
+            "state": {"value": state, "reason": "harness", "timestamp": ts},
+            "previousState": {"value": previous, "reason": "harness", "timestamp": ts},
+            "configuration": {"metrics": [], "description": "harness"},
+        },
+    }
+
+
+def tick_event(at: dt.datetime, account: str = ACCOUNT) -> dict:
+    return {
+        "version": "0",
+        "id": f"tick-{int(at.timestamp() * 1000)}",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": iso(at),
+        "region": HOME_REGION,
+        "resources": [f"arn:aws:events:{HOME_REGION}:{account}:rule/rds-failover-tick"],
+        "detail": {},
+    }
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

@@ -258,7 +258,11 @@ impl Ctx<'_> {
 /// Step 2: decide for one site. `evidence` is `None` only when [`needs_evidence`] said so.
 pub fn decide(site: &SiteConfig, signal: &Signal, evidence: Option<&Evidence>, state: &SiteState, now: DateTime<Utc>) -> Decision {
     let mut cx = Ctx { site, now, st: state.clone(), guards: vec![], emit: vec![] };
-    if !cx.st.remember_signal(&signal.id) {
+    // A direct invoke has no delivery id to deduplicate on: "pause, resume, pause" is three
+    // commands, not a duplicate. Operator commands are idempotent by themselves (pause twice is
+    // paused; approve names its epoch; a second failover finds the incident in flight).
+    let deduplicable = signal.delivery != crate::signal::Delivery::Direct;
+    if deduplicable && !cx.st.remember_signal(&signal.id) {
         cx.guard(GuardCheck::new(Guard::Duplicate, GuardResult::Fail, format!("delivery `{}` was already handled", signal.id)));
         let cx = Ctx { st: state.clone(), ..cx };
         return cx.finish(state, Outcome::Ignore { reason: IgnoreReason::Duplicate }, "ignored: duplicate delivery".into());

@@ -644,6 +644,11 @@ fn pause_resume_and_status() {
     assert_eq!(d.verdict.outcome, Outcome::Resumed);
     assert_eq!(types(&d), vec!["AutomationResumed"]);
     assert!(st.paused.is_none());
+
+    // A direct invoke carries no delivery id: pausing again is a new command, not a duplicate.
+    let d = step("orders", &op("orders", OperatorAction::Pause, false, Some("second drill"), None), &World::healthy(), &mut st, at(3));
+    assert_eq!(d.verdict.outcome, Outcome::Paused);
+    assert!(st.paused.is_some(), "pause after resume takes effect");
 }
 
 #[test]

@@ -1,0 +1,252 @@
+"""Real parts the offline tests and the demo run against, each started on 127.0.0.1 and stopped by
+its process id:
+
+- `MotoServer`: moto's server, the emulated AWS account (RDS, CloudWatch, DynamoDB, EventBridge,
+  SQS, Secrets Manager);
+- `MariaDB`: a real MariaDB server in a throw-away data directory, for the SQL canary;
+- `LambdaEmulator`: cargo-lambda's runtime emulator (`cargo lambda watch`) serving the workspace's
+  functions, invoked with `cargo lambda invoke` exactly as a user does.
+
+Nothing here decides anything: the functions under test do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text()[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"{what}: process exited with {proc.returncode}\n{tail}")
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    raise TimeoutError(f"{what}: not ready after {timeout}s\n{tail}")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def stop_group(proc: subprocess.Popen | None, timeout: float = 10) -> None:
+    """Stops a process started with start_new_session=True, and everything it spawned."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=timeout)
+
+
+class MotoServer:
+    """moto's server on a free loopback port."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "MotoServer":
+        self.port = free_port()
+        log = self.workdir / "moto.log"
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_for(lambda: port_open(self.port), 30, "moto server", self.proc, log)
+        return self
+
+    def reset(self) -> None:
+        """Forgets every emulated resource (moto's documented reset API)."""
+        req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
+
+    def stop(self) -> None:
+        stop_group(self.proc)
+
+
+def mariadb_binary(name: str) -> str:
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError(f"{name} not found: run `make setup` (installs MariaDB from apt)")
+
+
+class MariaDB:
+    """A real MariaDB server in a temporary data directory, TCP on a free loopback port.
+
+    root has no password and is only reachable through the server's own socket file; `canary`
+    (password `canary-pass`) is what the functions use over TCP.
+    """
+
+    CANARY_USER = "failover_canary"
+    CANARY_PASSWORD = "canary-pass"
+
+    def __init__(self, workdir: Path, name: str = "mariadb"):
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def socket(self) -> str:
+        return str(self.dir / "mysqld.sock")
+
+    def start(self) -> "MariaDB":
+        """Starts the server; after `kill()` it starts again on the same port with the same data."""
+        data = self.dir / "data"
+        if not data.exists():
+            subprocess.run(
+                [mariadb_binary("mariadb-install-db"), "--no-defaults", f"--datadir={data}",
+                 "--auth-root-authentication-method=normal", "--skip-test-db"],
+                check=True, capture_output=True,
+            )
+        self.port = self.port or free_port()
+        log = self.dir / "mariadbd.log"
+        cmd = [
+            mariadb_binary("mariadbd"), "--no-defaults", f"--datadir={data}", f"--socket={self.socket}",
+            f"--port={self.port}", "--bind-address=127.0.0.1", f"--pid-file={self.dir / 'mysqld.pid'}",
+            f"--log-error={log}", "--skip-log-bin", "--innodb-buffer-pool-size=32M", "--server-id=1",
+        ]
+        if os.getuid() == 0:
+            cmd.append("--user=root")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for(lambda: port_open(self.port) and Path(self.socket).exists(), 60, "mariadbd", self.proc, log)
+        self.sql(
+            f"CREATE USER IF NOT EXISTS '{self.CANARY_USER}'@'127.0.0.1' IDENTIFIED BY '{self.CANARY_PASSWORD}';"
+            f"CREATE USER IF NOT EXISTS '{self.CANARY_USER}'@'localhost' IDENTIFIED BY '{self.CANARY_PASSWORD}';"
+            f"GRANT SELECT ON mysql.* TO '{self.CANARY_USER}'@'127.0.0.1';"
+            f"GRANT SELECT ON mysql.* TO '{self.CANARY_USER}'@'localhost';"
+        )
+        return self
+
+    def sql(self, statements: str) -> str:
+        out = subprocess.run(
+            [mariadb_binary("mariadb"), "--no-defaults", "-uroot", f"--socket={self.socket}", "-N", "-B", "-e", statements],
+            check=True, capture_output=True, text=True,
+        )
+        return out.stdout
+
+    def kill(self) -> None:
+        """The outage: the server process dies (SIGKILL), the port closes."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        stop_group(self.proc, timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class InvokeError(Exception):
+    def __init__(self, error_type: str, message: str):
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+class LambdaEmulator:
+    """`cargo lambda watch` serving the workspace's functions with a fixed environment.
+
+    The environment is read by a function at its cold start; `restart(env)` starts a fresh emulator
+    so a new configuration (or pinned clock) takes effect.
+    """
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, env: dict[str, str], functions: tuple[str, ...] = ("alarm-evaluator",)) -> "LambdaEmulator":
+        # Pre-build so the emulator's first invocation does not include a compile.
+        subprocess.run(["cargo", "build", "--quiet", *sum((["-p", f] for f in functions), [])], cwd=ROOT, check=True)
+        env = dict(env)
+        if "FAILOVER_CONFIG" in env:
+            # A JSON document does not survive dotenv quoting unchanged; hand it over as a file.
+            cfg = self.workdir / "sites.json"
+            cfg.write_text(env.pop("FAILOVER_CONFIG"))
+            env["FAILOVER_CONFIG_PATH"] = str(cfg)
+        env_file = self.workdir / "function.env"
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        self.port = free_port()
+        log = self.workdir / "cargo-lambda-watch.log"
+        proc_env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+        self.proc = subprocess.Popen(
+            ["cargo", "lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1",
+             "--invoke-port", str(self.port), "--env-file", str(env_file)],
+            cwd=ROOT, env=proc_env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_for(lambda: port_open(self.port), 120, "cargo lambda watch", self.proc, log)
+        return self
+
+    def restart(self, env: dict[str, str]) -> "LambdaEmulator":
+        self.stop()
+        return self.start(env)
+
+    def invoke_file(self, function: str, path: Path) -> dict:
+        """`cargo lambda invoke <function> --data-file <path>`: the function's JSON answer, or InvokeError."""
+        return self._invoke(function, ["--data-file", str(path)])
+
+    def invoke(self, function: str, payload) -> dict:
+        return self._invoke(function, ["--data-ascii", json.dumps(payload)])
+
+    def _invoke(self, function: str, data_args: list[str]) -> dict:
+        proc_env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+        out = subprocess.run(
+            ["cargo", "lambda", "invoke", function, "--invoke-address", "127.0.0.1", "--invoke-port", str(self.port),
+             "--output-format", "json", *data_args],
+            cwd=ROOT, env=proc_env, capture_output=True, text=True, timeout=180,
+        )
+        if out.returncode == 0:
+            return json.loads(out.stdout)
+        return self._raise(out.stdout + out.stderr)
+
+    @staticmethod
+    def _raise(text: str):
+        # cargo-lambda prints the function's Diagnostic as "error type: X / error message: Y".
+        error_type, message = "Unknown", text.strip()
+        for line in text.splitlines():
+            low = line.strip().lower()
+            if "error type" in low and ":" in line:
+                error_type = line.split(":", 1)[1].strip().strip('"').strip(",")
+            elif "error message" in low and ":" in line:
+                message = line.split(":", 1)[1].strip().strip('"').strip(",")
+        raise InvokeError(error_type, message)
+
+    def stop(self) -> None:
+        stop_group(self.proc)

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything the README's two commands need, idempotently:
+#   - a project-local Python venv (.venv) with moto's server, boto3, pytest and cargo-lambda;
+#   - MariaDB (server + client) from the distribution's packages, for the SQL canary tests;
+#   - rustfmt and clippy for `make lint`.
+# Safe to run repeatedly; a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_python() {
+  if [[ ! -x .venv/bin/python ]]; then
+    echo "setup: creating .venv"
+    python3 -m venv .venv
+  fi
+  if ! cmp -s tests/requirements.txt .venv/.requirements.installed 2>/dev/null; then
+    echo "setup: installing tests/requirements.txt into .venv"
+    .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+    cp tests/requirements.txt .venv/.requirements.installed
+  fi
+}
+
+need_mariadb() {
+  if command -v mariadbd >/dev/null 2>&1 || [[ -x /usr/sbin/mariadbd ]]; then
+    return
+  fi
+  echo "setup: installing MariaDB from apt"
+  local sudo=""
+  if [[ $(id -u) -ne 0 ]]; then sudo="sudo -n"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q >/dev/null
+  # policy-rc.d keeps the package from starting a system-wide server: tests start their own.
+  $sudo apt-get install -y -q --no-install-recommends mariadb-server mariadb-client >/dev/null
+}
+
+need_rust_tools() {
+  if command -v rustup >/dev/null 2>&1; then
+    rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
+  fi
+}
+
+need_python
+need_mariadb
+need_rust_tools
+mariadbd_bin=$(command -v mariadbd || echo /usr/sbin/mariadbd)
+echo "setup: ok ($(.venv/bin/python -c 'import moto; print("moto", moto.__version__)'), $("$mariadbd_bin" --version | awk '{print $1, $3}'))"
