@@ -251,3 +251,11 @@ def tick_event(at: dt.datetime, account: str = ACCOUNT) -> dict:
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+if __name__ == "__main__":
+    # `python tests/world.py http://127.0.0.1:5000`: seed a running moto server for local invokes.
+    import sys
+
+    w = World(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:5000").seed()
+    print(f"seeded {w.endpoint}: 4 sites' RDS topology, alarms, ledger table {LEDGER_TABLE}, bus {EVENT_BUS}")

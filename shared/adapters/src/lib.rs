@@ -4,8 +4,10 @@
 //! the in-memory fakes that model AWS semantics for tests, evidence gathering over the ports, and
 //! the real adapters — AWS SDK clients (`aws`) and a MySQL client (`mysql`) for the canary.
 
+pub mod aws;
 pub mod fakes;
 pub mod gather;
+pub mod mysql;
 pub mod ports;
 pub mod settings;
 

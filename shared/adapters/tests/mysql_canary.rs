@@ -1,0 +1,354 @@
+//! The SQL canary and the writability check against real servers: a MariaDB started here from
+//! the distribution's binaries (its own datadir, port and socket; real authentication), a closed
+//! port, and a listener that accepts connections but never speaks — the blackholed primary whose
+//! hang the canary's timeouts exist for.
+//!
+//! Without `mariadbd` the MariaDB tests are skipped with a notice, unless `CI` is set, where a
+//! missing server is a broken environment and fails loudly.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use failover_adapters::fakes::FakeCredentials;
+use failover_adapters::mysql::{check_writable, MysqlCanary, Timeouts};
+use failover_adapters::ports::{Canary, ErrorKind};
+use failover_policy::config::{CanaryConfig, CredentialsSource};
+use failover_policy::evidence::{CanaryResult, NO_CANARY};
+use failover_policy::{Config, SiteConfig};
+use mysql_async::prelude::Queryable;
+
+const PASSWORD: &str = "canary-pass";
+const PASSWORD_VAR: &str = "CANARY_TEST_PASSWORD";
+
+// ---------------------------------------------------------------- a throwaway MariaDB
+
+/// A MariaDB server owned by one test; killed (by pid) on drop, then its directory removed.
+struct MariaDb {
+    child: Child,
+    dir: Scratch,
+    port: u16,
+}
+
+/// A directory removed on drop, also when the server never got as far as starting.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn find_binary(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/usr/local/bin", "/usr/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl MariaDb {
+    /// Starts a fresh server, or `None` (after a notice) when MariaDB is not installed.
+    async fn start(test: &str) -> Option<Self> {
+        let (Some(mariadbd), Some(install_db)) =
+            (find_binary("mariadbd"), find_binary("mariadb-install-db"))
+        else {
+            if std::env::var_os("CI").is_some() {
+                panic!("CI is set but mariadbd / mariadb-install-db were not found: install mariadb-server (tests/setup-env.sh)");
+            }
+            eprintln!("SKIPPED {test}: mariadbd not found (install mariadb-server, or run tests/setup-env.sh)");
+            return None;
+        };
+        let dir =
+            Scratch(std::env::temp_dir().join(format!("canary-{}-{test}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&*dir);
+        std::fs::create_dir_all(&*dir).unwrap();
+        let datadir = dir.join("data");
+        // A private tmpdir: bootstraps sharing /tmp for their Aria temporary tables crash (seen
+        // as signal 11 in ha_maria::drop_table when two tests install at once).
+        let tmpdir = dir.join("tmp");
+        std::fs::create_dir_all(&tmpdir).unwrap();
+        let installed = Command::new(install_db)
+            .args([
+                "--no-defaults",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+            ])
+            .arg(format!("--datadir={}", datadir.display()))
+            .arg(format!("--tmpdir={}", tmpdir.display()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("install.log")).unwrap())
+            .status()
+            .unwrap();
+        assert!(
+            installed.success(),
+            "mariadb-install-db failed: {}",
+            read(&dir.join("install.log"))
+        );
+
+        let port = free_port();
+        let child = Command::new(mariadbd)
+            .args([
+                "--no-defaults",
+                "--user=root",
+                "--bind-address=127.0.0.1",
+                "--skip-networking=0",
+                "--skip-name-resolve",
+            ])
+            .args(["--innodb-buffer-pool-size=32M", "--skip-log-bin"])
+            .arg(format!("--datadir={}", datadir.display()))
+            .arg(format!("--tmpdir={}", tmpdir.display()))
+            .arg(format!("--port={port}"))
+            .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
+            .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
+            .arg(format!("--log-error={}", dir.join("error.log").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut server = Self { child, dir, port };
+        server.wait_ready().await;
+        let mut root = server.root().await;
+        for host in ["%", "127.0.0.1", "localhost"] {
+            root.query_drop(format!(
+                "CREATE USER 'canary'@'{host}' IDENTIFIED BY '{PASSWORD}'"
+            ))
+            .await
+            .unwrap();
+        }
+        root.disconnect().await.unwrap();
+        Some(server)
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "mariadbd exited with {status}: {}",
+                    read(&self.dir.join("error.log"))
+                );
+            }
+            if let Ok(conn) = mysql_async::Conn::new(self.root_opts()).await {
+                let _ = conn.disconnect().await;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mariadbd not ready after 60 s: {}",
+                read(&self.dir.join("error.log"))
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// root over the unix socket (root has no TCP account here).
+    fn root_opts(&self) -> mysql_async::Opts {
+        mysql_async::OptsBuilder::default()
+            .socket(Some(self.dir.join("mysqld.sock").display().to_string()))
+            .user(Some("root"))
+            .into()
+    }
+
+    async fn root(&self) -> mysql_async::Conn {
+        mysql_async::Conn::new(self.root_opts()).await.unwrap()
+    }
+
+    fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| format!("({}: {e})", p.display()))
+}
+
+// ---------------------------------------------------------------- fixtures
+
+/// The example `orders` site with its canary pointed at `endpoint`.
+fn site(endpoint: &str, timeout_ms: u64) -> SiteConfig {
+    let cfg = Config::from_document(include_str!("../../../infra/sites.example.json")).unwrap();
+    let mut site = cfg.site("orders").unwrap().clone();
+    site.canary = Some(CanaryConfig {
+        endpoint: endpoint.into(),
+        user: "canary".into(),
+        // Readable by every account, so the canary user needs no grants.
+        database: "information_schema".into(),
+        credentials: CredentialsSource::Env {
+            var: PASSWORD_VAR.into(),
+        },
+        connect_timeout_ms: timeout_ms,
+        query_timeout_ms: timeout_ms,
+    });
+    site
+}
+
+fn canary_with_password(password: &str) -> MysqlCanary {
+    let creds = FakeCredentials::default();
+    creds
+        .secrets
+        .lock()
+        .unwrap()
+        .insert(PASSWORD_VAR.into(), password.into());
+    MysqlCanary::new(Arc::new(creds))
+}
+
+fn timeouts(ms: u64) -> Timeouts {
+    Timeouts {
+        connect: Duration::from_millis(ms),
+        query: Duration::from_millis(ms),
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn canary_is_reachable_with_the_right_password_and_unreachable_with_a_wrong_one() {
+    let Some(db) = MariaDb::start("probe").await else {
+        return;
+    };
+    let site = site(&db.endpoint(), 5000);
+
+    let ok = canary_with_password(PASSWORD).probe(&site).await;
+    assert!(
+        matches!(ok, CanaryResult::Reachable { latency_ms } if latency_ms < 5000),
+        "{ok:?}"
+    );
+
+    let denied = canary_with_password("wrong").probe(&site).await;
+    match denied {
+        CanaryResult::Unreachable { error } => assert!(error.contains("Access denied"), "{error}"),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn check_writable_follows_global_read_only() {
+    let Some(db) = MariaDb::start("writable").await else {
+        return;
+    };
+    let mut root = db.root().await;
+
+    let w = check_writable(&db.endpoint(), "canary", PASSWORD, timeouts(5000))
+        .await
+        .unwrap();
+    assert!(
+        w.is_writable() && !w.read_only && !w.innodb_read_only,
+        "{w:?}"
+    );
+
+    root.query_drop("SET GLOBAL read_only = 1").await.unwrap();
+    let w = check_writable(&db.endpoint(), "canary", PASSWORD, timeouts(5000))
+        .await
+        .unwrap();
+    assert!(w.read_only && !w.is_writable(), "{w:?}");
+
+    root.query_drop("SET GLOBAL read_only = 0").await.unwrap();
+    let w = check_writable(&db.endpoint(), "canary", PASSWORD, timeouts(5000))
+        .await
+        .unwrap();
+    assert!(w.is_writable(), "{w:?}");
+    root.disconnect().await.unwrap();
+
+    let err = check_writable(&db.endpoint(), "canary", "wrong", timeouts(5000))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::AccessDenied, "{err}");
+}
+
+#[tokio::test]
+async fn closed_port_is_unreachable_without_waiting_for_the_timeout() {
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
+
+    let result = canary_with_password(PASSWORD)
+        .probe(&site(&endpoint, 3000))
+        .await;
+
+    assert!(
+        matches!(&result, CanaryResult::Unreachable { error } if error.contains(&endpoint)),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(3000),
+        "refused must not wait for the timeout: {:?}",
+        started.elapsed()
+    );
+    let err = check_writable(&endpoint, "canary", PASSWORD, timeouts(3000))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
+}
+
+#[tokio::test]
+async fn silent_listener_is_unreachable_after_the_connect_timeout() {
+    // Accepts and holds every connection, never sends the server greeting.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let started = Instant::now();
+
+    let result = canary_with_password(PASSWORD)
+        .probe(&site(&endpoint, 300))
+        .await;
+
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(&result, CanaryResult::Unreachable { error } if error.contains("no connection within 300 ms")),
+        "{result:?}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(2),
+        "{elapsed:?}"
+    );
+    let err = check_writable(&endpoint, "canary", PASSWORD, timeouts(300))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Timeout, "{err}");
+}
+
+#[tokio::test]
+async fn no_canary_or_no_password_is_unknown_never_unreachable() {
+    let mut no_canary = site("127.0.0.1:3306", 300);
+    no_canary.canary = None;
+    let empty = MysqlCanary::new(Arc::new(FakeCredentials::default()));
+
+    assert_eq!(
+        empty.probe(&no_canary).await,
+        CanaryResult::Unknown {
+            reason: NO_CANARY.into()
+        }
+    );
+    match empty.probe(&site("127.0.0.1:3306", 300)).await {
+        CanaryResult::Unknown { reason } => assert!(reason.contains(PASSWORD_VAR), "{reason}"),
+        other => panic!("an unreadable password says nothing about the primary, got {other:?}"),
+    }
+}
