@@ -13,8 +13,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use failover_adapters::gather::{gather, Ports};
-use failover_adapters::ports::{Canary, Clock, DatabaseTopology, ErrorKind, EventBus, Ledger, Metrics, PortError};
-use failover_policy::{decide, needs_evidence, parse_signal, route, Config, Routing, Signal, SignalError, SignalKind, SiteConfig, SiteState, Verdict};
+use failover_adapters::ports::{
+    Canary, Clock, DatabaseTopology, ErrorKind, EventBus, Ledger, Metrics, PortError,
+};
+use failover_policy::{
+    decide, needs_evidence, parse_signal, route, Config, Routing, Signal, SignalError, SignalKind,
+    SiteConfig, SiteState, Verdict,
+};
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
@@ -40,7 +45,9 @@ pub enum EvaluatorError {
     BadInput(#[from] SignalError),
     #[error("site {site}: {source}")]
     Port { site: String, source: PortError },
-    #[error("site {site}: ledger contention: lost {MAX_COMMIT_ATTEMPTS} compare-and-set races in a row")]
+    #[error(
+        "site {site}: ledger contention: lost {MAX_COMMIT_ATTEMPTS} compare-and-set races in a row"
+    )]
     Contention { site: String },
 }
 
@@ -49,7 +56,9 @@ impl EvaluatorError {
         match self {
             // Retrying a malformed event cannot help: the DLQ is where it belongs.
             EvaluatorError::BadInput(_) => "BadInput".into(),
-            EvaluatorError::Port { source, .. } if source.kind.is_retryable() => format!("Retryable.{:?}", source.kind),
+            EvaluatorError::Port { source, .. } if source.kind.is_retryable() => {
+                format!("Retryable.{:?}", source.kind)
+            }
             EvaluatorError::Port { source, .. } => format!("Fatal.{:?}", source.kind),
             EvaluatorError::Contention { .. } => "Retryable.Contention".into(),
         }
@@ -58,7 +67,10 @@ impl EvaluatorError {
 
 impl From<EvaluatorError> for Diagnostic {
     fn from(e: EvaluatorError) -> Self {
-        Diagnostic { error_type: e.error_type(), error_message: e.to_string() }
+        Diagnostic {
+            error_type: e.error_type(),
+            error_message: e.to_string(),
+        }
     }
 }
 
@@ -86,13 +98,22 @@ fn summary(s: &Signal) -> SignalSummary {
         SignalKind::Tick => "tick",
         SignalKind::Operator(_) => "operator-command",
     };
-    SignalSummary { id: s.id.clone(), kind, delivery: s.delivery, source: s.source.clone() }
+    SignalSummary {
+        id: s.id.clone(),
+        kind,
+        delivery: s.delivery,
+        source: s.source.clone(),
+    }
 }
 
 pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorError> {
     let now = deps.clock.now();
     let signal = parse_signal(&payload).inspect_err(|e| warn!(error = %e, "rejected input"))?;
-    let mut resp = Response { signal: summary(&signal), verdicts: vec![], emitted: vec![] };
+    let mut resp = Response {
+        signal: summary(&signal),
+        verdicts: vec![],
+        emitted: vec![],
+    };
     match route(&deps.cfg, &signal, now) {
         Routing::Ignore(v) => {
             info!(signal_id = %signal.id, outcome = v.outcome.name(), summary = %v.summary, "ignored before any AWS call");
@@ -119,10 +140,22 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
     Ok(resp)
 }
 
-async fn evaluate_site(deps: &Deps, site: &SiteConfig, signal: &Signal, now: DateTime<Utc>) -> Result<(Verdict, Vec<String>), EvaluatorError> {
-    let port_err = |source: PortError| EvaluatorError::Port { site: site.id.clone(), source };
+async fn evaluate_site(
+    deps: &Deps,
+    site: &SiteConfig,
+    signal: &Signal,
+    now: DateTime<Utc>,
+) -> Result<(Verdict, Vec<String>), EvaluatorError> {
+    let port_err = |source: PortError| EvaluatorError::Port {
+        site: site.id.clone(),
+        source,
+    };
     let evidence = if needs_evidence(signal) {
-        let ports = Ports { topology: deps.topology.as_ref(), metrics: deps.metrics.as_ref(), canary: deps.canary.as_ref() };
+        let ports = Ports {
+            topology: deps.topology.as_ref(),
+            metrics: deps.metrics.as_ref(),
+            canary: deps.canary.as_ref(),
+        };
         Some(gather(site, &deps.cfg.region, &ports, now).await)
     } else {
         None
@@ -156,16 +189,27 @@ async fn evaluate_site(deps: &Deps, site: &SiteConfig, signal: &Signal, now: Dat
         }
         return Ok((d.verdict, emitted));
     }
-    Err(EvaluatorError::Contention { site: site.id.clone() })
+    Err(EvaluatorError::Contention {
+        site: site.id.clone(),
+    })
 }
 
 /// Publishes events left in the record's outbox, then clears it with a compare-and-set write.
-async fn flush_outbox(deps: &Deps, mut state: SiteState, emitted: &mut Vec<String>) -> Result<SiteState, PortError> {
+async fn flush_outbox(
+    deps: &Deps,
+    mut state: SiteState,
+    emitted: &mut Vec<String>,
+) -> Result<SiteState, PortError> {
     if state.outbox.is_empty() {
         return Ok(state);
     }
     deps.bus.publish(&state.outbox).await?;
-    emitted.extend(state.outbox.iter().map(|e| e.event_type.detail_type().to_string()));
+    emitted.extend(
+        state
+            .outbox
+            .iter()
+            .map(|e| e.event_type.detail_type().to_string()),
+    );
     state.outbox.clear();
     state.version += 1;
     deps.ledger.commit(&state).await?;

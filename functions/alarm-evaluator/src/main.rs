@@ -8,5 +8,8 @@ use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let deps = deps_from_env().await?;
-    run(service_fn(|event: LambdaEvent<serde_json::Value>| handle(&deps, event.payload))).await
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        handle(&deps, event.payload)
+    }))
+    .await
 }

@@ -5,7 +5,10 @@
 
 use std::sync::Arc;
 
-use failover_adapters::aws::{AwsClients, CloudWatchMetrics, DynamoLedger, EventBridgeBus, RdsTopology, SecretsManagerCredentials};
+use failover_adapters::aws::{
+    AwsClients, CloudWatchMetrics, DynamoLedger, EventBridgeBus, RdsTopology,
+    SecretsManagerCredentials,
+};
 use failover_adapters::mysql::MysqlCanary;
 use failover_adapters::ports::{Clock, FixedClock, SystemClock};
 use failover_adapters::settings::Settings;

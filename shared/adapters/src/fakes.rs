@@ -30,7 +30,11 @@ impl Faults {
     fn check(&self, operation: &'static str) -> Result<(), PortError> {
         let mut g = self.0.lock().unwrap();
         match g.get_mut(operation).and_then(|q| q.pop_front()) {
-            Some(kind) => Err(PortError::new(kind, operation, format!("injected {kind:?}"))),
+            Some(kind) => Err(PortError::new(
+                kind,
+                operation,
+                format!("injected {kind:?}"),
+            )),
             None => Ok(()),
         }
     }
@@ -98,7 +102,12 @@ pub struct FakeBus {
 
 impl FakeBus {
     pub fn types(&self) -> Vec<&'static str> {
-        self.published.lock().unwrap().iter().map(|e| e.event_type.detail_type()).collect()
+        self.published
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.event_type.detail_type())
+            .collect()
     }
 }
 
@@ -106,7 +115,10 @@ impl FakeBus {
 impl EventBus for FakeBus {
     async fn publish(&self, events: &[DomainEvent]) -> Result<(), PortError> {
         self.faults.check("PutEvents")?;
-        self.published.lock().unwrap().extend(events.iter().cloned());
+        self.published
+            .lock()
+            .unwrap()
+            .extend(events.iter().cloned());
         Ok(())
     }
 }
@@ -146,8 +158,18 @@ impl FakeTopology {
     fn enter(&self, op: &'static str, region: &str) -> Result<(), PortError> {
         *self.calls.lock().unwrap() += 1;
         self.faults.check(op)?;
-        if self.dead_regions.lock().unwrap().iter().any(|r| r == region) {
-            return Err(PortError::new(ErrorKind::Timeout, op, format!("{region} endpoint timed out")));
+        if self
+            .dead_regions
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r == region)
+        {
+            return Err(PortError::new(
+                ErrorKind::Timeout,
+                op,
+                format!("{region} endpoint timed out"),
+            ));
         }
         Ok(())
     }
@@ -163,7 +185,11 @@ impl DatabaseTopology for FakeTopology {
         self.enter("DescribeDBClusters", region)?;
         Ok(self.clusters.lock().unwrap().get(id).cloned())
     }
-    async fn global_cluster(&self, id: &str, region: &str) -> Result<Option<GlobalClusterInfo>, PortError> {
+    async fn global_cluster(
+        &self,
+        id: &str,
+        region: &str,
+    ) -> Result<Option<GlobalClusterInfo>, PortError> {
         self.enter("DescribeGlobalClusters", region)?;
         Ok(self.globals.lock().unwrap().get(id).cloned())
     }
@@ -183,7 +209,10 @@ pub struct FakeMetrics {
 
 impl FakeMetrics {
     pub fn set_alarm(&self, region: &str, name: &str, state: AlarmState) {
-        self.alarms.lock().unwrap().insert((region.into(), name.into()), state);
+        self.alarms
+            .lock()
+            .unwrap()
+            .insert((region.into(), name.into()), state);
     }
     pub fn set_lag(&self, id: &str, secs: f64) {
         self.lag.lock().unwrap().insert(id.into(), secs);
@@ -195,15 +224,40 @@ impl FakeMetrics {
 
 #[async_trait]
 impl Metrics for FakeMetrics {
-    async fn alarm_states(&self, region: &str, names: &[String]) -> Result<HashMap<String, AlarmState>, PortError> {
+    async fn alarm_states(
+        &self,
+        region: &str,
+        names: &[String],
+    ) -> Result<HashMap<String, AlarmState>, PortError> {
         self.faults.check("DescribeAlarms")?;
-        if self.dead_regions.lock().unwrap().iter().any(|r| r == region) {
-            return Err(PortError::new(ErrorKind::Timeout, "DescribeAlarms", format!("{region} endpoint timed out")));
+        if self
+            .dead_regions
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r == region)
+        {
+            return Err(PortError::new(
+                ErrorKind::Timeout,
+                "DescribeAlarms",
+                format!("{region} endpoint timed out"),
+            ));
         }
         let g = self.alarms.lock().unwrap();
-        Ok(names.iter().filter_map(|n| g.get(&(region.to_string(), n.clone())).map(|s| (n.clone(), *s))).collect())
+        Ok(names
+            .iter()
+            .filter_map(|n| {
+                g.get(&(region.to_string(), n.clone()))
+                    .map(|s| (n.clone(), *s))
+            })
+            .collect())
     }
-    async fn replica_lag(&self, db: &DbRef, _metric: LagMetric, _now: DateTime<Utc>) -> Result<Option<f64>, PortError> {
+    async fn replica_lag(
+        &self,
+        db: &DbRef,
+        _metric: LagMetric,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<f64>, PortError> {
         self.faults.check("GetMetricData")?;
         Ok(self.lag.lock().unwrap().get(&db.id).copied())
     }
@@ -233,7 +287,9 @@ impl Canary for FakeCanary {
             .unwrap()
             .get(&site.id)
             .cloned()
-            .unwrap_or(CanaryResult::Unreachable { error: "connection refused".into() })
+            .unwrap_or(CanaryResult::Unreachable {
+                error: "connection refused".into(),
+            })
     }
 }
 
@@ -254,7 +310,13 @@ impl Credentials for FakeCredentials {
             .unwrap()
             .get(&key)
             .cloned()
-            .ok_or_else(|| PortError::new(ErrorKind::NotFound, "GetSecretValue", format!("secret {key} not found")))
+            .ok_or_else(|| {
+                PortError::new(
+                    ErrorKind::NotFound,
+                    "GetSecretValue",
+                    format!("secret {key} not found"),
+                )
+            })
     }
 }
 
@@ -289,15 +351,25 @@ mod tests {
         let mut s = SiteState::new("orders");
         s.version = 1;
         ledger.commit(&s).await.unwrap();
-        assert_eq!(ledger.commit(&s).await.unwrap_err().kind, ErrorKind::Conflict, "a second creator loses");
+        assert_eq!(
+            ledger.commit(&s).await.unwrap_err().kind,
+            ErrorKind::Conflict,
+            "a second creator loses"
+        );
     }
 
     #[tokio::test]
     async fn injected_faults_fire_in_order_then_clear() {
         let bus = FakeBus::default();
         bus.faults.inject("PutEvents", ErrorKind::Throttled, 2);
-        assert_eq!(bus.publish(&[]).await.unwrap_err().kind, ErrorKind::Throttled);
-        assert_eq!(bus.publish(&[]).await.unwrap_err().kind, ErrorKind::Throttled);
+        assert_eq!(
+            bus.publish(&[]).await.unwrap_err().kind,
+            ErrorKind::Throttled
+        );
+        assert_eq!(
+            bus.publish(&[]).await.unwrap_err().kind,
+            ErrorKind::Throttled
+        );
         assert!(bus.publish(&[]).await.is_ok());
     }
 }

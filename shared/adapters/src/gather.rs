@@ -6,7 +6,9 @@
 
 use chrono::{DateTime, Utc};
 use failover_policy::config::{DbRef, Engine, SiteConfig};
-use failover_policy::evidence::{AlarmEvidence, CandidateEvidence, CanaryResult, DbObservation, Evidence, NO_CANARY};
+use failover_policy::evidence::{
+    AlarmEvidence, CanaryResult, CandidateEvidence, DbObservation, Evidence, NO_CANARY,
+};
 
 use crate::ports::{Canary, DatabaseTopology, LagMetric, Metrics, PortError};
 
@@ -16,61 +18,112 @@ pub struct Ports<'a> {
     pub canary: &'a dyn Canary,
 }
 
-fn observation<T>(r: &Result<Option<T>, PortError>, status: impl Fn(&T) -> String) -> DbObservation {
+fn observation<T>(
+    r: &Result<Option<T>, PortError>,
+    status: impl Fn(&T) -> String,
+) -> DbObservation {
     match r {
         Ok(Some(x)) => DbObservation::status(status(x)),
         Ok(None) => DbObservation::NotFound,
-        Err(e) => DbObservation::Unreadable { error: e.to_string() },
+        Err(e) => DbObservation::Unreadable {
+            error: e.to_string(),
+        },
     }
 }
 
 /// `ReadReplicaSourceDBInstanceIdentifier` is an id for same-region replicas and an ARN
 /// (`arn:aws:rds:REGION:ACCOUNT:db:ID`) for cross-region ones.
 pub fn source_names(source: &str, primary: &DbRef) -> bool {
-    source == primary.id || source.rsplit_once(":db:").is_some_and(|(prefix, id)| id == primary.id && prefix.contains(&primary.region))
+    source == primary.id
+        || source
+            .rsplit_once(":db:")
+            .is_some_and(|(prefix, id)| id == primary.id && prefix.contains(&primary.region))
 }
 
-pub async fn gather(site: &SiteConfig, default_region: &str, ports: &Ports<'_>, now: DateTime<Utc>) -> Evidence {
+pub async fn gather(
+    site: &SiteConfig,
+    default_region: &str,
+    ports: &Ports<'_>,
+    now: DateTime<Utc>,
+) -> Evidence {
     let alarms = gather_alarms(site, default_region, ports);
     let dbs = gather_dbs(site, ports, now);
     let canary = async {
         if site.canary.is_some() {
             ports.canary.probe(site).await
         } else {
-            CanaryResult::Unknown { reason: NO_CANARY.into() }
+            CanaryResult::Unknown {
+                reason: NO_CANARY.into(),
+            }
         }
     };
     let (alarms, (primary, candidates), canary) = tokio::join!(alarms, dbs, canary);
-    Evidence { alarms, primary, candidates, canary }
+    Evidence {
+        alarms,
+        primary,
+        candidates,
+        canary,
+    }
 }
 
-async fn gather_alarms(site: &SiteConfig, default_region: &str, ports: &Ports<'_>) -> Vec<AlarmEvidence> {
-    let mut regions: Vec<&str> = site.alarms.iter().map(|a| a.region.as_deref().unwrap_or(default_region)).collect();
+async fn gather_alarms(
+    site: &SiteConfig,
+    default_region: &str,
+    ports: &Ports<'_>,
+) -> Vec<AlarmEvidence> {
+    let mut regions: Vec<&str> = site
+        .alarms
+        .iter()
+        .map(|a| a.region.as_deref().unwrap_or(default_region))
+        .collect();
     regions.sort_unstable();
     regions.dedup();
     let mut out = vec![];
     for region in regions {
-        let names: Vec<String> =
-            site.alarms.iter().filter(|a| a.region.as_deref().unwrap_or(default_region) == region).map(|a| a.name.clone()).collect();
+        let names: Vec<String> = site
+            .alarms
+            .iter()
+            .filter(|a| a.region.as_deref().unwrap_or(default_region) == region)
+            .map(|a| a.name.clone())
+            .collect();
         let states = ports.metrics.alarm_states(region, &names).await;
-        for a in site.alarms.iter().filter(|a| a.region.as_deref().unwrap_or(default_region) == region) {
+        for a in site
+            .alarms
+            .iter()
+            .filter(|a| a.region.as_deref().unwrap_or(default_region) == region)
+        {
             let state = states.as_ref().ok().and_then(|m| m.get(&a.name).copied());
-            out.push(AlarmEvidence { name: a.name.clone(), role: a.role, state });
+            out.push(AlarmEvidence {
+                name: a.name.clone(),
+                role: a.role,
+                state,
+            });
         }
     }
     out
 }
 
-async fn gather_dbs(site: &SiteConfig, ports: &Ports<'_>, now: DateTime<Utc>) -> (DbObservation, Vec<CandidateEvidence>) {
+async fn gather_dbs(
+    site: &SiteConfig,
+    ports: &Ports<'_>,
+    now: DateTime<Utc>,
+) -> (DbObservation, Vec<CandidateEvidence>) {
     let topo = ports.topology;
     match &site.engine {
         Engine::RdsReplica | Engine::MultiAz => {
             let primary = topo.instance(&site.primary).await;
             let mut cands = vec![];
             for c in &site.candidates {
-                let (info, lag) = tokio::join!(topo.instance(c), ports.metrics.replica_lag(c, LagMetric::RdsReplicaLag, now));
+                let (info, lag) = tokio::join!(
+                    topo.instance(c),
+                    ports.metrics.replica_lag(c, LagMetric::RdsReplicaLag, now)
+                );
                 let replica_of_primary = match &info {
-                    Ok(Some(i)) => Some(i.replication_source.as_deref().is_some_and(|s| source_names(s, &site.primary))),
+                    Ok(Some(i)) => Some(
+                        i.replication_source
+                            .as_deref()
+                            .is_some_and(|s| source_names(s, &site.primary)),
+                    ),
                     _ => None,
                 };
                 cands.push(CandidateEvidence {
@@ -83,12 +136,24 @@ async fn gather_dbs(site: &SiteConfig, ports: &Ports<'_>, now: DateTime<Utc>) ->
             (observation(&primary, |i| i.status.clone()), cands)
         }
         Engine::AuroraCluster { cluster_id } => {
-            let (primary, cluster) = tokio::join!(topo.instance(&site.primary), topo.cluster(cluster_id, &site.primary.region));
+            let (primary, cluster) = tokio::join!(
+                topo.instance(&site.primary),
+                topo.cluster(cluster_id, &site.primary.region)
+            );
             let mut cands = vec![];
             for c in &site.candidates {
-                let (info, lag) = tokio::join!(topo.instance(c), ports.metrics.replica_lag(c, LagMetric::AuroraReplicaLag, now));
+                let (info, lag) = tokio::join!(
+                    topo.instance(c),
+                    ports
+                        .metrics
+                        .replica_lag(c, LagMetric::AuroraReplicaLag, now)
+                );
                 let replica_of_primary = match &cluster {
-                    Ok(Some(cl)) => Some(cl.members.iter().any(|m| m.instance_id == c.id && !m.is_writer)),
+                    Ok(Some(cl)) => Some(
+                        cl.members
+                            .iter()
+                            .any(|m| m.instance_id == c.id && !m.is_writer),
+                    ),
                     _ => None,
                 };
                 cands.push(CandidateEvidence {
@@ -107,15 +172,24 @@ async fn gather_dbs(site: &SiteConfig, ports: &Ports<'_>, now: DateTime<Utc>) ->
                 let (info, global, lag) = tokio::join!(
                     topo.cluster(&c.id, &c.region),
                     topo.global_cluster(global_cluster_id, &c.region),
-                    ports.metrics.replica_lag(c, LagMetric::AuroraGlobalLag, now),
+                    ports
+                        .metrics
+                        .replica_lag(c, LagMetric::AuroraGlobalLag, now),
                 );
                 let replica_of_primary = match (&global, &info) {
                     (Ok(Some(g)), Ok(Some(ci))) => {
-                        let names = |m: &crate::ports::GlobalMember, id: &str| m.cluster_arn.ends_with(&format!(":cluster:{id}"));
+                        let names = |m: &crate::ports::GlobalMember, id: &str| {
+                            m.cluster_arn.ends_with(&format!(":cluster:{id}"))
+                        };
                         let cand_secondary = g.members.iter().any(|m| {
-                            !m.is_writer && (names(m, &c.id) || ci.arn.as_deref() == Some(m.cluster_arn.as_str()))
+                            !m.is_writer
+                                && (names(m, &c.id)
+                                    || ci.arn.as_deref() == Some(m.cluster_arn.as_str()))
                         });
-                        let primary_writer = g.members.iter().any(|m| m.is_writer && names(m, &site.primary.id));
+                        let primary_writer = g
+                            .members
+                            .iter()
+                            .any(|m| m.is_writer && names(m, &site.primary.id));
                         Some(cand_secondary && primary_writer)
                     }
                     _ => None,

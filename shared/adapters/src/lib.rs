@@ -11,4 +11,6 @@ pub mod mysql;
 pub mod ports;
 pub mod settings;
 
-pub use ports::{Canary, Clock, Credentials, DatabaseTopology, ErrorKind, EventBus, Ledger, Metrics, PortError};
+pub use ports::{
+    Canary, Clock, Credentials, DatabaseTopology, ErrorKind, EventBus, Ledger, Metrics, PortError,
+};

@@ -37,7 +37,13 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorKind::Throttled | ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Conflict)
+        matches!(
+            self,
+            ErrorKind::Throttled
+                | ErrorKind::Unavailable
+                | ErrorKind::Timeout
+                | ErrorKind::Conflict
+        )
     }
 }
 
@@ -52,7 +58,11 @@ pub struct PortError {
 
 impl PortError {
     pub fn new(kind: ErrorKind, operation: &'static str, message: impl Into<String>) -> Self {
-        Self { kind, operation, message: message.into() }
+        Self {
+            kind,
+            operation,
+            message: message.into(),
+        }
     }
 }
 
@@ -101,7 +111,11 @@ pub struct GlobalClusterInfo {
 pub trait DatabaseTopology: Send + Sync {
     async fn instance(&self, db: &DbRef) -> Result<Option<InstanceInfo>, PortError>;
     async fn cluster(&self, id: &str, region: &str) -> Result<Option<ClusterInfo>, PortError>;
-    async fn global_cluster(&self, id: &str, region: &str) -> Result<Option<GlobalClusterInfo>, PortError>;
+    async fn global_cluster(
+        &self,
+        id: &str,
+        region: &str,
+    ) -> Result<Option<GlobalClusterInfo>, PortError>;
 }
 
 /// Which replica-lag metric a candidate publishes.
@@ -119,10 +133,19 @@ pub enum LagMetric {
 #[async_trait]
 pub trait Metrics: Send + Sync {
     /// Current state of each named alarm in `region`; names CloudWatch does not know are absent.
-    async fn alarm_states(&self, region: &str, names: &[String]) -> Result<HashMap<String, AlarmState>, PortError>;
+    async fn alarm_states(
+        &self,
+        region: &str,
+        names: &[String],
+    ) -> Result<HashMap<String, AlarmState>, PortError>;
     /// The most recent lag datapoint in seconds within the last few minutes, as published (may be
     /// -1); `None` when there is no datapoint.
-    async fn replica_lag(&self, db: &DbRef, metric: LagMetric, now: DateTime<Utc>) -> Result<Option<f64>, PortError>;
+    async fn replica_lag(
+        &self,
+        db: &DbRef,
+        metric: LagMetric,
+        now: DateTime<Utc>,
+    ) -> Result<Option<f64>, PortError>;
 }
 
 /// The incident ledger: one record per site, written only by compare-and-set on `version`.

@@ -14,13 +14,23 @@ use failover_policy::{Config, ConfigError};
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("environment variable {var} is not set: {expected}")]
-    Missing { var: &'static str, expected: &'static str },
+    Missing {
+        var: &'static str,
+        expected: &'static str,
+    },
     #[error("environment variable {var}: expected {expected}, got `{got}`")]
-    Invalid { var: &'static str, expected: &'static str, got: String },
+    Invalid {
+        var: &'static str,
+        expected: &'static str,
+        got: String,
+    },
     #[error("set exactly one of FAILOVER_CONFIG (the document) and FAILOVER_CONFIG_PATH (a file), not both")]
     BothConfigs,
     #[error("{var}: {source}")]
-    Config { var: &'static str, source: ConfigError },
+    Config {
+        var: &'static str,
+        source: ConfigError,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -39,39 +49,73 @@ impl Settings {
     /// Parses from any lookup (the process environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let non_empty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let config = match (non_empty("FAILOVER_CONFIG"), non_empty("FAILOVER_CONFIG_PATH")) {
+        let config = match (
+            non_empty("FAILOVER_CONFIG"),
+            non_empty("FAILOVER_CONFIG_PATH"),
+        ) {
             (Some(_), Some(_)) => return Err(SettingsError::BothConfigs),
-            (Some(doc), None) => Config::from_document(&doc).map_err(|source| SettingsError::Config { var: "FAILOVER_CONFIG", source })?,
+            (Some(doc), None) => {
+                Config::from_document(&doc).map_err(|source| SettingsError::Config {
+                    var: "FAILOVER_CONFIG",
+                    source,
+                })?
+            }
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(&path).map_err(|e| SettingsError::Config {
                     var: "FAILOVER_CONFIG_PATH",
-                    source: ConfigError::Unreadable { source_name: path.clone(), message: e.to_string() },
+                    source: ConfigError::Unreadable {
+                        source_name: path.clone(),
+                        message: e.to_string(),
+                    },
                 })?;
-                Config::from_document(&text).map_err(|source| SettingsError::Config { var: "FAILOVER_CONFIG_PATH", source })?
+                Config::from_document(&text).map_err(|source| SettingsError::Config {
+                    var: "FAILOVER_CONFIG_PATH",
+                    source,
+                })?
             }
-            (None, None) => {
-                return Err(SettingsError::Missing {
-                    var: "FAILOVER_CONFIG",
-                    expected: "the site configuration (JSON or TOML), or FAILOVER_CONFIG_PATH naming a file",
-                })
-            }
+            (None, None) => return Err(SettingsError::Missing {
+                var: "FAILOVER_CONFIG",
+                expected:
+                    "the site configuration (JSON or TOML), or FAILOVER_CONFIG_PATH naming a file",
+            }),
         };
-        let ledger_table = non_empty("LEDGER_TABLE").ok_or(SettingsError::Missing { var: "LEDGER_TABLE", expected: "the DynamoDB ledger table name" })?;
+        let ledger_table = non_empty("LEDGER_TABLE").ok_or(SettingsError::Missing {
+            var: "LEDGER_TABLE",
+            expected: "the DynamoDB ledger table name",
+        })?;
         let table_ok = (3..=255).contains(&ledger_table.len())
-            && ledger_table.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            && ledger_table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if !table_ok {
-            return Err(SettingsError::Invalid { var: "LEDGER_TABLE", expected: "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)", got: ledger_table });
+            return Err(SettingsError::Invalid {
+                var: "LEDGER_TABLE",
+                expected: "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)",
+                got: ledger_table,
+            });
         }
-        let event_bus = non_empty("EVENT_BUS_NAME").ok_or(SettingsError::Missing { var: "EVENT_BUS_NAME", expected: "the EventBridge bus name for domain events" })?;
+        let event_bus = non_empty("EVENT_BUS_NAME").ok_or(SettingsError::Missing {
+            var: "EVENT_BUS_NAME",
+            expected: "the EventBridge bus name for domain events",
+        })?;
         let replay_clock = match non_empty("RDS_FAILOVER_REPLAY_CLOCK") {
             None => None,
-            Some(t) => Some(DateTime::parse_from_rfc3339(&t).map(|d| d.with_timezone(&Utc)).map_err(|_| SettingsError::Invalid {
-                var: "RDS_FAILOVER_REPLAY_CLOCK",
-                expected: "an RFC 3339 instant such as 2026-11-24T03:05:00Z",
-                got: t,
-            })?),
+            Some(t) => Some(
+                DateTime::parse_from_rfc3339(&t)
+                    .map(|d| d.with_timezone(&Utc))
+                    .map_err(|_| SettingsError::Invalid {
+                        var: "RDS_FAILOVER_REPLAY_CLOCK",
+                        expected: "an RFC 3339 instant such as 2026-11-24T03:05:00Z",
+                        got: t,
+                    })?,
+            ),
         };
-        Ok(Self { config, ledger_table, event_bus, replay_clock })
+        Ok(Self {
+            config,
+            ledger_table,
+            event_bus,
+            replay_clock,
+        })
     }
 }
 
@@ -83,13 +127,20 @@ mod tests {
     const EXAMPLE: &str = include_str!("../../../infra/sites.example.json");
 
     fn with(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| m.get(k).cloned())
     }
 
     #[test]
     fn every_missing_or_bad_variable_is_named() {
-        let base = [("FAILOVER_CONFIG", EXAMPLE), ("LEDGER_TABLE", "rds-failover-ledger"), ("EVENT_BUS_NAME", "rds-failover")];
+        let base = [
+            ("FAILOVER_CONFIG", EXAMPLE),
+            ("LEDGER_TABLE", "rds-failover-ledger"),
+            ("EVENT_BUS_NAME", "rds-failover"),
+        ];
         assert!(with(&base).is_ok());
         let e = with(&base[1..]).unwrap_err().to_string();
         assert!(e.contains("FAILOVER_CONFIG"), "{e}");
@@ -97,28 +148,61 @@ mod tests {
         assert!(e.contains("LEDGER_TABLE"), "{e}");
         let e = with(&[base[0], base[1]]).unwrap_err().to_string();
         assert!(e.contains("EVENT_BUS_NAME"), "{e}");
-        let e = with(&[base[0], ("LEDGER_TABLE", "no spaces allowed"), base[2]]).unwrap_err().to_string();
+        let e = with(&[base[0], ("LEDGER_TABLE", "no spaces allowed"), base[2]])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("LEDGER_TABLE"), "{e}");
-        let e = with(&[base[0], base[1], base[2], ("RDS_FAILOVER_REPLAY_CLOCK", "yesterday")]).unwrap_err().to_string();
-        assert!(e.contains("RDS_FAILOVER_REPLAY_CLOCK") && e.contains("yesterday"), "{e}");
+        let e = with(&[
+            base[0],
+            base[1],
+            base[2],
+            ("RDS_FAILOVER_REPLAY_CLOCK", "yesterday"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("RDS_FAILOVER_REPLAY_CLOCK") && e.contains("yesterday"),
+            "{e}"
+        );
         let e = with(&[base[0], base[1], base[2], ("FAILOVER_CONFIG_PATH", "/x")]).unwrap_err();
         assert!(matches!(e, SettingsError::BothConfigs));
-        let e = with(&[("FAILOVER_CONFIG_PATH", "/nonexistent/sites.json"), base[1], base[2]]).unwrap_err().to_string();
+        let e = with(&[
+            ("FAILOVER_CONFIG_PATH", "/nonexistent/sites.json"),
+            base[1],
+            base[2],
+        ])
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("/nonexistent/sites.json"), "{e}");
-        let e = with(&[("FAILOVER_CONFIG", "{\"account_id\": \"1\"}"), base[1], base[2]]).unwrap_err().to_string();
+        let e = with(&[
+            ("FAILOVER_CONFIG", "{\"account_id\": \"1\"}"),
+            base[1],
+            base[2],
+        ])
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("FAILOVER_CONFIG"), "{e}");
     }
 
     #[test]
     fn config_path_and_replay_clock_load() {
         let s = with(&[
-            ("FAILOVER_CONFIG_PATH", concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/sites.example.json")),
+            (
+                "FAILOVER_CONFIG_PATH",
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../infra/sites.example.json"
+                ),
+            ),
             ("LEDGER_TABLE", "rds-failover-ledger"),
             ("EVENT_BUS_NAME", "rds-failover"),
             ("RDS_FAILOVER_REPLAY_CLOCK", "2026-11-24T03:05:00Z"),
         ])
         .unwrap();
         assert_eq!(s.config.sites.len(), 4);
-        assert_eq!(s.replay_clock.unwrap().to_rfc3339(), "2026-11-24T03:05:00+00:00");
+        assert_eq!(
+            s.replay_clock.unwrap().to_rfc3339(),
+            "2026-11-24T03:05:00+00:00"
+        );
     }
 }

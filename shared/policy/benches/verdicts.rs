@@ -11,7 +11,9 @@ use std::hint::black_box;
 use chrono::{Duration, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use failover_policy::config::{AlarmRole, DbRef};
-use failover_policy::evidence::{AlarmEvidence, CandidateEvidence, CanaryResult, DbObservation, Evidence, LagSample};
+use failover_policy::evidence::{
+    AlarmEvidence, CanaryResult, CandidateEvidence, DbObservation, Evidence, LagSample,
+};
 use failover_policy::signal::AlarmState;
 use failover_policy::{decide, parse_bytes, route, Config, Routing, SiteState};
 
@@ -19,20 +21,39 @@ const EXAMPLE: &str = include_str!("../../../infra/sites.example.json");
 
 fn outage() -> Evidence {
     let cand = |id: &str| CandidateEvidence {
-        db: DbRef { id: id.into(), region: "us-west-2".into() },
+        db: DbRef {
+            id: id.into(),
+            region: "us-west-2".into(),
+        },
         status: DbObservation::status("available"),
         replica_of_primary: Some(true),
         lag_secs: None,
     };
     Evidence {
         alarms: vec![
-            AlarmEvidence { name: "orders-primary-availability".into(), role: AlarmRole::Availability, state: Some(AlarmState::Alarm) },
-            AlarmEvidence { name: "orders-primary-canary".into(), role: AlarmRole::Availability, state: Some(AlarmState::Alarm) },
-            AlarmEvidence { name: "orders-replica-lag".into(), role: AlarmRole::Lag, state: Some(AlarmState::Ok) },
+            AlarmEvidence {
+                name: "orders-primary-availability".into(),
+                role: AlarmRole::Availability,
+                state: Some(AlarmState::Alarm),
+            },
+            AlarmEvidence {
+                name: "orders-primary-canary".into(),
+                role: AlarmRole::Availability,
+                state: Some(AlarmState::Alarm),
+            },
+            AlarmEvidence {
+                name: "orders-replica-lag".into(),
+                role: AlarmRole::Lag,
+                state: Some(AlarmState::Ok),
+            },
         ],
-        primary: DbObservation::Unreadable { error: "timeout".into() },
+        primary: DbObservation::Unreadable {
+            error: "timeout".into(),
+        },
         candidates: vec![cand("orders-replica-1"), cand("orders-replica-2")],
-        canary: CanaryResult::Unreachable { error: "refused".into() },
+        canary: CanaryResult::Unreachable {
+            error: "refused".into(),
+        },
     }
 }
 
@@ -41,9 +62,17 @@ fn bench(c: &mut Criterion) {
     let site = cfg.site("orders").unwrap().clone();
     let now = Utc.with_ymd_and_hms(2026, 11, 24, 10, 5, 0).unwrap();
     let mut state = SiteState::new("orders");
-    state.open_incident(now - Duration::seconds(300), "bench").unwrap();
+    state
+        .open_incident(now - Duration::seconds(300), "bench")
+        .unwrap();
     state.quorum_since = Some(now - Duration::seconds(300));
-    state.last_good_lag.insert("orders-replica-1".into(), LagSample { secs: 2.0, at: now - Duration::seconds(400) });
+    state.last_good_lag.insert(
+        "orders-replica-1".into(),
+        LagSample {
+            secs: 2.0,
+            at: now - Duration::seconds(400),
+        },
+    );
     let evidence = outage();
     let raw = serde_json::to_vec(&serde_json::json!({
         "version": "0", "id": "bench-1", "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
@@ -60,13 +89,23 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("decide (full guard evaluation)", |b| {
         let signal = parse_bytes(&raw).unwrap();
-        b.iter(|| black_box(decide(&site, black_box(&signal), Some(&evidence), &state, now)))
+        b.iter(|| {
+            black_box(decide(
+                &site,
+                black_box(&signal),
+                Some(&evidence),
+                &state,
+                now,
+            ))
+        })
     });
     g.bench_function("parse+route+decide (from raw event bytes)", |b| {
         b.iter(|| {
             let signal = parse_bytes(black_box(&raw)).unwrap();
             match route(&cfg, &signal, now) {
-                Routing::Sites(_) => black_box(decide(&site, &signal, Some(&evidence), &state, now)),
+                Routing::Sites(_) => {
+                    black_box(decide(&site, &signal, Some(&evidence), &state, now))
+                }
                 Routing::Ignore(_) => unreachable!(),
             }
         })

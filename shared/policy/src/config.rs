@@ -16,17 +16,35 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("config is not valid {format}: {message}")]
-    Syntax { format: &'static str, message: String },
+    Syntax {
+        format: &'static str,
+        message: String,
+    },
     #[error("config field `{field}`: {message}")]
     Shape { field: String, message: String },
     #[error("config field `{field}`: expected {expected}, got {got}")]
-    Invalid { field: String, expected: String, got: String },
+    Invalid {
+        field: String,
+        expected: String,
+        got: String,
+    },
     #[error("config could not be read from {source_name}: {message}")]
-    Unreadable { source_name: String, message: String },
+    Unreadable {
+        source_name: String,
+        message: String,
+    },
 }
 
-fn invalid(field: impl Into<String>, expected: impl Into<String>, got: impl fmt::Display) -> ConfigError {
-    ConfigError::Invalid { field: field.into(), expected: expected.into(), got: got.to_string() }
+fn invalid(
+    field: impl Into<String>,
+    expected: impl Into<String>,
+    got: impl fmt::Display,
+) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        expected: expected.into(),
+        got: got.to_string(),
+    }
 }
 
 /// The whole deployment: which account and region it runs in, and the sites it protects.
@@ -224,7 +242,9 @@ const WEEK_MINUTES: u32 = 7 * 24 * 60;
 
 impl MaintenanceWindow {
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (a, b) = s.split_once('-').ok_or("a window like `sun:03:00-sun:04:00` (ddd:hh:mm-ddd:hh:mm, UTC)")?;
+        let (a, b) = s
+            .split_once('-')
+            .ok_or("a window like `sun:03:00-sun:04:00` (ddd:hh:mm-ddd:hh:mm, UTC)")?;
         let pa = parse_point(a)?;
         let pb = parse_point(b)?;
         let start = minutes(pa);
@@ -232,7 +252,12 @@ impl MaintenanceWindow {
         if start == end {
             return Err("a window whose start differs from its end".into());
         }
-        Ok(Self { start, end, text_start: pa, text_end: pb })
+        Ok(Self {
+            start,
+            end,
+            text_start: pa,
+            text_end: pb,
+        })
     }
 
     /// Whether `t` falls inside the window; windows may wrap around the end of the week.
@@ -252,7 +277,10 @@ fn parse_point(s: &str) -> Result<(u8, u8, u8), String> {
     if parts.len() != 3 {
         return Err(err());
     }
-    let day = DAYS.iter().position(|d| d.eq_ignore_ascii_case(parts[0])).ok_or_else(err)? as u8;
+    let day = DAYS
+        .iter()
+        .position(|d| d.eq_ignore_ascii_case(parts[0]))
+        .ok_or_else(err)? as u8;
     let h: u8 = parts[1].parse().map_err(|_| err())?;
     let m: u8 = parts[2].parse().map_err(|_| err())?;
     if h > 23 || m > 59 || parts[1].len() != 2 || parts[2].len() != 2 {
@@ -269,7 +297,11 @@ impl fmt::Display for MaintenanceWindow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (d1, h1, m1) = self.text_start;
         let (d2, h2, m2) = self.text_end;
-        write!(f, "{}:{h1:02}:{m1:02}-{}:{h2:02}:{m2:02}", DAYS[d1 as usize], DAYS[d2 as usize])
+        write!(
+            f,
+            "{}:{h1:02}:{m1:02}-{}:{h2:02}:{m2:02}",
+            DAYS[d1 as usize], DAYS[d2 as usize]
+        )
     }
 }
 
@@ -298,14 +330,22 @@ impl Config {
             let de = &mut serde_json::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de).map_err(|e| {
                 if e.inner().is_syntax() || e.inner().is_eof() {
-                    ConfigError::Syntax { format: "JSON", message: e.into_inner().to_string() }
+                    ConfigError::Syntax {
+                        format: "JSON",
+                        message: e.into_inner().to_string(),
+                    }
                 } else {
                     shape_error("JSON", e.path().to_string(), e.into_inner().to_string())
                 }
             })?
         } else {
-            let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax { format: "TOML", message: e.to_string() })?;
-            serde_path_to_error::deserialize(de).map_err(|e| shape_error("TOML", e.path().to_string(), e.into_inner().to_string()))?
+            let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax {
+                format: "TOML",
+                message: e.to_string(),
+            })?;
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                shape_error("TOML", e.path().to_string(), e.into_inner().to_string())
+            })?
         };
         cfg.validate()?;
         Ok(cfg)
@@ -318,14 +358,22 @@ impl Config {
     /// Every check a typo could defeat. Returns the first problem, naming its field path.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid("account_id", "a 12-digit AWS account id", format!("`{}`", self.account_id)));
+            return Err(invalid(
+                "account_id",
+                "a 12-digit AWS account id",
+                format!("`{}`", self.account_id),
+            ));
         }
         check_region("region", &self.region)?;
         if self.sites.is_empty() {
             return Err(invalid("sites", "at least one site", "an empty list"));
         }
         if self.sites.len() > MAX_SITES {
-            return Err(invalid("sites", format!("at most {MAX_SITES} sites"), self.sites.len()));
+            return Err(invalid(
+                "sites",
+                format!("at most {MAX_SITES} sites"),
+                self.sites.len(),
+            ));
         }
         let mut ids = BTreeSet::new();
         let mut alarm_owner = std::collections::BTreeMap::new();
@@ -334,7 +382,11 @@ impl Config {
             let p = format!("sites[{i}]");
             site.validate(&p)?;
             if !ids.insert(site.id.as_str()) {
-                return Err(invalid(format!("{p}.id"), "a site id used by one site only", format!("duplicate `{}`", site.id)));
+                return Err(invalid(
+                    format!("{p}.id"),
+                    "a site id used by one site only",
+                    format!("duplicate `{}`", site.id),
+                ));
             }
             for (j, a) in site.alarms.iter().enumerate() {
                 if let Some(other) = alarm_owner.insert(a.name.as_str(), site.id.as_str()) {
@@ -349,7 +401,7 @@ impl Config {
                 if let Some(other) = resource_owner.insert(r.to_string(), site.id.as_str()) {
                     if other != site.id {
                         return Err(invalid(
-                            format!("{p}"),
+                            p.clone(),
                             "databases that belong to one site only",
                             format!("`{r}` also belongs to site `{other}`"),
                         ));
@@ -365,7 +417,10 @@ fn shape_error(format: &'static str, path: String, message: String) -> ConfigErr
     if path.is_empty() || path == "." {
         ConfigError::Syntax { format, message }
     } else {
-        ConfigError::Shape { field: path, message }
+        ConfigError::Shape {
+            field: path,
+            message,
+        }
     }
 }
 
@@ -373,12 +428,22 @@ fn check_region(field: &str, r: &str) -> Result<(), ConfigError> {
     // e.g. us-east-1, eu-central-2, ap-southeast-4, us-gov-west-1
     let parts: Vec<&str> = r.split('-').collect();
     let ok = parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
-        && parts.last().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
     if ok {
         Ok(())
     } else {
-        Err(invalid(field, "an AWS region such as `us-west-2`", format!("`{r}`")))
+        Err(invalid(
+            field,
+            "an AWS region such as `us-west-2`",
+            format!("`{r}`"),
+        ))
     }
 }
 
@@ -393,7 +458,11 @@ fn check_identifier(field: &str, id: &str) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(field, "an RDS identifier (letters, digits, hyphens; starts with a letter; at most 63)", format!("`{id}`")))
+        Err(invalid(
+            field,
+            "an RDS identifier (letters, digits, hyphens; starts with a letter; at most 63)",
+            format!("`{id}`"),
+        ))
     }
 }
 
@@ -401,9 +470,16 @@ impl SiteConfig {
     fn validate(&self, p: &str) -> Result<(), ConfigError> {
         let id_ok = !self.id.is_empty()
             && self.id.len() <= 64
-            && self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !id_ok {
-            return Err(invalid(format!("{p}.id"), "1-64 letters, digits, `-` or `_`", format!("`{}`", self.id)));
+            return Err(invalid(
+                format!("{p}.id"),
+                "1-64 letters, digits, `-` or `_`",
+                format!("`{}`", self.id),
+            ));
         }
         check_identifier(&format!("{p}.primary.id"), &self.primary.id)?;
         check_region(&format!("{p}.primary.region"), &self.primary.region)?;
@@ -420,10 +496,15 @@ impl SiteConfig {
             }
         }
         match &self.engine {
-            Engine::RdsReplica | Engine::AuroraCluster { .. } | Engine::AuroraGlobal { .. } if self.candidates.is_empty() => {
+            Engine::RdsReplica | Engine::AuroraCluster { .. } | Engine::AuroraGlobal { .. }
+                if self.candidates.is_empty() =>
+            {
                 return Err(invalid(
                     format!("{p}.candidates"),
-                    format!("at least one promotion candidate for engine `{}`", self.engine.kind()),
+                    format!(
+                        "at least one promotion candidate for engine `{}`",
+                        self.engine.kind()
+                    ),
                     "an empty list",
                 ));
             }
@@ -436,7 +517,12 @@ impl SiteConfig {
             }
             Engine::AuroraCluster { cluster_id } => {
                 check_identifier(&format!("{p}.engine.cluster_id"), cluster_id)?;
-                if let Some((i, c)) = self.candidates.iter().enumerate().find(|(_, c)| c.region != self.primary.region) {
+                if let Some((i, c)) = self
+                    .candidates
+                    .iter()
+                    .enumerate()
+                    .find(|(_, c)| c.region != self.primary.region)
+                {
                     return Err(invalid(
                         format!("{p}.candidates[{i}].region"),
                         format!("the cluster's region `{}` (Aurora cluster failover stays in one region)", self.primary.region),
@@ -446,7 +532,12 @@ impl SiteConfig {
             }
             Engine::AuroraGlobal { global_cluster_id } => {
                 check_identifier(&format!("{p}.engine.global_cluster_id"), global_cluster_id)?;
-                if let Some((i, c)) = self.candidates.iter().enumerate().find(|(_, c)| c.region == self.primary.region) {
+                if let Some((i, c)) = self
+                    .candidates
+                    .iter()
+                    .enumerate()
+                    .find(|(_, c)| c.region == self.primary.region)
+                {
                     return Err(invalid(
                         format!("{p}.candidates[{i}].region"),
                         "a secondary cluster in a region other than the primary's",
@@ -457,35 +548,65 @@ impl SiteConfig {
             _ => {}
         }
         let d = &self.dns;
-        let zone_ok = !d.zone_id.is_empty() && d.zone_id.len() <= 32 && d.zone_id.chars().all(|c| c.is_ascii_alphanumeric());
+        let zone_ok = !d.zone_id.is_empty()
+            && d.zone_id.len() <= 32
+            && d.zone_id.chars().all(|c| c.is_ascii_alphanumeric());
         if !zone_ok {
-            return Err(invalid(format!("{p}.dns.zone_id"), "a Route 53 hosted zone id such as `Z0123456789ABC`", format!("`{}`", d.zone_id)));
+            return Err(invalid(
+                format!("{p}.dns.zone_id"),
+                "a Route 53 hosted zone id such as `Z0123456789ABC`",
+                format!("`{}`", d.zone_id),
+            ));
         }
         let name = d.name.trim_end_matches('.');
         let name_ok = name.contains('.')
             && name.len() <= 253
-            && name.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            && name.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
         if !name_ok {
-            return Err(invalid(format!("{p}.dns.name"), "a fully qualified DNS name such as `db.example.com`", format!("`{}`", d.name)));
+            return Err(invalid(
+                format!("{p}.dns.name"),
+                "a fully qualified DNS name such as `db.example.com`",
+                format!("`{}`", d.name),
+            ));
         }
         if !(1..=86_400).contains(&d.ttl) {
-            return Err(invalid(format!("{p}.dns.ttl"), "a TTL between 1 and 86400 seconds (keep it low, e.g. 30)", d.ttl));
+            return Err(invalid(
+                format!("{p}.dns.ttl"),
+                "a TTL between 1 and 86400 seconds (keep it low, e.g. 30)",
+                d.ttl,
+            ));
         }
-        if let DnsMode::FailoverPin { primary_set_identifier } = &d.mode {
+        if let DnsMode::FailoverPin {
+            primary_set_identifier,
+        } = &d.mode
+        {
             if primary_set_identifier.is_empty() || primary_set_identifier.len() > 128 {
-                return Err(invalid(format!("{p}.dns.mode.primary_set_identifier"), "the SetIdentifier of the PRIMARY failover record (1-128 chars)", "an empty string"));
+                return Err(invalid(
+                    format!("{p}.dns.mode.primary_set_identifier"),
+                    "the SetIdentifier of the PRIMARY failover record (1-128 chars)",
+                    "an empty string",
+                ));
             }
         }
         for (i, a) in self.alarms.iter().enumerate() {
             if a.name.is_empty() || a.name.len() > 255 {
-                return Err(invalid(format!("{p}.alarms[{i}].name"), "a CloudWatch alarm name (1-255 chars)", format!("`{}`", a.name)));
+                return Err(invalid(
+                    format!("{p}.alarms[{i}].name"),
+                    "a CloudWatch alarm name (1-255 chars)",
+                    format!("`{}`", a.name),
+                ));
             }
             if let Some(r) = &a.region {
                 check_region(&format!("{p}.alarms[{i}].region"), r)?;
             }
         }
         let t = &self.thresholds;
-        let voters = self.availability_alarms().count() as u32 + 1 + u32::from(self.canary.is_some());
+        let voters =
+            self.availability_alarms().count() as u32 + 1 + u32::from(self.canary.is_some());
         if t.quorum == 0 || t.quorum > voters {
             return Err(invalid(
                 format!("{p}.thresholds.quorum"),
@@ -494,10 +615,18 @@ impl SiteConfig {
             ));
         }
         if t.sustained_secs > 86_400 {
-            return Err(invalid(format!("{p}.thresholds.sustained_secs"), "at most 86400 seconds", t.sustained_secs));
+            return Err(invalid(
+                format!("{p}.thresholds.sustained_secs"),
+                "at most 86400 seconds",
+                t.sustained_secs,
+            ));
         }
         if !(60..=86_400).contains(&t.max_event_age_secs) {
-            return Err(invalid(format!("{p}.thresholds.max_event_age_secs"), "between 60 and 86400 seconds", t.max_event_age_secs));
+            return Err(invalid(
+                format!("{p}.thresholds.max_event_age_secs"),
+                "between 60 and 86400 seconds",
+                t.max_event_age_secs,
+            ));
         }
         if t.max_event_age_secs < t.sustained_secs {
             return Err(invalid(
@@ -507,29 +636,60 @@ impl SiteConfig {
             ));
         }
         if t.max_lag_secs > 86_400 {
-            return Err(invalid(format!("{p}.thresholds.max_lag_secs"), "at most 86400 seconds", t.max_lag_secs));
+            return Err(invalid(
+                format!("{p}.thresholds.max_lag_secs"),
+                "at most 86400 seconds",
+                t.max_lag_secs,
+            ));
         }
         if t.cooldown_secs > 30 * 86_400 {
-            return Err(invalid(format!("{p}.thresholds.cooldown_secs"), "at most 30 days", t.cooldown_secs));
+            return Err(invalid(
+                format!("{p}.thresholds.cooldown_secs"),
+                "at most 30 days",
+                t.cooldown_secs,
+            ));
         }
         if let Some(c) = &self.canary {
             if split_endpoint(&c.endpoint).is_none() {
-                return Err(invalid(format!("{p}.canary.endpoint"), "`host:port` with a port in 1..65535", format!("`{}`", c.endpoint)));
+                return Err(invalid(
+                    format!("{p}.canary.endpoint"),
+                    "`host:port` with a port in 1..65535",
+                    format!("`{}`", c.endpoint),
+                ));
             }
             if c.user.is_empty() {
-                return Err(invalid(format!("{p}.canary.user"), "a MySQL user name", "an empty string"));
+                return Err(invalid(
+                    format!("{p}.canary.user"),
+                    "a MySQL user name",
+                    "an empty string",
+                ));
             }
-            for (f, v) in [("connect_timeout_ms", c.connect_timeout_ms), ("query_timeout_ms", c.query_timeout_ms)] {
+            for (f, v) in [
+                ("connect_timeout_ms", c.connect_timeout_ms),
+                ("query_timeout_ms", c.query_timeout_ms),
+            ] {
                 if !(50..=30_000).contains(&v) {
-                    return Err(invalid(format!("{p}.canary.{f}"), "between 50 and 30000 ms", v));
+                    return Err(invalid(
+                        format!("{p}.canary.{f}"),
+                        "between 50 and 30000 ms",
+                        v,
+                    ));
                 }
             }
             match &c.credentials {
                 CredentialsSource::SecretsManager { secret_id } if secret_id.is_empty() => {
-                    return Err(invalid(format!("{p}.canary.credentials.secret_id"), "a Secrets Manager secret id or ARN", "an empty string"));
+                    return Err(invalid(
+                        format!("{p}.canary.credentials.secret_id"),
+                        "a Secrets Manager secret id or ARN",
+                        "an empty string",
+                    ));
                 }
                 CredentialsSource::Env { var } if var.is_empty() => {
-                    return Err(invalid(format!("{p}.canary.credentials.var"), "an environment variable name", "an empty string"));
+                    return Err(invalid(
+                        format!("{p}.canary.credentials.var"),
+                        "an environment variable name",
+                        "an empty string",
+                    ));
                 }
                 _ => {}
             }
@@ -538,7 +698,9 @@ impl SiteConfig {
     }
 
     pub fn availability_alarms(&self) -> impl Iterator<Item = &AlarmRef> {
-        self.alarms.iter().filter(|a| a.role == AlarmRole::Availability)
+        self.alarms
+            .iter()
+            .filter(|a| a.role == AlarmRole::Availability)
     }
 
     pub fn owns_alarm(&self, name: &str) -> bool {
@@ -592,8 +754,20 @@ mod tests {
     fn example_config_loads_every_engine_kind() {
         let cfg = Config::from_document(EXAMPLE).unwrap();
         let kinds: Vec<_> = cfg.sites.iter().map(|s| s.engine.kind()).collect();
-        assert_eq!(kinds, ["rds-replica", "aurora-cluster", "aurora-global", "multi-az"]);
-        assert_eq!(cfg.site("orders").unwrap().canary.as_ref().unwrap().host_port().1, 3306);
+        assert_eq!(
+            kinds,
+            ["rds-replica", "aurora-cluster", "aurora-global", "multi-az"]
+        );
+        assert_eq!(
+            cfg.site("orders")
+                .unwrap()
+                .canary
+                .as_ref()
+                .unwrap()
+                .host_port()
+                .1,
+            3306
+        );
     }
 
     #[test]
@@ -606,35 +780,98 @@ mod tests {
 
     #[test]
     fn every_invalid_value_names_its_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("account_id", Box::new(|v| v["account_id"] = "12345".into())),
             ("region", Box::new(|v| v["region"] = "moon-1".into())),
             ("sites", Box::new(|v| v["sites"] = serde_json::json!([]))),
-            ("sites[0].id", Box::new(|v| v["sites"][0]["id"] = "has space".into())),
-            ("sites[1].id", Box::new(|v| v["sites"][1]["id"] = "orders".into())),
-            ("sites[0].primary.id", Box::new(|v| v["sites"][0]["primary"]["id"] = "1bad".into())),
-            ("sites[0].candidates[0].region", Box::new(|v| v["sites"][0]["candidates"][0]["region"] = "".into())),
-            ("sites[0].candidates[1].id", Box::new(|v| v["sites"][0]["candidates"][1]["id"] = "orders-primary".into())),
-            ("sites[0].candidates", Box::new(|v| v["sites"][0]["candidates"] = serde_json::json!([]))),
-            ("sites[3].candidates", Box::new(|v| v["sites"][3]["candidates"] = serde_json::json!([{"id":"x","region":"us-west-2"}]))),
-            ("sites[1].candidates[0].region", Box::new(|v| v["sites"][1]["candidates"][0]["region"] = "eu-west-1".into())),
-            ("sites[2].candidates[0].region", Box::new(|v| v["sites"][2]["candidates"][0]["region"] = "us-east-1".into())),
-            ("sites[0].dns.zone_id", Box::new(|v| v["sites"][0]["dns"]["zone_id"] = "not a zone".into())),
-            ("sites[0].dns.name", Box::new(|v| v["sites"][0]["dns"]["name"] = "localhost".into())),
-            ("sites[0].dns.ttl", Box::new(|v| v["sites"][0]["dns"]["ttl"] = 0.into())),
-            ("sites[1].dns.mode.primary_set_identifier", Box::new(|v| v["sites"][1]["dns"]["mode"]["primary_set_identifier"] = "".into())),
-            ("sites[0].thresholds.quorum", Box::new(|v| v["sites"][0]["thresholds"]["quorum"] = 5.into())),
-            ("sites[0].thresholds.quorum", Box::new(|v| v["sites"][0]["thresholds"]["quorum"] = 0.into())),
-            ("sites[0].thresholds.max_event_age_secs", Box::new(|v| v["sites"][0]["thresholds"]["max_event_age_secs"] = 30.into())),
-            ("sites[0].canary.endpoint", Box::new(|v| v["sites"][0]["canary"]["endpoint"] = "nohost".into())),
-            ("sites[0].canary.connect_timeout_ms", Box::new(|v| v["sites"][0]["canary"]["connect_timeout_ms"] = 0.into())),
-            ("sites[1].alarms[0].name", Box::new(|v| v["sites"][1]["alarms"][0]["name"] = "orders-primary-canary".into())),
+            (
+                "sites[0].id",
+                Box::new(|v| v["sites"][0]["id"] = "has space".into()),
+            ),
+            (
+                "sites[1].id",
+                Box::new(|v| v["sites"][1]["id"] = "orders".into()),
+            ),
+            (
+                "sites[0].primary.id",
+                Box::new(|v| v["sites"][0]["primary"]["id"] = "1bad".into()),
+            ),
+            (
+                "sites[0].candidates[0].region",
+                Box::new(|v| v["sites"][0]["candidates"][0]["region"] = "".into()),
+            ),
+            (
+                "sites[0].candidates[1].id",
+                Box::new(|v| v["sites"][0]["candidates"][1]["id"] = "orders-primary".into()),
+            ),
+            (
+                "sites[0].candidates",
+                Box::new(|v| v["sites"][0]["candidates"] = serde_json::json!([])),
+            ),
+            (
+                "sites[3].candidates",
+                Box::new(|v| {
+                    v["sites"][3]["candidates"] =
+                        serde_json::json!([{"id":"x","region":"us-west-2"}])
+                }),
+            ),
+            (
+                "sites[1].candidates[0].region",
+                Box::new(|v| v["sites"][1]["candidates"][0]["region"] = "eu-west-1".into()),
+            ),
+            (
+                "sites[2].candidates[0].region",
+                Box::new(|v| v["sites"][2]["candidates"][0]["region"] = "us-east-1".into()),
+            ),
+            (
+                "sites[0].dns.zone_id",
+                Box::new(|v| v["sites"][0]["dns"]["zone_id"] = "not a zone".into()),
+            ),
+            (
+                "sites[0].dns.name",
+                Box::new(|v| v["sites"][0]["dns"]["name"] = "localhost".into()),
+            ),
+            (
+                "sites[0].dns.ttl",
+                Box::new(|v| v["sites"][0]["dns"]["ttl"] = 0.into()),
+            ),
+            (
+                "sites[1].dns.mode.primary_set_identifier",
+                Box::new(|v| v["sites"][1]["dns"]["mode"]["primary_set_identifier"] = "".into()),
+            ),
+            (
+                "sites[0].thresholds.quorum",
+                Box::new(|v| v["sites"][0]["thresholds"]["quorum"] = 5.into()),
+            ),
+            (
+                "sites[0].thresholds.quorum",
+                Box::new(|v| v["sites"][0]["thresholds"]["quorum"] = 0.into()),
+            ),
+            (
+                "sites[0].thresholds.max_event_age_secs",
+                Box::new(|v| v["sites"][0]["thresholds"]["max_event_age_secs"] = 30.into()),
+            ),
+            (
+                "sites[0].canary.endpoint",
+                Box::new(|v| v["sites"][0]["canary"]["endpoint"] = "nohost".into()),
+            ),
+            (
+                "sites[0].canary.connect_timeout_ms",
+                Box::new(|v| v["sites"][0]["canary"]["connect_timeout_ms"] = 0.into()),
+            ),
+            (
+                "sites[1].alarms[0].name",
+                Box::new(|v| v["sites"][1]["alarms"][0]["name"] = "orders-primary-canary".into()),
+            ),
         ];
         for (field, mutate) in cases {
             let mut v = example();
             mutate(&mut v);
             match err_of(v) {
-                ConfigError::Invalid { field: f, expected, .. } => {
+                ConfigError::Invalid {
+                    field: f, expected, ..
+                } => {
                     assert_eq!(f, field, "wrong field named");
                     assert!(!expected.is_empty());
                 }
@@ -649,7 +886,10 @@ mod tests {
             ConfigError::Shape { field, message } => {
                 // TOML documents name the same field.
                 let t = Config::from_document(&toml::to_string(&v).unwrap()).unwrap_err();
-                assert!(matches!(&t, ConfigError::Shape { field: f, .. } if *f == field), "TOML: {t}");
+                assert!(
+                    matches!(&t, ConfigError::Shape { field: f, .. } if *f == field),
+                    "TOML: {t}"
+                );
                 (field, message)
             }
             other => panic!("expected a Shape error, got {other}"),
@@ -658,7 +898,10 @@ mod tests {
         v["sites"][0]["approval"] = "yolo".into();
         let (field, msg) = shape(v);
         assert_eq!(field, "sites[0].approval");
-        assert!(msg.contains("yolo") && msg.contains("require-approval"), "{msg}");
+        assert!(
+            msg.contains("yolo") && msg.contains("require-approval"),
+            "{msg}"
+        );
 
         let mut v = example();
         v["sites"][0]["maintenance_windows"] = serde_json::json!(["sunday 3am"]);
@@ -676,8 +919,14 @@ mod tests {
         v["sites"][2]["dns"]["ttl"] = "thirty".into();
         assert_eq!(shape(v).0, "sites[2].dns.ttl");
 
-        assert!(matches!(Config::from_document("{ not json"), Err(ConfigError::Syntax { format: "JSON", .. })));
-        assert!(matches!(Config::from_document("= nope"), Err(ConfigError::Syntax { format: "TOML", .. })));
+        assert!(matches!(
+            Config::from_document("{ not json"),
+            Err(ConfigError::Syntax { format: "JSON", .. })
+        ));
+        assert!(matches!(
+            Config::from_document("= nope"),
+            Err(ConfigError::Syntax { format: "TOML", .. })
+        ));
     }
 
     #[test]

@@ -20,10 +20,12 @@ use crate::events::{DomainEvent, EventType};
 use crate::evidence::{Evidence, LagSample};
 use crate::incident::{ManagedFailover, Pause, Phase, RpoOverride, SiteState};
 use crate::signal::{
-    OperatorAction, OperatorCommand, RdsMeaning, Signal, SignalKind, SOURCE_CLOUDWATCH, SOURCE_OPERATOR, SOURCE_RDS,
-    SOURCE_SCHEDULE,
+    OperatorAction, OperatorCommand, RdsMeaning, Signal, SignalKind, SOURCE_CLOUDWATCH,
+    SOURCE_OPERATOR, SOURCE_RDS, SOURCE_SCHEDULE,
 };
-use crate::verdict::{Guard, GuardCheck, GuardResult, IgnoreReason, Outcome, RefusalReason, Verdict};
+use crate::verdict::{
+    Guard, GuardCheck, GuardResult, IgnoreReason, Outcome, RefusalReason, Verdict,
+};
 
 /// Clock skew tolerated for timestamps in the future.
 pub const MAX_FUTURE_SKEW_SECS: i64 = 300;
@@ -63,7 +65,10 @@ pub fn route(cfg: &Config, signal: &Signal, now: DateTime<Utc>) -> Routing {
             None,
             IgnoreReason::WrongSource,
             Guard::Allowlist,
-            format!("source `{}` may not send this kind of signal (expected `{expected_source}`)", signal.source),
+            format!(
+                "source `{}` may not send this kind of signal (expected `{expected_source}`)",
+                signal.source
+            ),
         ));
     }
     // Account: every AWS-delivered signal must name ours. Direct operator invokes carry none (the
@@ -76,7 +81,11 @@ pub fn route(cfg: &Config, signal: &Signal, now: DateTime<Utc>) -> Routing {
                     None,
                     IgnoreReason::ForeignAccount,
                     Guard::Allowlist,
-                    format!("account {} is not the protected account {}", other.as_deref().unwrap_or("(none)"), cfg.account_id),
+                    format!(
+                        "account {} is not the protected account {}",
+                        other.as_deref().unwrap_or("(none)"),
+                        cfg.account_id
+                    ),
                 ))
             }
         }
@@ -102,7 +111,10 @@ pub fn route(cfg: &Config, signal: &Signal, now: DateTime<Utc>) -> Routing {
                         None,
                         IgnoreReason::UnknownResource,
                         Guard::Allowlist,
-                        format!("source ARN `{arn}` does not match account {} and resource `{}`", cfg.account_id, r.source_id),
+                        format!(
+                            "source ARN `{arn}` does not match account {} and resource `{}`",
+                            cfg.account_id, r.source_id
+                        ),
                     ));
                 }
             }
@@ -113,7 +125,10 @@ pub fn route(cfg: &Config, signal: &Signal, now: DateTime<Utc>) -> Routing {
                         None,
                         IgnoreReason::UnknownResource,
                         Guard::Allowlist,
-                        format!("RDS resource `{}` is not protected by any site", r.source_id),
+                        format!(
+                            "RDS resource `{}` is not protected by any site",
+                            r.source_id
+                        ),
                     ))
                 }
             }
@@ -126,13 +141,18 @@ pub fn route(cfg: &Config, signal: &Signal, now: DateTime<Utc>) -> Routing {
                     None,
                     IgnoreReason::UnknownSite,
                     Guard::Command,
-                    format!("site `{}` is not configured (known: {})", c.site, site_list(cfg)),
+                    format!(
+                        "site `{}` is not configured (known: {})",
+                        c.site,
+                        site_list(cfg)
+                    ),
                 ))
             }
         },
     };
     if let Some(region) = &signal.region {
-        let allowed = sites.iter().any(|s| s.regions().contains(region.as_str())) || *region == cfg.region;
+        let allowed =
+            sites.iter().any(|s| s.regions().contains(region.as_str())) || *region == cfg.region;
         if !allowed {
             return Routing::Ignore(ignore(
                 sites.first().map(|s| s.id.as_str()),
@@ -146,7 +166,11 @@ pub fn route(cfg: &Config, signal: &Signal, now: DateTime<Utc>) -> Routing {
         let age = (now - t).num_seconds();
         let max_age = match signal.kind {
             SignalKind::Tick => MAX_TICK_AGE_SECS,
-            _ => sites.iter().map(|s| s.thresholds.max_event_age_secs as i64).min().unwrap_or(MAX_TICK_AGE_SECS),
+            _ => sites
+                .iter()
+                .map(|s| s.thresholds.max_event_age_secs as i64)
+                .min()
+                .unwrap_or(MAX_TICK_AGE_SECS),
         };
         if age > max_age {
             let mut v = ignore(
@@ -165,7 +189,9 @@ pub fn route(cfg: &Config, signal: &Signal, now: DateTime<Utc>) -> Routing {
                 Guard::EventAge,
                 format!("event is dated {} s in the future (more than {MAX_FUTURE_SKEW_SECS} s of skew)", -age),
             );
-            v.guards[0] = v.guards[0].clone().numbers(age as f64, -(MAX_FUTURE_SKEW_SECS as f64));
+            v.guards[0] = v.guards[0]
+                .clone()
+                .numbers(age as f64, -(MAX_FUTURE_SKEW_SECS as f64));
             return Routing::Ignore(v);
         }
     }
@@ -173,14 +199,21 @@ pub fn route(cfg: &Config, signal: &Signal, now: DateTime<Utc>) -> Routing {
 }
 
 fn site_list(cfg: &Config) -> String {
-    cfg.sites.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+    cfg.sites
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether deciding on this signal needs evidence from AWS (pause/resume/status do not).
 pub fn needs_evidence(signal: &Signal) -> bool {
     !matches!(
         &signal.kind,
-        SignalKind::Operator(OperatorCommand { command: OperatorAction::Pause | OperatorAction::Resume | OperatorAction::Status, .. })
+        SignalKind::Operator(OperatorCommand {
+            command: OperatorAction::Pause | OperatorAction::Resume | OperatorAction::Status,
+            ..
+        })
     )
 }
 
@@ -239,7 +272,9 @@ impl Ctx<'_> {
         let epoch = self.st.epoch;
         // The callers only ask for moves the table allows; an error here is a policy bug, and the
         // safe response to a policy bug is to change nothing.
-        self.st.transition(epoch, to, self.now, note).unwrap_or(false)
+        self.st
+            .transition(epoch, to, self.now, note)
+            .unwrap_or(false)
     }
 
     fn finish(mut self, original: &SiteState, outcome: Outcome, summary: String) -> Decision {
@@ -251,23 +286,56 @@ impl Ctx<'_> {
             self.st.outbox.extend(self.emit.iter().cloned());
             self.st
         });
-        Decision { verdict, next, emit: self.emit }
+        Decision {
+            verdict,
+            next,
+            emit: self.emit,
+        }
     }
 }
 
 /// Step 2: decide for one site. `evidence` is `None` only when [`needs_evidence`] said so.
-pub fn decide(site: &SiteConfig, signal: &Signal, evidence: Option<&Evidence>, state: &SiteState, now: DateTime<Utc>) -> Decision {
-    let mut cx = Ctx { site, now, st: state.clone(), guards: vec![], emit: vec![] };
+pub fn decide(
+    site: &SiteConfig,
+    signal: &Signal,
+    evidence: Option<&Evidence>,
+    state: &SiteState,
+    now: DateTime<Utc>,
+) -> Decision {
+    let mut cx = Ctx {
+        site,
+        now,
+        st: state.clone(),
+        guards: vec![],
+        emit: vec![],
+    };
     // A direct invoke has no delivery id to deduplicate on: "pause, resume, pause" is three
     // commands, not a duplicate. Operator commands are idempotent by themselves (pause twice is
     // paused; approve names its epoch; a second failover finds the incident in flight).
     let deduplicable = signal.delivery != crate::signal::Delivery::Direct;
     if deduplicable && !cx.st.remember_signal(&signal.id) {
-        cx.guard(GuardCheck::new(Guard::Duplicate, GuardResult::Fail, format!("delivery `{}` was already handled", signal.id)));
-        let cx = Ctx { st: state.clone(), ..cx };
-        return cx.finish(state, Outcome::Ignore { reason: IgnoreReason::Duplicate }, "ignored: duplicate delivery".into());
+        cx.guard(GuardCheck::new(
+            Guard::Duplicate,
+            GuardResult::Fail,
+            format!("delivery `{}` was already handled", signal.id),
+        ));
+        let cx = Ctx {
+            st: state.clone(),
+            ..cx
+        };
+        return cx.finish(
+            state,
+            Outcome::Ignore {
+                reason: IgnoreReason::Duplicate,
+            },
+            "ignored: duplicate delivery".into(),
+        );
     }
-    cx.guard(GuardCheck::new(Guard::Duplicate, GuardResult::Pass, format!("first delivery of `{}`", signal.id)));
+    cx.guard(GuardCheck::new(
+        Guard::Duplicate,
+        GuardResult::Pass,
+        format!("first delivery of `{}`", signal.id),
+    ));
 
     if let SignalKind::Operator(cmd) = &signal.kind {
         return operator(cx, state, cmd, evidence);
@@ -282,7 +350,13 @@ pub fn decide(site: &SiteConfig, signal: &Signal, evidence: Option<&Evidence>, s
     evaluate(cx, state, ev)
 }
 
-fn note_rds_event(st: &mut SiteState, meaning: RdsMeaning, event_id: &str, source_id: &str, now: DateTime<Utc>) {
+fn note_rds_event(
+    st: &mut SiteState,
+    meaning: RdsMeaning,
+    event_id: &str,
+    source_id: &str,
+    now: DateTime<Utc>,
+) {
     match meaning {
         RdsMeaning::BackupStarted => {
             st.backups_running.insert(source_id.to_string());
@@ -291,9 +365,15 @@ fn note_rds_event(st: &mut SiteState, meaning: RdsMeaning, event_id: &str, sourc
             st.backups_running.remove(source_id);
         }
         RdsMeaning::ManagedFailoverStarted => {
-            st.managed_failover = Some(ManagedFailover { event_id: event_id.into(), source_id: source_id.into(), at: now });
+            st.managed_failover = Some(ManagedFailover {
+                event_id: event_id.into(),
+                source_id: source_id.into(),
+                at: now,
+            });
         }
-        RdsMeaning::ManagedFailoverCompleted | RdsMeaning::ManagedFailoverFailed => st.managed_failover = None,
+        RdsMeaning::ManagedFailoverCompleted | RdsMeaning::ManagedFailoverFailed => {
+            st.managed_failover = None
+        }
         _ => {}
     }
 }
@@ -301,7 +381,8 @@ fn note_rds_event(st: &mut SiteState, meaning: RdsMeaning, event_id: &str, sourc
 fn record_lag(st: &mut SiteState, ev: &Evidence, now: DateTime<Utc>) {
     for c in &ev.candidates {
         if let Some(secs) = c.lag_secs {
-            st.last_good_lag.insert(c.db.id.clone(), LagSample { secs, at: now });
+            st.last_good_lag
+                .insert(c.db.id.clone(), LagSample { secs, at: now });
         }
     }
 }
@@ -312,12 +393,22 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
         cx.guard(GuardCheck::new(
             Guard::InFlight,
             GuardResult::Fail,
-            format!("failover of epoch {} is in flight (phase {})", cx.st.epoch, cx.st.phase),
+            format!(
+                "failover of epoch {} is in flight (phase {})",
+                cx.st.epoch, cx.st.phase
+            ),
         ));
-        let s = format!("watching: failover epoch {} in progress ({})", cx.st.epoch, cx.st.phase);
+        let s = format!(
+            "watching: failover epoch {} in progress ({})",
+            cx.st.epoch, cx.st.phase
+        );
         return cx.finish(original, Outcome::Watch, s);
     }
-    cx.guard(GuardCheck::new(Guard::InFlight, GuardResult::Pass, "no failover in flight"));
+    cx.guard(GuardCheck::new(
+        Guard::InFlight,
+        GuardResult::Pass,
+        "no failover in flight",
+    ));
 
     let t = &cx.site.thresholds;
     let tally = ev.tally();
@@ -357,16 +448,30 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
         if tally.down == 0 && !ev.any_alarm_firing() {
             if cx.st.phase.is_open() {
                 let epoch = cx.st.epoch;
-                cx.move_to(Phase::Aborted, "evidence cleared before a failover was decided");
-                let s = format!("recovered: incident {epoch} closed without failover (evidence cleared)");
+                cx.move_to(
+                    Phase::Aborted,
+                    "evidence cleared before a failover was decided",
+                );
+                let s = format!(
+                    "recovered: incident {epoch} closed without failover (evidence cleared)"
+                );
                 let o = Outcome::Watch;
                 cx.event(EventType::IncidentCleared, &s, &o);
                 return cx.finish(original, o, s);
             }
-            return cx.finish(original, Outcome::Ignore { reason: IgnoreReason::Healthy }, "healthy: no voter says the primary is down".into());
+            return cx.finish(
+                original,
+                Outcome::Ignore {
+                    reason: IgnoreReason::Healthy,
+                },
+                "healthy: no voter says the primary is down".into(),
+            );
         }
         let opened = open_if_idle(&mut cx, "outage evidence below quorum");
-        let s = format!("suspected: {} of {k} votes needed say down; watching", tally.down);
+        let s = format!(
+            "suspected: {} of {k} votes needed say down; watching",
+            tally.down
+        );
         let o = Outcome::Suspected;
         if opened {
             cx.event(EventType::IncidentSuspected, &s, &o);
@@ -381,12 +486,22 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
 
     if let Some(m) = cx.st.managed_failover.clone() {
         if (now - m.at).num_seconds() < MANAGED_FAILOVER_GRACE_SECS {
-            cx.guard(GuardCheck::new(
-                Guard::ManagedFailover,
-                GuardResult::Fail,
-                format!("RDS is failing over by itself ({} on {}, {} s ago); not racing it", m.event_id, m.source_id, (now - m.at).num_seconds()),
-            )
-            .numbers((now - m.at).num_seconds() as f64, MANAGED_FAILOVER_GRACE_SECS as f64));
+            cx.guard(
+                GuardCheck::new(
+                    Guard::ManagedFailover,
+                    GuardResult::Fail,
+                    format!(
+                        "RDS is failing over by itself ({} on {}, {} s ago); not racing it",
+                        m.event_id,
+                        m.source_id,
+                        (now - m.at).num_seconds()
+                    ),
+                )
+                .numbers(
+                    (now - m.at).num_seconds() as f64,
+                    MANAGED_FAILOVER_GRACE_SECS as f64,
+                ),
+            );
             let s = "watching: RDS's own failover is in progress".to_string();
             let o = Outcome::Watch;
             if opened {
@@ -395,12 +510,20 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
             return cx.finish(original, o, s);
         }
     }
-    cx.guard(GuardCheck::new(Guard::ManagedFailover, GuardResult::Pass, "no RDS-managed failover in progress"));
+    cx.guard(GuardCheck::new(
+        Guard::ManagedFailover,
+        GuardResult::Pass,
+        "no RDS-managed failover in progress",
+    ));
 
     if elapsed < window {
         cx.guard(
-            GuardCheck::new(Guard::Sustained, GuardResult::Fail, format!("quorum held for {elapsed} s of the required {window} s"))
-                .numbers(elapsed as f64, window as f64),
+            GuardCheck::new(
+                Guard::Sustained,
+                GuardResult::Fail,
+                format!("quorum held for {elapsed} s of the required {window} s"),
+            )
+            .numbers(elapsed as f64, window as f64),
         );
         let s = format!("suspected: outage corroborated for {elapsed} s of {window} s");
         let o = Outcome::Suspected;
@@ -410,13 +533,21 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
         return cx.finish(original, o, s);
     }
     cx.guard(
-        GuardCheck::new(Guard::Sustained, GuardResult::Pass, format!("quorum held for {elapsed} s (required {window} s)"))
-            .numbers(elapsed as f64, window as f64),
+        GuardCheck::new(
+            Guard::Sustained,
+            GuardResult::Pass,
+            format!("quorum held for {elapsed} s (required {window} s)"),
+        )
+        .numbers(elapsed as f64, window as f64),
     );
     if opened {
         // The window was zero: the incident opened and was confirmed in one step.
         let o = Outcome::Suspected;
-        cx.event(EventType::IncidentSuspected, "suspected: outage corroborated", &o);
+        cx.event(
+            EventType::IncidentSuspected,
+            "suspected: outage corroborated",
+            &o,
+        );
     }
     decide_failover(cx, original, ev, Trigger::Automatic)
 }
@@ -435,7 +566,12 @@ enum Trigger<'a> {
     Manual(&'a OperatorCommand),
 }
 
-fn decide_failover(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence, trigger: Trigger<'_>) -> Decision {
+fn decide_failover(
+    mut cx: Ctx<'_>,
+    original: &SiteState,
+    ev: &Evidence,
+    trigger: Trigger<'_>,
+) -> Decision {
     let now = cx.now;
     let site = cx.site;
     let manual = !matches!(trigger, Trigger::Automatic);
@@ -449,21 +585,42 @@ fn decide_failover(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence, trigger
 
     match &cx.st.paused {
         Some(p) => {
-            let d = format!("automation paused by {} at {}: {}", p.by, p.at.format("%Y-%m-%dT%H:%M:%SZ"), p.reason);
+            let d = format!(
+                "automation paused by {} at {}: {}",
+                p.by,
+                p.at.format("%Y-%m-%dT%H:%M:%SZ"),
+                p.reason
+            );
             cx.guard(GuardCheck::new(Guard::Pause, GuardResult::Fail, d.clone()));
             refuse(RefusalReason::Paused, d, &mut refusal);
         }
-        None => cx.guard(GuardCheck::new(Guard::Pause, GuardResult::Pass, "automation not paused")),
+        None => cx.guard(GuardCheck::new(
+            Guard::Pause,
+            GuardResult::Pass,
+            "automation not paused",
+        )),
     }
 
     match site.in_maintenance(now) {
         Some(w) if !manual => {
             let d = format!("inside maintenance window {w} (UTC): outages here are expected");
-            cx.guard(GuardCheck::new(Guard::MaintenanceWindow, GuardResult::Fail, d.clone()));
+            cx.guard(GuardCheck::new(
+                Guard::MaintenanceWindow,
+                GuardResult::Fail,
+                d.clone(),
+            ));
             refuse(RefusalReason::MaintenanceWindow, d, &mut refusal);
         }
-        Some(w) => cx.guard(GuardCheck::new(Guard::MaintenanceWindow, GuardResult::NotApplicable, format!("inside {w}, but an operator asked"))),
-        None => cx.guard(GuardCheck::new(Guard::MaintenanceWindow, GuardResult::Pass, "outside every maintenance window")),
+        Some(w) => cx.guard(GuardCheck::new(
+            Guard::MaintenanceWindow,
+            GuardResult::NotApplicable,
+            format!("inside {w}, but an operator asked"),
+        )),
+        None => cx.guard(GuardCheck::new(
+            Guard::MaintenanceWindow,
+            GuardResult::Pass,
+            "outside every maintenance window",
+        )),
     }
 
     let cooldown = site.thresholds.cooldown_secs as i64;
@@ -471,22 +628,47 @@ fn decide_failover(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence, trigger
         Some(last) if (now - last).num_seconds() < cooldown => {
             let since = (now - last).num_seconds();
             let d = format!("last failover {since} s ago, cooldown is {cooldown} s");
-            cx.guard(GuardCheck::new(Guard::Cooldown, GuardResult::Fail, d.clone()).numbers(since as f64, cooldown as f64));
+            cx.guard(
+                GuardCheck::new(Guard::Cooldown, GuardResult::Fail, d.clone())
+                    .numbers(since as f64, cooldown as f64),
+            );
             refuse(RefusalReason::Cooldown, d, &mut refusal);
         }
         Some(last) => {
             let since = (now - last).num_seconds();
-            cx.guard(GuardCheck::new(Guard::Cooldown, GuardResult::Pass, format!("last failover {since} s ago")).numbers(since as f64, cooldown as f64))
+            cx.guard(
+                GuardCheck::new(
+                    Guard::Cooldown,
+                    GuardResult::Pass,
+                    format!("last failover {since} s ago"),
+                )
+                .numbers(since as f64, cooldown as f64),
+            )
         }
-        None => cx.guard(GuardCheck::new(Guard::Cooldown, GuardResult::Pass, "no previous failover")),
+        None => cx.guard(GuardCheck::new(
+            Guard::Cooldown,
+            GuardResult::Pass,
+            "no previous failover",
+        )),
     }
 
     if ev.primary.is_deliberately_stopped() && !manual {
-        let d = format!("the primary is `{}`: someone stopped it; a human must decide", ev.primary.describe());
-        cx.guard(GuardCheck::new(Guard::DeliberateStop, GuardResult::Fail, d.clone()));
+        let d = format!(
+            "the primary is `{}`: someone stopped it; a human must decide",
+            ev.primary.describe()
+        );
+        cx.guard(GuardCheck::new(
+            Guard::DeliberateStop,
+            GuardResult::Fail,
+            d.clone(),
+        ));
         refuse(RefusalReason::DeliberateStop, d, &mut refusal);
     } else {
-        cx.guard(GuardCheck::new(Guard::DeliberateStop, GuardResult::Pass, format!("primary status: {}", ev.primary.describe())));
+        cx.guard(GuardCheck::new(
+            Guard::DeliberateStop,
+            GuardResult::Pass,
+            format!("primary status: {}", ev.primary.describe()),
+        ));
     }
 
     let override_cmd = match trigger {
@@ -515,7 +697,11 @@ fn decide_failover(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence, trigger
     let mode = site.approval;
     match (mode, trigger) {
         (ApprovalMode::Shadow, _) => {
-            cx.guard(GuardCheck::new(Guard::Shadow, GuardResult::Fail, "shadow mode: deciding only, never mutating"));
+            cx.guard(GuardCheck::new(
+                Guard::Shadow,
+                GuardResult::Fail,
+                "shadow mode: deciding only, never mutating",
+            ));
             cx.st.candidate = Some(candidate.clone());
             let changed = cx.move_to(Phase::Shadowed, &format!("would promote {candidate}"));
             let s = format!("shadow: would fail over to {candidate}");
@@ -528,7 +714,10 @@ fn decide_failover(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence, trigger
         (ApprovalMode::RequireApproval, Trigger::Automatic) => {
             cx.guard(GuardCheck::new(Guard::Approval, GuardResult::Fail, format!("site requires approval: send {{\"command\":\"approve\",\"site\":\"{}\",\"epoch\":{}}}", site.id, cx.st.epoch)));
             cx.st.candidate = Some(candidate.clone());
-            let changed = cx.move_to(Phase::AwaitingApproval, &format!("waiting for approval to promote {candidate}"));
+            let changed = cx.move_to(
+                Phase::AwaitingApproval,
+                &format!("waiting for approval to promote {candidate}"),
+            );
             let s = format!("awaiting approval to fail over to {candidate}");
             let o = Outcome::AwaitingApproval { candidate };
             if changed {
@@ -539,14 +728,31 @@ fn decide_failover(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence, trigger
         (_, t) => {
             let who = match t {
                 Trigger::Automatic => "automatic (approval mode auto)".to_string(),
-                Trigger::Approved(c) => format!("approved by {}", c.operator.as_deref().unwrap_or("an operator")),
-                Trigger::Manual(c) => format!("requested by {}", c.operator.as_deref().unwrap_or("an operator")),
+                Trigger::Approved(c) => format!(
+                    "approved by {}",
+                    c.operator.as_deref().unwrap_or("an operator")
+                ),
+                Trigger::Manual(c) => format!(
+                    "requested by {}",
+                    c.operator.as_deref().unwrap_or("an operator")
+                ),
             };
-            cx.guard(GuardCheck::new(Guard::Approval, GuardResult::Pass, who.clone()));
-            cx.guard(GuardCheck::new(Guard::Shadow, GuardResult::Pass, "not in shadow mode"));
+            cx.guard(GuardCheck::new(
+                Guard::Approval,
+                GuardResult::Pass,
+                who.clone(),
+            ));
+            cx.guard(GuardCheck::new(
+                Guard::Shadow,
+                GuardResult::Pass,
+                "not in shadow mode",
+            ));
             cx.st.candidate = Some(candidate.clone());
             cx.st.last_failover_at = Some(now);
-            cx.move_to(Phase::Promoting, &format!("failover decided ({who}) to {candidate}"));
+            cx.move_to(
+                Phase::Promoting,
+                &format!("failover decided ({who}) to {candidate}"),
+            );
             let s = format!("failover decided: promote {candidate} ({who})");
             let o = Outcome::FailoverDecided { candidate };
             cx.event(EventType::FailoverDecided, &s, &o);
@@ -557,12 +763,27 @@ fn decide_failover(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence, trigger
 
 /// Picks the first candidate in preference order that is available, replicates from the primary,
 /// is not being backed up, and lags no more than the RPO (current reading, else last known good).
-fn select_candidate(cx: &mut Ctx<'_>, ev: &Evidence, override_cmd: Option<&OperatorCommand>) -> Result<DbRef, (RefusalReason, String)> {
+fn select_candidate(
+    cx: &mut Ctx<'_>,
+    ev: &Evidence,
+    override_cmd: Option<&OperatorCommand>,
+) -> Result<DbRef, (RefusalReason, String)> {
     let site = cx.site;
     let max = site.thresholds.max_lag_secs as f64;
     if site.engine == Engine::MultiAz {
-        cx.guard(GuardCheck::new(Guard::Candidate, GuardResult::Pass, format!("{}: reboot with failover to its synchronous standby", site.primary)));
-        cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::NotApplicable, "Multi-AZ standby is synchronous: no data loss"));
+        cx.guard(GuardCheck::new(
+            Guard::Candidate,
+            GuardResult::Pass,
+            format!(
+                "{}: reboot with failover to its synchronous standby",
+                site.primary
+            ),
+        ));
+        cx.guard(GuardCheck::new(
+            Guard::Rpo,
+            GuardResult::NotApplicable,
+            "Multi-AZ standby is synchronous: no data loss",
+        ));
         return Ok(site.primary.clone());
     }
     let mut eligible: Vec<(DbRef, Option<f64>, String)> = vec![];
@@ -585,44 +806,102 @@ fn select_candidate(cx: &mut Ctx<'_>, ev: &Evidence, override_cmd: Option<&Opera
             continue;
         }
         if cx.st.backups_running.contains(&c.id) {
-            skipped.push(format!("{c}: a backup is running (promotion would be blocked)"));
+            skipped.push(format!(
+                "{c}: a backup is running (promotion would be blocked)"
+            ));
             continue;
         }
         let (lag, src) = match (e.lag_secs, cx.st.last_good_lag.get(&c.id)) {
             (Some(l), _) => (Some(l), "current".to_string()),
-            (None, Some(s)) => (Some(s.secs), format!("last known good, {} s old", (cx.now - s.at).num_seconds())),
+            (None, Some(s)) => (
+                Some(s.secs),
+                format!("last known good, {} s old", (cx.now - s.at).num_seconds()),
+            ),
             (None, None) => (None, "no reading ever".to_string()),
         };
         eligible.push((c.clone(), lag, src));
     }
     if eligible.is_empty() {
         let d = format!("no promotable candidate: {}", skipped.join("; "));
-        cx.guard(GuardCheck::new(Guard::Candidate, GuardResult::Fail, d.clone()));
-        cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::NotApplicable, "no candidate to measure"));
+        cx.guard(GuardCheck::new(
+            Guard::Candidate,
+            GuardResult::Fail,
+            d.clone(),
+        ));
+        cx.guard(GuardCheck::new(
+            Guard::Rpo,
+            GuardResult::NotApplicable,
+            "no candidate to measure",
+        ));
         return Err((RefusalReason::NoHealthyCandidate, d));
     }
-    let skipped_note = if skipped.is_empty() { String::new() } else { format!(" (skipped: {})", skipped.join("; ")) };
-    if let Some((c, lag, src)) = eligible.iter().find(|(_, l, _)| l.is_some_and(|l| l <= max)) {
+    let skipped_note = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!(" (skipped: {})", skipped.join("; "))
+    };
+    if let Some((c, lag, src)) = eligible
+        .iter()
+        .find(|(_, l, _)| l.is_some_and(|l| l <= max))
+    {
         let lag = lag.expect("filtered");
-        cx.guard(GuardCheck::new(Guard::Candidate, GuardResult::Pass, format!("{c} is available and replicates from {}{skipped_note}", site.primary)));
-        cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::Pass, format!("{c} lag {lag} s ({src}) within the {max} s RPO")).numbers(lag, max));
+        cx.guard(GuardCheck::new(
+            Guard::Candidate,
+            GuardResult::Pass,
+            format!(
+                "{c} is available and replicates from {}{skipped_note}",
+                site.primary
+            ),
+        ));
+        cx.guard(
+            GuardCheck::new(
+                Guard::Rpo,
+                GuardResult::Pass,
+                format!("{c} lag {lag} s ({src}) within the {max} s RPO"),
+            )
+            .numbers(lag, max),
+        );
         return Ok(c.clone());
     }
     let (c, lag, src) = eligible[0].clone();
     if let Some(cmd) = override_cmd {
         let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
         let reason = cmd.reason.clone().unwrap_or_default();
-        cx.st.rpo_override = Some(RpoOverride { by: by.clone(), reason: reason.clone(), at: cx.now });
-        cx.guard(GuardCheck::new(Guard::Candidate, GuardResult::Pass, format!("{c} is available and replicates from {}{skipped_note}", site.primary)));
-        let lag_text = lag.map(|l| format!("{l} s")).unwrap_or_else(|| "unknown".into());
-        let mut g = GuardCheck::new(Guard::Rpo, GuardResult::Pass, format!("RPO overridden by {by} ({reason}): {c} lag {lag_text} ({src}), RPO {max} s"));
+        cx.st.rpo_override = Some(RpoOverride {
+            by: by.clone(),
+            reason: reason.clone(),
+            at: cx.now,
+        });
+        cx.guard(GuardCheck::new(
+            Guard::Candidate,
+            GuardResult::Pass,
+            format!(
+                "{c} is available and replicates from {}{skipped_note}",
+                site.primary
+            ),
+        ));
+        let lag_text = lag
+            .map(|l| format!("{l} s"))
+            .unwrap_or_else(|| "unknown".into());
+        let mut g = GuardCheck::new(
+            Guard::Rpo,
+            GuardResult::Pass,
+            format!("RPO overridden by {by} ({reason}): {c} lag {lag_text} ({src}), RPO {max} s"),
+        );
         if let Some(l) = lag {
             g = g.numbers(l, max);
         }
         cx.guard(g);
         return Ok(c);
     }
-    cx.guard(GuardCheck::new(Guard::Candidate, GuardResult::Pass, format!("{c} is available and replicates from {}{skipped_note}", site.primary)));
+    cx.guard(GuardCheck::new(
+        Guard::Candidate,
+        GuardResult::Pass,
+        format!(
+            "{c} is available and replicates from {}{skipped_note}",
+            site.primary
+        ),
+    ));
     let how = format!("to accept the data loss send {{\"command\":\"failover\",\"site\":\"{}\",\"override_rpo\":true,\"reason\":\"...\"}}", site.id);
     match lag {
         Some(l) => {
@@ -638,28 +917,60 @@ fn select_candidate(cx: &mut Ctx<'_>, ev: &Evidence, override_cmd: Option<&Opera
     }
 }
 
-fn operator(mut cx: Ctx<'_>, original: &SiteState, cmd: &OperatorCommand, ev: Option<&Evidence>) -> Decision {
+fn operator(
+    mut cx: Ctx<'_>,
+    original: &SiteState,
+    cmd: &OperatorCommand,
+    ev: Option<&Evidence>,
+) -> Decision {
     let now = cx.now;
     let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
     let reason = cmd.reason.clone().filter(|r| !r.trim().is_empty());
     match cmd.command {
         OperatorAction::Status => {
-            let paused = cx.st.paused.as_ref().map(|p| format!("; paused by {}: {}", p.by, p.reason)).unwrap_or_default();
-            let s = format!("site {} is {} at epoch {}{paused}", cx.site.id, cx.st.phase, cx.st.epoch);
-            cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, "status: read only"));
+            let paused = cx
+                .st
+                .paused
+                .as_ref()
+                .map(|p| format!("; paused by {}: {}", p.by, p.reason))
+                .unwrap_or_default();
+            let s = format!(
+                "site {} is {} at epoch {}{paused}",
+                cx.site.id, cx.st.phase, cx.st.epoch
+            );
+            cx.guard(GuardCheck::new(
+                Guard::Command,
+                GuardResult::Pass,
+                "status: read only",
+            ));
             // A status query changes nothing, not even the dedupe memory.
-            let cx = Ctx { st: original.clone(), ..cx };
+            let cx = Ctx {
+                st: original.clone(),
+                ..cx
+            };
             cx.finish(original, Outcome::Status, s)
         }
         OperatorAction::Pause => {
             if cx.st.paused.is_some() {
-                cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, "already paused"));
+                cx.guard(GuardCheck::new(
+                    Guard::Command,
+                    GuardResult::Pass,
+                    "already paused",
+                ));
                 let s = "already paused".to_string();
                 return cx.finish(original, Outcome::Paused, s);
             }
             let why = reason.unwrap_or_else(|| "no reason given".into());
-            cx.st.paused = Some(Pause { by: by.clone(), reason: why.clone(), at: now });
-            cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, format!("paused by {by}: {why}")));
+            cx.st.paused = Some(Pause {
+                by: by.clone(),
+                reason: why.clone(),
+                at: now,
+            });
+            cx.guard(GuardCheck::new(
+                Guard::Command,
+                GuardResult::Pass,
+                format!("paused by {by}: {why}"),
+            ));
             let s = format!("automation paused by {by}: {why}");
             let o = Outcome::Paused;
             cx.event(EventType::AutomationPaused, &s, &o);
@@ -667,11 +978,19 @@ fn operator(mut cx: Ctx<'_>, original: &SiteState, cmd: &OperatorCommand, ev: Op
         }
         OperatorAction::Resume => {
             if cx.st.paused.is_none() {
-                cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, "was not paused"));
+                cx.guard(GuardCheck::new(
+                    Guard::Command,
+                    GuardResult::Pass,
+                    "was not paused",
+                ));
                 return cx.finish(original, Outcome::Resumed, "not paused".into());
             }
             cx.st.paused = None;
-            cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, format!("resumed by {by}")));
+            cx.guard(GuardCheck::new(
+                Guard::Command,
+                GuardResult::Pass,
+                format!("resumed by {by}"),
+            ));
             let s = format!("automation resumed by {by}");
             let o = Outcome::Resumed;
             cx.event(EventType::AutomationResumed, &s, &o);
@@ -679,16 +998,34 @@ fn operator(mut cx: Ctx<'_>, original: &SiteState, cmd: &OperatorCommand, ev: Op
         }
         OperatorAction::Approve => {
             if cx.st.phase != Phase::AwaitingApproval {
-                let d = format!("nothing awaits approval: site is {} at epoch {}", cx.st.phase, cx.st.epoch);
-                cx.guard(GuardCheck::new(Guard::Command, GuardResult::Fail, d.clone()));
+                let d = format!(
+                    "nothing awaits approval: site is {} at epoch {}",
+                    cx.st.phase, cx.st.epoch
+                );
+                cx.guard(GuardCheck::new(
+                    Guard::Command,
+                    GuardResult::Fail,
+                    d.clone(),
+                ));
                 return refuse_command(cx, original, RefusalReason::NothingToApprove, d);
             }
             if let Some(e) = cmd.epoch.filter(|e| *e != cx.st.epoch) {
-                let d = format!("approval names epoch {e}, the incident awaiting approval is epoch {}", cx.st.epoch);
-                cx.guard(GuardCheck::new(Guard::Command, GuardResult::Fail, d.clone()));
+                let d = format!(
+                    "approval names epoch {e}, the incident awaiting approval is epoch {}",
+                    cx.st.epoch
+                );
+                cx.guard(GuardCheck::new(
+                    Guard::Command,
+                    GuardResult::Fail,
+                    d.clone(),
+                ));
                 return refuse_command(cx, original, RefusalReason::StaleApproval, d);
             }
-            cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, format!("approval of epoch {} by {by}", cx.st.epoch)));
+            cx.guard(GuardCheck::new(
+                Guard::Command,
+                GuardResult::Pass,
+                format!("approval of epoch {} by {by}", cx.st.epoch),
+            ));
             match ev {
                 Some(ev) => decide_failover(cx, original, ev, Trigger::Approved(cmd)),
                 None => cx.finish(original, Outcome::Watch, "no evidence gathered".into()),
@@ -696,18 +1033,37 @@ fn operator(mut cx: Ctx<'_>, original: &SiteState, cmd: &OperatorCommand, ev: Op
         }
         OperatorAction::Failover => {
             if cmd.override_rpo && reason.is_none() {
-                let d = "override_rpo needs a reason: it accepts data loss and is recorded".to_string();
-                cx.guard(GuardCheck::new(Guard::Command, GuardResult::Fail, d.clone()));
+                let d =
+                    "override_rpo needs a reason: it accepts data loss and is recorded".to_string();
+                cx.guard(GuardCheck::new(
+                    Guard::Command,
+                    GuardResult::Fail,
+                    d.clone(),
+                ));
                 return refuse_command(cx, original, RefusalReason::OverrideWithoutReason, d);
             }
             if cx.st.phase.is_in_flight() {
-                let d = format!("failover epoch {} already in flight ({})", cx.st.epoch, cx.st.phase);
-                cx.guard(GuardCheck::new(Guard::InFlight, GuardResult::Fail, d.clone()));
+                let d = format!(
+                    "failover epoch {} already in flight ({})",
+                    cx.st.epoch, cx.st.phase
+                );
+                cx.guard(GuardCheck::new(
+                    Guard::InFlight,
+                    GuardResult::Fail,
+                    d.clone(),
+                ));
                 return refuse_command(cx, original, RefusalReason::AlreadyInFlight, d);
             }
-            cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, format!("manual failover requested by {by}")));
+            cx.guard(GuardCheck::new(
+                Guard::Command,
+                GuardResult::Pass,
+                format!("manual failover requested by {by}"),
+            ));
             if !cx.st.phase.is_open() {
-                let note = format!("manual failover requested by {by}: {}", reason.as_deref().unwrap_or("no reason given"));
+                let note = format!(
+                    "manual failover requested by {by}: {}",
+                    reason.as_deref().unwrap_or("no reason given")
+                );
                 let _ = cx.st.open_incident(now, note);
             }
             match ev {
@@ -719,7 +1075,20 @@ fn operator(mut cx: Ctx<'_>, original: &SiteState, cmd: &OperatorCommand, ev: Op
 }
 
 /// A command that cannot be carried out changes nothing (no ledger write) and says why.
-fn refuse_command(cx: Ctx<'_>, original: &SiteState, reason: RefusalReason, why: String) -> Decision {
-    let cx = Ctx { st: original.clone(), emit: vec![], ..cx };
-    cx.finish(original, Outcome::Refused { reason }, format!("refused: {why}"))
+fn refuse_command(
+    cx: Ctx<'_>,
+    original: &SiteState,
+    reason: RefusalReason,
+    why: String,
+) -> Decision {
+    let cx = Ctx {
+        st: original.clone(),
+        emit: vec![],
+        ..cx
+    };
+    cx.finish(
+        original,
+        Outcome::Refused { reason },
+        format!("refused: {why}"),
+    )
 }

@@ -50,8 +50,14 @@ impl EventType {
 
     pub fn severity(self) -> &'static str {
         match self {
-            EventType::FailoverDecided | EventType::FailoverFailed | EventType::FailoverRefused | EventType::ApprovalRequested => "critical",
-            EventType::IncidentSuspected | EventType::ReplicaPromoted | EventType::DnsPinned | EventType::AutomationPaused => "warning",
+            EventType::FailoverDecided
+            | EventType::FailoverFailed
+            | EventType::FailoverRefused
+            | EventType::ApprovalRequested => "critical",
+            EventType::IncidentSuspected
+            | EventType::ReplicaPromoted
+            | EventType::DnsPinned
+            | EventType::AutomationPaused => "warning",
             _ => "info",
         }
     }
@@ -78,6 +84,11 @@ pub struct DomainEvent {
 impl DomainEvent {
     /// Idempotency key downstream: one (site, epoch, type) is one fact, however often delivered.
     pub fn dedupe_key(&self) -> String {
-        format!("{}#{}#{}", self.site, self.epoch, self.event_type.detail_type())
+        format!(
+            "{}#{}#{}",
+            self.site,
+            self.epoch,
+            self.event_type.detail_type()
+        )
     }
 }

@@ -175,7 +175,12 @@ impl Tally {
 
 impl Evidence {
     pub fn tally(&self) -> Tally {
-        let mut t = Tally { down: 0, up: 0, unknown: 0, voters: vec![] };
+        let mut t = Tally {
+            down: 0,
+            up: 0,
+            unknown: 0,
+            voters: vec![],
+        };
         let mut add = |who: String, v: Vote| {
             match v {
                 Vote::Down => t.down += 1,
@@ -186,11 +191,17 @@ impl Evidence {
         };
         for a in &self.alarms {
             if let Some(v) = a.vote() {
-                let s = a.state.map(|s| format!("{s:?}")).unwrap_or_else(|| "unreadable".into());
+                let s = a
+                    .state
+                    .map(|s| format!("{s:?}"))
+                    .unwrap_or_else(|| "unreadable".into());
                 add(format!("alarm {}: {s}", a.name), v);
             }
         }
-        add(format!("rds status of primary: {}", self.primary.describe()), self.primary.vote());
+        add(
+            format!("rds status of primary: {}", self.primary.describe()),
+            self.primary.vote(),
+        );
         match &self.canary {
             CanaryResult::Unknown { reason } if reason == NO_CANARY => {}
             c => add(format!("sql canary: {}", canary_word(c)), c.vote()),
@@ -200,7 +211,9 @@ impl Evidence {
 
     /// Any availability alarm of the site currently in ALARM.
     pub fn any_alarm_firing(&self) -> bool {
-        self.alarms.iter().any(|a| a.state == Some(AlarmState::Alarm) && a.role == AlarmRole::Availability)
+        self.alarms
+            .iter()
+            .any(|a| a.state == Some(AlarmState::Alarm) && a.role == AlarmRole::Availability)
     }
 }
 
@@ -237,12 +250,26 @@ mod tests {
     #[test]
     fn insufficient_data_and_unreadable_are_unknown_never_up() {
         for state in [Some(AlarmState::InsufficientData), None] {
-            let a = AlarmEvidence { name: "a".into(), role: AlarmRole::Availability, state };
+            let a = AlarmEvidence {
+                name: "a".into(),
+                role: AlarmRole::Availability,
+                state,
+            };
             assert_eq!(a.vote(), Some(Vote::Unknown));
         }
-        let lag = AlarmEvidence { name: "l".into(), role: AlarmRole::Lag, state: Some(AlarmState::Alarm) };
+        let lag = AlarmEvidence {
+            name: "l".into(),
+            role: AlarmRole::Lag,
+            state: Some(AlarmState::Alarm),
+        };
         assert_eq!(lag.vote(), None, "lag alarms never vote on the primary");
-        assert_eq!(DbObservation::Unreadable { error: "timeout".into() }.vote(), Vote::Unknown);
+        assert_eq!(
+            DbObservation::Unreadable {
+                error: "timeout".into()
+            }
+            .vote(),
+            Vote::Unknown
+        );
         assert_eq!(DbObservation::status("rebooting").vote(), Vote::Unknown);
         assert_eq!(DbObservation::status("backing-up").vote(), Vote::Unknown);
         assert_eq!(DbObservation::status("failed").vote(), Vote::Down);

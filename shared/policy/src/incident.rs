@@ -37,7 +37,10 @@ pub enum Phase {
 impl Phase {
     /// An open incident owns the site: no second incident may start until it closes.
     pub fn is_open(self) -> bool {
-        !matches!(self, Phase::Idle | Phase::Completed | Phase::Aborted | Phase::Failed)
+        !matches!(
+            self,
+            Phase::Idle | Phase::Completed | Phase::Aborted | Phase::Failed
+        )
     }
 
     /// A failover is being carried out; the evaluator must not decide anything new.
@@ -69,7 +72,10 @@ impl Phase {
         }
         match self {
             Idle | Completed | Aborted | Failed => matches!(to, Suspected | Promoting),
-            Suspected => matches!(to, AwaitingApproval | Refused | Shadowed | Promoting | Aborted),
+            Suspected => matches!(
+                to,
+                AwaitingApproval | Refused | Shadowed | Promoting | Aborted
+            ),
             AwaitingApproval => matches!(to, Promoting | Refused | Aborted),
             Refused => matches!(to, Promoting | AwaitingApproval | Shadowed | Aborted),
             Shadowed => matches!(to, Promoting | Aborted),
@@ -194,9 +200,16 @@ impl SiteState {
     }
 
     /// Opens a new incident: a fresh epoch, a fresh timeline.
-    pub fn open_incident(&mut self, at: DateTime<Utc>, note: impl Into<String>) -> Result<u64, TransitionError> {
+    pub fn open_incident(
+        &mut self,
+        at: DateTime<Utc>,
+        note: impl Into<String>,
+    ) -> Result<u64, TransitionError> {
         if self.phase.is_open() {
-            return Err(TransitionError::AlreadyOpen { epoch: self.epoch, phase: self.phase });
+            return Err(TransitionError::AlreadyOpen {
+                epoch: self.epoch,
+                phase: self.phase,
+            });
         }
         self.epoch += 1;
         self.phase = Phase::Suspected;
@@ -204,23 +217,43 @@ impl SiteState {
         self.quorum_since = None;
         self.candidate = None;
         self.rpo_override = None;
-        self.timeline = vec![TimelineEntry { phase: Phase::Suspected, at, note: note.into() }];
+        self.timeline = vec![TimelineEntry {
+            phase: Phase::Suspected,
+            at,
+            note: note.into(),
+        }];
         Ok(self.epoch)
     }
 
     /// Moves the current incident to `to`, fenced by `epoch`. Same phase is a no-op (Ok(false)).
-    pub fn transition(&mut self, epoch: u64, to: Phase, at: DateTime<Utc>, note: impl Into<String>) -> Result<bool, TransitionError> {
+    pub fn transition(
+        &mut self,
+        epoch: u64,
+        to: Phase,
+        at: DateTime<Utc>,
+        note: impl Into<String>,
+    ) -> Result<bool, TransitionError> {
         if epoch != self.epoch {
-            return Err(TransitionError::StaleEpoch { current: self.epoch, presented: epoch });
+            return Err(TransitionError::StaleEpoch {
+                current: self.epoch,
+                presented: epoch,
+            });
         }
         if !self.phase.can_move_to(to) {
-            return Err(TransitionError::Illegal { from: self.phase, to });
+            return Err(TransitionError::Illegal {
+                from: self.phase,
+                to,
+            });
         }
         if self.phase == to {
             return Ok(false);
         }
         self.phase = to;
-        self.timeline.push(TimelineEntry { phase: to, at, note: note.into() });
+        self.timeline.push(TimelineEntry {
+            phase: to,
+            at,
+            note: note.into(),
+        });
         if !to.is_open() {
             self.first_seen = None;
             self.quorum_since = None;
@@ -253,16 +286,48 @@ mod tests {
     #[test]
     fn every_phase_pair_is_either_legal_or_a_typed_error() {
         use Phase::*;
-        let all = [Idle, Suspected, AwaitingApproval, Refused, Shadowed, Promoting, Promoted, DnsPinned, Completed, Aborted, Failed];
+        let all = [
+            Idle,
+            Suspected,
+            AwaitingApproval,
+            Refused,
+            Shadowed,
+            Promoting,
+            Promoted,
+            DnsPinned,
+            Completed,
+            Aborted,
+            Failed,
+        ];
         let legal: BTreeSet<(Phase, Phase)> = [
-            (Idle, Suspected), (Idle, Promoting), (Completed, Suspected), (Completed, Promoting),
-            (Aborted, Suspected), (Aborted, Promoting), (Failed, Suspected), (Failed, Promoting),
-            (Suspected, AwaitingApproval), (Suspected, Refused), (Suspected, Shadowed), (Suspected, Promoting), (Suspected, Aborted),
-            (AwaitingApproval, Promoting), (AwaitingApproval, Refused), (AwaitingApproval, Aborted),
-            (Refused, Promoting), (Refused, AwaitingApproval), (Refused, Shadowed), (Refused, Aborted),
-            (Shadowed, Promoting), (Shadowed, Aborted),
-            (Promoting, Promoted), (Promoting, Failed), (Promoted, DnsPinned), (Promoted, Failed),
-            (DnsPinned, Completed), (DnsPinned, Failed),
+            (Idle, Suspected),
+            (Idle, Promoting),
+            (Completed, Suspected),
+            (Completed, Promoting),
+            (Aborted, Suspected),
+            (Aborted, Promoting),
+            (Failed, Suspected),
+            (Failed, Promoting),
+            (Suspected, AwaitingApproval),
+            (Suspected, Refused),
+            (Suspected, Shadowed),
+            (Suspected, Promoting),
+            (Suspected, Aborted),
+            (AwaitingApproval, Promoting),
+            (AwaitingApproval, Refused),
+            (AwaitingApproval, Aborted),
+            (Refused, Promoting),
+            (Refused, AwaitingApproval),
+            (Refused, Shadowed),
+            (Refused, Aborted),
+            (Shadowed, Promoting),
+            (Shadowed, Aborted),
+            (Promoting, Promoted),
+            (Promoting, Failed),
+            (Promoted, DnsPinned),
+            (Promoted, Failed),
+            (DnsPinned, Completed),
+            (DnsPinned, Failed),
         ]
         .into_iter()
         .collect();
@@ -287,12 +352,25 @@ mod tests {
     fn epochs_only_go_up_and_fence_every_step() {
         let mut s = SiteState::new("orders");
         assert_eq!(s.open_incident(t(0), "alarm").unwrap(), 1);
-        assert!(matches!(s.open_incident(t(1), "again"), Err(TransitionError::AlreadyOpen { epoch: 1, .. })));
+        assert!(matches!(
+            s.open_incident(t(1), "again"),
+            Err(TransitionError::AlreadyOpen { epoch: 1, .. })
+        ));
         s.transition(1, Phase::Aborted, t(2), "recovered").unwrap();
         assert_eq!(s.open_incident(t(3), "alarm").unwrap(), 2);
-        assert_eq!(s.transition(1, Phase::Promoting, t(4), ""), Err(TransitionError::StaleEpoch { current: 2, presented: 1 }));
+        assert_eq!(
+            s.transition(1, Phase::Promoting, t(4), ""),
+            Err(TransitionError::StaleEpoch {
+                current: 2,
+                presented: 1
+            })
+        );
         assert_eq!(s.transition(2, Phase::Promoting, t(4), "decided"), Ok(true));
-        assert_eq!(s.transition(2, Phase::Promoting, t(5), "dup"), Ok(false), "same phase is idempotent");
+        assert_eq!(
+            s.transition(2, Phase::Promoting, t(5), "dup"),
+            Ok(false),
+            "same phase is idempotent"
+        );
         assert_eq!(s.timeline.len(), 2);
     }
 

@@ -11,7 +11,9 @@
 //! AWS itself is inconsistent (optional fields, timestamp spellings): a malformed input is a typed
 //! [`SignalError`] naming what was wrong, never a guess.
 
-use aws_lambda_events::event::cloudwatch_alarms::{CloudWatchAlarm, CloudWatchAlarmData, CloudWatchAlarmStateValue};
+use aws_lambda_events::event::cloudwatch_alarms::{
+    CloudWatchAlarm, CloudWatchAlarmData, CloudWatchAlarmStateValue,
+};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sns::SnsEvent;
 use chrono::{DateTime, Utc};
@@ -177,7 +179,11 @@ const RDS_EVENTS: &[(&str, RdsMeaning)] = &[
 ];
 
 pub fn rds_meaning(event_id: &str) -> RdsMeaning {
-    RDS_EVENTS.iter().find(|(id, _)| *id == event_id).map(|(_, m)| *m).unwrap_or(RdsMeaning::Informational)
+    RDS_EVENTS
+        .iter()
+        .find(|(id, _)| *id == event_id)
+        .map(|(_, m)| *m)
+        .unwrap_or(RdsMeaning::Informational)
 }
 
 /// An operator's instruction, by direct invoke or through EventBridge.
@@ -220,9 +226,16 @@ pub enum SignalError {
     #[error("input matches no known trigger shape (EventBridge event, SNS notification, alarm action, operator command)")]
     UnknownShape,
     #[error("{shape}: field `{field}` is missing or malformed: {detail}")]
-    Field { shape: &'static str, field: String, detail: String },
+    Field {
+        shape: &'static str,
+        field: String,
+        detail: String,
+    },
     #[error("EventBridge detail-type `{detail_type}` from `{source_name}` is not a trigger this function handles")]
-    UnsupportedDetailType { detail_type: String, source_name: String },
+    UnsupportedDetailType {
+        detail_type: String,
+        source_name: String,
+    },
     #[error("SNS notification carries {0} records, expected exactly 1")]
     SnsRecordCount(usize),
     #[error("SNS message is neither a CloudWatch alarm nor an RDS event notification: {0}")]
@@ -230,7 +243,11 @@ pub enum SignalError {
 }
 
 fn field(shape: &'static str, field: &str, detail: impl ToString) -> SignalError {
-    SignalError::Field { shape, field: field.to_string(), detail: detail.to_string() }
+    SignalError::Field {
+        shape,
+        field: field.to_string(),
+        detail: detail.to_string(),
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -249,13 +266,16 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Signal, SignalError> {
     if bytes.len() > MAX_INPUT_BYTES {
         return Err(SignalError::TooLarge(bytes.len()));
     }
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| SignalError::NotJson(e.to_string()))?;
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| SignalError::NotJson(e.to_string()))?;
     parse_signal(&v)
 }
 
 /// Normalises one delivered payload into a [`Signal`].
 pub fn parse_signal(v: &Value) -> Result<Signal, SignalError> {
-    let obj = v.as_object().ok_or_else(|| SignalError::NotAnObject(type_name(v)))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| SignalError::NotAnObject(type_name(v)))?;
     if obj.contains_key("Records") {
         return parse_sns(v);
     }
@@ -266,10 +286,14 @@ pub fn parse_signal(v: &Value) -> Result<Signal, SignalError> {
         return parse_alarm_action(v);
     }
     if obj.contains_key("command") {
-        let cmd: OperatorCommand =
-            serde_json::from_value(v.clone()).map_err(|e| field("operator command", "command", e))?;
+        let cmd: OperatorCommand = serde_json::from_value(v.clone())
+            .map_err(|e| field("operator command", "command", e))?;
         return Ok(Signal {
-            id: format!("operator:{}:{}", cmd.site, serde_json::to_string(&cmd.command).unwrap_or_default()),
+            id: format!(
+                "operator:{}:{}",
+                cmd.site,
+                serde_json::to_string(&cmd.command).unwrap_or_default()
+            ),
             delivery: Delivery::Direct,
             source: SOURCE_OPERATOR.into(),
             account: None,
@@ -283,7 +307,8 @@ pub fn parse_signal(v: &Value) -> Result<Signal, SignalError> {
 
 fn parse_alarm_action(v: &Value) -> Result<Signal, SignalError> {
     const SHAPE: &str = "alarm action payload";
-    let a: CloudWatchAlarm<Value, Value> = serde_json::from_value(v.clone()).map_err(|e| field(SHAPE, "alarmData", e))?;
+    let a: CloudWatchAlarm<Value, Value> =
+        serde_json::from_value(v.clone()).map_err(|e| field(SHAPE, "alarmData", e))?;
     let composite = a.alarm_data.configuration.get("alarmRule").is_some();
     let alarm = alarm_from_data(SHAPE, &a.alarm_data, a.alarm_arn.clone(), composite)?;
     Ok(Signal {
@@ -306,12 +331,18 @@ fn alarm_from_data(
     if d.alarm_name.is_empty() {
         return Err(field(shape, "alarmName", "empty"));
     }
-    let state = d.state.as_ref().ok_or_else(|| field(shape, "state", "missing"))?;
+    let state = d
+        .state
+        .as_ref()
+        .ok_or_else(|| field(shape, "state", "missing"))?;
     Ok(AlarmSignal {
         name: d.alarm_name.clone(),
         arn,
         state: AlarmState::from_lib(&state.value),
-        previous: d.previous_state.as_ref().map(|s| AlarmState::from_lib(&s.value)),
+        previous: d
+            .previous_state
+            .as_ref()
+            .map(|s| AlarmState::from_lib(&s.value)),
         composite,
         reason: state.reason.clone(),
     })
@@ -319,8 +350,12 @@ fn alarm_from_data(
 
 fn parse_eventbridge(v: &Value) -> Result<Signal, SignalError> {
     const SHAPE: &str = "EventBridge event";
-    let e: EventBridgeEvent<Value> = serde_json::from_value(v.clone()).map_err(|e| field(SHAPE, "envelope", e))?;
-    let id = e.id.clone().filter(|s| !s.is_empty()).ok_or_else(|| field(SHAPE, "id", "missing"))?;
+    let e: EventBridgeEvent<Value> =
+        serde_json::from_value(v.clone()).map_err(|e| field(SHAPE, "envelope", e))?;
+    let id =
+        e.id.clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| field(SHAPE, "id", "missing"))?;
     let time = e.time.ok_or_else(|| field(SHAPE, "time", "missing"))?;
     let kind = match (e.source.as_str(), e.detail_type.as_str()) {
         (SOURCE_CLOUDWATCH, "CloudWatch Alarm State Change") => {
@@ -334,13 +369,19 @@ fn parse_eventbridge(v: &Value) -> Result<Signal, SignalError> {
             let arn = e.resources.as_ref().and_then(|r| r.first().cloned());
             SignalKind::Alarm(alarm_from_data(S, &d, arn, composite)?)
         }
-        (SOURCE_RDS, "RDS DB Instance Event" | "RDS DB Cluster Event") => SignalKind::Rds(rds_from_detail(&e.detail)?),
+        (SOURCE_RDS, "RDS DB Instance Event" | "RDS DB Cluster Event") => {
+            SignalKind::Rds(rds_from_detail(&e.detail)?)
+        }
         (SOURCE_SCHEDULE, "Scheduled Event") => SignalKind::Tick,
         (SOURCE_OPERATOR, "Operator Command") => SignalKind::Operator(
-            serde_json::from_value(e.detail.clone()).map_err(|err| field("Operator Command", "detail", err))?,
+            serde_json::from_value(e.detail.clone())
+                .map_err(|err| field("Operator Command", "detail", err))?,
         ),
         (src, dt) => {
-            return Err(SignalError::UnsupportedDetailType { detail_type: dt.to_string(), source_name: src.to_string() })
+            return Err(SignalError::UnsupportedDetailType {
+                detail_type: dt.to_string(),
+                source_name: src.to_string(),
+            })
         }
     };
     Ok(Signal {
@@ -392,7 +433,9 @@ fn source_type(s: &str) -> Option<RdsSourceType> {
     match s {
         "DB_INSTANCE" | "db-instance" => Some(RdsSourceType::Instance),
         "CLUSTER" | "DB_CLUSTER" | "db-cluster" => Some(RdsSourceType::Cluster),
-        "GLOBAL_CLUSTER" | "db-global-cluster" | "global-cluster" => Some(RdsSourceType::GlobalCluster),
+        "GLOBAL_CLUSTER" | "db-global-cluster" | "global-cluster" => {
+            Some(RdsSourceType::GlobalCluster)
+        }
         _ => None,
     }
 }
@@ -400,9 +443,16 @@ fn source_type(s: &str) -> Option<RdsSourceType> {
 fn rds_from_detail(detail: &Value) -> Result<RdsSignal, SignalError> {
     const S: &str = "RDS event";
     let d: RdsDetail = serde_json::from_value(detail.clone()).map_err(|e| field(S, "detail", e))?;
-    let event_id = normalise_event_id(&d.event_id).ok_or_else(|| field(S, "detail.EventID", format!("`{}` is not RDS-EVENT-NNNN", d.event_id)))?;
+    let event_id = normalise_event_id(&d.event_id).ok_or_else(|| {
+        field(
+            S,
+            "detail.EventID",
+            format!("`{}` is not RDS-EVENT-NNNN", d.event_id),
+        )
+    })?;
     let st_text = d.source_type.unwrap_or_default();
-    let source_type = source_type(&st_text).ok_or_else(|| field(S, "detail.SourceType", format!("unknown `{st_text}`")))?;
+    let source_type = source_type(&st_text)
+        .ok_or_else(|| field(S, "detail.SourceType", format!("unknown `{st_text}`")))?;
     if d.source_identifier.is_empty() {
         return Err(field(S, "detail.SourceIdentifier", "empty"));
     }
@@ -420,7 +470,8 @@ fn rds_from_detail(detail: &Value) -> Result<RdsSignal, SignalError> {
 fn normalise_event_id(raw: &str) -> Option<String> {
     let tail = raw.rsplit('#').next()?;
     let digits = tail.strip_prefix("RDS-EVENT-")?;
-    (!digits.is_empty() && digits.len() <= 6 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| tail.to_string())
+    (!digits.is_empty() && digits.len() <= 6 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| tail.to_string())
 }
 
 fn parse_sns(v: &Value) -> Result<Signal, SignalError> {
@@ -431,26 +482,58 @@ fn parse_sns(v: &Value) -> Result<Signal, SignalError> {
     }
     let rec = &e.records[0];
     if rec.event_source != "aws:sns" {
-        return Err(field(SHAPE, "Records[0].EventSource", format!("expected aws:sns, got `{}`", rec.event_source)));
+        return Err(field(
+            SHAPE,
+            "Records[0].EventSource",
+            format!("expected aws:sns, got `{}`", rec.event_source),
+        ));
     }
     let sns = &rec.sns;
     // arn:aws:sns:REGION:ACCOUNT:topic
     let arn: Vec<&str> = sns.topic_arn.split(':').collect();
-    let (topic_region, topic_account) = if arn.len() >= 6 { (Some(arn[3].to_string()), Some(arn[4].to_string())) } else { (None, None) };
+    let (topic_region, topic_account) = if arn.len() >= 6 {
+        (Some(arn[3].to_string()), Some(arn[4].to_string()))
+    } else {
+        (None, None)
+    };
     let msg: Value = serde_json::from_str(&sns.message)
         .map_err(|err| SignalError::UnknownSnsMessage(format!("Message is not JSON ({err})")))?;
     let (kind, source, account, region) = if msg.get("AlarmName").is_some() {
         let alarm = sns_alarm(&msg)?;
-        let account = msg.get("AWSAccountId").and_then(Value::as_str).map(String::from).or(topic_account);
-        (SignalKind::Alarm(alarm), SOURCE_CLOUDWATCH, account, topic_region)
+        let account = msg
+            .get("AWSAccountId")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .or(topic_account);
+        (
+            SignalKind::Alarm(alarm),
+            SOURCE_CLOUDWATCH,
+            account,
+            topic_region,
+        )
     } else if msg.get("Event ID").is_some() || msg.get("Source ID").is_some() {
         let rds = sns_rds(&msg)?;
         // The RDS message names no account; the source ARN does (arn:aws:rds:REGION:ACCOUNT:...).
-        let arn_account = rds.source_arn.as_deref().and_then(|a| a.split(':').nth(4)).map(String::from);
-        let arn_region = rds.source_arn.as_deref().and_then(|a| a.split(':').nth(3)).map(String::from);
-        (SignalKind::Rds(rds), SOURCE_RDS, arn_account.or(topic_account), arn_region.or(topic_region))
+        let arn_account = rds
+            .source_arn
+            .as_deref()
+            .and_then(|a| a.split(':').nth(4))
+            .map(String::from);
+        let arn_region = rds
+            .source_arn
+            .as_deref()
+            .and_then(|a| a.split(':').nth(3))
+            .map(String::from);
+        (
+            SignalKind::Rds(rds),
+            SOURCE_RDS,
+            arn_account.or(topic_account),
+            arn_region.or(topic_region),
+        )
     } else {
-        return Err(SignalError::UnknownSnsMessage("no AlarmName and no `Event ID`".into()));
+        return Err(SignalError::UnknownSnsMessage(
+            "no AlarmName and no `Event ID`".into(),
+        ));
     };
     Ok(Signal {
         id: sns.message_id.clone(),
@@ -466,11 +549,16 @@ fn parse_sns(v: &Value) -> Result<Signal, SignalError> {
 fn sns_alarm(m: &Value) -> Result<AlarmSignal, SignalError> {
     const S: &str = "SNS alarm notification";
     let s = |k: &str| m.get(k).and_then(Value::as_str);
-    let name = s("AlarmName").filter(|n| !n.is_empty()).ok_or_else(|| field(S, "AlarmName", "missing"))?;
+    let name = s("AlarmName")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| field(S, "AlarmName", "missing"))?;
     let new = s("NewStateValue").ok_or_else(|| field(S, "NewStateValue", "missing"))?;
-    let state = AlarmState::parse(new).ok_or_else(|| field(S, "NewStateValue", format!("`{new}`")))?;
+    let state =
+        AlarmState::parse(new).ok_or_else(|| field(S, "NewStateValue", format!("`{new}`")))?;
     let previous = match s("OldStateValue") {
-        Some(o) => Some(AlarmState::parse(o).ok_or_else(|| field(S, "OldStateValue", format!("`{o}`")))?),
+        Some(o) => {
+            Some(AlarmState::parse(o).ok_or_else(|| field(S, "OldStateValue", format!("`{o}`")))?)
+        }
         None => None,
     };
     // Composite alarm notifications carry AlarmRule instead of Trigger.
@@ -489,10 +577,14 @@ fn sns_rds(m: &Value) -> Result<RdsSignal, SignalError> {
     const S: &str = "SNS RDS event notification";
     let s = |k: &str| m.get(k).and_then(Value::as_str);
     let raw_id = s("Event ID").ok_or_else(|| field(S, "Event ID", "missing"))?;
-    let event_id = normalise_event_id(raw_id).ok_or_else(|| field(S, "Event ID", format!("`{raw_id}` names no RDS-EVENT-NNNN")))?;
+    let event_id = normalise_event_id(raw_id)
+        .ok_or_else(|| field(S, "Event ID", format!("`{raw_id}` names no RDS-EVENT-NNNN")))?;
     let st = s("Event Source").unwrap_or("");
-    let source_type = source_type(st).ok_or_else(|| field(S, "Event Source", format!("unknown `{st}`")))?;
-    let source_id = s("Source ID").filter(|x| !x.is_empty()).ok_or_else(|| field(S, "Source ID", "missing"))?;
+    let source_type =
+        source_type(st).ok_or_else(|| field(S, "Event Source", format!("unknown `{st}`")))?;
+    let source_id = s("Source ID")
+        .filter(|x| !x.is_empty())
+        .ok_or_else(|| field(S, "Source ID", "missing"))?;
     Ok(RdsSignal {
         source_type,
         source_id: source_id.into(),
@@ -514,27 +606,49 @@ mod tests {
             normalise_event_id("http://docs.amazonwebservices.com/AmazonRDS/latest/UserGuide/USER_Events.html#RDS-EVENT-0004").as_deref(),
             Some("RDS-EVENT-0004")
         );
-        assert_eq!(normalise_event_id("RDS-EVENT-0221").as_deref(), Some("RDS-EVENT-0221"));
+        assert_eq!(
+            normalise_event_id("RDS-EVENT-0221").as_deref(),
+            Some("RDS-EVENT-0221")
+        );
         assert_eq!(normalise_event_id("RDS-EVENT-"), None);
         assert_eq!(normalise_event_id("EVENT-0004"), None);
     }
 
     #[test]
     fn non_objects_and_unknown_shapes_are_typed_errors() {
-        assert_eq!(parse_signal(&json!([1])), Err(SignalError::NotAnObject("array")));
-        assert_eq!(parse_signal(&json!("x")), Err(SignalError::NotAnObject("string")));
+        assert_eq!(
+            parse_signal(&json!([1])),
+            Err(SignalError::NotAnObject("array"))
+        );
+        assert_eq!(
+            parse_signal(&json!("x")),
+            Err(SignalError::NotAnObject("string"))
+        );
         assert_eq!(parse_signal(&json!({})), Err(SignalError::UnknownShape));
-        assert!(matches!(parse_bytes(b"{\"a\":"), Err(SignalError::NotJson(_))));
+        assert!(matches!(
+            parse_bytes(b"{\"a\":"),
+            Err(SignalError::NotJson(_))
+        ));
         let big = vec![b' '; MAX_INPUT_BYTES + 1];
-        assert_eq!(parse_bytes(&big), Err(SignalError::TooLarge(MAX_INPUT_BYTES + 1)));
+        assert_eq!(
+            parse_bytes(&big),
+            Err(SignalError::TooLarge(MAX_INPUT_BYTES + 1))
+        );
     }
 
     #[test]
     fn operator_commands_reject_unknown_fields_and_actions() {
         assert!(parse_signal(&json!({"command": "nuke", "site": "orders"})).is_err());
-        assert!(parse_signal(&json!({"command": "pause", "site": "orders", "force": true})).is_err());
-        assert!(parse_signal(&json!({"command": "failover", "site": "orders", "override_rpo": "yes"})).is_err());
-        let s = parse_signal(&json!({"command": "pause", "site": "orders", "reason": "region event"})).unwrap();
+        assert!(
+            parse_signal(&json!({"command": "pause", "site": "orders", "force": true})).is_err()
+        );
+        assert!(parse_signal(
+            &json!({"command": "failover", "site": "orders", "override_rpo": "yes"})
+        )
+        .is_err());
+        let s =
+            parse_signal(&json!({"command": "pause", "site": "orders", "reason": "region event"}))
+                .unwrap();
         assert_eq!(s.delivery, Delivery::Direct);
     }
 }

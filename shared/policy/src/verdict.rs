@@ -53,7 +53,13 @@ pub struct GuardCheck {
 
 impl GuardCheck {
     pub fn new(guard: Guard, result: GuardResult, detail: impl Into<String>) -> Self {
-        Self { guard, result, detail: detail.into(), observed: None, limit: None }
+        Self {
+            guard,
+            result,
+            detail: detail.into(),
+            observed: None,
+            limit: None,
+        }
     }
     pub fn numbers(mut self, observed: f64, limit: f64) -> Self {
         self.observed = Some(observed);
@@ -97,14 +103,24 @@ pub enum RefusalReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Outcome {
-    Ignore { reason: IgnoreReason },
+    Ignore {
+        reason: IgnoreReason,
+    },
     /// Nothing to do now, but something is worth watching (in flight, RDS failing over itself, recovering).
     Watch,
     Suspected,
-    FailoverDecided { candidate: DbRef },
-    AwaitingApproval { candidate: DbRef },
-    Refused { reason: RefusalReason },
-    ShadowWouldFailOver { candidate: DbRef },
+    FailoverDecided {
+        candidate: DbRef,
+    },
+    AwaitingApproval {
+        candidate: DbRef,
+    },
+    Refused {
+        reason: RefusalReason,
+    },
+    ShadowWouldFailOver {
+        candidate: DbRef,
+    },
     /// Operator commands that change no incident.
     Paused,
     Resumed,

@@ -4,9 +4,14 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use failover_policy::config::{AlarmRole, DbRef};
-use failover_policy::evidence::{AlarmEvidence, CandidateEvidence, CanaryResult, DbObservation, Evidence, LagSample};
+use failover_policy::evidence::{
+    AlarmEvidence, CanaryResult, CandidateEvidence, DbObservation, Evidence, LagSample,
+};
 use failover_policy::incident::Pause;
-use failover_policy::signal::{AlarmSignal, AlarmState, Delivery, OperatorAction, OperatorCommand, RdsMeaning, RdsSignal, RdsSourceType};
+use failover_policy::signal::{
+    AlarmSignal, AlarmState, Delivery, OperatorAction, OperatorCommand, RdsMeaning, RdsSignal,
+    RdsSourceType,
+};
 use failover_policy::verdict::{GuardResult, IgnoreReason, RefusalReason};
 use failover_policy::*;
 
@@ -28,7 +33,10 @@ fn at(secs: i64) -> DateTime<Utc> {
 
 static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 fn fresh_id() -> String {
-    format!("evt-{}", NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    format!(
+        "evt-{}",
+        NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 fn alarm(name: &str, state: AlarmState, time: DateTime<Utc>) -> Signal {
@@ -39,7 +47,14 @@ fn alarm(name: &str, state: AlarmState, time: DateTime<Utc>) -> Signal {
         account: Some(ACCOUNT.into()),
         region: Some("us-west-2".into()),
         time: Some(time),
-        kind: SignalKind::Alarm(AlarmSignal { name: name.into(), arn: None, state, previous: None, composite: false, reason: String::new() }),
+        kind: SignalKind::Alarm(AlarmSignal {
+            name: name.into(),
+            arn: None,
+            state,
+            previous: None,
+            composite: false,
+            reason: String::new(),
+        }),
     }
 }
 
@@ -74,7 +89,13 @@ fn rds(source_id: &str, event_id: &str, meaning: RdsMeaning, time: DateTime<Utc>
     }
 }
 
-fn op(site: &str, command: OperatorAction, override_rpo: bool, reason: Option<&str>, epoch: Option<u64>) -> Signal {
+fn op(
+    site: &str,
+    command: OperatorAction,
+    override_rpo: bool,
+    reason: Option<&str>,
+    epoch: Option<u64>,
+) -> Signal {
     Signal {
         id: fresh_id(),
         delivery: Delivery::Direct,
@@ -127,8 +148,12 @@ impl World {
         Self {
             availability: Some(AlarmState::Alarm),
             canary_alarm: Some(AlarmState::Alarm),
-            primary: DbObservation::Unreadable { error: "timeout".into() },
-            canary: CanaryResult::Unreachable { error: "connection refused".into() },
+            primary: DbObservation::Unreadable {
+                error: "timeout".into(),
+            },
+            canary: CanaryResult::Unreachable {
+                error: "connection refused".into(),
+            },
             r1_lag: None,
             r2_lag: None,
             ..Self::healthy()
@@ -137,20 +162,38 @@ impl World {
     fn evidence(&self) -> Evidence {
         Evidence {
             alarms: vec![
-                AlarmEvidence { name: "orders-primary-availability".into(), role: AlarmRole::Availability, state: self.availability },
-                AlarmEvidence { name: "orders-primary-canary".into(), role: AlarmRole::Availability, state: self.canary_alarm },
-                AlarmEvidence { name: "orders-replica-lag".into(), role: AlarmRole::Lag, state: Some(AlarmState::Ok) },
+                AlarmEvidence {
+                    name: "orders-primary-availability".into(),
+                    role: AlarmRole::Availability,
+                    state: self.availability,
+                },
+                AlarmEvidence {
+                    name: "orders-primary-canary".into(),
+                    role: AlarmRole::Availability,
+                    state: self.canary_alarm,
+                },
+                AlarmEvidence {
+                    name: "orders-replica-lag".into(),
+                    role: AlarmRole::Lag,
+                    state: Some(AlarmState::Ok),
+                },
             ],
             primary: self.primary.clone(),
             candidates: vec![
                 CandidateEvidence {
-                    db: DbRef { id: "orders-replica-1".into(), region: "us-west-2".into() },
+                    db: DbRef {
+                        id: "orders-replica-1".into(),
+                        region: "us-west-2".into(),
+                    },
                     status: self.r1.clone(),
                     replica_of_primary: self.r1_replica,
                     lag_secs: self.r1_lag,
                 },
                 CandidateEvidence {
-                    db: DbRef { id: "orders-replica-2".into(), region: "us-west-2".into() },
+                    db: DbRef {
+                        id: "orders-replica-2".into(),
+                        region: "us-west-2".into(),
+                    },
                     status: self.r2.clone(),
                     replica_of_primary: Some(true),
                     lag_secs: self.r2_lag,
@@ -162,15 +205,29 @@ impl World {
 }
 
 /// Runs one signal for `site` and returns the decision, applying `next` to `state` like a ledger.
-fn step(site: &str, signal: &Signal, world: &World, state: &mut SiteState, now: DateTime<Utc>) -> Decision {
+fn step(
+    site: &str,
+    signal: &Signal,
+    world: &World,
+    state: &mut SiteState,
+    now: DateTime<Utc>,
+) -> Decision {
     let c = cfg();
     let sc = c.site(site).unwrap();
     let ev = world.evidence();
     let evidence = needs_evidence(signal).then_some(&ev);
     let d = decide(sc, signal, evidence, state, now);
     if let Some(next) = &d.next {
-        assert_eq!(next.version, state.version + 1, "every write bumps the version by one");
-        assert_eq!(next.outbox.len(), state.outbox.len() + d.emit.len(), "emitted events ride in the outbox");
+        assert_eq!(
+            next.version,
+            state.version + 1,
+            "every write bumps the version by one"
+        );
+        assert_eq!(
+            next.outbox.len(),
+            state.outbox.len() + d.emit.len(),
+            "emitted events ride in the outbox"
+        );
         *state = next.clone();
         state.outbox.clear(); // as the handler does once the bus confirms
     }
@@ -182,13 +239,23 @@ fn types(d: &Decision) -> Vec<&'static str> {
 }
 
 fn guard(d: &Decision, g: Guard) -> &failover_policy::verdict::GuardCheck {
-    d.verdict.guards.iter().find(|c| c.guard == g).unwrap_or_else(|| panic!("guard {g:?} not in {:#?}", d.verdict.guards))
+    d.verdict
+        .guards
+        .iter()
+        .find(|c| c.guard == g)
+        .unwrap_or_else(|| panic!("guard {g:?} not in {:#?}", d.verdict.guards))
 }
 
 /// Drives `orders` from healthy to a confirmed outage (quorum held for the 120 s window).
 fn confirmed_outage(world: &World, state: &mut SiteState) -> Decision {
     step("orders", &tick(at(-60)), &World::healthy(), state, at(-60));
-    let first = step("orders", &alarm("orders-primary-availability", AlarmState::Alarm, at(0)), world, state, at(0));
+    let first = step(
+        "orders",
+        &alarm("orders-primary-availability", AlarmState::Alarm, at(0)),
+        world,
+        state,
+        at(0),
+    );
     assert_eq!(first.verdict.outcome, Outcome::Suspected);
     step("orders", &tick(at(60)), world, state, at(60))
         .verdict
@@ -232,12 +299,20 @@ fn routing_rejects_foreign_forged_stale_and_future_before_any_aws_call() {
     s.region = Some("ap-south-1".into());
     assert_ignored(&c, &s, IgnoreReason::ForeignRegion);
 
-    let s = alarm("orders-primary-availability", AlarmState::Alarm, t0() - Duration::days(4));
+    let s = alarm(
+        "orders-primary-availability",
+        AlarmState::Alarm,
+        t0() - Duration::days(4),
+    );
     let v = assert_ignored(&c, &s, IgnoreReason::Stale);
     assert_eq!(v.guards[0].limit, Some(900.0));
     assert_eq!(v.guards[0].observed, Some(4.0 * 86400.0));
 
-    let s = alarm("orders-primary-availability", AlarmState::Alarm, t0() + Duration::hours(2));
+    let s = alarm(
+        "orders-primary-availability",
+        AlarmState::Alarm,
+        t0() + Duration::hours(2),
+    );
     assert_ignored(&c, &s, IgnoreReason::FromTheFuture);
 
     let s = op("nosuchsite", OperatorAction::Failover, false, None, None);
@@ -258,9 +333,36 @@ fn assert_ignored(c: &Config, s: &Signal, reason: IgnoreReason) -> Verdict {
 #[test]
 fn routing_names_the_owning_site_and_ticks_reach_every_site() {
     let c = cfg();
-    assert_eq!(route(&c, &alarm("billing-writer-availability", AlarmState::Alarm, t0()), t0()), Routing::Sites(vec!["billing".into()]));
-    assert_eq!(route(&c, &rds("orders-replica-1", "RDS-EVENT-0001", RdsMeaning::BackupStarted, t0()), t0()), Routing::Sites(vec!["orders".into()]));
-    assert_eq!(route(&c, &tick(t0()), t0()), Routing::Sites(vec!["orders".into(), "billing".into(), "payments".into(), "inventory".into()]));
+    assert_eq!(
+        route(
+            &c,
+            &alarm("billing-writer-availability", AlarmState::Alarm, t0()),
+            t0()
+        ),
+        Routing::Sites(vec!["billing".into()])
+    );
+    assert_eq!(
+        route(
+            &c,
+            &rds(
+                "orders-replica-1",
+                "RDS-EVENT-0001",
+                RdsMeaning::BackupStarted,
+                t0()
+            ),
+            t0()
+        ),
+        Routing::Sites(vec!["orders".into()])
+    );
+    assert_eq!(
+        route(&c, &tick(t0()), t0()),
+        Routing::Sites(vec![
+            "orders".into(),
+            "billing".into(),
+            "payments".into(),
+            "inventory".into()
+        ])
+    );
     // A primary-region event (us-east-1) is legitimate for a site whose primary lives there.
     let mut s = alarm("orders-primary-availability", AlarmState::Alarm, t0());
     s.region = Some("us-east-1".into());
@@ -273,9 +375,20 @@ fn routing_names_the_owning_site_and_ticks_reach_every_site() {
 fn healthy_evidence_is_ignored_and_records_lag() {
     let mut st = SiteState::new("orders");
     let d = step("orders", &tick(t0()), &World::healthy(), &mut st, t0());
-    assert_eq!(d.verdict.outcome, Outcome::Ignore { reason: IgnoreReason::Healthy });
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Ignore {
+            reason: IgnoreReason::Healthy
+        }
+    );
     assert_eq!(st.phase, Phase::Idle);
-    assert_eq!(st.last_good_lag["orders-replica-1"], LagSample { secs: 2.0, at: t0() });
+    assert_eq!(
+        st.last_good_lag["orders-replica-1"],
+        LagSample {
+            secs: 2.0,
+            at: t0()
+        }
+    );
     assert!(d.emit.is_empty());
 }
 
@@ -290,7 +403,15 @@ fn a_single_vote_is_suspected_never_a_failover() {
         assert_eq!(guard(&d, Guard::Quorum).result, GuardResult::Fail);
         assert_eq!(guard(&d, Guard::Quorum).observed, Some(1.0));
         assert_eq!(guard(&d, Guard::Quorum).limit, Some(2.0));
-        assert_eq!(types(&d), if i == 0 { vec!["IncidentSuspected"] } else { vec![] }, "suspected is announced once");
+        assert_eq!(
+            types(&d),
+            if i == 0 {
+                vec!["IncidentSuspected"]
+            } else {
+                vec![]
+            },
+            "suspected is announced once"
+        );
     }
     assert_eq!(st.epoch, 1);
 }
@@ -314,7 +435,9 @@ fn unknown_evidence_counts_neither_as_down_nor_as_healthy() {
     let all_unknown = World {
         availability: Some(AlarmState::InsufficientData),
         canary_alarm: Some(AlarmState::InsufficientData),
-        canary: CanaryResult::Unknown { reason: "secret unreadable".into() },
+        canary: CanaryResult::Unknown {
+            reason: "secret unreadable".into(),
+        },
         ..World::outage()
     };
     let mut fresh = SiteState::new("orders");
@@ -330,7 +453,15 @@ fn unknown_evidence_counts_neither_as_down_nor_as_healthy() {
 fn a_sustained_corroborated_outage_decides_a_failover_to_the_first_candidate() {
     let mut st = SiteState::new("orders");
     let d = confirmed_outage(&World::outage(), &mut st);
-    assert_eq!(d.verdict.outcome, Outcome::FailoverDecided { candidate: DbRef { id: "orders-replica-1".into(), region: "us-west-2".into() } });
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::FailoverDecided {
+            candidate: DbRef {
+                id: "orders-replica-1".into(),
+                region: "us-west-2".into()
+            }
+        }
+    );
     assert_eq!(d.verdict.epoch, 1);
     assert_eq!(st.phase, Phase::Promoting);
     assert_eq!(st.last_failover_at, Some(at(120)));
@@ -339,14 +470,40 @@ fn a_sustained_corroborated_outage_decides_a_failover_to_the_first_candidate() {
     assert_eq!(ev.epoch, 1);
     assert_eq!(ev.candidate.as_ref().unwrap().id, "orders-replica-1");
     // Every guard was evaluated and explained.
-    for g in [Guard::Duplicate, Guard::InFlight, Guard::Quorum, Guard::ManagedFailover, Guard::Sustained, Guard::Pause, Guard::MaintenanceWindow, Guard::Cooldown, Guard::DeliberateStop, Guard::Candidate, Guard::Rpo, Guard::Approval, Guard::Shadow] {
-        assert_eq!(guard(&d, g).result, GuardResult::Pass, "{g:?}: {}", guard(&d, g).detail);
+    for g in [
+        Guard::Duplicate,
+        Guard::InFlight,
+        Guard::Quorum,
+        Guard::ManagedFailover,
+        Guard::Sustained,
+        Guard::Pause,
+        Guard::MaintenanceWindow,
+        Guard::Cooldown,
+        Guard::DeliberateStop,
+        Guard::Candidate,
+        Guard::Rpo,
+        Guard::Approval,
+        Guard::Shadow,
+    ] {
+        assert_eq!(
+            guard(&d, g).result,
+            GuardResult::Pass,
+            "{g:?}: {}",
+            guard(&d, g).detail
+        );
     }
     let rpo = guard(&d, Guard::Rpo);
     assert_eq!((rpo.observed, rpo.limit), (Some(2.0), Some(30.0)));
-    assert!(rpo.detail.contains("last known good"), "lag -1 now: the pre-outage reading is used: {}", rpo.detail);
+    assert!(
+        rpo.detail.contains("last known good"),
+        "lag -1 now: the pre-outage reading is used: {}",
+        rpo.detail
+    );
     let sustained = guard(&d, Guard::Sustained);
-    assert_eq!((sustained.observed, sustained.limit), (Some(120.0), Some(120.0)));
+    assert_eq!(
+        (sustained.observed, sustained.limit),
+        (Some(120.0), Some(120.0))
+    );
 }
 
 #[test]
@@ -356,12 +513,22 @@ fn losing_the_quorum_restarts_the_sustained_window() {
     let mut one_vote = World::outage();
     one_vote.canary_alarm = Some(AlarmState::Ok);
     one_vote.canary = CanaryResult::Reachable { latency_ms: 900 };
-    step("orders", &tick(at(-60)), &World::healthy(), &mut st, at(-60));
+    step(
+        "orders",
+        &tick(at(-60)),
+        &World::healthy(),
+        &mut st,
+        at(-60),
+    );
     step("orders", &tick(at(0)), &w, &mut st, at(0));
     step("orders", &tick(at(60)), &one_vote, &mut st, at(60));
     step("orders", &tick(at(90)), &w, &mut st, at(90));
     let d = step("orders", &tick(at(150)), &w, &mut st, at(150));
-    assert_eq!(d.verdict.outcome, Outcome::Suspected, "only 60 s of uninterrupted quorum");
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Suspected,
+        "only 60 s of uninterrupted quorum"
+    );
     assert_eq!(guard(&d, Guard::Sustained).observed, Some(60.0));
     let d = step("orders", &tick(at(210)), &w, &mut st, at(210));
     assert!(matches!(d.verdict.outcome, Outcome::FailoverDecided { .. }));
@@ -372,9 +539,21 @@ fn a_flapping_alarm_closes_its_incident_and_never_fails_over() {
     let mut st = SiteState::new("orders");
     for cycle in 0..5 {
         let base = cycle * 100;
-        let d = step("orders", &alarm("orders-primary-availability", AlarmState::Alarm, at(base)), &World::outage(), &mut st, at(base));
+        let d = step(
+            "orders",
+            &alarm("orders-primary-availability", AlarmState::Alarm, at(base)),
+            &World::outage(),
+            &mut st,
+            at(base),
+        );
         assert_eq!(d.verdict.outcome, Outcome::Suspected);
-        let d = step("orders", &alarm("orders-primary-availability", AlarmState::Ok, at(base + 50)), &World::healthy(), &mut st, at(base + 50));
+        let d = step(
+            "orders",
+            &alarm("orders-primary-availability", AlarmState::Ok, at(base + 50)),
+            &World::healthy(),
+            &mut st,
+            at(base + 50),
+        );
         assert_eq!(d.verdict.outcome, Outcome::Watch);
         assert_eq!(types(&d), vec!["IncidentCleared"]);
         assert_eq!(st.phase, Phase::Aborted);
@@ -385,22 +564,41 @@ fn a_flapping_alarm_closes_its_incident_and_never_fails_over() {
 
 // ------------------------------------------------------------------------ refusals
 
-fn refused_with(mut st: SiteState, w: World, now_offset: i64, reason: RefusalReason) -> (Decision, SiteState) {
+fn refused_with(
+    mut st: SiteState,
+    w: World,
+    now_offset: i64,
+    reason: RefusalReason,
+) -> (Decision, SiteState) {
     let d = confirmed_outage(&w, &mut st);
     let _ = now_offset;
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason }, "{:#?}", d.verdict);
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused { reason },
+        "{:#?}",
+        d.verdict
+    );
     assert_eq!(st.phase, Phase::Refused);
     assert_eq!(types(&d), vec!["FailoverRefused"]);
-    assert!(d.emit.iter().all(|e| e.event_type != EventType::FailoverDecided));
+    assert!(d
+        .emit
+        .iter()
+        .all(|e| e.event_type != EventType::FailoverDecided));
     (d, st)
 }
 
 #[test]
 fn pause_refuses_and_names_who_paused() {
     let mut st = SiteState::new("orders");
-    st.paused = Some(Pause { by: "bob".into(), reason: "us-east-1 regional event".into(), at: at(-3600) });
+    st.paused = Some(Pause {
+        by: "bob".into(),
+        reason: "us-east-1 regional event".into(),
+        at: at(-3600),
+    });
     let (d, _) = refused_with(st, World::outage(), 0, RefusalReason::Paused);
-    assert!(guard(&d, Guard::Pause).detail.contains("us-east-1 regional event"));
+    assert!(guard(&d, Guard::Pause)
+        .detail
+        .contains("us-east-1 regional event"));
 }
 
 #[test]
@@ -414,13 +612,26 @@ fn maintenance_window_refuses() {
     let mut last = None;
     for s in [0, 60, 120] {
         let sig = tick(sunday + Duration::seconds(s));
-        let d = decide(sc, &sig, Some(&w.evidence()), &st, sunday + Duration::seconds(s));
+        let d = decide(
+            sc,
+            &sig,
+            Some(&w.evidence()),
+            &st,
+            sunday + Duration::seconds(s),
+        );
         st = d.next.clone().unwrap();
         last = Some(d);
     }
     let d = last.unwrap();
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::MaintenanceWindow });
-    assert!(guard(&d, Guard::MaintenanceWindow).detail.contains("sun:03:00-sun:04:00"));
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::MaintenanceWindow
+        }
+    );
+    assert!(guard(&d, Guard::MaintenanceWindow)
+        .detail
+        .contains("sun:03:00-sun:04:00"));
 }
 
 #[test]
@@ -436,7 +647,12 @@ fn cooldown_refuses_with_its_numbers() {
 fn a_deliberately_stopped_primary_is_left_to_humans() {
     let mut w = World::outage();
     w.primary = DbObservation::status("stopped");
-    refused_with(SiteState::new("orders"), w, 0, RefusalReason::DeliberateStop);
+    refused_with(
+        SiteState::new("orders"),
+        w,
+        0,
+        RefusalReason::DeliberateStop,
+    );
 }
 
 #[test]
@@ -447,7 +663,11 @@ fn lag_beyond_the_rpo_refuses_and_says_how_to_override() {
     let (d, _) = refused_with(SiteState::new("orders"), w, 0, RefusalReason::RpoExceeded);
     let g = guard(&d, Guard::Rpo);
     assert_eq!((g.observed, g.limit), (Some(45.0), Some(30.0)));
-    assert!(d.verdict.summary.contains("override_rpo"), "{}", d.verdict.summary);
+    assert!(
+        d.verdict.summary.contains("override_rpo"),
+        "{}",
+        d.verdict.summary
+    );
 }
 
 #[test]
@@ -458,7 +678,12 @@ fn lag_never_known_refuses_as_unknown() {
     step("orders", &tick(at(0)), &w, &mut st, at(0));
     step("orders", &tick(at(60)), &w, &mut st, at(60));
     let d = step("orders", &tick(at(120)), &w, &mut st, at(120));
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::LagUnknown });
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::LagUnknown
+        }
+    );
     assert_eq!(guard(&d, Guard::Rpo).result, GuardResult::Unknown);
 }
 
@@ -466,34 +691,78 @@ fn lag_never_known_refuses_as_unknown() {
 fn candidates_are_taken_in_preference_order_skipping_unfit_ones() {
     // replica-1 is being backed up (RDS event), so replica-2 is chosen.
     let mut st = SiteState::new("orders");
-    step("orders", &tick(at(-120)), &World::healthy(), &mut st, at(-120));
-    step("orders", &rds("orders-replica-1", "RDS-EVENT-0001", RdsMeaning::BackupStarted, at(-90)), &World::healthy(), &mut st, at(-90));
+    step(
+        "orders",
+        &tick(at(-120)),
+        &World::healthy(),
+        &mut st,
+        at(-120),
+    );
+    step(
+        "orders",
+        &rds(
+            "orders-replica-1",
+            "RDS-EVENT-0001",
+            RdsMeaning::BackupStarted,
+            at(-90),
+        ),
+        &World::healthy(),
+        &mut st,
+        at(-90),
+    );
     let d = confirmed_outage(&World::outage(), &mut st);
-    assert_eq!(d.verdict.outcome, Outcome::FailoverDecided { candidate: DbRef { id: "orders-replica-2".into(), region: "us-west-2".into() } });
-    assert!(guard(&d, Guard::Candidate).detail.contains("backup is running"));
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::FailoverDecided {
+            candidate: DbRef {
+                id: "orders-replica-2".into(),
+                region: "us-west-2".into()
+            }
+        }
+    );
+    assert!(guard(&d, Guard::Candidate)
+        .detail
+        .contains("backup is running"));
 
     // replica-1 does not replicate from the primary, replica-2 is rebooting: nobody to promote.
     let mut w = World::outage();
     w.r1_replica = Some(false);
     w.r2 = DbObservation::status("rebooting");
-    let (d, _) = refused_with(SiteState::new("orders"), w, 0, RefusalReason::NoHealthyCandidate);
+    let (d, _) = refused_with(
+        SiteState::new("orders"),
+        w,
+        0,
+        RefusalReason::NoHealthyCandidate,
+    );
     let detail = &guard(&d, Guard::Candidate).detail;
-    assert!(detail.contains("does not replicate") && detail.contains("rebooting"), "{detail}");
+    assert!(
+        detail.contains("does not replicate") && detail.contains("rebooting"),
+        "{detail}"
+    );
 }
 
 // ------------------------------------------------------------------------ approval, shadow, in flight
 
 fn billing_world() -> Evidence {
     Evidence {
-        alarms: vec![AlarmEvidence { name: "billing-writer-availability".into(), role: AlarmRole::Availability, state: Some(AlarmState::Alarm) }],
+        alarms: vec![AlarmEvidence {
+            name: "billing-writer-availability".into(),
+            role: AlarmRole::Availability,
+            state: Some(AlarmState::Alarm),
+        }],
         primary: DbObservation::status("failed"),
         candidates: vec![CandidateEvidence {
-            db: DbRef { id: "billing-2".into(), region: "us-west-2".into() },
+            db: DbRef {
+                id: "billing-2".into(),
+                region: "us-west-2".into(),
+            },
             status: DbObservation::status("available"),
             replica_of_primary: Some(true),
             lag_secs: Some(0.02),
         }],
-        canary: CanaryResult::Unknown { reason: failover_policy::evidence::NO_CANARY.into() },
+        canary: CanaryResult::Unknown {
+            reason: failover_policy::evidence::NO_CANARY.into(),
+        },
     }
 }
 
@@ -512,7 +781,11 @@ fn require_approval_waits_and_only_the_matching_approval_proceeds() {
     };
     run(tick(at(0)), at(0), &mut st);
     let d = run(tick(at(60)), at(60), &mut st);
-    assert!(matches!(d.verdict.outcome, Outcome::AwaitingApproval { .. }), "{:#?}", d.verdict);
+    assert!(
+        matches!(d.verdict.outcome, Outcome::AwaitingApproval { .. }),
+        "{:#?}",
+        d.verdict
+    );
     assert_eq!(types(&d), vec!["ApprovalRequested"]);
     assert_eq!(guard(&d, Guard::Approval).result, GuardResult::Fail);
 
@@ -520,18 +793,50 @@ fn require_approval_waits_and_only_the_matching_approval_proceeds() {
     assert!(d.emit.is_empty(), "asked once");
 
     let before = st.clone();
-    let d = run(op("billing", OperatorAction::Approve, false, None, Some(7)), at(130), &mut st);
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::StaleApproval });
+    let d = run(
+        op("billing", OperatorAction::Approve, false, None, Some(7)),
+        at(130),
+        &mut st,
+    );
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::StaleApproval
+        }
+    );
     assert!(d.next.is_none(), "a refused command writes nothing");
     assert_eq!(st, before);
 
-    let d = run(op("billing", OperatorAction::Approve, false, None, Some(1)), at(140), &mut st);
-    assert_eq!(d.verdict.outcome, Outcome::FailoverDecided { candidate: DbRef { id: "billing-2".into(), region: "us-west-2".into() } });
+    let d = run(
+        op("billing", OperatorAction::Approve, false, None, Some(1)),
+        at(140),
+        &mut st,
+    );
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::FailoverDecided {
+            candidate: DbRef {
+                id: "billing-2".into(),
+                region: "us-west-2".into()
+            }
+        }
+    );
     assert_eq!(types(&d), vec!["FailoverDecided"]);
-    assert!(guard(&d, Guard::Approval).detail.contains("approved by alice@example.com"));
+    assert!(guard(&d, Guard::Approval)
+        .detail
+        .contains("approved by alice@example.com"));
 
-    let d = run(op("billing", OperatorAction::Approve, false, None, Some(1)), at(150), &mut st);
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::NothingToApprove });
+    let d = run(
+        op("billing", OperatorAction::Approve, false, None, Some(1)),
+        at(150),
+        &mut st,
+    );
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::NothingToApprove
+        }
+    );
 }
 
 #[test]
@@ -539,15 +844,26 @@ fn shadow_mode_says_what_it_would_do_and_never_decides() {
     let c = cfg();
     let sc = c.site("payments").unwrap();
     let ev = Evidence {
-        alarms: vec![AlarmEvidence { name: "payments-primary-availability".into(), role: AlarmRole::Availability, state: Some(AlarmState::Alarm) }],
-        primary: DbObservation::Unreadable { error: "us-east-1 timeout".into() },
+        alarms: vec![AlarmEvidence {
+            name: "payments-primary-availability".into(),
+            role: AlarmRole::Availability,
+            state: Some(AlarmState::Alarm),
+        }],
+        primary: DbObservation::Unreadable {
+            error: "us-east-1 timeout".into(),
+        },
         candidates: vec![CandidateEvidence {
-            db: DbRef { id: "payments-west".into(), region: "us-west-2".into() },
+            db: DbRef {
+                id: "payments-west".into(),
+                region: "us-west-2".into(),
+            },
             status: DbObservation::status("available"),
             replica_of_primary: Some(true),
             lag_secs: Some(0.9),
         }],
-        canary: CanaryResult::Unknown { reason: failover_policy::evidence::NO_CANARY.into() },
+        canary: CanaryResult::Unknown {
+            reason: failover_policy::evidence::NO_CANARY.into(),
+        },
     };
     let mut st = SiteState::new("payments");
     let mut all = vec![];
@@ -556,12 +872,30 @@ fn shadow_mode_says_what_it_would_do_and_never_decides() {
         st = d.next.clone().unwrap();
         all.extend(types(&d));
         if s >= 180 {
-            assert!(matches!(d.verdict.outcome, Outcome::ShadowWouldFailOver { .. }));
+            assert!(matches!(
+                d.verdict.outcome,
+                Outcome::ShadowWouldFailOver { .. }
+            ));
         }
     }
     // Even an operator's failover is only shadowed on a shadow site.
-    let d = decide(sc, &op("payments", OperatorAction::Failover, false, Some("drill"), None), Some(&ev), &st, at(700));
-    assert!(matches!(d.verdict.outcome, Outcome::ShadowWouldFailOver { .. }));
+    let d = decide(
+        sc,
+        &op(
+            "payments",
+            OperatorAction::Failover,
+            false,
+            Some("drill"),
+            None,
+        ),
+        Some(&ev),
+        &st,
+        at(700),
+    );
+    assert!(matches!(
+        d.verdict.outcome,
+        Outcome::ShadowWouldFailOver { .. }
+    ));
     assert_eq!(all, vec!["IncidentSuspected", "ShadowFailover"]);
     assert!(st.last_failover_at.is_none());
 }
@@ -572,13 +906,36 @@ fn nothing_new_is_decided_while_a_failover_is_in_flight() {
     confirmed_outage(&World::outage(), &mut st);
     assert_eq!(st.phase, Phase::Promoting);
     for s in [180, 240, 300] {
-        let d = step("orders", &alarm("orders-primary-availability", AlarmState::Alarm, at(s)), &World::outage(), &mut st, at(s));
+        let d = step(
+            "orders",
+            &alarm("orders-primary-availability", AlarmState::Alarm, at(s)),
+            &World::outage(),
+            &mut st,
+            at(s),
+        );
         assert_eq!(d.verdict.outcome, Outcome::Watch);
         assert_eq!(guard(&d, Guard::InFlight).result, GuardResult::Fail);
         assert!(d.emit.is_empty());
     }
-    let d = step("orders", &op("orders", OperatorAction::Failover, false, Some("impatient"), None), &World::outage(), &mut st, at(400));
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::AlreadyInFlight });
+    let d = step(
+        "orders",
+        &op(
+            "orders",
+            OperatorAction::Failover,
+            false,
+            Some("impatient"),
+            None,
+        ),
+        &World::outage(),
+        &mut st,
+        at(400),
+    );
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::AlreadyInFlight
+        }
+    );
     assert!(d.next.is_none());
     assert_eq!(st.epoch, 1);
 }
@@ -589,7 +946,12 @@ fn duplicate_deliveries_are_ignored_without_a_write() {
     let sig = alarm("orders-primary-availability", AlarmState::Alarm, at(0));
     step("orders", &sig, &World::outage(), &mut st, at(0));
     let d = step("orders", &sig, &World::outage(), &mut st, at(5));
-    assert_eq!(d.verdict.outcome, Outcome::Ignore { reason: IgnoreReason::Duplicate });
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Ignore {
+            reason: IgnoreReason::Duplicate
+        }
+    );
     assert!(d.next.is_none());
 }
 
@@ -598,13 +960,24 @@ fn rds_managed_failover_in_progress_is_not_raced() {
     let c = cfg();
     let sc = c.site("inventory").unwrap();
     let ev = Evidence {
-        alarms: vec![AlarmEvidence { name: "inventory-db-availability".into(), role: AlarmRole::Availability, state: Some(AlarmState::Alarm) }],
+        alarms: vec![AlarmEvidence {
+            name: "inventory-db-availability".into(),
+            role: AlarmRole::Availability,
+            state: Some(AlarmState::Alarm),
+        }],
         primary: DbObservation::status("rebooting"),
         candidates: vec![],
-        canary: CanaryResult::Unknown { reason: failover_policy::evidence::NO_CANARY.into() },
+        canary: CanaryResult::Unknown {
+            reason: failover_policy::evidence::NO_CANARY.into(),
+        },
     };
     let mut st = SiteState::new("inventory");
-    let started = rds("inventory-db", "RDS-EVENT-0013", RdsMeaning::ManagedFailoverStarted, at(0));
+    let started = rds(
+        "inventory-db",
+        "RDS-EVENT-0013",
+        RdsMeaning::ManagedFailoverStarted,
+        at(0),
+    );
     let d = decide(sc, &started, Some(&ev), &st, at(0));
     st = d.next.unwrap();
     for s in [60, 180, 600] {
@@ -614,7 +987,12 @@ fn rds_managed_failover_in_progress_is_not_raced() {
         st = d.next.unwrap();
     }
     // RDS finished its failover; the alarm clears.
-    let done = rds("inventory-db", "RDS-EVENT-0049", RdsMeaning::ManagedFailoverCompleted, at(700));
+    let done = rds(
+        "inventory-db",
+        "RDS-EVENT-0049",
+        RdsMeaning::ManagedFailoverCompleted,
+        at(700),
+    );
     let mut ok = ev.clone();
     ok.alarms[0].state = Some(AlarmState::Ok);
     ok.primary = DbObservation::status("available");
@@ -628,25 +1006,61 @@ fn rds_managed_failover_in_progress_is_not_raced() {
 #[test]
 fn pause_resume_and_status() {
     let mut st = SiteState::new("orders");
-    let d = step("orders", &op("orders", OperatorAction::Pause, false, Some("regional event"), None), &World::healthy(), &mut st, t0());
+    let d = step(
+        "orders",
+        &op(
+            "orders",
+            OperatorAction::Pause,
+            false,
+            Some("regional event"),
+            None,
+        ),
+        &World::healthy(),
+        &mut st,
+        t0(),
+    );
     assert_eq!(d.verdict.outcome, Outcome::Paused);
     assert_eq!(types(&d), vec!["AutomationPaused"]);
     assert_eq!(st.paused.as_ref().unwrap().by, "alice@example.com");
 
     let before = st.clone();
-    let d = step("orders", &op("orders", OperatorAction::Status, false, None, None), &World::healthy(), &mut st, at(1));
+    let d = step(
+        "orders",
+        &op("orders", OperatorAction::Status, false, None, None),
+        &World::healthy(),
+        &mut st,
+        at(1),
+    );
     assert_eq!(d.verdict.outcome, Outcome::Status);
     assert!(d.verdict.summary.contains("paused by alice@example.com"));
     assert!(d.next.is_none(), "status is read only");
     assert_eq!(st, before);
 
-    let d = step("orders", &op("orders", OperatorAction::Resume, false, None, None), &World::healthy(), &mut st, at(2));
+    let d = step(
+        "orders",
+        &op("orders", OperatorAction::Resume, false, None, None),
+        &World::healthy(),
+        &mut st,
+        at(2),
+    );
     assert_eq!(d.verdict.outcome, Outcome::Resumed);
     assert_eq!(types(&d), vec!["AutomationResumed"]);
     assert!(st.paused.is_none());
 
     // A direct invoke carries no delivery id: pausing again is a new command, not a duplicate.
-    let d = step("orders", &op("orders", OperatorAction::Pause, false, Some("second drill"), None), &World::healthy(), &mut st, at(3));
+    let d = step(
+        "orders",
+        &op(
+            "orders",
+            OperatorAction::Pause,
+            false,
+            Some("second drill"),
+            None,
+        ),
+        &World::healthy(),
+        &mut st,
+        at(3),
+    );
     assert_eq!(d.verdict.outcome, Outcome::Paused);
     assert!(st.paused.is_some(), "pause after resume takes effect");
 }
@@ -656,30 +1070,112 @@ fn an_rpo_override_needs_a_reason_and_is_recorded() {
     let mut w = World::outage();
     w.r1_lag = Some(400.0);
     let mut st = SiteState::new("orders");
-    let d = step("orders", &op("orders", OperatorAction::Failover, true, None, None), &w, &mut st, t0());
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::OverrideWithoutReason });
+    let d = step(
+        "orders",
+        &op("orders", OperatorAction::Failover, true, None, None),
+        &w,
+        &mut st,
+        t0(),
+    );
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::OverrideWithoutReason
+        }
+    );
     assert!(d.next.is_none());
 
-    let d = step("orders", &op("orders", OperatorAction::Failover, false, Some("region gone"), None), &w, &mut st, t0());
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::RpoExceeded });
+    let d = step(
+        "orders",
+        &op(
+            "orders",
+            OperatorAction::Failover,
+            false,
+            Some("region gone"),
+            None,
+        ),
+        &w,
+        &mut st,
+        t0(),
+    );
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::RpoExceeded
+        }
+    );
 
-    let d = step("orders", &op("orders", OperatorAction::Failover, true, Some("us-east-1 is gone; accept 7 min loss"), None), &w, &mut st, at(10));
-    assert!(matches!(d.verdict.outcome, Outcome::FailoverDecided { .. }), "{:#?}", d.verdict);
+    let d = step(
+        "orders",
+        &op(
+            "orders",
+            OperatorAction::Failover,
+            true,
+            Some("us-east-1 is gone; accept 7 min loss"),
+            None,
+        ),
+        &w,
+        &mut st,
+        at(10),
+    );
+    assert!(
+        matches!(d.verdict.outcome, Outcome::FailoverDecided { .. }),
+        "{:#?}",
+        d.verdict
+    );
     let o = st.rpo_override.as_ref().unwrap();
     assert_eq!(o.reason, "us-east-1 is gone; accept 7 min loss");
-    assert!(guard(&d, Guard::Rpo).detail.contains("overridden by alice@example.com"));
-    assert_eq!(d.emit[0].rpo_override.as_ref().unwrap().by, "alice@example.com");
+    assert!(guard(&d, Guard::Rpo)
+        .detail
+        .contains("overridden by alice@example.com"));
+    assert_eq!(
+        d.emit[0].rpo_override.as_ref().unwrap().by,
+        "alice@example.com"
+    );
 }
 
 #[test]
 fn manual_failover_skips_quorum_and_window_but_not_pause() {
     let mut st = SiteState::new("orders");
-    st.paused = Some(Pause { by: "bob".into(), reason: "drill".into(), at: at(-10) });
-    let d = step("orders", &op("orders", OperatorAction::Failover, false, Some("planned"), None), &World::healthy(), &mut st, t0());
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::Paused });
+    st.paused = Some(Pause {
+        by: "bob".into(),
+        reason: "drill".into(),
+        at: at(-10),
+    });
+    let d = step(
+        "orders",
+        &op(
+            "orders",
+            OperatorAction::Failover,
+            false,
+            Some("planned"),
+            None,
+        ),
+        &World::healthy(),
+        &mut st,
+        t0(),
+    );
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::Paused
+        }
+    );
 
     let mut st = SiteState::new("orders");
-    let d = step("orders", &op("orders", OperatorAction::Failover, false, Some("planned"), None), &World::healthy(), &mut st, t0());
+    let d = step(
+        "orders",
+        &op(
+            "orders",
+            OperatorAction::Failover,
+            false,
+            Some("planned"),
+            None,
+        ),
+        &World::healthy(),
+        &mut st,
+        t0(),
+    );
     assert!(matches!(d.verdict.outcome, Outcome::FailoverDecided { .. }));
     assert_eq!(st.epoch, 1);
     assert_eq!(st.phase, Phase::Promoting);
@@ -693,19 +1189,36 @@ fn manual_failover_skips_quorum_and_window_but_not_pause() {
 fn failover_is_decided_exactly_when_quorum_holds_for_the_window() {
     use AlarmState::*;
     let alarm_states = [Some(Ok), Some(Alarm), Some(InsufficientData)];
-    let rds_states = [DbObservation::status("available"), DbObservation::status("failed"), DbObservation::Unreadable { error: "x".into() }];
+    let rds_states = [
+        DbObservation::status("available"),
+        DbObservation::status("failed"),
+        DbObservation::Unreadable { error: "x".into() },
+    ];
     let canaries = [
         CanaryResult::Reachable { latency_ms: 1 },
-        CanaryResult::Unreachable { error: "refused".into() },
-        CanaryResult::Unknown { reason: "no secret".into() },
+        CanaryResult::Unreachable {
+            error: "refused".into(),
+        },
+        CanaryResult::Unknown {
+            reason: "no secret".into(),
+        },
     ];
     let mut cases = 0;
     for a in alarm_states {
         for b in alarm_states {
             for (ri, r) in rds_states.iter().enumerate() {
                 for (ci, c) in canaries.iter().enumerate() {
-                    let w = World { availability: a, canary_alarm: b, primary: r.clone(), canary: c.clone(), ..World::healthy() };
-                    let down = [a == Some(Alarm), b == Some(Alarm), ri == 1, ci == 1].iter().filter(|x| **x).count();
+                    let w = World {
+                        availability: a,
+                        canary_alarm: b,
+                        primary: r.clone(),
+                        canary: c.clone(),
+                        ..World::healthy()
+                    };
+                    let down = [a == Some(Alarm), b == Some(Alarm), ri == 1, ci == 1]
+                        .iter()
+                        .filter(|x| **x)
+                        .count();
                     let mut st = SiteState::new("orders");
                     let mut decided = false;
                     for s in [0, 60, 120] {

@@ -17,7 +17,8 @@ fn events_dir() -> PathBuf {
 }
 
 fn manifest() -> Vec<Value> {
-    let text = std::fs::read_to_string(events_dir().join("MANIFEST.json")).expect("events/MANIFEST.json");
+    let text =
+        std::fs::read_to_string(events_dir().join("MANIFEST.json")).expect("events/MANIFEST.json");
     serde_json::from_str(&text).expect("manifest is JSON")
 }
 
@@ -28,9 +29,16 @@ fn every_file_has_a_manifest_entry_and_every_entry_a_file() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.ends_with(".json") && n != "MANIFEST.json")
         .collect();
-    let listed: BTreeSet<String> = manifest().iter().map(|e| e["file"].as_str().unwrap().to_string()).collect();
+    let listed: BTreeSet<String> = manifest()
+        .iter()
+        .map(|e| e["file"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(files, listed);
-    assert!(files.len() >= 30, "at least 30 recorded events, found {}", files.len());
+    assert!(
+        files.len() >= 30,
+        "at least 30 recorded events, found {}",
+        files.len()
+    );
 }
 
 #[test]
@@ -53,8 +61,13 @@ fn every_recorded_event_parses_to_its_documented_meaning() {
             }
         }
         if let (Some(t), Some(st)) = (entry.get("time").and_then(Value::as_str), s.time) {
-            let want: DateTime<Utc> = t.parse().unwrap_or_else(|e| panic!("{file}: manifest time {t}: {e}"));
-            assert!((want - st).num_seconds().abs() <= 1, "{file}: time {st} vs {want}");
+            let want: DateTime<Utc> = t
+                .parse()
+                .unwrap_or_else(|e| panic!("{file}: manifest time {t}: {e}"));
+            assert!(
+                (want - st).num_seconds().abs() <= 1,
+                "{file}: time {st} vs {want}"
+            );
         }
         match (&s.kind, entry["shape"].as_str().unwrap()) {
             (SignalKind::Alarm(a), "eventbridge-alarm" | "alarm-action" | "sns-alarm") => {
@@ -83,7 +96,11 @@ fn every_recorded_event_parses_to_its_documented_meaning() {
             (SignalKind::Tick, "scheduled") => {}
             (SignalKind::Operator(c), "operator" | "eventbridge-operator") => {
                 let m = &entry["operator"];
-                assert_eq!(serde_json::to_value(c.command).unwrap(), m["command"], "{file}");
+                assert_eq!(
+                    serde_json::to_value(c.command).unwrap(),
+                    m["command"],
+                    "{file}"
+                );
                 assert_eq!(c.site, m["site"].as_str().unwrap(), "{file}");
                 if let Some(o) = m.get("override_rpo").and_then(Value::as_bool) {
                     assert_eq!(c.override_rpo, o, "{file}");
@@ -114,19 +131,33 @@ fn recorded_events_route_to_their_site_or_are_rejected() {
         let s = parse_bytes(&std::fs::read(events_dir().join(file)).unwrap()).unwrap();
         // Judge each event at its own time plus a minute, so only the deliberately stale or
         // future fixtures trip the age guard.
-        let now = s.time.map(|t| t + chrono::Duration::seconds(60)).unwrap_or_else(Utc::now);
-        let now = if file.contains("stale") || file.contains("future") || file.contains("old") { "2026-11-24T03:05:00Z".parse().unwrap() } else { now };
+        let now = s
+            .time
+            .map(|t| t + chrono::Duration::seconds(60))
+            .unwrap_or_else(Utc::now);
+        let now = if file.contains("stale") || file.contains("future") || file.contains("old") {
+            "2026-11-24T03:05:00Z".parse().unwrap()
+        } else {
+            now
+        };
         match route(&cfg, &s, now) {
             Routing::Sites(sites) => {
                 assert!(!sites.is_empty());
-                for bad in ["foreign", "forged", "unknown", "stale", "future", "attacker"] {
-                    assert!(!file.contains(bad), "{file} should have been rejected, routed to {sites:?}");
+                for bad in [
+                    "foreign", "forged", "unknown", "stale", "future", "attacker",
+                ] {
+                    assert!(
+                        !file.contains(bad),
+                        "{file} should have been rejected, routed to {sites:?}"
+                    );
                 }
                 routed += 1;
             }
             Routing::Ignore(v) => {
                 assert!(
-                    ["foreign", "forged", "unknown", "stale", "future", "attacker", "old"].iter().any(|b| file.contains(b)),
+                    ["foreign", "forged", "unknown", "stale", "future", "attacker", "old"]
+                        .iter()
+                        .any(|b| file.contains(b)),
                     "{file} was rejected: {}",
                     v.summary
                 );
@@ -134,5 +165,8 @@ fn recorded_events_route_to_their_site_or_are_rejected() {
             }
         }
     }
-    assert!(routed > 20 && rejected >= 5, "routed {routed}, rejected {rejected}");
+    assert!(
+        routed > 20 && rejected >= 5,
+        "routed {routed}, rejected {rejected}"
+    );
 }

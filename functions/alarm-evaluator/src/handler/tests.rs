@@ -32,7 +32,12 @@ struct World {
 }
 
 fn instance(id: &str, status: &str, source: Option<&str>) -> InstanceInfo {
-    InstanceInfo { id: id.into(), status: status.into(), replication_source: source.map(String::from), ..Default::default() }
+    InstanceInfo {
+        id: id.into(),
+        status: status.into(),
+        replication_source: source.map(String::from),
+        ..Default::default()
+    }
 }
 
 /// The `orders` site, healthy: primary in us-east-1 with two cross-region replicas.
@@ -43,7 +48,12 @@ fn world() -> World {
     topology.set_instance(instance("orders-replica-1", "available", Some(src)));
     topology.set_instance(instance("orders-replica-2", "available", Some(src)));
     let metrics = Arc::new(FakeMetrics::default());
-    for a in ["orders-primary-availability", "orders-primary-canary", "orders-replica-lag", "orders-composite-outage"] {
+    for a in [
+        "orders-primary-availability",
+        "orders-primary-canary",
+        "orders-replica-lag",
+        "orders-composite-outage",
+    ] {
         metrics.set_alarm("us-west-2", a, AlarmState::Ok);
     }
     metrics.set_lag("orders-replica-1", 1.0);
@@ -62,18 +72,36 @@ fn world() -> World {
         canary: canary.clone(),
         clock: clock.clone(),
     });
-    World { deps, topology, metrics, ledger, bus, canary, clock }
+    World {
+        deps,
+        topology,
+        metrics,
+        ledger,
+        bus,
+        canary,
+        clock,
+    }
 }
 
 impl World {
     /// The primary's region goes dark: alarms fire, SQL is refused, lag reads -1.
     fn lose_primary(&self) {
         self.topology.kill_region("us-east-1");
-        self.metrics.set_alarm("us-west-2", "orders-primary-availability", AlarmState::Alarm);
-        self.metrics.set_alarm("us-west-2", "orders-primary-canary", AlarmState::Alarm);
+        self.metrics.set_alarm(
+            "us-west-2",
+            "orders-primary-availability",
+            AlarmState::Alarm,
+        );
+        self.metrics
+            .set_alarm("us-west-2", "orders-primary-canary", AlarmState::Alarm);
         self.metrics.set_lag("orders-replica-1", -1.0);
         self.metrics.set_lag("orders-replica-2", -1.0);
-        self.canary.set("orders", CanaryResult::Unreachable { error: "connection refused".into() });
+        self.canary.set(
+            "orders",
+            CanaryResult::Unreachable {
+                error: "connection refused".into(),
+            },
+        );
     }
 }
 
@@ -100,13 +128,21 @@ fn tick_event(id: &str, time: DateTime<Utc>) -> Value {
 }
 
 fn orders_verdict(r: &Response) -> &Verdict {
-    r.verdicts.iter().find(|v| v.site.as_deref() == Some("orders")).expect("orders verdict")
+    r.verdicts
+        .iter()
+        .find(|v| v.site.as_deref() == Some("orders"))
+        .expect("orders verdict")
 }
 
 #[tokio::test]
 async fn malformed_input_is_a_typed_error_with_no_reads_writes_or_events() {
     let w = world();
-    for bad in [json!([1, 2]), json!({}), json!("x"), json!({"detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch"})] {
+    for bad in [
+        json!([1, 2]),
+        json!({}),
+        json!("x"),
+        json!({"detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch"}),
+    ] {
         let err = handle(&w.deps, bad.clone()).await.unwrap_err();
         assert!(matches!(err, EvaluatorError::BadInput(_)), "{bad}: {err}");
         assert_eq!(Diagnostic::from(err).error_type, "BadInput");
@@ -138,16 +174,25 @@ async fn a_real_outage_runs_from_suspicion_to_one_failover_decision() {
 
     w.lose_primary();
     w.clock.advance(30);
-    let r = handle(&w.deps, alarm_event("a1", "orders-primary-availability", "ALARM", w.clock.now())).await.unwrap();
+    let r = handle(
+        &w.deps,
+        alarm_event("a1", "orders-primary-availability", "ALARM", w.clock.now()),
+    )
+    .await
+    .unwrap();
     assert_eq!(orders_verdict(&r).outcome.name(), "suspected");
     assert_eq!(r.emitted, vec!["IncidentSuspected"]);
 
     w.clock.advance(60);
-    let r = handle(&w.deps, tick_event("t1", w.clock.now())).await.unwrap();
+    let r = handle(&w.deps, tick_event("t1", w.clock.now()))
+        .await
+        .unwrap();
     assert_eq!(orders_verdict(&r).outcome.name(), "suspected");
 
     w.clock.advance(60);
-    let r = handle(&w.deps, tick_event("t2", w.clock.now())).await.unwrap();
+    let r = handle(&w.deps, tick_event("t2", w.clock.now()))
+        .await
+        .unwrap();
     let v = orders_verdict(&r);
     assert_eq!(v.outcome.name(), "failover-decided", "{:#?}", v);
     assert_eq!(r.emitted, vec!["FailoverDecided"]);
@@ -158,7 +203,12 @@ async fn a_real_outage_runs_from_suspicion_to_one_failover_decision() {
 
     // Late and duplicate deliveries change nothing and emit nothing.
     let before = w.ledger.get("orders").unwrap();
-    let r = handle(&w.deps, alarm_event("a1", "orders-primary-availability", "ALARM", w.clock.now())).await.unwrap();
+    let r = handle(
+        &w.deps,
+        alarm_event("a1", "orders-primary-availability", "ALARM", w.clock.now()),
+    )
+    .await
+    .unwrap();
     assert_eq!(orders_verdict(&r).outcome.name(), "ignore");
     assert_eq!(w.ledger.get("orders").unwrap().version, before.version);
     assert_eq!(w.bus.types().len(), 2);
@@ -171,12 +221,16 @@ async fn an_event_lost_between_commit_and_publish_is_re_emitted_next_time() {
     w.lose_primary();
     for (i, s) in [0, 60].iter().enumerate() {
         w.clock.set(t0() + Duration::seconds(*s));
-        handle(&w.deps, tick_event(&format!("t{}", i + 1), w.clock.now())).await.unwrap();
+        handle(&w.deps, tick_event(&format!("t{}", i + 1), w.clock.now()))
+            .await
+            .unwrap();
     }
     // The decisive tick commits FailoverDecided, then EventBridge fails.
     w.bus.faults.inject("PutEvents", ErrorKind::Unavailable, 1);
     w.clock.set(t0() + Duration::seconds(120));
-    let err = handle(&w.deps, tick_event("t3", w.clock.now())).await.unwrap_err();
+    let err = handle(&w.deps, tick_event("t3", w.clock.now()))
+        .await
+        .unwrap_err();
     assert_eq!(Diagnostic::from(err).error_type, "Retryable.Unavailable");
     let st = w.ledger.get("orders").unwrap();
     assert_eq!(st.phase, Phase::Promoting, "the decision is durable");
@@ -184,9 +238,18 @@ async fn an_event_lost_between_commit_and_publish_is_re_emitted_next_time() {
     assert!(!w.bus.types().contains(&"FailoverDecided"));
 
     // Lambda retries the same delivery: the outbox is flushed, the decision is not re-made.
-    let r = handle(&w.deps, tick_event("t3", w.clock.now())).await.unwrap();
+    let r = handle(&w.deps, tick_event("t3", w.clock.now()))
+        .await
+        .unwrap();
     assert_eq!(r.emitted, vec!["FailoverDecided"]);
-    assert_eq!(w.bus.types().iter().filter(|t| **t == "FailoverDecided").count(), 1);
+    assert_eq!(
+        w.bus
+            .types()
+            .iter()
+            .filter(|t| **t == "FailoverDecided")
+            .count(),
+        1
+    );
     assert!(w.ledger.get("orders").unwrap().outbox.is_empty());
 }
 
@@ -195,25 +258,49 @@ async fn concurrent_deliveries_decide_exactly_once() {
     let w = world();
     handle(&w.deps, tick_event("t0", t0())).await.unwrap();
     w.lose_primary();
-    handle(&w.deps, tick_event("t1", t0() + Duration::seconds(1))).await.unwrap();
+    handle(&w.deps, tick_event("t1", t0() + Duration::seconds(1)))
+        .await
+        .unwrap();
     w.clock.set(t0() + Duration::seconds(200));
     let mut tasks = vec![];
     for i in 0..32 {
         let deps = w.deps.clone();
         let now = w.clock.now();
         tasks.push(tokio::spawn(async move {
-            handle(&deps, alarm_event(&format!("dup-{}", i % 4), "orders-primary-availability", "ALARM", now)).await
+            handle(
+                &deps,
+                alarm_event(
+                    &format!("dup-{}", i % 4),
+                    "orders-primary-availability",
+                    "ALARM",
+                    now,
+                ),
+            )
+            .await
         }));
     }
     let mut decided = 0;
     for t in tasks {
         match t.await.unwrap() {
-            Ok(r) => decided += r.verdicts.iter().filter(|v| v.outcome.name() == "failover-decided").count(),
+            Ok(r) => {
+                decided += r
+                    .verdicts
+                    .iter()
+                    .filter(|v| v.outcome.name() == "failover-decided")
+                    .count()
+            }
             Err(e) => assert_eq!(Diagnostic::from(e).error_type, "Retryable.Contention"),
         }
     }
     assert_eq!(decided, 1);
-    assert_eq!(w.bus.types().iter().filter(|t| **t == "FailoverDecided").count(), 1);
+    assert_eq!(
+        w.bus
+            .types()
+            .iter()
+            .filter(|t| **t == "FailoverDecided")
+            .count(),
+        1
+    );
     assert_eq!(w.ledger.get("orders").unwrap().epoch, 1);
 }
 
@@ -224,7 +311,9 @@ async fn aws_failures_map_to_retryable_or_fatal_error_types() {
     let e = handle(&w.deps, tick_event("t0", t0())).await.unwrap_err();
     assert_eq!(Diagnostic::from(e).error_type, "Retryable.Throttled");
 
-    w.ledger.faults.inject("PutItem", ErrorKind::AccessDenied, 1);
+    w.ledger
+        .faults
+        .inject("PutItem", ErrorKind::AccessDenied, 1);
     let e = handle(&w.deps, tick_event("t1", t0())).await.unwrap_err();
     let d = Diagnostic::from(e);
     assert_eq!(d.error_type, "Fatal.AccessDenied");
@@ -234,9 +323,18 @@ async fn aws_failures_map_to_retryable_or_fatal_error_types() {
 #[tokio::test]
 async fn failing_evidence_reads_are_unknown_not_errors() {
     let w = world();
-    w.topology.faults.inject("DescribeDBInstances", ErrorKind::Throttled, 10);
-    w.metrics.faults.inject("DescribeAlarms", ErrorKind::Unavailable, 10);
-    w.canary.set("orders", CanaryResult::Unknown { reason: "secret unreadable".into() });
+    w.topology
+        .faults
+        .inject("DescribeDBInstances", ErrorKind::Throttled, 10);
+    w.metrics
+        .faults
+        .inject("DescribeAlarms", ErrorKind::Unavailable, 10);
+    w.canary.set(
+        "orders",
+        CanaryResult::Unknown {
+            reason: "secret unreadable".into(),
+        },
+    );
     let r = handle(&w.deps, tick_event("t0", t0())).await.unwrap();
     let v = orders_verdict(&r);
     assert_eq!(v.outcome.name(), "watch", "{:#?}", v);
@@ -248,8 +346,14 @@ async fn operator_commands_need_no_evidence_and_round_trip() {
     let w = world();
     let r = handle(&w.deps, json!({"command": "pause", "site": "orders", "reason": "regional event", "operator": "bob"})).await.unwrap();
     assert_eq!(r.verdicts[0].outcome.name(), "paused");
-    assert_eq!(*w.topology.calls.lock().unwrap(), 0, "pause reads nothing from RDS");
+    assert_eq!(
+        *w.topology.calls.lock().unwrap(),
+        0,
+        "pause reads nothing from RDS"
+    );
     assert_eq!(w.bus.types(), vec!["AutomationPaused"]);
-    let r = handle(&w.deps, json!({"command": "status", "site": "orders"})).await.unwrap();
+    let r = handle(&w.deps, json!({"command": "status", "site": "orders"}))
+        .await
+        .unwrap();
     assert!(r.verdicts[0].summary.contains("paused by bob"));
 }
