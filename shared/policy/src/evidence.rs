@@ -33,7 +33,9 @@ pub struct AlarmEvidence {
 pub enum DbObservation {
     /// The RDS status string, e.g. `available`, `rebooting`, `failed`.
     Status { status: String },
-    /// The API said the resource does not exist.
+    /// The API said the resource does not exist. This votes *unknown*: a typo in the site
+    /// config, or an identifier the DR-side credentials cannot see, must never be enough to
+    /// fail over. A primary that really vanished also trips its availability alarm and canary.
     NotFound,
     /// The API could not be reached or refused us (throttled, timed out, region down).
     Unreadable { error: String },
@@ -81,7 +83,7 @@ impl DbObservation {
             Self::Status { status } if status == "available" => Vote::Up,
             Self::Status { status } if DOWN_STATUSES.contains(&status.as_str()) => Vote::Down,
             Self::Status { .. } => Vote::Unknown,
-            Self::NotFound => Vote::Down,
+            Self::NotFound => Vote::Unknown,
             Self::Unreadable { .. } => Vote::Unknown,
         }
     }
@@ -273,7 +275,7 @@ mod tests {
         assert_eq!(DbObservation::status("rebooting").vote(), Vote::Unknown);
         assert_eq!(DbObservation::status("backing-up").vote(), Vote::Unknown);
         assert_eq!(DbObservation::status("failed").vote(), Vote::Down);
-        assert_eq!(DbObservation::NotFound.vote(), Vote::Down);
+        assert_eq!(DbObservation::NotFound.vote(), Vote::Unknown);
         assert_eq!(DbObservation::status("available").vote(), Vote::Up);
     }
 
