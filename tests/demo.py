@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import ROOT, LambdaEmulator, MariaDB, MotoServer  # noqa: E402
-from world import World, alarm_event, function_env, now, test_config, tick_event  # noqa: E402
+from world import World, alarm_event, function_env, now, site_config, tick_event  # noqa: E402
 
 SUSTAINED = 5
 SITE = "orders"
@@ -60,7 +60,7 @@ def main() -> int:
         world = World(moto.endpoint).seed()
         for r in ("orders-replica-1", "orders-replica-2"):
             world.put_lag(r, 2.0, now())
-        emu.start(function_env(moto.endpoint, test_config(primary.port, SUSTAINED)))
+        emu.start(function_env(moto.endpoint, site_config(primary.port, SUSTAINED)))
         print(f"alarm-evaluator under `cargo lambda watch` on 127.0.0.1:{emu.port}; sustained window {SUSTAINED}s, quorum 2 of 4")
 
         show("Scheduled tick, all healthy", emu.invoke("alarm-evaluator", tick_event(now())), world, t0)

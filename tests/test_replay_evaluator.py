@@ -18,7 +18,7 @@ import json
 import pytest
 
 from harness import ROOT, InvokeError, LambdaEmulator
-from world import function_env, test_config, utc
+from world import function_env, site_config, utc
 
 EVENTS = ROOT / "events"
 MANIFEST = json.loads((EVENTS / "MANIFEST.json").read_text())
@@ -57,7 +57,7 @@ def is_negative(entry: dict) -> bool:
 def replayer(moto, mariadb, workdir):
     d = workdir / "replay"
     d.mkdir(exist_ok=True)
-    emu = LambdaEmulator(d).start(function_env(moto.endpoint, test_config(mariadb.port), REPLAY_CLOCK))
+    emu = LambdaEmulator(d).start(function_env(moto.endpoint, site_config(mariadb.port), REPLAY_CLOCK))
     yield emu
     emu.stop()
 

@@ -33,7 +33,7 @@ def example_config() -> dict:
     return json.loads((ROOT / "infra" / "sites.example.json").read_text())
 
 
-def test_config(canary_port: int | None, sustained_secs: int | None = None) -> dict:
+def site_config(canary_port: int | None, sustained_secs: int | None = None) -> dict:
     """The example config, with the orders canary pointed at a local MariaDB (or a closed port).
 
     The password comes from an environment variable of the function, as a drill would do it.
@@ -147,14 +147,23 @@ class World:
     def set_alarm(self, name: str, state: str) -> None:
         self.client("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason="test harness")
 
-    def put_lag(self, db_id: str, secs: float, at: dt.datetime) -> None:
-        self.client("cloudwatch").put_metric_data(
+    def put_lag(self, db_id: str, secs: float, at: dt.datetime, region: str = HOME_REGION) -> None:
+        """Publishes a lag datapoint the way RDS does for the engine: `ReplicaLag` in seconds for
+        RDS read replicas, `AuroraReplicaLag` in milliseconds for Aurora cluster members,
+        `AuroraGlobalDBReplicationLag` in milliseconds per secondary cluster of a global database."""
+        if db_id.startswith("billing-"):
+            name, dim, value = "AuroraReplicaLag", "DBInstanceIdentifier", secs * 1000
+        elif db_id.startswith("payments-"):
+            name, dim, value = "AuroraGlobalDBReplicationLag", "DBClusterIdentifier", secs * 1000
+        else:
+            name, dim, value = "ReplicaLag", "DBInstanceIdentifier", secs
+        self.client("cloudwatch", region).put_metric_data(
             Namespace="AWS/RDS",
             MetricData=[{
-                "MetricName": "ReplicaLag",
-                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": db_id}],
+                "MetricName": name,
+                "Dimensions": [{"Name": dim, "Value": db_id}],
                 "Timestamp": at,
-                "Value": secs,
+                "Value": value,
             }],
         )
 

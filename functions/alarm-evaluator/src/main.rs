@@ -1,15 +1,32 @@
-//! alarm-evaluator: setup only. Config and clients are built once per cold start; a bad setting
-//! fails here, naming the variable, before any event is handled.
+//! alarm-evaluator: setup only. Config and clients are built once per cold start.
+//!
+//! A bad setting is logged at cold start, naming the variable or config field, and every
+//! invocation then fails with error type `Fatal.Config` and that same message — so the first
+//! drill or smoke invoke after a bad deploy says exactly what to fix, and nothing is evaluated
+//! against a configuration we could not read.
 
 use alarm_evaluator::{handler::handle, setup::deps_from_env};
-use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, tracing, Diagnostic, Error, LambdaEvent};
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let deps = deps_from_env().await?;
-    run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        handle(&deps, event.payload)
-    }))
-    .await
+    match deps_from_env().await {
+        Ok(deps) => run(service_fn(|event: LambdaEvent<Value>| handle(&deps, event.payload))).await,
+        Err(e) => {
+            let message = e.to_string();
+            tracing::error!(error = %message, "cold start failed: invalid configuration");
+            run(service_fn(move |_: LambdaEvent<Value>| {
+                let error_message = message.clone();
+                async move {
+                    Err::<Value, _>(Diagnostic {
+                        error_type: "Fatal.Config".into(),
+                        error_message,
+                    })
+                }
+            }))
+            .await
+        }
+    }
 }

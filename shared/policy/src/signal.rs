@@ -204,6 +204,29 @@ pub struct OperatorCommand {
     pub epoch: Option<u64>,
 }
 
+impl OperatorCommand {
+    /// Checks what the types cannot: an empty site, or an RPO override with no reason (accepting
+    /// data loss must always say why, for the timeline and the post-incident review).
+    fn validated(self, shape: &'static str) -> Result<Self, SignalError> {
+        if self.site.trim().is_empty() {
+            return Err(SignalError::Field {
+                shape,
+                field: "site".into(),
+                detail: "expected a configured site id, got an empty string".into(),
+            });
+        }
+        let has_reason = self.reason.as_deref().is_some_and(|r| !r.trim().is_empty());
+        if self.override_rpo && !has_reason {
+            return Err(SignalError::Field {
+                shape,
+                field: "reason".into(),
+                detail: "`override_rpo: true` accepts data loss and needs a non-empty reason".into(),
+            });
+        }
+        Ok(self)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OperatorAction {
@@ -286,8 +309,9 @@ pub fn parse_signal(v: &Value) -> Result<Signal, SignalError> {
         return parse_alarm_action(v);
     }
     if obj.contains_key("command") {
-        let cmd: OperatorCommand = serde_json::from_value(v.clone())
-            .map_err(|e| field("operator command", "command", e))?;
+        let cmd: OperatorCommand = serde_json::from_value::<OperatorCommand>(v.clone())
+            .map_err(|e| field("operator command", "command", e))?
+            .validated("operator command")?;
         return Ok(Signal {
             id: format!(
                 "operator:{}:{}",
@@ -374,8 +398,9 @@ fn parse_eventbridge(v: &Value) -> Result<Signal, SignalError> {
         }
         (SOURCE_SCHEDULE, "Scheduled Event") => SignalKind::Tick,
         (SOURCE_OPERATOR, "Operator Command") => SignalKind::Operator(
-            serde_json::from_value(e.detail.clone())
-                .map_err(|err| field("Operator Command", "detail", err))?,
+            serde_json::from_value::<OperatorCommand>(e.detail.clone())
+                .map_err(|err| field("Operator Command", "detail", err))?
+                .validated("Operator Command")?,
         ),
         (src, dt) => {
             return Err(SignalError::UnsupportedDetailType {
@@ -650,5 +675,23 @@ mod tests {
             parse_signal(&json!({"command": "pause", "site": "orders", "reason": "region event"}))
                 .unwrap();
         assert_eq!(s.delivery, Delivery::Direct);
+    }
+
+    #[test]
+    fn an_rpo_override_without_a_reason_is_bad_input_naming_the_field() {
+        for reason in [json!(null), json!(""), json!("   ")] {
+            let err = parse_signal(
+                &json!({"command": "failover", "site": "orders", "override_rpo": true, "reason": reason}),
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("`reason`"), "{err}");
+        }
+        let wrapped = json!({
+            "version": "0", "id": "1", "detail-type": "Operator Command", "source": SOURCE_OPERATOR,
+            "account": "123456789012", "time": "2026-11-24T03:00:00Z", "region": "us-west-2",
+            "resources": [], "detail": {"command": "failover", "site": "orders", "override_rpo": true}
+        });
+        assert!(parse_signal(&wrapped).unwrap_err().to_string().contains("`reason`"));
+        assert!(parse_signal(&json!({"command": "status", "site": ""})).is_err());
     }
 }

@@ -1,0 +1,113 @@
+"""A front for moto's server that speaks the protocol the current AWS SDK for Rust uses for
+CloudWatch: Smithy RPC v2 CBOR (`POST /service/GraniteServiceVersion20100801/operation/<Op>`,
+`smithy-protocol: rpc-v2-cbor`, CBOR bodies, timestamps as tag 1 epoch seconds). moto 5.2 does
+not implement that protocol (getmoto/moto#9195) but serves CloudWatch over its JSON protocol, so
+this shim decodes the CBOR request, makes the same call through boto3 against moto, and encodes
+moto's answer (or its error, as `__type` + `message`) back to CBOR. Every other request is passed
+through to moto unchanged.
+
+Reference: https://smithy.io/2.0/additional-specs/protocols/smithy-rpc-v2.html
+
+Usage: python tests/cbor_shim.py <listen-port> <moto-endpoint>
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+import botocore.exceptions
+import cbor2
+from botocore import xform_name
+
+PREFIX = "/service/GraniteServiceVersion20100801/operation/"
+
+
+class Shim(BaseHTTPRequestHandler):
+    moto = ""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):
+        self._forward()
+
+    def do_DELETE(self):
+        self._forward()
+
+    def do_PUT(self):
+        self._forward()
+
+    def do_POST(self):
+        if self.path.startswith(PREFIX):
+            self._cbor(self.path[len(PREFIX):])
+        else:
+            self._forward()
+
+    def _body(self) -> bytes:
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def _forward(self):
+        body = self._body()
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+        req = urllib.request.Request(self.moto + self.path, data=body if body or self.command == "POST" else None,
+                                     headers=headers, method=self.command)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                status, rheaders, rbody = r.status, r.getheaders(), r.read()
+        except urllib.error.HTTPError as e:
+            status, rheaders, rbody = e.code, e.headers.items(), e.read()
+        self.send_response(status)
+        for k, v in rheaders:
+            if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(rbody)))
+        self.end_headers()
+        self.wfile.write(rbody)
+
+    def _cbor(self, operation: str):
+        raw = self._body()
+        params = cbor2.loads(raw) if raw else {}
+        region = region_of(self.headers.get("Authorization", ""))
+        client = boto3.client("cloudwatch", region_name=region, endpoint_url=self.moto,
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        try:
+            out = getattr(client, xform_name(operation))(**(params or {}))
+            out.pop("ResponseMetadata", None)
+            status, body = 200, out
+        except botocore.exceptions.ClientError as e:
+            err = e.response.get("Error", {})
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
+            body = {"__type": err.get("Code", "InternalFailure"), "message": err.get("Message", "")}
+        except (botocore.exceptions.ParamValidationError, TypeError) as e:
+            status, body = 400, {"__type": "ValidationError", "message": str(e)}
+        data = cbor2.dumps(body, datetime_as_timestamp=True, timezone=None)
+        self.send_response(status)
+        self.send_header("smithy-protocol", "rpc-v2-cbor")
+        self.send_header("Content-Type", "application/cbor")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def region_of(authorization: str) -> str:
+    # SigV4: Credential=AKID/20261124/us-west-2/monitoring/aws4_request
+    try:
+        return authorization.split("Credential=")[1].split("/")[2]
+    except IndexError:
+        return "us-east-1"
+
+
+def main() -> None:
+    port, moto = int(sys.argv[1]), sys.argv[2]
+    Shim.moto = moto.rstrip("/")
+    ThreadingHTTPServer(("127.0.0.1", port), Shim).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
