@@ -165,17 +165,22 @@ const RDS_EVENTS: &[(&str, RdsMeaning)] = &[
     ("RDS-EVENT-0087", RdsMeaning::Stopped),
     ("RDS-EVENT-0088", RdsMeaning::Restarted),
     ("RDS-EVENT-0221", RdsMeaning::Outage),
-    // Aurora Global Database (category global-failover).
+    // Aurora Global Database (category global-failover), recorded on the member DB clusters:
+    // 0181-0187 are the steps of a global switchover (started, old primary shut down, waiting
+    // for sync, new primary promoted, completed, "no longer the primary", failed); 0238/0239 are
+    // a global failover completed/failed; 0240/0241 the resynchronisation that follows it. AWS
+    // documents no "global failover started" event: the status `failing-over` shows that.
     ("RDS-EVENT-0181", RdsMeaning::ManagedFailoverStarted),
     ("RDS-EVENT-0182", RdsMeaning::Informational),
     ("RDS-EVENT-0183", RdsMeaning::Informational),
     ("RDS-EVENT-0184", RdsMeaning::Informational),
     ("RDS-EVENT-0185", RdsMeaning::ManagedFailoverCompleted),
-    ("RDS-EVENT-0186", RdsMeaning::ManagedFailoverFailed),
+    ("RDS-EVENT-0186", RdsMeaning::Informational),
     ("RDS-EVENT-0187", RdsMeaning::ManagedFailoverFailed),
-    ("RDS-EVENT-0238", RdsMeaning::ManagedFailoverStarted),
-    ("RDS-EVENT-0239", RdsMeaning::ManagedFailoverCompleted),
-    ("RDS-EVENT-0240", RdsMeaning::ManagedFailoverFailed),
+    ("RDS-EVENT-0238", RdsMeaning::ManagedFailoverCompleted),
+    ("RDS-EVENT-0239", RdsMeaning::ManagedFailoverFailed),
+    ("RDS-EVENT-0240", RdsMeaning::Informational),
+    ("RDS-EVENT-0241", RdsMeaning::Informational),
 ];
 
 pub fn rds_meaning(event_id: &str) -> RdsMeaning {
@@ -675,6 +680,17 @@ mod tests {
             parse_signal(&json!({"command": "pause", "site": "orders", "reason": "region event"}))
                 .unwrap();
         assert_eq!(s.delivery, Delivery::Direct);
+    }
+
+    #[test]
+    fn global_database_events_mean_what_the_aurora_event_table_says() {
+        assert_eq!(rds_meaning("RDS-EVENT-0181"), RdsMeaning::ManagedFailoverStarted);
+        assert_eq!(rds_meaning("RDS-EVENT-0185"), RdsMeaning::ManagedFailoverCompleted);
+        assert_eq!(rds_meaning("RDS-EVENT-0187"), RdsMeaning::ManagedFailoverFailed);
+        assert_eq!(rds_meaning("RDS-EVENT-0238"), RdsMeaning::ManagedFailoverCompleted);
+        assert_eq!(rds_meaning("RDS-EVENT-0239"), RdsMeaning::ManagedFailoverFailed);
+        assert_eq!(rds_meaning("RDS-EVENT-0240"), RdsMeaning::Informational);
+        assert_eq!(rds_meaning("RDS-EVENT-9999"), RdsMeaning::Informational);
     }
 
     #[test]
