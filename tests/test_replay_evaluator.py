@@ -207,3 +207,10 @@ LEDGER_EFFECTS = {
         "orders", lambda st: st["phase"] == "promoting" and st["rpo_override"]["by"] == "alice@example.com"
         and st["rpo_override"]["reason"].startswith("INC-4821")),
 }
+
+
+def test_the_readme_invoke_command_answers_with_the_verdict(world, replayer):
+    """`cargo lambda invoke alarm-evaluator --data-file events/<file>`, as the README shows it."""
+    resp = replayer.invoke_cli("alarm-evaluator", EVENTS / "scheduled-evaluator-tick.json")
+    assert {v["site"] for v in resp["verdicts"]} == ALL_SITES
+    assert all(v["guards"] and v["summary"] for v in resp["verdicts"])

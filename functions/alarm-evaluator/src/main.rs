@@ -13,7 +13,12 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     match deps_from_env().await {
-        Ok(deps) => run(service_fn(|event: LambdaEvent<Value>| handle(&deps, event.payload))).await,
+        Ok(deps) => {
+            run(service_fn(|event: LambdaEvent<Value>| {
+                handle(&deps, event.payload)
+            }))
+            .await
+        }
         Err(e) => {
             let message = e.to_string();
             tracing::error!(error = %message, "cold start failed: invalid configuration");

@@ -225,7 +225,8 @@ impl OperatorCommand {
             return Err(SignalError::Field {
                 shape,
                 field: "reason".into(),
-                detail: "`override_rpo: true` accepts data loss and needs a non-empty reason".into(),
+                detail: "`override_rpo: true` accepts data loss and needs a non-empty reason"
+                    .into(),
             });
         }
         Ok(self)
@@ -684,11 +685,26 @@ mod tests {
 
     #[test]
     fn global_database_events_mean_what_the_aurora_event_table_says() {
-        assert_eq!(rds_meaning("RDS-EVENT-0181"), RdsMeaning::ManagedFailoverStarted);
-        assert_eq!(rds_meaning("RDS-EVENT-0185"), RdsMeaning::ManagedFailoverCompleted);
-        assert_eq!(rds_meaning("RDS-EVENT-0187"), RdsMeaning::ManagedFailoverFailed);
-        assert_eq!(rds_meaning("RDS-EVENT-0238"), RdsMeaning::ManagedFailoverCompleted);
-        assert_eq!(rds_meaning("RDS-EVENT-0239"), RdsMeaning::ManagedFailoverFailed);
+        assert_eq!(
+            rds_meaning("RDS-EVENT-0181"),
+            RdsMeaning::ManagedFailoverStarted
+        );
+        assert_eq!(
+            rds_meaning("RDS-EVENT-0185"),
+            RdsMeaning::ManagedFailoverCompleted
+        );
+        assert_eq!(
+            rds_meaning("RDS-EVENT-0187"),
+            RdsMeaning::ManagedFailoverFailed
+        );
+        assert_eq!(
+            rds_meaning("RDS-EVENT-0238"),
+            RdsMeaning::ManagedFailoverCompleted
+        );
+        assert_eq!(
+            rds_meaning("RDS-EVENT-0239"),
+            RdsMeaning::ManagedFailoverFailed
+        );
         assert_eq!(rds_meaning("RDS-EVENT-0240"), RdsMeaning::Informational);
         assert_eq!(rds_meaning("RDS-EVENT-9999"), RdsMeaning::Informational);
     }
@@ -707,7 +723,10 @@ mod tests {
             "account": "123456789012", "time": "2026-11-24T03:00:00Z", "region": "us-west-2",
             "resources": [], "detail": {"command": "failover", "site": "orders", "override_rpo": true}
         });
-        assert!(parse_signal(&wrapped).unwrap_err().to_string().contains("`reason`"));
+        assert!(parse_signal(&wrapped)
+            .unwrap_err()
+            .to_string()
+            .contains("`reason`"));
         assert!(parse_signal(&json!({"command": "status", "site": ""})).is_err());
     }
 }
