@@ -13,9 +13,9 @@ Usage: python tests/cbor_shim.py <listen-port> <moto-endpoint>
 
 from __future__ import annotations
 
+import http.client
 import sys
-import urllib.error
-import urllib.request
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
@@ -28,6 +28,8 @@ PREFIX = "/service/GraniteServiceVersion20100801/operation/"
 
 class Shim(BaseHTTPRequestHandler):
     moto = ""
+    moto_host = "127.0.0.1"
+    moto_port = 0
     protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt, *args):  # keep test output quiet
@@ -53,15 +55,19 @@ class Shim(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def _forward(self):
+        # http.client, not urllib: urllib labels a body without Content-Type as a form, which
+        # moto then parses as one (boto3 sends Route 53's XML bodies without the header).
         body = self._body()
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
-        req = urllib.request.Request(self.moto + self.path, data=body if body or self.command == "POST" else None,
-                                     headers=headers, method=self.command)
+        if body or self.command in ("POST", "PUT"):
+            headers["Content-Length"] = str(len(body))
+        conn = http.client.HTTPConnection(self.moto_host, self.moto_port, timeout=60)
         try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                status, rheaders, rbody = r.status, r.getheaders(), r.read()
-        except urllib.error.HTTPError as e:
-            status, rheaders, rbody = e.code, e.headers.items(), e.read()
+            conn.request(self.command, self.path, body=body or None, headers=headers)
+            r = conn.getresponse()
+            status, rheaders, rbody = r.status, r.getheaders(), r.read()
+        finally:
+            conn.close()
         self.send_response(status)
         for k, v in rheaders:
             if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
@@ -106,6 +112,8 @@ def region_of(authorization: str) -> str:
 def main() -> None:
     port, moto = int(sys.argv[1]), sys.argv[2]
     Shim.moto = moto.rstrip("/")
+    u = urllib.parse.urlsplit(Shim.moto)
+    Shim.moto_host, Shim.moto_port = u.hostname, u.port
     ThreadingHTTPServer(("127.0.0.1", port), Shim).serve_forever()
 
 

@@ -79,8 +79,12 @@ class MotoServer:
     (getmoto/moto#9195); those it translates. `moto_endpoint` is moto itself.
     """
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, promotion_secs: float = 3.0, dns_insync_secs: float = 2.0):
         self.workdir = workdir
+        # Timing knobs of the faithful launcher (tests/faithful_moto.py): how long promotions,
+        # reboots and failovers take, and how long a Route 53 change stays PENDING.
+        self.promotion_secs = promotion_secs
+        self.dns_insync_secs = dns_insync_secs
         self.port = 0
         self.moto_port = 0
         self.proc: subprocess.Popen | None = None
@@ -97,8 +101,12 @@ class MotoServer:
     def start(self, port: int | None = None) -> "MotoServer":
         self.moto_port = free_port()
         log = self.workdir / "moto.log"
+        # moto's server with the corrections of tests/faithful_moto.py (promotion topology and
+        # timing, global failover, Route 53 change batches and propagation).
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.moto_port)],
+            [str(VENV_BIN / "python"), str(ROOT / "tests" / "faithful_moto.py"), "-H", "127.0.0.1",
+             "-p", str(self.moto_port), "--promotion-secs", str(self.promotion_secs),
+             "--dns-insync-secs", str(self.dns_insync_secs)],
             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         wait_for(lambda: port_open(self.moto_port), 30, "moto server", self.proc, log)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the README's two commands need, idempotently:
-#   - a project-local Python venv (.venv) with moto's server, boto3, pytest and cargo-lambda;
+#   - a project-local Python venv (.venv) with moto's server, boto3, pytest, cargo-lambda, cfn-lint;
+#   - checkov in its own venv (.venv-lint), for the template's static checks;
 #   - MariaDB (server + client) from the distribution's packages, for the SQL canary tests;
 #   - rustfmt and clippy for `make lint`.
 # Safe to run repeatedly; a second run only checks.
@@ -16,6 +17,18 @@ need_python() {
     echo "setup: installing tests/requirements.txt into .venv"
     .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
     cp tests/requirements.txt .venv/.requirements.installed
+  fi
+}
+
+need_lint() {
+  if [[ ! -x .venv-lint/bin/python ]]; then
+    echo "setup: creating .venv-lint (checkov)"
+    python3 -m venv .venv-lint
+  fi
+  if ! cmp -s tests/lint-requirements.txt .venv-lint/.requirements.installed 2>/dev/null; then
+    echo "setup: installing tests/lint-requirements.txt into .venv-lint"
+    .venv-lint/bin/pip install --quiet --disable-pip-version-check -r tests/lint-requirements.txt
+    cp tests/lint-requirements.txt .venv-lint/.requirements.installed
   fi
 }
 
@@ -39,6 +52,7 @@ need_rust_tools() {
 }
 
 need_python
+need_lint
 need_mariadb
 need_rust_tools
 mariadbd_bin=$(command -v mariadbd || echo /usr/sbin/mariadbd)

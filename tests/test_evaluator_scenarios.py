@@ -29,8 +29,10 @@ def orders_primary(workdir):
 
 
 @pytest.fixture(scope="module")
-def evaluator(moto, orders_primary, workdir):
-    emu = LambdaEmulator(workdir).start(function_env(moto.endpoint, site_config(orders_primary.port, SUSTAINED)))
+def evaluator(moto, orders_primary, mariadb, workdir):
+    # The other sites' canaries probe the session's MariaDB, which stays up.
+    cfg = site_config(orders_primary.port, SUSTAINED, others_port=mariadb.port)
+    emu = LambdaEmulator(workdir).start(function_env(moto.endpoint, cfg))
     yield emu
     emu.stop()
 

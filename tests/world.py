@@ -33,18 +33,20 @@ def example_config() -> dict:
     return json.loads((ROOT / "infra" / "sites.example.json").read_text())
 
 
-def site_config(canary_port: int | None, sustained_secs: int | None = None) -> dict:
-    """The example config, with the orders canary pointed at a local MariaDB (or a closed port).
+def site_config(canary_port: int | None, sustained_secs: int | None = None, others_port: int | None = None) -> dict:
+    """The example config with every site's canary pointed at a local MariaDB: `orders` at
+    `canary_port` (None: a closed port), the other sites at `others_port` (default: the same).
 
     The password comes from an environment variable of the function, as a drill would do it.
     """
     cfg = copy.deepcopy(example_config())
-    orders = cfg["sites"][0]
-    assert orders["id"] == "orders"
-    orders["canary"]["endpoint"] = f"127.0.0.1:{canary_port or 9}"
-    orders["canary"]["credentials"] = {"kind": "env", "var": CANARY_PASSWORD_VAR}
-    orders["canary"]["connect_timeout_ms"] = 1000
-    orders["canary"]["query_timeout_ms"] = 1000
+    assert cfg["sites"][0]["id"] == "orders"
+    for i, site in enumerate(cfg["sites"]):
+        port = canary_port if i == 0 or others_port is None else others_port
+        site["canary"]["endpoint"] = f"127.0.0.1:{port or 9}"
+        site["canary"]["credentials"] = {"kind": "env", "var": CANARY_PASSWORD_VAR}
+        site["canary"]["connect_timeout_ms"] = 1000
+        site["canary"]["query_timeout_ms"] = 1000
     if sustained_secs is not None:
         for s in cfg["sites"]:
             s["thresholds"]["sustained_secs"] = sustained_secs

@@ -172,6 +172,17 @@ impl AwsClients {
     pub fn secrets_manager(&self) -> &aws_sdk_secretsmanager::Client {
         &self.secrets_manager
     }
+
+    /// Route 53 is a global service (its change API is served from us-east-1): one client from the
+    /// shared configuration, whatever the home region.
+    pub fn route53(&self) -> aws_sdk_route53::Client {
+        aws_sdk_route53::Client::new(&self.sdk)
+    }
+
+    /// SNS in the home region (where the notification topic lives).
+    pub fn sns(&self) -> aws_sdk_sns::Client {
+        aws_sdk_sns::Client::new(&self.sdk)
+    }
 }
 
 // ---------------------------------------------------------------- errors
@@ -545,7 +556,7 @@ impl Metrics for CloudWatchMetrics {
 
 const STATE_SK: &str = "STATE";
 /// Audit items expire on their own (DynamoDB TTL on `expires_at`) after this long.
-const AUDIT_RETENTION: chrono::Duration = chrono::Duration::days(90);
+pub(crate) const AUDIT_RETENTION: chrono::Duration = chrono::Duration::days(90);
 
 /// [`Ledger`] in one DynamoDB table: per site, a `STATE` item written by compare-and-set on its
 /// `version`, and an `AUDIT#<version>` item per write (the incident's history, kept 90 days).

@@ -27,7 +27,7 @@ impl Faults {
         let q = g.entry(operation).or_default();
         q.extend(std::iter::repeat_n(kind, times));
     }
-    fn check(&self, operation: &'static str) -> Result<(), PortError> {
+    pub fn check(&self, operation: &'static str) -> Result<(), PortError> {
         let mut g = self.0.lock().unwrap();
         match g.get_mut(operation).and_then(|q| q.pop_front()) {
             Some(kind) => Err(PortError::new(
@@ -125,7 +125,14 @@ impl EventBus for FakeBus {
 
 // ---------------------------------------------------------------- topology
 
+/// One step of a mutation in motion, applied to the topology when its target is next described.
+pub type Step = Box<dyn FnOnce(&FakeTopology) + Send>;
+
 /// RDS topology keyed by identifier. Instances, clusters and global clusters are set by the test.
+///
+/// Mutations in motion (see `crate::control::FakeControl`) are queued per identifier with
+/// [`FakeTopology::schedule`]: each describe of that identifier applies the next step first, so a
+/// promotion is observed passing through its statuses over successive polls, as on RDS.
 #[derive(Default)]
 pub struct FakeTopology {
     pub instances: Mutex<HashMap<String, InstanceInfo>>,
@@ -135,6 +142,7 @@ pub struct FakeTopology {
     pub dead_regions: Mutex<Vec<String>>,
     pub faults: Faults,
     pub calls: Mutex<usize>,
+    progress: Mutex<HashMap<String, VecDeque<Step>>>,
 }
 
 impl FakeTopology {
@@ -154,6 +162,94 @@ impl FakeTopology {
     }
     pub fn kill_region(&self, region: &str) {
         self.dead_regions.lock().unwrap().push(region.into());
+    }
+    /// Queues the steps of a mutation of `id`, replacing any queued before.
+    pub fn schedule(&self, id: &str, steps: impl IntoIterator<Item = Step>) {
+        self.progress
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), steps.into_iter().collect());
+    }
+    /// Whether a mutation of `id` still has steps to show.
+    pub fn in_motion(&self, id: &str) -> bool {
+        self.progress
+            .lock()
+            .unwrap()
+            .get(id)
+            .is_some_and(|q| !q.is_empty())
+    }
+    /// Applies the next queued step of `id`, if any (outside the queue's lock: steps lock the maps).
+    fn advance(&self, id: &str) {
+        let step = self
+            .progress
+            .lock()
+            .unwrap()
+            .get_mut(id)
+            .and_then(VecDeque::pop_front);
+        if let Some(step) = step {
+            step(self);
+        }
+    }
+    /// The instance as stored, without a describe (no call counted, no step applied).
+    pub fn instance_now(&self, id: &str) -> Option<InstanceInfo> {
+        self.instances.lock().unwrap().get(id).cloned()
+    }
+    pub fn cluster_now(&self, id: &str) -> Option<ClusterInfo> {
+        self.clusters.lock().unwrap().get(id).cloned()
+    }
+    pub fn global(&self, id: &str) -> Option<GlobalClusterInfo> {
+        self.globals.lock().unwrap().get(id).cloned()
+    }
+    pub fn instance_by_endpoint(&self, endpoint: &str) -> Option<InstanceInfo> {
+        self.instances
+            .lock()
+            .unwrap()
+            .values()
+            .find(|i| {
+                i.endpoint
+                    .as_ref()
+                    .is_some_and(|(h, p)| format!("{h}:{p}") == endpoint)
+            })
+            .cloned()
+    }
+    pub fn update_instance(&self, id: &str, f: impl FnOnce(&mut InstanceInfo)) {
+        if let Some(i) = self.instances.lock().unwrap().get_mut(id) {
+            f(i);
+        }
+    }
+    pub fn update_cluster(&self, id: &str, f: impl FnOnce(&mut ClusterInfo)) {
+        if let Some(c) = self.clusters.lock().unwrap().get_mut(id) {
+            f(c);
+        }
+    }
+    pub fn update_cluster_by_arn(&self, arn: &str, f: impl FnOnce(&mut ClusterInfo)) {
+        if let Some(c) = self
+            .clusters
+            .lock()
+            .unwrap()
+            .values_mut()
+            .find(|c| c.arn.as_deref() == Some(arn))
+        {
+            f(c);
+        }
+    }
+    pub fn update_global(&self, id: &str, f: impl FnOnce(&mut GlobalClusterInfo)) {
+        if let Some(g) = self.globals.lock().unwrap().get_mut(id) {
+            f(g);
+        }
+    }
+    /// A promoted replica leaves its source: no replication source, and the source (named by id
+    /// or, cross-region, by ARN) no longer lists it.
+    pub fn detach_replica(&self, id: &str, source: &str) {
+        let source_id = source.rsplit_once(":db:").map_or(source, |(_, id)| id);
+        let mut g = self.instances.lock().unwrap();
+        if let Some(i) = g.get_mut(id) {
+            i.replication_source = None;
+        }
+        if let Some(src) = g.get_mut(source_id) {
+            src.replicas
+                .retain(|r| r != id && !r.ends_with(&format!(":db:{id}")));
+        }
     }
     fn enter(&self, op: &'static str, region: &str) -> Result<(), PortError> {
         *self.calls.lock().unwrap() += 1;
@@ -179,10 +275,12 @@ impl FakeTopology {
 impl DatabaseTopology for FakeTopology {
     async fn instance(&self, db: &DbRef) -> Result<Option<InstanceInfo>, PortError> {
         self.enter("DescribeDBInstances", &db.region)?;
+        self.advance(&db.id);
         Ok(self.instances.lock().unwrap().get(&db.id).cloned())
     }
     async fn cluster(&self, id: &str, region: &str) -> Result<Option<ClusterInfo>, PortError> {
         self.enter("DescribeDBClusters", region)?;
+        self.advance(id);
         Ok(self.clusters.lock().unwrap().get(id).cloned())
     }
     async fn global_cluster(
@@ -191,6 +289,7 @@ impl DatabaseTopology for FakeTopology {
         region: &str,
     ) -> Result<Option<GlobalClusterInfo>, PortError> {
         self.enter("DescribeGlobalClusters", region)?;
+        self.advance(id);
         Ok(self.globals.lock().unwrap().get(id).cloned())
     }
 }

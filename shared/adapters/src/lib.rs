@@ -5,9 +5,12 @@
 //! the real adapters — AWS SDK clients (`aws`) and a MySQL client (`mysql`) for the canary.
 
 pub mod aws;
+pub mod control;
+pub mod dns;
 pub mod fakes;
 pub mod gather;
 pub mod mysql;
+pub mod notify;
 pub mod ports;
 pub mod settings;
 

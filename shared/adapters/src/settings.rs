@@ -119,6 +119,77 @@ impl Settings {
     }
 }
 
+/// The notifier's environment. It needs no site configuration — every message is composed from
+/// the domain event alone — only where to claim (the ledger table) and where to publish:
+/// - `LEDGER_TABLE` — the DynamoDB ledger table (claims are `NOTIFIED#...` items in it);
+/// - `TOPIC_ARN` — the SNS topic to publish to;
+/// - `RDS_FAILOVER_REPLAY_CLOCK` — optional, as for every function.
+#[derive(Debug, Clone)]
+pub struct NotifierSettings {
+    pub ledger_table: String,
+    pub topic_arn: String,
+    pub replay_clock: Option<DateTime<Utc>>,
+}
+
+impl NotifierSettings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let non_empty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let ledger_table = non_empty("LEDGER_TABLE").ok_or(SettingsError::Missing {
+            var: "LEDGER_TABLE",
+            expected: "the DynamoDB ledger table name",
+        })?;
+        let table_ok = (3..=255).contains(&ledger_table.len())
+            && ledger_table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !table_ok {
+            return Err(SettingsError::Invalid {
+                var: "LEDGER_TABLE",
+                expected: "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)",
+                got: ledger_table,
+            });
+        }
+        let topic_arn = non_empty("TOPIC_ARN").ok_or(SettingsError::Missing {
+            var: "TOPIC_ARN",
+            expected: "the SNS topic ARN notifications are published to",
+        })?;
+        let parts: Vec<&str> = topic_arn.split(':').collect();
+        let arn_ok = parts.len() == 6
+            && parts[0] == "arn"
+            && parts[2] == "sns"
+            && parts[1..].iter().all(|p| !p.is_empty());
+        if !arn_ok {
+            return Err(SettingsError::Invalid {
+                var: "TOPIC_ARN",
+                expected:
+                    "an SNS topic ARN such as arn:aws:sns:us-west-2:123456789012:rds-failover",
+                got: topic_arn,
+            });
+        }
+        let replay_clock = match non_empty("RDS_FAILOVER_REPLAY_CLOCK") {
+            None => None,
+            Some(t) => Some(
+                DateTime::parse_from_rfc3339(&t)
+                    .map(|d| d.with_timezone(&Utc))
+                    .map_err(|_| SettingsError::Invalid {
+                        var: "RDS_FAILOVER_REPLAY_CLOCK",
+                        expected: "an RFC 3339 instant such as 2026-11-24T03:05:00Z",
+                        got: t,
+                    })?,
+            ),
+        };
+        Ok(Self {
+            ledger_table,
+            topic_arn,
+            replay_clock,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +275,35 @@ mod tests {
             s.replay_clock.unwrap().to_rfc3339(),
             "2026-11-24T03:05:00+00:00"
         );
+    }
+
+    #[test]
+    fn notifier_settings_name_every_missing_or_bad_variable() {
+        let env = |pairs: &[(&str, &str)]| {
+            let m: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            NotifierSettings::from_lookup(|k| m.get(k).cloned())
+        };
+        let topic = (
+            "TOPIC_ARN",
+            "arn:aws:sns:us-west-2:123456789012:rds-failover",
+        );
+        let table = ("LEDGER_TABLE", "rds-failover-ledger");
+        let s = env(&[topic, table]).unwrap();
+        assert_eq!(s.topic_arn, topic.1);
+        let e = env(&[table]).unwrap_err().to_string();
+        assert!(e.contains("TOPIC_ARN"), "{e}");
+        let e = env(&[topic]).unwrap_err().to_string();
+        assert!(e.contains("LEDGER_TABLE"), "{e}");
+        let e = env(&[("TOPIC_ARN", "rds-failover"), table])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("TOPIC_ARN") && e.contains("rds-failover"), "{e}");
+        let e = env(&[topic, table, ("RDS_FAILOVER_REPLAY_CLOCK", "noon")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("RDS_FAILOVER_REPLAY_CLOCK"), "{e}");
     }
 }

@@ -649,7 +649,17 @@ impl SiteConfig {
                 t.cooldown_secs,
             ));
         }
-        if let Some(c) = &self.canary {
+        let Some(c) = &self.canary else {
+            // The promoter verifies over MySQL, with these credentials, that the new primary
+            // accepts writes before DNS moves; without them no failover of this site could finish.
+            return Err(invalid(
+                format!("{p}.canary"),
+                "a canary section (endpoint, user, credentials): the SQL canary votes on the \
+                 primary's health and its credentials verify the promoted replica accepts writes",
+                "nothing",
+            ));
+        };
+        {
             if split_endpoint(&c.endpoint).is_none() {
                 return Err(invalid(
                     format!("{p}.canary.endpoint"),
@@ -863,6 +873,12 @@ mod tests {
             (
                 "sites[1].alarms[0].name",
                 Box::new(|v| v["sites"][1]["alarms"][0]["name"] = "orders-primary-canary".into()),
+            ),
+            (
+                "sites[2].canary",
+                Box::new(|v| {
+                    v["sites"][2].as_object_mut().unwrap().remove("canary");
+                }),
             ),
         ];
         for (field, mutate) in cases {

@@ -23,6 +23,9 @@ pub enum EventType {
     IncidentCleared,
     AutomationPaused,
     AutomationResumed,
+    /// The replica-promoter ran low on Lambda time while RDS was still promoting: it hands the
+    /// watch on to its next invocation (same epoch; it never re-issues the RDS mutation).
+    PromotionContinued,
     ReplicaPromoted,
     DnsPinned,
     FailoverCompleted,
@@ -41,6 +44,7 @@ impl EventType {
             EventType::IncidentCleared => "IncidentCleared",
             EventType::AutomationPaused => "AutomationPaused",
             EventType::AutomationResumed => "AutomationResumed",
+            EventType::PromotionContinued => "PromotionContinued",
             EventType::ReplicaPromoted => "ReplicaPromoted",
             EventType::DnsPinned => "DnsPinned",
             EventType::FailoverCompleted => "FailoverCompleted",

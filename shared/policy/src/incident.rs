@@ -174,6 +174,53 @@ pub struct SiteState {
     pub outbox: Vec<DomainEvent>,
     #[serde(default)]
     pub updated_at: Option<DateTime<Utc>>,
+    /// The promotion of the current epoch: what was asked of RDS and when, so a continuation or a
+    /// re-delivery resumes watching instead of asking twice.
+    #[serde(default)]
+    pub promotion: Option<PromotionRecord>,
+    /// The writer DNS record as it was before this epoch pinned it (for failback and unpin).
+    #[serde(default)]
+    pub dns: Option<DnsRecord>,
+    /// Why the current epoch failed, when it did.
+    #[serde(default)]
+    pub failure: Option<String>,
+}
+
+/// What the replica-promoter asked RDS to do for one epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromotionRecord {
+    pub epoch: u64,
+    pub candidate: crate::config::DbRef,
+    /// The RDS action, e.g. `PromoteReadReplica`, `FailoverDBCluster`, `FailoverGlobalCluster`.
+    pub action: String,
+    pub requested_at: DateTime<Utc>,
+    #[serde(default)]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The new primary's endpoint `host:port`, once known.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub writable_verified_at: Option<DateTime<Utc>>,
+}
+
+/// A Route 53 record set as the dns-pinner found it, and what it set it to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRecord {
+    pub epoch: u64,
+    pub zone_id: String,
+    pub name: String,
+    pub record_type: String,
+    #[serde(default)]
+    pub set_identifier: Option<String>,
+    /// The previous values (empty if the record did not exist).
+    pub previous_values: Vec<String>,
+    #[serde(default)]
+    pub previous_ttl: Option<i64>,
+    pub new_value: String,
+    #[serde(default)]
+    pub change_id: Option<String>,
+    #[serde(default)]
+    pub insync_at: Option<DateTime<Utc>>,
 }
 
 impl SiteState {
@@ -196,6 +243,9 @@ impl SiteState {
             timeline: vec![],
             outbox: vec![],
             updated_at: None,
+            promotion: None,
+            dns: None,
+            failure: None,
         }
     }
 

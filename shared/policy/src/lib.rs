@@ -15,6 +15,9 @@ pub mod decide;
 pub mod events;
 pub mod evidence;
 pub mod incident;
+pub mod notice;
+pub mod pin;
+pub mod promote;
 pub mod signal;
 pub mod verdict;
 

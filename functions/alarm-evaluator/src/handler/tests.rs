@@ -59,7 +59,9 @@ fn world() -> World {
     metrics.set_lag("orders-replica-1", 1.0);
     metrics.set_lag("orders-replica-2", 3.0);
     let canary = Arc::new(FakeCanary::default());
-    canary.set("orders", CanaryResult::Reachable { latency_ms: 2 });
+    for site in ["orders", "billing", "payments", "inventory"] {
+        canary.set(site, CanaryResult::Reachable { latency_ms: 2 });
+    }
     let ledger = Arc::new(FakeLedger::default());
     let bus = Arc::new(FakeBus::default());
     let clock = Arc::new(FixedClock::at(t0()));

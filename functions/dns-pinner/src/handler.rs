@@ -1,0 +1,470 @@
+//! The pinner's handler: parse → fence → record the previous record set → change → wait for
+//! `INSYNC` → commit `dns-pinned` → emit `DnsPinned`.
+//!
+//! The order is what makes it safe under at-least-once, hours-late delivery:
+//! - the epoch fence comes first, against the ledger (event epoch == ledger epoch, phase
+//!   `promoted`, same candidate); a stale or foreign event changes nothing anywhere, and *where* to
+//!   point DNS always comes from the ledger's promotion record, never from the event;
+//! - the record set as it was is committed to the ledger **before** DNS is changed, and never
+//!   overwritten by a re-delivery, so failback and unpin always know what to restore;
+//! - a record that already holds the target is not changed again (no second change id);
+//! - the change id is committed as soon as Route 53 returns it, so a run that times out waiting
+//!   for `INSYNC` fails as `Retryable.DnsNotInSync` and the retry waits on the *same* change;
+//! - `dns-pinned` is committed with compare-and-set and its event rides in the outbox, so a crash
+//!   between commit and publish re-emits it on the next invocation instead of losing it;
+//! - anything that cannot succeed by retrying (no such zone, access denied, a record the config
+//!   does not describe) moves the epoch to `failed` with a `FailoverFailed` event, so the notifier
+//!   pages a human: the database is promoted but applications may still resolve the old primary.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use failover_adapters::dns::Dns;
+use failover_adapters::ports::{Clock, ErrorKind, EventBus, Ledger, PortError};
+use failover_policy::incident::DnsRecord;
+use failover_policy::notice::parse_domain_event;
+use failover_policy::pin::{self, ChangeStatus, Fence};
+use failover_policy::{Config, DomainEvent, EventType, SiteConfig, SiteState};
+use lambda_runtime::Diagnostic;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+/// Everything the handler talks to, built once at cold start.
+pub struct Deps {
+    pub cfg: Config,
+    pub ledger: Arc<dyn Ledger>,
+    pub bus: Arc<dyn EventBus>,
+    pub dns: Arc<dyn Dns>,
+    pub clock: Arc<dyn Clock>,
+    /// A uniform sample in `[0, 1)` for the backoff's jitter (fixed in tests).
+    pub jitter: Arc<dyn Fn() -> f64 + Send + Sync>,
+}
+
+/// How many times a lost compare-and-set is retried with a fresh read before giving up.
+const MAX_COMMIT_ATTEMPTS: usize = 5;
+/// Kept back from the Lambda deadline for the final commit and publish after the wait.
+pub const FINISH_RESERVE: Duration = Duration::from_secs(5);
+
+/// Until when the handler may wait for `INSYNC`, from the invocation's deadline (milliseconds
+/// since the Unix epoch, as the Lambda runtime reports it).
+pub fn wait_deadline(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Instant::now() + remaining.saturating_sub(FINISH_RESERVE)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error("bad input: {0}")]
+    BadInput(String),
+    #[error("site {site}: {source}")]
+    Port { site: String, source: PortError },
+    #[error("site {site}: Route 53 change {change_id} is still PENDING after {waited_secs} s; it is recorded in the ledger and the retry waits on it")]
+    NotInSync {
+        site: String,
+        change_id: String,
+        waited_secs: u64,
+    },
+    #[error(
+        "site {site}: ledger contention: lost {MAX_COMMIT_ATTEMPTS} compare-and-set races in a row"
+    )]
+    Contention { site: String },
+    #[error("site {site} epoch {epoch}: DNS not pinned, the epoch is marked failed: {reason}")]
+    Failed {
+        site: String,
+        epoch: u64,
+        error_type: String,
+        reason: String,
+    },
+}
+
+impl PinError {
+    fn error_type(&self) -> String {
+        match self {
+            PinError::BadInput(_) => "BadInput".into(),
+            PinError::Port { source, .. } if source.kind.is_retryable() => {
+                format!("Retryable.{:?}", source.kind)
+            }
+            PinError::Port { source, .. } => format!("Fatal.{:?}", source.kind),
+            PinError::NotInSync { .. } => "Retryable.DnsNotInSync".into(),
+            PinError::Contention { .. } => "Retryable.Contention".into(),
+            PinError::Failed { error_type, .. } => error_type.clone(),
+        }
+    }
+}
+
+impl From<PinError> for Diagnostic {
+    fn from(e: PinError) -> Self {
+        Diagnostic {
+            error_type: e.error_type(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// What `cargo lambda invoke` prints.
+#[derive(Debug, Serialize)]
+pub struct Response {
+    pub site: String,
+    pub epoch: u64,
+    /// `pinned`, `already-pinned` or `ignored`.
+    pub outcome: &'static str,
+    pub detail: String,
+    /// The ledger's DNS record: previous values, new value, change id, when INSYNC.
+    pub dns: Option<DnsRecord>,
+    /// Whether this invocation called ChangeResourceRecordSets.
+    pub changed: bool,
+    /// GetChange calls made by this invocation.
+    pub polls: u32,
+    /// Domain events published by this invocation (detail-types), including outbox re-emits.
+    pub emitted: Vec<String>,
+}
+
+impl Response {
+    fn new(e: &DomainEvent) -> Self {
+        Self {
+            site: e.site.clone(),
+            epoch: e.epoch,
+            outcome: "ignored",
+            detail: String::new(),
+            dns: None,
+            changed: false,
+            polls: 0,
+            emitted: vec![],
+        }
+    }
+    fn ignored(mut self, detail: impl Into<String>) -> Self {
+        self.outcome = "ignored";
+        self.detail = detail.into();
+        info!(site = %self.site, epoch = self.epoch, detail = %self.detail, "ignored: nothing changed");
+        self
+    }
+    fn already(mut self, st: &SiteState) -> Self {
+        self.outcome = "already-pinned";
+        self.detail = format!(
+            "epoch {} is already pinned; nothing changed, nothing emitted",
+            st.epoch
+        );
+        self.dns = st.dns.clone();
+        self
+    }
+}
+
+pub async fn handle(deps: &Deps, payload: Value, deadline: Instant) -> Result<Response, PinError> {
+    let event = parse_domain_event(&payload)
+        .map_err(PinError::BadInput)
+        .inspect_err(|e| warn!(error = %e, "rejected input"))?;
+    let resp = Response::new(&event);
+    if event.event_type != EventType::ReplicaPromoted {
+        let t = event.event_type.detail_type();
+        return Ok(resp.ignored(format!("{t} is not ReplicaPromoted")));
+    }
+    let Some(site) = deps.cfg.site(&event.site) else {
+        return Ok(resp.ignored(format!("site {} is not configured", event.site)));
+    };
+    Pinner {
+        deps,
+        site,
+        event: &event,
+        resp,
+    }
+    .run(deadline)
+    .await
+}
+
+/// The result of a fenced ledger update.
+enum Update {
+    Committed(SiteState),
+    Unchanged(SiteState),
+    Fenced(Fence),
+}
+
+struct Pinner<'a> {
+    deps: &'a Deps,
+    site: &'a SiteConfig,
+    event: &'a DomainEvent,
+    resp: Response,
+}
+
+impl Pinner<'_> {
+    fn port(&self, source: PortError) -> PinError {
+        PinError::Port {
+            site: self.site.id.clone(),
+            source,
+        }
+    }
+
+    async fn run(mut self, deadline: Instant) -> Result<Response, PinError> {
+        let deps = self.deps;
+        let state = deps
+            .ledger
+            .load(&self.site.id)
+            .await
+            .map_err(|e| self.port(e))?;
+        // Events a previous invocation committed but could not publish go out first.
+        self.flush(&state).await?;
+        let host = match pin::fence(&state, self.event) {
+            Fence::Pin { host } => host,
+            other => return self.fenced(other, &state).await,
+        };
+
+        let query = pin::query(self.site);
+        let current = match deps.dns.record_set(&query).await {
+            Ok(c) => c,
+            Err(e) => return Err(self.dns_error(e).await),
+        };
+        let plan = match pin::plan(self.site, current.as_ref(), &host) {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(self
+                    .fail(e.to_string(), "Fatal.RecordNotPinnable".into())
+                    .await)
+            }
+        };
+
+        // 1. What the record was, in the ledger, before anything changes.
+        let now = deps.clock.now();
+        let st = match self
+            .update(|s| {
+                pin::record_previous(s, self.event, self.site, current.as_ref(), &host, now)
+            })
+            .await?
+        {
+            Update::Committed(s) | Update::Unchanged(s) => s,
+            Update::Fenced(f) => return self.fenced(f, &state).await,
+        };
+        let recorded = st.dns.clone().expect("recorded above");
+
+        // 2. The change, unless Route 53 already holds the target.
+        let mut change_id = recorded.change_id.clone();
+        if let Some(change) = plan.change {
+            let comment = format!(
+                "rds-failover: pin {} epoch {} to {host}",
+                self.site.id, self.event.epoch
+            );
+            let info = match deps
+                .dns
+                .change(&self.site.dns.zone_id, &[change], &comment)
+                .await
+            {
+                Ok(i) => i,
+                Err(e) => return Err(self.dns_error(e).await),
+            };
+            self.resp.changed = true;
+            info!(site = %self.site.id, epoch = self.event.epoch, change_id = %info.id, status = ?info.status, "Route 53 change submitted");
+            let id = info.id.clone();
+            match self
+                .update(|s| pin::record_change_id(s, self.event, &id, deps.clock.now()))
+                .await?
+            {
+                Update::Committed(_) | Update::Unchanged(_) => {}
+                Update::Fenced(f) => {
+                    warn!(site = %self.site.id, change_id = %id, "the epoch moved on while DNS was being changed");
+                    return self.fenced(f, &state).await;
+                }
+            }
+            change_id = Some(id);
+        }
+
+        // 3. Wait until every Route 53 name server answers with the new value.
+        let insync_at = match &change_id {
+            Some(id) => self.wait_insync(id, deadline).await?,
+            // Already held the target before we touched it: nothing of ours is pending.
+            None => deps.clock.now(),
+        };
+
+        // 4. dns-pinned, with its event in the outbox.
+        let st = match self
+            .update(|s| pin::mark_pinned(s, self.event, insync_at, deps.clock.now()))
+            .await?
+        {
+            Update::Committed(s) => s,
+            Update::Unchanged(s) => return Ok(self.resp.already(&s)),
+            Update::Fenced(Fence::AlreadyPinned) => {
+                let s = deps
+                    .ledger
+                    .load(&self.site.id)
+                    .await
+                    .map_err(|e| self.port(e))?;
+                return Ok(self.resp.already(&s));
+            }
+            Update::Fenced(f) => return self.fenced(f, &state).await,
+        };
+        self.resp.outcome = "pinned";
+        self.resp.dns = st.dns.clone();
+        self.resp.detail = st
+            .timeline
+            .last()
+            .map(|t| t.note.clone())
+            .unwrap_or_default();
+        info!(site = %self.site.id, epoch = st.epoch, detail = %self.resp.detail, "DNS pinned");
+        self.flush(&st).await?;
+        Ok(self.resp)
+    }
+
+    /// Polls GetChange with capped exponential backoff until `INSYNC` or the deadline.
+    async fn wait_insync(
+        &mut self,
+        change_id: &str,
+        deadline: Instant,
+    ) -> Result<DateTime<Utc>, PinError> {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            self.resp.polls += 1;
+            match self.deps.dns.change_status(change_id).await {
+                Ok(i) if i.status == ChangeStatus::Insync => return Ok(self.deps.clock.now()),
+                Ok(_) => {}
+                // A throttled or failed poll is just a poll that said nothing; keep waiting.
+                Err(e) if e.kind.is_retryable() => {
+                    warn!(site = %self.site.id, error = %e, "GetChange failed; polling on")
+                }
+                Err(e) => return Err(self.dns_error(e).await),
+            }
+            let delay = pin::backoff_delay(attempt, (self.deps.jitter)());
+            attempt += 1;
+            if Instant::now() + delay > deadline {
+                return Err(PinError::NotInSync {
+                    site: self.site.id.clone(),
+                    change_id: change_id.to_owned(),
+                    waited_secs: started.elapsed().as_secs(),
+                });
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// A fence that stops this delivery: ignored, already done, or a broken invariant to report.
+    async fn fenced(self, f: Fence, state: &SiteState) -> Result<Response, PinError> {
+        match f {
+            Fence::Pin { .. } => unreachable!("Pin is not a stop"),
+            Fence::Stale { reason } => Ok(self.resp.ignored(reason)),
+            Fence::AlreadyPinned => Ok(self.resp.already(state)),
+            Fence::Broken { reason } => Err(self.fail(reason, "Fatal.Invariant".into()).await),
+        }
+    }
+
+    /// A DNS error: retryable ones fail the invocation (EventBridge retries it); the others cannot
+    /// succeed on retry and fail the epoch so a human is paged.
+    async fn dns_error(&self, e: PortError) -> PinError {
+        if e.kind.is_retryable() {
+            return self.port(e);
+        }
+        let error_type = format!("Fatal.{:?}", e.kind);
+        self.fail(e.to_string(), error_type).await
+    }
+
+    /// `promoted` → `failed` with a `FailoverFailed` event (emitted), then the error to return.
+    async fn fail(&self, reason: String, error_type: String) -> PinError {
+        warn!(site = %self.site.id, epoch = self.event.epoch, %reason, "DNS cannot be pinned");
+        let now = self.deps.clock.now();
+        match self
+            .update(|s| Ok(pin::mark_failed(s, self.event, &reason, now)))
+            .await
+        {
+            Ok(Update::Committed(st)) => {
+                let mut emitted = vec![];
+                if let Err(e) = self.publish_outbox(&st, &mut emitted).await {
+                    // The event waits in the outbox; the retry (or the evaluator) re-emits it.
+                    return e;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return e,
+        }
+        PinError::Failed {
+            site: self.site.id.clone(),
+            epoch: self.event.epoch,
+            error_type,
+            reason,
+        }
+    }
+
+    /// Loads, applies `f` (which re-checks the fence), and commits by compare-and-set; a lost race
+    /// re-reads and applies again.
+    async fn update<F>(&self, mut f: F) -> Result<Update, PinError>
+    where
+        F: FnMut(&SiteState) -> Result<Option<SiteState>, Fence>,
+    {
+        for attempt in 1..=MAX_COMMIT_ATTEMPTS {
+            let state = self
+                .deps
+                .ledger
+                .load(&self.site.id)
+                .await
+                .map_err(|e| self.port(e))?;
+            let next = match f(&state) {
+                Ok(Some(next)) => next,
+                Ok(None) => return Ok(Update::Unchanged(state)),
+                Err(fence) => return Ok(Update::Fenced(fence)),
+            };
+            match self.deps.ledger.commit(&next).await {
+                Ok(()) => return Ok(Update::Committed(next)),
+                Err(e) if e.kind == ErrorKind::Conflict => {
+                    warn!(site = %self.site.id, attempt, "lost a compare-and-set race; re-reading");
+                }
+                Err(e) => return Err(self.port(e)),
+            }
+        }
+        Err(PinError::Contention {
+            site: self.site.id.clone(),
+        })
+    }
+
+    async fn flush(&mut self, state: &SiteState) -> Result<(), PinError> {
+        let mut emitted = vec![];
+        let r = self.publish_outbox(state, &mut emitted).await;
+        self.resp.emitted.extend(emitted);
+        r
+    }
+
+    /// Publishes the record's outbox, then removes exactly those events from it.
+    async fn publish_outbox(
+        &self,
+        state: &SiteState,
+        emitted: &mut Vec<String>,
+    ) -> Result<(), PinError> {
+        if state.outbox.is_empty() {
+            return Ok(());
+        }
+        self.deps
+            .bus
+            .publish(&state.outbox)
+            .await
+            .map_err(|e| self.port(e))?;
+        emitted.extend(
+            state
+                .outbox
+                .iter()
+                .map(|e| e.event_type.detail_type().to_string()),
+        );
+        let sent: Vec<String> = state.outbox.iter().map(|e| e.dedupe_key()).collect();
+        let now = self.deps.clock.now();
+        let cleared = self
+            .update(|s| {
+                let mut next = s.clone();
+                next.outbox.retain(|e| !sent.contains(&e.dedupe_key()));
+                if next.outbox.len() == s.outbox.len() {
+                    return Ok(None);
+                }
+                next.version = s.version + 1;
+                next.updated_at = Some(now);
+                Ok(Some(next))
+            })
+            .await;
+        // Published but not cleared: a later flush re-sends, and consumers dedupe on the key.
+        if let Err(e) = cleared {
+            warn!(site = %self.site.id, error = %e, "published the outbox but could not clear it");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,613 @@
+//! Handler tests over the AWS-faithful fakes (a Route 53 whose changes stay PENDING for a number of
+//! polls, a compare-and-set ledger, a bus that fails on demand). Time is tokio's paused clock, so
+//! the backoff really sleeps — instantly — and the waits can be measured.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use failover_adapters::dns::FakeDns;
+use failover_adapters::fakes::{FakeBus, FakeLedger};
+use failover_adapters::ports::{ErrorKind, FixedClock};
+use failover_policy::config::DbRef;
+use failover_policy::incident::{PromotionRecord, TimelineEntry};
+use failover_policy::pin::{FailoverRole, RecordQuery, RecordSet};
+use failover_policy::verdict::{Guard, GuardCheck, GuardResult, Outcome, Verdict};
+use failover_policy::{Config, Phase};
+use serde_json::json;
+
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../../infra/sites.example.json");
+const NEW_HOST: &str = "orders-replica-1.cabc.us-west-2.rds.amazonaws.com";
+const OLD_HOST: &str = "orders-primary.cabc.us-east-1.rds.amazonaws.com";
+const BILLING_NEW: &str = "billing-2.cdef.us-west-2.rds.amazonaws.com";
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap()
+}
+
+fn db(id: &str) -> DbRef {
+    DbRef {
+        id: id.into(),
+        region: "us-west-2".into(),
+    }
+}
+
+struct World {
+    deps: Deps,
+    ledger: Arc<FakeLedger>,
+    bus: Arc<FakeBus>,
+    dns: Arc<FakeDns>,
+}
+
+fn world() -> World {
+    let ledger = Arc::new(FakeLedger::default());
+    let bus = Arc::new(FakeBus::default());
+    let dns = Arc::new(FakeDns::default());
+    let deps = Deps {
+        cfg: Config::from_document(EXAMPLE).unwrap(),
+        ledger: ledger.clone(),
+        bus: bus.clone(),
+        dns: dns.clone(),
+        clock: Arc::new(FixedClock::at(t0())),
+        jitter: Arc::new(|| 0.5),
+    };
+    World {
+        deps,
+        ledger,
+        bus,
+        dns,
+    }
+}
+
+fn cname(name: &str, value: &str, ttl: i64) -> RecordSet {
+    RecordSet {
+        name: name.into(),
+        record_type: "CNAME".into(),
+        set_identifier: None,
+        failover: None,
+        ttl: Some(ttl),
+        values: vec![value.into()],
+        health_check_id: None,
+        alias_target: None,
+    }
+}
+
+fn failover(set: &str, role: FailoverRole, value: &str, hc: &str) -> RecordSet {
+    RecordSet {
+        set_identifier: Some(set.into()),
+        failover: Some(role),
+        health_check_id: Some(hc.into()),
+        ..cname("db.billing.example.com", value, 60)
+    }
+}
+
+/// The ledger as the replica-promoter leaves it: epoch `epoch` promoted, endpoint recorded.
+fn promoted(site: &str, epoch: u64, candidate: &str, endpoint: &str) -> SiteState {
+    let mut s = SiteState::new(site);
+    s.version = 9;
+    s.epoch = epoch;
+    s.phase = Phase::Promoted;
+    s.candidate = Some(db(candidate));
+    s.last_failover_at = Some(t0());
+    s.timeline = vec![
+        TimelineEntry {
+            phase: Phase::Suspected,
+            at: t0() - chrono::Duration::seconds(400),
+            note: "availability alarm".into(),
+        },
+        TimelineEntry {
+            phase: Phase::Promoting,
+            at: t0() - chrono::Duration::seconds(280),
+            note: "decided".into(),
+        },
+        TimelineEntry {
+            phase: Phase::Promoted,
+            at: t0() - chrono::Duration::seconds(10),
+            note: "writable".into(),
+        },
+    ];
+    s.promotion = Some(PromotionRecord {
+        epoch,
+        candidate: db(candidate),
+        action: "PromoteReadReplica".into(),
+        requested_at: t0() - chrono::Duration::seconds(270),
+        completed_at: Some(t0() - chrono::Duration::seconds(10)),
+        endpoint: Some(endpoint.into()),
+        writable_verified_at: Some(t0() - chrono::Duration::seconds(10)),
+    });
+    s
+}
+
+fn replica_promoted(site: &str, epoch: u64, candidate: &str) -> Value {
+    let e = DomainEvent {
+        event_type: EventType::ReplicaPromoted,
+        site: site.into(),
+        epoch,
+        phase: Phase::Promoted,
+        engine: "rds-replica".into(),
+        occurred_at: t0(),
+        primary: Some(DbRef {
+            id: "orders-primary".into(),
+            region: "us-east-1".into(),
+        }),
+        candidate: Some(db(candidate)),
+        rpo_override: None,
+        verdict: Verdict {
+            site: Some(site.into()),
+            outcome: Outcome::FailoverDecided {
+                candidate: db(candidate),
+            },
+            epoch,
+            phase: Phase::Promoted,
+            summary: "promoted".into(),
+            guards: vec![
+                GuardCheck::new(Guard::Quorum, GuardResult::Pass, "2 of 3 down").numbers(2.0, 2.0),
+            ],
+        },
+        timeline: vec![],
+    };
+    json!({
+        "version": "0", "id": format!("ev-{site}-{epoch}"), "detail-type": "ReplicaPromoted",
+        "source": "rds-failover", "account": "123456789012", "time": t0().to_rfc3339(),
+        "region": "us-west-2", "resources": [], "detail": e
+    })
+}
+
+fn orders_world() -> World {
+    let w = world();
+    w.ledger.put(promoted(
+        "orders",
+        3,
+        "orders-replica-1",
+        &format!("{NEW_HOST}:3306"),
+    ));
+    w.dns.put(
+        "Z0ORDERSEXAMPLE",
+        cname("db.orders.example.com", OLD_HOST, 300),
+    );
+    w
+}
+
+fn later(secs: u64) -> Instant {
+    Instant::now() + Duration::from_secs(secs)
+}
+
+async fn orders_record(w: &World) -> RecordSet {
+    w.dns
+        .record_set(&RecordQuery {
+            zone_id: "Z0ORDERSEXAMPLE".into(),
+            name: "db.orders.example.com".into(),
+            record_type: "CNAME".into(),
+            set_identifier: None,
+        })
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn count(bus: &FakeBus, t: &str) -> usize {
+    bus.types().iter().filter(|x| **x == t).count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn cname_mode_repoints_waits_for_insync_and_pins_once() {
+    let w = orders_world();
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(100),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "pinned", "{r:?}");
+    assert!(r.changed);
+    assert_eq!(r.polls, 2, "the fake syncs on the second GetChange");
+    assert_eq!(r.emitted, vec!["DnsPinned"]);
+
+    let rec = orders_record(&w).await;
+    assert_eq!(rec.values, vec![NEW_HOST]);
+    assert_eq!(rec.ttl, Some(30), "the site's low TTL");
+    assert_eq!(rec.set_identifier, None);
+    assert_eq!(w.dns.change_count(), 1);
+
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!((st.phase, st.epoch), (Phase::DnsPinned, 3));
+    assert!(st.outbox.is_empty());
+    let d = st.dns.unwrap();
+    assert_eq!(d.previous_values, vec![OLD_HOST]);
+    assert_eq!(d.previous_ttl, Some(300));
+    assert_eq!(d.new_value, NEW_HOST);
+    assert!(d.change_id.is_some() && d.insync_at.is_some());
+    assert_eq!(w.bus.types(), vec!["DnsPinned"]);
+    let ev = w.bus.published.lock().unwrap()[0].clone();
+    assert_eq!((ev.epoch, ev.phase), (3, Phase::DnsPinned));
+    assert!(
+        ev.verdict.summary.contains(OLD_HOST),
+        "{}",
+        ev.verdict.summary
+    );
+    assert_eq!(
+        ev.verdict.guards.len(),
+        1,
+        "the decision's guards travel on"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failover_pin_rewrites_the_primary_record_keeping_its_identity() {
+    let w = world();
+    w.ledger.put(promoted(
+        "billing",
+        5,
+        "billing-2",
+        &format!("{BILLING_NEW}:3306"),
+    ));
+    w.dns.put(
+        "Z0BILLINGEXAMPLE",
+        failover(
+            "billing-primary",
+            FailoverRole::Primary,
+            "billing-1.cdef.us-west-2.rds.amazonaws.com",
+            "hc-primary",
+        ),
+    );
+    w.dns.put(
+        "Z0BILLINGEXAMPLE",
+        failover(
+            "billing-secondary",
+            FailoverRole::Secondary,
+            BILLING_NEW,
+            "hc-secondary",
+        ),
+    );
+    let r = handle(
+        &w.deps,
+        replica_promoted("billing", 5, "billing-2"),
+        later(100),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "pinned", "{r:?}");
+    let records = w.dns.records("Z0BILLINGEXAMPLE");
+    let primary = records
+        .iter()
+        .find(|r| r.set_identifier.as_deref() == Some("billing-primary"))
+        .unwrap();
+    assert_eq!(
+        primary.values,
+        vec![BILLING_NEW],
+        "the old primary can never win traffic back"
+    );
+    assert_eq!(primary.failover, Some(FailoverRole::Primary));
+    assert_eq!(primary.health_check_id.as_deref(), Some("hc-primary"));
+    assert_eq!(primary.ttl, Some(30));
+    let secondary = records
+        .iter()
+        .find(|r| r.set_identifier.as_deref() == Some("billing-secondary"))
+        .unwrap();
+    assert_eq!(secondary.health_check_id.as_deref(), Some("hc-secondary"));
+    assert_eq!(records.len(), 2);
+    let d = w.ledger.get("billing").unwrap().dns.unwrap();
+    assert_eq!(d.set_identifier.as_deref(), Some("billing-primary"));
+    assert_eq!(
+        d.previous_values,
+        vec!["billing-1.cdef.us-west-2.rds.amazonaws.com"]
+    );
+    assert_eq!(w.bus.types(), vec!["DnsPinned"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_redelivery_changes_nothing_and_emits_nothing() {
+    let w = orders_world();
+    let ev = replica_promoted("orders", 3, "orders-replica-1");
+    handle(&w.deps, ev.clone(), later(100)).await.unwrap();
+    let before = w.ledger.get("orders").unwrap();
+    let polls_before = *w.dns.polls.lock().unwrap();
+    for _ in 0..3 {
+        let r = handle(&w.deps, ev.clone(), later(100)).await.unwrap();
+        assert_eq!(r.outcome, "already-pinned");
+        assert!(!r.changed && r.emitted.is_empty());
+        assert_eq!(r.dns.unwrap().previous_values, vec![OLD_HOST]);
+    }
+    assert_eq!(
+        w.dns.change_count(),
+        1,
+        "no second ChangeResourceRecordSets"
+    );
+    assert_eq!(*w.dns.polls.lock().unwrap(), polls_before);
+    assert_eq!(count(&w.bus, "DnsPinned"), 1, "no second event");
+    assert_eq!(w.ledger.get("orders").unwrap().version, before.version);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_already_at_the_target_is_not_changed_but_still_pinned() {
+    let w = world();
+    w.ledger.put(promoted(
+        "orders",
+        3,
+        "orders-replica-1",
+        &format!("{NEW_HOST}:3306"),
+    ));
+    // Someone (or a previous run that crashed before recording anything) already repointed it.
+    w.dns.put(
+        "Z0ORDERSEXAMPLE",
+        cname(
+            "db.orders.example.com.",
+            &format!("{}.", NEW_HOST.to_uppercase()),
+            30,
+        ),
+    );
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(100),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "pinned");
+    assert!(!r.changed);
+    assert_eq!((w.dns.change_count(), r.polls), (0, 0));
+    assert_eq!(w.ledger.get("orders").unwrap().phase, Phase::DnsPinned);
+    assert_eq!(w.bus.types(), vec!["DnsPinned"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_or_unpromoted_events_change_nothing_anywhere() {
+    let w = orders_world();
+    // The site moved on to epoch 4 (a newer incident): an epoch-3 delivery is stale.
+    w.ledger.put(promoted(
+        "orders",
+        4,
+        "orders-replica-2",
+        "orders-replica-2.x:3306",
+    ));
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(100),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "ignored");
+    assert!(
+        r.detail.contains("epoch 3") && r.detail.contains("epoch 4"),
+        "{}",
+        r.detail
+    );
+
+    // Same epoch but not promoted (still promoting, or failed): ignored too.
+    for phase in [Phase::Promoting, Phase::Failed, Phase::Completed] {
+        let mut s = promoted("orders", 3, "orders-replica-1", "orders-replica-1.x:3306");
+        s.phase = phase;
+        w.ledger.put(s);
+        let r = handle(
+            &w.deps,
+            replica_promoted("orders", 3, "orders-replica-1"),
+            later(100),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.outcome, "ignored", "{phase}");
+    }
+    // A forged candidate for the right epoch.
+    w.ledger.put(promoted(
+        "orders",
+        3,
+        "orders-replica-1",
+        "orders-replica-1.x:3306",
+    ));
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "attacker-db"),
+        later(100),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "ignored");
+    // An unknown site never touches AWS.
+    let r = handle(&w.deps, replica_promoted("nosuch", 3, "x"), later(100))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, "ignored");
+
+    assert_eq!(*w.dns.reads.lock().unwrap(), 0, "no Route 53 call at all");
+    assert_eq!(w.dns.change_count(), 0);
+    assert_eq!(w.ledger.commit_count(), 0);
+    assert!(w.bus.types().is_empty());
+    assert_eq!(orders_record(&w).await.values, vec![OLD_HOST]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pending_changes_are_polled_with_capped_exponential_backoff() {
+    let w = orders_world();
+    w.dns.insync_after_polls(6);
+    let start = Instant::now();
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(100),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "pinned");
+    assert_eq!(r.polls, 6);
+    // With jitter 0.5 each wait is 3/4 of min(10 s, 1 s * 2^n): 0.75 + 1.5 + 3 + 6 + 7.5 s.
+    assert_eq!(start.elapsed(), Duration::from_millis(18_750));
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_insync_is_retryable_and_the_retry_waits_on_the_same_change() {
+    let w = orders_world();
+    w.dns.insync_after_polls(u32::MAX);
+    let ev = replica_promoted("orders", 3, "orders-replica-1");
+    let start = Instant::now();
+    let err = handle(&w.deps, ev.clone(), later(30)).await.unwrap_err();
+    assert!(
+        start.elapsed() <= Duration::from_secs(30),
+        "stays within the budget"
+    );
+    let change_id = match &err {
+        PinError::NotInSync { change_id, .. } => change_id.clone(),
+        other => panic!("expected NotInSync, got {other}"),
+    };
+    assert_eq!(Diagnostic::from(err).error_type, "Retryable.DnsNotInSync");
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::Promoted, "not pinned before INSYNC");
+    assert_eq!(
+        st.dns.as_ref().unwrap().change_id.as_deref(),
+        Some(change_id.as_str())
+    );
+    assert!(w.bus.types().is_empty());
+
+    // EventBridge retries; Route 53 has caught up meanwhile.
+    w.dns.sync_all();
+    let r = handle(&w.deps, ev, later(100)).await.unwrap();
+    assert_eq!(r.outcome, "pinned");
+    assert!(!r.changed, "the record already holds the target");
+    assert_eq!(w.dns.change_count(), 1);
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(
+        st.dns.as_ref().unwrap().change_id.as_deref(),
+        Some(change_id.as_str())
+    );
+    assert_eq!(
+        st.dns.unwrap().previous_values,
+        vec![OLD_HOST],
+        "not overwritten by the retry"
+    );
+    assert_eq!(w.bus.types(), vec!["DnsPinned"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_previous_record_is_in_the_ledger_before_dns_is_touched() {
+    let w = orders_world();
+    w.dns
+        .faults
+        .inject("ChangeResourceRecordSets", ErrorKind::Throttled, 1);
+    let err = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(100),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(Diagnostic::from(err).error_type, "Retryable.Throttled");
+    let st = w.ledger.get("orders").unwrap();
+    let d = st.dns.unwrap();
+    assert_eq!(d.previous_values, vec![OLD_HOST]);
+    assert_eq!(d.change_id, None);
+    assert_eq!(
+        orders_record(&w).await.values,
+        vec![OLD_HOST],
+        "DNS not changed yet"
+    );
+    assert_eq!(st.phase, Phase::Promoted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unpinnable_dns_fails_the_epoch_loudly() {
+    // The hosted zone does not exist: NoSuchHostedZone will not go away by retrying.
+    let w = world();
+    w.ledger.put(promoted(
+        "orders",
+        3,
+        "orders-replica-1",
+        &format!("{NEW_HOST}:3306"),
+    ));
+    let err = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(100),
+    )
+    .await
+    .unwrap_err();
+    let d = Diagnostic::from(err);
+    assert_eq!(d.error_type, "Fatal.NotFound");
+    assert!(
+        d.error_message.contains("NoSuchHostedZone"),
+        "{}",
+        d.error_message
+    );
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::Failed);
+    assert!(st.failure.unwrap().contains("NoSuchHostedZone"));
+    assert_eq!(w.bus.types(), vec!["FailoverFailed"]);
+
+    // failover-pin mode without the PRIMARY record the config names.
+    let w = world();
+    w.ledger.put(promoted(
+        "billing",
+        5,
+        "billing-2",
+        &format!("{BILLING_NEW}:3306"),
+    ));
+    w.dns.add_zone("Z0BILLINGEXAMPLE");
+    let err = handle(
+        &w.deps,
+        replica_promoted("billing", 5, "billing-2"),
+        later(100),
+    )
+    .await
+    .unwrap_err();
+    let d = Diagnostic::from(err);
+    assert_eq!(d.error_type, "Fatal.RecordNotPinnable");
+    assert!(
+        d.error_message.contains("billing-primary"),
+        "{}",
+        d.error_message
+    );
+    assert_eq!(w.dns.change_count(), 0);
+    assert_eq!(w.bus.types(), vec!["FailoverFailed"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_publish_is_re_emitted_by_the_next_delivery_exactly_once() {
+    let w = orders_world();
+    w.bus.faults.inject("PutEvents", ErrorKind::Unavailable, 1);
+    let ev = replica_promoted("orders", 3, "orders-replica-1");
+    let err = handle(&w.deps, ev.clone(), later(100)).await.unwrap_err();
+    assert_eq!(Diagnostic::from(err).error_type, "Retryable.Unavailable");
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::DnsPinned, "the pin is durable");
+    assert_eq!(st.outbox.len(), 1, "and its event waits in the outbox");
+
+    let r = handle(&w.deps, ev.clone(), later(100)).await.unwrap();
+    assert_eq!(r.outcome, "already-pinned");
+    assert_eq!(r.emitted, vec!["DnsPinned"]);
+    assert!(w.ledger.get("orders").unwrap().outbox.is_empty());
+    handle(&w.deps, ev, later(100)).await.unwrap();
+    assert_eq!(count(&w.bus, "DnsPinned"), 1);
+    assert_eq!(w.dns.change_count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lost_races_with_the_evaluator_are_retried_on_a_fresh_read() {
+    let w = orders_world();
+    // Two commits lose to a concurrent writer (the evaluator recording a tick).
+    w.ledger.faults.inject("PutItem", ErrorKind::Conflict, 2);
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(100),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "pinned");
+    assert_eq!(w.dns.change_count(), 1);
+}
+
+#[tokio::test]
+async fn malformed_input_is_bad_input_with_no_aws_call() {
+    let w = orders_world();
+    for bad in [
+        json!([1]),
+        json!({"detail-type": "ReplicaPromoted", "source": "rds-failover", "detail": {}}),
+        json!({"detail-type": "ReplicaPromoted", "source": "someone-else", "detail": {}}),
+    ] {
+        let err = handle(&w.deps, bad.clone(), later(10)).await.unwrap_err();
+        assert_eq!(Diagnostic::from(err).error_type, "BadInput", "{bad}");
+    }
+    assert_eq!(*w.dns.reads.lock().unwrap(), 0);
+    assert_eq!(w.ledger.commit_count(), 0);
+}

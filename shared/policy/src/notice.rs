@@ -1,0 +1,796 @@
+//! What the notifier says: one message per domain event, written for the person it wakes up.
+//!
+//! Pure composition from a [`DomainEvent`] and "now": an SNS subject that fits SNS's limits
+//! (under 100 characters, ASCII, one line) and still says site, severity and what happened; a body
+//! that answers, in order, *what happened*, *why* (the verdict's guards with their numbers), *when*
+//! (the timeline with durations), *what was and was not done*, and *what to do next*; and the
+//! message attributes subscriptions filter on. Also the dedupe key the notifier claims before
+//! publishing, so one fact pages once however often EventBridge delivers it.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::events::{DomainEvent, EventType};
+use crate::pin::human_duration;
+use crate::verdict::{GuardCheck, GuardResult};
+
+/// SNS: "Subjects must be UTF-8 text with no line breaks or control characters, and less than 100
+/// characters long"; email endpoints additionally want ASCII. 99 satisfies both readings.
+pub const SUBJECT_MAX: usize = 99;
+/// SNS messages are at most 256 KiB including attributes; keep the body well under it.
+pub const BODY_MAX: usize = 200 * 1024;
+/// Where the operator's companion to these messages lives.
+pub const RUNBOOK: &str = "docs/runbook.md";
+
+/// Identifies one notification: one per (site, epoch, event type). Pause and resume are operator
+/// actions that may repeat within an epoch, so their key also carries the event's own time (a
+/// re-delivery of the *same* pause still has the same key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeKey {
+    pub site: String,
+    pub epoch: u64,
+    pub detail_type: String,
+    pub discriminator: Option<String>,
+}
+
+impl NoticeKey {
+    pub fn of(event: &DomainEvent) -> Self {
+        let repeatable = matches!(
+            event.event_type,
+            EventType::AutomationPaused | EventType::AutomationResumed
+        );
+        Self {
+            site: event.site.clone(),
+            epoch: event.epoch,
+            detail_type: event.event_type.detail_type().to_owned(),
+            discriminator: repeatable.then(|| {
+                event
+                    .occurred_at
+                    .to_rfc3339_opts(SecondsFormat::Millis, true)
+            }),
+        }
+    }
+
+    /// The ledger sort key of the claim: `NOTIFIED#{epoch:012}#{detail-type}[#{time}]`.
+    pub fn sort_key(&self) -> String {
+        let base = format!("NOTIFIED#{:012}#{}", self.epoch, self.detail_type);
+        match &self.discriminator {
+            Some(d) => format!("{base}#{d}"),
+            None => base,
+        }
+    }
+}
+
+/// An SNS message attribute value, typed as SNS types it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttributeValue {
+    String(String),
+    Number(String),
+}
+
+impl AttributeValue {
+    pub fn data_type(&self) -> &'static str {
+        match self {
+            AttributeValue::String(_) => "String",
+            AttributeValue::Number(_) => "Number",
+        }
+    }
+    pub fn value(&self) -> &str {
+        match self {
+            AttributeValue::String(s) | AttributeValue::Number(s) => s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub key: NoticeKey,
+    pub subject: String,
+    pub body: String,
+    /// `site`, `phase`, `severity`, `epoch` (Number) and `event_type`, for filter policies.
+    pub attributes: Vec<(String, AttributeValue)>,
+}
+
+fn operator_cmd(json: String) -> String {
+    format!("invoke alarm-evaluator with {json}")
+}
+
+fn candidate_id(e: &DomainEvent) -> String {
+    e.candidate
+        .as_ref()
+        .map(|c| c.id.clone())
+        .unwrap_or_else(|| "(no candidate)".into())
+}
+
+fn failed_guard_names(e: &DomainEvent) -> String {
+    let names: Vec<String> = e
+        .verdict
+        .failed_guards()
+        .map(|g| guard_name(g).to_string())
+        .collect();
+    if names.is_empty() {
+        "see guards".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn guard_name(g: &GuardCheck) -> String {
+    serde_json::to_value(g.guard)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| format!("{:?}", g.guard))
+}
+
+/// The short "what happened" of the subject line.
+fn headline(e: &DomainEvent) -> String {
+    let c = candidate_id(e);
+    match e.event_type {
+        EventType::IncidentSuspected => "primary suspected down, watching".into(),
+        EventType::FailoverDecided => format!("FAILING OVER to {c}"),
+        EventType::ApprovalRequested => format!("APPROVAL NEEDED to fail over to {c}"),
+        EventType::FailoverRefused => format!("failover REFUSED ({})", failed_guard_names(e)),
+        EventType::ShadowFailover => format!("shadow mode: would fail over to {c}"),
+        EventType::IncidentCleared => "incident cleared, primary healthy".into(),
+        EventType::AutomationPaused => "automatic failover PAUSED".into(),
+        EventType::AutomationResumed => "automatic failover resumed".into(),
+        EventType::PromotionContinued => format!("promotion of {c} still running"),
+        EventType::ReplicaPromoted => format!("{c} promoted, DNS next"),
+        EventType::DnsPinned => format!("DNS pinned to {c}; failback is manual"),
+        EventType::FailoverCompleted => format!("failover to {c} completed"),
+        EventType::FailoverFailed => "FAILOVER FAILED - act now".into(),
+    }
+}
+
+/// One printable ASCII line: non-ASCII becomes `?`, control characters and newlines a space,
+/// runs of spaces collapse.
+pub fn ascii_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        let c = match ch {
+            c if c.is_ascii_control() || c.is_whitespace() => ' ',
+            c if c.is_ascii() => c,
+            _ => '?',
+        };
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        out.push(c);
+    }
+    out.trim_end().to_owned()
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    // ASCII only by now, so byte indices are char boundaries.
+    format!("{}...", &s[..max.saturating_sub(3)])
+}
+
+/// `[SEVERITY] site e<epoch>: headline`, at most [`SUBJECT_MAX`] ASCII characters. A long site
+/// name is shortened before the headline is, because the headline is what a pager preview must
+/// show.
+pub fn subject(e: &DomainEvent) -> String {
+    let sev = e.event_type.severity().to_ascii_uppercase();
+    let head = ascii_line(&headline(e));
+    let site = ascii_line(&e.site);
+    let fixed = format!("[{sev}]  e{}: {head}", e.epoch).len();
+    let room = SUBJECT_MAX.saturating_sub(fixed).max(12);
+    let s = format!("[{sev}] {} e{}: {head}", cut(&site, room), e.epoch);
+    cut(&ascii_line(&s), SUBJECT_MAX)
+}
+
+fn at(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn guard_line(g: &GuardCheck) -> String {
+    let mark = match g.result {
+        GuardResult::Pass => "PASS",
+        GuardResult::Fail => "FAIL",
+        GuardResult::Unknown => "UNKNOWN",
+        GuardResult::NotApplicable => "n/a",
+    };
+    let numbers = match (g.observed, g.limit) {
+        (Some(o), Some(l)) => format!(" (observed {o}, limit {l})"),
+        (Some(o), None) => format!(" (observed {o})"),
+        _ => String::new(),
+    };
+    format!("  [{mark:<7}] {}: {}{numbers}", guard_name(g), g.detail)
+}
+
+struct Steps {
+    done: Vec<String>,
+    not_done: Vec<String>,
+    next: Vec<String>,
+}
+
+fn steps(e: &DomainEvent) -> Steps {
+    let c = candidate_id(e);
+    let site = &e.site;
+    let old = e
+        .primary
+        .as_ref()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "the old primary".into());
+    let pause = operator_cmd(format!(
+        r#"{{"command":"pause","site":"{site}","reason":"<why>","operator":"<you>"}}"#
+    ));
+    let status = operator_cmd(format!(r#"{{"command":"status","site":"{site}"}}"#));
+    let fence_old = format!(
+        "Make sure {old} cannot take writes if it comes back (stop it, or set read_only=1)."
+    );
+    let failback = format!("Failback is manual — see {RUNBOOK} (\"Failback\").");
+    let (done, not_done, next): (Vec<String>, Vec<String>, Vec<String>) = match e.event_type {
+        EventType::IncidentSuspected => (
+            vec![format!("Opened incident epoch {}; the sustained window is running.", e.epoch)],
+            vec!["No database was promoted.".into(), "DNS was not changed.".into()],
+            vec![
+                "Nothing yet: the evaluator fails over only if the outage is confirmed for the whole window.".into(),
+                format!("If this is planned work or a regional event you want to ride out: {pause}"),
+            ],
+        ),
+        EventType::FailoverDecided => (
+            vec![
+                format!("Decided to fail over to {c}."),
+                format!("replica-promoter is promoting {c} now."),
+            ],
+            vec!["DNS still points at the old primary until the promotion is verified writable.".into()],
+            vec![
+                "Watch for the \"promoted\" and \"DNS pinned\" messages (minutes for RDS).".into(),
+                fence_old,
+            ],
+        ),
+        EventType::ApprovalRequested => (
+            vec![format!("Outage confirmed; {c} chosen as the new primary.")],
+            vec!["Nothing was promoted and DNS is untouched: this site waits for a human.".into()],
+            vec![
+                format!(
+                    "To fail over: {}",
+                    operator_cmd(format!(
+                        r#"{{"command":"approve","site":"{site}","epoch":{},"operator":"<you>"}}"#,
+                        e.epoch
+                    ))
+                ),
+                "To not fail over: do nothing; the approval is only valid for this epoch.".into(),
+            ],
+        ),
+        EventType::FailoverRefused => (
+            vec!["Outage evaluated.".into()],
+            vec![format!(
+                "No failover: failed guard(s): {}. Nothing was promoted, DNS untouched.",
+                failed_guard_names(e)
+            )],
+            vec![
+                "Read the FAIL lines above: they say what blocked the failover and by how much.".into(),
+                format!(
+                    "If losing that much data is acceptable: {}",
+                    operator_cmd(format!(
+                        r#"{{"command":"failover","site":"{site}","override_rpo":true,"reason":"<why>","operator":"<you>"}}"#
+                    ))
+                ),
+                "Otherwise work on restoring the primary.".into(),
+            ],
+        ),
+        EventType::ShadowFailover => (
+            vec!["Nothing (the site is in shadow mode).".into()],
+            vec![format!("{c} was not promoted; DNS untouched.")],
+            vec!["Judge whether this failover would have been right; switch the site's approval to auto once you trust it.".into()],
+        ),
+        EventType::IncidentCleared => (
+            vec![format!("Incident epoch {} closed: the primary looks healthy again.", e.epoch)],
+            vec!["Nothing was promoted; DNS untouched.".into()],
+            vec!["None required. Find out why the primary looked down (see the guards above).".into()],
+        ),
+        EventType::AutomationPaused => (
+            vec![format!("Automatic failover is paused for {site}.")],
+            vec!["Alarms are still evaluated and reported, but nothing will be promoted.".into()],
+            vec![format!(
+                "Resume when done: {}",
+                operator_cmd(format!(
+                    r#"{{"command":"resume","site":"{site}","operator":"<you>"}}"#
+                ))
+            )],
+        ),
+        EventType::AutomationResumed => (
+            vec![format!("Automatic failover is active again for {site}.")],
+            vec![],
+            vec!["None.".into()],
+        ),
+        EventType::PromotionContinued => (
+            vec![format!("RDS is still promoting {c}; the promoter keeps watching (it never asks twice).")],
+            vec!["DNS still points at the old primary.".into()],
+            vec![
+                "Nothing, unless it takes much longer than usual (RDS replica promotion: minutes).".into(),
+                fence_old.clone(),
+            ],
+        ),
+        EventType::ReplicaPromoted => (
+            vec![format!("{c} is promoted and accepts writes.")],
+            vec!["The writer DNS name is not moved yet: dns-pinner does that next.".into()],
+            vec![
+                "Expect \"DNS pinned\" within minutes. If it does not come, repoint DNS by hand (runbook: \"Repoint DNS by hand\").".into(),
+                fence_old,
+            ],
+        ),
+        EventType::DnsPinned => (
+            vec![
+                format!("{c} is promoted and accepts writes."),
+                format!("The writer name is pinned to {c} and Route 53 reports the change INSYNC."),
+                "The previous record set is kept in the ledger for failback/unpin.".into(),
+            ],
+            vec![
+                format!("{old} was not stopped, demoted or deleted."),
+                "No failback: the pin keeps traffic on the new primary even if the old one turns healthy.".into(),
+            ],
+            vec![fence_old, failback],
+        ),
+        EventType::FailoverCompleted => (
+            vec![format!("Failover to {c} completed.")],
+            vec![format!("{old} was not stopped, demoted or deleted.")],
+            vec![fence_old, failback],
+        ),
+        EventType::FailoverFailed => (
+            vec![format!("The failover of epoch {} stopped in phase {}.", e.epoch, e.phase)],
+            vec!["See the summary above for what did not happen.".into()],
+            vec![
+                format!("Act now: check the state with {status}."),
+                format!("Follow {RUNBOOK} (\"A failover failed\") to finish by hand."),
+            ],
+        ),
+    };
+    Steps {
+        done,
+        not_done,
+        next,
+    }
+}
+
+/// The full message for `e` as of `now`.
+pub fn compose(e: &DomainEvent, now: DateTime<Utc>) -> Notice {
+    use std::fmt::Write;
+    let mut b = String::new();
+    let sev = e.event_type.severity().to_ascii_uppercase();
+    let _ = writeln!(b, "{sev}: {} — {}", e.site, headline(e));
+    let _ = writeln!(b);
+    let _ = writeln!(b, "WHAT HAPPENED");
+    let _ = writeln!(b, "  {}", e.verdict.summary);
+    let _ = writeln!(
+        b,
+        "  site {} ({})  epoch {}  phase {}  event {}",
+        e.site,
+        e.engine,
+        e.epoch,
+        e.phase,
+        e.event_type.detail_type()
+    );
+    if let Some(p) = &e.primary {
+        let _ = writeln!(b, "  primary:   {p}");
+    }
+    if let Some(c) = &e.candidate {
+        let _ = writeln!(b, "  candidate: {c}");
+    }
+    let age = (now - e.occurred_at).num_seconds();
+    let _ = writeln!(
+        b,
+        "  at {} ({} ago)",
+        at(e.occurred_at),
+        human_duration(age)
+    );
+    if let Some(o) = &e.rpo_override {
+        let _ = writeln!(
+            b,
+            "  RPO OVERRIDE by {} at {}: {}",
+            o.by,
+            at(o.at),
+            o.reason
+        );
+    }
+    let _ = writeln!(b);
+    let _ = writeln!(b, "WHY (verdict: {})", e.verdict.outcome.name());
+    if e.verdict.guards.is_empty() {
+        let _ = writeln!(b, "  (no guards recorded)");
+    }
+    for g in &e.verdict.guards {
+        let _ = writeln!(b, "{}", guard_line(g));
+    }
+    let _ = writeln!(b);
+    let _ = writeln!(b, "TIMELINE");
+    match e.timeline.first() {
+        None => {
+            let _ = writeln!(b, "  (empty)");
+        }
+        Some(first) => {
+            let mut prev = first.at;
+            for t in &e.timeline {
+                let _ = writeln!(
+                    b,
+                    "  {}  +{:<8} (step {:<8}) {:<17} {}",
+                    at(t.at),
+                    human_duration((t.at - first.at).num_seconds()),
+                    human_duration((t.at - prev).num_seconds()),
+                    t.phase.as_str(),
+                    t.note
+                );
+                prev = t.at;
+            }
+            let _ = writeln!(
+                b,
+                "  so far: {} since the first sign of trouble ({} since the last step)",
+                human_duration((now - first.at).num_seconds()),
+                human_duration((now - prev).num_seconds())
+            );
+        }
+    }
+    let s = steps(e);
+    let _ = writeln!(b);
+    let _ = writeln!(b, "DONE");
+    for d in &s.done {
+        let _ = writeln!(b, "  - {d}");
+    }
+    if !s.not_done.is_empty() {
+        let _ = writeln!(b, "NOT DONE");
+        for d in &s.not_done {
+            let _ = writeln!(b, "  - {d}");
+        }
+    }
+    let _ = writeln!(b);
+    let _ = writeln!(b, "NEXT STEP");
+    for d in &s.next {
+        let _ = writeln!(b, "  - {d}");
+    }
+    let _ = writeln!(b);
+    let key = NoticeKey::of(e);
+    let _ = writeln!(
+        b,
+        "Runbook: {RUNBOOK}. Message key: {}#{} (one message per site, epoch and event).",
+        key.site,
+        key.sort_key()
+    );
+    if b.len() > BODY_MAX {
+        let mut end = BODY_MAX - 40;
+        while !b.is_char_boundary(end) {
+            end -= 1;
+        }
+        b.truncate(end);
+        b.push_str("\n[truncated: see the ledger]\n");
+    }
+    let attributes = vec![
+        ("site".to_owned(), AttributeValue::String(e.site.clone())),
+        (
+            "phase".to_owned(),
+            AttributeValue::String(e.phase.as_str().to_owned()),
+        ),
+        (
+            "severity".to_owned(),
+            AttributeValue::String(e.event_type.severity().to_owned()),
+        ),
+        (
+            "epoch".to_owned(),
+            AttributeValue::Number(e.epoch.to_string()),
+        ),
+        (
+            "event_type".to_owned(),
+            AttributeValue::String(e.event_type.detail_type().to_owned()),
+        ),
+    ];
+    Notice {
+        key,
+        subject: subject(e),
+        body: b,
+        attributes,
+    }
+}
+
+/// Reads a domain event as the dns-pinner and the notifier receive it: the EventBridge envelope
+/// `EventBridgeBus::publish` writes (source [`EVENT_SOURCE`], `detail-type` the event type, `detail`
+/// the event), or the bare event (a direct `cargo lambda invoke`). The envelope's source and
+/// detail-type must agree with the event, so an event from another source is never acted on.
+pub fn parse_domain_event(payload: &serde_json::Value) -> Result<DomainEvent, String> {
+    use crate::events::EVENT_SOURCE;
+    let Some(obj) = payload.as_object() else {
+        return Err("expected a JSON object (an EventBridge event or a domain event)".into());
+    };
+    let event_of = |v: &serde_json::Value, field: &str| {
+        serde_path_to_error::deserialize::<_, DomainEvent>(v.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            let at = if path == "." {
+                field.to_string()
+            } else {
+                format!("{field}.{path}")
+            };
+            format!("field `{at}`: {}", e.into_inner())
+        })
+    };
+    if !obj.contains_key("detail-type") {
+        return event_of(payload, "(event)");
+    }
+    let source = obj
+        .get("source")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    if source != EVENT_SOURCE {
+        return Err(format!(
+            "field `source`: expected `{EVENT_SOURCE}`, got `{source}`"
+        ));
+    }
+    let detail_type = obj
+        .get("detail-type")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let detail = obj
+        .get("detail")
+        .ok_or_else(|| "field `detail`: missing".to_string())?;
+    let event = event_of(detail, "detail")?;
+    if event.event_type.detail_type() != detail_type {
+        return Err(format!(
+            "field `detail-type`: `{detail_type}` does not match the detail's event_type `{}`",
+            event.event_type.detail_type()
+        ));
+    }
+    Ok(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DbRef;
+    use crate::incident::{Phase, RpoOverride, TimelineEntry};
+    use crate::verdict::{Guard, Outcome, RefusalReason, Verdict};
+    use chrono::TimeZone;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, 3, 0, 0).unwrap() + chrono::Duration::seconds(s)
+    }
+
+    fn db(id: &str, region: &str) -> DbRef {
+        DbRef {
+            id: id.into(),
+            region: region.into(),
+        }
+    }
+
+    fn event(t_: EventType, site: &str, phase: Phase) -> DomainEvent {
+        DomainEvent {
+            event_type: t_,
+            site: site.into(),
+            epoch: 3,
+            phase,
+            engine: "rds-replica".into(),
+            occurred_at: t(400),
+            primary: Some(db("orders-primary", "us-east-1")),
+            candidate: Some(db("orders-replica-1", "us-west-2")),
+            rpo_override: None,
+            verdict: Verdict {
+                site: Some(site.into()),
+                outcome: Outcome::FailoverDecided {
+                    candidate: db("orders-replica-1", "us-west-2"),
+                },
+                epoch: 3,
+                phase,
+                summary: "orders-primary is down: 3 of 3 sources agree for 120 s".into(),
+                guards: vec![
+                    GuardCheck::new(Guard::Quorum, GuardResult::Pass, "3 of 3 sources say down")
+                        .numbers(3.0, 2.0),
+                    GuardCheck::new(Guard::Sustained, GuardResult::Pass, "down for 120 s")
+                        .numbers(120.0, 120.0),
+                    GuardCheck::new(Guard::Rpo, GuardResult::Pass, "last good lag 1 s")
+                        .numbers(1.0, 30.0),
+                ],
+            },
+            timeline: vec![
+                TimelineEntry {
+                    phase: Phase::Suspected,
+                    at: t(0),
+                    note: "availability alarm".into(),
+                },
+                TimelineEntry {
+                    phase: Phase::Promoting,
+                    at: t(120),
+                    note: "decided".into(),
+                },
+                TimelineEntry {
+                    phase: Phase::Promoted,
+                    at: t(365),
+                    note: "writable".into(),
+                },
+                TimelineEntry {
+                    phase: Phase::DnsPinned,
+                    at: t(400),
+                    note: "db.orders.example.com CNAME -> r1".into(),
+                },
+            ],
+        }
+    }
+
+    fn all_types() -> Vec<EventType> {
+        use EventType::*;
+        vec![
+            IncidentSuspected,
+            FailoverDecided,
+            ApprovalRequested,
+            FailoverRefused,
+            ShadowFailover,
+            IncidentCleared,
+            AutomationPaused,
+            AutomationResumed,
+            PromotionContinued,
+            ReplicaPromoted,
+            DnsPinned,
+            FailoverCompleted,
+            FailoverFailed,
+        ]
+    }
+
+    fn subject_ok(s: &str) {
+        assert!(
+            s.len() <= SUBJECT_MAX && s.len() < 100,
+            "{} chars: {s}",
+            s.len()
+        );
+        assert!(s.is_ascii(), "{s}");
+        assert!(!s.chars().any(|c| c.is_control()), "{s:?}");
+        assert!(s.starts_with('['), "{s}");
+    }
+
+    #[test]
+    fn subjects_fit_sns_for_every_event_type_and_a_very_long_site_name() {
+        let long = "a-very-long-site-name-that-someone-thought-was-descriptive-".repeat(4);
+        for ty in all_types() {
+            for site in ["orders", long.as_str(), "ördérs\nwith newline\t"] {
+                let e = event(ty, site, Phase::Promoted);
+                let s = subject(&e);
+                subject_ok(&s);
+                assert!(s.contains("e3:"), "{s}");
+                // The headline survives a long site name: the site is what gets shortened.
+                let head = ascii_line(&headline(&e));
+                assert!(s.ends_with(&head) || head.len() > 60, "headline lost: {s}");
+            }
+        }
+        let s = subject(&event(EventType::DnsPinned, &long, Phase::DnsPinned));
+        assert!(s.starts_with("[WARNING] a-very-long-site"), "{s}");
+        assert!(s.contains("..."), "{s}");
+        let s = subject(&event(
+            EventType::FailoverDecided,
+            "orders",
+            Phase::Promoting,
+        ));
+        assert_eq!(s, "[CRITICAL] orders e3: FAILING OVER to orders-replica-1");
+    }
+
+    #[test]
+    fn a_huge_candidate_name_still_yields_a_valid_subject() {
+        let mut e = event(EventType::FailoverDecided, "orders", Phase::Promoting);
+        e.candidate = Some(db(&"x".repeat(300), "us-west-2"));
+        subject_ok(&subject(&e));
+    }
+
+    #[test]
+    fn body_carries_reasons_numbers_timeline_and_next_step() {
+        let e = event(EventType::DnsPinned, "orders", Phase::DnsPinned);
+        let n = compose(&e, t(460));
+        let b = &n.body;
+        for needle in [
+            "WHAT HAPPENED",
+            "orders-primary is down: 3 of 3 sources agree",
+            "[PASS   ] quorum: 3 of 3 sources say down (observed 3, limit 2)",
+            "rpo: last good lag 1 s (observed 1, limit 30)",
+            "TIMELINE",
+            "+2m 00s",
+            "+6m 40s",
+            "(step 35s",
+            "so far: 7m 40s since the first sign of trouble (1m 00s since the last step)",
+            "NOT DONE",
+            "orders-primary (us-east-1) was not stopped",
+            "Failback is manual — see docs/runbook.md",
+            "NOTIFIED#000000000003#DnsPinned",
+        ] {
+            assert!(b.contains(needle), "missing `{needle}` in:\n{b}");
+        }
+        // In timeline order, each line once.
+        let first = b.find("availability alarm").unwrap();
+        let last = b.find("db.orders.example.com CNAME").unwrap();
+        assert!(first < last);
+    }
+
+    #[test]
+    fn refusals_name_the_failed_guard_and_the_override() {
+        let mut e = event(EventType::FailoverRefused, "orders", Phase::Refused);
+        e.verdict.outcome = Outcome::Refused {
+            reason: RefusalReason::RpoExceeded,
+        };
+        e.verdict.guards.push(
+            GuardCheck::new(Guard::Rpo, GuardResult::Fail, "lag 45 s exceeds 30 s")
+                .numbers(45.0, 30.0),
+        );
+        let n = compose(&e, t(500));
+        assert!(n.subject.contains("REFUSED (rpo)"), "{}", n.subject);
+        assert!(n
+            .body
+            .contains("[FAIL   ] rpo: lag 45 s exceeds 30 s (observed 45, limit 30)"));
+        assert!(n.body.contains(r#""override_rpo":true"#), "{}", n.body);
+
+        let mut a = event(
+            EventType::ApprovalRequested,
+            "billing",
+            Phase::AwaitingApproval,
+        );
+        a.rpo_override = Some(RpoOverride {
+            by: "alice".into(),
+            reason: "region lost".into(),
+            at: t(10),
+        });
+        let n = compose(&a, t(500));
+        assert!(n
+            .body
+            .contains(r#""command":"approve","site":"billing","epoch":3"#));
+        assert!(n.body.contains("RPO OVERRIDE by alice"));
+    }
+
+    #[test]
+    fn attributes_are_typed_for_filter_policies() {
+        let n = compose(
+            &event(EventType::FailoverFailed, "orders", Phase::Failed),
+            t(400),
+        );
+        let get = |k: &str| n.attributes.iter().find(|(n, _)| n == k).unwrap().1.clone();
+        assert_eq!(get("site"), AttributeValue::String("orders".into()));
+        assert_eq!(get("phase"), AttributeValue::String("failed".into()));
+        assert_eq!(get("severity"), AttributeValue::String("critical".into()));
+        assert_eq!(get("epoch"), AttributeValue::Number("3".into()));
+        assert_eq!(get("epoch").data_type(), "Number");
+        assert_eq!(get("event_type").value(), "FailoverFailed");
+    }
+
+    #[test]
+    fn keys_are_one_per_site_epoch_and_type_except_repeatable_operator_actions() {
+        let a = NoticeKey::of(&event(EventType::DnsPinned, "orders", Phase::DnsPinned));
+        assert_eq!(a.sort_key(), "NOTIFIED#000000000003#DnsPinned");
+        let mut later = event(EventType::DnsPinned, "orders", Phase::DnsPinned);
+        later.occurred_at = t(9999);
+        assert_eq!(NoticeKey::of(&later), a, "a re-delivery is the same fact");
+        let p1 = NoticeKey::of(&event(EventType::AutomationPaused, "orders", Phase::Idle));
+        let mut second = event(EventType::AutomationPaused, "orders", Phase::Idle);
+        second.occurred_at = t(9999);
+        let p2 = NoticeKey::of(&second);
+        assert_ne!(p1.sort_key(), p2.sort_key(), "a second pause is a new fact");
+        assert!(p1
+            .sort_key()
+            .starts_with("NOTIFIED#000000000003#AutomationPaused#2026-11-24T03:06:40"));
+    }
+
+    #[test]
+    fn deliveries_parse_from_the_eventbridge_envelope_or_bare() {
+        let e = event(EventType::ReplicaPromoted, "orders", Phase::Promoted);
+        let detail = serde_json::to_value(&e).unwrap();
+        let env = serde_json::json!({
+            "version": "0", "id": "1", "detail-type": "ReplicaPromoted", "source": "rds-failover",
+            "account": "123456789012", "time": "2026-11-24T03:06:40Z", "region": "us-west-2",
+            "resources": [], "detail": detail
+        });
+        assert_eq!(parse_domain_event(&env).unwrap(), e);
+        assert_eq!(parse_domain_event(&detail).unwrap(), e);
+        let mut forged = env.clone();
+        forged["source"] = "attacker".into();
+        assert!(parse_domain_event(&forged).unwrap_err().contains("source"));
+        let mut mismatch = env.clone();
+        mismatch["detail-type"] = "DnsPinned".into();
+        assert!(parse_domain_event(&mismatch)
+            .unwrap_err()
+            .contains("detail-type"));
+        let mut broken = env.clone();
+        broken["detail"]["epoch"] = "three".into();
+        let err = parse_domain_event(&broken).unwrap_err();
+        assert!(err.contains("detail.epoch"), "{err}");
+        assert!(parse_domain_event(&serde_json::json!([1])).is_err());
+    }
+
+    #[test]
+    fn every_event_type_has_a_next_step() {
+        for ty in all_types() {
+            let n = compose(&event(ty, "orders", Phase::Promoted), t(500));
+            let next = n.body.split("NEXT STEP").nth(1).expect("section");
+            assert!(next.trim_start().starts_with("- "), "{ty:?}: {}", n.body);
+        }
+    }
+}

@@ -1,0 +1,909 @@
+//! Pinning the writer DNS name to the promoted primary: the pure half of the dns-pinner.
+//!
+//! Seed 002's lesson is the reason this module exists: a Route 53 failover pair routes back to the
+//! PRIMARY record as soon as its health check turns healthy again, so once we have failed over the
+//! PRIMARY record itself must be rewritten to the new writer ("pinned"). Otherwise the old primary,
+//! coming back with stale data, wins the writes back: split brain.
+//!
+//! Everything here is a decision, no I/O:
+//! - [`fence`]: may this `ReplicaPromoted` delivery act on the ledger record as it is now?
+//! - [`plan`]: given the record set Route 53 holds, what to change (nothing, when it already holds
+//!   the target: re-deliveries make no second change) — for both [`DnsMode`]s;
+//! - [`record_previous`], [`record_change_id`], [`mark_pinned`], [`mark_failed`]: the ledger
+//!   mutations, each fenced again so a retry after a lost compare-and-set re-checks the epoch;
+//! - [`backoff_delay`]: the capped exponential schedule for polling `GetChange` until `INSYNC`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DnsMode, SiteConfig};
+use crate::events::{DomainEvent, EventType};
+use crate::incident::{DnsRecord, Phase, SiteState, TransitionError};
+
+/// The record type the writer name uses: RDS endpoints are host names, so a CNAME.
+pub const WRITER_RECORD_TYPE: &str = "CNAME";
+
+/// `Failover` of a Route 53 failover record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum FailoverRole {
+    Primary,
+    Secondary,
+}
+
+impl FailoverRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailoverRole::Primary => "PRIMARY",
+            FailoverRole::Secondary => "SECONDARY",
+        }
+    }
+}
+
+/// One Route 53 resource record set, as much of it as the pinner reads and must preserve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordSet {
+    /// As Route 53 spells it (usually with a trailing dot); compare with [`same_name`].
+    pub name: String,
+    pub record_type: String,
+    #[serde(default)]
+    pub set_identifier: Option<String>,
+    #[serde(default)]
+    pub failover: Option<FailoverRole>,
+    #[serde(default)]
+    pub ttl: Option<i64>,
+    #[serde(default)]
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub health_check_id: Option<String>,
+    /// The DNS name of an alias target, when the record is an alias (which has no values).
+    #[serde(default)]
+    pub alias_target: Option<String>,
+}
+
+/// What to look up: the writer record of a site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordQuery {
+    pub zone_id: String,
+    pub name: String,
+    pub record_type: String,
+    pub set_identifier: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChangeAction {
+    Create,
+    Upsert,
+    Delete,
+}
+
+/// One entry of a Route 53 change batch (a batch is applied atomically, all or nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordChange {
+    pub action: ChangeAction,
+    pub record: RecordSet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChangeStatus {
+    Pending,
+    Insync,
+}
+
+/// A submitted change as Route 53 reports it (`ChangeInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeInfo {
+    pub id: String,
+    pub status: ChangeStatus,
+    pub submitted_at: Option<DateTime<Utc>>,
+}
+
+/// DNS names are case-insensitive and Route 53 answers them fully qualified (`db.example.com.`).
+pub fn same_name(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// The host of an endpoint written `host:port` (or a bare host).
+pub fn endpoint_host(endpoint: &str) -> Option<String> {
+    let host = match endpoint.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !port.is_empty() => h,
+        _ => endpoint,
+    };
+    let host = host.trim().trim_end_matches('.');
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    ok.then(|| host.to_ascii_lowercase())
+}
+
+// ---------------------------------------------------------------- fence
+
+/// Whether a `ReplicaPromoted` delivery may act.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fence {
+    /// Epoch and phase match: pin the writer name to this host.
+    Pin { host: String },
+    /// This epoch is already pinned (a re-delivery): change nothing, emit nothing new.
+    AlreadyPinned,
+    /// The delivery belongs to another epoch, or the site is not (or no longer) promoted: ignore it.
+    Stale { reason: String },
+    /// The record says promoted but lacks what pinning needs: a broken invariant a human must see.
+    Broken { reason: String },
+}
+
+/// Checks a `ReplicaPromoted` event against the ledger record. Never trusts the event for *where*
+/// to point DNS: the host comes from the record the promoter committed, for the same epoch and
+/// the same candidate the event names.
+pub fn fence(state: &SiteState, event: &DomainEvent) -> Fence {
+    let stale = |reason: String| Fence::Stale { reason };
+    if event.event_type != EventType::ReplicaPromoted {
+        return stale(format!(
+            "event is {}, not ReplicaPromoted",
+            event.event_type.detail_type()
+        ));
+    }
+    if event.site != state.site {
+        return stale(format!(
+            "event is for site {}, record is {}",
+            event.site, state.site
+        ));
+    }
+    if event.epoch != state.epoch {
+        return stale(format!(
+            "event epoch {} but the site is at epoch {} ({})",
+            event.epoch, state.epoch, state.phase
+        ));
+    }
+    match state.phase {
+        Phase::DnsPinned => return Fence::AlreadyPinned,
+        Phase::Promoted => {}
+        other => {
+            return stale(format!(
+                "site {} epoch {} is {other}, not promoted",
+                state.site, state.epoch
+            ))
+        }
+    }
+    let Some(promotion) = state.promotion.as_ref().filter(|p| p.epoch == state.epoch) else {
+        return Fence::Broken {
+            reason: format!(
+                "site {} is promoted at epoch {} but the ledger holds no promotion record for it",
+                state.site, state.epoch
+            ),
+        };
+    };
+    if let Some(c) = &event.candidate {
+        if *c != promotion.candidate {
+            return stale(format!(
+                "event names candidate {c} but epoch {} promoted {}",
+                state.epoch, promotion.candidate
+            ));
+        }
+    }
+    match promotion.endpoint.as_deref().map(|e| (e, endpoint_host(e))) {
+        Some((_, Some(host))) => Fence::Pin { host },
+        Some((raw, None)) => Fence::Broken {
+            reason: format!(
+                "the promoted endpoint `{raw}` of {} is not a host name",
+                promotion.candidate
+            ),
+        },
+        None => Fence::Broken {
+            reason: format!(
+                "{} is promoted at epoch {} but its endpoint is not recorded",
+                promotion.candidate, state.epoch
+            ),
+        },
+    }
+}
+
+// ---------------------------------------------------------------- plan
+
+/// What to look up in Route 53 for this site.
+pub fn query(site: &SiteConfig) -> RecordQuery {
+    RecordQuery {
+        zone_id: site.dns.zone_id.clone(),
+        name: site.dns.name.clone(),
+        record_type: WRITER_RECORD_TYPE.into(),
+        set_identifier: match &site.dns.mode {
+            DnsMode::Cname => None,
+            DnsMode::FailoverPin {
+                primary_set_identifier,
+            } => Some(primary_set_identifier.clone()),
+        },
+    }
+}
+
+/// The change to make, or why it cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The record set as it must be when pinned.
+    pub desired: RecordSet,
+    /// `None`: Route 53 already holds the target — no ChangeResourceRecordSets call.
+    pub change: Option<RecordChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("no {record_type} record `{name}` with SetIdentifier `{set_identifier}` in zone {zone_id}: failover-pin mode needs the PRIMARY failover record to exist")]
+    NoPrimaryRecord {
+        zone_id: String,
+        name: String,
+        record_type: String,
+        set_identifier: String,
+    },
+    #[error("record `{name}` SetIdentifier `{set_identifier}` is {found}, not a PRIMARY failover record")]
+    NotPrimary {
+        name: String,
+        set_identifier: String,
+        found: String,
+    },
+    #[error(
+        "record `{name}` is an alias to {target}; only CNAME records with values can be pinned"
+    )]
+    Alias { name: String, target: String },
+    #[error("record `{name}` uses a routing policy (SetIdentifier `{set_identifier}`); cname mode manages a simple CNAME — configure failover-pin mode")]
+    RoutingPolicyInCnameMode {
+        name: String,
+        set_identifier: String,
+    },
+}
+
+fn holds(current: &RecordSet, host: &str, ttl: i64) -> bool {
+    current.values.len() == 1 && same_name(&current.values[0], host) && current.ttl == Some(ttl)
+}
+
+/// The plan for pointing `site`'s writer name at `host`, given what Route 53 holds now.
+///
+/// - cname mode: UPSERT a simple CNAME `name → host` with the site's TTL.
+/// - failover-pin mode: UPSERT the PRIMARY failover record with the same name, type,
+///   SetIdentifier, `Failover=PRIMARY` and HealthCheckId, its value replaced by `host` and its TTL
+///   set to the site's. Only the value and TTL change, so the pair keeps working as a pair, but the
+///   old primary can never be routed to again: failback is deliberate.
+pub fn plan(site: &SiteConfig, current: Option<&RecordSet>, host: &str) -> Result<Plan, PlanError> {
+    let ttl = i64::from(site.dns.ttl);
+    if let Some(c) = current {
+        if let Some(target) = &c.alias_target {
+            return Err(PlanError::Alias {
+                name: c.name.clone(),
+                target: target.clone(),
+            });
+        }
+    }
+    let desired = match &site.dns.mode {
+        DnsMode::Cname => {
+            if let Some(set_identifier) = current.and_then(|c| c.set_identifier.clone()) {
+                return Err(PlanError::RoutingPolicyInCnameMode {
+                    name: site.dns.name.clone(),
+                    set_identifier,
+                });
+            }
+            RecordSet {
+                name: site.dns.name.clone(),
+                record_type: WRITER_RECORD_TYPE.into(),
+                set_identifier: None,
+                failover: None,
+                ttl: Some(ttl),
+                values: vec![host.to_owned()],
+                health_check_id: None,
+                alias_target: None,
+            }
+        }
+        DnsMode::FailoverPin {
+            primary_set_identifier,
+        } => {
+            let Some(c) = current else {
+                return Err(PlanError::NoPrimaryRecord {
+                    zone_id: site.dns.zone_id.clone(),
+                    name: site.dns.name.clone(),
+                    record_type: WRITER_RECORD_TYPE.into(),
+                    set_identifier: primary_set_identifier.clone(),
+                });
+            };
+            if c.failover != Some(FailoverRole::Primary) {
+                return Err(PlanError::NotPrimary {
+                    name: c.name.clone(),
+                    set_identifier: primary_set_identifier.clone(),
+                    found: c
+                        .failover
+                        .map(|f| format!("a {} failover record", f.as_str()))
+                        .unwrap_or_else(|| "not a failover record".into()),
+                });
+            }
+            RecordSet {
+                ttl: Some(ttl),
+                values: vec![host.to_owned()],
+                ..c.clone()
+            }
+        }
+    };
+    let change = match current {
+        Some(c) if holds(c, host, ttl) => None,
+        _ => Some(RecordChange {
+            action: ChangeAction::Upsert,
+            record: desired.clone(),
+        }),
+    };
+    Ok(Plan { desired, change })
+}
+
+// ---------------------------------------------------------------- ledger mutations
+
+/// The fence again, for a mutation about to be committed: the record may have moved since it was
+/// first read (another delivery, a newer epoch), so every write re-checks it.
+fn still_pinnable(state: &SiteState, event: &DomainEvent) -> Result<String, Fence> {
+    match fence(state, event) {
+        Fence::Pin { host } => Ok(host),
+        other => Err(other),
+    }
+}
+
+/// Records the record set as it was before this epoch changed it — **before** DNS is changed, so
+/// failback and unpin always know what to restore. `None` when nothing needs writing (already
+/// recorded for this epoch and target: the previous values are never overwritten by a re-delivery
+/// that finds the record already pinned).
+pub fn record_previous(
+    state: &SiteState,
+    event: &DomainEvent,
+    site: &SiteConfig,
+    current: Option<&RecordSet>,
+    host: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<SiteState>, Fence> {
+    still_pinnable(state, event)?;
+    let mut next = state.clone();
+    match &mut next.dns {
+        Some(d) if d.epoch == state.epoch => {
+            if same_name(&d.new_value, host) {
+                return Ok(None);
+            }
+            // Same epoch, new target (the endpoint was corrected): the *original* previous values
+            // stay; the change id belonged to the old target.
+            d.new_value = host.to_owned();
+            d.change_id = None;
+            d.insync_at = None;
+        }
+        _ => {
+            next.dns = Some(DnsRecord {
+                epoch: state.epoch,
+                zone_id: site.dns.zone_id.clone(),
+                name: site.dns.name.clone(),
+                record_type: WRITER_RECORD_TYPE.into(),
+                set_identifier: query(site).set_identifier,
+                previous_values: current.map(|c| c.values.clone()).unwrap_or_default(),
+                previous_ttl: current.and_then(|c| c.ttl),
+                new_value: host.to_owned(),
+                change_id: None,
+                insync_at: None,
+            })
+        }
+    }
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    Ok(Some(next))
+}
+
+/// Remembers the submitted change so a retry after a timeout waits for the same change.
+pub fn record_change_id(
+    state: &SiteState,
+    event: &DomainEvent,
+    change_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<SiteState>, Fence> {
+    still_pinnable(state, event)?;
+    let mut next = state.clone();
+    let Some(d) = next.dns.as_mut().filter(|d| d.epoch == state.epoch) else {
+        return Err(Fence::Broken {
+            reason: "the previous record set was not recorded before the change".into(),
+        });
+    };
+    if d.change_id.as_deref() == Some(change_id) {
+        return Ok(None);
+    }
+    d.change_id = Some(change_id.to_owned());
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    Ok(Some(next))
+}
+
+/// How long between two instants, for people: `42s`, `3m 05s`, `1h 02m`.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// Promoted → DnsPinned, with the `DnsPinned` event in the outbox. The event carries the verdict
+/// that caused the failover (its guards and numbers), with a summary saying what DNS now answers.
+pub fn mark_pinned(
+    state: &SiteState,
+    event: &DomainEvent,
+    insync_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<SiteState>, Fence> {
+    let host = still_pinnable(state, event)?;
+    let mut next = state.clone();
+    let d = next
+        .dns
+        .as_mut()
+        .filter(|d| d.epoch == state.epoch)
+        .ok_or_else(|| Fence::Broken {
+            reason: "the previous record set was not recorded before pinning".into(),
+        })?;
+    d.insync_at = Some(insync_at);
+    let was = if d.previous_values.is_empty() {
+        "absent".to_string()
+    } else {
+        d.previous_values.join(", ")
+    };
+    let waited = d
+        .change_id
+        .as_ref()
+        .map(|id| format!("change {id} INSYNC"))
+        .unwrap_or_else(|| "already held the target; no change needed".into());
+    let set = d
+        .set_identifier
+        .as_ref()
+        .map(|s| format!(" (PRIMARY, SetIdentifier {s})"))
+        .unwrap_or_default();
+    let note = format!(
+        "{} {}{set} -> {host} (was {was}); {waited}",
+        d.name, d.record_type
+    );
+    next.transition(state.epoch, Phase::DnsPinned, now, note.clone())
+        .map_err(|e| fence_of(e, state))?;
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    next.outbox.push(follow_up(
+        event,
+        &next,
+        EventType::DnsPinned,
+        format!("DNS pinned: {note}. Failback is manual — see docs/runbook.md."),
+        now,
+    ));
+    Ok(Some(next))
+}
+
+/// Promoted → Failed with a `FailoverFailed` event: the database was promoted but the writer name
+/// could not be moved. A human must act (the notifier pages), so this is never silent.
+pub fn mark_failed(
+    state: &SiteState,
+    event: &DomainEvent,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Option<SiteState> {
+    if state.epoch != event.epoch || state.phase != Phase::Promoted || state.site != event.site {
+        return None;
+    }
+    let mut next = state.clone();
+    let note = format!("DNS not pinned: {reason}");
+    next.transition(state.epoch, Phase::Failed, now, note.clone())
+        .ok()?;
+    next.failure = Some(note.clone());
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    next.outbox.push(follow_up(
+        event,
+        &next,
+        EventType::FailoverFailed,
+        format!(
+            "{note}. The replica WAS promoted; applications may still resolve {} to the old primary. Repoint DNS by hand — see docs/runbook.md.",
+            state.dns.as_ref().map(|d| d.name.as_str()).unwrap_or("the writer name")
+        ),
+        now,
+    ));
+    Some(next)
+}
+
+fn fence_of(e: TransitionError, state: &SiteState) -> Fence {
+    Fence::Stale {
+        reason: format!("site {}: {e}", state.site),
+    }
+}
+
+fn follow_up(
+    cause: &DomainEvent,
+    next: &SiteState,
+    event_type: EventType,
+    summary: String,
+    now: DateTime<Utc>,
+) -> DomainEvent {
+    let mut verdict = cause.verdict.clone();
+    verdict.phase = next.phase;
+    verdict.epoch = next.epoch;
+    verdict.summary = summary;
+    DomainEvent {
+        event_type,
+        site: next.site.clone(),
+        epoch: next.epoch,
+        phase: next.phase,
+        engine: cause.engine.clone(),
+        occurred_at: now,
+        primary: cause.primary.clone(),
+        candidate: cause.candidate.clone().or_else(|| next.candidate.clone()),
+        rpo_override: cause.rpo_override.clone(),
+        verdict,
+        timeline: next.timeline.clone(),
+    }
+}
+
+// ---------------------------------------------------------------- backoff
+
+/// First wait between two `GetChange` polls.
+pub const BACKOFF_START: Duration = crate::promote::POLL_START;
+/// Longest wait between two polls: Route 53 usually syncs within 60 s; never sleep past a change.
+pub const BACKOFF_CAP: Duration = crate::promote::POLL_CAP;
+
+/// The wait before poll number `attempt + 1` (0-based): exponential from [`BACKOFF_START`] (1 s),
+/// capped at [`BACKOFF_CAP`] (10 s), with "equal jitter" — half the step fixed, half scaled by
+/// `jitter` in `[0, 1)` — so concurrent pollers do not run in lockstep and no wait collapses to
+/// zero. The same schedule the replica-promoter polls RDS with ([`crate::promote::poll_delay`]).
+pub fn backoff_delay(attempt: u32, jitter: f64) -> Duration {
+    crate::promote::poll_delay(attempt, jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, DbRef};
+    use crate::incident::PromotionRecord;
+    use crate::verdict::{Guard, GuardCheck, GuardResult, Outcome, Verdict};
+    use chrono::TimeZone;
+
+    const EXAMPLE: &str = include_str!("../../../infra/sites.example.json");
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap() + chrono::Duration::seconds(s)
+    }
+
+    fn site(id: &str) -> SiteConfig {
+        Config::from_document(EXAMPLE)
+            .unwrap()
+            .site(id)
+            .unwrap()
+            .clone()
+    }
+
+    fn db(id: &str) -> DbRef {
+        DbRef {
+            id: id.into(),
+            region: "us-west-2".into(),
+        }
+    }
+
+    fn promoted(site: &str, epoch: u64, endpoint: Option<&str>) -> SiteState {
+        let mut s = SiteState::new(site);
+        s.version = 7;
+        s.epoch = epoch;
+        s.phase = Phase::Promoted;
+        s.candidate = Some(db("r1"));
+        s.promotion = Some(PromotionRecord {
+            epoch,
+            candidate: db("r1"),
+            action: "PromoteReadReplica".into(),
+            requested_at: t(0),
+            completed_at: Some(t(300)),
+            endpoint: endpoint.map(String::from),
+            writable_verified_at: Some(t(301)),
+        });
+        s
+    }
+
+    fn event(site: &str, epoch: u64) -> DomainEvent {
+        DomainEvent {
+            event_type: EventType::ReplicaPromoted,
+            site: site.into(),
+            epoch,
+            phase: Phase::Promoted,
+            engine: "rds-replica".into(),
+            occurred_at: t(301),
+            primary: Some(db("p")),
+            candidate: Some(db("r1")),
+            rpo_override: None,
+            verdict: Verdict {
+                site: Some(site.into()),
+                outcome: Outcome::FailoverDecided {
+                    candidate: db("r1"),
+                },
+                epoch,
+                phase: Phase::Promoting,
+                summary: "decided".into(),
+                guards: vec![
+                    GuardCheck::new(Guard::Quorum, GuardResult::Pass, "2 of 3 down")
+                        .numbers(2.0, 2.0),
+                ],
+            },
+            timeline: vec![],
+        }
+    }
+
+    fn cname(name: &str, value: &str, ttl: i64) -> RecordSet {
+        RecordSet {
+            name: name.into(),
+            record_type: "CNAME".into(),
+            set_identifier: None,
+            failover: None,
+            ttl: Some(ttl),
+            values: vec![value.into()],
+            health_check_id: None,
+            alias_target: None,
+        }
+    }
+
+    #[test]
+    fn endpoint_host_strips_the_port_and_rejects_garbage() {
+        assert_eq!(
+            endpoint_host("r1.abc.us-west-2.rds.amazonaws.com:3306").as_deref(),
+            Some("r1.abc.us-west-2.rds.amazonaws.com")
+        );
+        assert_eq!(
+            endpoint_host("Host.Example.com.").as_deref(),
+            Some("host.example.com")
+        );
+        assert_eq!(endpoint_host(":3306"), None);
+        assert_eq!(endpoint_host("bad host:3306"), None);
+        assert_eq!(endpoint_host(""), None);
+    }
+
+    #[test]
+    fn fence_accepts_only_the_current_promoted_epoch() {
+        let ev = event("orders", 3);
+        let host = "r1.abc.rds.amazonaws.com";
+        let st = promoted("orders", 3, Some("r1.abc.rds.amazonaws.com:3306"));
+        assert_eq!(fence(&st, &ev), Fence::Pin { host: host.into() });
+
+        let mut pinned = st.clone();
+        pinned.phase = Phase::DnsPinned;
+        assert_eq!(fence(&pinned, &ev), Fence::AlreadyPinned);
+
+        let newer = promoted("orders", 4, Some("x:1"));
+        assert!(
+            matches!(fence(&newer, &ev), Fence::Stale { reason } if reason.contains("epoch 3") && reason.contains("epoch 4"))
+        );
+
+        for phase in [
+            Phase::Promoting,
+            Phase::Failed,
+            Phase::Completed,
+            Phase::Idle,
+        ] {
+            let mut s = st.clone();
+            s.phase = phase;
+            assert!(matches!(fence(&s, &ev), Fence::Stale { .. }), "{phase}");
+        }
+
+        let mut other_candidate = ev.clone();
+        other_candidate.candidate = Some(db("r2"));
+        assert!(
+            matches!(fence(&st, &other_candidate), Fence::Stale { reason } if reason.contains("r2"))
+        );
+
+        let mut wrong_type = ev.clone();
+        wrong_type.event_type = EventType::DnsPinned;
+        assert!(matches!(fence(&st, &wrong_type), Fence::Stale { .. }));
+
+        assert!(matches!(
+            fence(&promoted("orders", 3, None), &ev),
+            Fence::Broken { .. }
+        ));
+        assert!(matches!(
+            fence(&promoted("orders", 3, Some("no such:host")), &ev),
+            Fence::Broken { .. }
+        ));
+        let mut no_promotion = st.clone();
+        no_promotion.promotion = None;
+        assert!(matches!(fence(&no_promotion, &ev), Fence::Broken { .. }));
+    }
+
+    #[test]
+    fn cname_mode_upserts_a_simple_cname_unless_it_already_holds_the_target() {
+        let s = site("orders");
+        let q = query(&s);
+        assert_eq!((q.record_type.as_str(), q.set_identifier), ("CNAME", None));
+        let old = cname(
+            "db.orders.example.com.",
+            "orders-primary.x.rds.amazonaws.com",
+            300,
+        );
+        let p = plan(&s, Some(&old), "r1.x.rds.amazonaws.com").unwrap();
+        let c = p.change.expect("a change");
+        assert_eq!(c.action, ChangeAction::Upsert);
+        assert_eq!(c.record.values, vec!["r1.x.rds.amazonaws.com"]);
+        assert_eq!(c.record.ttl, Some(30), "the site's low TTL");
+        assert_eq!(c.record.set_identifier, None);
+
+        // Absent record: created by the same UPSERT.
+        assert!(plan(&s, None, "r1.x").unwrap().change.is_some());
+        // Already the target (Route 53 spells it with a trailing dot, any case): no call.
+        let done = cname("db.orders.example.com.", "R1.x.rds.amazonaws.com.", 30);
+        assert_eq!(
+            plan(&s, Some(&done), "r1.x.rds.amazonaws.com")
+                .unwrap()
+                .change,
+            None
+        );
+        // Right value, wrong TTL: the TTL still has to come down.
+        let ttl = cname("db.orders.example.com.", "r1.x.rds.amazonaws.com", 300);
+        assert!(plan(&s, Some(&ttl), "r1.x.rds.amazonaws.com")
+            .unwrap()
+            .change
+            .is_some());
+        // A record with a routing policy is not ours to flatten.
+        let mut weighted = old.clone();
+        weighted.set_identifier = Some("w1".into());
+        assert!(matches!(
+            plan(&s, Some(&weighted), "r1.x"),
+            Err(PlanError::RoutingPolicyInCnameMode { .. })
+        ));
+    }
+
+    #[test]
+    fn failover_pin_rewrites_the_primary_value_and_keeps_everything_else() {
+        let s = site("billing");
+        let q = query(&s);
+        assert_eq!(q.set_identifier.as_deref(), Some("billing-primary"));
+        let primary = RecordSet {
+            name: "db.billing.example.com.".into(),
+            record_type: "CNAME".into(),
+            set_identifier: Some("billing-primary".into()),
+            failover: Some(FailoverRole::Primary),
+            ttl: Some(60),
+            values: vec!["billing-1.x.rds.amazonaws.com".into()],
+            health_check_id: Some("hc-123".into()),
+            alias_target: None,
+        };
+        let p = plan(&s, Some(&primary), "billing-2.x.rds.amazonaws.com").unwrap();
+        let r = p.change.unwrap().record;
+        assert_eq!(r.set_identifier.as_deref(), Some("billing-primary"));
+        assert_eq!(r.failover, Some(FailoverRole::Primary));
+        assert_eq!(r.health_check_id.as_deref(), Some("hc-123"));
+        assert_eq!(r.values, vec!["billing-2.x.rds.amazonaws.com"]);
+        assert_eq!(r.ttl, Some(30));
+        assert_eq!(r.name, primary.name);
+
+        assert!(matches!(
+            plan(&s, None, "h"),
+            Err(PlanError::NoPrimaryRecord { set_identifier, .. }) if set_identifier == "billing-primary"
+        ));
+        let mut secondary = primary.clone();
+        secondary.failover = Some(FailoverRole::Secondary);
+        assert!(matches!(
+            plan(&s, Some(&secondary), "h"),
+            Err(PlanError::NotPrimary { .. })
+        ));
+        let mut alias = primary.clone();
+        alias.alias_target = Some("lb.example.com".into());
+        assert!(matches!(
+            plan(&s, Some(&alias), "h"),
+            Err(PlanError::Alias { .. })
+        ));
+        let mut pinned = primary.clone();
+        pinned.values = vec!["billing-2.x.rds.amazonaws.com".into()];
+        pinned.ttl = Some(30);
+        assert_eq!(
+            plan(&s, Some(&pinned), "billing-2.x.rds.amazonaws.com")
+                .unwrap()
+                .change,
+            None
+        );
+    }
+
+    #[test]
+    fn previous_values_are_recorded_once_and_never_overwritten_by_a_redelivery() {
+        let s = site("orders");
+        let ev = event("orders", 3);
+        let st = promoted("orders", 3, Some("r1.x:3306"));
+        let old = cname("db.orders.example.com.", "orders-primary.x", 300);
+        let next = record_previous(&st, &ev, &s, Some(&old), "r1.x", t(400))
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.version, 8);
+        let d = next.dns.clone().unwrap();
+        assert_eq!(
+            (d.epoch, d.previous_values.clone(), d.previous_ttl),
+            (3, vec!["orders-primary.x".to_string()], Some(300))
+        );
+        assert_eq!(d.new_value, "r1.x");
+
+        // A re-delivery finds DNS already changed: the ledger keeps the original previous values.
+        let pinned_now = cname("db.orders.example.com.", "r1.x", 30);
+        assert_eq!(
+            record_previous(&next, &ev, &s, Some(&pinned_now), "r1.x", t(401)).unwrap(),
+            None
+        );
+        // A record from an older epoch is replaced.
+        let mut older = st.clone();
+        older.dns = Some(DnsRecord {
+            epoch: 2,
+            ..d.clone()
+        });
+        let n = record_previous(&older, &ev, &s, Some(&old), "r1.x", t(400))
+            .unwrap()
+            .unwrap();
+        assert_eq!(n.dns.unwrap().epoch, 3);
+        // A stale event writes nothing.
+        assert!(record_previous(&st, &event("orders", 2), &s, Some(&old), "r1.x", t(400)).is_err());
+    }
+
+    #[test]
+    fn pinning_moves_the_phase_and_fills_the_outbox_once() {
+        let s = site("orders");
+        let ev = event("orders", 3);
+        let st = promoted("orders", 3, Some("r1.x:3306"));
+        let old = cname("db.orders.example.com.", "orders-primary.x", 300);
+        let st = record_previous(&st, &ev, &s, Some(&old), "r1.x", t(400))
+            .unwrap()
+            .unwrap();
+        let st = record_change_id(&st, &ev, "C1", t(401)).unwrap().unwrap();
+        assert_eq!(record_change_id(&st, &ev, "C1", t(402)).unwrap(), None);
+        let pinned = mark_pinned(&st, &ev, t(420), t(421)).unwrap().unwrap();
+        assert_eq!(pinned.phase, Phase::DnsPinned);
+        assert_eq!(pinned.dns.as_ref().unwrap().insync_at, Some(t(420)));
+        assert_eq!(pinned.outbox.len(), 1);
+        let e = &pinned.outbox[0];
+        assert_eq!(
+            (e.event_type, e.epoch, e.phase),
+            (EventType::DnsPinned, 3, Phase::DnsPinned)
+        );
+        assert!(
+            e.verdict.summary.contains("orders-primary.x") && e.verdict.summary.contains("C1"),
+            "{}",
+            e.verdict.summary
+        );
+        assert_eq!(
+            e.verdict.guards, ev.verdict.guards,
+            "the decision's reasons travel on"
+        );
+        assert_eq!(pinned.timeline.last().unwrap().phase, Phase::DnsPinned);
+        // Pinned is final for this delivery: nothing further to write.
+        assert_eq!(
+            mark_pinned(&pinned, &ev, t(430), t(431)),
+            Err(Fence::AlreadyPinned)
+        );
+    }
+
+    #[test]
+    fn failure_is_recorded_only_for_the_current_promoted_epoch() {
+        let ev = event("orders", 3);
+        let st = promoted("orders", 3, Some("r1.x:3306"));
+        let f = mark_failed(&st, &ev, "AccessDenied", t(500)).unwrap();
+        assert_eq!(f.phase, Phase::Failed);
+        assert!(f.failure.as_deref().unwrap().contains("AccessDenied"));
+        assert_eq!(f.outbox[0].event_type, EventType::FailoverFailed);
+        assert!(mark_failed(&st, &event("orders", 2), "x", t(500)).is_none());
+        assert!(mark_failed(&f, &ev, "x", t(501)).is_none());
+    }
+
+    #[test]
+    fn backoff_doubles_from_one_second_caps_at_ten_and_jitters_within_the_step() {
+        let lo: Vec<u64> = (0..7)
+            .map(|a| backoff_delay(a, 0.0).as_millis() as u64)
+            .collect();
+        let hi: Vec<u64> = (0..7)
+            .map(|a| backoff_delay(a, 0.999_999).as_millis() as u64)
+            .collect();
+        assert_eq!(lo, vec![500, 1000, 2000, 4000, 5000, 5000, 5000]);
+        assert_eq!(hi, vec![999, 1999, 3999, 7999, 9999, 9999, 9999]);
+        assert_eq!(backoff_delay(u32::MAX, 0.5), Duration::from_millis(7500));
+        assert!(backoff_delay(3, 7.0) <= BACKOFF_CAP, "jitter is clamped");
+        assert_eq!(backoff_delay(0, f64::NAN), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn durations_read_like_a_human_wrote_them() {
+        assert_eq!(human_duration(42), "42s");
+        assert_eq!(human_duration(185), "3m 05s");
+        assert_eq!(human_duration(3720), "1h 02m");
+        assert_eq!(human_duration(-5), "0s");
+    }
+}

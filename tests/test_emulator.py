@@ -1,0 +1,452 @@
+"""The faithful emulator (tests/faithful_moto.py) against the documented AWS behaviour.
+
+One moto server for the module, started through the harness with short timings (promotions,
+reboots and failovers take PROMOTION s, Route 53 changes stay PENDING for INSYNC s); every test
+starts from a reset, freshly seeded account (world.World.seed: the four sites' RDS topology).
+"""
+
+from __future__ import annotations
+
+import time
+
+import botocore.exceptions
+import pytest
+
+from harness import MotoServer
+from world import HOME_REGION, World
+
+PROMOTION = 1.5
+INSYNC = 1.0
+EAST = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def faithful(workdir):
+    d = workdir / "faithful-emulator"
+    d.mkdir(exist_ok=True)
+    server = MotoServer(d, promotion_secs=PROMOTION, dns_insync_secs=INSYNC).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def acct(faithful) -> World:
+    faithful.reset()
+    return World(faithful.endpoint).seed()
+
+
+def error_of(excinfo) -> tuple[str, str, int]:
+    e = excinfo.value.response
+    return e["Error"]["Code"], e["Error"]["Message"], e["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def instance(acct: World, region: str, ident: str) -> dict:
+    return acct.client("rds", region).describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+
+
+def watch(read, until, timeout: float = PROMOTION * 4, every: float = 0.1) -> list:
+    """Reads state repeatedly until `until(state)`; returns every observation (with its time)."""
+    seen, t0 = [], time.monotonic()
+    while True:
+        state = read()
+        seen.append((time.monotonic() - t0, state))
+        if until(state):
+            return seen
+        assert time.monotonic() - t0 < timeout, f"no completion within {timeout}s: {seen[-3:]}"
+        time.sleep(every)
+
+
+def phases(seen, key) -> list:
+    out = []
+    for _, s in seen:
+        v = key(s)
+        if not out or out[-1] != v:
+            out.append(v)
+    return out
+
+
+# ------------------------------------------------------------------ 1. PromoteReadReplica
+
+
+def test_promote_cross_region_replica_passes_modifying_rebooting_then_detaches(acct):
+    west = acct.client("rds", HOME_REGION)
+    primary_arn = instance(acct, EAST, "orders-primary")["DBInstanceArn"]
+    replica_arn = instance(acct, HOME_REGION, "orders-replica-1")["DBInstanceArn"]
+    assert replica_arn in instance(acct, EAST, "orders-primary")["ReadReplicaDBInstanceIdentifiers"]
+
+    started = time.monotonic()
+    answer = west.promote_read_replica(DBInstanceIdentifier="orders-replica-1")["DBInstance"]
+    assert answer["DBInstanceStatus"] == "modifying"
+    assert answer["ReadReplicaSourceDBInstanceIdentifier"] == primary_arn
+
+    def read():
+        # The source first: while the replica is seen in motion, the source read before it must
+        # still have listed it.
+        p = instance(acct, EAST, "orders-primary")
+        r = instance(acct, HOME_REGION, "orders-replica-1")
+        return r["DBInstanceStatus"], r.get("ReadReplicaSourceDBInstanceIdentifier"), p["ReadReplicaDBInstanceIdentifiers"]
+
+    seen = watch(read, lambda s: s[0] == "available")
+    assert phases(seen, lambda s: s[0]) == ["modifying", "rebooting", "available"]
+    assert time.monotonic() - started >= PROMOTION
+    # Until the reboot completes the replica still replicates: source kept on both sides.
+    for _, (status, source, listed) in seen:
+        if status != "available":
+            assert source == primary_arn and replica_arn in listed
+    _, (status, source, _) = seen[-1]
+    listed = instance(acct, EAST, "orders-primary")["ReadReplicaDBInstanceIdentifiers"]
+    assert source is None
+    assert replica_arn not in listed
+    assert listed == [instance(acct, HOME_REGION, "orders-replica-2")["DBInstanceArn"]]
+    # The other replica is untouched.
+    assert instance(acct, HOME_REGION, "orders-replica-2")["ReadReplicaSourceDBInstanceIdentifier"] == primary_arn
+
+    # Once standalone it is no longer a read replica.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        west.promote_read_replica(DBInstanceIdentifier="orders-replica-1")
+    assert error_of(e) == ("InvalidDBInstanceState", "DB Instance is not a read replica.", 400)
+
+
+def test_promote_same_region_replica_clears_source_by_identifier(acct):
+    west = acct.client("rds", HOME_REGION)
+    west.create_db_instance_read_replica(
+        DBInstanceIdentifier="inventory-replica", SourceDBInstanceIdentifier="inventory-db", DBInstanceClass="db.t3.micro"
+    )
+    assert instance(acct, HOME_REGION, "inventory-db")["ReadReplicaDBInstanceIdentifiers"] == ["inventory-replica"]
+    assert instance(acct, HOME_REGION, "inventory-replica")["ReadReplicaSourceDBInstanceIdentifier"] == "inventory-db"
+
+    west.promote_read_replica(DBInstanceIdentifier="inventory-replica")
+    seen = watch(lambda: instance(acct, HOME_REGION, "inventory-replica"), lambda d: d["DBInstanceStatus"] == "available")
+    assert phases(seen, lambda d: d["DBInstanceStatus"]) == ["modifying", "rebooting", "available"]
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in seen[-1][1]
+    assert instance(acct, HOME_REGION, "inventory-db")["ReadReplicaDBInstanceIdentifiers"] == []
+
+
+def test_promote_rejects_non_replica_and_promotion_in_progress(acct):
+    west, east = acct.client("rds", HOME_REGION), acct.client("rds", EAST)
+    before = acct.rds_snapshot()
+    for client, ident in ((east, "orders-primary"), (west, "inventory-db")):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            client.promote_read_replica(DBInstanceIdentifier=ident)
+        assert error_of(e) == ("InvalidDBInstanceState", "DB Instance is not a read replica.", 400)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        west.promote_read_replica(DBInstanceIdentifier="no-such-db")
+    assert error_of(e)[0] == "DBInstanceNotFound" and error_of(e)[2] == 404
+    assert acct.rds_snapshot() == before
+
+    west.promote_read_replica(DBInstanceIdentifier="orders-replica-2")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        west.promote_read_replica(DBInstanceIdentifier="orders-replica-2")
+    code, _, status = error_of(e)
+    assert (code, status) == ("InvalidDBInstanceState", 400)
+    watch(lambda: instance(acct, HOME_REGION, "orders-replica-2"), lambda d: d["DBInstanceStatus"] == "available")
+
+
+# ------------------------------------------------------------------ 2. RebootDBInstance ForceFailover
+
+
+def test_reboot_force_failover_multi_az_reboots_and_swaps_zones(acct):
+    west = acct.client("rds", HOME_REGION)
+    before = instance(acct, HOME_REGION, "inventory-db")
+    assert before["MultiAZ"] is True
+    primary_az, secondary_az = before["AvailabilityZone"], before["SecondaryAvailabilityZone"]
+    assert primary_az != secondary_az
+
+    answer = west.reboot_db_instance(DBInstanceIdentifier="inventory-db", ForceFailover=True)["DBInstance"]
+    assert answer["DBInstanceStatus"] == "rebooting"
+    seen = watch(lambda: instance(acct, HOME_REGION, "inventory-db"), lambda d: d["DBInstanceStatus"] == "available")
+    assert phases(seen, lambda d: d["DBInstanceStatus"]) == ["rebooting", "available"]
+    assert seen[-1][0] >= PROMOTION - 0.2
+    after = seen[-1][1]
+    assert (after["AvailabilityZone"], after["SecondaryAvailabilityZone"]) == (secondary_az, primary_az)
+
+
+def test_reboot_force_failover_rejected_unless_multi_az(acct):
+    east = acct.client("rds", EAST)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        east.reboot_db_instance(DBInstanceIdentifier="orders-primary", ForceFailover=True)
+    code, _, status = error_of(e)
+    assert (code, status) == ("InvalidDBInstanceState", 400)
+    assert instance(acct, EAST, "orders-primary")["DBInstanceStatus"] == "available"
+
+    # A plain reboot of the same instance is fine: rebooting, then available, same zone.
+    az = instance(acct, EAST, "orders-primary")["AvailabilityZone"]
+    east.reboot_db_instance(DBInstanceIdentifier="orders-primary")
+    seen = watch(lambda: instance(acct, EAST, "orders-primary"), lambda d: d["DBInstanceStatus"] == "available")
+    assert phases(seen, lambda d: d["DBInstanceStatus"]) == ["rebooting", "available"]
+    assert seen[-1][1]["AvailabilityZone"] == az
+
+    # Rebooting while rebooting is not a valid state.
+    east.reboot_db_instance(DBInstanceIdentifier="orders-primary")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        east.reboot_db_instance(DBInstanceIdentifier="orders-primary")
+    assert error_of(e)[0] == "InvalidDBInstanceState"
+
+
+# ------------------------------------------------------------------ 3. FailoverDBCluster
+
+
+def cluster(acct: World, region: str, ident: str) -> dict:
+    return acct.client("rds", region).describe_db_clusters(DBClusterIdentifier=ident)["DBClusters"][0]
+
+
+def writer_of(c: dict) -> str:
+    return next(m["DBInstanceIdentifier"] for m in c["DBClusterMembers"] if m["IsClusterWriter"])
+
+
+def test_failover_db_cluster_passes_failing_over_before_writer_moves(acct):
+    west = acct.client("rds", HOME_REGION)
+    assert writer_of(cluster(acct, HOME_REGION, "billing-cluster")) == "billing-1"
+
+    answer = west.failover_db_cluster(DBClusterIdentifier="billing-cluster", TargetDBInstanceIdentifier="billing-2")["DBCluster"]
+    assert answer["Status"] == "failing-over"
+    assert writer_of(answer) == "billing-1"
+
+    seen = watch(lambda: cluster(acct, HOME_REGION, "billing-cluster"), lambda c: c["Status"] == "available")
+    assert phases(seen, lambda c: (c["Status"], writer_of(c))) == [("failing-over", "billing-1"), ("available", "billing-2")]
+    assert seen[-1][0] >= PROMOTION - 0.2
+
+    # Without a target, a reader is chosen: back to billing-1.
+    west.failover_db_cluster(DBClusterIdentifier="billing-cluster")
+    seen = watch(lambda: cluster(acct, HOME_REGION, "billing-cluster"), lambda c: c["Status"] == "available")
+    assert writer_of(seen[-1][1]) == "billing-1"
+
+
+def test_failover_db_cluster_rejects_non_member_target_and_overlap(acct):
+    west = acct.client("rds", HOME_REGION)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        west.failover_db_cluster(DBClusterIdentifier="billing-cluster", TargetDBInstanceIdentifier="orders-replica-1")
+    assert error_of(e)[0] == "InvalidDBInstanceState" and error_of(e)[2] == 400
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        west.failover_db_cluster(DBClusterIdentifier="billing-cluster", TargetDBInstanceIdentifier="no-such-db")
+    assert error_of(e)[0] == "DBInstanceNotFound"
+    c = cluster(acct, HOME_REGION, "billing-cluster")
+    assert (c["Status"], writer_of(c)) == ("available", "billing-1")
+
+    west.failover_db_cluster(DBClusterIdentifier="billing-cluster", TargetDBInstanceIdentifier="billing-2")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        west.failover_db_cluster(DBClusterIdentifier="billing-cluster", TargetDBInstanceIdentifier="billing-2")
+    assert error_of(e)[0] == "InvalidDBClusterStateFault"
+    watch(lambda: cluster(acct, HOME_REGION, "billing-cluster"), lambda c: c["Status"] == "available")
+
+
+# ------------------------------------------------------------------ 4. global clusters
+
+
+def global_cluster(acct: World, region: str = HOME_REGION) -> dict:
+    gcs = acct.client("rds", region).describe_global_clusters(GlobalClusterIdentifier="payments-global")["GlobalClusters"]
+    return next(g for g in gcs if g["GlobalClusterIdentifier"] == "payments-global")
+
+
+def global_writer(g: dict) -> str:
+    return next(m["DBClusterArn"] for m in g["GlobalClusterMembers"] if m["IsWriter"])
+
+
+def arns(acct: World) -> tuple[str, str]:
+    return (cluster(acct, EAST, "payments-east")["DBClusterArn"], cluster(acct, HOME_REGION, "payments-west")["DBClusterArn"])
+
+
+def test_switchover_global_cluster_moves_writer_after_switching_over(acct):
+    east_arn, west_arn = arns(acct)
+    g = global_cluster(acct)
+    assert g["Status"] == "available" and global_writer(g) == east_arn and "FailoverState" not in g
+
+    answer = acct.client("rds", HOME_REGION).switchover_global_cluster(
+        GlobalClusterIdentifier="payments-global", TargetDbClusterIdentifier=west_arn
+    )["GlobalCluster"]
+    expected_state = {"Status": "switching-over", "FromDbClusterArn": east_arn, "ToDbClusterArn": west_arn, "IsDataLossAllowed": False}
+    assert answer["Status"] == "switching-over"
+    assert answer["FailoverState"] == expected_state
+
+    assert global_cluster(acct, EAST)["FailoverState"] == expected_state  # seen from either Region
+    seen = watch(lambda: global_cluster(acct, HOME_REGION), lambda g: g["Status"] == "available")
+    assert phases(seen, lambda g: (g["Status"], global_writer(g))) == [("switching-over", east_arn), ("available", west_arn)]
+    for _, g in seen[:-1]:
+        assert g["FailoverState"] == expected_state
+    final = seen[-1][1]
+    assert global_cluster(acct, EAST) == final
+    assert "FailoverState" not in final
+    assert {m["DBClusterArn"]: m["IsWriter"] for m in final["GlobalClusterMembers"]} == {east_arn: False, west_arn: True}
+    assert seen[-1][0] >= PROMOTION - 0.2
+
+
+def test_failover_global_cluster_with_data_loss_by_bare_identifier(acct):
+    east_arn, west_arn = arns(acct)
+    answer = acct.client("rds", HOME_REGION).failover_global_cluster(
+        GlobalClusterIdentifier="payments-global", TargetDbClusterIdentifier="payments-west", AllowDataLoss=True
+    )["GlobalCluster"]
+    assert answer["Status"] == "failing-over"
+    assert answer["FailoverState"] == {"Status": "failing-over", "FromDbClusterArn": east_arn, "ToDbClusterArn": west_arn, "IsDataLossAllowed": True}
+    assert global_writer(answer) == east_arn
+    seen = watch(lambda: global_cluster(acct), lambda g: g["Status"] == "available")
+    assert phases(seen, lambda g: (g["Status"], global_writer(g))) == [("failing-over", east_arn), ("available", west_arn)]
+    assert "FailoverState" not in seen[-1][1]
+
+    # And back, with the documented switchover form of FailoverGlobalCluster (Switchover=true).
+    acct.client("rds", EAST).failover_global_cluster(
+        GlobalClusterIdentifier="payments-global", TargetDbClusterIdentifier=east_arn, Switchover=True
+    )
+    g = global_cluster(acct)
+    assert g["Status"] == "switching-over" and g["FailoverState"]["IsDataLossAllowed"] is False
+    seen = watch(lambda: global_cluster(acct), lambda g: g["Status"] == "available")
+    assert global_writer(seen[-1][1]) == east_arn
+
+
+def test_global_failover_rejections(acct):
+    east_arn, west_arn = arns(acct)
+    billing_arn = cluster(acct, HOME_REGION, "billing-cluster")["DBClusterArn"]
+    west = acct.client("rds", HOME_REGION)
+
+    def rejected(call, **kw):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call(**kw)
+        return error_of(e)
+
+    # The target must be a secondary member of this global cluster.
+    assert rejected(west.switchover_global_cluster, GlobalClusterIdentifier="payments-global", TargetDbClusterIdentifier=east_arn)[::2] == ("InvalidDBClusterStateFault", 400)
+    assert rejected(west.failover_global_cluster, GlobalClusterIdentifier="payments-global", TargetDbClusterIdentifier=billing_arn, AllowDataLoss=True)[::2] == ("InvalidGlobalClusterStateFault", 400)
+    assert rejected(west.switchover_global_cluster, GlobalClusterIdentifier="payments-global", TargetDbClusterIdentifier="no-such-cluster")[::2] == ("DBClusterNotFoundFault", 404)
+    assert rejected(west.switchover_global_cluster, GlobalClusterIdentifier="no-such-global", TargetDbClusterIdentifier=west_arn)[::2] == ("GlobalClusterNotFoundFault", 404)
+    # AllowDataLoss and Switchover can't be specified together.
+    assert rejected(west.failover_global_cluster, GlobalClusterIdentifier="payments-global", TargetDbClusterIdentifier=west_arn, AllowDataLoss=True, Switchover=True)[::2] == ("InvalidParameterCombination", 400)
+    g = global_cluster(acct)
+    assert g["Status"] == "available" and global_writer(g) == east_arn and "FailoverState" not in g
+
+    # Neither given: the documented default is a switchover. A second operation meanwhile is refused.
+    west.failover_global_cluster(GlobalClusterIdentifier="payments-global", TargetDbClusterIdentifier=west_arn)
+    assert global_cluster(acct)["FailoverState"]["IsDataLossAllowed"] is False
+    assert rejected(west.failover_global_cluster, GlobalClusterIdentifier="payments-global", TargetDbClusterIdentifier=west_arn, AllowDataLoss=True)[::2] == ("InvalidGlobalClusterStateFault", 400)
+    seen = watch(lambda: global_cluster(acct), lambda g: g["Status"] == "available")
+    assert global_writer(seen[-1][1]) == west_arn
+
+
+# ------------------------------------------------------------------ 5. Route 53
+
+
+@pytest.fixture
+def zone(acct):
+    r53 = acct.client("route53", EAST)
+    zid = r53.create_hosted_zone(Name="db.example.com", CallerReference=str(time.time()))["HostedZone"]["Id"]
+    return r53, zid
+
+
+def rrsets(r53, zid) -> dict:
+    out = {}
+    for rr in r53.list_resource_record_sets(HostedZoneId=zid)["ResourceRecordSets"]:
+        if rr["Type"] in ("SOA", "NS"):
+            continue
+        out[(rr["Name"], rr["Type"], rr.get("SetIdentifier"))] = rr
+    return out
+
+
+def a_record(name: str, value: str, ttl: int = 60, **extra) -> dict:
+    return {"Name": name, "Type": "CNAME", "TTL": ttl, "ResourceRecords": [{"Value": value}], **extra}
+
+
+def change(r53, zid, *changes):
+    return r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": [{"Action": a, "ResourceRecordSet": rr} for a, rr in changes]})["ChangeInfo"]
+
+
+def test_route53_change_batch_is_atomic_and_delete_must_match(zone):
+    r53, zid = zone
+    change(r53, zid, ("CREATE", a_record("orders.db.example.com", "orders-primary.east")))
+    before = rrsets(r53, zid)
+
+    def rejected(*changes):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            change(r53, zid, *changes)
+        code, msg, status = error_of(e)
+        assert (code, status) == ("InvalidChangeBatch", 400)
+        assert rrsets(r53, zid) == before, "a rejected batch must apply nothing"
+        return msg
+
+    # A valid UPSERT in the same batch as an invalid CREATE: nothing is applied.
+    msg = rejected(("UPSERT", a_record("billing.db.example.com", "billing.west")),
+                   ("CREATE", a_record("orders.db.example.com", "orders-replica-1.west")))
+    assert "Tried to create resource record set [name='orders.db.example.com.', type='CNAME'] but it already exists" in msg
+    # DELETE of a record that does not exist.
+    msg = rejected(("UPSERT", a_record("billing.db.example.com", "billing.west")),
+                   ("DELETE", a_record("nothing.db.example.com", "x")))
+    assert "Tried to delete resource record set [name='nothing.db.example.com.', type='CNAME'] but it was not found" in msg
+    # DELETE with a stale value or TTL, or another set identifier: the current record is not it.
+    msg = rejected(("DELETE", a_record("orders.db.example.com", "orders-replica-1.west")))
+    assert "Tried to delete resource record set [name='orders.db.example.com.', type='CNAME'] but the values provided do not match the current values" in msg
+    rejected(("DELETE", a_record("orders.db.example.com", "orders-primary.east", ttl=300)))
+    rejected(("DELETE", a_record("orders.db.example.com", "orders-primary.east", SetIdentifier="x", Weight=1)))
+    rejected(("DELETE", {**a_record("orders.db.example.com", "orders-primary.east"), "Type": "TXT"}))
+
+    # Compare-and-swap: DELETE of the exact current record + CREATE of the new one, one batch.
+    change(r53, zid, ("DELETE", a_record("orders.db.example.com", "orders-primary.east")),
+           ("CREATE", a_record("orders.db.example.com", "orders-replica-1.west")))
+    now = rrsets(r53, zid)
+    assert now[("orders.db.example.com.", "CNAME", None)]["ResourceRecords"] == [{"Value": "orders-replica-1.west"}]
+    # The same swap again is now stale and is refused as a whole.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        change(r53, zid, ("DELETE", a_record("orders.db.example.com", "orders-primary.east")),
+               ("CREATE", a_record("orders.db.example.com", "orders-replica-2.west")))
+    assert error_of(e)[0] == "InvalidChangeBatch"
+    assert rrsets(r53, zid) == now
+
+    # UPSERT keeps working (replace and create).
+    change(r53, zid, ("UPSERT", a_record("orders.db.example.com", "orders-replica-2.west", ttl=30)),
+           ("UPSERT", a_record("billing.db.example.com", "billing.west")))
+    now = rrsets(r53, zid)
+    assert now[("orders.db.example.com.", "CNAME", None)]["TTL"] == 30
+    assert now[("orders.db.example.com.", "CNAME", None)]["ResourceRecords"] == [{"Value": "orders-replica-2.west"}]
+    assert ("billing.db.example.com.", "CNAME", None) in now
+
+
+def test_route53_each_change_has_its_own_id_pending_until_insync(zone):
+    r53, zid = zone
+    first = change(r53, zid, ("UPSERT", a_record("orders.db.example.com", "a")))
+    t_first = time.monotonic()
+    time.sleep(INSYNC / 2)
+    second = change(r53, zid, ("UPSERT", a_record("orders.db.example.com", "b")))
+    assert first["Id"] != second["Id"] and first["Id"].startswith("/change/")
+    assert first["Status"] == second["Status"] == "PENDING"
+    assert r53.get_change(Id=first["Id"])["ChangeInfo"]["Status"] == "PENDING"
+
+    t_second = time.monotonic()
+    insync_at: dict[str, float] = {}
+    while len(insync_at) < 2:
+        for name, c in (("first", first), ("second", second)):
+            if name not in insync_at and r53.get_change(Id=c["Id"])["ChangeInfo"]["Status"] == "INSYNC":
+                insync_at[name] = time.monotonic()
+        assert time.monotonic() - t_first < INSYNC * 4, "changes never became INSYNC"
+        time.sleep(0.05)
+    # Each change is PENDING for its own delay, counted from its own submission.
+    assert insync_at["first"] - t_first >= INSYNC - 0.15
+    assert insync_at["second"] - t_second >= INSYNC - 0.15
+    assert insync_at["first"] < insync_at["second"]
+    info = r53.get_change(Id=first["Id"])["ChangeInfo"]
+    assert info["Id"] == first["Id"] and info["SubmittedAt"] == first["SubmittedAt"]
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        r53.get_change(Id="CNOSUCHCHANGE")
+    assert error_of(e)[0] == "NoSuchChange" and error_of(e)[2] == 404
+
+
+def test_route53_failover_records_preserved_as_given(zone):
+    r53, zid = zone
+    hc = r53.create_health_check(
+        CallerReference=str(time.time()),
+        HealthCheckConfig={"Type": "TCP", "IPAddress": "192.0.2.10", "Port": 3306, "RequestInterval": 10, "FailureThreshold": 2},
+    )["HealthCheck"]["Id"]
+    primary = a_record("orders.db.example.com", "orders-primary.east", SetIdentifier="orders-primary", Failover="PRIMARY", HealthCheckId=hc)
+    secondary = a_record("orders.db.example.com", "orders-replica-1.west", SetIdentifier="orders-secondary", Failover="SECONDARY")
+    change(r53, zid, ("UPSERT", primary), ("UPSERT", secondary))
+    got = rrsets(r53, zid)
+    p = got[("orders.db.example.com.", "CNAME", "orders-primary")]
+    s = got[("orders.db.example.com.", "CNAME", "orders-secondary")]
+    assert (p["Failover"], p["HealthCheckId"], p["TTL"], p["ResourceRecords"]) == ("PRIMARY", hc, 60, [{"Value": "orders-primary.east"}])
+    assert (s["Failover"], s.get("HealthCheckId"), s["ResourceRecords"]) == ("SECONDARY", None, [{"Value": "orders-replica-1.west"}])
+
+    # UPSERT of one set identifier leaves the other alone; DELETE must name the right one exactly.
+    change(r53, zid, ("UPSERT", {**secondary, "ResourceRecords": [{"Value": "orders-replica-2.west"}]}))
+    got = rrsets(r53, zid)
+    assert got[("orders.db.example.com.", "CNAME", "orders-primary")] == p
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        change(r53, zid, ("DELETE", {k: v for k, v in primary.items() if k != "HealthCheckId"}))
+    assert error_of(e)[0] == "InvalidChangeBatch"
+    change(r53, zid, ("DELETE", primary))
+    assert set(rrsets(r53, zid)) == {("orders.db.example.com.", "CNAME", "orders-secondary")}

@@ -1,0 +1,174 @@
+"""Static checks of infra/template.yaml, and its EventBridge patterns against the recorded events.
+
+- cfn-lint and checkov are clean (every checkov skip carries its justification inline);
+- every pattern the template attaches to a function is exercised by the recorded events in
+  events/ with moto's EventBridge matcher: positives reach the evaluator, foreign accounts, other
+  resources and irrelevant RDS event ids do not;
+- the RDS event ids the rule lets through are exactly the ones the policy acts on;
+- every asynchronous path has retries, a maximum event age and a dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from harness import ROOT, VENV_BIN
+from infra import FORWARDER, TEMPLATE, rules, targets, template
+
+EVENTS = ROOT / "events"
+MANIFEST = json.loads((EVENTS / "MANIFEST.json").read_text())
+LINT_BIN = ROOT / ".venv-lint" / "bin"
+
+
+TEMPLATES = [TEMPLATE, FORWARDER]
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_cfn_lint_is_clean(path):
+    out = subprocess.run([str(VENV_BIN / "cfn-lint"), str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_checkov_is_clean_and_every_skip_is_justified(path):
+    out = subprocess.run(
+        [str(LINT_BIN / "checkov"), "-f", str(path), "--framework", "cloudformation", "--compact",
+         "--quiet", "--skip-download", "--output", "json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    report = json.loads(out.stdout)
+    summary = report["summary"]
+    failed = [f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]]
+    assert summary["failed"] == 0 and not failed, failed
+    assert summary["passed"] > 0
+    for name, res in template(path)["Resources"].items():
+        for skip in res.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert len(skip.get("comment", "")) > 20, f"{name}: checkov skip {skip['id']} needs a reason"
+
+
+def eventbridge_entries():
+    for e in MANIFEST:
+        if e["shape"] in ("eventbridge-alarm", "eventbridge-rds", "eventbridge-operator"):
+            yield e
+
+
+# Rejected by the pattern itself (never invoke anything), by file.
+FILTERED_BY_PATTERN = {
+    "eventbridge-alarm-foreign-account.json": "another account",
+    "eventbridge-alarm-unknown-alarm-name.json": "an alarm no site owns",
+    "eventbridge-rds-unknown-instance.json": "a resource no site owns",
+    "eventbridge-rds-orders-primary-configuration-change.json": "an event id the policy does not act on",
+    "eventbridge-operator-foreign-account.json": "another account",
+}
+
+
+@pytest.mark.parametrize("entry", list(eventbridge_entries()), ids=lambda e: e["file"])
+def test_recorded_eventbridge_events_reach_exactly_the_evaluator(entry):
+    event = json.loads((EVENTS / entry["file"]).read_text())
+    bus = "domain" if entry["shape"] == "eventbridge-operator" else "default"
+    got = targets(event, bus)
+    if entry["file"] in FILTERED_BY_PATTERN:
+        assert got == set(), f"{entry['file']} ({FILTERED_BY_PATTERN[entry['file']]}) must not match: {got}"
+    else:
+        # Stale, future-dated and forged-ARN deliveries do match: the function's own guards reject them.
+        assert got == {"alarm-evaluator"}, (entry["file"], got)
+
+
+def test_every_pattern_is_exercised_by_a_recorded_event():
+    used = set()
+    for entry in MANIFEST:
+        if entry["expect"] != "signal" or "detail-type" not in (EVENTS / entry["file"]).read_text():
+            continue
+        event = json.loads((EVENTS / entry["file"]).read_text())
+        for r in rules():
+            if r.matches(event):
+                used.add((r.function, r.name))
+    for ev in sorted((EVENTS / "domain").glob("*.json")) if (EVENTS / "domain").exists() else []:
+        event = json.loads(ev.read_text())
+        for r in rules():
+            if r.bus == "domain" and r.matches(event):
+                used.add((r.function, r.name))
+    assert used == {(r.function, r.name) for r in rules()}, {(r.function, r.name) for r in rules()} - used
+
+
+def test_the_rds_rule_passes_exactly_the_event_ids_the_policy_acts_on():
+    src = (ROOT / "shared" / "policy" / "src" / "signal.rs").read_text()
+    table = re.findall(r'\("(RDS-EVENT-\d{4})", RdsMeaning::(\w+)\)', src)
+    assert len(table) > 20
+    acted_on = {eid for eid, meaning in table if meaning != "Informational"}
+    [rds_rule] = [r for r in rules() if r.name == "RdsEvent"]
+    assert set(rds_rule.pattern["detail"]["EventID"]) == acted_on
+
+
+def test_every_async_path_has_retries_max_age_and_a_dead_letter_queue():
+    tpl = template()
+    functions = {n: r for n, r in tpl["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    assert len(functions) == 4
+    for name, fn in functions.items():
+        p = fn["Properties"]
+        assert fn["Metadata"]["BuildMethod"] == "rust-cargolambda", name
+        assert p["DeadLetterQueue"]["Type"] == "SQS", name
+        assert p["EventInvokeConfig"]["MaximumEventAgeInSeconds"] <= 21600, name
+        assert isinstance(p["ReservedConcurrentExecutions"], int) and p["Timeout"] <= 900, name
+        for ev_name, ev in p["Events"].items():
+            props = ev["Properties"]
+            assert props["RetryPolicy"]["MaximumEventAgeInSeconds"] > 0, (name, ev_name)
+            assert "MaximumRetryAttempts" in props["RetryPolicy"], (name, ev_name)
+            assert "Arn" in props["DeadLetterConfig"], (name, ev_name)
+    g = tpl["Globals"]["Function"]
+    assert g["Runtime"] == "provided.al2023" and g["Architectures"] == ["arm64"]
+    tick = functions["AlarmEvaluatorFunction"]["Properties"]["Events"]["Tick"]
+    assert tick["Type"] == "Schedule" and tick["Properties"]["Schedule"] == "rate(1 minute)"
+
+
+def test_the_ledger_table_is_durable_encrypted_and_expires_audit_items():
+    t = template()["Resources"]["LedgerTable"]["Properties"]
+    assert t["BillingMode"] == "PAY_PER_REQUEST"
+    assert t["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert t["SSESpecification"]["SSEEnabled"] is True
+    assert t["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    adapters = (ROOT / "shared" / "adapters" / "src" / "aws.rs").read_text()
+    assert '"expires_at"' in adapters, "the TTL attribute is the one the ledger adapter writes"
+
+
+def deploy_dry_run(function: str) -> dict:
+    subprocess.run(["cargo", "build", "--quiet", "-p", function], cwd=ROOT, check=True)
+    out = subprocess.run(
+        [str(VENV_BIN / "cargo-lambda"), "lambda", "deploy", "--dry", "--output-format", "json",
+         "--binary-path", str(ROOT / "target" / "debug" / function), function],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout[out.stdout.index("{"):])
+
+
+@pytest.mark.parametrize("resource,function", [
+    ("AlarmEvaluatorFunction", "alarm-evaluator"),
+    ("ReplicaPromoterFunction", "replica-promoter"),
+    ("DnsPinnerFunction", "dns-pinner"),
+    ("NotifierFunction", "notifier"),
+])
+def test_cargo_lambda_deploy_of_one_function_matches_the_template(resource, function):
+    """`cargo lambda deploy <fn>` works on its own (`--dry`: package and resolve, no AWS call),
+    with the crate's [package.metadata.lambda.deploy] agreeing with the SAM template."""
+    plan = deploy_dry_run(function)
+    props = template()["Resources"][resource]["Properties"]
+    cfg = plan["config"]
+    assert (cfg["memory"], cfg["timeout"]) == (props["MemorySize"], props["Timeout"]), cfg
+    assert cfg["tracing"] == "Active" and cfg["runtime"] == "provided.al2023"
+    env = dict(v.split("=", 1) for v in cfg["env_var"] or [])
+    assert env.get("LEDGER_TABLE") == "rds-failover-ledger", env
+    assert "project=rds-failover" in (plan["tags"] or ""), plan["tags"]
+
+
+def test_the_primary_region_forwarder_forwards_exactly_what_the_evaluator_listens_to():
+    fwd = template(FORWARDER)["Resources"]
+    own = {r.name: r.pattern for r in rules() if r.function == "alarm-evaluator" and r.bus == "default"}
+    from infra import _resolve, example_parameters
+    params = example_parameters()
+    assert _resolve(fwd["ForwardAlarmStateChanges"]["Properties"]["EventPattern"], params) == own["AlarmStateChange"]
+    assert _resolve(fwd["ForwardRdsEvents"]["Properties"]["EventPattern"], params) == own["RdsEvent"]
