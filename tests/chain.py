@@ -31,8 +31,9 @@ class Chain:
     deliveries: list[Delivery] = field(default_factory=list)
     seen: list[dict] = field(default_factory=list)
 
-    def pump(self, max_rounds: int = 20) -> list[Delivery]:
-        """Delivers everything on the bus, and what that emits, until the bus is quiet."""
+    def pump(self, max_rounds: int = 20, settle: bool = True) -> list[Delivery]:
+        """Delivers everything on the bus, and what that emits, until the bus is quiet (or, with
+        `settle=False`, for at most `max_rounds` rounds)."""
         done: list[Delivery] = []
         for _ in range(max_rounds):
             events = self.world.drain_events()
@@ -43,7 +44,12 @@ class Chain:
                 self.seen.append(ev)
                 for fn in sorted(targets(ev, "domain")):
                     done.append(self.deliver(fn, ev))
-        raise AssertionError(f"the chain did not settle in {max_rounds} rounds: {[e['detail-type'] for e in self.seen]}")
+        if not settle:
+            return done
+        raise AssertionError(
+            f"the chain did not settle in {max_rounds} rounds: {self.types_seen()}; "
+            f"last answers: {[(d.function, d.response or str(d.error)) for d in self.deliveries[-2:]]}"
+        )
 
     def deliver(self, function: str, event: dict) -> Delivery:
         d = Delivery(event, function)

@@ -609,6 +609,28 @@ def _patch_route53() -> None:
     r.Route53.get_change = get_change_response
 
 
+ENDPOINT_TAG = "emulator:endpoint"
+
+
+def _patch_endpoints() -> None:
+    """Emulator-only control, not an AWS behaviour: an instance tagged `emulator:endpoint` =
+    `host:port` reports that endpoint in DescribeDBInstances, so a function that connects to the
+    endpoint RDS reports (the promoter's writability check) reaches a real local MySQL server.
+    Untagged instances keep moto's made-up `<id>.aaaaaaaaaa.<region>.rds.amazonaws.com`."""
+    from moto.rds import models as m
+
+    original = m.DBInstance.endpoint
+
+    def endpoint(self):
+        for t in getattr(self, "tags", None) or []:
+            if t.get("Key") == ENDPOINT_TAG:
+                host, port = t["Value"].rsplit(":", 1)
+                return {"Address": host, "Port": int(port)}
+        return original.fget(self)
+
+    m.DBInstance.endpoint = property(endpoint)
+
+
 def install(promotion_secs: float | None = None, dns_insync_secs: float | None = None) -> None:
     if promotion_secs is not None:
         SETTINGS["promotion_secs"] = float(promotion_secs)
@@ -618,6 +640,7 @@ def install(promotion_secs: float | None = None, dns_insync_secs: float | None =
         return
     _patch_rds()
     _patch_route53()
+    _patch_endpoints()
     install.done = True
 
 

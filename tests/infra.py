@@ -88,3 +88,75 @@ def rules(params: dict | None = None) -> list[Rule]:
 def targets(event: dict, bus: str, params: dict | None = None) -> set[str]:
     """The functions EventBridge would invoke for `event` put on `bus`."""
     return {r.function for r in rules(params) if r.bus == bus and r.matches(event)}
+
+
+# ------------------------------------------------------------------ IAM derived from the code
+
+ADAPTER_SOURCES = [ROOT / "shared" / "adapters" / "src" / f for f in ("aws.rs", "control.rs", "dns.rs", "notify.rs")]
+# Crate name in `aws_sdk_<crate>` -> (botocore service model, IAM action prefix).
+SDK_SERVICES = {
+    "rds": ("rds", "rds"), "cloudwatch": ("cloudwatch", "cloudwatch"), "dynamodb": ("dynamodb", "dynamodb"),
+    "eventbridge": ("events", "events"), "secretsmanager": ("secretsmanager", "secretsmanager"),
+    "route53": ("route53", "route53"), "sns": ("sns", "sns"),
+}
+
+
+def _block(text: str, start: int) -> str:
+    """The brace-balanced block that opens at or after `start`."""
+    i = text.index("{", start)
+    depth = 0
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i:j + 1]
+    raise ValueError("unbalanced")
+
+
+def adapter_operations() -> dict[str, set[str]]:
+    """For every AWS adapter struct: the IAM actions of the SDK operations its code sends, found
+    as `client.<operation>()` calls in its impl blocks and checked against botocore's model."""
+    import re
+
+    import botocore.session
+
+    session = botocore.session.get_session()
+    ops = {}
+    for crate, (model, _) in SDK_SERVICES.items():
+        names = session.get_service_model(model).operation_names
+        from botocore import xform_name
+        ops[crate] = {xform_name(n): n for n in names}
+    out: dict[str, set[str]] = {}
+    for src in ADAPTER_SOURCES:
+        text = src.read_text()
+        for m in re.finditer(r"^pub struct (\w+) \{", text, re.M):
+            name, body = m.group(1), _block(text, m.start())
+            crates = set(re.findall(r"aws_sdk_(\w+)::Client", body)) | ({"rds"} if "RdsClients" in body else set())
+            if len(crates) != 1:  # not an adapter (e.g. AwsClients, the client factory)
+                continue
+            [crate] = crates
+            calls = set()
+            for im in re.finditer(rf"^impl(?:<[^>]*>)? (?:\w+ for )?{name} \{{", text, re.M):
+                calls |= set(re.findall(r"\.(\w+)\(\)", _block(text, im.start())))
+            prefix = SDK_SERVICES[crate][1]
+            out[name] = {f"{prefix}:{ops[crate][c]}" for c in calls if c in ops[crate]}
+    return out
+
+
+def function_actions_from_code(function: str) -> set[str]:
+    """The IAM actions a function's adapters need: the adapters its setup.rs builds."""
+    import re
+
+    setup = (ROOT / "functions" / function / "src" / "setup.rs").read_text()
+    adapters = adapter_operations()
+    used = set(re.findall(r"\b(\w+)::new\(", setup)) & set(adapters)
+    return set().union(*(adapters[a] for a in used)) if used else set()
+
+
+def function_actions_in_template(resource: str) -> set[str]:
+    actions = set()
+    for policy in template()["Resources"][resource]["Properties"].get("Policies", []):
+        for st in policy.get("Statement", []):
+            a = st["Action"]
+            actions |= set(a if isinstance(a, list) else [a])
+    # KMS is how AWS encrypts the ledger/topic/queues, not an SDK call of ours.
+    return {a for a in actions if not a.startswith("kms:")}

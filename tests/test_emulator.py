@@ -450,3 +450,15 @@ def test_route53_failover_records_preserved_as_given(zone):
     assert error_of(e)[0] == "InvalidChangeBatch"
     change(r53, zid, ("DELETE", primary))
     assert set(rrsets(r53, zid)) == {("orders.db.example.com.", "CNAME", "orders-secondary")}
+
+
+# ------------------------------------------------------------------ emulator-only control
+
+
+def test_an_instance_tagged_with_an_emulator_endpoint_reports_it(acct):
+    rds = acct.client("rds", HOME_REGION)
+    arn = instance(acct, HOME_REGION, "orders-replica-1")["DBInstanceArn"]
+    assert instance(acct, HOME_REGION, "orders-replica-1")["Endpoint"]["Address"].endswith(".rds.amazonaws.com")
+    rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "emulator:endpoint", "Value": "127.0.0.1:33061"}])
+    assert instance(acct, HOME_REGION, "orders-replica-1")["Endpoint"] == {"Address": "127.0.0.1", "Port": 33061}
+    assert instance(acct, HOME_REGION, "orders-replica-2")["Endpoint"]["Address"] != "127.0.0.1"

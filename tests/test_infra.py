@@ -172,3 +172,28 @@ def test_the_primary_region_forwarder_forwards_exactly_what_the_evaluator_listen
     params = example_parameters()
     assert _resolve(fwd["ForwardAlarmStateChanges"]["Properties"]["EventPattern"], params) == own["AlarmStateChange"]
     assert _resolve(fwd["ForwardRdsEvents"]["Properties"]["EventPattern"], params) == own["RdsEvent"]
+
+
+@pytest.mark.parametrize("resource,function", [
+    ("AlarmEvaluatorFunction", "alarm-evaluator"),
+    ("ReplicaPromoterFunction", "replica-promoter"),
+    ("DnsPinnerFunction", "dns-pinner"),
+    ("NotifierFunction", "notifier"),
+])
+def test_each_functions_iam_actions_are_exactly_the_sdk_operations_its_adapters_send(resource, function):
+    """Derived from the code: the adapters the function's setup.rs builds, and the SDK operations
+    (`client.<op>()`, checked against botocore's service models) in those adapters' impl blocks."""
+    from infra import function_actions_from_code, function_actions_in_template
+
+    code = function_actions_from_code(function)
+    assert code, f"found no SDK operations for {function}"
+    assert function_actions_in_template(resource) == code
+
+
+def test_the_derivation_sees_every_adapter():
+    from infra import adapter_operations
+
+    ops = adapter_operations()
+    assert {"RdsTopology", "CloudWatchMetrics", "DynamoLedger", "EventBridgeBus", "SecretsManagerCredentials",
+            "RdsControl", "Route53Dns", "SnsNotifications", "DynamoNotificationLog"} <= set(ops)
+    assert "rds:PromoteReadReplica" in ops["RdsControl"] and "sns:Publish" in ops["SnsNotifications"]

@@ -168,6 +168,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "eventbridge-rds-inventory-db-multi-az-failover-completed.json": {"inventory": "ignore:healthy"},
     "eventbridge-rds-inventory-db-multi-az-failover-started.json": {"inventory": "ignore:healthy"},
     "eventbridge-rds-inventory-db-multi-az-instance-failover-completed.json": {"inventory": "ignore:healthy"},
+    "eventbridge-rds-orders-primary-configuration-change.json": {"orders": "ignore:healthy"},
     "eventbridge-rds-orders-primary-restarted.json": {"orders": "ignore:healthy"},
     "eventbridge-rds-orders-primary-shutdown.json": {"orders": "ignore:healthy"},
     "eventbridge-rds-orders-primary-stopped.json": {"orders": "ignore:healthy"},

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ ACCOUNT = "123456789012"
 HOME_REGION = "us-west-2"
 LEDGER_TABLE = "rds-failover-ledger"
 EVENT_BUS = "rds-failover"
+ALERT_TOPIC = "rds-failover-alerts"
 OBSERVER_QUEUE = "observed-domain-events"
 CANARY_PASSWORD_VAR = "RDS_FAILOVER_CANARY_PASSWORD"
 
@@ -143,6 +145,53 @@ class World:
         qarn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         ev.put_rule(Name="observe-all", EventBusName=EVENT_BUS, EventPattern=json.dumps({"source": ["rds-failover"]}))
         ev.put_targets(Rule="observe-all", EventBusName=EVENT_BUS, Targets=[{"Id": "observer", "Arn": qarn}])
+
+    # ------------------------------------------------------------------ action path
+
+    def seed_writer_record(self, name: str, target: str, ttl: int = 300) -> str:
+        """A hosted zone holding the writer CNAME `name` → `target`; returns the zone id."""
+        r53 = self.client("route53")
+        zone = name.split(".", 1)[1] + "."
+        zid = r53.create_hosted_zone(Name=zone, CallerReference=f"{zone}-{time.time_ns()}")["HostedZone"]["Id"].split("/")[-1]
+        r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": {
+            "Name": name, "Type": "CNAME", "TTL": ttl, "ResourceRecords": [{"Value": target}]}}]})
+        return zid
+
+    def writer_record(self, zone_id: str, name: str) -> tuple[str, int] | None:
+        sets = self.client("route53").list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+        for rs in sets:
+            if rs["Name"].rstrip(".") == name.rstrip(".") and rs["Type"] == "CNAME":
+                return rs["ResourceRecords"][0]["Value"], rs["TTL"]
+        return None
+
+    def seed_topic(self) -> str:
+        """The alert topic, with an SQS subscription that lets tests read what people would get."""
+        sns, sqs = self.client("sns"), self.client("sqs")
+        arn = sns.create_topic(Name=ALERT_TOPIC)["TopicArn"]
+        self.alerts_url = sqs.create_queue(QueueName="observed-alerts")["QueueUrl"]
+        qarn = sqs.get_queue_attributes(QueueUrl=self.alerts_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=qarn)
+        return arn
+
+    def notifications(self) -> list[dict]:
+        """SNS envelopes delivered to the alert subscription since the last call."""
+        sqs, out = self.client("sqs"), []
+        while True:
+            msgs = sqs.receive_message(QueueUrl=self.alerts_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+            if not msgs:
+                return out
+            for m in msgs:
+                out.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=self.alerts_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def point_endpoint(self, instance: str, region: str, endpoint: str) -> None:
+        """Makes DescribeDBInstances report `endpoint` for `instance` (faithful_moto's tag)."""
+        rds = self.client("rds", region)
+        arn = rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]["DBInstanceArn"]
+        rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "emulator:endpoint", "Value": endpoint}])
+
+    def instance(self, instance: str, region: str = HOME_REGION) -> dict:
+        return self.client("rds", region).describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
 
     # ------------------------------------------------------------------ driving
 

@@ -17,7 +17,7 @@
 //!   pages a human: the database is promoted but applications may still resolve the old primary.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use failover_adapters::dns::Dns;
@@ -49,13 +49,10 @@ const MAX_COMMIT_ATTEMPTS: usize = 5;
 pub const FINISH_RESERVE: Duration = Duration::from_secs(5);
 
 /// Until when the handler may wait for `INSYNC`, from the invocation's deadline (milliseconds
-/// since the Unix epoch, as the Lambda runtime reports it).
-pub fn wait_deadline(deadline_ms: u64) -> Instant {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+/// since the Unix epoch, as the Lambda runtime reports it; `fallback` when it reports none usable).
+pub fn wait_deadline(deadline_ms: u64, fallback: Duration) -> Instant {
+    let remaining =
+        failover_adapters::settings::remaining_budget(deadline_ms, SystemTime::now(), fallback);
     Instant::now() + remaining.saturating_sub(FINISH_RESERVE)
 }
 

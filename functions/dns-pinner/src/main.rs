@@ -8,10 +8,14 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    match deps_from_env().await {
-        Ok(deps) => {
+    let setup = deps_from_env().await.and_then(|deps| {
+        let fallback = failover_adapters::settings::fallback_budget_from_env()?;
+        Ok((deps, fallback))
+    });
+    match setup {
+        Ok((deps, fallback)) => {
             run(service_fn(|event: LambdaEvent<Value>| {
-                let deadline = handler::wait_deadline(event.context.deadline);
+                let deadline = handler::wait_deadline(event.context.deadline, fallback);
                 handler::handle(&deps, event.payload, deadline)
             }))
             .await

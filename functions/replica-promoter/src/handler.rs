@@ -63,14 +63,17 @@ pub struct Deps {
     /// The time recorded in the ledger and events (pinned in replays).
     pub clock: Arc<dyn Clock>,
     pub pacer: Arc<dyn Pacer>,
+    /// The budget assumed when the runtime reports no usable deadline (none, or one already past
+    /// at the start: local runtime emulators); AWS always gives the real one.
+    pub fallback_budget: Duration,
 }
 
 /// How many times a lost compare-and-set is retried with a fresh read before giving up.
 const MAX_COMMIT_ATTEMPTS: usize = 5;
 /// Throttled mutations (provably not applied) are re-sent this many times within an invocation.
 const MUTATION_THROTTLE_RETRIES: u32 = 3;
-/// The budget assumed when the invocation carries no deadline (a direct local invoke).
-const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
+/// The fallback budget when `RDS_FAILOVER_FALLBACK_BUDGET_SECS` is not set.
+pub const DEFAULT_BUDGET: Duration = failover_adapters::settings::DEFAULT_FALLBACK_BUDGET;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PromoterError {
@@ -195,10 +198,17 @@ pub fn parse(payload: Value) -> Result<DomainEvent, PromoterError> {
 
 pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Response, PromoterError> {
     let started = deps.pacer.now();
-    let deadline = match event.context.deadline {
-        0 => started + DEFAULT_BUDGET,
-        _ => event.context.deadline(),
-    };
+    let deadline = started
+        + failover_adapters::settings::remaining_budget(
+            event.context.deadline,
+            started,
+            deps.fallback_budget,
+        );
+    let budget_ms = deadline
+        .duration_since(started)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    info!(budget_ms, "invocation budget");
     let domain = parse(event.payload).inspect_err(|e| warn!(error = %e, "rejected input"))?;
     let trigger = domain.event_type.detail_type();
     let mut resp = Response {

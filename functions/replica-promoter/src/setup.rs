@@ -55,6 +55,7 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
         bus: Arc::new(EventBridgeBus::new(&clients, &settings.event_bus)),
         clock,
         pacer: Arc::new(SystemPacer),
+        fallback_budget: failover_adapters::settings::fallback_budget_from_env()?,
         cfg: settings.config,
     })
 }

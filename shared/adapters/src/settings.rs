@@ -307,3 +307,61 @@ mod tests {
         assert!(e.contains("RDS_FAILOVER_REPLAY_CLOCK"), "{e}");
     }
 }
+
+// ---------------------------------------------------------------- invocation time budget
+
+/// The budget assumed when `RDS_FAILOVER_FALLBACK_BUDGET_SECS` is not set.
+pub const DEFAULT_FALLBACK_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `RDS_FAILOVER_FALLBACK_BUDGET_SECS`: the time budget of an invocation whose runtime reports no
+/// usable deadline — none, or one already past when the invocation starts, as cargo-lambda's
+/// emulator does. AWS Lambda always reports the real deadline, and then this is not used.
+pub fn fallback_budget_from_env() -> Result<std::time::Duration, String> {
+    const VAR: &str = "RDS_FAILOVER_FALLBACK_BUDGET_SECS";
+    match std::env::var(VAR) {
+        Err(_) => Ok(DEFAULT_FALLBACK_BUDGET),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(secs) if (5..=900).contains(&secs) => Ok(std::time::Duration::from_secs(secs)),
+            _ => Err(format!(
+                "{VAR}: expected whole seconds between 5 and 900, got `{v}`"
+            )),
+        },
+    }
+}
+
+/// The time left in this invocation: until the runtime's deadline (milliseconds since the Unix
+/// epoch), or `fallback` when the runtime gave none that lies in the future.
+pub fn remaining_budget(
+    deadline_ms: u64,
+    now: std::time::SystemTime,
+    fallback: std::time::Duration,
+) -> std::time::Duration {
+    let now_ms = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    if deadline_ms <= now_ms {
+        return fallback;
+    }
+    std::time::Duration::from_millis(deadline_ms - now_ms)
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::remaining_budget;
+
+    #[test]
+    fn a_future_deadline_is_used_and_a_missing_or_past_one_falls_back() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let fb = Duration::from_secs(60);
+        assert_eq!(
+            remaining_budget(1_030_000, now, fb),
+            Duration::from_secs(30)
+        );
+        assert_eq!(remaining_budget(0, now, fb), fb);
+        assert_eq!(remaining_budget(999_000, now, fb), fb);
+        assert!(remaining_budget(u64::MAX, SystemTime::now(), fb) > fb);
+    }
+}

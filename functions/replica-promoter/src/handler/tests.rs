@@ -269,6 +269,7 @@ fn world() -> World {
         bus: bus.clone(),
         clock: clock.clone(),
         pacer: pacer.clone(),
+        fallback_budget: super::DEFAULT_BUDGET,
     };
     World {
         deps,

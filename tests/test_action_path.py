@@ -1,0 +1,205 @@
+"""The action path played through the real chain: cargo-lambda's runtime emulator runs all four
+functions against the faithful emulator (tests/faithful_moto.py: promotions take PROMOTION s and
+pass through modifying/rebooting, Route 53 changes stay PENDING for INSYNC s), and the domain
+events are routed between them by infra/template.yaml's own rules (tests/chain.py).
+
+The promoted replica's endpoint, as DescribeDBInstances reports it, is a real MariaDB server, so
+the promoter's writability check (`@@read_only`, `@@innodb_read_only`) is a real SQL round trip.
+Each test asserts on the emulated account afterwards: RDS topology, the Route 53 record, the
+ledger, the messages people received.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import pytest
+
+from chain import Chain
+from harness import LambdaEmulator, MariaDB, MotoServer
+from world import HOME_REGION, World, function_env, site_config
+
+PROMOTION = 5.0
+INSYNC = 2.0
+# The promoter's poll schedule caps at 10 s (failover_policy::promote::poll_delay).
+MAX_POLL_STEP = 10.0
+FUNCTIONS = ("alarm-evaluator", "replica-promoter", "dns-pinner", "notifier")
+WRITER = "db.orders.example.com"
+
+
+@pytest.fixture(scope="module")
+def faithful(workdir):
+    d = workdir / "action-path-emulator"
+    d.mkdir(exist_ok=True)
+    server = MotoServer(d, promotion_secs=PROMOTION, dns_insync_secs=INSYNC).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def new_primary(workdir):
+    """The MySQL server behind orders-replica-1's endpoint: the database that gets promoted."""
+    db = MariaDB(workdir, "orders-replica-1").start()
+    yield db
+    db.stop()
+
+
+@pytest.fixture
+def site(faithful, mariadb, new_primary, workdir, request):
+    """A freshly seeded account, its writer record, alert topic, and the four functions."""
+    faithful.reset()
+    world = World(faithful.endpoint).seed()
+    new_primary.sql("SET GLOBAL read_only = 0;")
+    old = world.instance("orders-primary", "us-east-1")["Endpoint"]["Address"]
+    zone = world.seed_writer_record(WRITER, old, ttl=300)
+    topic = world.seed_topic()
+    world.point_endpoint("orders-replica-1", HOME_REGION, f"127.0.0.1:{new_primary.port}")
+    now = dt.datetime.now(dt.timezone.utc)
+    for r in ("orders-replica-1", "orders-replica-2"):
+        world.put_lag(r, 2.0, now - dt.timedelta(seconds=30))
+    cfg = site_config(mariadb.port, others_port=mariadb.port)
+    cfg["sites"][0]["dns"]["zone_id"] = zone
+    # cargo-lambda's emulator reports no usable deadline; give the promoter and pinner 30 s invocations.
+    env = function_env(faithful.endpoint, cfg) | {"TOPIC_ARN": topic, "RDS_FAILOVER_FALLBACK_BUDGET_SECS": "30"}
+    d = workdir / f"chain-{request.node.name}"
+    d.mkdir(exist_ok=True)
+    emu = LambdaEmulator(d).start(env, functions=FUNCTIONS)
+    yield Site(world, emu, zone, old)
+    emu.stop()
+
+
+class Site:
+    def __init__(self, world: World, emu: LambdaEmulator, zone: str, old_target: str):
+        self.world, self.emu, self.zone, self.old_target = world, emu, zone, old_target
+        self.chain = Chain(world, emu)
+
+    def record(self):
+        return self.world.writer_record(self.zone, WRITER)
+
+    def state(self):
+        return self.world.state("orders")
+
+    def fail_over(self, **extra) -> dict:
+        """An operator's failover request, as the runbook gives it: evaluator → FailoverDecided."""
+        cmd = {"command": "failover", "site": "orders", "operator": "alice", "reason": "drill: us-east-1 lost"} | extra
+        return self.emu.invoke("alarm-evaluator", cmd)
+
+
+def subjects(notes: list[dict]) -> list[str]:
+    return [n["Subject"] for n in notes]
+
+
+def by_type(chain: Chain, detail_type: str) -> list[dict]:
+    return [e for e in chain.seen if e["detail-type"] == detail_type]
+
+
+def test_a_decided_failover_promotes_verifies_writes_pins_dns_and_tells_people(site: Site):
+    rds_before = site.world.instance("orders-replica-1")
+    assert rds_before.get("ReadReplicaSourceDBInstanceIdentifier")
+    v = site.fail_over()["verdicts"][0]
+    assert v["outcome"]["kind"] == "failover-decided", v["summary"]
+
+    site.chain.pump()
+    assert site.chain.types_seen() == ["FailoverDecided", "ReplicaPromoted", "DnsPinned"], (
+        site.chain.types_seen(), [(d.function, d.response or str(d.error)) for d in site.chain.deliveries])
+    errors = [(d.function, d.error) for d in site.chain.deliveries if d.error]
+    assert not errors, errors
+
+    # RDS: a standalone, available instance; the old primary no longer lists it.
+    promoted = site.world.instance("orders-replica-1")
+    assert promoted["DBInstanceStatus"] == "available"
+    assert not promoted.get("ReadReplicaSourceDBInstanceIdentifier")
+    assert "orders-replica-1" not in str(site.world.instance("orders-primary", "us-east-1").get("ReadReplicaDBInstanceIdentifiers"))
+    assert site.world.instance("orders-replica-2").get("ReadReplicaSourceDBInstanceIdentifier"), "only the chosen candidate"
+
+    # Route 53: the writer name points at the promoted instance's endpoint, with the site's TTL.
+    assert site.record() == ("127.0.0.1", 30)
+
+    # Ledger: the phases, the promotion and the previous record (for failback) are recorded.
+    st = site.state()
+    assert st["epoch"] == 1 and st["phase"] == "dns-pinned", st["phase"]
+    p = st["promotion"]
+    assert p["candidate"]["id"] == "orders-replica-1" and p["action"] == "PromoteReadReplica"
+    assert p["completed_at"] and p["writable_verified_at"] and p["endpoint"].startswith("127.0.0.1:")
+    assert st["dns"]["previous_values"] == [site.old_target] and st["dns"]["insync_at"]
+    assert [t["phase"] for t in st["timeline"]][-3:] == ["promoting", "promoted", "dns-pinned"]
+
+    # People: one message per phase, subjects within SNS's 100 characters, filterable attributes.
+    notes = site.world.notifications()
+    assert len(notes) == 3, subjects(notes)
+    for n in notes:
+        assert 0 < len(n["Subject"]) <= 100
+        attrs = {k: v["Value"] for k, v in n["MessageAttributes"].items()}
+        assert attrs["site"] == "orders" and attrs["epoch"] == "1" and attrs["severity"] and attrs["phase"]
+    body = next(n["Message"] for n in notes if "DnsPinned" in json.dumps(n["MessageAttributes"]) or "pinned" in n["Subject"].lower())
+    assert "runbook" in body.lower() and WRITER in body
+
+
+def test_a_promotion_taking_n_seconds_is_detected_within_one_backoff_step(site: Site):
+    site.fail_over()
+    site.chain.pump()
+    p = site.state()["promotion"]
+    requested = dt.datetime.fromisoformat(p["requested_at"].replace("Z", "+00:00"))
+    completed = dt.datetime.fromisoformat(p["completed_at"].replace("Z", "+00:00"))
+    took = (completed - requested).total_seconds()
+    # The emulator completes the promotion PROMOTION s after the request; the promoter must
+    # notice no earlier (topology, not the API's answer) and no later than one capped poll step.
+    assert PROMOTION <= took <= PROMOTION + MAX_POLL_STEP + 1.5, took
+
+
+def test_dns_is_never_changed_before_the_new_primary_is_verified_writable(site: Site, new_primary: MariaDB):
+    new_primary.sql("SET GLOBAL read_only = 1;")
+    site.fail_over()
+    # The promoter watches the promotion complete in RDS, finds the server read-only, and hands
+    # the watch on (PromotionContinued) when its invocation's time runs low: no ReplicaPromoted.
+    site.chain.pump(max_rounds=1, settle=False)
+    assert "ReplicaPromoted" not in site.chain.types_seen(), site.chain.types_seen()
+    assert site.world.instance("orders-replica-1")["DBInstanceStatus"] == "available"
+    assert site.record() == (site.old_target, 300), "DNS moved before writes were verified"
+    assert site.state()["phase"] == "promoting" and not site.state()["promotion"].get("writable_verified_at")
+
+    new_primary.sql("SET GLOBAL read_only = 0;")
+    site.chain.pump()
+    assert site.chain.types_seen()[-2:] == ["ReplicaPromoted", "DnsPinned"], site.chain.types_seen()
+    st = site.state()
+    pinned_at = dt.datetime.fromisoformat(st["dns"]["insync_at"].replace("Z", "+00:00"))
+    verified_at = dt.datetime.fromisoformat(st["promotion"]["writable_verified_at"].replace("Z", "+00:00"))
+    assert verified_at < pinned_at
+    assert site.record() == ("127.0.0.1", 30)
+
+
+def test_redelivering_every_event_of_an_epoch_changes_nothing_and_pages_no_one_twice(site: Site):
+    site.fail_over()
+    site.chain.pump()
+    first = site.world.notifications()
+    version, rds, record = site.state()["version"], site.world.rds_snapshot(), site.record()
+    for ev in list(site.chain.seen):
+        for d in [site.chain.deliver(fn, ev) for fn in ("replica-promoter", "dns-pinner", "notifier")
+                  if fn == "notifier" or ev["detail-type"] in {"replica-promoter": ["FailoverDecided"], "dns-pinner": ["ReplicaPromoted"]}[fn]]:
+            assert d.error is None, (d.function, d.error)
+    assert site.world.drain_events() == [], "no new domain events"
+    assert site.world.notifications() == [], "no second page"
+    assert (site.state()["version"], site.world.rds_snapshot(), site.record()) == (version, rds, record)
+    assert len(first) == 3
+
+
+def test_a_stale_epoch_changes_nothing_anywhere(site: Site):
+    site.fail_over()
+    site.chain.pump()
+    site.world.notifications()
+    version, rds, record = site.state()["version"], site.world.rds_snapshot(), site.record()
+    [decided] = by_type(site.chain, "FailoverDecided")
+    [promoted] = by_type(site.chain, "ReplicaPromoted")
+    for fn, ev in (("replica-promoter", decided), ("dns-pinner", promoted)):
+        stale = json.loads(json.dumps(ev))
+        stale["id"] = f"stale-{fn}"
+        stale["detail"]["epoch"] = 0
+        d = site.chain.deliver(fn, stale)
+        assert d.error is None, d.error  # fenced is an answer, not an error Lambda would retry
+        assert "fenced" in json.dumps(d.response) or d.response.get("outcome") == "ignored", d.response
+    assert site.world.drain_events() == []
+    assert (site.state()["version"], site.world.rds_snapshot(), site.record()) == (version, rds, record)
+    time.sleep(INSYNC)  # nothing pending either
+    assert site.record() == record
