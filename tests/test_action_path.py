@@ -14,11 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from pathlib import Path
 
 import pytest
 
 from chain import Chain
 from harness import LambdaEmulator, MariaDB, MotoServer
+from infra import targets
 from world import HOME_REGION, World, function_env, site_config
 
 PROMOTION = 5.0
@@ -203,3 +205,57 @@ def test_a_stale_epoch_changes_nothing_anywhere(site: Site):
     assert (site.state()["version"], site.world.rds_snapshot(), site.record()) == (version, rds, record)
     time.sleep(INSYNC)  # nothing pending either
     assert site.record() == record
+
+
+DOMAIN = Path(__file__).resolve().parent.parent / "events" / "domain"
+
+
+def recorded(name: str) -> dict:
+    return json.loads((DOMAIN / f"{name}.json").read_text())
+
+
+def test_recorded_domain_events_replayed_through_the_functions_the_template_routes_them_to(site: Site):
+    """Every file in events/domain/ (recorded from a chain run), replayed through cargo-lambda."""
+    files = sorted(DOMAIN.glob("*.json"))
+    assert len(files) >= 6
+    for f in files:
+        ev = json.loads(f.read_text())
+        want = {"notifier"} | {"FailoverDecided": {"replica-promoter"}, "PromotionContinued": {"replica-promoter"},
+                               "ReplicaPromoted": {"dns-pinner"}}.get(ev["detail-type"], set())
+        assert targets(ev, "domain") == want, f.name
+
+    # The ledger at epoch 1, promoting orders-replica-1: what the recorded FailoverDecided says.
+    site.fail_over()
+    site.world.drain_events()
+    site.world.notifications()
+
+    d = site.chain.deliver("replica-promoter", recorded("failover-decided-orders-epoch-1"))
+    assert d.error is None and d.response["outcome"]["kind"] == "promoted", d.response or d.error
+    assert not site.world.instance("orders-replica-1").get("ReadReplicaSourceDBInstanceIdentifier")
+    assert site.state()["phase"] == "promoted"
+    assert [e["detail-type"] for e in site.world.drain_events()] == ["ReplicaPromoted"]
+
+    rds = site.world.rds_snapshot()
+    d = site.chain.deliver("replica-promoter", recorded("promotion-continued-orders-epoch-1"))
+    assert d.error is None and d.response["outcome"]["kind"] == "already-promoted", d.response or d.error
+    assert site.world.rds_snapshot() == rds and site.world.drain_events() == []
+
+    assert site.record() == (site.old_target, 300)
+    d = site.chain.deliver("dns-pinner", recorded("replica-promoted-orders-epoch-1"))
+    assert d.error is None and d.response["outcome"] == "pinned", d.response or d.error
+    assert site.record() == ("127.0.0.1", 30) and site.state()["phase"] == "dns-pinned"
+    assert [e["detail-type"] for e in site.world.drain_events()] == ["DnsPinned"]
+
+    # The notifier: one message per recorded event; the same delivery again sends nothing.
+    for f in files:
+        ev = json.loads(f.read_text())
+        first = site.chain.deliver("notifier", ev)
+        assert first.error is None and first.response["outcome"] == "sent", (f.name, first.response or first.error)
+        assert site.chain.deliver("notifier", ev).response["outcome"] == "duplicate", f.name
+    notes = site.world.notifications()
+    assert len(notes) == len(files)
+    for n in notes:
+        assert 0 < len(n["Subject"]) <= 100 and "\n" not in n["Subject"]
+        attrs = {k: v["Value"] for k, v in n["MessageAttributes"].items()}
+        assert {"site", "phase", "severity", "epoch"} <= set(attrs), attrs
+        assert "runbook" in n["Message"].lower() or "next" in n["Message"].lower()
