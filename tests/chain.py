@@ -51,6 +51,12 @@ class Chain:
             f"last answers: {[(d.function, d.response or str(d.error)) for d in self.deliveries[-2:]]}"
         )
 
+    def deliver_routed(self, event: dict) -> list[Delivery]:
+        """Delivers one event (already taken off the bus) to every function routed to it."""
+        event.setdefault("account", ACCOUNT)
+        self.seen.append(event)
+        return [self.deliver(fn, event) for fn in sorted(targets(event, "domain"))]
+
     def deliver(self, function: str, event: dict) -> Delivery:
         d = Delivery(event, function)
         try:
