@@ -6,7 +6,7 @@
 //! against a configuration we could not read.
 
 use alarm_evaluator::{handler::handle, setup::deps_from_env};
-use lambda_runtime::{run, service_fn, tracing, Diagnostic, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use serde_json::Value;
 
 #[tokio::main]
@@ -19,19 +19,6 @@ async fn main() -> Result<(), Error> {
             }))
             .await
         }
-        Err(e) => {
-            let message = e.to_string();
-            tracing::error!(error = %message, "cold start failed: invalid configuration");
-            run(service_fn(move |_: LambdaEvent<Value>| {
-                let error_message = message.clone();
-                async move {
-                    Err::<Value, _>(Diagnostic {
-                        error_type: "Fatal.Config".into(),
-                        error_message,
-                    })
-                }
-            }))
-            .await
-        }
+        Err(e) => failover_adapters::runtime::serve_setup_error(e).await,
     }
 }

@@ -2,7 +2,7 @@
 //! every invocation with error type `Fatal.Config` naming the variable or config field.
 
 use dns_pinner::{handler, setup::deps_from_env};
-use lambda_runtime::{run, service_fn, tracing, Diagnostic, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use serde_json::Value;
 
 #[tokio::main]
@@ -20,19 +20,6 @@ async fn main() -> Result<(), Error> {
             }))
             .await
         }
-        Err(e) => {
-            let message = e.to_string();
-            tracing::error!(error = %message, "cold start failed: invalid configuration");
-            run(service_fn(move |_: LambdaEvent<Value>| {
-                let error_message = message.clone();
-                async move {
-                    Err::<Value, _>(Diagnostic {
-                        error_type: "Fatal.Config".into(),
-                        error_message,
-                    })
-                }
-            }))
-            .await
-        }
+        Err(e) => failover_adapters::runtime::serve_setup_error(e).await,
     }
 }

@@ -1,7 +1,7 @@
 //! replica-promoter: setup only. Config and clients are built once per cold start; a bad setting
 //! answers every invocation with error type `Fatal.Config` and the message naming it.
 
-use lambda_runtime::{run, service_fn, tracing, Diagnostic, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use replica_promoter::{handler::handle, setup::deps_from_env};
 use serde_json::Value;
 
@@ -10,19 +10,6 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     match deps_from_env().await {
         Ok(deps) => run(service_fn(|event: LambdaEvent<Value>| handle(&deps, event))).await,
-        Err(e) => {
-            let message = e.to_string();
-            tracing::error!(error = %message, "cold start failed: invalid configuration");
-            run(service_fn(move |_: LambdaEvent<Value>| {
-                let error_message = message.clone();
-                async move {
-                    Err::<Value, _>(Diagnostic {
-                        error_type: "Fatal.Config".into(),
-                        error_message,
-                    })
-                }
-            }))
-            .await
-        }
+        Err(e) => failover_adapters::runtime::serve_setup_error(e).await,
     }
 }

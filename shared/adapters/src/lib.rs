@@ -12,6 +12,7 @@ pub mod gather;
 pub mod mysql;
 pub mod notify;
 pub mod ports;
+pub mod runtime;
 pub mod settings;
 
 pub use ports::{
