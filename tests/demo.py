@@ -158,8 +158,17 @@ def main() -> int:
         if pinned:
             print("\nthe last one in full:\n")
             print("    " + pinned[-1]["Message"].replace("\n", "\n    "))
+        primary.start()
+        world.set_alarm("orders-primary-availability", "OK")
+        world.set_alarm("orders-primary-canary", "OK")
+        print(f"\n*** the old primary's mariadbd is back (pid {primary.proc.pid}) and its alarms are OK ***")
+        show("Scheduled tick, old primary healthy again", emu.invoke("alarm-evaluator", tick_event(now())), world, t0)
+        print(f"DNS: {WRITER} -> {world.writer_record(zone, WRITER)}: still pinned; failback is a planned, manual step")
         show("Operator: status", emu.invoke("alarm-evaluator", {"command": "status", "site": SITE}), world, t0)
-        ok = st["phase"] == "dns-pinned" and world.writer_record(zone, WRITER)[0] == "127.0.0.1"
+        ok = world.state(SITE)["phase"] == "dns-pinned" and world.writer_record(zone, WRITER)[0] == "127.0.0.1"
+        print("\n(the site stays pinned — automation stands down for it — until an operator has made the")
+        print(" configuration name the new primary and closes the failover with the `complete` command,")
+        print(' e.g. {"command":"complete","site":"orders","epoch":1,"operator":"...","reason":"..."}: docs/runbook.md)')
         print(f"\ndone in {time.monotonic() - t0:.1f}s: " + ("failed over, writes verified, DNS pinned." if ok else "the failover did not complete"))
         return 0 if ok else 1
     finally:

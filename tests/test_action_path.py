@@ -138,6 +138,20 @@ def test_a_decided_failover_promotes_verifies_writes_pins_dns_and_tells_people(s
     body = next(n["Message"] for n in notes if "DnsPinned" in json.dumps(n["MessageAttributes"]) or "pinned" in n["Subject"].lower())
     assert "runbook" in body.lower() and WRITER in body
 
+    # Pinned means automation stands down for the site until a human closes the failover.
+    tick = {"version": "0", "id": "after-pin", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": HOME_REGION, "resources": [], "detail": {}}
+    [v] = [v for v in site.emu.invoke("alarm-evaluator", tick)["verdicts"] if v["site"] == "orders"]
+    assert v["outcome"]["kind"] == "watch" and site.state()["phase"] == "dns-pinned", v["summary"]
+    done = site.emu.invoke("alarm-evaluator", {"command": "complete", "site": "orders", "epoch": 1, "operator": "alice",
+                                               "reason": "config names orders-replica-1 as primary"})
+    assert done["verdicts"][0]["outcome"]["kind"] == "completed", done
+    site.chain.pump()
+    assert site.chain.types_seen()[-1] == "FailoverCompleted" and site.state()["phase"] == "completed"
+    assert len(site.world.notifications()) == 1
+    assert site.record() == ("127.0.0.1", 30), "completing changes no DNS"
+
 
 def test_a_promotion_taking_n_seconds_is_detected_within_one_backoff_step(site: Site):
     site.fail_over()

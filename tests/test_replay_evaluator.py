@@ -180,6 +180,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "eventbridge-rds-payments-west-global-switchover-finished.json": {"payments": "ignore:healthy"},
     "eventbridge-rds-payments-west-global-switchover-started.json": {"payments": "ignore:healthy"},
     "operator-approve-billing.json": {"billing": "refused:nothing-to-approve"},
+    "operator-complete-orders.json": {"orders": "refused:nothing-to-complete"},
     "operator-failover-billing.json": {"billing": "failover-decided"},
     "operator-failover-orders-override-rpo.json": {"orders": "failover-decided"},
     "operator-pause-inventory.json": {"inventory": "paused"},

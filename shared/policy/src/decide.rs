@@ -211,7 +211,10 @@ pub fn needs_evidence(signal: &Signal) -> bool {
     !matches!(
         &signal.kind,
         SignalKind::Operator(OperatorCommand {
-            command: OperatorAction::Pause | OperatorAction::Resume | OperatorAction::Status,
+            command: OperatorAction::Pause
+                | OperatorAction::Resume
+                | OperatorAction::Status
+                | OperatorAction::Complete,
             ..
         })
     )
@@ -994,6 +997,39 @@ fn operator(
             let s = format!("automation resumed by {by}");
             let o = Outcome::Resumed;
             cx.event(EventType::AutomationResumed, &s, &o);
+            cx.finish(original, o, s)
+        }
+        OperatorAction::Complete => {
+            // After a failover the site stays pinned, and the evaluator decides nothing new for
+            // it, until a human has made the configuration name the new primary (or failed back)
+            // and closes the incident here, naming its epoch.
+            let epoch = cx.st.epoch;
+            if cx.st.phase != Phase::DnsPinned || cmd.epoch != Some(epoch) {
+                let d = format!(
+                    "nothing to complete: `complete` names epoch {}, the site is {} at epoch {epoch} \
+                     (only a pinned failover can be completed)",
+                    cmd.epoch.unwrap_or(0),
+                    cx.st.phase
+                );
+                cx.guard(GuardCheck::new(
+                    Guard::Command,
+                    GuardResult::Fail,
+                    d.clone(),
+                ));
+                return refuse_command(cx, original, RefusalReason::NothingToComplete, d);
+            }
+            let why = reason.unwrap_or_default();
+            cx.guard(GuardCheck::new(
+                Guard::Command,
+                GuardResult::Pass,
+                format!("failover of epoch {epoch} completed by {by}: {why}"),
+            ));
+            cx.move_to(Phase::Completed, &format!("completed by {by}: {why}"));
+            let s = format!(
+                "failover of epoch {epoch} completed by {by}; automation watches the site again"
+            );
+            let o = Outcome::Completed;
+            cx.event(EventType::FailoverCompleted, &s, &o);
             cx.finish(original, o, s)
         }
         OperatorAction::Approve => {

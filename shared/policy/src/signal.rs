@@ -221,6 +221,20 @@ impl OperatorCommand {
             });
         }
         let has_reason = self.reason.as_deref().is_some_and(|r| !r.trim().is_empty());
+        if self.command == OperatorAction::Complete && (self.epoch.is_none() || !has_reason) {
+            return Err(SignalError::Field {
+                shape,
+                field: if self.epoch.is_none() {
+                    "epoch"
+                } else {
+                    "reason"
+                }
+                .into(),
+                detail:
+                    "`complete` closes one failover: it needs the incident's `epoch` and a `reason`"
+                        .into(),
+            });
+        }
         if self.override_rpo && !has_reason {
             return Err(SignalError::Field {
                 shape,
@@ -241,6 +255,8 @@ pub enum OperatorAction {
     Pause,
     Resume,
     Status,
+    /// Close a pinned failover once the site's configuration names the new topology.
+    Complete,
 }
 
 /// Why an input is not a trigger we understand. Every variant names what was wrong.
@@ -728,5 +744,9 @@ mod tests {
             .to_string()
             .contains("`reason`"));
         assert!(parse_signal(&json!({"command": "status", "site": ""})).is_err());
+        let e = parse_signal(&json!({"command": "complete", "site": "orders", "reason": "done"}));
+        assert!(e.unwrap_err().to_string().contains("`epoch`"));
+        let e = parse_signal(&json!({"command": "complete", "site": "orders", "epoch": 3}));
+        assert!(e.unwrap_err().to_string().contains("`reason`"));
     }
 }

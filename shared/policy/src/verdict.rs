@@ -97,6 +97,8 @@ pub enum RefusalReason {
     NothingToApprove,
     StaleApproval,
     AlreadyInFlight,
+    /// `complete` for a site whose failover is not pinned, or naming another epoch.
+    NothingToComplete,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.
@@ -125,6 +127,8 @@ pub enum Outcome {
     Paused,
     Resumed,
     Status,
+    /// An operator closed a pinned failover (`complete`): automation watches the site again.
+    Completed,
 }
 
 impl Outcome {
@@ -140,6 +144,7 @@ impl Outcome {
             Outcome::Paused => "paused",
             Outcome::Resumed => "resumed",
             Outcome::Status => "status",
+            Outcome::Completed => "completed",
         }
     }
 }

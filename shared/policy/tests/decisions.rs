@@ -1236,3 +1236,69 @@ fn failover_is_decided_exactly_when_quorum_holds_for_the_window() {
     }
     assert_eq!(cases, 81);
 }
+
+#[test]
+fn only_a_pinned_failover_of_the_named_epoch_can_be_completed() {
+    let mut st = SiteState::new("orders");
+    let complete = |epoch| {
+        op(
+            "orders",
+            OperatorAction::Complete,
+            false,
+            Some("config now names orders-replica-1 as primary"),
+            Some(epoch),
+        )
+    };
+    // Nothing to complete while idle: refused, nothing written.
+    let d = step("orders", &complete(0), &World::healthy(), &mut st, t0());
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::NothingToComplete
+        }
+    );
+    assert!(d.next.is_none());
+
+    // A failover that reached dns-pinned (as the promoter and pinner leave it).
+    st.open_incident(t0(), "test").unwrap();
+    let epoch = st.epoch;
+    for p in [Phase::Promoting, Phase::Promoted, Phase::DnsPinned] {
+        st.transition(epoch, p, t0(), "test").unwrap();
+    }
+    // Pinned means in flight: the evaluator decides nothing new, even on a real outage.
+    let d = step("orders", &tick(at(600)), &World::outage(), &mut st, at(600));
+    assert_eq!(d.verdict.outcome, Outcome::Watch);
+    assert!(types(&d).is_empty());
+
+    // The wrong epoch is refused; the right one closes the incident and says so.
+    let d = step(
+        "orders",
+        &complete(epoch + 1),
+        &World::healthy(),
+        &mut st,
+        at(700),
+    );
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::NothingToComplete
+        }
+    );
+    assert_eq!(st.phase, Phase::DnsPinned);
+    let d = step(
+        "orders",
+        &complete(epoch),
+        &World::healthy(),
+        &mut st,
+        at(800),
+    );
+    assert_eq!(d.verdict.outcome, Outcome::Completed);
+    assert_eq!(types(&d), vec!["FailoverCompleted"]);
+    assert_eq!((st.phase, st.epoch), (Phase::Completed, epoch));
+    assert!(st
+        .timeline
+        .last()
+        .unwrap()
+        .note
+        .contains("completed by alice@example.com"));
+}
