@@ -197,3 +197,18 @@ def test_the_derivation_sees_every_adapter():
     assert {"RdsTopology", "CloudWatchMetrics", "DynamoLedger", "EventBridgeBus", "SecretsManagerCredentials",
             "RdsControl", "Route53Dns", "SnsNotifications", "DynamoNotificationLog"} <= set(ops)
     assert "rds:PromoteReadReplica" in ops["RdsControl"] and "sns:Publish" in ops["SnsNotifications"]
+
+
+def test_the_dashboards_metric_filters_read_fields_the_functions_log():
+    """The filters count the evaluator's `verdict` and the notifier's `domain event` log lines
+    (JSON logs: fields under `fields`); the field names must be the ones the code logs."""
+    res = template()["Resources"]
+    evaluator = (ROOT / "functions" / "alarm-evaluator" / "src" / "handler.rs").read_text()
+    notifier = (ROOT / "functions" / "notifier" / "src" / "handler.rs").read_text()
+    for name, code in (("VerdictMetric", evaluator), ("PhaseMetric", notifier)):
+        props = res[name]["Properties"]
+        message = re.search(r'\$\.fields\.message = "([^"]+)"', props["FilterPattern"]).group(1)
+        assert f'"{message}"' in code, (name, message)
+        for dim in props["MetricTransformations"][0]["Dimensions"]:
+            field = dim["Value"].removeprefix("$.fields.")
+            assert re.search(rf"\b{field}\s*=", code), (name, field)
