@@ -72,7 +72,8 @@ def stop_group(proc: subprocess.Popen | None, timeout: float = 10) -> None:
 
 
 class MotoServer:
-    """moto's server on a free loopback port, behind `cbor_shim.py` on another.
+    """The faithful emulator (moto's server, corrected by `faithful_moto.py`) on a free loopback port,
+    behind `cbor_shim.py` on another.
 
     Clients use `endpoint` (the shim): it passes every request through to moto, except CloudWatch
     calls in the Smithy RPC v2 CBOR protocol the current Rust SDK speaks, which moto does not
