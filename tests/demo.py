@@ -1,19 +1,27 @@
 """`make demo`: a whole failover on the embedded emulated AWS, told step by step.
 
 Starts the faithful emulator (moto's server with promotion, global failover and Route 53
-propagation made faithful: tests/faithful_moto.py) and two real MariaDB servers on 127.0.0.1 —
-the `orders` primary (probed by the SQL canary) and `orders-replica-1` (the database that gets
-promoted; the promoter checks over SQL that it accepts writes) — seeds the example sites, the
-writer DNS record and the alert topic, and runs all four functions under cargo-lambda's runtime
-emulator. Then it delivers what a real account would: scheduled ticks, the primary's mariadbd
-killed, its CloudWatch alarms going to ALARM, ticks until the sustained window has passed; and it
-routes each domain event to the functions infra/template.yaml routes it to, as EventBridge would.
-Every step prints the verdict with its guards and numbers, what each function did, the DNS record,
-and the messages people received. Every process started here is stopped on exit.
+propagation made faithful: tests/faithful_moto.py) and two real MariaDB servers on 127.0.0.1 with
+real replication: the `orders` primary (probed by the SQL canary) and `orders-replica-1`, which
+replicates from it read-only. The emulated instance orders-replica-1 reports that server as its
+endpoint, and when the emulator completes its promotion it promotes that server too (replication
+stopped, read_only off), so the promoter's writability check talks to real MySQL. Replica lag is
+published from the real replica's Seconds_Behind_Master. It seeds the example sites, the writer
+DNS record and the alert topic, and runs all four functions under cargo-lambda's runtime emulator.
+
+Then it delivers what a real account would: scheduled ticks, the primary's mariadbd killed, its
+CloudWatch alarms going to ALARM, ticks until the sustained window has passed; and it routes each
+domain event to the functions infra/template.yaml routes it to, as EventBridge would. Every step
+prints the verdict with its guards and numbers, what each function did, the DNS record and the
+messages people received (read back from an SQS subscription of the topic). It prints the
+incident timeline — each stage's duration, the AWS-side waits and what our code added — and
+writes it as an SVG chart. It restarts the old primary and shows DNS stays pinned. Every process
+started here is stopped on exit.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import sys
 import time
@@ -22,8 +30,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chain import Chain  # noqa: E402
+from infra import targets  # noqa: E402
 from harness import ROOT, LambdaEmulator, MariaDB, MotoServer  # noqa: E402
-from world import HOME_REGION, World, alarm_event, function_env, now, site_config, tick_event  # noqa: E402
+from timeline import Marks, incident_timeline, render_svg, render_text  # noqa: E402
+from world import ACCOUNT, HOME_REGION, World, alarm_event, function_env, now, site_config, tick_event  # noqa: E402
 
 SUSTAINED = 5
 PROMOTION_SECS = 8
@@ -31,7 +41,6 @@ INSYNC_SECS = 3
 SITE = "orders"
 WRITER = "db.orders.example.com"
 FUNCTIONS = ("alarm-evaluator", "replica-promoter", "dns-pinner", "notifier")
-BACKLOG: list[dict] = []
 MARK = {"pass": "ok ", "fail": "NO ", "unknown": "?  ", "not-applicable": "-  "}
 
 
@@ -47,13 +56,25 @@ def show(step: str, resp: dict, world: World, t0: float) -> dict:
     for g in v["guards"]:
         nums = f"  [{g['observed']:g} vs {g['limit']:g}]" if "observed" in g else ""
         print(f"    {MARK.get(g['result'], g['result'])} {g['guard']:<18} {g['detail']}{nums}")
-    events = world.drain_events()
-    BACKLOG.extend(events)  # taken off the bus to be shown; routed to the functions later
-    for e in events:
-        d = e["detail"]
-        cand = f" candidate={d['candidate']['id']}" if d.get("candidate") else ""
-        print(f"  event on bus: {e['detail-type']} (site={d['site']} epoch={d['epoch']}{cand})")
     return v
+
+
+def route(chain: Chain, t0: float) -> None:
+    """EventBridge's part: every domain event on the bus goes to the functions the template's
+    rules route it to, and so on until the bus is quiet; each delivery is printed as it is made."""
+    while True:
+        events = chain.world.drain_events()
+        if not events:
+            return
+        for e in events:
+            d = e["detail"]
+            cand = f" candidate={d['candidate']['id']}" if d.get("candidate") else ""
+            print(f"  [{time.monotonic() - t0:5.1f}s] event on bus: {e['detail-type']} (site={d['site']} epoch={d['epoch']}{cand})")
+            e.setdefault("account", ACCOUNT)  # moto's EventBridge drops it (AWS-EMULATION.md)
+            chain.seen.append(e)
+            for fn in sorted(targets(e, "domain")):
+                delivery = chain.deliver(fn, e)
+                print(f"  [{time.monotonic() - t0:5.1f}s]   -> {fn:<17} {describe(delivery)}")
 
 
 def describe(d) -> str:
@@ -70,29 +91,52 @@ def describe(d) -> str:
     return str(r)
 
 
+def utc(s: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def publish_lag(world: World, replica: MariaDB) -> str:
+    """CloudWatch ReplicaLag as RDS publishes it: orders-replica-1's from its real server
+    (Seconds_Behind_Master; -1 when replication is not running), orders-replica-2 (no server
+    behind it in the demo) a steady 2 s."""
+    sbm = replica.replica_status().get("Seconds_Behind_Master", "NULL")
+    lag = float(sbm) if sbm not in ("", "NULL") else -1.0
+    world.put_lag("orders-replica-1", lag, now())
+    world.put_lag("orders-replica-2", 2.0, now())
+    return f"{lag:g} s" if lag >= 0 else "-1 (replication not running)"
+
+
 def main() -> int:
     work = ROOT / ".run" / "demo"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     moto = MotoServer(work, promotion_secs=PROMOTION_SECS, dns_insync_secs=INSYNC_SECS)
-    primary = MariaDB(work, "orders-primary")
-    replica = MariaDB(work, "orders-replica-1")
+    primary = MariaDB(work, "orders-primary", server_id=1, binlog=True)
+    replica = MariaDB(work, "orders-replica-1", server_id=2)
     emu = LambdaEmulator(work)
     try:
         t0 = time.monotonic()
         moto.start()
         primary.start()
         replica.start()
+        replica.replicate_from(primary)
+        primary.sql("CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(40));"
+                    "INSERT INTO shop.orders VALUES (1, 'teapot'), (2, 'kettle');")
+        applied = primary.sql("SELECT @@GLOBAL.gtid_binlog_pos;").strip()
+        deadline = time.monotonic() + 30
+        while replica.sql("SELECT @@GLOBAL.gtid_slave_pos;").strip() != applied and time.monotonic() < deadline:
+            time.sleep(0.1)
         print(f"emulated AWS (faithful moto) on {moto.endpoint}: promotions take {PROMOTION_SECS}s, "
               f"Route 53 changes are PENDING for {INSYNC_SECS}s")
-        print(f"orders primary's MariaDB on 127.0.0.1:{primary.port}; orders-replica-1's on 127.0.0.1:{replica.port}")
+        print(f"MariaDB: orders primary on 127.0.0.1:{primary.port} -> replicating to orders-replica-1 on "
+              f"127.0.0.1:{replica.port} (read_only={replica.sql('SELECT @@GLOBAL.read_only;').strip()}, "
+              f"rows replicated: {replica.sql('SELECT COUNT(*) FROM shop.orders;').strip()})")
         world = World(moto.endpoint).seed()
         old = world.instance("orders-primary", "us-east-1")["Endpoint"]["Address"]
         zone = world.seed_writer_record(WRITER, old, ttl=300)
         topic = world.seed_topic()
-        world.point_endpoint("orders-replica-1", HOME_REGION, f"127.0.0.1:{replica.port}")
-        for r in ("orders-replica-1", "orders-replica-2"):
-            world.put_lag(r, 2.0, now())
+        world.point_endpoint("orders-replica-1", HOME_REGION, f"127.0.0.1:{replica.port}", admin_socket=replica.socket)
+        print(f"replica lag published to CloudWatch: orders-replica-1 {publish_lag(world, replica)}")
         cfg = site_config(primary.port, SUSTAINED, others_port=replica.port)
         cfg["sites"][0]["dns"]["zone_id"] = zone
         env = function_env(moto.endpoint, cfg) | {"TOPIC_ARN": topic, "RDS_FAILOVER_FALLBACK_BUDGET_SECS": "60"}
@@ -100,70 +144,94 @@ def main() -> int:
         print(f"four functions under `cargo lambda watch` on 127.0.0.1:{emu.port}; sustained window {SUSTAINED}s, quorum 2 of 4")
         print(f"{WRITER} -> {world.writer_record(zone, WRITER)}")
 
+        chain = Chain(world, emu)
         show("Scheduled tick, all healthy", emu.invoke("alarm-evaluator", tick_event(now())), world, t0)
+        route(chain, t0)
 
         primary.kill()
         print(f"\n*** killed the orders primary's mariadbd (pid {primary.proc.pid}); its port is closed ***")
         world.set_alarm("orders-primary-availability", "ALARM")
         world.set_alarm("orders-primary-canary", "ALARM")
+        detected = dt.datetime.now(dt.timezone.utc)
         show(
             "CloudWatch: orders-primary-availability OK -> ALARM (EventBridge)",
             emu.invoke("alarm-evaluator", alarm_event("orders-primary-availability", "ALARM", "OK", now())),
             world, t0,
         )
+        route(chain, t0)
         deadline = time.monotonic() + SUSTAINED + 10
         while time.monotonic() < deadline:
             time.sleep(2)
-            for r in ("orders-replica-1", "orders-replica-2"):
-                world.put_lag(r, 2.0, now())
-            v = show("Scheduled tick", emu.invoke("alarm-evaluator", tick_event(now())), world, t0)
-            if v["outcome"]["kind"] == "failover-decided":
+            lag = publish_lag(world, replica)
+            v = show(f"Scheduled tick (orders-replica-1 lag published: {lag})",
+                     emu.invoke("alarm-evaluator", tick_event(now())), world, t0)
+            decided = v["outcome"]["kind"] == "failover-decided"
+            if decided:
+                decided_at = time.monotonic()
+                print("\n--- EventBridge routes the domain events by infra/template.yaml's rules ---")
+            route(chain, t0)
+            if decided:
                 break
         else:
             print("\nno failover was decided: something is wrong", file=sys.stderr)
             return 1
+        print(f"\n[{time.monotonic() - t0:5.1f}s] promoted and pinned {time.monotonic() - decided_at:.1f}s after the decision")
 
-        decided_at = time.monotonic()
         late = alarm_event("orders-primary-canary", "ALARM", "OK", now())
         show("Late delivery: orders-primary-canary OK -> ALARM", emu.invoke("alarm-evaluator", late), world, t0)
         show("The same delivery again (at-least-once)", emu.invoke("alarm-evaluator", late), world, t0)
-
-        # The events show() took off the bus (IncidentSuspected, FailoverDecided) are routed now.
-        print("\n--- EventBridge routes the domain events by infra/template.yaml's rules ---")
-        chain = Chain(world, emu)
-        for ev in BACKLOG:
-            chain.deliver_routed(ev)
-        chain.pump()
-        for d in chain.deliveries:
-            print(f"  {d.event['detail-type']:<19} -> {d.function:<17} {describe(d)}")
-        print(f"\n[{time.monotonic() - t0:5.1f}s] promoted and pinned {time.monotonic() - decided_at:.1f}s after the decision")
+        if world.drain_events():
+            print("\na late or duplicate delivery emitted an event", file=sys.stderr)
+            return 1
 
         inst = world.instance("orders-replica-1")
-        print(f"RDS: orders-replica-1 is {inst['DBInstanceStatus']}, replication source: "
+        print(f"\nRDS: orders-replica-1 is {inst['DBInstanceStatus']}, replication source: "
               f"{inst.get('ReadReplicaSourceDBInstanceIdentifier') or 'none (standalone primary)'}")
+        print(f"MariaDB behind it: replicating from {replica.replica_status().get('Master_Port') or 'no one'}, "
+              f"read_only={replica.sql('SELECT @@GLOBAL.read_only;').strip()}")
+        replica.sql("INSERT INTO shop.orders VALUES (3, 'written after the failover');")
+        print(f"  a write to the new primary: ok ({replica.sql('SELECT COUNT(*) FROM shop.orders;').strip()} rows in shop.orders)")
         print(f"DNS: {WRITER} -> {world.writer_record(zone, WRITER)}  (was {old})")
         st = world.state(SITE)
         print(f"ledger: epoch {st['epoch']}, phase {st['phase']}; previous record kept for failback: {st['dns']['previous_values']}")
-        print("timeline:")
-        start = None
+        print("ledger timeline:")
         for entry in st["timeline"]:
-            at = entry["at"]
-            start = start or at
-            print(f"  {at}  {entry['phase']:<11} {entry['note']}")
+            print(f"  {entry['at']}  {entry['phase']:<11} {entry['note']}")
         notes = world.notifications()
-        print(f"\npeople received {len(notes)} messages:")
+        print(f"\npeople received {len(notes)} messages (read back from an SQS subscription of the topic):")
         for n in notes:
-            print(f"  {n['Subject']}")
-        pinned = [n for n in notes if "pinned" in n["Subject"].lower()]
-        if pinned:
-            print("\nthe last one in full:\n")
-            print("    " + pinned[-1]["Message"].replace("\n", "\n    "))
+            print(f"  {n['Timestamp']}  {n['Subject']}")
+        pinned = [n for n in notes if n["MessageAttributes"].get("phase", {}).get("Value") == "dns-pinned"
+                  or "pinned" in n["Subject"].lower()]
+        if not pinned:
+            print("\nno message told people DNS was pinned", file=sys.stderr)
+            return 1
+        print("\nthe last one in full:\n")
+        print("    " + pinned[-1]["Message"].replace("\n", "\n    "))
+
+        p, d = st["promotion"], st["dns"]
+        change = world.client("route53").get_change(Id=d["change_id"])["ChangeInfo"]
+        marks = Marks(
+            detected=detected, decided=next(utc(e["at"]) for e in st["timeline"] if e["phase"] == "promoting"),
+            promotion_requested=utc(p["requested_at"]), promotion_completed=utc(p["completed_at"]),
+            writable_verified=utc(p["writable_verified_at"]), dns_submitted=change["SubmittedAt"],
+            dns_insync=utc(d["insync_at"]), notified=utc(pinned[-1]["Timestamp"]),
+        )
+        stages = incident_timeline(marks, PROMOTION_SECS, INSYNC_SECS)
+        print("\nincident timeline (from the ledger, RDS, Route 53 and SNS records):")
+        print(render_text(stages))
+        chart = work / "incident-timeline.svg"
+        chart.write_text(render_svg(stages, f"rds-failover: site {SITE}, epoch {st['epoch']} (make demo)"))
+        print(f"  chart: {chart.relative_to(ROOT)}")
+
         primary.start()
         world.set_alarm("orders-primary-availability", "OK")
         world.set_alarm("orders-primary-canary", "OK")
-        print(f"\n*** the old primary's mariadbd is back (pid {primary.proc.pid}) and its alarms are OK ***")
+        print(f"\n*** the old primary's mariadbd is back (pid {primary.proc.pid}, read_only="
+              f"{primary.sql('SELECT @@GLOBAL.read_only;').strip()}) and its alarms are OK ***")
         show("Scheduled tick, old primary healthy again", emu.invoke("alarm-evaluator", tick_event(now())), world, t0)
-        print(f"DNS: {WRITER} -> {world.writer_record(zone, WRITER)}: still pinned; failback is a planned, manual step")
+        print(f"DNS: {WRITER} -> {world.writer_record(zone, WRITER)}: still pinned to the new primary; the old one"
+              " takes no writes through the writer name. Failback is a planned, manual step.")
         show("Operator: status", emu.invoke("alarm-evaluator", {"command": "status", "site": SITE}), world, t0)
         ok = world.state(SITE)["phase"] == "dns-pinned" and world.writer_record(zone, WRITER)[0] == "127.0.0.1"
         print("\n(the site stays pinned — automation stands down for it — until an operator has made the")

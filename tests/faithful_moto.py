@@ -22,6 +22,10 @@ Corrections:
                              progress, writer moves to the target after --promotion-secs.
   5. Route 53 ChangeResourceRecordSets  atomic batches, exact-match DELETE, a new change id per
                              call, GetChange PENDING until --dns-insync-secs have passed.
+
+Emulator-only controls (tags no real account has): `emulator:endpoint` = host:port makes
+DescribeDBInstances report that endpoint; `emulator:mysql-socket` = a local MariaDB's admin
+socket makes a completed promotion (or cluster failover to that instance) promote that server.
 """
 
 from __future__ import annotations
@@ -148,6 +152,7 @@ def _patch_rds() -> None:
                         source.replicas.remove(ref)
         db.is_replica = False
         db.source_db_instance_identifier = None
+        _promote_database(db)
 
     def _advance_cluster(cluster, op, now) -> None:
         if now - op["start"] < op["secs"]:
@@ -156,6 +161,7 @@ def _patch_rds() -> None:
         target = op["target"]
         if target.db_instance_identifier in cluster.backend.databases:
             cluster.failover(target)
+            _promote_database(target)
         cluster.status = "available"
         cluster.__dict__.pop("_fm_op", None)
 
@@ -610,6 +616,33 @@ def _patch_route53() -> None:
 
 
 ENDPOINT_TAG = "emulator:endpoint"
+
+
+DATABASE_TAG = "emulator:mysql-socket"
+
+
+def _promote_database(db) -> None:
+    """Emulator-only control, not an AWS behaviour: when an instance tagged `emulator:mysql-socket`
+    = the admin socket of a real local MariaDB becomes a primary (its promotion completes, or a
+    cluster failover makes it the writer), that server is promoted too, as RDS does to the
+    database it runs: replication stopped and forgotten, `read_only` off. A failure is logged and
+    leaves the server as it was, so the promoter's writability check sees the truth."""
+    import shutil
+    import subprocess
+
+    sock = next((t["Value"] for t in getattr(db, "tags", None) or [] if t.get("Key") == DATABASE_TAG), None)
+    if not sock:
+        return
+    client = next((c for c in (shutil.which("mariadb"), "/usr/bin/mariadb") if c and os.access(c, os.X_OK)), None)
+    try:
+        subprocess.run(
+            [client or "mariadb", "--no-defaults", "-uroot", f"--socket={sock}", "-e",
+             "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF;"],
+            check=True, capture_output=True, text=True, timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError) as e:
+        detail = getattr(e, "stderr", "") or e
+        print(f"faithful_moto: promoting the database behind {db.db_instance_identifier} failed: {detail}", file=sys.stderr)
 
 
 def _patch_endpoints() -> None:

@@ -147,10 +147,17 @@ class MariaDB:
     CANARY_USER = "failover_canary"
     CANARY_PASSWORD = "canary-pass"
 
-    def __init__(self, workdir: Path, name: str = "mariadb"):
+    REPL_USER = "failover_repl"
+    REPL_PASSWORD = "repl-pass"
+
+    def __init__(self, workdir: Path, name: str = "mariadb", server_id: int = 1, binlog: bool = False):
+        """`binlog=True` makes it a replication source (binary log on, row format); every server
+        of one replication topology needs its own `server_id`."""
         self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
         self.port = 0
         self.proc: subprocess.Popen | None = None
+        self.server_id = server_id
+        self.binlog = binlog
 
     @property
     def socket(self) -> str:
@@ -173,7 +180,8 @@ class MariaDB:
         cmd = [
             mariadb_binary("mariadbd"), "--no-defaults", f"--datadir={data}", f"--socket={self.socket}",
             f"--port={self.port}", "--bind-address=127.0.0.1", f"--pid-file={self.dir / 'mysqld.pid'}",
-            f"--log-error={log}", "--skip-log-bin", "--innodb-buffer-pool-size=32M", "--server-id=1",
+            f"--log-error={log}", "--innodb-buffer-pool-size=32M", f"--server-id={self.server_id}",
+            *([f"--log-bin={self.dir / 'binlog'}", "--binlog-format=ROW"] if self.binlog else ["--skip-log-bin"]),
         ]
         if os.getuid() == 0:
             cmd.append("--user=root")
@@ -186,6 +194,41 @@ class MariaDB:
             f"GRANT SELECT ON mysql.* TO '{self.CANARY_USER}'@'localhost';"
         )
         return self
+
+    def replicate_from(self, source: "MariaDB") -> "MariaDB":
+        """Real MariaDB replication, source -> this server, as an RDS read replica has it: a
+        replication user on the source, GTID-based replication starting at the source's current
+        position, and this server read-only (`read_only=ON`, which RDS sets on every replica)."""
+        if not source.binlog:
+            raise ValueError(f"{source.dir.name} has no binary log: start it with binlog=True")
+        source.sql(
+            f"CREATE USER IF NOT EXISTS '{self.REPL_USER}'@'127.0.0.1' IDENTIFIED BY '{self.REPL_PASSWORD}';"
+            f"GRANT REPLICATION SLAVE ON *.* TO '{self.REPL_USER}'@'127.0.0.1';"
+        )
+        pos = source.sql("SELECT @@GLOBAL.gtid_binlog_pos;").strip()
+        self.sql(
+            "STOP SLAVE; RESET SLAVE ALL;"
+            f"SET GLOBAL gtid_slave_pos = '{pos}';"
+            f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={source.port}, "
+            f"MASTER_USER='{self.REPL_USER}', MASTER_PASSWORD='{self.REPL_PASSWORD}', "
+            "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;"
+            "START SLAVE; SET GLOBAL read_only = ON;"
+        )
+        wait_for(lambda: self.replica_status().get("Slave_IO_Running") == "Yes", 30, "replication IO thread")
+        return self
+
+    def replica_status(self) -> dict[str, str]:
+        """`SHOW SLAVE STATUS` as a dict; empty when this server replicates from no one."""
+        out = subprocess.run(
+            [mariadb_binary("mariadb"), "--no-defaults", "-uroot", f"--socket={self.socket}", "-E", "-e", "SHOW SLAVE STATUS"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        status = {}
+        for line in out.splitlines():
+            key, sep, value = line.strip().partition(": ")
+            if sep:
+                status[key] = value
+        return status
 
     def sql(self, statements: str) -> str:
         out = subprocess.run(

@@ -12,7 +12,7 @@ import time
 import botocore.exceptions
 import pytest
 
-from harness import MotoServer
+from harness import MariaDB, MotoServer
 from world import HOME_REGION, World
 
 PROMOTION = 1.5
@@ -462,3 +462,38 @@ def test_an_instance_tagged_with_an_emulator_endpoint_reports_it(acct):
     rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "emulator:endpoint", "Value": "127.0.0.1:33061"}])
     assert instance(acct, HOME_REGION, "orders-replica-1")["Endpoint"] == {"Address": "127.0.0.1", "Port": 33061}
     assert instance(acct, HOME_REGION, "orders-replica-2")["Endpoint"]["Address"] != "127.0.0.1"
+
+
+def test_a_completed_promotion_promotes_the_real_database_behind_the_instance(acct, workdir):
+    """Two real MariaDB servers replicating (primary -> replica, replica read-only), the replica
+    behind orders-replica-1: replication carries rows until the RDS promotion completes, and only
+    then is the replica's server standalone and writable."""
+    source = MariaDB(workdir, "emu-source", server_id=11, binlog=True).start()
+    replica = MariaDB(workdir, "emu-replica", server_id=12).start()
+    try:
+        replica.replicate_from(source)
+        source.sql("CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY); INSERT INTO shop.orders VALUES (1);")
+        applied = source.sql("SELECT @@GLOBAL.gtid_binlog_pos;").strip()
+        watch(lambda: replica.sql("SELECT @@GLOBAL.gtid_slave_pos;").strip(), lambda pos: pos == applied)
+        assert replica.sql("SELECT id FROM shop.orders;").split() == ["1"], "the row replicated"
+        assert replica.sql("SELECT @@GLOBAL.read_only;").strip() == "1"
+
+        acct.point_endpoint("orders-replica-1", HOME_REGION, f"127.0.0.1:{replica.port}", admin_socket=replica.socket)
+        acct.client("rds", HOME_REGION).promote_read_replica(DBInstanceIdentifier="orders-replica-1")
+        assert instance(acct, HOME_REGION, "orders-replica-1")["DBInstanceStatus"] == "modifying"
+        # Until the promotion completes, the server still replicates and stays read-only.
+        assert replica.replica_status().get("Slave_SQL_Running") == "Yes"
+        assert replica.sql("SELECT @@GLOBAL.read_only;").strip() == "1"
+
+        watch(lambda: instance(acct, HOME_REGION, "orders-replica-1")["DBInstanceStatus"], lambda s: s == "available")
+        assert replica.replica_status() == {}, "replication stopped and forgotten"
+        assert replica.sql("SELECT @@GLOBAL.read_only, @@GLOBAL.innodb_read_only;").split() == ["0", "0"]
+        source.sql("INSERT INTO shop.orders VALUES (2);")
+        replica.sql("INSERT INTO shop.orders VALUES (3);")  # its own writes, no longer the source's
+        assert replica.sql("SELECT id FROM shop.orders ORDER BY id;").split() == ["1", "3"]
+        # An untagged instance's promotion touches no database.
+        acct.client("rds", HOME_REGION).promote_read_replica(DBInstanceIdentifier="orders-replica-2")
+        watch(lambda: instance(acct, HOME_REGION, "orders-replica-2")["DBInstanceStatus"], lambda s: s == "available")
+    finally:
+        replica.stop()
+        source.stop()

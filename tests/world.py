@@ -184,11 +184,16 @@ class World:
                 out.append(json.loads(m["Body"]))
                 sqs.delete_message(QueueUrl=self.alerts_url, ReceiptHandle=m["ReceiptHandle"])
 
-    def point_endpoint(self, instance: str, region: str, endpoint: str) -> None:
-        """Makes DescribeDBInstances report `endpoint` for `instance` (faithful_moto's tag)."""
+    def point_endpoint(self, instance: str, region: str, endpoint: str, admin_socket: str | None = None) -> None:
+        """Makes DescribeDBInstances report `endpoint` for `instance` (faithful_moto's tag). With
+        `admin_socket` (a local MariaDB's), the emulator also promotes that server when the
+        instance's promotion completes: replication stopped, read_only off."""
         rds = self.client("rds", region)
         arn = rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]["DBInstanceArn"]
-        rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "emulator:endpoint", "Value": endpoint}])
+        tags = [{"Key": "emulator:endpoint", "Value": endpoint}]
+        if admin_socket:
+            tags.append({"Key": "emulator:mysql-socket", "Value": admin_socket})
+        rds.add_tags_to_resource(ResourceName=arn, Tags=tags)
 
     def instance(self, instance: str, region: str = HOME_REGION) -> dict:
         return self.client("rds", region).describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]

@@ -1,0 +1,81 @@
+"""`make demo`, the README's first command, run whole; and the timeline arithmetic it prints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from harness import ROOT
+from timeline import Marks, incident_timeline, render_svg, render_text, totals
+
+T0 = dt.datetime(2026, 11, 25, 8, 0, 0, tzinfo=dt.timezone.utc)
+
+
+def at(secs: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=secs)
+
+
+MARKS = Marks(detected=at(0), decided=at(5), promotion_requested=at(6), promotion_completed=at(15),
+              writable_verified=at(15.2), dns_submitted=at(15.5), dns_insync=at(19.5), notified=at(20))
+
+
+def test_each_stage_is_split_into_aws_waits_policy_waits_and_our_time():
+    stages = incident_timeline(MARKS, promotion_secs=8, insync_secs=3)
+    by = {s.name: s for s in stages}
+    assert by["detected -> decided"].policy_wait == 5 and by["detected -> decided"].ours == 0
+    assert by["promotion (RDS)"].aws_wait == 8 and by["promotion (RDS)"].ours == pytest.approx(1)
+    assert by["DNS propagation (Route 53)"].aws_wait == 3 and by["DNS propagation (Route 53)"].ours == pytest.approx(1)
+    t = totals(stages)
+    assert t["incident"] == 20 and t["action_path"] == 15
+    assert t["aws_wait"] == 11 and t["ours"] == pytest.approx(4)
+    assert "our code and hand-offs 4.00s" in render_text(stages)
+
+
+def test_an_aws_wait_never_exceeds_the_stage_it_belongs_to():
+    fast = Marks(**{**MARKS.__dict__, "promotion_completed": at(8), "writable_verified": at(8),
+                    "dns_submitted": at(9), "dns_insync": at(10), "notified": at(11)})
+    by = {s.name: s for s in incident_timeline(fast, promotion_secs=8, insync_secs=3)}
+    assert by["promotion (RDS)"].aws_wait == 2 and by["DNS propagation (Route 53)"].aws_wait == 1
+
+
+def test_marks_out_of_order_are_refused():
+    with pytest.raises(ValueError, match="out of order"):
+        incident_timeline(Marks(**{**MARKS.__dict__, "dns_submitted": at(14)}), 8, 3)
+
+
+def test_the_chart_is_an_svg_with_a_bar_per_stage():
+    stages = incident_timeline(MARKS, 8, 3)
+    root = ET.fromstring(render_svg(stages, "site <orders> & co"))
+    ns = "{http://www.w3.org/2000/svg}"
+    assert root.tag == f"{ns}svg"
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert texts[0] == "site <orders> & co"
+    for s in stages:
+        assert s.name in texts
+    bars = [r for r in root.iter(f"{ns}rect") if r.find(f"{ns}title") is not None]
+    # policy (1) + our parts (6 stages with time of ours) + AWS waits (2)
+    assert len(bars) == 1 + sum(1 for s in stages if s.ours > 0) + 2
+
+
+def test_make_demo_fails_over_with_real_replication_and_writes_its_timeline_chart():
+    """The whole demo as a user runs it: exit status 0, the story's key lines, the chart, and no
+    process left behind (the demo stops every server it started)."""
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "demo.py")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    text = out.stdout
+    assert "rows replicated: 2" in text and "read_only=1" in text
+    assert "killed the orders primary's mariadbd" in text
+    assert "-> replica-promoter  promoted" in text and "-> dns-pinner        pinned" in text
+    assert "replicating from no one, read_only=0" in text, "the emulator promoted the real replica"
+    assert "a write to the new primary: ok (3 rows" in text
+    assert "action path (decided -> notified)" in text
+    assert "still pinned to the new primary" in text
+    chart = ROOT / ".run" / "demo" / "incident-timeline.svg"
+    assert ET.parse(chart).getroot().tag.endswith("svg")
+    left = subprocess.run(["pgrep", "-f", str(ROOT / ".run" / "demo")], capture_output=True, text=True).stdout
+    assert not left.strip(), f"processes left running: {left}"
