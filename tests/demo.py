@@ -22,9 +22,11 @@ started here is stopped on exit.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -95,6 +97,16 @@ def utc(s: str) -> dt.datetime:
     return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
+def rds_event(recorded: str) -> dict:
+    """A recorded RDS event from events/, as RDS would send it now (fresh id and time)."""
+    ev = json.loads((ROOT / "events" / recorded).read_text())
+    stamp = dt.datetime.now(dt.timezone.utc)
+    ev["id"] = str(uuid.uuid4())
+    ev["time"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ev["detail"]["Date"] = stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return ev
+
+
 def publish_lag(world: World, replica: MariaDB) -> str:
     """CloudWatch ReplicaLag as RDS publishes it: orders-replica-1's from its real server
     (Seconds_Behind_Master; -1 when replication is not running), orders-replica-2 (no server
@@ -157,6 +169,11 @@ def main() -> int:
             "CloudWatch: orders-primary-availability OK -> ALARM (EventBridge)",
             emu.invoke("alarm-evaluator", alarm_event("orders-primary-availability", "ALARM", "OK", now())),
             world, t0,
+        )
+        route(chain, t0)
+        show(
+            "RDS: orders-primary \"DB instance shutdown.\" (RDS-EVENT-0004, forwarded from us-east-1)",
+            emu.invoke("alarm-evaluator", rds_event("eventbridge-rds-orders-primary-shutdown.json")), world, t0,
         )
         route(chain, t0)
         deadline = time.monotonic() + SUSTAINED + 10
