@@ -238,9 +238,24 @@ impl Pinner<'_> {
         };
         let recorded = st.dns.clone().expect("recorded above");
 
-        // 2. The change, unless Route 53 already holds the target.
+        // 2. The change, unless Route 53 already holds the target. If it holds it because of our
+        //    own change whose id was lost (the answer timed out, or the invocation died before
+        //    the id was committed), that change may still be PENDING: the same UPSERT is sent
+        //    again, a no-op that gets a change id of its own — Route 53 applies a zone's changes
+        //    in order, so once it is INSYNC, ours is too.
         let mut change_id = recorded.change_id.clone();
-        if let Some(change) = plan.change {
+        let ours_unconfirmed = change_id.is_none()
+            && !recorded
+                .previous_values
+                .iter()
+                .any(|v| pin::same_name(v, &host));
+        let change = plan.change.or_else(|| {
+            ours_unconfirmed.then(|| pin::RecordChange {
+                action: pin::ChangeAction::Upsert,
+                record: plan.desired.clone(),
+            })
+        });
+        if let Some(change) = change {
             let comment = format!(
                 "rds-failover: pin {} epoch {} to {host}",
                 self.site.id, self.event.epoch

@@ -2,7 +2,9 @@
 //! every invocation with error type `Fatal.Config` naming the variable or config field.
 
 use dns_pinner::{handler, setup::deps_from_env};
-use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use failover_adapters::runtime::ScreenInput;
+use lambda_runtime::layers::TracingLayer;
+use lambda_runtime::{service_fn, tracing, Error, LambdaEvent, Runtime};
 use serde_json::Value;
 
 #[tokio::main]
@@ -14,10 +16,13 @@ async fn main() -> Result<(), Error> {
     });
     match setup {
         Ok((deps, fallback)) => {
-            run(service_fn(|event: LambdaEvent<Value>| {
+            Runtime::new(service_fn(|event: LambdaEvent<Value>| {
                 let deadline = handler::wait_deadline(event.context.deadline, fallback);
                 handler::handle(&deps, event.payload, deadline)
             }))
+            .layer(ScreenInput)
+            .layer(TracingLayer::new())
+            .run()
             .await
         }
         Err(e) => failover_adapters::runtime::serve_setup_error(e).await,

@@ -1,7 +1,9 @@
 //! notifier: setup only. A bad setting answers every invocation with error type `Fatal.Config`
 //! naming the variable.
 
-use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use failover_adapters::runtime::ScreenInput;
+use lambda_runtime::layers::TracingLayer;
+use lambda_runtime::{service_fn, tracing, Error, LambdaEvent, Runtime};
 use notifier::{handler::handle, setup::deps_from_env};
 use serde_json::Value;
 
@@ -10,9 +12,12 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     match deps_from_env().await {
         Ok(deps) => {
-            run(service_fn(|event: LambdaEvent<Value>| {
+            Runtime::new(service_fn(|event: LambdaEvent<Value>| {
                 handle(&deps, event.payload)
             }))
+            .layer(ScreenInput)
+            .layer(TracingLayer::new())
+            .run()
             .await
         }
         Err(e) => failover_adapters::runtime::serve_setup_error(e).await,

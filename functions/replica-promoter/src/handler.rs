@@ -164,6 +164,9 @@ pub struct Response {
 /// Parses the EventBridge delivery: source `rds-failover`, detail-type `FailoverDecided` or
 /// `PromotionContinued`, detail = the [`DomainEvent`] of that type.
 pub fn parse(payload: Value) -> Result<DomainEvent, PromoterError> {
+    if let Some(refusal) = failover_policy::signal::refused_input(&payload) {
+        return Err(PromoterError::BadInput(refusal));
+    }
     let envelope: EventBridgeEvent<Value> = serde_json::from_value(payload).map_err(|e| {
         PromoterError::BadInput(format!(
             "expected an EventBridge event with detail-type and detail: {e}"

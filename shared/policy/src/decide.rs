@@ -626,6 +626,27 @@ fn decide_failover(
         )),
     }
 
+    // A promotion an earlier epoch requested and never saw pinned (the epoch failed after the
+    // request: the watch gave up, the write check or DNS failed) may have made its candidate a
+    // writer. Promoting another candidate automatically would make two writers; only a human may
+    // decide (a manual `failover`, once the first one is dealt with).
+    match unresolved_promotion(&cx.st) {
+        Some(d) if !manual => {
+            cx.guard(GuardCheck::new(
+                Guard::Candidate,
+                GuardResult::Fail,
+                d.clone(),
+            ));
+            refuse(RefusalReason::UnresolvedPromotion, d, &mut refusal);
+        }
+        Some(d) => cx.guard(GuardCheck::new(
+            Guard::Candidate,
+            GuardResult::NotApplicable,
+            format!("{d}; an operator asked"),
+        )),
+        None => {}
+    }
+
     let cooldown = site.thresholds.cooldown_secs as i64;
     match cx.st.last_failover_at {
         Some(last) if (now - last).num_seconds() < cooldown => {
@@ -1108,6 +1129,33 @@ fn operator(
             }
         }
     }
+}
+
+/// The promotion of an earlier epoch that was requested (sent to RDS, or maybe sent) and never
+/// pinned in DNS. A pinned epoch only closes through a human's `complete`; a withdrawn request
+/// (throttled: provably not applied) leaves no record.
+fn unresolved_promotion(st: &SiteState) -> Option<String> {
+    let p = st.promotion.as_ref().filter(|p| p.epoch < st.epoch)?;
+    let pinned = st
+        .dns
+        .as_ref()
+        .is_some_and(|d| d.epoch == p.epoch && d.insync_at.is_some());
+    if pinned {
+        return None;
+    }
+    let how = if p.completed_at.is_some() {
+        "was promoted"
+    } else {
+        "may have been promoted"
+    };
+    Some(format!(
+        "epoch {} requested {} of {} at {} and failed before DNS was pinned: {} {how}; a second automatic promotion could make two writers",
+        p.epoch,
+        p.action,
+        p.candidate,
+        p.requested_at.format("%Y-%m-%dT%H:%M:%SZ"),
+        p.candidate
+    ))
 }
 
 /// A command that cannot be carried out changes nothing (no ledger write) and says why.

@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::events::{DomainEvent, EventType};
 use crate::pin::human_duration;
-use crate::verdict::{GuardCheck, GuardResult};
+use crate::verdict::{Guard, GuardCheck, GuardResult};
 
 /// SNS: "Subjects must be UTF-8 text with no line breaks or control characters, and less than 100
 /// characters long"; email endpoints additionally want ASCII. 99 satisfies both readings.
@@ -261,16 +261,7 @@ fn steps(e: &DomainEvent) -> Steps {
                 "No failover: failed guard(s): {}. Nothing was promoted, DNS untouched.",
                 failed_guard_names(e)
             )],
-            vec![
-                "Read the FAIL lines above: they say what blocked the failover and by how much.".into(),
-                format!(
-                    "If losing that much data is acceptable: {}",
-                    operator_cmd(format!(
-                        r#"{{"command":"failover","site":"{site}","override_rpo":true,"reason":"<why>","operator":"<you>"}}"#
-                    ))
-                ),
-                "Otherwise work on restoring the primary.".into(),
-            ],
+            refusal_steps(e),
         ),
         EventType::ShadowFailover => (
             vec!["Nothing (the site is in shadow mode).".into()],
@@ -344,6 +335,62 @@ fn steps(e: &DomainEvent) -> Steps {
         not_done,
         next,
     }
+}
+
+/// What a human can do about a refusal: one step per guard that blocked it, so the command a
+/// message offers is one that would work (an RPO override does not lift a pause).
+fn refusal_steps(e: &DomainEvent) -> Vec<String> {
+    let site = &e.site;
+    let failover = |extra: &str| {
+        operator_cmd(format!(
+            r#"{{"command":"failover","site":"{site}"{extra},"reason":"<why>","operator":"<you>"}}"#
+        ))
+    };
+    let blocked: Vec<Guard> = e
+        .verdict
+        .guards
+        .iter()
+        .filter(|g| {
+            g.result == GuardResult::Fail
+                || (g.guard == Guard::Rpo && g.result == GuardResult::Unknown)
+        })
+        .map(|g| g.guard)
+        .collect();
+    let mut next = vec![
+        "Read the FAIL lines above: they say what blocked the failover and by how much."
+            .to_string(),
+    ];
+    if blocked.contains(&Guard::Pause) {
+        next.push(format!(
+            "Automation is paused for {site}: every failover, automatic or requested, is refused until it is resumed: {}",
+            operator_cmd(format!(
+                r#"{{"command":"resume","site":"{site}","operator":"<you>"}}"#
+            ))
+        ));
+    }
+    if blocked
+        .iter()
+        .any(|g| matches!(g, Guard::MaintenanceWindow | Guard::DeliberateStop))
+    {
+        next.push(format!(
+            "If failing over is right anyway (an operator's request is not held back by a maintenance window or a stopped primary): {}",
+            failover("")
+        ));
+    }
+    if blocked.contains(&Guard::Cooldown) {
+        next.push("The cooldown after the last failover refuses automatic and requested failovers alike; it ends by itself (see the cooldown line).".into());
+    }
+    if blocked.contains(&Guard::Candidate) {
+        next.push("No candidate can be promoted (see the candidate line): make one available, or restore the primary.".into());
+    }
+    if blocked.contains(&Guard::Rpo) || blocked.is_empty() {
+        next.push(format!(
+            "If losing that much data is acceptable: {}",
+            failover(r#","override_rpo":true"#)
+        ));
+    }
+    next.push("Otherwise work on restoring the primary.".into());
+    next
 }
 
 /// The full message for `e` as of `now`.
@@ -491,6 +538,9 @@ pub fn parse_domain_event(payload: &serde_json::Value) -> Result<DomainEvent, St
     let Some(obj) = payload.as_object() else {
         return Err("expected a JSON object (an EventBridge event or a domain event)".into());
     };
+    if let Some(refusal) = crate::signal::refused_input(payload) {
+        return Err(refusal);
+    }
     let event_of = |v: &serde_json::Value, field: &str| {
         serde_path_to_error::deserialize::<_, DomainEvent>(v.clone()).map_err(|e| {
             let path = e.path().to_string();
@@ -709,6 +759,25 @@ mod tests {
             .body
             .contains("[FAIL   ] rpo: lag 45 s exceeds 30 s (observed 45, limit 30)"));
         assert!(n.body.contains(r#""override_rpo":true"#), "{}", n.body);
+
+        // A pause is lifted by resuming, not by an RPO override (which a pause refuses too).
+        let mut p = event(EventType::FailoverRefused, "orders", Phase::Refused);
+        p.verdict.outcome = Outcome::Refused {
+            reason: RefusalReason::Paused,
+        };
+        p.verdict.guards = vec![
+            GuardCheck::new(Guard::Pause, GuardResult::Fail, "automation paused by bob"),
+            GuardCheck::new(Guard::Rpo, GuardResult::Pass, "lag 2 s within 30 s"),
+        ];
+        let n = compose(&p, t(500));
+        assert!(n.subject.contains("REFUSED (pause)"), "{}", n.subject);
+        assert!(
+            n.body
+                .contains(r#"{"command":"resume","site":"orders","operator":"<you>"}"#),
+            "{}",
+            n.body
+        );
+        assert!(!n.body.contains("override_rpo"), "{}", n.body);
 
         let mut a = event(
             EventType::ApprovalRequested,

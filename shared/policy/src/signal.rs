@@ -29,6 +29,41 @@ pub const SOURCE_OPERATOR: &str = "rds-failover.operator";
 /// Inputs larger than this are refused before parsing (no real trigger comes close).
 pub const MAX_INPUT_BYTES: usize = 256 * 1024;
 
+/// The key of the object the functions' runtime layer
+/// (`failover_adapters::runtime::ScreenInput`) hands the handler in place of a payload it refused
+/// as raw bytes; its value is the refusal's message. See [`screen_bytes`].
+pub const REFUSED_INPUT_KEY: &str = "rds-failover:refused-input";
+
+/// What the Lambda runtime's own deserializer lets through but no function may act on: more than
+/// [`MAX_INPUT_BYTES`], or one JSON value followed by more bytes (the runtime reads the first
+/// value and silently drops the rest, so `{..pause..}{..failover..}` would run the pause alone).
+/// `None` for everything else, including bytes that are not JSON at all: the runtime refuses those
+/// itself, naming the parse error.
+pub fn screen_bytes(bytes: &[u8]) -> Option<SignalError> {
+    use serde::de::{Deserialize as _, IgnoredAny};
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Some(SignalError::TooLarge(bytes.len()));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    if IgnoredAny::deserialize(&mut de).is_ok() {
+        if let Err(e) = de.end() {
+            return Some(SignalError::TrailingData(e.to_string()));
+        }
+    }
+    None
+}
+
+/// The refusal the runtime layer put in place of the payload, if it did (see [`screen_bytes`]).
+pub fn refused_input(v: &Value) -> Option<String> {
+    let refusal = v.as_object()?.get(REFUSED_INPUT_KEY)?;
+    Some(
+        refusal
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| refusal.to_string()),
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Signal {
     /// The producer's id for this delivery (EventBridge id, SNS MessageId, ...): the dedupe key.
@@ -220,7 +255,7 @@ impl OperatorCommand {
                 detail: "expected a configured site id, got an empty string".into(),
             });
         }
-        let has_reason = self.reason.as_deref().is_some_and(|r| !r.trim().is_empty());
+        let has_reason = self.reason.as_deref().is_some_and(has_visible_text);
         if self.command == OperatorAction::Complete && (self.epoch.is_none() || !has_reason) {
             return Err(SignalError::Field {
                 shape,
@@ -247,6 +282,22 @@ impl OperatorCommand {
     }
 }
 
+/// Whether a free-text field says anything a person can read: at least one character that is
+/// not whitespace, a control character or a default-ignorable code point (zero-width spaces and
+/// joiners, bidi controls, soft hyphen, variation selectors, BOM), which render as nothing.
+fn has_visible_text(s: &str) -> bool {
+    s.chars().any(|c| {
+        !c.is_whitespace()
+            && !c.is_control()
+            && !matches!(c,
+                '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+                | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{E0000}'..='\u{E0FFF}')
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OperatorAction {
@@ -266,6 +317,11 @@ pub enum SignalError {
     NotJson(String),
     #[error("input is {0} bytes, larger than the {MAX_INPUT_BYTES}-byte limit for a trigger")]
     TooLarge(usize),
+    #[error("input is one JSON value followed by more bytes ({0}); refusing to act on part of it")]
+    TrailingData(String),
+    /// The runtime layer refused the raw payload; the message says why.
+    #[error("{0}")]
+    Refused(String),
     #[error("input is a JSON {0}, expected an object")]
     NotAnObject(&'static str),
     #[error("input matches no known trigger shape (EventBridge event, SNS notification, alarm action, operator command)")]
@@ -308,8 +364,8 @@ fn type_name(v: &Value) -> &'static str {
 
 /// Parses raw bytes (what `cargo lambda invoke` and the Lambda runtime hand us).
 pub fn parse_bytes(bytes: &[u8]) -> Result<Signal, SignalError> {
-    if bytes.len() > MAX_INPUT_BYTES {
-        return Err(SignalError::TooLarge(bytes.len()));
+    if let Some(e) = screen_bytes(bytes) {
+        return Err(e);
     }
     let v: Value =
         serde_json::from_slice(bytes).map_err(|e| SignalError::NotJson(e.to_string()))?;
@@ -321,6 +377,9 @@ pub fn parse_signal(v: &Value) -> Result<Signal, SignalError> {
     let obj = v
         .as_object()
         .ok_or_else(|| SignalError::NotAnObject(type_name(v)))?;
+    if let Some(refusal) = refused_input(v) {
+        return Err(SignalError::Refused(refusal));
+    }
     if obj.contains_key("Records") {
         return parse_sns(v);
     }
@@ -684,6 +743,29 @@ mod tests {
     }
 
     #[test]
+    fn trailing_bytes_and_oversize_input_are_refused_before_parsing() {
+        let pause = br#"{"command": "pause", "site": "orders", "reason": "x"}"#;
+        assert!(screen_bytes(pause).is_none());
+        assert!(
+            screen_bytes(b"{\"a\":").is_none(),
+            "not JSON: the runtime names that error"
+        );
+        let mut two = pause.to_vec();
+        two.extend_from_slice(br#"{"command": "failover", "site": "orders"}"#);
+        let e = screen_bytes(&two).unwrap();
+        assert!(matches!(e, SignalError::TrailingData(_)), "{e}");
+        assert!(matches!(
+            parse_bytes(&two),
+            Err(SignalError::TrailingData(_))
+        ));
+        let refused = json!({ REFUSED_INPUT_KEY: e.to_string() });
+        assert_eq!(
+            parse_signal(&refused),
+            Err(SignalError::Refused(e.to_string()))
+        );
+    }
+
+    #[test]
     fn operator_commands_reject_unknown_fields_and_actions() {
         assert!(parse_signal(&json!({"command": "nuke", "site": "orders"})).is_err());
         assert!(
@@ -727,7 +809,14 @@ mod tests {
 
     #[test]
     fn an_rpo_override_without_a_reason_is_bad_input_naming_the_field() {
-        for reason in [json!(null), json!(""), json!("   ")] {
+        for reason in [
+            json!(null),
+            json!(""),
+            json!("   "),
+            json!("\u{200b}\u{200b}"),
+            json!("\u{202e}\u{2066}\u{00ad}"),
+            json!("\u{feff}\t\u{0000}"),
+        ] {
             let err = parse_signal(
                 &json!({"command": "failover", "site": "orders", "override_rpo": true, "reason": reason}),
             )
@@ -743,6 +832,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("`reason`"));
+        assert!(parse_signal(
+            &json!({"command": "failover", "site": "orders", "override_rpo": true, "reason": "INC-1 \u{200b}"})
+        )
+        .is_ok());
         assert!(parse_signal(&json!({"command": "status", "site": ""})).is_err());
         let e = parse_signal(&json!({"command": "complete", "site": "orders", "reason": "done"}));
         assert!(e.unwrap_err().to_string().contains("`epoch`"));

@@ -99,6 +99,9 @@ pub enum RefusalReason {
     AlreadyInFlight,
     /// `complete` for a site whose failover is not pinned, or naming another epoch.
     NothingToComplete,
+    /// An earlier epoch asked RDS for a promotion and failed before DNS was pinned: that
+    /// candidate may be a writer now, so only a human may decide the next failover.
+    UnresolvedPromotion,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.

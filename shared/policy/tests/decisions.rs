@@ -643,6 +643,91 @@ fn cooldown_refuses_with_its_numbers() {
     assert_eq!((g.observed, g.limit), (Some(720.0), Some(3600.0)));
 }
 
+/// An earlier epoch's promotion, requested at `at(-7200)` and failed afterwards (`pinned` says
+/// whether DNS was pinned for it before the incident closed).
+fn after_a_promotion(pinned: bool) -> SiteState {
+    use failover_policy::incident::{DnsRecord, PromotionRecord};
+    let mut st = SiteState::new("orders");
+    st.epoch = 1;
+    st.phase = if pinned {
+        Phase::Completed
+    } else {
+        Phase::Failed
+    };
+    st.last_failover_at = Some(at(-7200));
+    let r1 = DbRef {
+        id: "orders-replica-1".into(),
+        region: "us-west-2".into(),
+    };
+    st.promotion = Some(PromotionRecord {
+        epoch: 1,
+        candidate: r1,
+        action: "PromoteReadReplica".into(),
+        requested_at: at(-7200),
+        completed_at: Some(at(-7000)),
+        endpoint: Some("orders-replica-1.x.us-west-2.rds.amazonaws.com:3306".into()),
+        writable_verified_at: Some(at(-7000)),
+    });
+    st.dns = Some(DnsRecord {
+        epoch: 1,
+        zone_id: "Z0ORDERSEXAMPLE".into(),
+        name: "db.orders.example.com".into(),
+        record_type: "CNAME".into(),
+        set_identifier: None,
+        previous_values: vec!["orders-primary.x.us-east-1.rds.amazonaws.com".into()],
+        previous_ttl: Some(300),
+        new_value: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
+        change_id: Some("C1".into()),
+        insync_at: pinned.then(|| at(-6990)),
+    });
+    st
+}
+
+#[test]
+fn a_promotion_that_failed_before_dns_was_pinned_is_never_followed_by_an_automatic_one() {
+    // Found by the fault matrix: epoch 1 promoted orders-replica-1, then DNS could not be pinned
+    // (IAM) and the epoch failed. After the cooldown, the next outage of the old primary must
+    // not promote orders-replica-2 as well: two writers.
+    let (d, st) = refused_with(
+        after_a_promotion(false),
+        World::outage(),
+        0,
+        RefusalReason::UnresolvedPromotion,
+    );
+    assert_eq!(st.epoch, 2);
+    let g = guard(&d, Guard::Candidate);
+    assert_eq!(g.result, GuardResult::Fail);
+    assert!(g.detail.contains("orders-replica-1"), "{}", g.detail);
+    // A human may still decide it.
+    let mut st = after_a_promotion(false);
+    let d = step(
+        "orders",
+        &op(
+            "orders",
+            OperatorAction::Failover,
+            true,
+            Some("replica-1 fenced by hand"),
+            None,
+        ),
+        &World::outage(),
+        &mut st,
+        t0(),
+    );
+    assert!(
+        matches!(d.verdict.outcome, Outcome::FailoverDecided { .. }),
+        "{:#?}",
+        d.verdict
+    );
+    // A promotion that was pinned and completed by a human holds nothing back.
+    let mut st = after_a_promotion(true);
+    let d = confirmed_outage(&World::outage(), &mut st);
+    assert!(
+        matches!(d.verdict.outcome, Outcome::FailoverDecided { .. }),
+        "{:#?}",
+        d.verdict
+    );
+}
+
 #[test]
 fn a_deliberately_stopped_primary_is_left_to_humans() {
     let mut w = World::outage();

@@ -235,6 +235,53 @@ async fn cname_mode_repoints_waits_for_insync_and_pins_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_change_whose_id_was_lost_is_confirmed_by_a_fresh_change_before_pinning() {
+    // Found by the fault matrix: Route 53 applied our change, but its id never reached the
+    // ledger (the answer timed out, or the commit of the id was throttled and the invocation
+    // failed). The retry finds the record already on the target: it must not call that pinned
+    // until Route 53 says INSYNC.
+    let w = orders_world();
+    let mut st = w.ledger.get("orders").unwrap();
+    st.version += 1;
+    st.dns = Some(DnsRecord {
+        epoch: 3,
+        zone_id: "Z0ORDERSEXAMPLE".into(),
+        name: "db.orders.example.com".into(),
+        record_type: "CNAME".into(),
+        set_identifier: None,
+        previous_values: vec![OLD_HOST.into()],
+        previous_ttl: Some(300),
+        new_value: NEW_HOST.into(),
+        change_id: None,
+        insync_at: None,
+    });
+    w.ledger.put(st);
+    w.dns.put(
+        "Z0ORDERSEXAMPLE",
+        cname("db.orders.example.com", NEW_HOST, 30),
+    );
+    w.dns.insync_after_polls(3);
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(100),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "pinned", "{r:?}");
+    assert_eq!(
+        w.dns.change_count(),
+        1,
+        "one no-op UPSERT, for its change id"
+    );
+    assert_eq!(r.polls, 3, "waited for that change to be INSYNC");
+    assert_eq!(orders_record(&w).await.values, vec![NEW_HOST]);
+    let d = w.ledger.get("orders").unwrap().dns.unwrap();
+    assert!(d.change_id.is_some() && d.insync_at.is_some());
+    assert_eq!(d.previous_values, vec![OLD_HOST], "what to restore is kept");
+}
+
+#[tokio::test(start_paused = true)]
 async fn failover_pin_rewrites_the_primary_record_keeping_its_identity() {
     let w = world();
     w.ledger.put(promoted(
