@@ -125,6 +125,29 @@ def test_every_async_path_has_retries_max_age_and_a_dead_letter_queue():
     assert tick["Type"] == "Schedule" and tick["Properties"]["Schedule"] == "rate(1 minute)"
 
 
+def test_every_dead_letter_queue_pages_people_directly():
+    """A dead letter means an incident may have stopped half-way, possibly because the notifier
+    itself fails: each queue a function or rule dead-letters to has an alarm that publishes to the
+    alert topic itself, on the first message."""
+    tpl = template()
+    res = tpl["Resources"]
+    queues = {q["Ref"] if isinstance(q, dict) else q for q in res["DeadLetterQueuePolicy"]["Properties"]["Queues"]}
+    assert len(queues) == 4
+    watched = {}
+    for name, r in res.items():
+        if r["Type"] != "AWS::CloudWatch::Alarm" or r["Properties"].get("Namespace") != "AWS/SQS":
+            continue
+        p = r["Properties"]
+        [dim] = p["Dimensions"]
+        assert dim["Name"] == "QueueName", name
+        watched[dim["Value"]["Fn::GetAtt"][0]] = p
+    assert set(watched) == queues
+    for q, p in watched.items():
+        assert p["MetricName"] == "ApproximateNumberOfMessagesVisible", q
+        assert (p["ComparisonOperator"], p["Threshold"], p["EvaluationPeriods"]) == ("GreaterThanThreshold", 0, 1), q
+        assert p["AlarmActions"] == [{"Ref": "AlertTopic"}], q
+
+
 def test_the_ledger_table_is_durable_encrypted_and_expires_audit_items():
     t = template()["Resources"]["LedgerTable"]["Properties"]
     assert t["BillingMode"] == "PAY_PER_REQUEST"
