@@ -5,12 +5,14 @@ VENV := .venv/bin
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build demo test test-rust test-replay lint bench clean
+.PHONY: help setup build demo test test-rust test-replay lint bench fuzz reliability clean
 
 help:
 	@echo "make demo   - a scripted incident on the embedded emulated AWS (moto) + a real MariaDB"
 	@echo "make test   - every test: lint, policy tables, adapters (real SDK types, real MariaDB), handler, replays"
-	@echo "make bench  - policy throughput (criterion); method in docs/bench.md"
+	@echo "make bench  - cold start/RSS/zip, failover orchestration overhead (vs boto3), policy throughput -> bench-results/report.md; method in docs/bench.md"
+	@echo "make fuzz   - cargo-fuzz targets signal and config, FUZZ_SECS each (default 60); crashes fail it"
+	@echo "make reliability - hostile input, fault matrix, emulator faults/concurrency/switches; prints the figures"
 	@echo "make setup  - only install: .venv (moto, boto3, pytest, cargo-lambda), MariaDB, clippy/rustfmt"
 
 setup:
@@ -35,8 +37,46 @@ test-replay: setup
 
 test: lint test-rust test-replay
 
+# Three parts side by side with a boto3 baseline (bench/run.py): cold start, orchestration overhead,
+# policy throughput. Builds the release binaries first; writes bench-results/report.md and prints it.
 bench: setup
-	cargo bench -p failover-policy --bench verdicts -- --noplot
+	$(VENV)/python bench/run.py
+
+# Fuzzing (nightly + cargo-fuzz, installed if missing). Seeds: every recorded delivery, domain event
+# and hostile case for `signal`; the example site configuration for `config`. A crash leaves its
+# input in fuzz/artifacts/<target>/ and fails the target: store it in events/hostile/ (see its
+# README) and fix the bug.
+FUZZ_SECS ?= 60
+FUZZ_TARGETS := signal config
+
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	@mkdir -p fuzz/corpus/signal fuzz/corpus/config
+	@cp events/*.json events/domain/*.json fuzz/corpus/signal/
+	@for f in events/hostile/*; do case "$$f" in */CASES.json|*/README.md) ;; *) cp "$$f" fuzz/corpus/signal/ ;; esac; done
+	@cp infra/sites.example.json fuzz/corpus/config/
+	@cd fuzz && cargo +nightly fuzz build -O
+	@failed=0; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t for $(FUZZ_SECS) s"; \
+	  ( cd fuzz && cargo +nightly fuzz run -O $$t corpus/$$t -- -max_total_time=$(FUZZ_SECS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 ) 2>&1 \
+	    | tee fuzz/$$t.log | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss|==[0-9]+== ERROR|SUMMARY|artifact_prefix|Test unit written)' ; \
+	  if ls fuzz/artifacts/$$t/crash-* fuzz/artifacts/$$t/oom-* fuzz/artifacts/$$t/timeout-* >/dev/null 2>&1; then \
+	    echo "fuzz $$t: FOUND: $$(ls fuzz/artifacts/$$t/)"; failed=1; \
+	  else echo "fuzz $$t: no crash in $(FUZZ_SECS) s ($$(ls fuzz/corpus/$$t | wc -l) corpus entries)"; fi; \
+	done; exit $$failed
+
+# The issue-6 figures: each suite writes $(RELIABILITY_DIR)/<suite>.json; the report sums them and
+# fails on any panic, mutation or wrong action, or on a suite that did not run.
+RELIABILITY_DIR ?= $(CURDIR)/.run/reliability
+export RELIABILITY_DIR
+
+reliability: setup
+	@mkdir -p $(RELIABILITY_DIR) && rm -f $(RELIABILITY_DIR)/*.json $(RELIABILITY_DIR)/REPORT.md
+	-$(VENV)/pytest -q tests/test_hostile.py
+	-@if [ -f tests/test_storm.py ]; then $(VENV)/pytest -q tests/test_storm.py; else echo "tests/test_storm.py: not present"; fi
+	-cargo test --quiet --workspace --test fault_matrix
+	$(VENV)/python tests/reliability_report.py
 
 clean:
 	cargo clean
