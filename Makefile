@@ -5,7 +5,7 @@ VENV := .venv/bin
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build demo test test-rust test-replay lint bench fuzz reliability clean
+.PHONY: help setup build demo test test-rust test-replay lint bench fuzz reliability reliability-report reliability-clean clean
 
 help:
 	@echo "make demo   - a scripted incident on the embedded emulated AWS (moto) + a real MariaDB"
@@ -35,7 +35,7 @@ test-rust: setup
 test-replay: setup
 	$(VENV)/pytest -q tests
 
-test: lint test-rust test-replay
+test: reliability-clean lint test-rust test-replay
 
 # Three parts side by side with a boto3 baseline (bench/run.py): cold start, orchestration overhead,
 # policy throughput. Builds the release binaries first; writes bench-results/report.md and prints it.
@@ -48,18 +48,23 @@ bench: setup
 # README) and fix the bug.
 FUZZ_SECS ?= 60
 FUZZ_TARGETS := signal config
+# Nightly with AddressSanitizer where a nightly toolchain is installed; otherwise the machine's
+# stable toolchain with RUSTC_BOOTSTRAP=1 (cargo-fuzz's -Z flags) and no sanitizer — safe Rust
+# panics are caught either way (libfuzzer-sys aborts on a panic and saves the input).
+FUZZ_CARGO := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo 'cargo +nightly fuzz' || echo 'RUSTC_BOOTSTRAP=1 cargo fuzz')
+FUZZ_FLAGS := -O $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' || echo '--sanitizer none')
 
 fuzz:
-	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 	@mkdir -p fuzz/corpus/signal fuzz/corpus/config
 	@cp events/*.json events/domain/*.json fuzz/corpus/signal/
 	@for f in events/hostile/*; do case "$$f" in */CASES.json|*/README.md) ;; *) cp "$$f" fuzz/corpus/signal/ ;; esac; done
 	@cp infra/sites.example.json fuzz/corpus/config/
-	@cd fuzz && cargo +nightly fuzz build -O
+	@echo "fuzz: $(FUZZ_CARGO) $(FUZZ_FLAGS)"
+	@cd fuzz && $(FUZZ_CARGO) build $(FUZZ_FLAGS)
 	@failed=0; for t in $(FUZZ_TARGETS); do \
 	  echo "== fuzz $$t for $(FUZZ_SECS) s"; \
-	  ( cd fuzz && cargo +nightly fuzz run -O $$t corpus/$$t -- -max_total_time=$(FUZZ_SECS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 ) 2>&1 \
+	  ( cd fuzz && $(FUZZ_CARGO) run $(FUZZ_FLAGS) $$t corpus/$$t -- -max_total_time=$(FUZZ_SECS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 ) 2>&1 \
 	    | tee fuzz/$$t.log | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss|==[0-9]+== ERROR|SUMMARY|artifact_prefix|Test unit written)' ; \
 	  if ls fuzz/artifacts/$$t/crash-* fuzz/artifacts/$$t/oom-* fuzz/artifacts/$$t/timeout-* >/dev/null 2>&1; then \
 	    echo "fuzz $$t: FOUND: $$(ls fuzz/artifacts/$$t/)"; failed=1; \
@@ -71,12 +76,20 @@ fuzz:
 RELIABILITY_DIR ?= $(CURDIR)/.run/reliability
 export RELIABILITY_DIR
 
-reliability: setup
-	@mkdir -p $(RELIABILITY_DIR) && rm -f $(RELIABILITY_DIR)/*.json $(RELIABILITY_DIR)/REPORT.md
-	-$(VENV)/pytest -q tests/test_hostile.py
-	-@if [ -f tests/test_storm.py ]; then $(VENV)/pytest -q tests/test_storm.py; else echo "tests/test_storm.py: not present"; fi
-	-cargo test --quiet --workspace --test fault_matrix
+reliability: setup reliability-clean
+	@failed=0; \
+	$(VENV)/pytest -q tests/test_hostile.py || failed=1; \
+	$(VENV)/pytest -q tests/test_storm.py || failed=1; \
+	cargo test --quiet -p replica-promoter --test fault_matrix || failed=1; \
+	$(VENV)/python tests/reliability_report.py || failed=1; \
+	if [ $$failed -ne 0 ]; then echo "reliability: a suite failed (see above)"; fi; exit $$failed
+
+# The figures of the last run of the suites (`make test` runs them all), without re-running them.
+reliability-report:
 	$(VENV)/python tests/reliability_report.py
+
+reliability-clean:
+	@mkdir -p $(RELIABILITY_DIR) && rm -f $(RELIABILITY_DIR)/*.json $(RELIABILITY_DIR)/REPORT.md
 
 clean:
 	cargo clean
