@@ -6,6 +6,11 @@ this shim decodes the CBOR request, makes the same call through boto3 against mo
 moto's answer (or its error, as `__type` + `message`) back to CBOR. Every other request is passed
 through to moto unchanged.
 
+Emulator-only control (no AWS behaviour): `POST /emulator/region-outage` with a JSON body
+`{"region": "us-east-1", "down": true}` makes every signed request for that Region answer
+`503 ServiceUnavailable` until it is set `"down": false` (a regional outage as the DR side sees
+it: the Region's APIs stop answering). `{"down": false}` without a region lifts every outage.
+
 Reference: https://smithy.io/2.0/additional-specs/protocols/smithy-rpc-v2.html
 
 Usage: python tests/cbor_shim.py <listen-port> <moto-endpoint>
@@ -14,6 +19,7 @@ Usage: python tests/cbor_shim.py <listen-port> <moto-endpoint>
 from __future__ import annotations
 
 import http.client
+import json
 import sys
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +30,7 @@ import cbor2
 from botocore import xform_name
 
 PREFIX = "/service/GraniteServiceVersion20100801/operation/"
+OUTAGE_PATH = "/emulator/region-outage"
 
 
 class Shim(BaseHTTPRequestHandler):
@@ -31,24 +38,61 @@ class Shim(BaseHTTPRequestHandler):
     moto_host = "127.0.0.1"
     moto_port = 0
     protocol_version = "HTTP/1.1"
+    # Regions whose APIs are down (the emulator-only outage control).
+    down_regions: set[str] = set()
 
     def log_message(self, fmt, *args):  # keep test output quiet
         pass
 
     def do_GET(self):
-        self._forward()
+        if not self._region_down():
+            self._forward()
 
     def do_DELETE(self):
-        self._forward()
+        if not self._region_down():
+            self._forward()
 
     def do_PUT(self):
-        self._forward()
+        if not self._region_down():
+            self._forward()
 
     def do_POST(self):
-        if self.path.startswith(PREFIX):
+        if self.path == OUTAGE_PATH:
+            self._set_outage()
+        elif self._region_down():
+            return
+        elif self.path.startswith(PREFIX):
             self._cbor(self.path[len(PREFIX):])
         else:
             self._forward()
+
+    def _set_outage(self):
+        order = json.loads(self._body() or b"{}")
+        if order.get("down"):
+            Shim.down_regions.add(order["region"])
+        elif order.get("region"):
+            Shim.down_regions.discard(order["region"])
+        else:
+            Shim.down_regions.clear()
+        self._reply(200, "application/json", json.dumps({"down": sorted(Shim.down_regions)}).encode())
+
+    def _region_down(self) -> bool:
+        """Answers 503 for a request signed for a Region that is down; True when it did."""
+        auth = self.headers.get("Authorization", "")
+        if not Shim.down_regions or "Credential=" not in auth or region_of(auth) not in Shim.down_regions:
+            return False
+        self._body()
+        body = (b"<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>"
+                b"<Message>emulated regional outage</Message></Error></ErrorResponse>")
+        self._reply(503, "text/xml", body)
+        return True
+
+    def _reply(self, status: int, content_type: str, body: bytes):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _body(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)

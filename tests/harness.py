@@ -125,6 +125,13 @@ class MotoServer:
         req = urllib.request.Request(f"{self.moto_endpoint}/moto-api/reset", method="POST")
         urllib.request.urlopen(req, timeout=10).read()
 
+    def region_outage(self, region: str | None, down: bool) -> None:
+        """Emulator-only: every request signed for `region` answers 503 while it is down (the
+        shim's control, see cbor_shim.py). `region_outage(None, False)` lifts every outage."""
+        body = json.dumps({"region": region, "down": down}).encode()
+        req = urllib.request.Request(f"{self.endpoint}/emulator/region-outage", data=body, method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
+
     def stop(self) -> None:
         stop_group(self.shim)
         stop_group(self.proc)
@@ -267,7 +274,10 @@ class LambdaEmulator:
         self.port = 0
         self.proc: subprocess.Popen | None = None
 
-    def start(self, env: dict[str, str], functions: tuple[str, ...] = ("alarm-evaluator",)) -> "LambdaEmulator":
+    def start(self, env: dict[str, str], functions: tuple[str, ...] = ("alarm-evaluator",),
+              concurrency: int = 1) -> "LambdaEmulator":
+        """`concurrency`: how many instances of one function the emulator may run at once
+        (`cargo lambda watch --concurrency`; its default, 1, serves one invocation at a time)."""
         # Pre-build so the emulator's first invocation does not include a compile.
         subprocess.run(["cargo", "build", "--quiet", *sum((["-p", f] for f in functions), [])], cwd=ROOT, check=True)
         env = dict(env)
@@ -283,7 +293,7 @@ class LambdaEmulator:
         proc_env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
         self.proc = subprocess.Popen(
             ["cargo", "lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1",
-             "--invoke-port", str(self.port), "--env-file", str(env_file)],
+             "--invoke-port", str(self.port), "--env-file", str(env_file), "--concurrency", str(concurrency)],
             cwd=ROOT, env=proc_env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         wait_for(lambda: port_open(self.port), 120, "cargo lambda watch", self.proc, log)
