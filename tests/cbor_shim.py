@@ -33,6 +33,24 @@ PREFIX = "/service/GraniteServiceVersion20100801/operation/"
 OUTAGE_PATH = "/emulator/region-outage"
 
 
+def relay(request: BaseHTTPRequestHandler, host: str, port: int, path: str, body: bytes,
+          timeout: float = 60) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Sends the request `request` is serving (its method and headers, `path`, `body`) to
+    host:port and returns the answer's status, headers and body. http.client, not urllib: urllib
+    labels a body without Content-Type as a form, which moto then parses as one (boto3 sends
+    Route 53's XML bodies without the header); the body goes through byte for byte."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+    if body or request.command in ("POST", "PUT"):
+        headers["Content-Length"] = str(len(body))
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(request.command, path, body=body or None, headers=headers)
+        r = conn.getresponse()
+        return r.status, r.getheaders(), r.read()
+    finally:
+        conn.close()
+
+
 class Shim(BaseHTTPRequestHandler):
     moto = ""
     moto_host = "127.0.0.1"
@@ -99,19 +117,7 @@ class Shim(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def _forward(self):
-        # http.client, not urllib: urllib labels a body without Content-Type as a form, which
-        # moto then parses as one (boto3 sends Route 53's XML bodies without the header).
-        body = self._body()
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
-        if body or self.command in ("POST", "PUT"):
-            headers["Content-Length"] = str(len(body))
-        conn = http.client.HTTPConnection(self.moto_host, self.moto_port, timeout=60)
-        try:
-            conn.request(self.command, self.path, body=body or None, headers=headers)
-            r = conn.getresponse()
-            status, rheaders, rbody = r.status, r.getheaders(), r.read()
-        finally:
-            conn.close()
+        status, rheaders, rbody = relay(self, self.moto_host, self.moto_port, self.path, self._body())
         self.send_response(status)
         for k, v in rheaders:
             if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):

@@ -34,7 +34,6 @@ Usage (standalone): python tests/fault_proxy.py <listen-port> <upstream-endpoint
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import struct
@@ -45,6 +44,8 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from cbor_shim import relay
 
 FAULTS = ("throttle", "internal", "denied", "timeout", "drop")
 CONTROL = "/fault-proxy/"
@@ -308,20 +309,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(status, ctype, rbody, extra)
 
     def _forward(self, body: bytes):
-        # http.client, as cbor_shim.py does: the body goes through byte for byte, no Content-Type added.
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
-        if body or self.command in ("POST", "PUT"):
-            headers["Content-Length"] = str(len(body))
         path = self.path
         for alias, zone in self.owner.aliases.items():
             path = path.replace(f"/hostedzone/{alias}", f"/hostedzone/{zone}")
-        conn = http.client.HTTPConnection(self.up_host, self.up_port, timeout=60)
-        try:
-            conn.request(self.command, path, body=body or None, headers=headers)
-            r = conn.getresponse()
-            return r.status, r.getheaders(), r.read()
-        finally:
-            conn.close()
+        return relay(self, self.up_host, self.up_port, path, body)
 
     def _control(self, body: bytes):
         if self.path == CONTROL + "rules" and self.command == "POST":

@@ -97,7 +97,7 @@ def launch(faithful, mariadb, orders_primary, promoted_db, workdir, request):
         topic = world.seed_topic()
         zones = {
             "orders": world.seed_writer_record(ORDERS_DNS, endpoint_host(world, "orders-primary", EAST), ttl=300),
-            "billing": seed_failover_pair(world, BILLING_DNS, endpoint_host(world, "billing-1"), endpoint_host(world, "billing-2")),
+            "billing": world.seed_failover_pair(BILLING_DNS, endpoint_host(world, "billing-1"), endpoint_host(world, "billing-2")),
             "payments": world.seed_writer_record(PAYMENTS_DNS, "payments-east.cluster-cabcdefghijk.us-east-1.rds.amazonaws.com", ttl=300),
         }
         # The secondary cluster of the global database has an instance: after a global failover it
@@ -137,20 +137,6 @@ def launch(faithful, mariadb, orders_primary, promoted_db, workdir, request):
 def endpoint_host(world: World, instance: str, region: str = HOME_REGION) -> str:
     return world.instance(instance, region)["Endpoint"]["Address"]
 
-
-def seed_failover_pair(world: World, name: str, primary: str, secondary: str) -> str:
-    """A zone holding a Route 53 failover pair for `name`: PRIMARY (SetIdentifier billing-primary,
-    as the billing site's failover-pin mode names it) and SECONDARY."""
-    r53 = world.client("route53")
-    zone = name.split(".", 1)[1] + "."
-    zid = r53.create_hosted_zone(Name=zone, CallerReference=f"{zone}-{time.time_ns()}")["HostedZone"]["Id"].split("/")[-1]
-    changes = [
-        {"Action": "CREATE", "ResourceRecordSet": {"Name": name, "Type": "CNAME", "SetIdentifier": ident, "Failover": role,
-                                                   "TTL": 60, "ResourceRecords": [{"Value": value}]}}
-        for ident, role, value in (("billing-primary", "PRIMARY", primary), ("billing-secondary", "SECONDARY", secondary))
-    ]
-    r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": changes})
-    return zid
 
 
 class Site:

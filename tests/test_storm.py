@@ -165,7 +165,7 @@ def launch(faithful, proxy, functions, mariadb, new_primary, workdir, request):
         old = world.instance("orders-primary", "us-east-1")["Endpoint"]["Address"]
         zones = {
             "orders": world.seed_writer_record(ORDERS_DNS, old, ttl=300),
-            "billing": seed_failover_pair(world, BILLING_DNS, host(world, "billing-1"), host(world, "billing-2")),
+            "billing": world.seed_failover_pair(BILLING_DNS, host(world, "billing-1"), host(world, "billing-2")),
         }
         proxy.aliases = {ZONE_ALIASES[s]: z for s, z in zones.items()}
         target = f"127.0.0.1:{new_primary.port}"
@@ -193,19 +193,6 @@ def launch(faithful, proxy, functions, mariadb, new_primary, workdir, request):
 def host(world: World, instance: str) -> str:
     return world.instance(instance)["Endpoint"]["Address"]
 
-
-def seed_failover_pair(world: World, name: str, primary: str, secondary: str) -> str:
-    """A zone holding billing's Route 53 failover pair (PRIMARY `billing-primary`, SECONDARY)."""
-    r53 = world.client("route53")
-    zone = name.split(".", 1)[1] + "."
-    zid = r53.create_hosted_zone(Name=zone, CallerReference=f"{zone}-{time.time_ns()}")["HostedZone"]["Id"].split("/")[-1]
-    changes = [
-        {"Action": "CREATE", "ResourceRecordSet": {"Name": name, "Type": "CNAME", "SetIdentifier": ident, "Failover": role,
-                                                   "TTL": 60, "ResourceRecords": [{"Value": value}]}}
-        for ident, role, value in (("billing-primary", "PRIMARY", primary), ("billing-secondary", "SECONDARY", secondary))
-    ]
-    r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": changes})
-    return zid
 
 
 class Storm:

@@ -184,6 +184,20 @@ class World:
                 out.append(json.loads(m["Body"]))
                 sqs.delete_message(QueueUrl=self.alerts_url, ReceiptHandle=m["ReceiptHandle"])
 
+    def seed_failover_pair(self, name: str, primary: str, secondary: str) -> str:
+        """A new zone holding billing's Route 53 failover pair for `name` — PRIMARY (SetIdentifier
+        `billing-primary`, as the billing site's failover-pin mode names it) and SECONDARY — and its id."""
+        r53 = self.client("route53")
+        zone = name.split(".", 1)[1] + "."
+        zid = r53.create_hosted_zone(Name=zone, CallerReference=f"{zone}-{time.time_ns()}")["HostedZone"]["Id"].split("/")[-1]
+        changes = [
+            {"Action": "CREATE", "ResourceRecordSet": {"Name": name, "Type": "CNAME", "SetIdentifier": ident, "Failover": role,
+                                                       "TTL": 60, "ResourceRecords": [{"Value": value}]}}
+            for ident, role, value in (("billing-primary", "PRIMARY", primary), ("billing-secondary", "SECONDARY", secondary))
+        ]
+        r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": changes})
+        return zid
+
     def point_endpoint(self, instance: str, region: str, endpoint: str, admin_socket: str | None = None) -> None:
         """Makes DescribeDBInstances report `endpoint` for `instance` (faithful_moto's tag). With
         `admin_socket` (a local MariaDB's), the emulator also promotes that server when the
