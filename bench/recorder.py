@@ -15,12 +15,16 @@ Service and region come from the SigV4 credential scope in `Authorization`.
 
 from __future__ import annotations
 
-import http.client
 import re
 import sys
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from cbor_shim import relay  # noqa: E402
 
 ROUTE53 = [
     ("POST", re.compile(r"^/2013-04-01/hostedzone/[^/]+/rrset/?$"), "ChangeResourceRecordSets"),
@@ -79,16 +83,7 @@ class Recorder:
                 body = self.rfile.read(n) if n else b""
                 with rec._lock:
                     rec.calls.append(operation(self.command, self.path, self.headers, body))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
-                if body or self.command in ("POST", "PUT"):
-                    headers["Content-Length"] = str(len(body))
-                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
-                try:
-                    conn.request(self.command, self.path, body=body or None, headers=headers)
-                    r = conn.getresponse()
-                    status, rheaders, rbody = r.status, r.getheaders(), r.read()
-                finally:
-                    conn.close()
+                status, rheaders, rbody = relay(self, u.hostname, u.port, self.path, body, timeout=120)
                 self.send_response(status)
                 for k, v in rheaders:
                     if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
