@@ -404,14 +404,13 @@ impl Run<'_> {
                         > chrono::Duration::minutes(promote::PREFLIGHT_DEADLINE_MINUTES);
                     if stuck {
                         return self
-                            .fail(
+                            .fail_unrequested(
                                 state,
                                 FailureReason::TopologyUnreadable,
                                 &e.to_string(),
                                 guards,
                             )
-                            .await
-                            .map(Some);
+                            .await;
                     }
                     let d = promote::poll_delay(attempt, self.deps.pacer.jitter());
                     attempt += 1;
@@ -423,14 +422,13 @@ impl Run<'_> {
                 }
                 Err(e) => {
                     return self
-                        .fail(
+                        .fail_unrequested(
                             state,
                             FailureReason::TopologyUnreadable,
                             &e.to_string(),
                             guards,
                         )
                         .await
-                        .map(Some)
                 }
             }
         };
@@ -440,9 +438,8 @@ impl Run<'_> {
             Err(f) => {
                 guards.extend(f.guards);
                 return self
-                    .fail(state, f.reason, &f.detail, guards)
-                    .await
-                    .map(Some);
+                    .fail_unrequested(state, f.reason, &f.detail, guards)
+                    .await;
             }
         };
         guards.extend(cleared.guards);
@@ -966,6 +963,45 @@ impl Run<'_> {
             },
             Commit::Stopped(o) => o,
         })
+    }
+
+    /// Fails the epoch for what the pre-checks saw, on the very state they were judged against.
+    /// Unlike `fail`, a lost race is not re-applied to the newer state: a concurrent invocation
+    /// may have recorded and sent the promotion meanwhile (the candidate then reads `rebooting`,
+    /// `modifying`, or no longer a replica, because *it is being promoted*), so the pre-checks'
+    /// verdict is void. `None` = re-read and re-fence (`run` then watches that promotion).
+    async fn fail_unrequested(
+        &mut self,
+        state: SiteState,
+        reason: FailureReason,
+        detail: &str,
+        guards: Vec<GuardCheck>,
+    ) -> Result<Option<PromoterOutcome>, PromoterError> {
+        let (next, event) =
+            match promote::failed(self.site, &state, reason, detail, guards, self.now()) {
+                Ok(x) => x,
+                Err(e) => {
+                    return Ok(Some(PromoterOutcome::Fenced {
+                        reason: FenceReason::WrongPhase,
+                        detail: e.to_string(),
+                    }))
+                }
+            };
+        match self.deps.ledger.commit(&next).await {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                info!(site = %self.site.id, reason = reason.as_str(), "pre-checks failed on a state that changed meanwhile; re-reading");
+                return Ok(None);
+            }
+            Err(e) => return Err(self.port(e)),
+        }
+        warn!(site = %self.site.id, epoch = state.epoch, reason = reason.as_str(), detail, "promotion failed before it was requested");
+        self.verdict = Some(event.verdict);
+        self.flush(next).await?;
+        Ok(Some(PromoterOutcome::Failed {
+            reason,
+            detail: detail.to_owned(),
+        }))
     }
 
     /// Out of time: hand the watch to the next invocation.

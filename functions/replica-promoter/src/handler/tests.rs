@@ -632,6 +632,77 @@ async fn a_redelivered_decision_neither_promotes_again_nor_emits_again() {
     assert_eq!(w.ledger.commit_count(), commits, "nothing written");
 }
 
+/// The topology as a concurrent invocation leaves it: on the first read of the candidate, that
+/// other invocation has just recorded the request (by compare-and-set, after this one loaded
+/// the ledger) and sent PromoteReadReplica, so RDS already shows the candidate in motion.
+struct RacedTopology {
+    inner: Arc<FakeTopology>,
+    ledger: Arc<FakeLedger>,
+    control: Arc<RecordingControl>,
+    raced: Mutex<bool>,
+}
+
+#[async_trait]
+impl DatabaseTopology for RacedTopology {
+    async fn instance(&self, db: &DbRef) -> Result<Option<InstanceInfo>, PortError> {
+        let first = !std::mem::replace(&mut *self.raced.lock().unwrap(), true);
+        if first && db.id == "orders-replica-1" {
+            let st = self.ledger.get("orders").unwrap();
+            let action = PromotionAction::PromoteReadReplica {
+                instance: db.clone(),
+            };
+            self.ledger.put(promote::request(&st, db, &action, t0()));
+            self.control.promote_read_replica(db).await.unwrap();
+        }
+        self.inner.instance(db).await
+    }
+    async fn cluster(&self, id: &str, region: &str) -> Result<Option<ClusterInfo>, PortError> {
+        self.inner.cluster(id, region).await
+    }
+    async fn global_cluster(
+        &self,
+        id: &str,
+        region: &str,
+    ) -> Result<Option<GlobalClusterInfo>, PortError> {
+        self.inner.global_cluster(id, region).await
+    }
+}
+
+#[tokio::test]
+async fn pre_checks_that_see_a_concurrent_promotion_in_motion_watch_it_instead_of_failing_the_epoch(
+) {
+    // Seen in the storm suite: a duplicate delivery loaded the ledger before another instance
+    // recorded the request, then read the candidate `modifying` (being promoted by that other
+    // instance) and failed the epoch `candidate-unavailable` on top of the recorded request.
+    let mut w = world();
+    w.control.inner.set_polls_per_phase(2);
+    let e = w.decided("orders", 3);
+    w.deps.topology = Arc::new(RacedTopology {
+        inner: w.topology.clone(),
+        ledger: w.ledger.clone(),
+        control: w.control.clone(),
+        raced: Mutex::default(),
+    });
+
+    let r = w.invoke(&e, LONG).await.unwrap();
+
+    assert_eq!(
+        w.control.inner.count("PromoteReadReplica"),
+        1,
+        "only the other invocation's"
+    );
+    assert!(
+        matches!(r.outcome, PromoterOutcome::Promoted { .. }),
+        "{:?}",
+        r.outcome
+    );
+    let st = w.state("orders");
+    assert_eq!(st.phase, Phase::Promoted, "{:?}", st.failure);
+    assert!(st.failure.is_none());
+    assert!(published(&w, EventType::FailoverFailed).is_empty());
+    assert_eq!(w.bus.types(), ["ReplicaPromoted"]);
+}
+
 #[tokio::test]
 async fn a_continuation_resumes_watching_without_promoting_again() {
     let w = world();
