@@ -22,6 +22,10 @@ Corrections:
                              progress, writer moves to the target after --promotion-secs.
   5. Route 53 ChangeResourceRecordSets  atomic batches, exact-match DELETE, a new change id per
                              call, GetChange PENDING until --dns-insync-secs have passed.
+  6. DynamoDB                serializable: a TransactWriteItems is isolated from every other
+                             read and write (moto checks and applies its items one by one and,
+                             on a failed condition, restores a copy of the whole table taken
+                             before it started, erasing writes that landed meanwhile).
 
 Emulator-only controls (tags no real account has): `emulator:endpoint` = host:port makes
 DescribeDBInstances report that endpoint; `emulator:mysql-socket` = a local MariaDB's admin
@@ -441,6 +445,41 @@ def _patch_rds() -> None:
 
 
 # =============================================================================================
+# DynamoDB
+# =============================================================================================
+
+_DDB_LOCK = threading.RLock()
+
+
+def _patch_dynamodb() -> None:
+    """6. Transactions isolated from every other operation.
+
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html
+    ("Isolation levels for DynamoDB transactions"): TransactWriteItems is *serializable* with
+    respect to PutItem, UpdateItem, DeleteItem, GetItem and other transactions, and "the actions
+    are completed atomically so that either all of them succeed or none of them succeeds".
+    moto's server is threaded and its transact_write_items checks and applies item by item, then
+    on a failed condition restores a deep copy of each table taken before it began: under
+    concurrent writers a transaction can see another's half-applied write (a cancellation with
+    reasons [None, ConditionalCheckFailed] that AWS never returns for a version-guarded pair), and
+    its rollback can erase a write that committed in between. One lock around every public
+    backend operation makes each call, transactions included, one serial step.
+    """
+    from moto.dynamodb import models as m
+
+    def serial(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with _DDB_LOCK:
+                return fn(*args, **kwargs)
+        return wrapper
+
+    for name, fn in list(vars(m.DynamoDBBackend).items()):
+        if inspect.isfunction(fn) and not name.startswith("_"):
+            setattr(m.DynamoDBBackend, name, serial(fn))
+
+
+# =============================================================================================
 # Route 53
 # =============================================================================================
 
@@ -673,6 +712,7 @@ def install(promotion_secs: float | None = None, dns_insync_secs: float | None =
         return
     _patch_rds()
     _patch_route53()
+    _patch_dynamodb()
     _patch_endpoints()
     install.done = True
 

@@ -497,3 +497,59 @@ def test_a_completed_promotion_promotes_the_real_database_behind_the_instance(ac
     finally:
         replica.stop()
         source.stop()
+
+
+# ---------------------------------------------------------------------------------------- DynamoDB
+
+
+def test_dynamodb_transactions_are_serializable_under_concurrent_compare_and_set(acct):
+    """The ledger's write — a TransactWriteItems putting the state item (condition: version = the
+    one read) and that version's audit item (condition: attribute_not_exists) — from 16 writers at
+    once. As in AWS: each version has exactly one winner, no committed write is lost, and a loser's
+    cancellation names the state item's condition (never [None, ConditionalCheckFailed], which plain
+    moto returns when it interleaves two transactions)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ddb = acct.client("dynamodb")
+    ddb.create_table(TableName="cas", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
+    ddb.put_item(TableName="cas", Item={"pk": {"S": "site"}, "sk": {"S": "STATE"}, "version": {"N": "0"}})
+    # Other sites' history, as a ledger table has: moto copies the whole table per transaction.
+    for i in range(0, 300, 25):
+        ddb.batch_write_item(RequestItems={"cas": [
+            {"PutRequest": {"Item": {"pk": {"S": "other"}, "sk": {"S": f"AUDIT#{j:012}"}, "state": {"S": "x" * 200}}}}
+            for j in range(i, i + 25)]})
+    import boto3
+
+    clients = [boto3.client("dynamodb", region_name=HOME_REGION, endpoint_url=acct.endpoint,
+                            aws_access_key_id="testing", aws_secret_access_key="testing") for _ in range(16)]
+
+    def writer(c) -> tuple[int, list[list[str]]]:
+        won, lost = 0, []
+        for _ in range(12):
+            v = int(c.get_item(TableName="cas", Key={"pk": {"S": "site"}, "sk": {"S": "STATE"}},
+                               ConsistentRead=True)["Item"]["version"]["N"])
+            try:
+                c.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": "cas", "Item": {"pk": {"S": "site"}, "sk": {"S": "STATE"}, "version": {"N": str(v + 1)}},
+                             "ConditionExpression": "version = :prev", "ExpressionAttributeValues": {":prev": {"N": str(v)}}}},
+                    {"Put": {"TableName": "cas", "Item": {"pk": {"S": "site"}, "sk": {"S": f"AUDIT#{v + 1:012}"}},
+                             "ConditionExpression": "attribute_not_exists(pk)"}},
+                ])
+                won += 1
+            except botocore.exceptions.ClientError as e:
+                assert e.response["Error"]["Code"] == "TransactionCanceledException", e.response["Error"]
+                lost.append([r.get("Code", "None") for r in e.response.get("CancellationReasons", [])])
+        return won, lost
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(writer, clients))
+    won = sum(w for w, _ in results)
+    lost = [r for _, ls in results for r in ls]
+    state = ddb.get_item(TableName="cas", Key={"pk": {"S": "site"}, "sk": {"S": "STATE"}}, ConsistentRead=True)["Item"]
+    audits = ddb.query(TableName="cas", KeyConditionExpression="pk = :p AND begins_with(sk, :a)",
+                       ExpressionAttributeValues={":p": {"S": "site"}, ":a": {"S": "AUDIT#"}})["Count"]
+    assert lost, "the writers really raced"
+    assert int(state["version"]["N"]) == won == audits, (state, won, audits)
+    assert all(r and r[0] == "ConditionalCheckFailed" for r in lost), [r for r in lost if not r or r[0] != "ConditionalCheckFailed"][:5]
