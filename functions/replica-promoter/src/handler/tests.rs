@@ -1071,3 +1071,5 @@ async fn writes_that_cannot_be_verified_fail_the_epoch_instead_of_passing_it() {
     );
     assert!(published(&w, EventType::ReplicaPromoted).is_empty());
 }
+
+mod interleavings;

@@ -1,0 +1,346 @@
+//! Two deliveries of the same FailoverDecided racing, at every interleaving of their AWS calls
+//! that one preemption can produce: X makes its first `i` port calls, Y makes its first `j`, then
+//! X runs to the end, then Y. EventBridge delivers at least once and Lambda runs duplicates side
+//! by side, so each (i, j) is a schedule production can take; the storm suite (tests/test_storm.py)
+//! found one of them against the emulator, after the fact — this explores them all, per engine
+//! kind, deterministically.
+//!
+//! Every port the handler is given (ledger, bus, topology, metrics, RDS mutations, the write
+//! check) waits for its invocation's turn before calling the fake behind it. After both answers
+//! (and Lambda's retry of a delivery that lost too many compare-and-set races, and the
+//! continuation events the bus carries), whatever the schedule:
+//! - exactly one promotion mutation was sent, and only after the ledger recorded the request;
+//! - the epoch ends `promoted` at the verified endpoint: a duplicate never fails it;
+//! - no FailoverFailed is emitted, and every ReplicaPromoted is the same epoch's;
+//! - the ledger's committed phases only move promoting → promoted.
+
+use std::collections::HashMap;
+
+use failover_policy::signal::AlarmState;
+
+use super::*;
+
+tokio::task_local! {
+    /// Which of the two racing invocations is calling: 0 = X, 1 = Y.
+    static WHO: usize;
+}
+
+/// The schedule: (whose turn, how many calls it may make in it; `usize::MAX` = to the end).
+struct Turns {
+    plan: Vec<(usize, usize)>,
+    at: usize,
+    taken: usize,
+    done: [bool; 2],
+    calls: [usize; 2],
+}
+
+struct Scheduler {
+    turns: Mutex<Turns>,
+}
+
+impl Scheduler {
+    fn new(i: usize, j: usize) -> Self {
+        Self {
+            turns: Mutex::new(Turns {
+                plan: vec![(0, i), (1, j), (0, usize::MAX), (1, usize::MAX)],
+                at: 0,
+                taken: 0,
+                done: [false; 2],
+                calls: [0; 2],
+            }),
+        }
+    }
+
+    /// Waits until the calling invocation may make its next port call.
+    async fn turn(&self) {
+        let who = WHO.try_with(|w| *w).unwrap_or(0);
+        loop {
+            {
+                let mut t = self.turns.lock().unwrap();
+                while t.at < t.plan.len() {
+                    let (owner, limit) = t.plan[t.at];
+                    if t.done[owner] || t.taken >= limit {
+                        t.at += 1;
+                        t.taken = 0;
+                    } else {
+                        break;
+                    }
+                }
+                if t.at >= t.plan.len() || t.plan[t.at].0 == who {
+                    t.taken += 1;
+                    t.calls[who] += 1;
+                    return;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn finished(&self, who: usize) {
+        self.turns.lock().unwrap().done[who] = true;
+    }
+
+    fn calls(&self) -> [usize; 2] {
+        self.turns.lock().unwrap().calls
+    }
+}
+
+/// A port that waits for its invocation's turn, then calls the fake behind it.
+struct Gated<T: ?Sized> {
+    inner: Arc<T>,
+    s: Arc<Scheduler>,
+}
+
+fn gated<T: ?Sized>(inner: Arc<T>, s: &Arc<Scheduler>) -> Arc<Gated<T>> {
+    Arc::new(Gated {
+        inner,
+        s: s.clone(),
+    })
+}
+
+#[async_trait]
+impl Ledger for Gated<dyn Ledger> {
+    async fn load(&self, site: &str) -> Result<SiteState, PortError> {
+        self.s.turn().await;
+        self.inner.load(site).await
+    }
+    async fn commit(&self, next: &SiteState) -> Result<(), PortError> {
+        self.s.turn().await;
+        self.inner.commit(next).await
+    }
+}
+
+#[async_trait]
+impl EventBus for Gated<dyn EventBus> {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), PortError> {
+        self.s.turn().await;
+        self.inner.publish(events).await
+    }
+}
+
+#[async_trait]
+impl DatabaseTopology for Gated<dyn DatabaseTopology> {
+    async fn instance(&self, db: &DbRef) -> Result<Option<InstanceInfo>, PortError> {
+        self.s.turn().await;
+        self.inner.instance(db).await
+    }
+    async fn cluster(&self, id: &str, region: &str) -> Result<Option<ClusterInfo>, PortError> {
+        self.s.turn().await;
+        self.inner.cluster(id, region).await
+    }
+    async fn global_cluster(
+        &self,
+        id: &str,
+        region: &str,
+    ) -> Result<Option<GlobalClusterInfo>, PortError> {
+        self.s.turn().await;
+        self.inner.global_cluster(id, region).await
+    }
+}
+
+#[async_trait]
+impl Metrics for Gated<dyn Metrics> {
+    async fn alarm_states(
+        &self,
+        region: &str,
+        names: &[String],
+    ) -> Result<HashMap<String, AlarmState>, PortError> {
+        self.s.turn().await;
+        self.inner.alarm_states(region, names).await
+    }
+    async fn replica_lag(
+        &self,
+        db: &DbRef,
+        metric: LagMetric,
+        now: DateTime<Utc>,
+    ) -> Result<Option<f64>, PortError> {
+        self.s.turn().await;
+        self.inner.replica_lag(db, metric, now).await
+    }
+}
+
+#[async_trait]
+impl DatabaseControl for Gated<dyn DatabaseControl> {
+    async fn promote_read_replica(&self, i: &DbRef) -> Result<MutationAck, PortError> {
+        self.s.turn().await;
+        self.inner.promote_read_replica(i).await
+    }
+    async fn failover_db_cluster(
+        &self,
+        c: &str,
+        r: &str,
+        t: &str,
+    ) -> Result<MutationAck, PortError> {
+        self.s.turn().await;
+        self.inner.failover_db_cluster(c, r, t).await
+    }
+    async fn switchover_global_cluster(
+        &self,
+        g: &str,
+        r: &str,
+        t: &str,
+    ) -> Result<MutationAck, PortError> {
+        self.s.turn().await;
+        self.inner.switchover_global_cluster(g, r, t).await
+    }
+    async fn failover_global_cluster(
+        &self,
+        g: &str,
+        r: &str,
+        t: &str,
+        a: bool,
+    ) -> Result<MutationAck, PortError> {
+        self.s.turn().await;
+        self.inner.failover_global_cluster(g, r, t, a).await
+    }
+    async fn reboot_with_failover(&self, i: &DbRef) -> Result<MutationAck, PortError> {
+        self.s.turn().await;
+        self.inner.reboot_with_failover(i).await
+    }
+}
+
+#[async_trait]
+impl WritabilityCheck for Gated<dyn WritabilityCheck> {
+    async fn check(&self, site: &SiteConfig, endpoint: &str) -> Result<Writability, PortError> {
+        self.s.turn().await;
+        self.inner.check(site, endpoint).await
+    }
+}
+
+/// The engine kinds, as the happy-path tests set them up: (site, epoch, promotion API, endpoint).
+const ENGINES: [(&str, u64, &str, &str); 4] = [
+    ("orders", 3, "PromoteReadReplica", "orders-replica-1"),
+    ("billing", 2, "FailoverDBCluster", "billing-2"),
+    ("payments", 5, "FailoverGlobalCluster", "payments-west-1"),
+    ("inventory", 1, "RebootDBInstance", "inventory-db"),
+];
+
+/// A fresh world for `site` whose ports wait for the scheduler; the topology moves one step per
+/// `polls` describes, so the duplicate can meet the promotion at every status it passes through.
+fn racing_world(site: &str, epoch: u64, s: &Arc<Scheduler>) -> (World, DomainEvent) {
+    let mut w = world();
+    if matches!(site, "orders" | "payments") {
+        w.topology.kill_region("us-east-1");
+    }
+    w.control.inner.set_polls_per_phase(2);
+    let e = w.decided(site, epoch);
+    let d = &mut w.deps;
+    d.ledger = gated(d.ledger.clone(), s);
+    d.bus = gated(d.bus.clone(), s);
+    d.topology = gated(d.topology.clone(), s);
+    d.metrics = gated(d.metrics.clone(), s);
+    d.control = gated(d.control.clone(), s);
+    d.writability = gated(d.writability.clone(), s);
+    (w, e)
+}
+
+/// Runs X and Y under schedule (i, j), then what AWS would deliver next; returns both answers.
+async fn race(w: &World, e: &DomainEvent, s: &Arc<Scheduler>) -> [String; 2] {
+    let run = |who: usize| {
+        WHO.scope(who, async move {
+            let r = w.invoke(e, LONG).await;
+            s.finished(who);
+            r
+        })
+    };
+    let (x, y) = tokio::join!(run(0), run(1));
+    let mut answers = [String::new(), String::new()];
+    for (k, r) in [x, y].into_iter().enumerate() {
+        answers[k] = match r {
+            Ok(r) => format!("{:?}", r.outcome),
+            // Lambda retries a delivery that lost every compare-and-set race.
+            Err(err) if err.error_type().starts_with("Retryable.") => {
+                let again = WHO.scope(k, w.invoke(e, LONG)).await;
+                format!("{err} then {:?}", again.map(|r| r.outcome))
+            }
+            Err(err) => panic!("invocation {k} failed: {err:?}"),
+        };
+    }
+    // Out of budget (the two share the virtual clock, so each one's waits use up the other's
+    // time too): the bus carries PromotionContinued to the next invocation, until none is left.
+    let mut delivered = 0;
+    for _ in 0..20 {
+        let next: Vec<DomainEvent> = w.bus.published.lock().unwrap()[delivered..].to_vec();
+        delivered += next.len();
+        let continued: Vec<_> = next
+            .into_iter()
+            .filter(|c| c.event_type == EventType::PromotionContinued)
+            .collect();
+        if continued.is_empty() {
+            return answers;
+        }
+        for c in continued {
+            WHO.scope(0, w.invoke(&c, LONG)).await.unwrap();
+        }
+    }
+    panic!("the promotion never settled: {answers:?}")
+}
+
+#[tokio::test]
+async fn duplicate_decisions_racing_at_every_interleaving_promote_once_and_never_fail_the_epoch() {
+    let mut cases = 0;
+    for (site, epoch, api, endpoint) in ENGINES {
+        // How many port calls one delivery makes alone: the schedules' horizon.
+        let solo = Arc::new(Scheduler::new(usize::MAX, 0));
+        let (w, e) = racing_world(site, epoch, &solo);
+        WHO.scope(0, w.invoke(&e, LONG)).await.unwrap();
+        let n = solo.calls()[0];
+        assert!(n >= 5, "{site}: a promotion makes several calls ({n})");
+
+        for i in 0..=n {
+            for j in 1..=n {
+                let s = Arc::new(Scheduler::new(i, j));
+                let (w, e) = racing_world(site, epoch, &s);
+                let answers = race(&w, &e, &s).await;
+                let case = format!("{site} X {i} calls, Y {j} calls, then X, then Y: {answers:?}");
+
+                assert_eq!(
+                    w.control.inner.calls.lock().unwrap().len(),
+                    1,
+                    "{case}: {:?}",
+                    w.mutations()
+                );
+                assert_eq!(
+                    *w.control.recorded_before.lock().unwrap(),
+                    [true],
+                    "{case}: the mutation follows the recorded request"
+                );
+                let st = w.state(site);
+                assert_eq!(st.phase, Phase::Promoted, "{case}: {:?}", st.failure);
+                let rec = st.promotion.clone().unwrap();
+                assert_eq!(
+                    (rec.action.as_str(), rec.endpoint),
+                    (api, Some(ep(endpoint))),
+                    "{case}"
+                );
+                assert!(rec.writable_verified_at.is_some(), "{case}");
+                assert!(
+                    published(&w, EventType::FailoverFailed).is_empty(),
+                    "{case}"
+                );
+                let promoted = published(&w, EventType::ReplicaPromoted);
+                assert!(
+                    !promoted.is_empty() && promoted.iter().all(|p| p.epoch == epoch),
+                    "{case}"
+                );
+                let phases: Vec<Phase> = w
+                    .ledger
+                    .commits
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.phase)
+                    .collect();
+                assert!(
+                    phases.windows(2).all(
+                        |p| p[0] == p[1] || (p[0], p[1]) == (Phase::Promoting, Phase::Promoted)
+                    ),
+                    "{case}: {phases:?}"
+                );
+                cases += 1;
+            }
+        }
+    }
+    eprintln!("{cases} schedules explored");
+    assert!(cases > 100, "{cases} schedules");
+}
