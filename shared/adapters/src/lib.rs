@@ -9,6 +9,7 @@ pub mod control;
 pub mod dns;
 pub mod fakes;
 pub mod gather;
+pub mod interleave;
 pub mod mysql;
 pub mod notify;
 pub mod ports;
