@@ -82,6 +82,7 @@ reliability: setup reliability-clean
 	$(VENV)/pytest -q tests/test_storm.py || failed=1; \
 	cargo test --quiet -p replica-promoter --test fault_matrix || failed=1; \
 	cargo test --quiet -p replica-promoter --lib interleavings || failed=1; \
+	cargo test --quiet -p dns-pinner --lib interleavings || failed=1; \
 	$(VENV)/python tests/reliability_report.py || failed=1; \
 	if [ $$failed -ne 0 ]; then echo "reliability: a suite failed (see above)"; fi; exit $$failed
 

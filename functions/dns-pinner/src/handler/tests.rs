@@ -21,6 +21,7 @@ const EXAMPLE: &str = include_str!("../../../../infra/sites.example.json");
 const NEW_HOST: &str = "orders-replica-1.cabc.us-west-2.rds.amazonaws.com";
 const OLD_HOST: &str = "orders-primary.cabc.us-east-1.rds.amazonaws.com";
 const BILLING_NEW: &str = "billing-2.cdef.us-west-2.rds.amazonaws.com";
+const BILLING_OLD: &str = "billing-1.cdef.us-west-2.rds.amazonaws.com";
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap()
@@ -281,8 +282,9 @@ async fn a_change_whose_id_was_lost_is_confirmed_by_a_fresh_change_before_pinnin
     assert_eq!(d.previous_values, vec![OLD_HOST], "what to restore is kept");
 }
 
-#[tokio::test(start_paused = true)]
-async fn failover_pin_rewrites_the_primary_record_keeping_its_identity() {
+/// Billing in failover-record mode, epoch 5 promoted to billing-2: the PRIMARY record still
+/// names billing-1, the SECONDARY already names billing-2, each with its own health check.
+fn billing_world() -> World {
     let w = world();
     w.ledger.put(promoted(
         "billing",
@@ -295,7 +297,7 @@ async fn failover_pin_rewrites_the_primary_record_keeping_its_identity() {
         failover(
             "billing-primary",
             FailoverRole::Primary,
-            "billing-1.cdef.us-west-2.rds.amazonaws.com",
+            BILLING_OLD,
             "hc-primary",
         ),
     );
@@ -308,6 +310,12 @@ async fn failover_pin_rewrites_the_primary_record_keeping_its_identity() {
             "hc-secondary",
         ),
     );
+    w
+}
+
+#[tokio::test(start_paused = true)]
+async fn failover_pin_rewrites_the_primary_record_keeping_its_identity() {
+    let w = billing_world();
     let r = handle(
         &w.deps,
         replica_promoted("billing", 5, "billing-2"),
@@ -337,10 +345,7 @@ async fn failover_pin_rewrites_the_primary_record_keeping_its_identity() {
     assert_eq!(records.len(), 2);
     let d = w.ledger.get("billing").unwrap().dns.unwrap();
     assert_eq!(d.set_identifier.as_deref(), Some("billing-primary"));
-    assert_eq!(
-        d.previous_values,
-        vec!["billing-1.cdef.us-west-2.rds.amazonaws.com"]
-    );
+    assert_eq!(d.previous_values, vec![BILLING_OLD]);
     assert_eq!(w.bus.types(), vec!["DnsPinned"]);
 }
 
@@ -658,3 +663,5 @@ async fn malformed_input_is_bad_input_with_no_aws_call() {
     assert_eq!(*w.dns.reads.lock().unwrap(), 0);
     assert_eq!(w.ledger.commit_count(), 0);
 }
+
+mod interleavings;
