@@ -1134,6 +1134,9 @@ fn operator(
 /// The promotion of an earlier epoch that was requested (sent to RDS, or maybe sent) and never
 /// pinned in DNS. A pinned epoch only closes through a human's `complete`; a withdrawn request
 /// (throttled: provably not applied) leaves no record.
+/// How an `unresolved-promotion` hold's candidate line ends (the notifier keys its next step on it).
+pub(crate) const TWO_WRITERS: &str = "a second automatic promotion could make two writers";
+
 fn unresolved_promotion(st: &SiteState) -> Option<String> {
     let p = st.promotion.as_ref().filter(|p| p.epoch < st.epoch)?;
     let pinned = st
@@ -1149,7 +1152,7 @@ fn unresolved_promotion(st: &SiteState) -> Option<String> {
         "may have been promoted"
     };
     Some(format!(
-        "epoch {} requested {} of {} at {} and failed before DNS was pinned: {} {how}; a second automatic promotion could make two writers",
+        "epoch {} requested {} of {} at {} and failed before DNS was pinned: {} {how}; {TWO_WRITERS}",
         p.epoch,
         p.action,
         p.candidate,

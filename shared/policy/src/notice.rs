@@ -380,7 +380,28 @@ fn refusal_steps(e: &DomainEvent) -> Vec<String> {
     if blocked.contains(&Guard::Cooldown) {
         next.push("The cooldown after the last failover refuses automatic and requested failovers alike; it ends by itself (see the cooldown line).".into());
     }
-    if blocked.contains(&Guard::Candidate) {
+    // An earlier epoch's promotion that never got DNS pinned holds automation (two writers):
+    // making another candidate available would not lift it; a human resolves the first one.
+    let unresolved = e.verdict.guards.iter().find(|g| {
+        g.guard == Guard::Candidate
+            && g.result == GuardResult::Fail
+            && g.detail.ends_with(crate::decide::TWO_WRITERS)
+    });
+    if let Some(g) = unresolved {
+        let first = g.detail.split(':').next().unwrap_or("an earlier epoch");
+        next.push(format!(
+            "Automation holds {site} until a human resolves an earlier promotion ({first}): that candidate may already be a writer. \
+             Check it (docs/runbook.md, section 7). If it is the new primary, pin DNS to it by hand (same section); \
+             if not, fence it off, then fail over by hand (a manual failover is allowed, and its pinned epoch clears the hold): {}",
+            failover("")
+        ));
+    }
+    let other_candidate_fail = e.verdict.guards.iter().any(|g| {
+        g.guard == Guard::Candidate
+            && g.result == GuardResult::Fail
+            && !g.detail.ends_with(crate::decide::TWO_WRITERS)
+    });
+    if other_candidate_fail {
         next.push("No candidate can be promoted (see the candidate line): make one available, or restore the primary.".into());
     }
     if blocked.contains(&Guard::Rpo) || blocked.is_empty() {
@@ -794,6 +815,55 @@ mod tests {
             .body
             .contains(r#""command":"approve","site":"billing","epoch":3"#));
         assert!(n.body.contains("RPO OVERRIDE by alice"));
+    }
+
+    #[test]
+    fn an_unresolved_promotion_hold_says_how_a_human_resolves_it_not_make_a_candidate_available() {
+        let mut e = event(EventType::FailoverRefused, "orders", Phase::Refused);
+        e.verdict.outcome = Outcome::Refused {
+            reason: RefusalReason::UnresolvedPromotion,
+        };
+        e.verdict.guards = vec![
+            GuardCheck::new(
+                Guard::Candidate,
+                GuardResult::Fail,
+                format!(
+                    "epoch 2 requested PromoteReadReplica of orders-replica-1 (us-west-2) at 2026-11-24T10:00:00Z \
+                     and failed before DNS was pinned: orders-replica-1 (us-west-2) may have been promoted; {}",
+                    crate::decide::TWO_WRITERS
+                ),
+            ),
+            GuardCheck::new(Guard::Rpo, GuardResult::Pass, "lag 2 s within 30 s"),
+        ];
+        let b = compose(&e, t(500)).body;
+        assert!(
+            b.contains(
+                "until a human resolves an earlier promotion (epoch 2 requested PromoteReadReplica"
+            ),
+            "{b}"
+        );
+        assert!(b.contains("docs/runbook.md, section 7"), "{b}");
+        assert!(
+            b.contains(
+                r#"{"command":"failover","site":"orders","reason":"<why>","operator":"<you>"}"#
+            ),
+            "{b}"
+        );
+        assert!(!b.contains("make one available"), "{b}");
+        assert!(
+            !b.contains("override_rpo"),
+            "an RPO override does not lift the hold:\n{b}"
+        );
+
+        // A candidate that is simply unavailable still gets the generic step.
+        e.verdict.guards[0] = GuardCheck::new(
+            Guard::Candidate,
+            GuardResult::Fail,
+            "orders-replica-1 (us-west-2) is rebooting",
+        );
+        let b = compose(&e, t(500)).body;
+        assert!(b.contains("make one available"), "{b}");
+        assert!(!b.contains("resolves an earlier promotion"), "{b}");
     }
 
     #[test]
