@@ -1021,6 +1021,34 @@ fn operator(
             cx.finish(original, o, s)
         }
         OperatorAction::Complete => {
+            // A failed epoch whose promotion was requested but never pinned holds automation
+            // (`unresolved-promotion`) until a human has dealt with its candidate — pinned DNS to
+            // it by hand, or fenced it off — and says so here, naming that epoch.
+            let named = cmd.epoch.unwrap_or(0);
+            let settled = |st: &SiteState| {
+                (st.epoch == named && st.phase == Phase::Failed)
+                    || (st.epoch > named && !st.phase.is_in_flight())
+            };
+            if unpinned_promotion(&cx.st).is_some_and(|p| p.epoch == named) && settled(&cx.st) {
+                let why = reason.unwrap_or_default();
+                let p = cx.st.promotion.as_mut().expect("checked above");
+                p.resolved = Some(crate::incident::Resolution {
+                    by: by.to_string(),
+                    reason: why.to_string(),
+                    at: cx.now,
+                });
+                let d = format!(
+                    "the promotion epoch {named} requested ({} of {}) resolved by {by}: {why}",
+                    p.action, p.candidate
+                );
+                cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, d));
+                let s = format!(
+                    "epoch {named}'s unpinned promotion resolved by {by}; it no longer holds automation for the site"
+                );
+                let o = Outcome::Completed;
+                cx.event(EventType::FailoverCompleted, &s, &o);
+                return cx.finish(original, o, s);
+            }
             // After a failover the site stays pinned, and the evaluator decides nothing new for
             // it, until a human has made the configuration name the new primary (or failed back)
             // and closes the incident here, naming its epoch.
@@ -1028,7 +1056,7 @@ fn operator(
             if cx.st.phase != Phase::DnsPinned || cmd.epoch != Some(epoch) {
                 let d = format!(
                     "nothing to complete: `complete` names epoch {}, the site is {} at epoch {epoch} \
-                     (only a pinned failover can be completed)",
+                     (only a pinned failover, or a failed epoch's unpinned promotion, can be completed)",
                     cmd.epoch.unwrap_or(0),
                     cx.st.phase
                 );
@@ -1137,15 +1165,18 @@ fn operator(
 /// How an `unresolved-promotion` hold's candidate line ends (the notifier keys its next step on it).
 pub(crate) const TWO_WRITERS: &str = "a second automatic promotion could make two writers";
 
-fn unresolved_promotion(st: &SiteState) -> Option<String> {
-    let p = st.promotion.as_ref().filter(|p| p.epoch < st.epoch)?;
+/// The promotion an epoch requested that never got DNS pinned and no human has resolved.
+fn unpinned_promotion(st: &SiteState) -> Option<&crate::incident::PromotionRecord> {
+    let p = st.promotion.as_ref().filter(|p| p.resolved.is_none())?;
     let pinned = st
         .dns
         .as_ref()
         .is_some_and(|d| d.epoch == p.epoch && d.insync_at.is_some());
-    if pinned {
-        return None;
-    }
+    (!pinned).then_some(p)
+}
+
+fn unresolved_promotion(st: &SiteState) -> Option<String> {
+    let p = unpinned_promotion(st).filter(|p| p.epoch < st.epoch)?;
     let how = if p.completed_at.is_some() {
         "was promoted"
     } else {

@@ -201,6 +201,18 @@ pub struct PromotionRecord {
     pub endpoint: Option<String>,
     #[serde(default)]
     pub writable_verified_at: Option<DateTime<Utc>>,
+    /// A human's word that this promotion is dealt with (`complete` naming its epoch after the
+    /// epoch failed unpinned): it no longer holds automation back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<Resolution>,
+}
+
+/// Who declared an unpinned promotion dealt with, why and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub by: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 /// A Route 53 record set as the dns-pinner found it, and what it set it to.

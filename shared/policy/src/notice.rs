@@ -136,9 +136,18 @@ fn headline(e: &DomainEvent) -> String {
         EventType::PromotionContinued => format!("promotion of {c} still running"),
         EventType::ReplicaPromoted => format!("{c} promoted, DNS next"),
         EventType::DnsPinned => format!("DNS pinned to {c}; failback is manual"),
+        EventType::FailoverCompleted if is_resolution(e) => {
+            "earlier promotion resolved by a human; automation no longer held".into()
+        }
         EventType::FailoverCompleted => format!("failover to {c} completed"),
         EventType::FailoverFailed => "FAILOVER FAILED - act now".into(),
     }
+}
+
+/// A `complete` that resolved a failed epoch's unpinned promotion (not a pinned failover's close):
+/// the site is not in phase `completed`.
+fn is_resolution(e: &DomainEvent) -> bool {
+    e.event_type == EventType::FailoverCompleted && e.phase != crate::incident::Phase::Completed
 }
 
 /// One printable ASCII line: non-ASCII becomes `?`, control characters and newlines a space,
@@ -316,6 +325,15 @@ fn steps(e: &DomainEvent) -> Steps {
             ],
             vec![fence_old, failback],
         ),
+        EventType::FailoverCompleted if is_resolution(e) => (
+            vec![format!(
+                "A human declared an earlier epoch's unpinned promotion dealt with (see the command line above): it no longer holds automatic failover of {site}."
+            )],
+            vec!["This command changed nothing in AWS: nothing was promoted, DNS untouched.".into()],
+            vec![format!(
+                "Automation watches {site} again and may promote a configured candidate: make sure the site's configuration describes the databases as they are now ({RUNBOOK}, section 9a)."
+            )],
+        ),
         EventType::FailoverCompleted => (
             vec![format!("Failover to {c} completed.")],
             vec![format!("{old} was not stopped, demoted or deleted.")],
@@ -389,10 +407,21 @@ fn refusal_steps(e: &DomainEvent) -> Vec<String> {
     });
     if let Some(g) = unresolved {
         let first = g.detail.split(':').next().unwrap_or("an earlier epoch");
+        let epoch = first
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse::<u64>().ok())
+            .map_or("<epoch>".to_string(), |n| n.to_string());
         next.push(format!(
             "Automation holds {site} until a human resolves an earlier promotion ({first}): that candidate may already be a writer. \
-             Check it (docs/runbook.md, section 7). If it is the new primary, pin DNS to it by hand (same section); \
-             if not, fence it off, then fail over by hand (a manual failover is allowed, and its pinned epoch clears the hold): {}",
+             Check it ({RUNBOOK}, section 7): if it is the new primary, pin DNS to it by hand (same section); if not, fence it off. \
+             Then lift the hold: {}",
+            operator_cmd(format!(
+                r#"{{"command":"complete","site":"{site}","epoch":{epoch},"reason":"<what you did>","operator":"<you>"}}"#
+            ))
+        ));
+        next.push(format!(
+            "Or fail over by hand now (a manual failover is allowed; its pinned epoch clears the hold): {}",
             failover("")
         ));
     }
@@ -844,6 +873,10 @@ mod tests {
         );
         assert!(b.contains("docs/runbook.md, section 7"), "{b}");
         assert!(
+            b.contains(r#"{"command":"complete","site":"orders","epoch":2,"reason":"<what you did>","operator":"<you>"}"#),
+            "{b}"
+        );
+        assert!(
             b.contains(
                 r#"{"command":"failover","site":"orders","reason":"<why>","operator":"<you>"}"#
             ),
@@ -864,6 +897,26 @@ mod tests {
         let b = compose(&e, t(500)).body;
         assert!(b.contains("make one available"), "{b}");
         assert!(!b.contains("resolves an earlier promotion"), "{b}");
+    }
+
+    #[test]
+    fn a_resolved_hold_is_not_announced_as_a_completed_failover() {
+        let mut e = event(EventType::FailoverCompleted, "orders", Phase::Refused);
+        e.verdict.outcome = Outcome::Completed;
+        let n = compose(&e, t(500));
+        assert!(
+            n.subject.contains("earlier promotion resolved"),
+            "{}",
+            n.subject
+        );
+        assert!(!n.subject.contains("failover to"), "{}", n.subject);
+        assert!(n.body.contains("changed nothing in AWS"), "{}", n.body);
+        assert!(n.body.contains("section 9a"), "{}", n.body);
+        let closed = compose(
+            &event(EventType::FailoverCompleted, "orders", Phase::Completed),
+            t(500),
+        );
+        assert!(closed.subject.contains("failover to"), "{}", closed.subject);
     }
 
     #[test]

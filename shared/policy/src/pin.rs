@@ -595,6 +595,7 @@ mod tests {
             completed_at: Some(t(300)),
             endpoint: endpoint.map(String::from),
             writable_verified_at: Some(t(301)),
+            resolved: None,
         });
         s
     }

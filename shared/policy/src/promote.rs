@@ -802,6 +802,7 @@ pub fn request(
         completed_at: None,
         endpoint: None,
         writable_verified_at: None,
+        resolved: None,
     });
     next.timeline.push(TimelineEntry {
         phase: Phase::Promoting,
@@ -846,6 +847,7 @@ pub fn promoted(
         completed_at: None,
         endpoint: None,
         writable_verified_at: None,
+        resolved: None,
     });
     record.completed_at = Some(now);
     record.endpoint = Some(endpoint.to_string());

@@ -667,6 +667,7 @@ fn after_a_promotion(pinned: bool) -> SiteState {
         completed_at: Some(at(-7000)),
         endpoint: Some("orders-replica-1.x.us-west-2.rds.amazonaws.com:3306".into()),
         writable_verified_at: Some(at(-7000)),
+        resolved: None,
     });
     st.dns = Some(DnsRecord {
         epoch: 1,
@@ -726,6 +727,81 @@ fn a_promotion_that_failed_before_dns_was_pinned_is_never_followed_by_an_automat
         "{:#?}",
         d.verdict
     );
+}
+
+#[test]
+fn a_human_resolves_an_unpinned_promotion_with_complete_naming_its_epoch() {
+    let resolve = |epoch| {
+        op(
+            "orders",
+            OperatorAction::Complete,
+            false,
+            Some("replica-1 fenced off by hand, DNS left on the primary"),
+            Some(epoch),
+        )
+    };
+    // Right after the epoch failed: the hold is lifted, the phase stays failed, people are told.
+    let mut st = after_a_promotion(false);
+    let d = step("orders", &resolve(1), &World::outage(), &mut st, t0());
+    assert_eq!(d.verdict.outcome, Outcome::Completed, "{:#?}", d.verdict);
+    assert_eq!(st.phase, Phase::Failed);
+    let r = st.promotion.as_ref().unwrap().resolved.clone().unwrap();
+    assert!(r.reason.contains("fenced off") && r.at == t0(), "{r:?}");
+    assert_eq!(d.emit.len(), 1);
+    assert_eq!(d.emit[0].event_type, EventType::FailoverCompleted);
+    // The next outage is decided again, automatically.
+    let d = confirmed_outage(&World::outage(), &mut st);
+    assert!(
+        matches!(d.verdict.outcome, Outcome::FailoverDecided { .. }),
+        "{:#?}",
+        d.verdict
+    );
+
+    // After automation already refused a later epoch: `complete` names the failed one.
+    let (_, mut st) = refused_with(
+        after_a_promotion(false),
+        World::outage(),
+        0,
+        RefusalReason::UnresolvedPromotion,
+    );
+    let wrong = step("orders", &resolve(2), &World::outage(), &mut st, t0());
+    assert_eq!(
+        wrong.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::NothingToComplete
+        }
+    );
+    assert!(wrong.next.is_none(), "a refused command writes nothing");
+    let d = step("orders", &resolve(1), &World::outage(), &mut st, t0());
+    assert_eq!(d.verdict.outcome, Outcome::Completed, "{:#?}", d.verdict);
+    assert_eq!((st.epoch, st.phase), (2, Phase::Refused));
+    // Said twice: the second changes nothing.
+    let again = step("orders", &resolve(1), &World::outage(), &mut st, t0());
+    assert!(
+        again.next.is_none() && again.emit.is_empty(),
+        "{:#?}",
+        again.verdict
+    );
+
+    // Not while a later epoch is in flight: the manual failover under way clears it when pinned.
+    let mut st = after_a_promotion(false);
+    step(
+        "orders",
+        &op(
+            "orders",
+            OperatorAction::Failover,
+            true,
+            Some("replica-1 fenced by hand"),
+            None,
+        ),
+        &World::outage(),
+        &mut st,
+        t0(),
+    );
+    assert_eq!(st.phase, Phase::Promoting);
+    let d = step("orders", &resolve(1), &World::outage(), &mut st, t0());
+    assert!(d.next.is_none(), "{:#?}", d.verdict);
+    assert!(st.promotion.as_ref().unwrap().resolved.is_none());
 }
 
 #[test]

@@ -116,6 +116,7 @@ fn promoted(site: &str, epoch: u64, candidate: &str, endpoint: &str) -> SiteStat
         completed_at: Some(t0() - chrono::Duration::seconds(10)),
         endpoint: Some(endpoint.into()),
         writable_verified_at: Some(t0() - chrono::Duration::seconds(10)),
+        resolved: None,
     });
     s
 }
