@@ -1032,11 +1032,11 @@ fn operator(
             if unpinned_promotion(&cx.st).is_some_and(|p| p.epoch == named) && settled(&cx.st) {
                 let why = reason.unwrap_or_default();
                 let p = cx.st.promotion.as_mut().expect("checked above");
-                p.resolved = Some(crate::incident::Resolution {
+                p.resolved = Some(Box::new(crate::incident::Resolution {
                     by: by.to_string(),
                     reason: why.to_string(),
                     at: cx.now,
-                });
+                }));
                 let d = format!(
                     "the promotion epoch {named} requested ({} of {}) resolved by {by}: {why}",
                     p.action, p.candidate

@@ -204,7 +204,7 @@ pub struct PromotionRecord {
     /// A human's word that this promotion is dealt with (`complete` naming its epoch after the
     /// epoch failed unpinned): it no longer holds automation back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved: Option<Resolution>,
+    pub resolved: Option<Box<Resolution>>,
 }
 
 /// Who declared an unpinned promotion dealt with, why and when.
