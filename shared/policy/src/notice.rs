@@ -34,10 +34,12 @@ pub struct NoticeKey {
 
 impl NoticeKey {
     pub fn of(event: &DomainEvent) -> Self {
+        // A resolved hold is announced as FailoverCompleted in whatever epoch the site is at; the
+        // same epoch may later fail over and be completed for real, which must page too.
         let repeatable = matches!(
             event.event_type,
             EventType::AutomationPaused | EventType::AutomationResumed
-        );
+        ) || is_resolution(event);
         Self {
             site: event.site.clone(),
             epoch: event.epoch,
@@ -912,11 +914,15 @@ mod tests {
         assert!(!n.subject.contains("failover to"), "{}", n.subject);
         assert!(n.body.contains("changed nothing in AWS"), "{}", n.body);
         assert!(n.body.contains("section 9a"), "{}", n.body);
-        let closed = compose(
-            &event(EventType::FailoverCompleted, "orders", Phase::Completed),
-            t(500),
-        );
+        let completed = event(EventType::FailoverCompleted, "orders", Phase::Completed);
+        let closed = compose(&completed, t(500));
         assert!(closed.subject.contains("failover to"), "{}", closed.subject);
+        // The same epoch's real completion later is not deduplicated against the resolution.
+        assert_ne!(
+            NoticeKey::of(&e).sort_key(),
+            NoticeKey::of(&completed).sort_key()
+        );
+        assert_eq!(NoticeKey::of(&e), NoticeKey::of(&e.clone()));
     }
 
     #[test]

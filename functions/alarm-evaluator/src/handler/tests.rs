@@ -359,3 +359,84 @@ async fn operator_commands_need_no_evidence_and_round_trip() {
         .unwrap();
     assert!(r.verdicts[0].summary.contains("paused by bob"));
 }
+
+#[tokio::test]
+async fn an_unpinned_promotion_holds_automation_until_a_human_completes_its_epoch() {
+    let w = world();
+    handle(&w.deps, tick_event("t0", t0())).await.unwrap();
+    w.lose_primary();
+    for (i, s) in [30, 90, 150].iter().enumerate() {
+        w.clock.set(t0() + Duration::seconds(*s));
+        handle(&w.deps, tick_event(&format!("a{i}"), w.clock.now()))
+            .await
+            .unwrap();
+    }
+    // Epoch 1 asked RDS to promote orders-replica-1, then failed before DNS was pinned.
+    let mut st = w.ledger.get("orders").unwrap();
+    assert_eq!((st.epoch, st.phase), (1, Phase::Promoting));
+    st.promotion = Some(failover_policy::incident::PromotionRecord {
+        epoch: 1,
+        candidate: failover_policy::config::DbRef {
+            id: "orders-replica-1".into(),
+            region: "us-west-2".into(),
+        },
+        action: "PromoteReadReplica".into(),
+        requested_at: w.clock.now(),
+        completed_at: None,
+        endpoint: None,
+        writable_verified_at: None,
+        resolved: None,
+    });
+    st.phase = Phase::Failed;
+    st.version += 1;
+    w.ledger.put(st);
+
+    // After the cooldown the primary is still down: automation must not promote a second one.
+    let tick = |n: usize| {
+        w.clock.advance(60);
+        tick_event(&format!("h{n}"), w.clock.now())
+    };
+    w.clock.advance(3600);
+    let mut last = String::new();
+    for n in 0..4 {
+        let r = handle(&w.deps, tick(n)).await.unwrap();
+        last = orders_verdict(&r).outcome.name().to_string();
+    }
+    assert_eq!(last, "refused");
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!((st.epoch, st.phase), (2, Phase::Refused));
+    let refusal = w
+        .bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e.event_type == failover_policy::EventType::FailoverRefused)
+        .cloned()
+        .unwrap();
+    let body = failover_policy::notice::compose(&refusal, w.clock.now()).body;
+    assert!(
+        body.contains(r#""command":"complete","site":"orders","epoch":1"#),
+        "{body}"
+    );
+
+    // A human fenced orders-replica-1 off and says so, naming the failed epoch.
+    let r = handle(
+        &w.deps,
+        json!({"command": "complete", "site": "orders", "epoch": 1, "operator": "alice",
+               "reason": "orders-replica-1 stopped by hand"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.verdicts[0].outcome.name(), "completed", "{r:#?}");
+    assert_eq!(w.bus.types().last(), Some(&"FailoverCompleted"));
+    let resolved = w.ledger.get("orders").unwrap().promotion.unwrap().resolved;
+    assert_eq!(resolved.map(|r| r.by), Some("alice".to_string()));
+
+    // Automation acts again.
+    let r = handle(&w.deps, tick(9)).await.unwrap();
+    let v = orders_verdict(&r);
+    assert_eq!(v.outcome.name(), "failover-decided", "{v:#?}");
+    assert_eq!(w.ledger.get("orders").unwrap().phase, Phase::Promoting);
+}
