@@ -1159,9 +1159,6 @@ fn operator(
     }
 }
 
-/// The promotion of an earlier epoch that was requested (sent to RDS, or maybe sent) and never
-/// pinned in DNS. A pinned epoch only closes through a human's `complete`; a withdrawn request
-/// (throttled: provably not applied) leaves no record.
 /// How an `unresolved-promotion` hold's candidate line ends (the notifier keys its next step on it).
 pub(crate) const TWO_WRITERS: &str = "a second automatic promotion could make two writers";
 
@@ -1175,6 +1172,10 @@ fn unpinned_promotion(st: &SiteState) -> Option<&crate::incident::PromotionRecor
     (!pinned).then_some(p)
 }
 
+/// The promotion of an earlier epoch that was requested (sent to RDS, or maybe sent) and never
+/// pinned in DNS, as the hold's reason. A pinned epoch only closes through a human's `complete`,
+/// and so does an unpinned one (`promotion.resolved`); a withdrawn request (throttled: provably
+/// not applied) leaves no record.
 fn unresolved_promotion(st: &SiteState) -> Option<String> {
     let p = unpinned_promotion(st).filter(|p| p.epoch < st.epoch)?;
     let how = if p.completed_at.is_some() {
