@@ -1564,17 +1564,7 @@ fn every_fault_on_every_aws_call_converges_or_stops_consistently() {
          one AWS call (by function, operation and call index; {operations} operations) then AWS \
          redelivery; {suspected_only} stops left open at suspected (evidence unreadable); {converged_after_failure} converged in a later epoch after a failed one; {documented_pages} documented duplicate pages (notifier crash after SNS accepted)"
     );
-    let dir = std::env::var_os("RELIABILITY_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.run/reliability")
-        });
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("fault-matrix.json"),
-        serde_json::to_string_pretty(&f).unwrap(),
-    )
-    .unwrap();
+    failover_adapters::figures::write_reliability_figures("fault-matrix", &f);
     eprintln!("{}", serde_json::to_string_pretty(&f).unwrap());
     for (k, n) in &stops_by_kind {
         eprintln!("consistent stop x{n}: {k}");

@@ -114,6 +114,15 @@ impl Scheduler {
     }
 }
 
+/// The invariants a schedule broke: the message of every check that does not hold.
+pub fn broken(checks: impl IntoIterator<Item = (bool, String)>) -> Vec<String> {
+    checks
+        .into_iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, why)| why)
+        .collect()
+}
+
 /// A port that waits for its invocation's turn, then calls the fake behind it.
 pub struct Gated<T: ?Sized> {
     inner: Arc<T>,

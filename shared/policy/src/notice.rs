@@ -402,12 +402,13 @@ fn refusal_steps(e: &DomainEvent) -> Vec<String> {
     }
     // An earlier epoch's promotion that never got DNS pinned holds automation (two writers):
     // making another candidate available would not lift it; a human resolves the first one.
-    let unresolved = e.verdict.guards.iter().find(|g| {
-        g.guard == Guard::Candidate
-            && g.result == GuardResult::Fail
-            && g.detail.ends_with(crate::decide::TWO_WRITERS)
-    });
-    if let Some(g) = unresolved {
+    let (held, unavailable): (Vec<&GuardCheck>, Vec<&GuardCheck>) = e
+        .verdict
+        .guards
+        .iter()
+        .filter(|g| g.guard == Guard::Candidate && g.result == GuardResult::Fail)
+        .partition(|g| g.detail.ends_with(crate::decide::TWO_WRITERS));
+    if let Some(g) = held.first() {
         let first = g.detail.split(':').next().unwrap_or("an earlier epoch");
         let epoch = first
             .split_whitespace()
@@ -427,12 +428,7 @@ fn refusal_steps(e: &DomainEvent) -> Vec<String> {
             failover("")
         ));
     }
-    let other_candidate_fail = e.verdict.guards.iter().any(|g| {
-        g.guard == Guard::Candidate
-            && g.result == GuardResult::Fail
-            && !g.detail.ends_with(crate::decide::TWO_WRITERS)
-    });
-    if other_candidate_fail {
+    if !unavailable.is_empty() {
         next.push("No candidate can be promoted (see the candidate line): make one available, or restore the primary.".into());
     }
     if blocked.contains(&Guard::Rpo) || blocked.is_empty() {

@@ -684,6 +684,23 @@ fn after_a_promotion(pinned: bool) -> SiteState {
     st
 }
 
+/// An operator's failover of `orders` (with an RPO override) during the outage.
+fn fail_over_by_hand(st: &mut SiteState) -> Decision {
+    step(
+        "orders",
+        &op(
+            "orders",
+            OperatorAction::Failover,
+            true,
+            Some("replica-1 fenced by hand"),
+            None,
+        ),
+        &World::outage(),
+        st,
+        t0(),
+    )
+}
+
 #[test]
 fn a_promotion_that_failed_before_dns_was_pinned_is_never_followed_by_an_automatic_one() {
     // Found by the fault matrix: epoch 1 promoted orders-replica-1, then DNS could not be pinned
@@ -701,19 +718,7 @@ fn a_promotion_that_failed_before_dns_was_pinned_is_never_followed_by_an_automat
     assert!(g.detail.contains("orders-replica-1"), "{}", g.detail);
     // A human may still decide it.
     let mut st = after_a_promotion(false);
-    let d = step(
-        "orders",
-        &op(
-            "orders",
-            OperatorAction::Failover,
-            true,
-            Some("replica-1 fenced by hand"),
-            None,
-        ),
-        &World::outage(),
-        &mut st,
-        t0(),
-    );
+    let d = fail_over_by_hand(&mut st);
     assert!(
         matches!(d.verdict.outcome, Outcome::FailoverDecided { .. }),
         "{:#?}",
@@ -785,19 +790,7 @@ fn a_human_resolves_an_unpinned_promotion_with_complete_naming_its_epoch() {
 
     // Not while a later epoch is in flight: the manual failover under way clears it when pinned.
     let mut st = after_a_promotion(false);
-    step(
-        "orders",
-        &op(
-            "orders",
-            OperatorAction::Failover,
-            true,
-            Some("replica-1 fenced by hand"),
-            None,
-        ),
-        &World::outage(),
-        &mut st,
-        t0(),
-    );
+    fail_over_by_hand(&mut st);
     assert_eq!(st.phase, Phase::Promoting);
     let d = step("orders", &resolve(1), &World::outage(), &mut st, t0());
     assert!(d.next.is_none(), "{:#?}", d.verdict);

@@ -13,7 +13,7 @@
 //!   that went INSYNC;
 //! - every DnsPinned published is this epoch's, and at least one is.
 
-use failover_adapters::interleave::{gated, Scheduler, WHO};
+use failover_adapters::interleave::{broken, gated, Scheduler, WHO};
 use failover_policy::pin::RecordChange;
 
 use super::*;
@@ -138,7 +138,7 @@ async fn duplicate_promotions_racing_at_every_interleaving_pin_once_and_keep_wha
                         .unwrap();
                     r.health_check_id == was.health_check_id && r.failover == was.failover
                 };
-                let broken: Vec<String> = [
+                let broken = broken([
                     (
                         st.phase == Phase::DnsPinned,
                         format!("ends {} ({:?})", st.phase, st.failure),
@@ -187,11 +187,7 @@ async fn duplicate_promotions_racing_at_every_interleaving_pin_once_and_keep_wha
                         }),
                         format!("ledger phases {phases:?}"),
                     ),
-                ]
-                .into_iter()
-                .filter(|(ok, _)| !ok)
-                .map(|(_, why)| why)
-                .collect();
+                ]);
                 if !broken.is_empty() {
                     wrong += 1;
                     failures.push(format!("{case}: {}", broken.join("; ")));
@@ -213,17 +209,7 @@ async fn duplicate_promotions_racing_at_every_interleaving_pin_once_and_keep_wha
              a duplicate resent (harmless, counted apart from mutations): {resent}"
         ),
     });
-    let dir = std::env::var_os("RELIABILITY_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.run/reliability")
-        });
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("dns-interleavings.json"),
-        serde_json::to_string_pretty(&figures).unwrap(),
-    )
-    .unwrap();
+    failover_adapters::figures::write_reliability_figures("dns-interleavings", &figures);
     eprintln!("{cases} schedules explored, {wrong} wrong, {resent} same-value UPSERTs resent");
     assert!(
         failures.is_empty(),

@@ -14,7 +14,7 @@
 //! - no FailoverFailed is emitted, and every ReplicaPromoted is the same epoch's;
 //! - the ledger's committed phases only move promoting → promoted.
 
-use failover_adapters::interleave::{gated, Scheduler, WHO};
+use failover_adapters::interleave::{broken, gated, Scheduler, WHO};
 
 use super::*;
 
@@ -122,7 +122,7 @@ async fn duplicate_decisions_racing_at_every_interleaving_promote_once_and_never
                     .collect();
                 extra_promotions += mutations.len().saturating_sub(1);
                 failed_epochs += usize::from(st.phase == Phase::Failed);
-                let broken: Vec<String> = [
+                let broken = broken([
                     (
                         mutations.len() == 1,
                         format!("promotion mutations {mutations:?}"),
@@ -157,11 +157,7 @@ async fn duplicate_decisions_racing_at_every_interleaving_promote_once_and_never
                         }),
                         format!("ledger phases {phases:?}"),
                     ),
-                ]
-                .into_iter()
-                .filter(|(ok, _)| !ok)
-                .map(|(_, why)| why)
-                .collect();
+                ]);
                 if !broken.is_empty() {
                     wrong += 1;
                     failures.push(format!("{case}: {}", broken.join("; ")));
@@ -182,17 +178,7 @@ async fn duplicate_decisions_racing_at_every_interleaving_promote_once_and_never
              at the verified endpoint, no FailoverFailed; epochs failed by a duplicate: {failed_epochs}"
         ),
     });
-    let dir = std::env::var_os("RELIABILITY_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.run/reliability")
-        });
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("interleavings.json"),
-        serde_json::to_string_pretty(&figures).unwrap(),
-    )
-    .unwrap();
+    failover_adapters::figures::write_reliability_figures("interleavings", &figures);
     eprintln!("{cases} schedules explored, {wrong} wrong");
     assert!(
         failures.is_empty(),
