@@ -16,6 +16,8 @@ use failover_adapters::gather::{gather, Ports};
 use failover_adapters::ports::{
     Canary, Clock, DatabaseTopology, ErrorKind, EventBus, Ledger, Metrics, PortError,
 };
+use failover_policy::evidence::Evidence;
+use failover_policy::topology::{effective, Topology};
 use failover_policy::{
     decide, needs_evidence, parse_signal, route, Config, Routing, Signal, SignalError, SignalKind,
     SiteConfig, SiteState, Verdict,
@@ -150,16 +152,15 @@ async fn evaluate_site(
         site: site.id.clone(),
         source,
     };
-    let evidence = if needs_evidence(signal) {
-        let ports = Ports {
-            topology: deps.topology.as_ref(),
-            metrics: deps.metrics.as_ref(),
-            canary: deps.canary.as_ref(),
-        };
-        Some(gather(site, &deps.cfg.region, &ports, now).await)
-    } else {
-        None
+    let ports = Ports {
+        topology: deps.topology.as_ref(),
+        metrics: deps.metrics.as_ref(),
+        canary: deps.canary.as_ref(),
     };
+    // Evidence is gathered for the topology the ledger owns (after a completed failover its
+    // primary is the pinned writer, not the configured one); a record that changed topology
+    // between the gathering and the decision is gathered for again.
+    let mut gathered: Option<(Option<Topology>, Option<Evidence>)> = None;
     let mut emitted = vec![];
     for attempt in 1..=MAX_COMMIT_ATTEMPTS {
         let state = deps.ledger.load(&site.id).await.map_err(port_err)?;
@@ -168,7 +169,17 @@ async fn evaluate_site(
             Err(e) if e.kind == ErrorKind::Conflict => continue,
             Err(e) => return Err(port_err(e)),
         };
-        let d = decide(site, signal, evidence.as_ref(), &state, now);
+        if gathered.as_ref().is_none_or(|(t, _)| *t != state.topology) {
+            let ev = if needs_evidence(signal) {
+                let live = effective(site, &state);
+                Some(gather(&live, &deps.cfg.region, &ports, now).await)
+            } else {
+                None
+            };
+            gathered = Some((state.topology.clone(), ev));
+        }
+        let evidence = gathered.as_ref().and_then(|(_, e)| e.as_ref());
+        let d = decide(site, signal, evidence, &state, now);
         let Some(next) = d.next else {
             return Ok((d.verdict, emitted));
         };

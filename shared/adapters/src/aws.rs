@@ -353,6 +353,16 @@ impl DatabaseTopology for RdsTopology {
                 replicas: i.read_replica_db_instance_identifiers().to_vec(),
                 cluster_id: i.db_cluster_identifier().map(str::to_owned),
                 multi_az: i.multi_az().unwrap_or(false),
+                // "read replication" is the only StatusType RDS documents for StatusInfos.
+                replication_status: i
+                    .status_infos()
+                    .iter()
+                    .find(|s| s.status_type() == Some("read replication"))
+                    .and_then(|s| s.status())
+                    .map(str::to_owned),
+                created_at: i.instance_create_time().and_then(|t| {
+                    chrono::DateTime::<chrono::Utc>::from_timestamp(t.secs(), t.subsec_nanos())
+                }),
             })
         }))
     }

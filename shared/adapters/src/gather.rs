@@ -126,11 +126,17 @@ async fn gather_dbs(
                     ),
                     _ => None,
                 };
+                let (replication, created_at) = match &info {
+                    Ok(Some(i)) => (i.replication_status.clone(), i.created_at),
+                    _ => (None, None),
+                };
                 cands.push(CandidateEvidence {
                     db: c.clone(),
                     status: observation(&info, |i| i.status.clone()),
                     replica_of_primary,
                     lag_secs: CandidateEvidence::lag_from_metric(lag.ok().flatten()),
+                    replication,
+                    created_at,
                 });
             }
             (observation(&primary, |i| i.status.clone()), cands)
@@ -161,6 +167,8 @@ async fn gather_dbs(
                     status: observation(&info, |i| i.status.clone()),
                     replica_of_primary,
                     lag_secs: CandidateEvidence::lag_from_metric(lag.ok().flatten()),
+                    replication: None,
+                    created_at: None,
                 });
             }
             (observation(&primary, |i| i.status.clone()), cands)
@@ -199,6 +207,8 @@ async fn gather_dbs(
                     status: observation(&info, |i| i.status.clone()),
                     replica_of_primary,
                     lag_secs: CandidateEvidence::lag_from_metric(lag.ok().flatten()),
+                    replication: None,
+                    created_at: None,
                 });
             }
             (observation(&primary, |i| i.status.clone()), cands)

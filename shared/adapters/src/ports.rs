@@ -77,6 +77,12 @@ pub struct InstanceInfo {
     pub replicas: Vec<String>,
     pub cluster_id: Option<String>,
     pub multi_az: bool,
+    /// `StatusInfos` entry of type `read replication`: `replicating`, `replication degraded`,
+    /// `error`, `stopped` or `terminated` (RDS API reference, DBInstanceStatusInfo). `None` when
+    /// RDS reports none (not a replica).
+    pub replication_status: Option<String>,
+    /// `InstanceCreateTime`: tells a re-created replica with the same identifier from the old one.
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -98,18 +98,7 @@ impl Settings {
             var: "EVENT_BUS_NAME",
             expected: "the EventBridge bus name for domain events",
         })?;
-        let replay_clock = match non_empty("RDS_FAILOVER_REPLAY_CLOCK") {
-            None => None,
-            Some(t) => Some(
-                DateTime::parse_from_rfc3339(&t)
-                    .map(|d| d.with_timezone(&Utc))
-                    .map_err(|_| SettingsError::Invalid {
-                        var: "RDS_FAILOVER_REPLAY_CLOCK",
-                        expected: "an RFC 3339 instant such as 2026-11-24T03:05:00Z",
-                        got: t,
-                    })?,
-            ),
-        };
+        let replay_clock = replay_clock(&get)?;
         Ok(Self {
             config,
             ledger_table,
@@ -117,6 +106,41 @@ impl Settings {
             replay_clock,
         })
     }
+}
+
+/// `RDS_FAILOVER_REPLAY_CLOCK`, accepted only where AWS is a local emulator (`AWS_ENDPOINT_URL`
+/// on a loopback address, as replays, drills and `cargo lambda watch` use): set by mistake in
+/// production it would freeze "now", so no sustained window, cooldown or deadline ever elapses.
+pub fn replay_clock(get: impl Fn(&str) -> Option<String>) -> Result<Option<DateTime<Utc>>, SettingsError> {
+    let Some(t) = get("RDS_FAILOVER_REPLAY_CLOCK").filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let endpoint = get("AWS_ENDPOINT_URL").unwrap_or_default();
+    let host = endpoint
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .map(|authority| match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
+            None => authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_string(),
+        })
+        .unwrap_or_default();
+    let loopback = host == "localhost"
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Err(SettingsError::Invalid {
+            var: "RDS_FAILOVER_REPLAY_CLOCK",
+            expected: "unset outside replays: it pins \"now\" and is accepted only with AWS_ENDPOINT_URL on a loopback emulator",
+            got: format!("{t} with AWS_ENDPOINT_URL `{endpoint}`"),
+        });
+    }
+    DateTime::parse_from_rfc3339(&t)
+        .map(|d| Some(d.with_timezone(&Utc)))
+        .map_err(|_| SettingsError::Invalid {
+            var: "RDS_FAILOVER_REPLAY_CLOCK",
+            expected: "an RFC 3339 instant such as 2026-11-24T03:05:00Z",
+            got: t,
+        })
 }
 
 /// The notifier's environment. It needs no site configuration — every message is composed from
@@ -170,18 +194,7 @@ impl NotifierSettings {
                 got: topic_arn,
             });
         }
-        let replay_clock = match non_empty("RDS_FAILOVER_REPLAY_CLOCK") {
-            None => None,
-            Some(t) => Some(
-                DateTime::parse_from_rfc3339(&t)
-                    .map(|d| d.with_timezone(&Utc))
-                    .map_err(|_| SettingsError::Invalid {
-                        var: "RDS_FAILOVER_REPLAY_CLOCK",
-                        expected: "an RFC 3339 instant such as 2026-11-24T03:05:00Z",
-                        got: t,
-                    })?,
-            ),
-        };
+        let replay_clock = replay_clock(&get)?;
         Ok(Self {
             ledger_table,
             topic_arn,
@@ -256,6 +269,24 @@ mod tests {
     }
 
     #[test]
+    fn the_replay_clock_is_refused_outside_a_loopback_emulator() {
+        let get = |endpoint: Option<&'static str>| {
+            move |k: &str| match k {
+                "RDS_FAILOVER_REPLAY_CLOCK" => Some("2026-11-24T03:05:00Z".to_string()),
+                "AWS_ENDPOINT_URL" => endpoint.map(str::to_string),
+                _ => None,
+            }
+        };
+        for bad in [None, Some("https://rds.us-east-1.amazonaws.com"), Some("http://10.0.0.5:5000")] {
+            let e = replay_clock(get(bad)).unwrap_err().to_string();
+            assert!(e.contains("RDS_FAILOVER_REPLAY_CLOCK") && e.contains("loopback"), "{e}");
+        }
+        for ok in ["http://127.0.0.1:5000", "http://localhost:4566/", "http://[::1]:9000"] {
+            assert!(replay_clock(get(Some(ok))).unwrap().is_some(), "{ok}");
+        }
+    }
+
+    #[test]
     fn config_path_and_replay_clock_load() {
         let s = with(&[
             (
@@ -268,6 +299,7 @@ mod tests {
             ("LEDGER_TABLE", "rds-failover-ledger"),
             ("EVENT_BUS_NAME", "rds-failover"),
             ("RDS_FAILOVER_REPLAY_CLOCK", "2026-11-24T03:05:00Z"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
         ])
         .unwrap();
         assert_eq!(s.config.sites.len(), 4);

@@ -160,6 +160,17 @@ async fn describe_instance_fills_every_field_from_the_response() {
                         )
                         .read_replica_db_instance_identifiers("orders-replica-1-child")
                         .multi_az(true)
+                        // RDS API reference, DBInstanceStatusInfo: StatusType "read replication",
+                        // Status one of replicating, replication degraded, error, stopped, terminated.
+                        .status_infos(
+                            aws_sdk_rds::types::DbInstanceStatusInfo::builder()
+                                .status_type("read replication")
+                                .status("error")
+                                .normal(false)
+                                .message("Error 1062 on the SQL thread")
+                                .build(),
+                        )
+                        .instance_create_time(aws_smithy_types::DateTime::from_secs(1_764_000_000))
                         .build(),
                 )
                 .build()
@@ -182,6 +193,8 @@ async fn describe_instance_fills_every_field_from_the_response() {
             replicas: vec!["orders-replica-1-child".into()],
             cluster_id: None,
             multi_az: true,
+            replication_status: Some("error".into()),
+            created_at: chrono::DateTime::from_timestamp(1_764_000_000, 0),
         }
     );
     assert_eq!(*seen.lock().unwrap(), ["orders-replica-1"]);

@@ -28,6 +28,8 @@ fn outage() -> Evidence {
         status: DbObservation::status("available"),
         replica_of_primary: Some(true),
         lag_secs: None,
+        replication: None,
+        created_at: None,
     };
     Evidence {
         alarms: vec![
@@ -71,6 +73,7 @@ fn bench(c: &mut Criterion) {
         LagSample {
             secs: 2.0,
             at: now - Duration::seconds(400),
+            created_at: None,
         },
     );
     let evidence = outage();

@@ -169,6 +169,22 @@ pub struct Thresholds {
     pub max_event_age_secs: u64,
     /// No automatic failover within this long after the previous one.
     pub cooldown_secs: u64,
+    /// A last-known-good replica lag counts for the RPO guard only if it was read at most this
+    /// long before the outage began (when the quorum was first met). Default 120 s.
+    #[serde(default = "default_lag_sample_age")]
+    pub max_lag_sample_age_secs: u64,
+    /// An incident whose evidence clears stays open this long, so a flapping voter is one
+    /// incident and one message, not a page per flap. Default 300 s.
+    #[serde(default = "default_flap_window")]
+    pub flap_window_secs: u64,
+}
+
+fn default_flap_window() -> u64 {
+    300
+}
+
+fn default_lag_sample_age() -> u64 {
+    120
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

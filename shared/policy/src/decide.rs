@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{ApprovalMode, Config, DbRef, Engine, SiteConfig};
 use crate::events::{DomainEvent, EventType};
-use crate::evidence::{Evidence, LagSample};
+use crate::evidence::{ReplicationBreak, Evidence, LagSample};
 use crate::incident::{ManagedFailover, Pause, Phase, RpoOverride, SiteState};
 use crate::signal::{
     OperatorAction, OperatorCommand, RdsMeaning, Signal, SignalKind, SOURCE_CLOUDWATCH,
@@ -230,20 +230,20 @@ pub struct Decision {
     pub emit: Vec<DomainEvent>,
 }
 
-struct Ctx<'a> {
-    site: &'a SiteConfig,
-    now: DateTime<Utc>,
-    st: SiteState,
+pub(crate) struct Ctx<'a> {
+    pub(crate) site: &'a SiteConfig,
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) st: SiteState,
     guards: Vec<GuardCheck>,
     emit: Vec<DomainEvent>,
 }
 
 impl Ctx<'_> {
-    fn guard(&mut self, g: GuardCheck) {
+    pub(crate) fn guard(&mut self, g: GuardCheck) {
         self.guards.push(g);
     }
 
-    fn event(&mut self, t: EventType, summary: &str, outcome: &Outcome) {
+    pub(crate) fn event(&mut self, t: EventType, summary: &str, outcome: &Outcome) {
         let verdict = self.verdict_of(outcome.clone(), summary.to_string());
         self.emit.push(DomainEvent {
             event_type: t,
@@ -260,7 +260,7 @@ impl Ctx<'_> {
         });
     }
 
-    fn verdict_of(&self, outcome: Outcome, summary: String) -> Verdict {
+    pub(crate) fn verdict_of(&self, outcome: Outcome, summary: String) -> Verdict {
         Verdict {
             site: Some(self.site.id.clone()),
             outcome,
@@ -271,7 +271,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn move_to(&mut self, to: Phase, note: &str) -> bool {
+    pub(crate) fn move_to(&mut self, to: Phase, note: &str) -> bool {
         let epoch = self.st.epoch;
         // The callers only ask for moves the table allows; an error here is a policy bug, and the
         // safe response to a policy bug is to change nothing.
@@ -280,7 +280,7 @@ impl Ctx<'_> {
             .unwrap_or(false)
     }
 
-    fn finish(mut self, original: &SiteState, outcome: Outcome, summary: String) -> Decision {
+    pub(crate) fn finish(mut self, original: &SiteState, outcome: Outcome, summary: String) -> Decision {
         let verdict = self.verdict_of(outcome, summary);
         let changed = self.st != *original;
         let next = changed.then(|| {
@@ -305,6 +305,9 @@ pub fn decide(
     state: &SiteState,
     now: DateTime<Utc>,
 ) -> Decision {
+    // Automation decides on the topology the ledger owns, never on a stale configuration.
+    let effective = crate::topology::effective(site, state);
+    let site: &SiteConfig = &effective;
     let mut cx = Ctx {
         site,
         now,
@@ -363,9 +366,11 @@ fn note_rds_event(
     match meaning {
         RdsMeaning::BackupStarted => {
             st.backups_running.insert(source_id.to_string());
+            st.backup_started_at.insert(source_id.to_string(), now);
         }
         RdsMeaning::BackupFinished => {
             st.backups_running.remove(source_id);
+            st.backup_started_at.remove(source_id);
         }
         RdsMeaning::ManagedFailoverStarted => {
             st.managed_failover = Some(ManagedFailover {
@@ -377,15 +382,88 @@ fn note_rds_event(
         RdsMeaning::ManagedFailoverCompleted | RdsMeaning::ManagedFailoverFailed => {
             st.managed_failover = None
         }
+        // RDS-EVENT-0045/0057/0062 (replication error, stopped, terminated): whatever lag this
+        // replica reported before says nothing about it now. Its samples are dropped and it is
+        // ineligible until replication is observed healthy again (RDS-EVENT-0046, or StatusInfos
+        // `replicating` with a lag reading).
+        RdsMeaning::ReplicationError => {
+            st.last_good_lag.remove(source_id);
+            st.replication_broken.insert(
+                source_id.to_string(),
+                ReplicationBreak {
+                    at: now,
+                    why: format!("RDS event {event_id}"),
+                },
+            );
+        }
+        RdsMeaning::ReplicationResumed => {
+            st.replication_broken.remove(source_id);
+        }
         _ => {}
     }
 }
 
+/// A "backup started" whose "finished" never arrived stops excluding a candidate once the
+/// candidate is seen `available` this long after it (a lost event must not exclude it forever;
+/// should a backup really still run, RDS refuses the promotion and the epoch says so).
+pub const BACKUP_EVENT_TTL: chrono::Duration = chrono::Duration::hours(1);
+
+/// Keeps the last good lag of each candidate, and what the topology says of its replication.
 fn record_lag(st: &mut SiteState, ev: &Evidence, now: DateTime<Utc>) {
     for c in &ev.candidates {
+        let id = &c.db.id;
+        let recreated = |s: &LagSample| {
+            matches!((s.created_at, c.created_at), (Some(a), Some(b)) if a != b)
+        };
+        if st.last_good_lag.get(id).is_some_and(recreated) {
+            // Same identifier, another database: nothing known about the old one applies.
+            st.last_good_lag.remove(id);
+            st.replication_broken.remove(id);
+        }
+        match c.replication.as_deref() {
+            Some(r) if crate::evidence::replication_broken(r) => {
+                st.last_good_lag.remove(id);
+                st.replication_broken
+                    .entry(id.clone())
+                    .or_insert_with(|| ReplicationBreak {
+                        at: now,
+                        why: format!("StatusInfos read replication `{r}`"),
+                    });
+                continue;
+            }
+            Some(_) if c.lag_secs.is_some() => {
+                st.replication_broken.remove(id);
+            }
+            _ => {}
+        }
+        // `backing-up` is the status RDS shows during a backup; a candidate seen `available`
+        // again is not being backed up, whatever "backup finished" event was lost.
+        match c.status.describe().as_str() {
+            "backing-up" => {
+                st.backups_running.insert(id.clone());
+                st.backup_started_at.entry(id.clone()).or_insert(now);
+            }
+            "available" => {
+                let started = st.backup_started_at.get(id).copied();
+                if started.is_none_or(|t| now - t >= BACKUP_EVENT_TTL) {
+                    st.backups_running.remove(id);
+                    st.backup_started_at.remove(id);
+                }
+            }
+            _ => {}
+        }
+        if st.replication_broken.contains_key(id) {
+            continue;
+        }
         if let Some(secs) = c.lag_secs {
-            st.last_good_lag
-                .insert(c.db.id.clone(), LagSample { secs, at: now });
+            st.last_good_lag.insert(
+                id.clone(),
+                LagSample {
+                    secs,
+                    at: now,
+                    created_at: c.created_at,
+                },
+            );
         }
     }
 }
@@ -405,7 +483,7 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
             "watching: failover epoch {} in progress ({})",
             cx.st.epoch, cx.st.phase
         );
-        return cx.finish(original, Outcome::Watch, s);
+        return watch_deadline(cx, original, s);
     }
     cx.guard(GuardCheck::new(
         Guard::InFlight,
@@ -442,47 +520,12 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
 
     if !quorum_met {
         cx.st.quorum_since = None;
-        if tally.down == 0 && tally.up == 0 {
-            // Every voter is unknown (e.g. the primary's region is unreachable and its metrics went
-            // INSUFFICIENT_DATA). Unknown is never healthy: nothing opens, nothing closes.
-            let s = "no evidence either way: every voter is unknown; watching".to_string();
-            return cx.finish(original, Outcome::Watch, s);
-        }
-        if tally.down == 0 && !ev.any_alarm_firing() {
-            if cx.st.phase.is_open() {
-                let epoch = cx.st.epoch;
-                cx.move_to(
-                    Phase::Aborted,
-                    "evidence cleared before a failover was decided",
-                );
-                let s = format!(
-                    "recovered: incident {epoch} closed without failover (evidence cleared)"
-                );
-                let o = Outcome::Watch;
-                cx.event(EventType::IncidentCleared, &s, &o);
-                return cx.finish(original, o, s);
-            }
-            return cx.finish(
-                original,
-                Outcome::Ignore {
-                    reason: IgnoreReason::Healthy,
-                },
-                "healthy: no voter says the primary is down".into(),
-            );
-        }
-        let opened = open_if_idle(&mut cx, "outage evidence below quorum");
-        let s = format!(
-            "suspected: {} of {k} votes needed say down; watching",
-            tally.down
-        );
-        let o = Outcome::Suspected;
-        if opened {
-            cx.event(EventType::IncidentSuspected, &s, &o);
-        }
-        return cx.finish(original, o, s);
+        return crate::flap::below_quorum(cx, original, ev, &tally, k);
     }
 
-    let opened = open_if_idle(&mut cx, "outage corroborated by quorum");
+    open_if_idle(&mut cx, "outage corroborated by quorum");
+    crate::flap::note_votes(&mut cx.st, &tally);
+    crate::flap::quorum_met(&mut cx.st, now);
     let since = *cx.st.quorum_since.get_or_insert(now);
     let elapsed = (now - since).num_seconds().max(0);
     let window = t.sustained_secs as i64;
@@ -507,7 +550,7 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
             );
             let s = "watching: RDS's own failover is in progress".to_string();
             let o = Outcome::Watch;
-            if opened {
+            if crate::flap::first_page(&mut cx.st) {
                 cx.event(EventType::IncidentSuspected, &s, &o);
             }
             return cx.finish(original, o, s);
@@ -530,7 +573,7 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
         );
         let s = format!("suspected: outage corroborated for {elapsed} s of {window} s");
         let o = Outcome::Suspected;
-        if opened {
+        if crate::flap::first_page(&mut cx.st) {
             cx.event(EventType::IncidentSuspected, &s, &o);
         }
         return cx.finish(original, o, s);
@@ -543,8 +586,8 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
         )
         .numbers(elapsed as f64, window as f64),
     );
-    if opened {
-        // The window was zero: the incident opened and was confirmed in one step.
+    if crate::flap::first_page(&mut cx.st) {
+        // The window was zero (or met at once): confirmed in the same step it was first paged.
         let o = Outcome::Suspected;
         cx.event(
             EventType::IncidentSuspected,
@@ -553,6 +596,22 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
         );
     }
     decide_failover(cx, original, ev, Trigger::Automatic)
+}
+
+/// An in-flight phase past its deadline pages once, with the next step.
+fn watch_deadline(mut cx: Ctx<'_>, original: &SiteState, s: String) -> Decision {
+    let Some(step) = crate::deadline::overdue(cx.site, &cx.st, cx.now) else {
+        return cx.finish(original, Outcome::Watch, s);
+    };
+    let key = (cx.st.phase, cx.st.epoch);
+    cx.guard(GuardCheck::new(Guard::Deadline, GuardResult::Fail, step.clone()));
+    let s = format!("stuck: epoch {} in {} past its deadline: {step}", key.1, key.0);
+    let o = Outcome::Watch;
+    if cx.st.overdue != Some(key) {
+        cx.st.overdue = Some(key);
+        cx.event(EventType::PhaseOverdue, &s, &o);
+    }
+    cx.finish(original, o, s)
 }
 
 fn open_if_idle(cx: &mut Ctx<'_>, note: &str) -> bool {
@@ -648,7 +707,27 @@ fn decide_failover(
     }
 
     let cooldown = site.thresholds.cooldown_secs as i64;
+    let cooldown_override = match trigger {
+        Trigger::Manual(c) | Trigger::Approved(c) if c.override_cooldown => Some(c),
+        _ => None,
+    };
     match cx.st.last_failover_at {
+        Some(last) if (now - last).num_seconds() < cooldown && cooldown_override.is_some() => {
+            let c = cooldown_override.expect("checked");
+            let since = (now - last).num_seconds();
+            cx.guard(
+                GuardCheck::new(
+                    Guard::Cooldown,
+                    GuardResult::NotApplicable,
+                    format!(
+                        "last failover {since} s ago (cooldown {cooldown} s), overridden by {}: {}",
+                        c.operator.as_deref().unwrap_or("an operator"),
+                        c.reason.as_deref().unwrap_or_default()
+                    ),
+                )
+                .numbers(since as f64, cooldown as f64),
+            );
+        }
         Some(last) if (now - last).num_seconds() < cooldown => {
             let since = (now - last).num_seconds();
             let d = format!("last failover {since} s ago, cooldown is {cooldown} s");
@@ -771,8 +850,9 @@ fn decide_failover(
                 GuardResult::Pass,
                 "not in shadow mode",
             ));
+            // The cooldown starts when RDS is asked (promote::request), not here: a decision
+            // whose pre-check fails never touched a database.
             cx.st.candidate = Some(candidate.clone());
-            cx.st.last_failover_at = Some(now);
             cx.move_to(
                 Phase::Promoting,
                 &format!("failover decided ({who}) to {candidate}"),
@@ -783,6 +863,42 @@ fn decide_failover(
             cx.finish(original, o, s)
         }
     }
+}
+
+/// One eligible candidate's lag as the RPO guard may use it.
+#[derive(Clone)]
+struct Lag {
+    db: DbRef,
+    /// A reading that bounds the data loss: the current one, or a last good one read at most
+    /// `max_lag_sample_age_secs` before the outage began.
+    fresh: Option<f64>,
+    /// With an override only: the largest loss a stale reading allows (its value plus its age at
+    /// the outage's start, since replication may have stopped right after it was read).
+    bound: Option<f64>,
+    src: String,
+}
+
+fn lag_of(cx: &Ctx<'_>, e: &crate::evidence::CandidateEvidence) -> Lag {
+    let db = e.db.clone();
+    if let Some(l) = e.lag_secs {
+        return Lag { db, fresh: Some(l), bound: Some(l), src: "current".into() };
+    }
+    let Some(s) = cx.st.last_good_lag.get(&e.db.id) else {
+        return Lag { db, fresh: None, bound: None, src: "no reading ever".into() };
+    };
+    let outage = crate::flap::outage_began(&cx.st).unwrap_or(cx.now);
+    let before = (outage - s.at).num_seconds().max(0);
+    let max_age = cx.site.thresholds.max_lag_sample_age_secs as i64;
+    if before <= max_age {
+        let src = format!("last known good, read {before} s before the outage began");
+        return Lag { db, fresh: Some(s.secs), bound: Some(s.secs), src };
+    }
+    let src = format!(
+        "last reading {} s at {}, {before} s before the outage began: older than the {max_age} s a sample may be",
+        s.secs,
+        s.at.format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    Lag { db, fresh: None, bound: Some(s.secs + before as f64), src }
 }
 
 /// Picks the first candidate in preference order that is available, replicates from the primary,
@@ -810,7 +926,7 @@ fn select_candidate(
         ));
         return Ok(site.primary.clone());
     }
-    let mut eligible: Vec<(DbRef, Option<f64>, String)> = vec![];
+    let mut eligible: Vec<Lag> = vec![];
     let mut skipped: Vec<String> = vec![];
     for c in &site.candidates {
         let Some(e) = ev.candidates.iter().find(|e| e.db.id == c.id) else {
@@ -835,15 +951,15 @@ fn select_candidate(
             ));
             continue;
         }
-        let (lag, src) = match (e.lag_secs, cx.st.last_good_lag.get(&c.id)) {
-            (Some(l), _) => (Some(l), "current".to_string()),
-            (None, Some(s)) => (
-                Some(s.secs),
-                format!("last known good, {} s old", (cx.now - s.at).num_seconds()),
-            ),
-            (None, None) => (None, "no reading ever".to_string()),
-        };
-        eligible.push((c.clone(), lag, src));
+        if let Some(b) = cx.st.replication_broken.get(&c.id) {
+            skipped.push(format!(
+                "{c}: replication broken since {} ({}); ineligible until it is seen replicating",
+                b.at.format("%Y-%m-%dT%H:%M:%SZ"),
+                b.why
+            ));
+            continue;
+        }
+        eligible.push(lag_of(cx, e));
     }
     if eligible.is_empty() {
         let d = format!("no promotable candidate: {}", skipped.join("; "));
@@ -864,81 +980,98 @@ fn select_candidate(
     } else {
         format!(" (skipped: {})", skipped.join("; "))
     };
-    if let Some((c, lag, src)) = eligible
-        .iter()
-        .find(|(_, l, _)| l.is_some_and(|l| l <= max))
-    {
-        let lag = lag.expect("filtered");
+    let primary = site.primary.clone();
+    let pass_candidate = |cx: &mut Ctx<'_>, c: &DbRef| {
         cx.guard(GuardCheck::new(
             Guard::Candidate,
             GuardResult::Pass,
-            format!(
-                "{c} is available and replicates from {}{skipped_note}",
-                site.primary
-            ),
-        ));
+            format!("{c} is available and replicates from {primary}{skipped_note}"),
+        ))
+    };
+    if let Some(l) = eligible.iter().find(|l| l.fresh.is_some_and(|v| v <= max)) {
+        let lag = l.fresh.expect("filtered");
+        pass_candidate(cx, &l.db);
         cx.guard(
             GuardCheck::new(
                 Guard::Rpo,
                 GuardResult::Pass,
-                format!("{c} lag {lag} s ({src}) within the {max} s RPO"),
+                format!("{} lag {lag} s ({}) within the {max} s RPO", l.db, l.src),
             )
             .numbers(lag, max),
         );
-        return Ok(c.clone());
+        return Ok(l.db.clone());
     }
-    let (c, lag, src) = eligible[0].clone();
     if let Some(cmd) = override_cmd {
-        let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
-        let reason = cmd.reason.clone().unwrap_or_default();
-        cx.st.rpo_override = Some(RpoOverride {
-            by: by.clone(),
-            reason: reason.clone(),
-            at: cx.now,
-        });
-        cx.guard(GuardCheck::new(
-            Guard::Candidate,
-            GuardResult::Pass,
-            format!(
-                "{c} is available and replicates from {}{skipped_note}",
-                site.primary
-            ),
-        ));
-        let lag_text = lag
-            .map(|l| format!("{l} s"))
-            .unwrap_or_else(|| "unknown".into());
-        let mut g = GuardCheck::new(
-            Guard::Rpo,
-            GuardResult::Pass,
-            format!("RPO overridden by {by} ({reason}): {c} lag {lag_text} ({src}), RPO {max} s"),
-        );
-        if let Some(l) = lag {
-            g = g.numbers(l, max);
-        }
-        cx.guard(g);
-        return Ok(c);
+        return overridden(cx, cmd, &eligible, max, pass_candidate);
     }
-    cx.guard(GuardCheck::new(
-        Guard::Candidate,
-        GuardResult::Pass,
-        format!(
-            "{c} is available and replicates from {}{skipped_note}",
-            site.primary
-        ),
-    ));
+    // Refused: name the first candidate in preference order, and why its lag does not do.
+    let l = eligible[0].clone();
+    pass_candidate(cx, &l.db);
     let how = format!("to accept the data loss send {{\"command\":\"failover\",\"site\":\"{}\",\"override_rpo\":true,\"reason\":\"...\"}}", site.id);
-    match lag {
-        Some(l) => {
-            let d = format!("{c} lags {l} s ({src}), more than the {max} s RPO; {how}");
-            cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::Fail, d.clone()).numbers(l, max));
+    match l.fresh {
+        Some(v) => {
+            let d = format!("{} lags {v} s ({}), more than the {max} s RPO; {how}", l.db, l.src);
+            cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::Fail, d.clone()).numbers(v, max));
             Err((RefusalReason::RpoExceeded, d))
         }
         None => {
-            let d = format!("{c} lag unknown ({src}): cannot bound the data loss; {how}");
+            let d = format!("{} lag unknown ({}): cannot bound the data loss; {how}", l.db, l.src);
             cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::Unknown, d.clone()));
             Err((RefusalReason::LagUnknown, d))
         }
     }
+}
+
+/// An operator accepted the data loss: the candidate they named, else the eligible one that
+/// loses least by what is known of it. One with no reading ever is taken only when named.
+fn overridden(
+    cx: &mut Ctx<'_>,
+    cmd: &OperatorCommand,
+    eligible: &[Lag],
+    max: f64,
+    pass_candidate: impl Fn(&mut Ctx<'_>, &DbRef),
+) -> Result<DbRef, (RefusalReason, String)> {
+    let chosen = match cmd.candidate.as_deref() {
+        Some(id) => eligible.iter().find(|l| l.db.id == id).ok_or_else(|| {
+            let names: Vec<String> = eligible.iter().map(|l| l.db.id.clone()).collect();
+            format!("the operator named candidate `{id}`, which is not promotable now (promotable: {})", names.join(", "))
+        }),
+        None => eligible
+            .iter()
+            .filter(|l| l.bound.is_some())
+            .min_by(|a, b| a.bound.partial_cmp(&b.bound).unwrap_or(std::cmp::Ordering::Equal))
+            .ok_or_else(|| {
+                "no promotable candidate has ever reported a lag reading; name the one to promote with `candidate`".to_string()
+            }),
+    };
+    let l = match chosen {
+        Ok(l) => l.clone(),
+        Err(d) => {
+            cx.guard(GuardCheck::new(Guard::Candidate, GuardResult::Fail, d.clone()));
+            cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::Unknown, "no candidate to measure"));
+            return Err((RefusalReason::NoHealthyCandidate, d));
+        }
+    };
+    let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
+    let reason = cmd.reason.clone().unwrap_or_default();
+    cx.st.rpo_override = Some(RpoOverride { by: by.clone(), reason: reason.clone(), at: cx.now });
+    pass_candidate(cx, &l.db);
+    let lag_text = match (l.fresh, l.bound) {
+        (Some(v), _) => format!("{v} s"),
+        (None, Some(b)) => format!("up to {b} s"),
+        (None, None) => "unknown".into(),
+    };
+    let named = if cmd.candidate.is_some() { "named by the operator" } else { "the least data loss known" };
+    let mut g = GuardCheck::new(
+        Guard::Rpo,
+        GuardResult::Pass,
+        format!("RPO overridden by {by} ({reason}): {} ({named}) lag {lag_text} ({}), RPO {max} s", l.db, l.src),
+    );
+    if let Some(v) = l.fresh.or(l.bound) {
+        g = g.numbers(v, max);
+    }
+    cx.guard(g);
+    Ok(l.db)
 }
 
 fn operator(
@@ -1050,8 +1183,8 @@ fn operator(
                 return cx.finish(original, o, s);
             }
             // After a failover the site stays pinned, and the evaluator decides nothing new for
-            // it, until a human has made the configuration name the new primary (or failed back)
-            // and closes the incident here, naming its epoch.
+            // it, until a human closes the incident here, naming its epoch. The ledger then owns
+            // the topology (the pinned writer is the primary), so no configuration edit is needed.
             let epoch = cx.st.epoch;
             if cx.st.phase != Phase::DnsPinned || cmd.epoch != Some(epoch) {
                 let d = format!(
@@ -1067,15 +1200,33 @@ fn operator(
                 ));
                 return refuse_command(cx, original, RefusalReason::NothingToComplete, d);
             }
+            let topo = match crate::topology::after_pinned_failover(cx.site, &cx.st, now) {
+                Ok(t) => t,
+                Err(crate::topology::NotPinned(why)) => {
+                    let d = format!(
+                        "cannot complete epoch {epoch}: {why}; automation would not point at the pinned writer"
+                    );
+                    cx.guard(GuardCheck::new(Guard::Command, GuardResult::Fail, d.clone()));
+                    return refuse_command(cx, original, RefusalReason::NothingToComplete, d);
+                }
+            };
             let why = reason.unwrap_or_default();
             cx.guard(GuardCheck::new(
                 Guard::Command,
                 GuardResult::Pass,
                 format!("failover of epoch {epoch} completed by {by}: {why}"),
             ));
-            cx.move_to(Phase::Completed, &format!("completed by {by}: {why}"));
+            let others: Vec<String> = topo.candidates.iter().map(|c| c.to_string()).collect();
+            let topo_note = format!(
+                "the ledger now owns the topology: primary {}; promotable only once they replicate from it: {}",
+                topo.primary,
+                if others.is_empty() { "none".to_string() } else { others.join(", ") }
+            );
+            cx.guard(GuardCheck::new(Guard::Candidate, GuardResult::Pass, topo_note.clone()));
+            cx.st.topology = Some(topo);
+            cx.move_to(Phase::Completed, &format!("completed by {by}: {why}; {topo_note}"));
             let s = format!(
-                "failover of epoch {epoch} completed by {by}; automation watches the site again"
+                "failover of epoch {epoch} completed by {by}; automation watches the site again, on the ledger's topology"
             );
             let o = Outcome::Completed;
             cx.event(EventType::FailoverCompleted, &s, &o);
@@ -1139,6 +1290,11 @@ fn operator(
                 ));
                 return refuse_command(cx, original, RefusalReason::AlreadyInFlight, d);
             }
+            if let Some(ev) = ev {
+                if let Err(d) = primary_may_be_replaced(&mut cx, ev, cmd, &by) {
+                    return refuse_command(cx, original, RefusalReason::PrimaryAlive, d);
+                }
+            }
             cx.guard(GuardCheck::new(
                 Guard::Command,
                 GuardResult::Pass,
@@ -1151,12 +1307,72 @@ fn operator(
                 );
                 let _ = cx.st.open_incident(now, note);
             }
+            if cmd.force {
+                cx.st.forced = Some(crate::incident::Forced {
+                    epoch: cx.st.epoch,
+                    by: by.clone(),
+                    reason: reason.clone().unwrap_or_default(),
+                    at: now,
+                });
+            }
             match ev {
                 Some(ev) => decide_failover(cx, original, ev, Trigger::Manual(cmd)),
                 None => cx.finish(original, Outcome::Watch, "no evidence gathered".into()),
             }
         }
+        OperatorAction::Abort => crate::abort::abort(cx, original, cmd, ev),
     }
+}
+
+/// Whether the primary answers: the canary reached it, or every voter that could be read says up.
+pub(crate) fn primary_answers(ev: &Evidence) -> bool {
+    let t = ev.tally();
+    matches!(ev.canary, crate::evidence::CanaryResult::Reachable { .. }) || (t.up > 0 && t.down == 0)
+}
+
+/// A manual failover of a primary that answers makes two writers at once: refused, unless the
+/// operator says `force` (with a reason, recorded in the ledger).
+fn primary_may_be_replaced(
+    cx: &mut Ctx<'_>,
+    ev: &Evidence,
+    cmd: &OperatorCommand,
+    by: &str,
+) -> Result<(), String> {
+    let t = ev.tally();
+    if cx.site.engine == Engine::MultiAz || !primary_answers(ev) {
+        cx.guard(GuardCheck::new(
+            Guard::PrimaryAlive,
+            GuardResult::Pass,
+            format!("the primary does not answer ({} down, {} up)", t.down, t.up),
+        ));
+        return Ok(());
+    }
+    if cmd.force {
+        cx.guard(GuardCheck::new(
+            Guard::PrimaryAlive,
+            GuardResult::NotApplicable,
+            format!(
+                "the primary answers ({} down, {} up), but {by} forced the failover: {}; \
+                 it stays writable until it is fenced (read_only=1 through its parameter group)",
+                t.down,
+                t.up,
+                cmd.reason.as_deref().unwrap_or_default()
+            ),
+        ));
+        return Ok(());
+    }
+    let d = format!(
+        "{} answers ({} down, {} up: {}): promoting a replica now makes two writers; for a planned move use a \
+         switchover, or send {{\"command\":\"failover\",\"site\":\"{}\",\"force\":true,\"reason\":\"...\"}} \
+         after fencing it",
+        cx.site.primary,
+        t.down,
+        t.up,
+        t.voters.join("; "),
+        cx.site.id
+    );
+    cx.guard(GuardCheck::new(Guard::PrimaryAlive, GuardResult::Fail, d.clone()));
+    Err(d)
 }
 
 /// How an `unresolved-promotion` hold's candidate line ends (the notifier keys its next step on it).
@@ -1194,7 +1410,7 @@ fn unresolved_promotion(st: &SiteState) -> Option<String> {
 }
 
 /// A command that cannot be carried out changes nothing (no ledger write) and says why.
-fn refuse_command(
+pub(crate) fn refuse_command(
     cx: Ctx<'_>,
     original: &SiteState,
     reason: RefusalReason,

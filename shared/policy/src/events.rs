@@ -30,6 +30,10 @@ pub enum EventType {
     DnsPinned,
     FailoverCompleted,
     FailoverFailed,
+    /// A human abandoned an epoch no database acted on.
+    FailoverAborted,
+    /// An in-flight phase passed its deadline: a human must act (the message names the step).
+    PhaseOverdue,
 }
 
 impl EventType {
@@ -49,12 +53,15 @@ impl EventType {
             EventType::DnsPinned => "DnsPinned",
             EventType::FailoverCompleted => "FailoverCompleted",
             EventType::FailoverFailed => "FailoverFailed",
+            EventType::FailoverAborted => "FailoverAborted",
+            EventType::PhaseOverdue => "PhaseOverdue",
         }
     }
 
     pub fn severity(self) -> &'static str {
         match self {
             EventType::FailoverDecided
+            | EventType::PhaseOverdue
             | EventType::FailoverFailed
             | EventType::FailoverRefused
             | EventType::ApprovalRequested => "critical",

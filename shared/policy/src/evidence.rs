@@ -114,6 +114,14 @@ pub struct CandidateEvidence {
     pub replica_of_primary: Option<bool>,
     /// Replica lag in seconds as the metric reads now; `None` when missing or -1.
     pub lag_secs: Option<f64>,
+    /// RDS's `StatusInfos` read-replication status (`replicating`, `error`, `stopped`, ...);
+    /// `None` when RDS reported none or the topology was unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<String>,
+    /// When RDS says the instance was created: a re-created replica with the same id is another
+    /// database, and the samples kept for the old one say nothing about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 impl CandidateEvidence {
@@ -243,6 +251,21 @@ fn canary_word(c: &CanaryResult) -> String {
 pub struct LagSample {
     pub secs: f64,
     pub at: DateTime<Utc>,
+    /// The `InstanceCreateTime` of the database the sample was read from, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// Why a candidate's replication is known to be broken, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationBreak {
+    pub at: DateTime<Utc>,
+    pub why: String,
+}
+
+/// `StatusInfos` read-replication statuses that prove the SQL/IO threads are not applying.
+pub fn replication_broken(status: &str) -> bool {
+    status != "replicating"
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ impl Phase {
             AwaitingApproval => matches!(to, Promoting | Refused | Aborted),
             Refused => matches!(to, Promoting | AwaitingApproval | Shadowed | Aborted),
             Shadowed => matches!(to, Promoting | Aborted),
-            Promoting => matches!(to, Promoted | Failed),
+            Promoting => matches!(to, Promoted | Failed | Aborted),
             Promoted => matches!(to, DnsPinned | Failed),
             DnsPinned => matches!(to, Completed | Failed),
         }
@@ -164,6 +164,9 @@ pub struct SiteState {
     /// Candidates an RDS "backup started" event was seen for, and not yet "finished".
     #[serde(default)]
     pub backups_running: BTreeSet<String>,
+    /// When each running backup was first seen (event or `backing-up` status).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backup_started_at: BTreeMap<String, DateTime<Utc>>,
     #[serde(default)]
     pub recent_signals: VecDeque<String>,
     /// The current incident's timeline (cleared when a new incident opens).
@@ -184,6 +187,33 @@ pub struct SiteState {
     /// Why the current epoch failed, when it did.
     #[serde(default)]
     pub failure: Option<String>,
+    /// The live topology after a completed failover (the configuration is only the initial one):
+    /// see [`crate::topology`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<crate::topology::Topology>,
+    /// Candidates whose replication is known broken (an RDS replication-error event, or a
+    /// `StatusInfos` status other than `replicating`), until it is observed healthy again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replication_broken: BTreeMap<String, crate::evidence::ReplicationBreak>,
+    /// A manual failover forced while the primary answered: who, why, for which epoch. The
+    /// promoter does not re-check that such a primary is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced: Option<Forced>,
+    /// The in-flight phase whose deadline has been paged (phase, epoch), so it pages once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdue: Option<(Phase, u64)>,
+    /// What the current incident paged and saw (see [`crate::flap`]).
+    #[serde(default)]
+    pub noise: crate::flap::Noise,
+}
+
+/// A failover an operator forced past the live-primary guard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forced {
+    pub epoch: u64,
+    pub by: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 /// What the replica-promoter asked RDS to do for one epoch.
@@ -251,6 +281,7 @@ impl SiteState {
             rpo_override: None,
             managed_failover: None,
             backups_running: BTreeSet::new(),
+            backup_started_at: BTreeMap::new(),
             recent_signals: VecDeque::new(),
             timeline: vec![],
             outbox: vec![],
@@ -258,6 +289,11 @@ impl SiteState {
             promotion: None,
             dns: None,
             failure: None,
+            topology: None,
+            replication_broken: BTreeMap::new(),
+            forced: None,
+            overdue: None,
+            noise: crate::flap::Noise::default(),
         }
     }
 
@@ -386,6 +422,7 @@ mod tests {
             (Shadowed, Aborted),
             (Promoting, Promoted),
             (Promoting, Failed),
+            (Promoting, Aborted),
             (Promoted, DnsPinned),
             (Promoted, Failed),
             (DnsPinned, Completed),

@@ -10,15 +10,19 @@
 //! [`decide::decide`] returns a [`Verdict`] with every guard explained, the next ledger record
 //! (fenced by its version and epoch) and the [`DomainEvent`]s to emit.
 
+pub mod abort;
 pub mod config;
+pub mod deadline;
 pub mod decide;
 pub mod events;
+pub mod flap;
 pub mod evidence;
 pub mod incident;
 pub mod notice;
 pub mod pin;
 pub mod promote;
 pub mod signal;
+pub mod topology;
 pub mod verdict;
 
 pub use config::{Config, ConfigError, SiteConfig};

@@ -143,6 +143,8 @@ fn headline(e: &DomainEvent) -> String {
         }
         EventType::FailoverCompleted => format!("failover to {c} completed"),
         EventType::FailoverFailed => "FAILOVER FAILED - act now".into(),
+        EventType::FailoverAborted => format!("epoch {} aborted by a human", e.epoch),
+        EventType::PhaseOverdue => format!("STUCK in {} past its deadline - act now", e.phase),
     }
 }
 
@@ -278,6 +280,21 @@ fn steps(e: &DomainEvent) -> Steps {
             vec!["Nothing (the site is in shadow mode).".into()],
             vec![format!("{c} was not promoted; DNS untouched.")],
             vec!["Judge whether this failover would have been right; switch the site's approval to auto once you trust it.".into()],
+        ),
+        EventType::FailoverAborted => (
+            vec![e.verdict.summary.clone()],
+            vec!["No database was promoted by this epoch; DNS untouched.".into()],
+            vec![format!("None required. Check the site: {status}")],
+        ),
+        EventType::PhaseOverdue => (
+            vec![format!("Epoch {} has been in {} past its deadline.", e.epoch, e.phase)],
+            vec!["Automation will not move the site out of this phase by itself.".into()],
+            e.verdict
+                .guards
+                .iter()
+                .filter(|g| g.guard == crate::verdict::Guard::Deadline)
+                .map(|g| g.detail.clone())
+                .collect(),
         ),
         EventType::IncidentCleared => (
             vec![format!("Incident epoch {} closed: the primary looks healthy again.", e.epoch)],

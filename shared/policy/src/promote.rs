@@ -422,14 +422,7 @@ pub fn preflight(
             ),
         )),
         _ => {
-            let (lag, src) = match (p.lag_now, state.last_good_lag.get(&candidate.id)) {
-                (Some(l), _) => (Some(l), "now".to_string()),
-                (None, Some(s)) => (
-                    Some(s.secs),
-                    format!("last known good, {} s old", (now - s.at).num_seconds()),
-                ),
-                (None, None) => (None, "no reading ever".to_string()),
-            };
+            let (lag, src) = preflight_lag(site, state, candidate, p.lag_now, now);
             let within = lag.is_some_and(|l| l <= max);
             let lag_text = lag.map_or_else(|| "unknown".to_string(), |l| format!("{l} s"));
             let mut g = if within {
@@ -504,6 +497,36 @@ pub fn preflight(
 }
 
 // ---------------------------------------------------------------- completion
+
+/// The lag the RPO guard may use at promotion time: the current reading, or a last good one read
+/// at most `max_lag_sample_age_secs` before the outage began; nothing for a candidate whose
+/// replication is known broken.
+fn preflight_lag(
+    site: &SiteConfig,
+    state: &SiteState,
+    candidate: &DbRef,
+    lag_now: Option<f64>,
+    now: DateTime<Utc>,
+) -> (Option<f64>, String) {
+    if let Some(b) = state.replication_broken.get(&candidate.id) {
+        return (None, format!("replication broken since {} ({})", b.at.format("%Y-%m-%dT%H:%M:%SZ"), b.why));
+    }
+    if let Some(l) = lag_now {
+        return (Some(l), "now".into());
+    }
+    let Some(s) = state.last_good_lag.get(&candidate.id) else {
+        return (None, "no reading ever".into());
+    };
+    let decided = state.timeline.iter().find(|t| t.phase == Phase::Promoting).map(|t| t.at);
+    let outage = crate::flap::outage_began(state).or(decided).unwrap_or(now);
+    let before = (outage - s.at).num_seconds().max(0);
+    let max_age = site.thresholds.max_lag_sample_age_secs as i64;
+    if before <= max_age {
+        (Some(s.secs), format!("last known good, read {before} s before the outage began"))
+    } else {
+        (None, format!("last reading {} s is {before} s older than the outage: older than the {max_age} s a sample may be", s.secs))
+    }
+}
 
 /// What one poll saw of the promotion's target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -804,6 +827,8 @@ pub fn request(
         writable_verified_at: None,
         resolved: None,
     });
+    // The cooldown runs from the moment RDS is asked, never from a decision that stopped short.
+    next.last_failover_at = Some(now);
     next.timeline.push(TimelineEntry {
         phase: Phase::Promoting,
         at: now,
@@ -1249,6 +1274,7 @@ mod tests {
             LagSample {
                 secs: 40.0,
                 at: t(40),
+                created_at: None,
             },
         );
         assert_eq!(reason_of(&with_history, &p), FailureReason::RpoExceeded);
@@ -1257,6 +1283,7 @@ mod tests {
             LagSample {
                 secs: 12.0,
                 at: t(40),
+                created_at: None,
             },
         );
         assert!(preflight(orders, &with_history, &r1, &p, now).is_ok());

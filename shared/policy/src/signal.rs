@@ -242,6 +242,18 @@ pub struct OperatorCommand {
     /// For `approve`: the epoch being approved, so a stale approval cannot approve a newer incident.
     #[serde(default)]
     pub epoch: Option<u64>,
+    /// For `failover` with `override_rpo`: the candidate to promote (required for one that never
+    /// reported a lag reading).
+    #[serde(default)]
+    pub candidate: Option<String>,
+    /// For `failover`: proceed although the primary answers (votes up). Two writers follow unless
+    /// the old primary is fenced; requires a reason, and is recorded.
+    #[serde(default)]
+    pub force: bool,
+    /// For `failover`/`approve`: proceed inside the cooldown after the previous failover.
+    /// Requires a reason, and is recorded.
+    #[serde(default)]
+    pub override_cooldown: bool,
 }
 
 impl OperatorCommand {
@@ -268,6 +280,33 @@ impl OperatorCommand {
                 detail:
                     "`complete` closes one failover: it needs the incident's `epoch` and a `reason`"
                         .into(),
+            });
+        }
+        let needs_epoch = matches!(self.command, OperatorAction::Approve | OperatorAction::Abort);
+        if needs_epoch && self.epoch.is_none() {
+            return Err(SignalError::Field {
+                shape,
+                field: "epoch".into(),
+                detail: format!(
+                    "`{}` acts on one incident: name its `epoch` (see `status`)",
+                    self.command.as_str()
+                ),
+            });
+        }
+        let flag = if self.force {
+            Some("force")
+        } else if self.override_cooldown {
+            Some("override_cooldown")
+        } else if self.command == OperatorAction::Abort {
+            Some("abort")
+        } else {
+            None
+        };
+        if let Some(flag) = flag.filter(|_| !has_reason) {
+            return Err(SignalError::Field {
+                shape,
+                field: "reason".into(),
+                detail: format!("`{flag}` is recorded in the ledger and needs a non-empty reason"),
             });
         }
         if self.override_rpo && !has_reason {
@@ -306,8 +345,25 @@ pub enum OperatorAction {
     Pause,
     Resume,
     Status,
-    /// Close a pinned failover once the site's configuration names the new topology.
+    /// Close a pinned failover; the ledger then owns the new topology.
     Complete,
+    /// Abandon an epoch whose promotion was never asked of RDS (or is observed not to have
+    /// happened), so the site is not held in `promoting` until its deadline.
+    Abort,
+}
+
+impl OperatorAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Failover => "failover",
+            Self::Approve => "approve",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Status => "status",
+            Self::Complete => "complete",
+            Self::Abort => "abort",
+        }
+    }
 }
 
 /// Why an input is not a trigger we understand. Every variant names what was wrong.

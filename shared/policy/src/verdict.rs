@@ -28,6 +28,10 @@ pub enum Guard {
     Approval,
     Shadow,
     Command,
+    /// A manual failover of a primary that still answers.
+    PrimaryAlive,
+    /// An in-flight phase past its deadline.
+    Deadline,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +106,10 @@ pub enum RefusalReason {
     /// An earlier epoch asked RDS for a promotion and failed before DNS was pinned: that
     /// candidate may be a writer now, so only a human may decide the next failover.
     UnresolvedPromotion,
+    /// A manual failover while the primary answers, without `force`.
+    PrimaryAlive,
+    /// `abort` of an epoch that cannot be abandoned (RDS was asked, or nothing is in flight).
+    NothingToAbort,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.

@@ -110,6 +110,9 @@ fn op(
             operator: Some("alice@example.com".into()),
             override_rpo,
             epoch,
+            candidate: None,
+            force: false,
+            override_cooldown: false,
         }),
     }
 }
@@ -188,6 +191,8 @@ impl World {
                     status: self.r1.clone(),
                     replica_of_primary: self.r1_replica,
                     lag_secs: self.r1_lag,
+                    replication: None,
+                    created_at: None,
                 },
                 CandidateEvidence {
                     db: DbRef {
@@ -197,6 +202,8 @@ impl World {
                     status: self.r2.clone(),
                     replica_of_primary: Some(true),
                     lag_secs: self.r2_lag,
+                    replication: None,
+                    created_at: None,
                 },
             ],
             canary: self.canary.clone(),
@@ -386,7 +393,8 @@ fn healthy_evidence_is_ignored_and_records_lag() {
         st.last_good_lag["orders-replica-1"],
         LagSample {
             secs: 2.0,
-            at: t0()
+            at: t0(),
+            created_at: None,
         }
     );
     assert!(d.emit.is_empty());
@@ -405,11 +413,7 @@ fn a_single_vote_is_suspected_never_a_failover() {
         assert_eq!(guard(&d, Guard::Quorum).limit, Some(2.0));
         assert_eq!(
             types(&d),
-            if i == 0 {
-                vec!["IncidentSuspected"]
-            } else {
-                vec![]
-            },
+            Vec::<&str>::new(),
             "suspected is announced once"
         );
     }
@@ -464,7 +468,8 @@ fn a_sustained_corroborated_outage_decides_a_failover_to_the_first_candidate() {
     );
     assert_eq!(d.verdict.epoch, 1);
     assert_eq!(st.phase, Phase::Promoting);
-    assert_eq!(st.last_failover_at, Some(at(120)));
+    // The cooldown starts when RDS is asked (promote::request), not at the decision.
+    assert_eq!(st.last_failover_at, None);
     assert_eq!(types(&d), vec!["FailoverDecided"]);
     let ev = &d.emit[0];
     assert_eq!(ev.epoch, 1);
@@ -535,8 +540,11 @@ fn losing_the_quorum_restarts_the_sustained_window() {
 }
 
 #[test]
-fn a_flapping_alarm_closes_its_incident_and_never_fails_over() {
+fn a_flapping_alarm_is_one_incident_one_message_and_never_fails_over() {
+    // The canary alarm flaps ALARM/OK every 50 s for 500 s. Each ALARM meets the quorum for a
+    // moment; before the flap window, that was five incidents and ten pages.
     let mut st = SiteState::new("orders");
+    let mut sent = vec![];
     for cycle in 0..5 {
         let base = cycle * 100;
         let d = step(
@@ -547,6 +555,7 @@ fn a_flapping_alarm_closes_its_incident_and_never_fails_over() {
             at(base),
         );
         assert_eq!(d.verdict.outcome, Outcome::Suspected);
+        sent.extend(types(&d));
         let d = step(
             "orders",
             &alarm("orders-primary-availability", AlarmState::Ok, at(base + 50)),
@@ -555,11 +564,40 @@ fn a_flapping_alarm_closes_its_incident_and_never_fails_over() {
             at(base + 50),
         );
         assert_eq!(d.verdict.outcome, Outcome::Watch);
-        assert_eq!(types(&d), vec!["IncidentCleared"]);
-        assert_eq!(st.phase, Phase::Aborted);
+        sent.extend(types(&d));
+        assert_eq!(st.phase, Phase::Suspected, "still one open incident");
     }
-    assert_eq!(st.epoch, 5, "each flap is its own incident");
+    // Quiet for the whole flap window (300 s): closed, with one message that says what flapped.
+    step("orders", &tick(at(700)), &World::healthy(), &mut st, at(700));
+    let d = step("orders", &tick(at(760)), &World::healthy(), &mut st, at(760));
+    sent.extend(types(&d));
+    assert_eq!(st.phase, Phase::Aborted);
+    assert_eq!(st.epoch, 1, "the flaps fold into one incident");
+    assert_eq!(sent, vec!["IncidentSuspected", "IncidentCleared"]);
+    let cleared = &d.emit[0].verdict.summary;
+    assert!(cleared.contains("cleared and came back 4 time(s)"), "{cleared}");
+    assert!(cleared.contains("alarm orders-primary-availability"), "{cleared}");
     assert!(st.last_failover_at.is_none());
+}
+
+#[test]
+fn down_votes_below_the_quorum_page_nobody() {
+    // One flaky voter for an hour, never corroborated: no page at all, open or closed.
+    let mut st = SiteState::new("orders");
+    let mut w = World::healthy();
+    let mut sent = vec![];
+    for i in 0..60 {
+        w.availability = Some(if i % 2 == 0 { AlarmState::Alarm } else { AlarmState::Ok });
+        let d = step("orders", &tick(at(i * 60)), &w, &mut st, at(i * 60));
+        sent.extend(types(&d));
+    }
+    w.availability = Some(AlarmState::Ok);
+    for i in 60..70 {
+        let d = step("orders", &tick(at(i * 60)), &w, &mut st, at(i * 60));
+        sent.extend(types(&d));
+    }
+    assert!(sent.is_empty(), "{sent:?}");
+    assert_eq!(st.phase, Phase::Aborted);
 }
 
 // ------------------------------------------------------------------------ refusals
@@ -686,19 +724,23 @@ fn after_a_promotion(pinned: bool) -> SiteState {
 
 /// An operator's failover of `orders` (with an RPO override) during the outage.
 fn fail_over_by_hand(st: &mut SiteState) -> Decision {
-    step(
+    // No candidate ever reported a lag reading here: the operator must name the one to promote.
+    let mut cmd = op(
         "orders",
-        &op(
-            "orders",
-            OperatorAction::Failover,
-            true,
-            Some("replica-1 fenced by hand"),
-            None,
-        ),
-        &World::outage(),
-        st,
-        t0(),
-    )
+        OperatorAction::Failover,
+        true,
+        Some("replica-1 fenced by hand"),
+        None,
+    );
+    named(&mut cmd, "orders-replica-2");
+    step("orders", &cmd, &World::outage(), st, t0())
+}
+
+/// Sets the candidate an operator's command names.
+fn named(s: &mut Signal, id: &str) {
+    if let SignalKind::Operator(c) = &mut s.kind {
+        c.candidate = Some(id.into());
+    }
 }
 
 #[test]
@@ -913,6 +955,8 @@ fn billing_world() -> Evidence {
             status: DbObservation::status("available"),
             replica_of_primary: Some(true),
             lag_secs: Some(0.02),
+            replication: None,
+            created_at: None,
         }],
         canary: CanaryResult::Unknown {
             reason: failover_policy::evidence::NO_CANARY.into(),
@@ -1014,6 +1058,8 @@ fn shadow_mode_says_what_it_would_do_and_never_decides() {
             status: DbObservation::status("available"),
             replica_of_primary: Some(true),
             lag_secs: Some(0.9),
+            replication: None,
+            created_at: None,
         }],
         canary: CanaryResult::Unknown {
             reason: failover_policy::evidence::NO_CANARY.into(),
@@ -1152,6 +1198,9 @@ fn rds_managed_failover_in_progress_is_not_raced() {
     ok.primary = DbObservation::status("available");
     let d = decide(sc, &done, Some(&ok), &st, at(700));
     assert_eq!(d.next.as_ref().unwrap().managed_failover, None);
+    st = d.next.unwrap();
+    assert_eq!(st.phase, Phase::Suspected, "held open for the flap window");
+    let d = decide(sc, &tick(at(1000)), Some(&ok), &st, at(1000));
     assert_eq!(d.next.as_ref().unwrap().phase, Phase::Aborted);
 }
 
@@ -1290,6 +1339,13 @@ fn an_rpo_override_needs_a_reason_and_is_recorded() {
 
 #[test]
 fn manual_failover_skips_quorum_and_window_but_not_pause() {
+    // The primary does not answer (canary refused, RDS unreadable, alarms without data); the
+    // replicas still report lag. Below the quorum, and no window has run.
+    let mut dark = World::healthy();
+    dark.availability = Some(AlarmState::InsufficientData);
+    dark.canary_alarm = Some(AlarmState::InsufficientData);
+    dark.primary = DbObservation::Unreadable { error: "timeout".into() };
+    dark.canary = CanaryResult::Unreachable { error: "connection refused".into() };
     let mut st = SiteState::new("orders");
     st.paused = Some(Pause {
         by: "bob".into(),
@@ -1305,7 +1361,7 @@ fn manual_failover_skips_quorum_and_window_but_not_pause() {
             Some("planned"),
             None,
         ),
-        &World::healthy(),
+        &dark,
         &mut st,
         t0(),
     );
@@ -1326,13 +1382,41 @@ fn manual_failover_skips_quorum_and_window_but_not_pause() {
             Some("planned"),
             None,
         ),
-        &World::healthy(),
+        &dark,
         &mut st,
         t0(),
     );
     assert!(matches!(d.verdict.outcome, Outcome::FailoverDecided { .. }));
     assert_eq!(st.epoch, 1);
     assert_eq!(st.phase, Phase::Promoting);
+}
+
+/// What the promoter and pinner record for a pinned epoch: orders-replica-1 promoted, the
+/// writer CNAME pinned to it.
+fn pin_record(st: &mut SiteState, epoch: u64) {
+    use failover_policy::incident::{DnsRecord, PromotionRecord};
+    st.promotion = Some(PromotionRecord {
+        epoch,
+        candidate: DbRef { id: "orders-replica-1".into(), region: "us-west-2".into() },
+        action: "PromoteReadReplica".into(),
+        requested_at: t0(),
+        completed_at: Some(t0()),
+        endpoint: Some("orders-replica-1.x.us-west-2.rds.amazonaws.com:3306".into()),
+        writable_verified_at: Some(t0()),
+        resolved: None,
+    });
+    st.dns = Some(DnsRecord {
+        epoch,
+        zone_id: "Z0ORDERSEXAMPLE".into(),
+        name: "db.orders.example.com".into(),
+        record_type: "CNAME".into(),
+        set_identifier: None,
+        previous_values: vec!["orders-primary.x.us-east-1.rds.amazonaws.com".into()],
+        previous_ttl: Some(60),
+        new_value: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
+        change_id: Some("C1".into()),
+        insync_at: Some(t0()),
+    });
 }
 
 // ------------------------------------------------------------------------ exhaustive table
@@ -1419,6 +1503,7 @@ fn only_a_pinned_failover_of_the_named_epoch_can_be_completed() {
     for p in [Phase::Promoting, Phase::Promoted, Phase::DnsPinned] {
         st.transition(epoch, p, t0(), "test").unwrap();
     }
+    pin_record(&mut st, epoch);
     // Pinned means in flight: the evaluator decides nothing new, even on a real outage.
     let d = step("orders", &tick(at(600)), &World::outage(), &mut st, at(600));
     assert_eq!(d.verdict.outcome, Outcome::Watch);
@@ -1455,4 +1540,295 @@ fn only_a_pinned_failover_of_the_named_epoch_can_be_completed() {
         .unwrap()
         .note
         .contains("completed by alice@example.com"));
+}
+
+// ------------------------------------------------------------------------ guards that hold up (issue 11)
+
+fn step_ev(signal: &Signal, ev: &Evidence, state: &mut SiteState, now: DateTime<Utc>) -> Decision {
+    let c = cfg();
+    let d = decide(c.site("orders").unwrap(), signal, Some(ev), state, now);
+    if let Some(next) = &d.next {
+        *state = next.clone();
+        state.outbox.clear();
+    }
+    d
+}
+
+fn chosen(d: &Decision) -> Option<&str> {
+    match &d.verdict.outcome {
+        Outcome::FailoverDecided { candidate } => Some(candidate.id.as_str()),
+        _ => None,
+    }
+}
+
+/// replica-1's SQL thread stops at 02:00 (its lag reads -1 from then on, last good 0.4 s at
+/// 01:59); replica-2 keeps replicating 1 s behind; the primary dies at 14:00.
+fn twelve_hours_of_a_stopped_replica(event: bool) -> (SiteState, Evidence) {
+    let day = Utc.with_ymd_and_hms(2026, 11, 24, 1, 59, 0).unwrap();
+    let mut st = SiteState::new("orders");
+    let mut w = World::healthy();
+    w.r1_lag = Some(0.4);
+    w.r2_lag = Some(1.0);
+    step_ev(&tick(day), &w.evidence(), &mut st, day);
+    if event {
+        let stopped = rds("orders-replica-1", "RDS-EVENT-0057", RdsMeaning::ReplicationError, day + Duration::seconds(60));
+        step_ev(&stopped, &w.evidence(), &mut st, day + Duration::seconds(60));
+    }
+    w.r1_lag = None;
+    let mut t = day + Duration::seconds(60);
+    let death = day + Duration::hours(12) + Duration::seconds(60);
+    while t < death {
+        step_ev(&tick(t), &w.evidence(), &mut st, t);
+        t += Duration::minutes(10);
+    }
+    let last = death - Duration::seconds(60);
+    step_ev(&tick(last), &w.evidence(), &mut st, last);
+    let mut dead = World::outage();
+    dead.r1_lag = None;
+    dead.r2_lag = None;
+    (st, dead.evidence())
+}
+
+fn decide_through_the_window(st: &mut SiteState, ev: &Evidence) -> Decision {
+    let death = Utc.with_ymd_and_hms(2026, 11, 24, 14, 0, 0).unwrap();
+    let mut last = None;
+    for s in [0, 60, 120, 180] {
+        let d = step_ev(&tick(death + Duration::seconds(s)), ev, st, death + Duration::seconds(s));
+        let decided = !matches!(d.verdict.outcome, Outcome::Suspected);
+        last = Some(d);
+        if decided {
+            break;
+        }
+    }
+    last.unwrap()
+}
+
+#[test]
+fn a_twelve_hour_old_last_good_lag_does_not_pass_the_rpo_guard() {
+    // No replication event reached us, only the -1 readings: the 0.4 s sample is 12 h older than
+    // the outage and bounds nothing. replica-2, 1 s behind a minute before, is promoted.
+    let (mut st, dead) = twelve_hours_of_a_stopped_replica(false);
+    let d = decide_through_the_window(&mut st, &dead);
+    assert_eq!(chosen(&d), Some("orders-replica-2"), "{:#?}", d.verdict);
+    let rpo = guard(&d, Guard::Rpo);
+    assert!(rpo.detail.contains("orders-replica-2") && rpo.detail.contains("before the outage began"), "{}", rpo.detail);
+}
+
+#[test]
+fn a_replication_error_event_makes_a_candidate_ineligible_until_it_replicates_again() {
+    let (mut st, dead) = twelve_hours_of_a_stopped_replica(true);
+    assert!(st.replication_broken.contains_key("orders-replica-1"));
+    let d = decide_through_the_window(&mut st, &dead);
+    assert_eq!(chosen(&d), Some("orders-replica-2"));
+    let c = guard(&d, Guard::Candidate);
+    assert!(c.detail.contains("replication broken") && c.detail.contains("RDS-EVENT-0057"), "{}", c.detail);
+
+    // Healthy again: StatusInfos `replicating` with a lag reading clears it.
+    let (mut st, _) = twelve_hours_of_a_stopped_replica(true);
+    let mut ev = World::healthy().evidence();
+    ev.candidates[0].replication = Some("replicating".into());
+    step_ev(&tick(at(0)), &ev, &mut st, at(0));
+    assert!(!st.replication_broken.contains_key("orders-replica-1"));
+}
+
+#[test]
+fn status_infos_other_than_replicating_makes_a_candidate_ineligible() {
+    let mut st = SiteState::new("orders");
+    let mut ev = World::healthy().evidence();
+    ev.candidates[0].replication = Some("error".into());
+    ev.candidates[0].lag_secs = Some(0.0); // RDS may still publish a stale number
+    step_ev(&tick(at(-60)), &ev, &mut st, at(-60));
+    assert!(!st.last_good_lag.contains_key("orders-replica-1"), "no sample from a broken replica");
+    let mut dead = World::outage().evidence();
+    dead.candidates[0].replication = Some("error".into());
+    dead.candidates[1].lag_secs = Some(3.0);
+    for s in [0, 60, 120] {
+        let d = step_ev(&tick(at(s)), &dead, &mut st, at(s));
+        if s == 120 {
+            assert_eq!(chosen(&d), Some("orders-replica-2"), "{:#?}", d.verdict);
+        }
+    }
+}
+
+#[test]
+fn a_recreated_replica_starts_with_no_samples() {
+    let mut st = SiteState::new("orders");
+    let mut ev = World::healthy().evidence();
+    ev.candidates[0].created_at = Some(at(-86_400));
+    step_ev(&tick(at(-120)), &ev, &mut st, at(-120));
+    assert!(st.last_good_lag.contains_key("orders-replica-1"));
+    // Deleted and re-created under the same id; no reading yet.
+    ev.candidates[0].created_at = Some(at(-90));
+    ev.candidates[0].lag_secs = None;
+    step_ev(&tick(at(-60)), &ev, &mut st, at(-60));
+    assert!(!st.last_good_lag.contains_key("orders-replica-1"));
+}
+
+#[test]
+fn an_rpo_override_promotes_the_least_lagged_known_candidate_and_a_never_read_one_only_by_name() {
+    let mut st = SiteState::new("orders");
+    let mut w = World::healthy();
+    w.r1_lag = Some(95.0);
+    w.r2_lag = Some(40.0);
+    step_ev(&tick(at(-60)), &w.evidence(), &mut st, at(-60));
+    let override_cmd = op("orders", OperatorAction::Failover, true, Some("region lost"), None);
+    let d = step_ev(&override_cmd, &World::outage().evidence(), &mut st.clone(), at(0));
+    assert_eq!(chosen(&d), Some("orders-replica-2"), "least data loss, not preference order");
+
+    // Neither ever reported: only a named candidate is promoted.
+    let mut fresh = SiteState::new("orders");
+    let d = step_ev(&override_cmd, &World::outage().evidence(), &mut fresh.clone(), at(0));
+    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::NoHealthyCandidate });
+    assert!(guard(&d, Guard::Candidate).detail.contains("name the one"));
+    let mut by_name = override_cmd.clone();
+    named(&mut by_name, "orders-replica-2");
+    let d = step_ev(&by_name, &World::outage().evidence(), &mut fresh, at(0));
+    assert_eq!(chosen(&d), Some("orders-replica-2"));
+}
+
+#[test]
+fn a_manual_failover_of_a_primary_that_answers_is_refused_unless_forced() {
+    let mut st = SiteState::new("orders");
+    let cmd = op("orders", OperatorAction::Failover, false, Some("looks slow"), None);
+    let d = step_ev(&cmd, &World::healthy().evidence(), &mut st, t0());
+    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::PrimaryAlive });
+    assert!(d.next.is_none(), "nothing written");
+    let g = guard(&d, Guard::PrimaryAlive);
+    assert!(g.detail.contains("two writers") && g.detail.contains("switchover") && g.detail.contains("\"force\":true"), "{}", g.detail);
+
+    let mut forced = cmd.clone();
+    if let SignalKind::Operator(c) = &mut forced.kind {
+        c.force = true;
+    }
+    let d = step_ev(&forced, &World::healthy().evidence(), &mut st, t0());
+    assert_eq!(chosen(&d), Some("orders-replica-1"));
+    let f = st.forced.clone().expect("recorded in the ledger");
+    assert_eq!((f.epoch, f.by.as_str(), f.reason.as_str()), (st.epoch, "alice@example.com", "looks slow"));
+    assert_eq!(guard(&d, Guard::PrimaryAlive).result, GuardResult::NotApplicable);
+}
+
+#[test]
+fn force_and_override_cooldown_need_a_reason_and_approve_and_abort_an_epoch() {
+    for (cmd, field) in [
+        (json_cmd(r#"{"command":"failover","site":"orders","force":true}"#), "reason"),
+        (json_cmd(r#"{"command":"failover","site":"orders","override_cooldown":true}"#), "reason"),
+        (json_cmd(r#"{"command":"approve","site":"orders"}"#), "epoch"),
+        (json_cmd(r#"{"command":"abort","site":"orders","reason":"x"}"#), "epoch"),
+        (json_cmd(r#"{"command":"abort","site":"orders","epoch":3}"#), "reason"),
+    ] {
+        let e = cmd.expect_err("refused").to_string();
+        assert!(e.contains(&format!("`{field}`")), "{e}");
+    }
+}
+
+fn json_cmd(s: &str) -> Result<Signal, SignalError> {
+    parse_signal(&serde_json::from_str(s).unwrap())
+}
+
+#[test]
+fn a_human_may_override_the_cooldown_with_a_reason() {
+    let mut st = SiteState::new("orders");
+    st.last_failover_at = Some(at(-600));
+    let mut w = World::outage();
+    w.r1_lag = Some(1.0);
+    let plain = op("orders", OperatorAction::Failover, false, Some("again"), None);
+    let d = step_ev(&plain, &w.evidence(), &mut st.clone(), t0());
+    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::Cooldown });
+    let mut over = plain.clone();
+    if let SignalKind::Operator(c) = &mut over.kind {
+        c.override_cooldown = true;
+    }
+    let d = step_ev(&over, &w.evidence(), &mut st, t0());
+    assert_eq!(chosen(&d), Some("orders-replica-1"));
+    let g = guard(&d, Guard::Cooldown);
+    assert_eq!(g.result, GuardResult::NotApplicable);
+    assert!(g.detail.contains("overridden by alice@example.com: again"), "{}", g.detail);
+}
+
+#[test]
+fn abort_ends_an_epoch_no_database_acted_on_and_nothing_else() {
+    // A Lambda killed between the decision and the request: promoting, nothing asked of RDS.
+    let mut st = SiteState::new("orders");
+    let mut w = World::outage();
+    w.r1_lag = Some(1.0);
+    let cmd = op("orders", OperatorAction::Failover, false, Some("region"), None);
+    step_ev(&cmd, &w.evidence(), &mut st, t0());
+    assert_eq!(st.phase, Phase::Promoting);
+    let epoch = st.epoch;
+    let abort = |e| op("orders", OperatorAction::Abort, false, Some("promoter never ran"), Some(e));
+    let d = step_ev(&abort(epoch + 1), &w.evidence(), &mut st, at(60));
+    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::NothingToAbort });
+    let d = step_ev(&abort(epoch), &w.evidence(), &mut st, at(60));
+    assert_eq!(types(&d), vec!["FailoverAborted"]);
+    assert_eq!(st.phase, Phase::Aborted);
+
+    // Requested of RDS a minute ago: it may still happen, so abort is refused.
+    let mut st = SiteState::new("orders");
+    step_ev(&cmd, &w.evidence(), &mut st, t0());
+    let r1 = DbRef { id: "orders-replica-1".into(), region: "us-west-2".into() };
+    st = failover_policy::promote::request(&st, &r1, &failover_policy::promote::PromotionAction::PromoteReadReplica { instance: r1.clone() }, at(10));
+    let d = step_ev(&abort(st.epoch), &w.evidence(), &mut st, at(70));
+    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::NothingToAbort });
+    // Ten minutes on, replica-1 is still an available replica of the primary: not promoted.
+    let d = step_ev(&abort(st.epoch), &w.evidence(), &mut st, at(700));
+    assert_eq!(types(&d), vec!["FailoverAborted"], "{:#?}", d.verdict);
+    assert!(st.promotion.as_ref().unwrap().resolved.is_some(), "the request no longer holds automation");
+}
+
+#[test]
+fn an_in_flight_phase_past_its_deadline_pages_once_with_the_next_step() {
+    let mut st = SiteState::new("orders");
+    let mut w = World::outage();
+    w.r1_lag = Some(1.0);
+    let cmd = op("orders", OperatorAction::Failover, false, Some("region"), None);
+    step_ev(&cmd, &w.evidence(), &mut st, t0());
+    let mut pages = vec![];
+    for m in (1..=30).step_by(1) {
+        let d = step_ev(&tick(at(m * 60)), &w.evidence(), &mut st, at(m * 60));
+        pages.extend(d.emit.iter().map(|e| (m, e.event_type.detail_type(), e.verdict.summary.clone())));
+    }
+    assert_eq!(pages.len(), 1, "{pages:?}");
+    let (minute, kind, text) = &pages[0];
+    assert_eq!(*kind, "PhaseOverdue");
+    assert_eq!(*minute, 15, "10 min pre-check deadline + 5 min slack");
+    assert!(text.contains("no promotion was ever asked of RDS") && text.contains("\"command\":\"abort\""), "{text}");
+}
+
+#[test]
+fn complete_hands_the_topology_to_the_ledger_and_the_old_replicas_of_the_dead_primary_are_not_candidates() {
+    // Epoch 1 promoted orders-replica-1 and pinned DNS to it; the configuration was not edited.
+    let mut st = SiteState::new("orders");
+    st.open_incident(t0(), "test").unwrap();
+    for p in [Phase::Promoting, Phase::Promoted, Phase::DnsPinned] {
+        st.transition(1, p, t0(), "test").unwrap();
+    }
+    pin_record(&mut st, 1);
+    let complete = op("orders", OperatorAction::Complete, false, Some("DR site serving"), Some(1));
+    let d = step_ev(&complete, &World::healthy().evidence(), &mut st, at(600));
+    assert_eq!(d.verdict.outcome, Outcome::Completed);
+    let t = st.topology.clone().expect("the ledger owns the topology");
+    assert_eq!(t.primary.id, "orders-replica-1");
+    let ids: Vec<&str> = t.candidates.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["orders-primary", "orders-replica-2"]);
+    assert_eq!(t.endpoint.as_deref(), Some("orders-replica-1.x.us-west-2.rds.amazonaws.com:3306"));
+
+    // What automation sees now: the pinned writer is the primary, the canary probes it, and the
+    // configured availability alarms (they watch orders-primary) do not vote.
+    let c = cfg();
+    let live = failover_policy::topology::effective(c.site("orders").unwrap(), &st);
+    assert_eq!(live.primary.id, "orders-replica-1");
+    assert_eq!(live.canary.as_ref().unwrap().endpoint, "orders-replica-1.x.us-west-2.rds.amazonaws.com:3306");
+    assert!(live.alarms.iter().all(|a| a.role != AlarmRole::Availability));
+
+    // A DNS record that names something else than the promoted writer: refused.
+    let mut bad = SiteState::new("orders");
+    bad.open_incident(t0(), "test").unwrap();
+    for p in [Phase::Promoting, Phase::Promoted, Phase::DnsPinned] {
+        bad.transition(1, p, t0(), "test").unwrap();
+    }
+    pin_record(&mut bad, 1);
+    bad.dns.as_mut().unwrap().new_value = "orders-replica-2.x.us-west-2.rds.amazonaws.com".into();
+    let d = step_ev(&complete, &World::healthy().evidence(), &mut bad, at(600));
+    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::NothingToComplete });
+    assert!(d.verdict.summary.contains("not point at the pinned writer"), "{}", d.verdict.summary);
 }

@@ -935,6 +935,7 @@ async fn lag_beyond_the_rpo_fails_without_an_override_and_promotes_with_one() {
             LagSample {
                 secs: 50.0,
                 at: t0(),
+                created_at: None,
             },
         );
     });

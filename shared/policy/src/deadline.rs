@@ -1,0 +1,94 @@
+//! Every in-flight phase has a deadline, and the scheduled tick watches it.
+//!
+//! A Lambda killed between recording the decision and asking RDS, a promotion RDS never finished,
+//! a pinner that could not reach Route 53, a candidate dropped from the configuration while its
+//! epoch was in flight: each would otherwise hold the site in `promoting`/`promoted` with nobody
+//! told. Past its deadline the evaluator pages once per phase with the exact next step.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::config::SiteConfig;
+use crate::incident::{Phase, SiteState};
+use crate::promote::{promotion_deadline, PREFLIGHT_DEADLINE_MINUTES};
+
+/// Slack past the functions' own deadlines before the tick calls a phase stuck (their last
+/// attempt and its message come first).
+pub const SLACK: Duration = Duration::minutes(5);
+
+/// How long the pinner keeps trying to move DNS after the promotion (its own deadline).
+pub const PIN_DEADLINE: Duration = Duration::minutes(60);
+
+fn entered(st: &SiteState, phase: Phase) -> Option<DateTime<Utc>> {
+    st.timeline.iter().rev().find(|t| t.phase == phase).map(|t| t.at)
+}
+
+/// The next step a human must take when the current in-flight phase is past its deadline, or
+/// `None` while it is within it.
+pub fn overdue(site: &SiteConfig, st: &SiteState, now: DateTime<Utc>) -> Option<String> {
+    let epoch = st.epoch;
+    let cmd = |c: &str| format!("{{\"command\":\"{c}\",\"site\":\"{}\",\"epoch\":{epoch},\"operator\":\"<you>\",\"reason\":\"...\"}}", site.id);
+    if let Some(c) = st.candidate.as_ref() {
+        let known = site.primary == *c || site.candidates.contains(c);
+        if !known && st.phase != Phase::DnsPinned {
+            return Some(format!(
+                "the configuration no longer names {c}, the candidate of in-flight epoch {epoch}: \
+                 restore it in the configuration so the functions can finish, or check {c} in RDS \
+                 and send {}",
+                cmd("abort")
+            ));
+        }
+    }
+    let promotion = st.promotion.as_ref().filter(|p| p.epoch == epoch);
+    match st.phase {
+        Phase::Promoting => match promotion {
+            None => {
+                let since = entered(st, Phase::Promoting)?;
+                let due = since + Duration::minutes(PREFLIGHT_DEADLINE_MINUTES) + SLACK;
+                (now >= due).then(|| {
+                    format!(
+                        "the failover was decided at {} and no promotion was ever asked of RDS \
+                         (the promoter did not run, or stopped before the request): nothing was \
+                         changed; send {} and fail over by hand if still needed",
+                        since.format("%H:%M:%SZ"),
+                        cmd("abort")
+                    )
+                })
+            }
+            Some(p) => {
+                let due = p.requested_at + promotion_deadline(&site.engine) + SLACK;
+                (now >= due).then(|| {
+                    format!(
+                        "{} of {} was requested at {} and is not confirmed: look at {} in RDS; if it \
+                         is a standalone writer, point {} at it by hand and send {}; if it is still \
+                         a replica, send {}",
+                        p.action,
+                        p.candidate,
+                        p.requested_at.format("%H:%M:%SZ"),
+                        p.candidate,
+                        site.dns.name,
+                        cmd("complete"),
+                        cmd("abort")
+                    )
+                })
+            }
+        },
+        Phase::Promoted => {
+            let p = promotion?;
+            let since = p.completed_at.or_else(|| entered(st, Phase::Promoted))?;
+            let due = since + PIN_DEADLINE + SLACK;
+            (now >= due).then(|| {
+                format!(
+                    "{} was promoted at {} and accepts writes, but {} was never pinned to it: point \
+                     {} at {} by hand (Route 53 console or CLI), then send {}",
+                    p.candidate,
+                    since.format("%H:%M:%SZ"),
+                    site.dns.name,
+                    site.dns.name,
+                    p.endpoint.as_deref().unwrap_or("its endpoint"),
+                    cmd("complete")
+                )
+            })
+        }
+        _ => None,
+    }
+}
