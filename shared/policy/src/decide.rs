@@ -939,8 +939,8 @@ fn select_candidate(
         }
         if e.replica_of_primary != Some(true) {
             let why = match e.replica_of_primary {
-                Some(false) => "does not replicate from the configured primary",
-                _ => "replication topology unreadable",
+                Some(false) => format!("does not replicate from the primary {}", site.primary),
+                _ => "replication topology unreadable".to_string(),
             };
             skipped.push(format!("{c}: {why}"));
             continue;

@@ -434,9 +434,106 @@ async fn an_unpinned_promotion_holds_automation_until_a_human_completes_its_epoc
     let resolved = w.ledger.get("orders").unwrap().promotion.unwrap().resolved;
     assert_eq!(resolved.map(|r| r.by), Some("alice".to_string()));
 
-    // Automation acts again.
+    // Automation acts again. An hour into the outage the pre-outage samples bound nothing (the
+    // RPO guard refuses them as too old); a replica that reports a reading now is promotable.
+    w.metrics.set_lag("orders-replica-2", 1.0);
     let r = handle(&w.deps, tick(9)).await.unwrap();
     let v = orders_verdict(&r);
     assert_eq!(v.outcome.name(), "failover-decided", "{v:#?}");
     assert_eq!(w.ledger.get("orders").unwrap().phase, Phase::Promoting);
+}
+
+#[tokio::test]
+async fn after_complete_automation_decides_on_the_ledgers_topology_not_the_stale_configuration() {
+    // Epoch 1 promoted orders-replica-1 and pinned DNS to it; `complete` was sent without any
+    // configuration edit. orders-replica-2 is still a replica of the dead orders-primary.
+    let w = world();
+    handle(&w.deps, tick_event("t0", t0())).await.unwrap();
+    w.lose_primary();
+    for (i, s) in [30, 90, 150].iter().enumerate() {
+        w.clock.set(t0() + Duration::seconds(*s));
+        handle(&w.deps, tick_event(&format!("a{i}"), w.clock.now()))
+            .await
+            .unwrap();
+    }
+    let mut st = w.ledger.get("orders").unwrap();
+    assert_eq!((st.epoch, st.phase), (1, Phase::Promoting));
+    let r1 = failover_policy::config::DbRef {
+        id: "orders-replica-1".into(),
+        region: "us-west-2".into(),
+    };
+    let endpoint = "orders-replica-1.x.us-west-2.rds.amazonaws.com:3306";
+    st = failover_policy::promote::request(
+        &st,
+        &r1,
+        &failover_policy::promote::PromotionAction::PromoteReadReplica { instance: r1.clone() },
+        w.clock.now(),
+    );
+    let p = st.promotion.as_mut().unwrap();
+    p.completed_at = Some(w.clock.now());
+    p.endpoint = Some(endpoint.into());
+    st.dns = Some(failover_policy::incident::DnsRecord {
+        epoch: 1,
+        zone_id: "Z0ORDERSEXAMPLE".into(),
+        name: "db.orders.example.com".into(),
+        record_type: "CNAME".into(),
+        set_identifier: None,
+        previous_values: vec!["orders-primary.x.us-east-1.rds.amazonaws.com".into()],
+        previous_ttl: Some(60),
+        new_value: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
+        change_id: Some("C1".into()),
+        insync_at: Some(w.clock.now()),
+    });
+    for ph in [Phase::Promoted, Phase::DnsPinned] {
+        st.transition(1, ph, w.clock.now(), "test").unwrap();
+    }
+    st.version += 1;
+    w.ledger.put(st);
+    w.topology.update_instance("orders-replica-1", |i| i.replication_source = None);
+
+    let r = handle(
+        &w.deps,
+        json!({"command": "complete", "site": "orders", "epoch": 1, "operator": "alice",
+               "reason": "orders now served from us-west-2"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.verdicts[0].outcome.name(), "completed", "{r:#?}");
+
+    // Past the cooldown the new writer dies too. The configuration still says orders-primary
+    // is the primary and orders-replica-2 its replica (lag -1 now, 3 s two hours ago).
+    w.clock.advance(2 * 3600);
+    w.topology.set_status("orders-replica-1", "failed");
+    let mut verdicts = vec![];
+    for n in 0..5 {
+        w.clock.advance(60);
+        let r = handle(&w.deps, tick_event(&format!("b{n}"), w.clock.now()))
+            .await
+            .unwrap();
+        verdicts.push(orders_verdict(&r).clone());
+    }
+    assert!(
+        verdicts.iter().all(|v| v.outcome.name() != "failover-decided"),
+        "orders-replica-2 replicates from the dead orders-primary: promoting it makes a second writer: {verdicts:#?}"
+    );
+    let last = verdicts.last().unwrap();
+    assert_eq!(last.outcome.name(), "refused", "{last:#?}");
+    assert!(
+        last.summary.contains("orders-replica-2") && last.summary.contains("does not replicate from the primary orders-replica-1"),
+        "{}",
+        last.summary
+    );
+    // Not even a human's RPO override can promote it: it is no replica of the live topology.
+    let r = handle(
+        &w.deps,
+        json!({"command": "failover", "site": "orders", "override_rpo": true, "candidate": "orders-replica-2",
+               "operator": "bob", "reason": "writer lost"}),
+    )
+    .await
+    .unwrap();
+    let v = &r.verdicts[0];
+    assert_eq!(v.outcome.name(), "refused", "{v:#?}");
+    let decided = w.bus.types().iter().filter(|t| **t == "FailoverDecided").count();
+    assert_eq!(decided, 1, "only epoch 1's decision: {:?}", w.bus.types());
+    assert!(v.summary.contains("does not replicate from the primary orders-replica-1"), "{}", v.summary);
 }
