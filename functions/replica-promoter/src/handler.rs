@@ -232,10 +232,14 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Response, 
     };
     // The promoter judges the decision against the topology the ledger owns (after a completed
     // failover, the pinned writer is the primary and the configured one a possible candidate).
-    let state = deps.ledger.load(&site.id).await.map_err(|source| PromoterError::Port {
-        site: site.id.clone(),
-        source,
-    })?;
+    let state = deps
+        .ledger
+        .load(&site.id)
+        .await
+        .map_err(|source| PromoterError::Port {
+            site: site.id.clone(),
+            source,
+        })?;
     let live = failover_policy::topology::effective(site, &state);
     let site: &SiteConfig = &live;
     let mut run = Run {

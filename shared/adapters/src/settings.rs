@@ -111,7 +111,9 @@ impl Settings {
 /// `RDS_FAILOVER_REPLAY_CLOCK`, accepted only where AWS is a local emulator (`AWS_ENDPOINT_URL`
 /// on a loopback address, as replays, drills and `cargo lambda watch` use): set by mistake in
 /// production it would freeze "now", so no sustained window, cooldown or deadline ever elapses.
-pub fn replay_clock(get: impl Fn(&str) -> Option<String>) -> Result<Option<DateTime<Utc>>, SettingsError> {
+pub fn replay_clock(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Option<DateTime<Utc>>, SettingsError> {
     let Some(t) = get("RDS_FAILOVER_REPLAY_CLOCK").filter(|v| !v.trim().is_empty()) else {
         return Ok(None);
     };
@@ -122,11 +124,16 @@ pub fn replay_clock(get: impl Fn(&str) -> Option<String>) -> Result<Option<DateT
         .and_then(|rest| rest.split(['/', '?']).next())
         .map(|authority| match authority.strip_prefix('[') {
             Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
-            None => authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_string(),
+            None => authority
+                .rsplit_once(':')
+                .map_or(authority, |(h, _)| h)
+                .to_string(),
         })
         .unwrap_or_default();
     let loopback = host == "localhost"
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     if !loopback {
         return Err(SettingsError::Invalid {
             var: "RDS_FAILOVER_REPLAY_CLOCK",
@@ -277,11 +284,22 @@ mod tests {
                 _ => None,
             }
         };
-        for bad in [None, Some("https://rds.us-east-1.amazonaws.com"), Some("http://10.0.0.5:5000")] {
+        for bad in [
+            None,
+            Some("https://rds.us-east-1.amazonaws.com"),
+            Some("http://10.0.0.5:5000"),
+        ] {
             let e = replay_clock(get(bad)).unwrap_err().to_string();
-            assert!(e.contains("RDS_FAILOVER_REPLAY_CLOCK") && e.contains("loopback"), "{e}");
+            assert!(
+                e.contains("RDS_FAILOVER_REPLAY_CLOCK") && e.contains("loopback"),
+                "{e}"
+            );
         }
-        for ok in ["http://127.0.0.1:5000", "http://localhost:4566/", "http://[::1]:9000"] {
+        for ok in [
+            "http://127.0.0.1:5000",
+            "http://localhost:4566/",
+            "http://[::1]:9000",
+        ] {
             assert!(replay_clock(get(Some(ok))).unwrap().is_some(), "{ok}");
         }
     }

@@ -39,7 +39,9 @@ pub(crate) fn abort(
     }
     let requested = cx.st.promotion.clone().filter(|p| p.epoch == epoch);
     if cx.st.phase == Phase::Promoted {
-        let d = format!("epoch {epoch} was promoted: it ends by pinning DNS (or failing), not by abort");
+        let d = format!(
+            "epoch {epoch} was promoted: it ends by pinning DNS (or failing), not by abort"
+        );
         return refuse(cx, original, d);
     }
     let mut resolved = None;
@@ -61,7 +63,11 @@ pub(crate) fn abort(
         }));
     }
     let d = format!("epoch {epoch} aborted by {by}: {why}; {what}");
-    cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, d.clone()));
+    cx.guard(GuardCheck::new(
+        Guard::Command,
+        GuardResult::Pass,
+        d.clone(),
+    ));
     cx.move_to(Phase::Aborted, &d);
     let s = format!("{d}; automation watches the site again");
     let o = Outcome::Watch;
@@ -70,7 +76,11 @@ pub(crate) fn abort(
 }
 
 fn refuse(mut cx: Ctx<'_>, original: &SiteState, d: String) -> Decision {
-    cx.guard(GuardCheck::new(Guard::Command, GuardResult::Fail, d.clone()));
+    cx.guard(GuardCheck::new(
+        Guard::Command,
+        GuardResult::Fail,
+        d.clone(),
+    ));
     refuse_command(cx, original, RefusalReason::NothingToAbort, d)
 }
 
@@ -83,7 +93,8 @@ fn not_promoted(
 ) -> Result<String, String> {
     let age = (cx.now - requested_at).num_seconds();
     let c = ev.and_then(|e| e.candidates.iter().find(|c| c.db == *candidate));
-    let unchanged = c.is_some_and(|c| c.status.is_available() && c.replica_of_primary == Some(true));
+    let unchanged =
+        c.is_some_and(|c| c.status.is_available() && c.replica_of_primary == Some(true));
     if unchanged && age >= ABORT_AFTER_REQUEST_SECS {
         return Ok(format!(
             "{candidate} is available and still replicates from {}, {age} s after the request",
@@ -91,7 +102,13 @@ fn not_promoted(
         ));
     }
     let seen = c
-        .map(|c| format!("status {}, replica of the primary: {:?}", c.status.describe(), c.replica_of_primary))
+        .map(|c| {
+            format!(
+                "status {}, replica of the primary: {:?}",
+                c.status.describe(),
+                c.replica_of_primary
+            )
+        })
         .unwrap_or_else(|| "no evidence of it".into());
     Err(format!(
         "RDS was asked to promote {candidate} {age} s ago and it may still happen ({seen}); \

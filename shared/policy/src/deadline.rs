@@ -19,14 +19,20 @@ pub const SLACK: Duration = Duration::minutes(5);
 pub const PIN_DEADLINE: Duration = Duration::minutes(60);
 
 fn entered(st: &SiteState, phase: Phase) -> Option<DateTime<Utc>> {
-    st.timeline.iter().rev().find(|t| t.phase == phase).map(|t| t.at)
+    st.timeline
+        .iter()
+        .rev()
+        .find(|t| t.phase == phase)
+        .map(|t| t.at)
 }
 
 /// The next step a human must take when the current in-flight phase is past its deadline, or
 /// `None` while it is within it.
 pub fn overdue(site: &SiteConfig, st: &SiteState, now: DateTime<Utc>) -> Option<String> {
     let epoch = st.epoch;
-    let cmd = |c: &str| format!("{{\"command\":\"{c}\",\"site\":\"{}\",\"epoch\":{epoch},\"operator\":\"<you>\",\"reason\":\"...\"}}", site.id);
+    let cmd = |c: &str| {
+        format!("{{\"command\":\"{c}\",\"site\":\"{}\",\"epoch\":{epoch},\"operator\":\"<you>\",\"reason\":\"...\"}}", site.id)
+    };
     if let Some(c) = st.candidate.as_ref() {
         let known = site.primary == *c || site.candidates.contains(c);
         if !known && st.phase != Phase::DnsPinned {

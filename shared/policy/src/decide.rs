@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{ApprovalMode, Config, DbRef, Engine, SiteConfig};
 use crate::events::{DomainEvent, EventType};
-use crate::evidence::{ReplicationBreak, Evidence, LagSample};
+use crate::evidence::{Evidence, LagSample, ReplicationBreak};
 use crate::incident::{ManagedFailover, Pause, Phase, RpoOverride, SiteState};
 use crate::signal::{
     OperatorAction, OperatorCommand, RdsMeaning, Signal, SignalKind, SOURCE_CLOUDWATCH,
@@ -280,7 +280,12 @@ impl Ctx<'_> {
             .unwrap_or(false)
     }
 
-    pub(crate) fn finish(mut self, original: &SiteState, outcome: Outcome, summary: String) -> Decision {
+    pub(crate) fn finish(
+        mut self,
+        original: &SiteState,
+        outcome: Outcome,
+        summary: String,
+    ) -> Decision {
         let verdict = self.verdict_of(outcome, summary);
         let changed = self.st != *original;
         let next = changed.then(|| {
@@ -412,9 +417,8 @@ pub const BACKUP_EVENT_TTL: chrono::Duration = chrono::Duration::hours(1);
 fn record_lag(st: &mut SiteState, ev: &Evidence, now: DateTime<Utc>) {
     for c in &ev.candidates {
         let id = &c.db.id;
-        let recreated = |s: &LagSample| {
-            matches!((s.created_at, c.created_at), (Some(a), Some(b)) if a != b)
-        };
+        let recreated =
+            |s: &LagSample| matches!((s.created_at, c.created_at), (Some(a), Some(b)) if a != b);
         if st.last_good_lag.get(id).is_some_and(recreated) {
             // Same identifier, another database: nothing known about the old one applies.
             st.last_good_lag.remove(id);
@@ -604,8 +608,15 @@ fn watch_deadline(mut cx: Ctx<'_>, original: &SiteState, s: String) -> Decision 
         return cx.finish(original, Outcome::Watch, s);
     };
     let key = (cx.st.phase, cx.st.epoch);
-    cx.guard(GuardCheck::new(Guard::Deadline, GuardResult::Fail, step.clone()));
-    let s = format!("stuck: epoch {} in {} past its deadline: {step}", key.1, key.0);
+    cx.guard(GuardCheck::new(
+        Guard::Deadline,
+        GuardResult::Fail,
+        step.clone(),
+    ));
+    let s = format!(
+        "stuck: epoch {} in {} past its deadline: {step}",
+        key.1, key.0
+    );
     let o = Outcome::Watch;
     if cx.st.overdue != Some(key) {
         cx.st.overdue = Some(key);
@@ -881,24 +892,44 @@ struct Lag {
 fn lag_of(cx: &Ctx<'_>, e: &crate::evidence::CandidateEvidence) -> Lag {
     let db = e.db.clone();
     if let Some(l) = e.lag_secs {
-        return Lag { db, fresh: Some(l), bound: Some(l), src: "current".into() };
+        return Lag {
+            db,
+            fresh: Some(l),
+            bound: Some(l),
+            src: "current".into(),
+        };
     }
     let Some(s) = cx.st.last_good_lag.get(&e.db.id) else {
-        return Lag { db, fresh: None, bound: None, src: "no reading ever".into() };
+        return Lag {
+            db,
+            fresh: None,
+            bound: None,
+            src: "no reading ever".into(),
+        };
     };
     let outage = crate::flap::outage_began(&cx.st).unwrap_or(cx.now);
     let before = (outage - s.at).num_seconds().max(0);
     let max_age = cx.site.thresholds.max_lag_sample_age_secs as i64;
     if before <= max_age {
         let src = format!("last known good, read {before} s before the outage began");
-        return Lag { db, fresh: Some(s.secs), bound: Some(s.secs), src };
+        return Lag {
+            db,
+            fresh: Some(s.secs),
+            bound: Some(s.secs),
+            src,
+        };
     }
     let src = format!(
         "last reading {} s at {}, {before} s before the outage began: older than the {max_age} s a sample may be",
         s.secs,
         s.at.format("%Y-%m-%dT%H:%M:%SZ")
     );
-    Lag { db, fresh: None, bound: Some(s.secs + before as f64), src }
+    Lag {
+        db,
+        fresh: None,
+        bound: Some(s.secs + before as f64),
+        src,
+    }
 }
 
 /// Picks the first candidate in preference order that is available, replicates from the primary,
@@ -1010,12 +1041,18 @@ fn select_candidate(
     let how = format!("to accept the data loss send {{\"command\":\"failover\",\"site\":\"{}\",\"override_rpo\":true,\"reason\":\"...\"}}", site.id);
     match l.fresh {
         Some(v) => {
-            let d = format!("{} lags {v} s ({}), more than the {max} s RPO; {how}", l.db, l.src);
+            let d = format!(
+                "{} lags {v} s ({}), more than the {max} s RPO; {how}",
+                l.db, l.src
+            );
             cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::Fail, d.clone()).numbers(v, max));
             Err((RefusalReason::RpoExceeded, d))
         }
         None => {
-            let d = format!("{} lag unknown ({}): cannot bound the data loss; {how}", l.db, l.src);
+            let d = format!(
+                "{} lag unknown ({}): cannot bound the data loss; {how}",
+                l.db, l.src
+            );
             cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::Unknown, d.clone()));
             Err((RefusalReason::LagUnknown, d))
         }
@@ -1047,25 +1084,44 @@ fn overridden(
     let l = match chosen {
         Ok(l) => l.clone(),
         Err(d) => {
-            cx.guard(GuardCheck::new(Guard::Candidate, GuardResult::Fail, d.clone()));
-            cx.guard(GuardCheck::new(Guard::Rpo, GuardResult::Unknown, "no candidate to measure"));
+            cx.guard(GuardCheck::new(
+                Guard::Candidate,
+                GuardResult::Fail,
+                d.clone(),
+            ));
+            cx.guard(GuardCheck::new(
+                Guard::Rpo,
+                GuardResult::Unknown,
+                "no candidate to measure",
+            ));
             return Err((RefusalReason::NoHealthyCandidate, d));
         }
     };
     let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
     let reason = cmd.reason.clone().unwrap_or_default();
-    cx.st.rpo_override = Some(RpoOverride { by: by.clone(), reason: reason.clone(), at: cx.now });
+    cx.st.rpo_override = Some(RpoOverride {
+        by: by.clone(),
+        reason: reason.clone(),
+        at: cx.now,
+    });
     pass_candidate(cx, &l.db);
     let lag_text = match (l.fresh, l.bound) {
         (Some(v), _) => format!("{v} s"),
         (None, Some(b)) => format!("up to {b} s"),
         (None, None) => "unknown".into(),
     };
-    let named = if cmd.candidate.is_some() { "named by the operator" } else { "the least data loss known" };
+    let named = if cmd.candidate.is_some() {
+        "named by the operator"
+    } else {
+        "the least data loss known"
+    };
     let mut g = GuardCheck::new(
         Guard::Rpo,
         GuardResult::Pass,
-        format!("RPO overridden by {by} ({reason}): {} ({named}) lag {lag_text} ({}), RPO {max} s", l.db, l.src),
+        format!(
+            "RPO overridden by {by} ({reason}): {} ({named}) lag {lag_text} ({}), RPO {max} s",
+            l.db, l.src
+        ),
     );
     if let Some(v) = l.fresh.or(l.bound) {
         g = g.numbers(v, max);
@@ -1206,7 +1262,11 @@ fn operator(
                     let d = format!(
                         "cannot complete epoch {epoch}: {why}; automation would not point at the pinned writer"
                     );
-                    cx.guard(GuardCheck::new(Guard::Command, GuardResult::Fail, d.clone()));
+                    cx.guard(GuardCheck::new(
+                        Guard::Command,
+                        GuardResult::Fail,
+                        d.clone(),
+                    ));
                     return refuse_command(cx, original, RefusalReason::NothingToComplete, d);
                 }
             };
@@ -1222,9 +1282,16 @@ fn operator(
                 topo.primary,
                 if others.is_empty() { "none".to_string() } else { others.join(", ") }
             );
-            cx.guard(GuardCheck::new(Guard::Candidate, GuardResult::Pass, topo_note.clone()));
+            cx.guard(GuardCheck::new(
+                Guard::Candidate,
+                GuardResult::Pass,
+                topo_note.clone(),
+            ));
             cx.st.topology = Some(topo);
-            cx.move_to(Phase::Completed, &format!("completed by {by}: {why}; {topo_note}"));
+            cx.move_to(
+                Phase::Completed,
+                &format!("completed by {by}: {why}; {topo_note}"),
+            );
             let s = format!(
                 "failover of epoch {epoch} completed by {by}; automation watches the site again, on the ledger's topology"
             );
@@ -1327,7 +1394,8 @@ fn operator(
 /// Whether the primary answers: the canary reached it, or every voter that could be read says up.
 pub(crate) fn primary_answers(ev: &Evidence) -> bool {
     let t = ev.tally();
-    matches!(ev.canary, crate::evidence::CanaryResult::Reachable { .. }) || (t.up > 0 && t.down == 0)
+    matches!(ev.canary, crate::evidence::CanaryResult::Reachable { .. })
+        || (t.up > 0 && t.down == 0)
 }
 
 /// A manual failover of a primary that answers makes two writers at once: refused, unless the
@@ -1371,7 +1439,11 @@ fn primary_may_be_replaced(
         t.voters.join("; "),
         cx.site.id
     );
-    cx.guard(GuardCheck::new(Guard::PrimaryAlive, GuardResult::Fail, d.clone()));
+    cx.guard(GuardCheck::new(
+        Guard::PrimaryAlive,
+        GuardResult::Fail,
+        d.clone(),
+    ));
     Err(d)
 }
 

@@ -107,6 +107,28 @@ pub(crate) fn below_quorum(
             "suspected: {} of {k} votes needed say down; watching",
             tally.down
         );
+        // Not corroborated, but not refuted either: the missing votes are unknown (a dark region,
+        // an IAM error, a metric gone). For a whole window that is worth a human's look, once.
+        let window = cx.site.thresholds.sustained_secs as i64;
+        let open_for = cx.st.first_seen.map_or(0, |t| (now - t).num_seconds());
+        if tally.down + tally.unknown >= k && open_for >= window && first_page(&mut cx.st) {
+            let unknown: Vec<&str> = tally
+                .voters
+                .iter()
+                .filter(|v| v.ends_with("-> unknown"))
+                .map(String::as_str)
+                .collect();
+            let s = format!(
+                "suspected for {open_for} s but not corroborated: {} of {k} votes say down and {} cannot be read ({}); \
+                 fix what cannot be read, or decide by hand",
+                tally.down,
+                tally.unknown,
+                unknown.join("; ")
+            );
+            let o = Outcome::Suspected;
+            cx.event(EventType::IncidentSuspected, &s, &o);
+            return cx.finish(original, o, s);
+        }
         return cx.finish(original, Outcome::Suspected, s);
     }
     if !cx.st.phase.is_open() {

@@ -509,7 +509,14 @@ fn preflight_lag(
     now: DateTime<Utc>,
 ) -> (Option<f64>, String) {
     if let Some(b) = state.replication_broken.get(&candidate.id) {
-        return (None, format!("replication broken since {} ({})", b.at.format("%Y-%m-%dT%H:%M:%SZ"), b.why));
+        return (
+            None,
+            format!(
+                "replication broken since {} ({})",
+                b.at.format("%Y-%m-%dT%H:%M:%SZ"),
+                b.why
+            ),
+        );
     }
     if let Some(l) = lag_now {
         return (Some(l), "now".into());
@@ -517,12 +524,19 @@ fn preflight_lag(
     let Some(s) = state.last_good_lag.get(&candidate.id) else {
         return (None, "no reading ever".into());
     };
-    let decided = state.timeline.iter().find(|t| t.phase == Phase::Promoting).map(|t| t.at);
+    let decided = state
+        .timeline
+        .iter()
+        .find(|t| t.phase == Phase::Promoting)
+        .map(|t| t.at);
     let outage = crate::flap::outage_began(state).or(decided).unwrap_or(now);
     let before = (outage - s.at).num_seconds().max(0);
     let max_age = site.thresholds.max_lag_sample_age_secs as i64;
     if before <= max_age {
-        (Some(s.secs), format!("last known good, read {before} s before the outage began"))
+        (
+            Some(s.secs),
+            format!("last known good, read {before} s before the outage began"),
+        )
     } else {
         (None, format!("last reading {} s is {before} s older than the outage: older than the {max_age} s a sample may be", s.secs))
     }

@@ -282,7 +282,10 @@ impl OperatorCommand {
                         .into(),
             });
         }
-        let needs_epoch = matches!(self.command, OperatorAction::Approve | OperatorAction::Abort);
+        let needs_epoch = matches!(
+            self.command,
+            OperatorAction::Approve | OperatorAction::Abort
+        );
         if needs_epoch && self.epoch.is_none() {
             return Err(SignalError::Field {
                 shape,

@@ -411,11 +411,7 @@ fn a_single_vote_is_suspected_never_a_failover() {
         assert_eq!(guard(&d, Guard::Quorum).result, GuardResult::Fail);
         assert_eq!(guard(&d, Guard::Quorum).observed, Some(1.0));
         assert_eq!(guard(&d, Guard::Quorum).limit, Some(2.0));
-        assert_eq!(
-            types(&d),
-            Vec::<&str>::new(),
-            "suspected is announced once"
-        );
+        assert_eq!(types(&d), Vec::<&str>::new(), "suspected is announced once");
     }
     assert_eq!(st.epoch, 1);
 }
@@ -568,15 +564,33 @@ fn a_flapping_alarm_is_one_incident_one_message_and_never_fails_over() {
         assert_eq!(st.phase, Phase::Suspected, "still one open incident");
     }
     // Quiet for the whole flap window (300 s): closed, with one message that says what flapped.
-    step("orders", &tick(at(700)), &World::healthy(), &mut st, at(700));
-    let d = step("orders", &tick(at(760)), &World::healthy(), &mut st, at(760));
+    step(
+        "orders",
+        &tick(at(700)),
+        &World::healthy(),
+        &mut st,
+        at(700),
+    );
+    let d = step(
+        "orders",
+        &tick(at(760)),
+        &World::healthy(),
+        &mut st,
+        at(760),
+    );
     sent.extend(types(&d));
     assert_eq!(st.phase, Phase::Aborted);
     assert_eq!(st.epoch, 1, "the flaps fold into one incident");
     assert_eq!(sent, vec!["IncidentSuspected", "IncidentCleared"]);
     let cleared = &d.emit[0].verdict.summary;
-    assert!(cleared.contains("cleared and came back 4 time(s)"), "{cleared}");
-    assert!(cleared.contains("alarm orders-primary-availability"), "{cleared}");
+    assert!(
+        cleared.contains("cleared and came back 4 time(s)"),
+        "{cleared}"
+    );
+    assert!(
+        cleared.contains("alarm orders-primary-availability"),
+        "{cleared}"
+    );
     assert!(st.last_failover_at.is_none());
 }
 
@@ -587,7 +601,11 @@ fn down_votes_below_the_quorum_page_nobody() {
     let mut w = World::healthy();
     let mut sent = vec![];
     for i in 0..60 {
-        w.availability = Some(if i % 2 == 0 { AlarmState::Alarm } else { AlarmState::Ok });
+        w.availability = Some(if i % 2 == 0 {
+            AlarmState::Alarm
+        } else {
+            AlarmState::Ok
+        });
         let d = step("orders", &tick(at(i * 60)), &w, &mut st, at(i * 60));
         sent.extend(types(&d));
     }
@@ -1344,8 +1362,12 @@ fn manual_failover_skips_quorum_and_window_but_not_pause() {
     let mut dark = World::healthy();
     dark.availability = Some(AlarmState::InsufficientData);
     dark.canary_alarm = Some(AlarmState::InsufficientData);
-    dark.primary = DbObservation::Unreadable { error: "timeout".into() };
-    dark.canary = CanaryResult::Unreachable { error: "connection refused".into() };
+    dark.primary = DbObservation::Unreadable {
+        error: "timeout".into(),
+    };
+    dark.canary = CanaryResult::Unreachable {
+        error: "connection refused".into(),
+    };
     let mut st = SiteState::new("orders");
     st.paused = Some(Pause {
         by: "bob".into(),
@@ -1397,7 +1419,10 @@ fn pin_record(st: &mut SiteState, epoch: u64) {
     use failover_policy::incident::{DnsRecord, PromotionRecord};
     st.promotion = Some(PromotionRecord {
         epoch,
-        candidate: DbRef { id: "orders-replica-1".into(), region: "us-west-2".into() },
+        candidate: DbRef {
+            id: "orders-replica-1".into(),
+            region: "us-west-2".into(),
+        },
         action: "PromoteReadReplica".into(),
         requested_at: t0(),
         completed_at: Some(t0()),
@@ -1571,8 +1596,18 @@ fn twelve_hours_of_a_stopped_replica(event: bool) -> (SiteState, Evidence) {
     w.r2_lag = Some(1.0);
     step_ev(&tick(day), &w.evidence(), &mut st, day);
     if event {
-        let stopped = rds("orders-replica-1", "RDS-EVENT-0057", RdsMeaning::ReplicationError, day + Duration::seconds(60));
-        step_ev(&stopped, &w.evidence(), &mut st, day + Duration::seconds(60));
+        let stopped = rds(
+            "orders-replica-1",
+            "RDS-EVENT-0057",
+            RdsMeaning::ReplicationError,
+            day + Duration::seconds(60),
+        );
+        step_ev(
+            &stopped,
+            &w.evidence(),
+            &mut st,
+            day + Duration::seconds(60),
+        );
     }
     w.r1_lag = None;
     let mut t = day + Duration::seconds(60);
@@ -1593,7 +1628,12 @@ fn decide_through_the_window(st: &mut SiteState, ev: &Evidence) -> Decision {
     let death = Utc.with_ymd_and_hms(2026, 11, 24, 14, 0, 0).unwrap();
     let mut last = None;
     for s in [0, 60, 120, 180] {
-        let d = step_ev(&tick(death + Duration::seconds(s)), ev, st, death + Duration::seconds(s));
+        let d = step_ev(
+            &tick(death + Duration::seconds(s)),
+            ev,
+            st,
+            death + Duration::seconds(s),
+        );
         let decided = !matches!(d.verdict.outcome, Outcome::Suspected);
         last = Some(d);
         if decided {
@@ -1611,7 +1651,11 @@ fn a_twelve_hour_old_last_good_lag_does_not_pass_the_rpo_guard() {
     let d = decide_through_the_window(&mut st, &dead);
     assert_eq!(chosen(&d), Some("orders-replica-2"), "{:#?}", d.verdict);
     let rpo = guard(&d, Guard::Rpo);
-    assert!(rpo.detail.contains("orders-replica-2") && rpo.detail.contains("before the outage began"), "{}", rpo.detail);
+    assert!(
+        rpo.detail.contains("orders-replica-2") && rpo.detail.contains("before the outage began"),
+        "{}",
+        rpo.detail
+    );
 }
 
 #[test]
@@ -1621,7 +1665,11 @@ fn a_replication_error_event_makes_a_candidate_ineligible_until_it_replicates_ag
     let d = decide_through_the_window(&mut st, &dead);
     assert_eq!(chosen(&d), Some("orders-replica-2"));
     let c = guard(&d, Guard::Candidate);
-    assert!(c.detail.contains("replication broken") && c.detail.contains("RDS-EVENT-0057"), "{}", c.detail);
+    assert!(
+        c.detail.contains("replication broken") && c.detail.contains("RDS-EVENT-0057"),
+        "{}",
+        c.detail
+    );
 
     // Healthy again: StatusInfos `replicating` with a lag reading clears it.
     let (mut st, _) = twelve_hours_of_a_stopped_replica(true);
@@ -1638,7 +1686,10 @@ fn status_infos_other_than_replicating_makes_a_candidate_ineligible() {
     ev.candidates[0].replication = Some("error".into());
     ev.candidates[0].lag_secs = Some(0.0); // RDS may still publish a stale number
     step_ev(&tick(at(-60)), &ev, &mut st, at(-60));
-    assert!(!st.last_good_lag.contains_key("orders-replica-1"), "no sample from a broken replica");
+    assert!(
+        !st.last_good_lag.contains_key("orders-replica-1"),
+        "no sample from a broken replica"
+    );
     let mut dead = World::outage().evidence();
     dead.candidates[0].replication = Some("error".into());
     dead.candidates[1].lag_secs = Some(3.0);
@@ -1671,14 +1722,39 @@ fn an_rpo_override_promotes_the_least_lagged_known_candidate_and_a_never_read_on
     w.r1_lag = Some(95.0);
     w.r2_lag = Some(40.0);
     step_ev(&tick(at(-60)), &w.evidence(), &mut st, at(-60));
-    let override_cmd = op("orders", OperatorAction::Failover, true, Some("region lost"), None);
-    let d = step_ev(&override_cmd, &World::outage().evidence(), &mut st.clone(), at(0));
-    assert_eq!(chosen(&d), Some("orders-replica-2"), "least data loss, not preference order");
+    let override_cmd = op(
+        "orders",
+        OperatorAction::Failover,
+        true,
+        Some("region lost"),
+        None,
+    );
+    let d = step_ev(
+        &override_cmd,
+        &World::outage().evidence(),
+        &mut st.clone(),
+        at(0),
+    );
+    assert_eq!(
+        chosen(&d),
+        Some("orders-replica-2"),
+        "least data loss, not preference order"
+    );
 
     // Neither ever reported: only a named candidate is promoted.
     let mut fresh = SiteState::new("orders");
-    let d = step_ev(&override_cmd, &World::outage().evidence(), &mut fresh.clone(), at(0));
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::NoHealthyCandidate });
+    let d = step_ev(
+        &override_cmd,
+        &World::outage().evidence(),
+        &mut fresh.clone(),
+        at(0),
+    );
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::NoHealthyCandidate
+        }
+    );
     assert!(guard(&d, Guard::Candidate).detail.contains("name the one"));
     let mut by_name = override_cmd.clone();
     named(&mut by_name, "orders-replica-2");
@@ -1689,12 +1765,29 @@ fn an_rpo_override_promotes_the_least_lagged_known_candidate_and_a_never_read_on
 #[test]
 fn a_manual_failover_of_a_primary_that_answers_is_refused_unless_forced() {
     let mut st = SiteState::new("orders");
-    let cmd = op("orders", OperatorAction::Failover, false, Some("looks slow"), None);
+    let cmd = op(
+        "orders",
+        OperatorAction::Failover,
+        false,
+        Some("looks slow"),
+        None,
+    );
     let d = step_ev(&cmd, &World::healthy().evidence(), &mut st, t0());
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::PrimaryAlive });
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::PrimaryAlive
+        }
+    );
     assert!(d.next.is_none(), "nothing written");
     let g = guard(&d, Guard::PrimaryAlive);
-    assert!(g.detail.contains("two writers") && g.detail.contains("switchover") && g.detail.contains("\"force\":true"), "{}", g.detail);
+    assert!(
+        g.detail.contains("two writers")
+            && g.detail.contains("switchover")
+            && g.detail.contains("\"force\":true"),
+        "{}",
+        g.detail
+    );
 
     let mut forced = cmd.clone();
     if let SignalKind::Operator(c) = &mut forced.kind {
@@ -1703,18 +1796,39 @@ fn a_manual_failover_of_a_primary_that_answers_is_refused_unless_forced() {
     let d = step_ev(&forced, &World::healthy().evidence(), &mut st, t0());
     assert_eq!(chosen(&d), Some("orders-replica-1"));
     let f = st.forced.clone().expect("recorded in the ledger");
-    assert_eq!((f.epoch, f.by.as_str(), f.reason.as_str()), (st.epoch, "alice@example.com", "looks slow"));
-    assert_eq!(guard(&d, Guard::PrimaryAlive).result, GuardResult::NotApplicable);
+    assert_eq!(
+        (f.epoch, f.by.as_str(), f.reason.as_str()),
+        (st.epoch, "alice@example.com", "looks slow")
+    );
+    assert_eq!(
+        guard(&d, Guard::PrimaryAlive).result,
+        GuardResult::NotApplicable
+    );
 }
 
 #[test]
 fn force_and_override_cooldown_need_a_reason_and_approve_and_abort_an_epoch() {
     for (cmd, field) in [
-        (json_cmd(r#"{"command":"failover","site":"orders","force":true}"#), "reason"),
-        (json_cmd(r#"{"command":"failover","site":"orders","override_cooldown":true}"#), "reason"),
-        (json_cmd(r#"{"command":"approve","site":"orders"}"#), "epoch"),
-        (json_cmd(r#"{"command":"abort","site":"orders","reason":"x"}"#), "epoch"),
-        (json_cmd(r#"{"command":"abort","site":"orders","epoch":3}"#), "reason"),
+        (
+            json_cmd(r#"{"command":"failover","site":"orders","force":true}"#),
+            "reason",
+        ),
+        (
+            json_cmd(r#"{"command":"failover","site":"orders","override_cooldown":true}"#),
+            "reason",
+        ),
+        (
+            json_cmd(r#"{"command":"approve","site":"orders"}"#),
+            "epoch",
+        ),
+        (
+            json_cmd(r#"{"command":"abort","site":"orders","reason":"x"}"#),
+            "epoch",
+        ),
+        (
+            json_cmd(r#"{"command":"abort","site":"orders","epoch":3}"#),
+            "reason",
+        ),
     ] {
         let e = cmd.expect_err("refused").to_string();
         assert!(e.contains(&format!("`{field}`")), "{e}");
@@ -1731,9 +1845,20 @@ fn a_human_may_override_the_cooldown_with_a_reason() {
     st.last_failover_at = Some(at(-600));
     let mut w = World::outage();
     w.r1_lag = Some(1.0);
-    let plain = op("orders", OperatorAction::Failover, false, Some("again"), None);
+    let plain = op(
+        "orders",
+        OperatorAction::Failover,
+        false,
+        Some("again"),
+        None,
+    );
     let d = step_ev(&plain, &w.evidence(), &mut st.clone(), t0());
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::Cooldown });
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::Cooldown
+        }
+    );
     let mut over = plain.clone();
     if let SignalKind::Operator(c) = &mut over.kind {
         c.override_cooldown = true;
@@ -1742,7 +1867,11 @@ fn a_human_may_override_the_cooldown_with_a_reason() {
     assert_eq!(chosen(&d), Some("orders-replica-1"));
     let g = guard(&d, Guard::Cooldown);
     assert_eq!(g.result, GuardResult::NotApplicable);
-    assert!(g.detail.contains("overridden by alice@example.com: again"), "{}", g.detail);
+    assert!(
+        g.detail.contains("overridden by alice@example.com: again"),
+        "{}",
+        g.detail
+    );
 }
 
 #[test]
@@ -1751,13 +1880,32 @@ fn abort_ends_an_epoch_no_database_acted_on_and_nothing_else() {
     let mut st = SiteState::new("orders");
     let mut w = World::outage();
     w.r1_lag = Some(1.0);
-    let cmd = op("orders", OperatorAction::Failover, false, Some("region"), None);
+    let cmd = op(
+        "orders",
+        OperatorAction::Failover,
+        false,
+        Some("region"),
+        None,
+    );
     step_ev(&cmd, &w.evidence(), &mut st, t0());
     assert_eq!(st.phase, Phase::Promoting);
     let epoch = st.epoch;
-    let abort = |e| op("orders", OperatorAction::Abort, false, Some("promoter never ran"), Some(e));
+    let abort = |e| {
+        op(
+            "orders",
+            OperatorAction::Abort,
+            false,
+            Some("promoter never ran"),
+            Some(e),
+        )
+    };
     let d = step_ev(&abort(epoch + 1), &w.evidence(), &mut st, at(60));
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::NothingToAbort });
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::NothingToAbort
+        }
+    );
     let d = step_ev(&abort(epoch), &w.evidence(), &mut st, at(60));
     assert_eq!(types(&d), vec!["FailoverAborted"]);
     assert_eq!(st.phase, Phase::Aborted);
@@ -1765,14 +1913,32 @@ fn abort_ends_an_epoch_no_database_acted_on_and_nothing_else() {
     // Requested of RDS a minute ago: it may still happen, so abort is refused.
     let mut st = SiteState::new("orders");
     step_ev(&cmd, &w.evidence(), &mut st, t0());
-    let r1 = DbRef { id: "orders-replica-1".into(), region: "us-west-2".into() };
-    st = failover_policy::promote::request(&st, &r1, &failover_policy::promote::PromotionAction::PromoteReadReplica { instance: r1.clone() }, at(10));
+    let r1 = DbRef {
+        id: "orders-replica-1".into(),
+        region: "us-west-2".into(),
+    };
+    st = failover_policy::promote::request(
+        &st,
+        &r1,
+        &failover_policy::promote::PromotionAction::PromoteReadReplica {
+            instance: r1.clone(),
+        },
+        at(10),
+    );
     let d = step_ev(&abort(st.epoch), &w.evidence(), &mut st, at(70));
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::NothingToAbort });
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::NothingToAbort
+        }
+    );
     // Ten minutes on, replica-1 is still an available replica of the primary: not promoted.
     let d = step_ev(&abort(st.epoch), &w.evidence(), &mut st, at(700));
     assert_eq!(types(&d), vec!["FailoverAborted"], "{:#?}", d.verdict);
-    assert!(st.promotion.as_ref().unwrap().resolved.is_some(), "the request no longer holds automation");
+    assert!(
+        st.promotion.as_ref().unwrap().resolved.is_some(),
+        "the request no longer holds automation"
+    );
 }
 
 #[test]
@@ -1780,22 +1946,37 @@ fn an_in_flight_phase_past_its_deadline_pages_once_with_the_next_step() {
     let mut st = SiteState::new("orders");
     let mut w = World::outage();
     w.r1_lag = Some(1.0);
-    let cmd = op("orders", OperatorAction::Failover, false, Some("region"), None);
+    let cmd = op(
+        "orders",
+        OperatorAction::Failover,
+        false,
+        Some("region"),
+        None,
+    );
     step_ev(&cmd, &w.evidence(), &mut st, t0());
     let mut pages = vec![];
     for m in (1..=30).step_by(1) {
         let d = step_ev(&tick(at(m * 60)), &w.evidence(), &mut st, at(m * 60));
-        pages.extend(d.emit.iter().map(|e| (m, e.event_type.detail_type(), e.verdict.summary.clone())));
+        pages.extend(
+            d.emit
+                .iter()
+                .map(|e| (m, e.event_type.detail_type(), e.verdict.summary.clone())),
+        );
     }
     assert_eq!(pages.len(), 1, "{pages:?}");
     let (minute, kind, text) = &pages[0];
     assert_eq!(*kind, "PhaseOverdue");
     assert_eq!(*minute, 15, "10 min pre-check deadline + 5 min slack");
-    assert!(text.contains("no promotion was ever asked of RDS") && text.contains("\"command\":\"abort\""), "{text}");
+    assert!(
+        text.contains("no promotion was ever asked of RDS")
+            && text.contains("\"command\":\"abort\""),
+        "{text}"
+    );
 }
 
 #[test]
-fn complete_hands_the_topology_to_the_ledger_and_the_old_replicas_of_the_dead_primary_are_not_candidates() {
+fn complete_hands_the_topology_to_the_ledger_and_the_old_replicas_of_the_dead_primary_are_not_candidates(
+) {
     // Epoch 1 promoted orders-replica-1 and pinned DNS to it; the configuration was not edited.
     let mut st = SiteState::new("orders");
     st.open_incident(t0(), "test").unwrap();
@@ -1803,22 +1984,37 @@ fn complete_hands_the_topology_to_the_ledger_and_the_old_replicas_of_the_dead_pr
         st.transition(1, p, t0(), "test").unwrap();
     }
     pin_record(&mut st, 1);
-    let complete = op("orders", OperatorAction::Complete, false, Some("DR site serving"), Some(1));
+    let complete = op(
+        "orders",
+        OperatorAction::Complete,
+        false,
+        Some("DR site serving"),
+        Some(1),
+    );
     let d = step_ev(&complete, &World::healthy().evidence(), &mut st, at(600));
     assert_eq!(d.verdict.outcome, Outcome::Completed);
     let t = st.topology.clone().expect("the ledger owns the topology");
     assert_eq!(t.primary.id, "orders-replica-1");
     let ids: Vec<&str> = t.candidates.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["orders-primary", "orders-replica-2"]);
-    assert_eq!(t.endpoint.as_deref(), Some("orders-replica-1.x.us-west-2.rds.amazonaws.com:3306"));
+    assert_eq!(
+        t.endpoint.as_deref(),
+        Some("orders-replica-1.x.us-west-2.rds.amazonaws.com:3306")
+    );
 
     // What automation sees now: the pinned writer is the primary, the canary probes it, and the
     // configured availability alarms (they watch orders-primary) do not vote.
     let c = cfg();
     let live = failover_policy::topology::effective(c.site("orders").unwrap(), &st);
     assert_eq!(live.primary.id, "orders-replica-1");
-    assert_eq!(live.canary.as_ref().unwrap().endpoint, "orders-replica-1.x.us-west-2.rds.amazonaws.com:3306");
-    assert!(live.alarms.iter().all(|a| a.role != AlarmRole::Availability));
+    assert_eq!(
+        live.canary.as_ref().unwrap().endpoint,
+        "orders-replica-1.x.us-west-2.rds.amazonaws.com:3306"
+    );
+    assert!(live
+        .alarms
+        .iter()
+        .all(|a| a.role != AlarmRole::Availability));
 
     // A DNS record that names something else than the promoted writer: refused.
     let mut bad = SiteState::new("orders");
@@ -1829,6 +2025,46 @@ fn complete_hands_the_topology_to_the_ledger_and_the_old_replicas_of_the_dead_pr
     pin_record(&mut bad, 1);
     bad.dns.as_mut().unwrap().new_value = "orders-replica-2.x.us-west-2.rds.amazonaws.com".into();
     let d = step_ev(&complete, &World::healthy().evidence(), &mut bad, at(600));
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::NothingToComplete });
-    assert!(d.verdict.summary.contains("not point at the pinned writer"), "{}", d.verdict.summary);
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::NothingToComplete
+        }
+    );
+    assert!(
+        d.verdict.summary.contains("not point at the pinned writer"),
+        "{}",
+        d.verdict.summary
+    );
+}
+
+#[test]
+fn an_outage_that_cannot_be_corroborated_for_a_whole_window_pages_once_naming_the_unreadable_voters(
+) {
+    // The canary says down; both alarms cannot be read (IAM said no). Quorum 2 is possible but
+    // never met: one page after the window, naming what could not be read — not silence.
+    let mut st = SiteState::new("orders");
+    let mut w = World::healthy();
+    w.availability = None;
+    w.canary_alarm = None;
+    w.primary = DbObservation::Unreadable {
+        error: "AccessDenied".into(),
+    };
+    w.canary = CanaryResult::Unreachable {
+        error: "timed out".into(),
+    };
+    let mut sent = vec![];
+    for m in 0..10 {
+        let d = step("orders", &tick(at(m * 60)), &w, &mut st, at(m * 60));
+        assert_eq!(d.verdict.outcome, Outcome::Suspected);
+        sent.extend(d.emit.iter().map(|e| (m, e.verdict.summary.clone())));
+    }
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, 2, "after the 120 s window");
+    assert!(
+        sent[0].1.contains("cannot be read")
+            && sent[0].1.contains("alarm orders-primary-availability"),
+        "{}",
+        sent[0].1
+    );
 }

@@ -466,7 +466,9 @@ async fn after_complete_automation_decides_on_the_ledgers_topology_not_the_stale
     st = failover_policy::promote::request(
         &st,
         &r1,
-        &failover_policy::promote::PromotionAction::PromoteReadReplica { instance: r1.clone() },
+        &failover_policy::promote::PromotionAction::PromoteReadReplica {
+            instance: r1.clone(),
+        },
         w.clock.now(),
     );
     let p = st.promotion.as_mut().unwrap();
@@ -489,7 +491,8 @@ async fn after_complete_automation_decides_on_the_ledgers_topology_not_the_stale
     }
     st.version += 1;
     w.ledger.put(st);
-    w.topology.update_instance("orders-replica-1", |i| i.replication_source = None);
+    w.topology
+        .update_instance("orders-replica-1", |i| i.replication_source = None);
 
     let r = handle(
         &w.deps,
@@ -519,7 +522,10 @@ async fn after_complete_automation_decides_on_the_ledgers_topology_not_the_stale
     let last = verdicts.last().unwrap();
     assert_eq!(last.outcome.name(), "refused", "{last:#?}");
     assert!(
-        last.summary.contains("orders-replica-2") && last.summary.contains("does not replicate from the primary orders-replica-1"),
+        last.summary.contains("orders-replica-2")
+            && last
+                .summary
+                .contains("does not replicate from the primary orders-replica-1"),
         "{}",
         last.summary
     );
@@ -533,7 +539,17 @@ async fn after_complete_automation_decides_on_the_ledgers_topology_not_the_stale
     .unwrap();
     let v = &r.verdicts[0];
     assert_eq!(v.outcome.name(), "refused", "{v:#?}");
-    let decided = w.bus.types().iter().filter(|t| **t == "FailoverDecided").count();
+    let decided = w
+        .bus
+        .types()
+        .iter()
+        .filter(|t| **t == "FailoverDecided")
+        .count();
     assert_eq!(decided, 1, "only epoch 1's decision: {:?}", w.bus.types());
-    assert!(v.summary.contains("does not replicate from the primary orders-replica-1"), "{}", v.summary);
+    assert!(
+        v.summary
+            .contains("does not replicate from the primary orders-replica-1"),
+        "{}",
+        v.summary
+    );
 }
