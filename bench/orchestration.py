@@ -42,7 +42,7 @@ from world import ACCOUNT, HOME_REGION, World, function_env, site_config
 
 SITE = "orders"
 WRITER = "db.orders.example.com"
-COMMAND = {"command": "failover", "site": SITE, "operator": "bench", "reason": "bench: us-east-1 lost"}
+COMMAND = {"command": "failover", "site": SITE, "operator": "bench", "reason": "bench: us-east-1 lost", "force": True}
 
 
 @dataclass

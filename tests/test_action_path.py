@@ -85,7 +85,9 @@ class Site:
 
     def fail_over(self, **extra) -> dict:
         """An operator's failover request, as the runbook gives it: evaluator → FailoverDecided."""
-        cmd = {"command": "failover", "site": "orders", "operator": "alice", "reason": "drill: us-east-1 lost"} | extra
+        # A drill on a live primary: `force` (with its reason) is how the runbook says to do that, and
+        # the ledger records it; without it the live-primary guard refuses (two writers).
+        cmd = {"command": "failover", "site": "orders", "operator": "alice", "reason": "drill: us-east-1 lost", "force": True} | extra
         return self.emu.invoke("alarm-evaluator", cmd)
 
 
@@ -273,3 +275,18 @@ def test_recorded_domain_events_replayed_through_the_functions_the_template_rout
         attrs = {k: v["Value"] for k, v in n["MessageAttributes"].items()}
         assert {"site", "phase", "severity", "epoch"} <= set(attrs), attrs
         assert "runbook" in n["Message"].lower() or "next" in n["Message"].lower()
+
+
+def test_a_manual_failover_of_a_primary_that_answers_is_refused_and_mutates_nothing(site: Site):
+    """Issue 11, defect 3, on the emulator chain: the primary is up (RDS available, the real
+    MariaDB canary answers). Without `force` the command is refused before anything is asked of
+    RDS; the message names the switchover and `force`."""
+    before = site.world.instance("orders-replica-1")
+    v = site.emu.invoke("alarm-evaluator", {"command": "failover", "site": "orders", "operator": "alice", "reason": "looks slow"})["verdicts"][0]
+    assert v["outcome"] == {"kind": "refused", "reason": "primary-alive"}, v["summary"]
+    assert "two writers" in v["summary"] and '"force":true' in v["summary"], v["summary"]
+    site.chain.pump()
+    assert "FailoverDecided" not in site.chain.types_seen()
+    after = site.world.instance("orders-replica-1")
+    assert after.get("ReadReplicaSourceDBInstanceIdentifier") == before.get("ReadReplicaSourceDBInstanceIdentifier")
+    assert (site.state() or {}).get("phase") in (None, "idle"), site.state()

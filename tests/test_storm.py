@@ -272,7 +272,7 @@ class Storm:
         return len(failed)
 
     def failover(self, site: str = "orders") -> dict:
-        return {"command": "failover", "site": site, "operator": "alice", "reason": "storm drill"}
+        return {"command": "failover", "site": site, "operator": "alice", "reason": "storm drill", "force": True}
 
     # ------------------------------------------------------------------ observations
     def state(self, site: str = "orders") -> dict | None:

@@ -1256,7 +1256,32 @@ fn operator(
                 ));
                 return refuse_command(cx, original, RefusalReason::NothingToComplete, d);
             }
+            let named_primary = cmd.primary.as_deref();
+            if named_primary == Some(cx.site.primary.id.as_str()) && cx.st.topology.is_none() {
+                // Failed back by hand to the configured primary: the configuration is the topology.
+                let why = reason.unwrap_or_default();
+                let d = format!(
+                    "failover of epoch {epoch} completed by {by}: {why}; {} is the writer again (as configured)",
+                    cx.site.primary
+                );
+                cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, d.clone()));
+                cx.move_to(Phase::Completed, &d);
+                let o = Outcome::Completed;
+                cx.event(EventType::FailoverCompleted, &d, &o);
+                return cx.finish(original, o, d);
+            }
             let topo = match crate::topology::after_pinned_failover(cx.site, &cx.st, now) {
+                Ok(t) if named_primary.is_some_and(|id| id != t.primary.id) => {
+                    let d = format!(
+                        "cannot complete epoch {epoch}: `primary` names {}, but DNS was pinned to {} and the configuration names {}; \
+                         automation would not point at the pinned writer",
+                        named_primary.unwrap_or_default(),
+                        t.primary,
+                        cx.site.primary
+                    );
+                    cx.guard(GuardCheck::new(Guard::Command, GuardResult::Fail, d.clone()));
+                    return refuse_command(cx, original, RefusalReason::NothingToComplete, d);
+                }
                 Ok(t) => t,
                 Err(crate::topology::NotPinned(why)) => {
                     let d = format!(
@@ -1407,7 +1432,10 @@ fn primary_may_be_replaced(
     by: &str,
 ) -> Result<(), String> {
     let t = ev.tally();
-    if cx.site.engine == Engine::MultiAz || !primary_answers(ev) {
+    // Only a promoted RDS read replica leaves the old primary writable: Aurora's cluster failover
+    // and global switchover demote the old writer themselves, and a Multi-AZ reboot fails over
+    // the one instance (FailoverDBCluster, SwitchoverGlobalCluster, RebootDBInstance ForceFailover).
+    if cx.site.engine != Engine::RdsReplica || !primary_answers(ev) {
         cx.guard(GuardCheck::new(
             Guard::PrimaryAlive,
             GuardResult::Pass,

@@ -254,6 +254,10 @@ pub struct OperatorCommand {
     /// Requires a reason, and is recorded.
     #[serde(default)]
     pub override_cooldown: bool,
+    /// For `complete`: the database that is the writer now, when it is not the one DNS was
+    /// pinned to (failed back by hand: the configured primary). Defaults to the pinned writer.
+    #[serde(default)]
+    pub primary: Option<String>,
 }
 
 impl OperatorCommand {

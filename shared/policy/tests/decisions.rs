@@ -113,6 +113,7 @@ fn op(
             candidate: None,
             force: false,
             override_cooldown: false,
+            primary: None,
         }),
     }
 }
@@ -2067,4 +2068,33 @@ fn an_outage_that_cannot_be_corroborated_for_a_whole_window_pages_once_naming_th
         "{}",
         sent[0].1
     );
+}
+
+#[test]
+fn complete_after_a_failback_by_hand_names_the_configured_primary_and_anything_else_is_refused() {
+    let pinned = || {
+        let mut st = SiteState::new("orders");
+        st.open_incident(t0(), "test").unwrap();
+        for p in [Phase::Promoting, Phase::Promoted, Phase::DnsPinned] {
+            st.transition(1, p, t0(), "test").unwrap();
+        }
+        pin_record(&mut st, 1);
+        st
+    };
+    let complete_naming = |id: &str| {
+        let mut c = op("orders", OperatorAction::Complete, false, Some("failed back"), Some(1));
+        if let SignalKind::Operator(o) = &mut c.kind {
+            o.primary = Some(id.into());
+        }
+        c
+    };
+    let mut st = pinned();
+    let d = step_ev(&complete_naming("orders-primary"), &World::healthy().evidence(), &mut st, at(600));
+    assert_eq!(d.verdict.outcome, Outcome::Completed);
+    assert!(st.topology.is_none(), "the configuration is the topology again");
+
+    let mut st = pinned();
+    let d = step_ev(&complete_naming("orders-replica-2"), &World::healthy().evidence(), &mut st, at(600));
+    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::NothingToComplete });
+    assert!(d.next.is_none());
 }
