@@ -154,6 +154,19 @@ def test_a_decided_failover_promotes_verifies_writes_pins_dns_and_tells_people(s
     assert len(site.world.notifications()) == 1
     assert site.record() == ("127.0.0.1", 30), "completing changes no DNS"
 
+    # The ledger now owns the topology (issue 11, defect 2): the configuration was not edited and
+    # still names orders-primary as the primary, orders-replica-2 as its replica. Even a human's
+    # forced, RPO-overriding failover naming orders-replica-2 is refused: it replicates from the
+    # dead orders-primary, not from the writer DNS points at. Nothing in RDS changes.
+    topo = site.state()["topology"]
+    assert topo["primary"]["id"] == "orders-replica-1" and topo["endpoint"].startswith("127.0.0.1:"), topo
+    again = site.fail_over(override_rpo=True, override_cooldown=True, candidate="orders-replica-2",
+                           reason="second failover by hand")["verdicts"][0]
+    assert again["outcome"] == {"kind": "refused", "reason": "no-healthy-candidate"}, again["summary"]
+    assert "does not replicate from the primary orders-replica-1" in again["summary"], again["summary"]
+    site.chain.pump()
+    assert site.world.instance("orders-replica-2").get("ReadReplicaSourceDBInstanceIdentifier"), "untouched"
+
 
 def test_a_promotion_taking_n_seconds_is_detected_within_one_backoff_step(site: Site):
     site.fail_over()

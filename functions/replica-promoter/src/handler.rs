@@ -406,7 +406,13 @@ impl Run<'_> {
         fence: GuardCheck,
     ) -> Result<Option<PromoterOutcome>, PromoterError> {
         let mut guards = vec![fence];
-        let decided_at = state.last_failover_at.unwrap_or(self.event.occurred_at);
+        // When this epoch was decided: its entry into `promoting` (last_failover_at is the
+        // previous RDS request, which may be weeks old).
+        let decided_at = state
+            .timeline
+            .iter()
+            .find(|t| t.phase == failover_policy::Phase::Promoting)
+            .map_or(self.event.occurred_at, |t| t.at);
         let mut attempt = 0;
         let pre = loop {
             match self.read_preflight(candidate).await {

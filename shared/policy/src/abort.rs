@@ -11,7 +11,7 @@ use crate::config::DbRef;
 use crate::decide::{refuse_command, Ctx, Decision};
 use crate::events::EventType;
 use crate::evidence::Evidence;
-use crate::incident::{Phase, Resolution, SiteState};
+use crate::incident::{Phase, SiteState};
 use crate::signal::OperatorCommand;
 use crate::verdict::{Guard, GuardCheck, GuardResult, Outcome, RefusalReason};
 
@@ -55,14 +55,15 @@ pub(crate) fn abort(
         Some(seen) => format!("the recorded promotion was observed not to have happened ({seen})"),
         None => "no promotion was asked of RDS".to_string(),
     };
-    if let (Some(seen), Some(p)) = (&resolved, cx.st.promotion.as_mut()) {
-        p.resolved = Some(Box::new(Resolution {
-            by: by.clone(),
-            reason: format!("aborted: {why} ({seen})"),
-            at: cx.now,
-        }));
-    }
-    let d = format!("epoch {epoch} aborted by {by}: {why}; {what}");
+    // RDS documents no moment after which a requested promotion can no longer happen, so an
+    // aborted request keeps holding automation (`unresolved-promotion`): only a human's
+    // `complete` naming this epoch, once the candidate is dealt with, lets a second one go.
+    let hold = if resolved.is_some() {
+        "; automatic failover stays held until a human sends `complete` naming this epoch once the candidate is fenced off"
+    } else {
+        ""
+    };
+    let d = format!("epoch {epoch} aborted by {by}: {why}; {what}{hold}");
     cx.guard(GuardCheck::new(
         Guard::Command,
         GuardResult::Pass,

@@ -211,10 +211,7 @@ pub fn needs_evidence(signal: &Signal) -> bool {
     !matches!(
         &signal.kind,
         SignalKind::Operator(OperatorCommand {
-            command: OperatorAction::Pause
-                | OperatorAction::Resume
-                | OperatorAction::Status
-                | OperatorAction::Complete,
+            command: OperatorAction::Pause | OperatorAction::Resume | OperatorAction::Status,
             ..
         })
     )
@@ -232,6 +229,8 @@ pub struct Decision {
 
 pub(crate) struct Ctx<'a> {
     pub(crate) site: &'a SiteConfig,
+    /// The site as configured (`site` is the live topology the ledger owns).
+    pub(crate) configured: &'a SiteConfig,
     pub(crate) now: DateTime<Utc>,
     pub(crate) st: SiteState,
     guards: Vec<GuardCheck>,
@@ -312,9 +311,11 @@ pub fn decide(
 ) -> Decision {
     // Automation decides on the topology the ledger owns, never on a stale configuration.
     let effective = crate::topology::effective(site, state);
+    let configured = site;
     let site: &SiteConfig = &effective;
     let mut cx = Ctx {
         site,
+        configured,
         now,
         st: state.clone(),
         guards: vec![],
@@ -391,6 +392,8 @@ fn note_rds_event(
         // replica reported before says nothing about it now. Its samples are dropped and it is
         // ineligible until replication is observed healthy again (RDS-EVENT-0046, or StatusInfos
         // `replicating` with a lag reading).
+        // During an open incident it is the source's loss the event reports (see record_lag).
+        RdsMeaning::ReplicationError if st.phase.is_open() => {}
         RdsMeaning::ReplicationError => {
             st.last_good_lag.remove(source_id);
             st.replication_broken.insert(
@@ -415,6 +418,7 @@ pub const BACKUP_EVENT_TTL: chrono::Duration = chrono::Duration::hours(1);
 
 /// Keeps the last good lag of each candidate, and what the topology says of its replication.
 fn record_lag(st: &mut SiteState, ev: &Evidence, now: DateTime<Utc>) {
+    let outage_now = st.phase.is_open() || ev.tally().down > 0;
     for c in &ev.candidates {
         let id = &c.db.id;
         let recreated =
@@ -424,7 +428,12 @@ fn record_lag(st: &mut SiteState, ev: &Evidence, now: DateTime<Utc>) {
             st.last_good_lag.remove(id);
             st.replication_broken.remove(id);
         }
+        // A replica whose source just died reports its IO thread in error too: during an open
+        // incident that is the outage itself ("source lost"), not a broken replica, and its
+        // pre-outage sample stays the best bound there is.
+        let source_lost = outage_now && !st.replication_broken.contains_key(id);
         match c.replication.as_deref() {
+            Some(r) if crate::evidence::replication_broken(r) && source_lost => {}
             Some(r) if crate::evidence::replication_broken(r) => {
                 st.last_good_lag.remove(id);
                 st.replication_broken
@@ -528,8 +537,7 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
     }
 
     open_if_idle(&mut cx, "outage corroborated by quorum");
-    crate::flap::note_votes(&mut cx.st, &tally);
-    crate::flap::quorum_met(&mut cx.st, now);
+    crate::flap::note_votes(&mut cx.st, &tally, now);
     let since = *cx.st.quorum_since.get_or_insert(now);
     let elapsed = (now - since).num_seconds().max(0);
     let window = t.sustained_secs as i64;
@@ -1210,6 +1218,9 @@ fn operator(
             cx.finish(original, o, s)
         }
         OperatorAction::Complete => {
+            if crate::complete::names_configured(&cx, cmd) {
+                return crate::complete::back_to_configuration(cx, original, cmd, ev);
+            }
             // A failed epoch whose promotion was requested but never pinned holds automation
             // (`unresolved-promotion`) until a human has dealt with its candidate — pinned DNS to
             // it by hand, or fenced it off — and says so here, naming that epoch.
@@ -1257,20 +1268,7 @@ fn operator(
                 return refuse_command(cx, original, RefusalReason::NothingToComplete, d);
             }
             let named_primary = cmd.primary.as_deref();
-            if named_primary == Some(cx.site.primary.id.as_str()) && cx.st.topology.is_none() {
-                // Failed back by hand to the configured primary: the configuration is the topology.
-                let why = reason.unwrap_or_default();
-                let d = format!(
-                    "failover of epoch {epoch} completed by {by}: {why}; {} is the writer again (as configured)",
-                    cx.site.primary
-                );
-                cx.guard(GuardCheck::new(Guard::Command, GuardResult::Pass, d.clone()));
-                cx.move_to(Phase::Completed, &d);
-                let o = Outcome::Completed;
-                cx.event(EventType::FailoverCompleted, &d, &o);
-                return cx.finish(original, o, d);
-            }
-            let topo = match crate::topology::after_pinned_failover(cx.site, &cx.st, now) {
+            let topo = match crate::topology::after_pinned_failover(cx.configured, &cx.st, now) {
                 Ok(t) if named_primary.is_some_and(|id| id != t.primary.id) => {
                     let d = format!(
                         "cannot complete epoch {epoch}: `primary` names {}, but DNS was pinned to {} and the configuration names {}; \
@@ -1279,7 +1277,11 @@ fn operator(
                         t.primary,
                         cx.site.primary
                     );
-                    cx.guard(GuardCheck::new(Guard::Command, GuardResult::Fail, d.clone()));
+                    cx.guard(GuardCheck::new(
+                        Guard::Command,
+                        GuardResult::Fail,
+                        d.clone(),
+                    ));
                     return refuse_command(cx, original, RefusalReason::NothingToComplete, d);
                 }
                 Ok(t) => t,
@@ -1313,6 +1315,18 @@ fn operator(
                 topo_note.clone(),
             ));
             cx.st.topology = Some(topo);
+            let live = crate::topology::effective(cx.configured, &cx.st);
+            let voters =
+                1 + u32::from(live.canary.is_some()) + live.availability_alarms().count() as u32;
+            let k = live.thresholds.quorum;
+            let topo_note = if voters < k {
+                format!(
+                    "{topo_note}; only {voters} voter(s) watch the new primary (RDS status, canary) and the quorum is {k}: \
+                     automation cannot fail it over until the configuration names it with its own alarms"
+                )
+            } else {
+                topo_note
+            };
             cx.move_to(
                 Phase::Completed,
                 &format!("completed by {by}: {why}; {topo_note}"),
@@ -1418,8 +1432,11 @@ fn operator(
 
 /// Whether the primary answers: the canary reached it, or every voter that could be read says up.
 pub(crate) fn primary_answers(ev: &Evidence) -> bool {
+    // RDS saying `available` counts too: with the canary cut off by a cross-region partition the
+    // primary is still a writer its own region's clients reach.
     let t = ev.tally();
     matches!(ev.canary, crate::evidence::CanaryResult::Reachable { .. })
+        || ev.primary.is_available()
         || (t.up > 0 && t.down == 0)
 }
 

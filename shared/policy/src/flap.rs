@@ -35,21 +35,18 @@ pub struct Noise {
     /// The voters that said down at some point in this incident.
     #[serde(default)]
     pub down_voters: BTreeSet<String>,
-    /// When the quorum was first met in this incident: the outage's start for the RPO guard's
-    /// sample age (a flap restarts the sustained window, not the outage).
+    /// The first down vote since the evidence last cleared: when this outage began, for the RPO
+    /// guard's sample age. Alarms take minutes to reach ALARM, so the quorum is met well after
+    /// the death; the first down vote (usually the canary) is close to it. A flap that cleared
+    /// and came back starts a new outage: samples from before an earlier episode bound nothing.
     #[serde(default)]
-    pub quorum_first_met: Option<DateTime<Utc>>,
+    pub outage_since: Option<DateTime<Utc>>,
 }
 
-/// When the current incident's outage began: the quorum first met, else its first evidence.
+/// When the current outage began (see [`Noise::outage_since`]), else the incident's first evidence.
 pub fn outage_began(st: &SiteState) -> Option<DateTime<Utc>> {
     let n = (st.noise.epoch == st.epoch).then_some(&st.noise);
-    n.and_then(|n| n.quorum_first_met).or(st.first_seen)
-}
-
-/// Marks the quorum met (the first time in this incident sets the outage's start).
-pub(crate) fn quorum_met(st: &mut SiteState, now: DateTime<Utc>) {
-    noise(st).quorum_first_met.get_or_insert(now);
+    n.and_then(|n| n.outage_since).or(st.first_seen)
 }
 
 fn noise(st: &mut SiteState) -> &mut Noise {
@@ -63,14 +60,16 @@ fn noise(st: &mut SiteState) -> &mut Noise {
 }
 
 /// Remembers who said down and, if the evidence had cleared, counts a flap.
-pub(crate) fn note_votes(st: &mut SiteState, tally: &Tally) {
+pub(crate) fn note_votes(st: &mut SiteState, tally: &Tally, now: DateTime<Utc>) {
     if !st.phase.is_open() || tally.down == 0 {
         return;
     }
     let n = noise(st);
     if n.cleared_since.take().is_some() {
         n.flaps += 1;
+        n.outage_since = Some(now);
     }
+    n.outage_since.get_or_insert(now);
     for v in tally.voters.iter().filter(|v| v.ends_with("-> down")) {
         let who = v.split(':').next().unwrap_or(v).to_string();
         n.down_voters.insert(who);
@@ -102,7 +101,7 @@ pub(crate) fn below_quorum(
         if !cx.st.phase.is_open() {
             let _ = cx.st.open_incident(now, "outage evidence below quorum");
         }
-        note_votes(&mut cx.st, tally);
+        note_votes(&mut cx.st, tally, now);
         let s = format!(
             "suspected: {} of {k} votes needed say down; watching",
             tally.down

@@ -37,6 +37,10 @@ pub struct Topology {
     /// the evidence shows it replicating from `primary`.
     pub candidates: Vec<DbRef>,
     pub at: DateTime<Utc>,
+    /// The configuration's primary when the ledger took the topology over. A configuration
+    /// edited since (it names another primary) describes the site again and wins.
+    #[serde(default)]
+    pub configured_primary: Option<DbRef>,
 }
 
 /// Why the topology of a pinned epoch could not be taken over by the ledger.
@@ -99,6 +103,7 @@ pub fn after_pinned_failover(
         endpoint: p.endpoint.clone(),
         candidates,
         at: now,
+        configured_primary: Some(site.primary.clone()),
     })
 }
 
@@ -106,7 +111,12 @@ pub fn after_pinned_failover(
 /// candidates in place of the configured ones after a completed failover the configuration does
 /// not yet describe.
 pub fn effective<'a>(site: &'a SiteConfig, st: &SiteState) -> Cow<'a, SiteConfig> {
-    let Some(t) = st.topology.as_ref().filter(|t| t.primary != site.primary) else {
+    let Some(t) = st.topology.as_ref().filter(|t| {
+        t.primary != site.primary
+            && t.configured_primary
+                .as_ref()
+                .is_none_or(|c| *c == site.primary)
+    }) else {
         return Cow::Borrowed(site);
     };
     let mut s = site.clone();
@@ -127,7 +137,11 @@ pub fn effective<'a>(site: &'a SiteConfig, st: &SiteState) -> Cow<'a, SiteConfig
 
 /// One line for verdicts: whose topology automation is using.
 pub fn describe(site: &SiteConfig, st: &SiteState) -> Option<String> {
-    let t = st.topology.as_ref().filter(|t| t.primary != site.primary)?;
+    effective(site, st)
+        .primary
+        .ne(&site.primary)
+        .then_some(())?;
+    let t = st.topology.as_ref()?;
     Some(format!(
         "topology from the ledger (failover epoch {}): primary {}, the configuration's primary {} is no longer the writer; \
          configured availability alarms watch it and do not vote",

@@ -1580,6 +1580,20 @@ fn step_ev(signal: &Signal, ev: &Evidence, state: &mut SiteState, now: DateTime<
     d
 }
 
+/// Ticks at `at(s)` for each `s` until the verdict leaves `suspected`.
+fn decide_by(st: &mut SiteState, ev: &Evidence, secs: &[i64]) -> Decision {
+    let mut last = None;
+    for &s in secs {
+        let d = step_ev(&tick(at(s)), ev, st, at(s));
+        let done = d.verdict.outcome != Outcome::Suspected;
+        last = Some(d);
+        if done {
+            break;
+        }
+    }
+    last.expect("at least one tick")
+}
+
 fn chosen(d: &Decision) -> Option<&str> {
     match &d.verdict.outcome {
         Outcome::FailoverDecided { candidate } => Some(candidate.id.as_str()),
@@ -1936,9 +1950,80 @@ fn abort_ends_an_epoch_no_database_acted_on_and_nothing_else() {
     // Ten minutes on, replica-1 is still an available replica of the primary: not promoted.
     let d = step_ev(&abort(st.epoch), &w.evidence(), &mut st, at(700));
     assert_eq!(types(&d), vec!["FailoverAborted"], "{:#?}", d.verdict);
+    // RDS documents no moment after which a requested promotion cannot happen: the aborted
+    // request still holds automation until a human completes the epoch.
+    assert!(st.promotion.as_ref().unwrap().resolved.is_none());
     assert!(
-        st.promotion.as_ref().unwrap().resolved.is_some(),
-        "the request no longer holds automation"
+        d.verdict.summary.contains("stays held"),
+        "{}",
+        d.verdict.summary
+    );
+    let mut later = st.clone();
+    later.last_failover_at = Some(at(-7200));
+    for s in [3600, 3660, 3720, 3780] {
+        let d = step_ev(&tick(at(s)), &w.evidence(), &mut later, at(s));
+        if s == 3780 {
+            assert_eq!(
+                d.verdict.outcome,
+                Outcome::Refused {
+                    reason: RefusalReason::UnresolvedPromotion
+                },
+                "{:#?}",
+                d.verdict
+            );
+        }
+    }
+}
+
+#[test]
+fn a_replication_error_reported_during_the_outage_is_the_lost_source_not_a_broken_replica() {
+    // The primary dies; replica-1's IO thread cannot reconnect and RDS reports StatusInfos
+    // `error` (and RDS-EVENT-0045). That is the outage itself: replica-1 keeps its pre-outage
+    // sample and stays the first choice.
+    let mut st = SiteState::new("orders");
+    step_ev(
+        &tick(at(-30)),
+        &World::healthy().evidence(),
+        &mut st,
+        at(-30),
+    );
+    let mut dead = World::outage().evidence();
+    dead.candidates[0].replication = Some("error".into());
+    step_ev(&tick(at(0)), &dead, &mut st, at(0));
+    let ev = rds(
+        "orders-replica-1",
+        "RDS-EVENT-0045",
+        RdsMeaning::ReplicationError,
+        at(10),
+    );
+    step_ev(&ev, &dead, &mut st, at(10));
+    let d = decide_by(&mut st, &dead, &[60, 120, 180]);
+    assert_eq!(chosen(&d), Some("orders-replica-1"), "{:#?}", d.verdict);
+    assert!(st.replication_broken.is_empty());
+}
+
+#[test]
+fn a_manual_failover_during_a_partition_is_refused_while_rds_says_the_primary_is_available() {
+    // Cross-region packet loss: the DR canary cannot connect (down), but RDS reports the primary
+    // `available` and the alarms are OK. Its own region's clients still write to it.
+    let mut st = SiteState::new("orders");
+    let mut w = World::healthy();
+    w.canary = CanaryResult::Unreachable {
+        error: "connect timed out".into(),
+    };
+    let cmd = op(
+        "orders",
+        OperatorAction::Failover,
+        false,
+        Some("cannot reach it"),
+        None,
+    );
+    let d = step_ev(&cmd, &w.evidence(), &mut st, t0());
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::PrimaryAlive
+        }
     );
 }
 
@@ -2082,19 +2167,150 @@ fn complete_after_a_failback_by_hand_names_the_configured_primary_and_anything_e
         st
     };
     let complete_naming = |id: &str| {
-        let mut c = op("orders", OperatorAction::Complete, false, Some("failed back"), Some(1));
+        let mut c = op(
+            "orders",
+            OperatorAction::Complete,
+            false,
+            Some("failed back"),
+            Some(1),
+        );
         if let SignalKind::Operator(o) = &mut c.kind {
             o.primary = Some(id.into());
         }
         c
     };
     let mut st = pinned();
-    let d = step_ev(&complete_naming("orders-primary"), &World::healthy().evidence(), &mut st, at(600));
+    let d = step_ev(
+        &complete_naming("orders-primary"),
+        &World::healthy().evidence(),
+        &mut st,
+        at(600),
+    );
     assert_eq!(d.verdict.outcome, Outcome::Completed);
-    assert!(st.topology.is_none(), "the configuration is the topology again");
+    assert!(
+        st.topology.is_none(),
+        "the configuration is the topology again"
+    );
 
     let mut st = pinned();
-    let d = step_ev(&complete_naming("orders-replica-2"), &World::healthy().evidence(), &mut st, at(600));
-    assert_eq!(d.verdict.outcome, Outcome::Refused { reason: RefusalReason::NothingToComplete });
+    let d = step_ev(
+        &complete_naming("orders-replica-2"),
+        &World::healthy().evidence(),
+        &mut st,
+        at(600),
+    );
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::NothingToComplete
+        }
+    );
     assert!(d.next.is_none());
+}
+
+#[test]
+fn a_mistaken_complete_naming_a_dead_configured_primary_is_refused() {
+    let mut st = SiteState::new("orders");
+    st.open_incident(t0(), "test").unwrap();
+    for p in [Phase::Promoting, Phase::Promoted, Phase::DnsPinned] {
+        st.transition(1, p, t0(), "test").unwrap();
+    }
+    pin_record(&mut st, 1);
+    let mut c = op(
+        "orders",
+        OperatorAction::Complete,
+        false,
+        Some("typo"),
+        Some(1),
+    );
+    if let SignalKind::Operator(o) = &mut c.kind {
+        o.primary = Some("orders-primary".into());
+    }
+    let d = step_ev(&c, &World::outage().evidence(), &mut st, at(600));
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::NothingToComplete
+        }
+    );
+    assert!(
+        d.verdict.summary.contains("not available"),
+        "{}",
+        d.verdict.summary
+    );
+    assert_eq!(st.phase, Phase::DnsPinned, "nothing changed");
+}
+
+#[test]
+fn the_ledgers_topology_yields_to_an_edited_configuration_and_to_a_verified_failback() {
+    let mut st = SiteState::new("orders");
+    st.open_incident(t0(), "test").unwrap();
+    for p in [Phase::Promoting, Phase::Promoted, Phase::DnsPinned] {
+        st.transition(1, p, t0(), "test").unwrap();
+    }
+    pin_record(&mut st, 1);
+    let complete = op(
+        "orders",
+        OperatorAction::Complete,
+        false,
+        Some("DR serving"),
+        Some(1),
+    );
+    step_ev(&complete, &World::healthy().evidence(), &mut st, at(600));
+    let c = cfg();
+    let mut edited = c.site("orders").unwrap().clone();
+    edited.primary = DbRef {
+        id: "orders-primary-rebuilt".into(),
+        region: "us-east-1".into(),
+    };
+    let live = failover_policy::topology::effective(&edited, &st);
+    assert_eq!(
+        live.primary.id, "orders-primary-rebuilt",
+        "an edited configuration wins"
+    );
+
+    // Failed back by hand to orders-primary (same id, configuration unchanged): `complete`
+    // naming it is accepted once it is seen available and no replica of orders-replica-1.
+    let mut back = op(
+        "orders",
+        OperatorAction::Complete,
+        false,
+        Some("failed back"),
+        Some(1),
+    );
+    if let SignalKind::Operator(o) = &mut back.kind {
+        o.primary = Some("orders-primary".into());
+    }
+    let mut ev = World::healthy().evidence();
+    // Evidence as gathered for the ledger's topology: orders-primary is a candidate there.
+    ev.candidates.insert(
+        0,
+        CandidateEvidence {
+            db: DbRef {
+                id: "orders-primary".into(),
+                region: "us-east-1".into(),
+            },
+            status: DbObservation::status("available"),
+            replica_of_primary: Some(true),
+            lag_secs: Some(0.1),
+            replication: None,
+            created_at: None,
+        },
+    );
+    let d = step_ev(&back, &ev, &mut st.clone(), at(900));
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::NothingToComplete
+        }
+    );
+    assert!(
+        d.verdict.summary.contains("still replicates from"),
+        "{}",
+        d.verdict.summary
+    );
+    ev.candidates[0].replica_of_primary = Some(false);
+    let d = step_ev(&back, &ev, &mut st, at(900));
+    assert_eq!(d.verdict.outcome, Outcome::Completed, "{:#?}", d.verdict);
+    assert!(st.topology.is_none());
 }
