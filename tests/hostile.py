@@ -362,8 +362,15 @@ def generated(seed: int = SEED) -> list[Case]:
         site = rng.choice(["Orders", "orders ", " orders", "orders-eu", "billing2", "*", "", "../orders", "payments;", "inventory\u0000"])
         cmd = rng.choice(["failover", "approve", "pause", "resume", "status"])
         body = {"command": cmd, "site": site, "operator": "mallory", "reason": "hostile suite"}
+        if cmd == "approve":
+            body["epoch"] = 1  # an approve without its epoch is BadInput before any routing
         want = "BadInput" if not site.strip() else "ignore:unknown-site"
         add(Case(f"gen/operator/unknown-site-{i}-{cmd}", "operator", _enc(body), {E: want}))
+    # Flags that are recorded in the ledger need a reason; commands on one incident need its epoch.
+    for i, extra in enumerate([{"command": "failover", "force": True}, {"command": "failover", "override_cooldown": True},
+                               {"command": "approve"}, {"command": "abort", "reason": "x"}, {"command": "abort", "epoch": 1}]):
+        body = {"site": rng.choice(["orders", "billing", "payments", "inventory"]), "operator": "mallory"} | extra
+        add(Case(f"gen/operator/needs-reason-or-epoch-{i}", "operator", _enc(body), {E: "BadInput"}))
     for i, reason in enumerate([None, "", " ", "\t", "\n\n", "\u200b", "\u2060", "\ufeff", "\u00a0\u3000", "\u202e\u202c"]):
         body = {"command": "failover", "site": rng.choice(["orders", "billing", "payments", "inventory"]), "operator": "mallory", "override_rpo": True}
         if reason is not None:

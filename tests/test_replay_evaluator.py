@@ -145,7 +145,8 @@ EXPECTED_IGNORE = {"stale", "from-the-future", "foreign-account", "foreign-regio
 # live evidence outvotes a lone alarm or RDS event (one vote opens a suspected incident, never a
 # failover); INSUFFICIENT_DATA is unknown, so the other voters decide; lag and composite alarms
 # do not vote on the primary's availability; an operator's failover needs no quorum but does need
-# bounded lag; approve with nothing awaiting approval is refused.
+# bounded lag, and of an RDS primary that answers it is refused without `force`; approve with
+# nothing awaiting approval is refused.
 EXPECTED: dict[str, dict[str, str]] = {
     "alarm-action-billing-writer-availability-ok-to-alarm.json": {"billing": "suspected"},
     "alarm-action-orders-replica-lag-ok-to-alarm.json": {"orders": "ignore:healthy"},
@@ -157,7 +158,9 @@ EXPECTED: dict[str, dict[str, str]] = {
     "eventbridge-alarm-orders-primary-canary-ok-to-alarm.json": {"orders": "suspected"},
     "eventbridge-alarm-payments-primary-availability-ok-to-alarm.json": {"payments": "suspected"},
     "eventbridge-operator-approve-billing.json": {"billing": "refused:nothing-to-approve"},
-    "eventbridge-operator-failover-orders.json": {"orders": "failover-decided"},
+    # The baseline primary answers (RDS available, the canary reaches it): promoting an RDS
+    # replica now would make two writers, so an unforced manual failover is refused.
+    "eventbridge-operator-failover-orders.json": {"orders": "refused:primary-alive"},
     "eventbridge-operator-pause-payments.json": {"payments": "paused"},
     "eventbridge-operator-status-orders.json": {"orders": "status"},
     "eventbridge-rds-billing-cluster-failover-completed.json": {"billing": "ignore:healthy"},
@@ -182,7 +185,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "operator-approve-billing.json": {"billing": "refused:nothing-to-approve"},
     "operator-complete-orders.json": {"orders": "refused:nothing-to-complete"},
     "operator-failover-billing.json": {"billing": "failover-decided"},
-    "operator-failover-orders-override-rpo.json": {"orders": "failover-decided"},
+    "operator-failover-orders-override-rpo.json": {"orders": "refused:primary-alive"},
     "operator-pause-inventory.json": {"inventory": "paused"},
     "operator-resume-inventory.json": {"inventory": "resumed"},
     "operator-status-payments.json": {"payments": "status"},
@@ -205,9 +208,6 @@ LEDGER_EFFECTS = {
     "eventbridge-rds-billing-cluster-failover-started.json": ("billing", lambda st: st["managed_failover"]["event_id"] == "RDS-EVENT-0073"),
     "eventbridge-rds-payments-west-global-switchover-started.json": ("payments", lambda st: st["managed_failover"]["event_id"] == "RDS-EVENT-0181"),
     "operator-pause-inventory.json": ("inventory", lambda st: st["paused"] is not None),
-    "operator-failover-orders-override-rpo.json": (
-        "orders", lambda st: st["phase"] == "promoting" and st["rpo_override"]["by"] == "alice@example.com"
-        and st["rpo_override"]["reason"].startswith("INC-4821")),
 }
 
 

@@ -52,6 +52,8 @@ def site_config(canary_port: int | None, sustained_secs: int | None = None, othe
     if sustained_secs is not None:
         for s in cfg["sites"]:
             s["thresholds"]["sustained_secs"] = sustained_secs
+            # The flap window scales with the window, as the test's clock does.
+            s["thresholds"]["flap_window_secs"] = sustained_secs
     return cfg
 
 
