@@ -140,7 +140,7 @@ def test_a_flapping_alarm_closes_its_incident_and_never_fails_over(world, evalua
     assert v["outcome"]["kind"] == "watch" and world.state("orders")["phase"] == "aborted", v["summary"]
     assert types(world.drain_events()) == ["IncidentSuspected", "IncidentCleared"]
     v = verdict_for(evaluator.invoke("alarm-evaluator", tick_event(now())), "orders")
-    assert v["outcome"]["kind"] == "ignore
+    assert v["outcome"]["kind"] == "ignore", v["summary"]
 
 
 def test_lag_beyond_the_rpo_is_refused_until_an_operator_overrides(world, evaluator, primary_up):
