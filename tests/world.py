@@ -136,7 +136,13 @@ class World:
         ddb.create_table(
             TableName=LEDGER_TABLE,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"},
+                                  {"AttributeName": "in_flight", "AttributeType": "S"}],
+            # As infra/template.yaml: the sparse index of site records in flight.
+            GlobalSecondaryIndexes=[{"IndexName": "InFlight",
+                                     "KeySchema": [{"AttributeName": "in_flight", "KeyType": "HASH"},
+                                                   {"AttributeName": "pk", "KeyType": "RANGE"}],
+                                     "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["state", "phase", "epoch"]}}],
             BillingMode="PAY_PER_REQUEST",
         )
 

@@ -137,9 +137,41 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
                 resp.verdicts.push(verdict);
                 resp.emitted.extend(emitted);
             }
+            if matches!(signal.kind, SignalKind::Tick) {
+                resp.emitted.extend(watch_dropped_sites(deps, now).await);
+            }
         }
     }
     Ok(resp)
+}
+
+/// The tick also finds epochs in flight for sites the configuration no longer names (nothing
+/// else would ever look at them) and pages once for each. A failure here is logged, never
+/// allowed to stop the tick's real work.
+async fn watch_dropped_sites(deps: &Deps, now: DateTime<Utc>) -> Vec<String> {
+    let records = match deps.ledger.in_flight().await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "could not list the ledger's in-flight epochs");
+            return vec![];
+        }
+    };
+    let mut emitted = vec![];
+    for st in records {
+        let Some(next) = failover_policy::deadline::orphaned(&deps.cfg, &st, now) else {
+            continue;
+        };
+        warn!(site = %st.site, epoch = st.epoch, phase = %st.phase, "in-flight epoch of a site the configuration no longer names");
+        match deps.ledger.commit(&next).await {
+            Ok(()) => {
+                if let Err(e) = flush_outbox(deps, next, &mut emitted).await {
+                    warn!(site = %st.site, error = %e, "page left in the outbox");
+                }
+            }
+            Err(e) => warn!(site = %st.site, error = %e, "could not record the page"),
+        }
+    }
+    emitted
 }
 
 async fn evaluate_site(

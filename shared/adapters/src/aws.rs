@@ -565,6 +565,9 @@ impl Metrics for CloudWatchMetrics {
 // ---------------------------------------------------------------- DynamoDB ledger
 
 const STATE_SK: &str = "STATE";
+/// The sparse global secondary index of site records in flight (`infra/template.yaml`).
+pub const IN_FLIGHT_INDEX: &str = "InFlight";
+const IN_FLIGHT: &str = "IN_FLIGHT";
 /// Audit items expire on their own (DynamoDB TTL on `expires_at`) after this long.
 pub(crate) const AUDIT_RETENTION: chrono::Duration = chrono::Duration::days(90);
 
@@ -611,7 +614,8 @@ fn ledger_item(
         .updated_at
         .unwrap_or(now)
         .to_rfc3339_opts(SecondsFormat::Secs, true);
-    Ok(HashMap::from([
+    let in_flight = sk == STATE_SK && state.phase.is_in_flight();
+    let mut item = HashMap::from([
         ("pk".to_owned(), s(&state.site)),
         ("sk".to_owned(), s(sk)),
         ("version".to_owned(), n(state.version)),
@@ -619,7 +623,12 @@ fn ledger_item(
         ("phase".to_owned(), s(state.phase.as_str())),
         ("state".to_owned(), s(serde_json::to_string(state)?)),
         ("updated_at".to_owned(), s(updated_at)),
-    ]))
+    ]);
+    // Only a site record in flight has the attribute: the InFlight index is sparse.
+    if in_flight {
+        item.insert("in_flight".to_owned(), s(IN_FLIGHT));
+    }
+    Ok(item)
 }
 
 /// The codes of a cancelled transaction, one per item. DynamoDB returns them as
@@ -719,6 +728,45 @@ impl Ledger for DynamoLedger {
             state.version = v;
         }
         Ok(state)
+    }
+
+    async fn in_flight(&self) -> Result<Vec<SiteState>, PortError> {
+        const OP: &str = "Query";
+        // The STATE item of a site in flight carries `in_flight` (see `ledger_item`): the sparse
+        // index IN_FLIGHT_INDEX holds exactly those items (DynamoDB Developer Guide, "Take
+        // advantage of sparse indexes"), so this reads a handful of items, not the audit trail.
+        // GSI reads are eventually consistent: a record a moment old is good enough to page on.
+        let mut out = vec![];
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(IN_FLIGHT_INDEX)
+                .key_condition_expression("in_flight = :yes")
+                .expression_attribute_values(":yes", s(IN_FLIGHT))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| port_error(OP, &e))?;
+            for item in page.items() {
+                let Some(json) = item.get("state").and_then(|v| v.as_s().ok()) else {
+                    continue;
+                };
+                let st = serde_json::from_str::<SiteState>(json).map_err(|e| {
+                    other(
+                        OP,
+                        format!("a ledger item's `state` is not a site record: {e}"),
+                    )
+                })?;
+                out.push(st);
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(out),
+            }
+        }
     }
 
     async fn commit(&self, next: &SiteState) -> Result<(), PortError> {

@@ -90,6 +90,16 @@ impl Ledger for FakeLedger {
         self.commits.lock().unwrap().push(next.clone());
         Ok(())
     }
+
+    async fn in_flight(&self) -> Result<Vec<SiteState>, PortError> {
+        self.faults.check("Scan")?;
+        let items = self.items.lock().unwrap();
+        Ok(items
+            .values()
+            .filter(|s| s.phase.is_in_flight())
+            .cloned()
+            .collect())
+    }
 }
 
 // ---------------------------------------------------------------- bus

@@ -162,6 +162,12 @@ pub trait Ledger: Send + Sync {
     /// Writes `next` only if the stored version is `next.version - 1` (absent when that is 0).
     /// A lost race is `ErrorKind::Conflict`.
     async fn commit(&self, next: &SiteState) -> Result<(), PortError>;
+    /// Every site record whose phase is in flight (promoting, promoted, dns-pinned), whether or
+    /// not the configuration still names the site: a site dropped from the configuration while a
+    /// failover was in flight must still reach a human.
+    async fn in_flight(&self) -> Result<Vec<SiteState>, PortError> {
+        Ok(vec![])
+    }
 }
 
 /// The domain-event bus (EventBridge).

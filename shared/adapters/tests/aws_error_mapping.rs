@@ -994,3 +994,87 @@ async fn regional_clients_override_only_the_region() {
         "home region"
     );
 }
+
+#[tokio::test]
+async fn only_a_site_record_in_flight_carries_the_sparse_index_key_and_the_query_follows_every_page(
+) {
+    use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
+    // The write: the STATE item of an in-flight record has `in_flight`; not in flight, and the
+    // audit item, do not (a Put replaces the item, so leaving flight drops it from the index).
+    let seen = recorder::<TransactWriteItemsInput>();
+    let rec = seen.clone();
+    let rule = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+        .match_requests(move |r| {
+            rec.lock().unwrap().push(r.clone());
+            true
+        })
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    let ledger = DynamoLedger::from_client(dynamodb(&[&rule]), "rds-failover-ledger");
+    let mut flying = state_at(5);
+    flying.phase = Phase::Promoted;
+    ledger.commit(&flying).await.unwrap();
+    ledger.commit(&state_at(7)).await.unwrap();
+    let (a, b) = {
+        let seen = seen.lock().unwrap();
+        let puts = |i: usize| -> Vec<_> {
+            seen[i]
+                .transact_items()
+                .iter()
+                .map(|t| t.put().unwrap().item().clone())
+                .collect()
+        };
+        (puts(0), puts(1))
+    };
+    assert_eq!(
+        a[0].get("in_flight"),
+        Some(&AttributeValue::S("IN_FLIGHT".into()))
+    );
+    assert!(
+        !a[1].contains_key("in_flight"),
+        "the audit item is not indexed"
+    );
+    assert!(
+        !b[0].contains_key("in_flight"),
+        "suspected is not in flight"
+    );
+
+    // The read: a Query of the InFlight index, page after page.
+    let asked = recorder::<QueryInput>();
+    let rec = asked.clone();
+    let item = |site: &str| {
+        let mut s = state_at(3);
+        s.site = site.into();
+        s.phase = Phase::Promoting;
+        HashMap::from([(
+            "state".to_string(),
+            AttributeValue::S(serde_json::to_string(&s).unwrap()),
+        )])
+    };
+    let (p1, p2) = (item("legacy"), item("orders"));
+    let first = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(move |r| {
+            rec.lock().unwrap().push(r.clone());
+            r.exclusive_start_key().is_none()
+        })
+        .then_output(move || {
+            QueryOutput::builder()
+                .items(p1.clone())
+                .last_evaluated_key("pk", AttributeValue::S("legacy".into()))
+                .build()
+        });
+    let second = mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(|r| r.exclusive_start_key().is_some())
+        .then_output(move || QueryOutput::builder().items(p2.clone()).build());
+    let ledger = DynamoLedger::from_client(dynamodb(&[&first, &second]), "rds-failover-ledger");
+    let found: Vec<String> = ledger
+        .in_flight()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.site)
+        .collect();
+    assert_eq!(found, ["legacy", "orders"]);
+    let q = &asked.lock().unwrap()[0];
+    assert_eq!(q.index_name(), Some("InFlight"));
+    assert_eq!(q.key_condition_expression(), Some("in_flight = :yes"));
+}

@@ -98,3 +98,53 @@ pub fn overdue(site: &SiteConfig, st: &SiteState, now: DateTime<Utc>) -> Option<
         _ => None,
     }
 }
+
+/// A site record in flight whose site the configuration no longer names: no function can finish
+/// its epoch (each looks the site up in the configuration first), so it pages once with the next
+/// step. Returns the record to commit (version bumped, the page in its outbox), or `None`.
+pub fn orphaned(cfg: &crate::Config, st: &SiteState, now: DateTime<Utc>) -> Option<SiteState> {
+    use crate::events::{DomainEvent, EventType};
+    use crate::verdict::{Guard, GuardCheck, GuardResult, Outcome, Verdict};
+    let key = (st.phase, st.epoch);
+    if !st.phase.is_in_flight() || cfg.site(&st.site).is_some() || st.overdue == Some(key) {
+        return None;
+    }
+    let step = format!(
+        "the configuration no longer names site {}, whose epoch {} is {}: no function will finish it. \
+         Restore the site in the configuration (and redeploy) so the failover can finish or be \
+         completed; the ledger record keeps its candidate ({}) and the previous DNS record",
+        st.site,
+        st.epoch,
+        st.phase,
+        st.candidate.as_ref().map_or("none".into(), |c| c.to_string())
+    );
+    let summary = format!(
+        "stuck: site {} was dropped from the configuration while in flight",
+        st.site
+    );
+    let mut next = st.clone();
+    next.overdue = Some(key);
+    next.version = st.version + 1;
+    next.updated_at = Some(now);
+    next.outbox.push(DomainEvent {
+        event_type: EventType::PhaseOverdue,
+        site: st.site.clone(),
+        epoch: st.epoch,
+        phase: st.phase,
+        engine: "unknown (site not configured)".into(),
+        occurred_at: now,
+        primary: None,
+        candidate: st.candidate.clone(),
+        rpo_override: st.rpo_override.clone(),
+        verdict: Verdict {
+            site: Some(st.site.clone()),
+            outcome: Outcome::Watch,
+            epoch: st.epoch,
+            phase: st.phase,
+            summary,
+            guards: vec![GuardCheck::new(Guard::Deadline, GuardResult::Fail, step)],
+        },
+        timeline: st.timeline.clone(),
+    });
+    Some(next)
+}

@@ -553,3 +553,47 @@ async fn after_complete_automation_decides_on_the_ledgers_topology_not_the_stale
         v.summary
     );
 }
+
+#[tokio::test]
+async fn an_epoch_in_flight_for_a_site_dropped_from_the_configuration_pages_once() {
+    // `legacy` was removed from the configuration while its failover was `promoted`: no function
+    // looks it up any more. The tick finds it in the ledger and pages once, with the next step.
+    let w = world();
+    let mut st = SiteState::new("legacy");
+    st.open_incident(t0(), "test").unwrap();
+    for ph in [Phase::Promoting, Phase::Promoted] {
+        st.transition(1, ph, t0(), "test").unwrap();
+    }
+    st.version = 7;
+    w.ledger.put(st);
+    for n in 0..3 {
+        w.clock.advance(60);
+        handle(&w.deps, tick_event(&format!("d{n}"), w.clock.now()))
+            .await
+            .unwrap();
+    }
+    let pages: Vec<_> = w
+        .bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.site == "legacy")
+        .cloned()
+        .collect();
+    assert_eq!(pages.len(), 1, "{pages:#?}");
+    assert_eq!(
+        pages[0].event_type,
+        failover_policy::EventType::PhaseOverdue
+    );
+    let body = failover_policy::notice::compose(&pages[0], w.clock.now()).body;
+    assert!(
+        body.contains("no longer names site legacy") && body.contains("Restore the site"),
+        "{body}"
+    );
+    assert_eq!(
+        w.ledger.get("legacy").unwrap().phase,
+        Phase::Promoted,
+        "nothing else changes"
+    );
+}
