@@ -2,7 +2,8 @@
 a freshly seeded emulated account, with the clock pinned to the recording's hour.
 
 For each file the test checks what the function answered *and* what it did to the account:
-- malformed input is rejected with the typed `BadInput` error; rejected, foreign, forged, unknown,
+- malformed and self-contradicting input (identity fields that disagree with the ARN) is rejected
+  with the typed `BadInput` error, naming the fields; rejected, foreign, forged, unknown,
   stale and future-dated input is ignored before any AWS call; neither writes the ledger or emits;
 - genuine deliveries reach exactly the site that owns the resource (a tick reaches every site),
   and the verdict is the one written in `EXPECTED` below for the baseline world: CloudWatch agrees
@@ -80,9 +81,11 @@ def test_replay(entry, world, replayer):
     rds_before = world.rds_snapshot()
     ledger_before = world.ledger_items()
 
-    if entry["expect"] == "malformed":
+    if entry["expect"] in ("malformed", "refused"):
         with pytest.raises(InvokeError) as err:
             replayer.invoke_file("alarm-evaluator", file)
+        for field in entry.get("refused_fields", []):
+            assert f"`{field}`" in err.value.message, err.value
         if not is_json(file):
             # Not JSON at all: AWS's Invoke API refuses it before the function runs; the emulator
             # passes it on and the runtime's deserializer names the parse error instead.
@@ -140,6 +143,8 @@ def outcome_name(v: dict) -> str:
 
 
 EXPECTED_IGNORE = {"stale", "from-the-future", "foreign-account", "foreign-region", "wrong-source", "unknown-resource", "unknown-site"}
+# What an RDS event without an event id gets (issue 17): recorded, nothing else.
+UNIDENTIFIED = "ignore:unidentified"
 
 # The verdict each genuine recorded delivery gets in the baseline world (see module docstring):
 # live evidence outvotes a lone alarm or RDS event (one vote opens a suspected incident, never a
@@ -169,6 +174,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "eventbridge-rds-inventory-db-multi-az-failover-started.json": {"inventory": "ignore:healthy"},
     "eventbridge-rds-inventory-db-multi-az-instance-failover-completed.json": {"inventory": "ignore:healthy"},
     "eventbridge-rds-orders-primary-configuration-change.json": {"orders": "ignore:healthy"},
+    "eventbridge-rds-orders-primary-no-event-id.json": {"orders": UNIDENTIFIED},
     "eventbridge-rds-orders-primary-restarted.json": {"orders": "ignore:healthy"},
     "eventbridge-rds-orders-primary-shutdown.json": {"orders": "ignore:healthy"},
     "eventbridge-rds-orders-primary-stopped.json": {"orders": "ignore:healthy"},
@@ -205,6 +211,10 @@ LEDGER_EFFECTS = {
     "eventbridge-rds-billing-cluster-failover-started.json": ("billing", lambda st: st["managed_failover"]["event_id"] == "RDS-EVENT-0073"),
     "eventbridge-rds-payments-west-global-switchover-started.json": ("payments", lambda st: st["managed_failover"]["event_id"] == "RDS-EVENT-0181"),
     "operator-pause-inventory.json": ("inventory", lambda st: st["paused"] is not None),
+    # Unidentified: remembered (a redelivery is a duplicate), no incident, no backup or failover noted.
+    "eventbridge-rds-orders-primary-no-event-id.json": (
+        "orders", lambda st: "f46895fb-fd2c-350d-bc22-2fed2e82208b" in st["recent_signals"]
+        and st["phase"] == "idle" and not st.get("managed_failover") and not st.get("backups_running")),
     "operator-failover-orders-override-rpo.json": (
         "orders", lambda st: st["phase"] == "promoting" and st["rpo_override"]["by"] == "alice@example.com"
         and st["rpo_override"]["reason"].startswith("INC-4821")),
