@@ -113,9 +113,10 @@ def _set_time(shape: str, body: dict, t: dt.datetime) -> bool:
     return True
 
 
-# Characters Rust's `char::is_whitespace` and Python's `str.isspace` agree on, among those used
-# here: an ARN with one of them in its resource is not an ARN (BadInput naming the ARN field).
-ARN_BREAKING = {"\n", "\t", "\u2028", "\u00a0"}
+def _arn_breaking(c: str) -> bool:
+    """An ASCII control character: an ARN with one in its resource is not an ARN (BadInput
+    naming the ARN field); CloudWatch allows any other character in an alarm name."""
+    return ord(c) < 0x20 or ord(c) == 0x7F
 
 
 def _renamed_arn(arn: str, new: str) -> str:
@@ -178,7 +179,7 @@ def _rename(shape: str, body: dict, f, consistent: bool = True) -> str | None:
         return "unknown-site"
     else:
         return None
-    if not consistent or (any(c in new_name for c in ARN_BREAKING) and _has_arn(shape, body)):
+    if not consistent or (any(_arn_breaking(c) for c in new_name) and _has_arn(shape, body)):
         return "BadInput"
     return "unknown-resource"
 
@@ -192,6 +193,8 @@ def _has_arn(shape: str, body: dict) -> bool:
     """Whether the delivery names its subject by ARN (the ARN is then the identity)."""
     if shape == "eventbridge-alarm" or shape == "eventbridge-rds":
         return bool(body.get("resources")) or bool(body["detail"].get("SourceArn"))
+    if shape == "scheduled":
+        return bool(body.get("resources"))
     if shape == "alarm-action":
         return bool(body.get("alarmArn"))
     if shape == "sns-alarm":
@@ -212,7 +215,7 @@ def _set_account(shape: str, body: dict, account: str, consistent: bool = True) 
     account of every ARN that names the subject (else the payload contradicts itself)."""
     if shape.startswith("eventbridge") or shape == "scheduled":
         body["account"] = account
-        if consistent and shape in ("eventbridge-alarm", "eventbridge-rds"):
+        if consistent and shape in ("eventbridge-alarm", "eventbridge-rds", "scheduled"):
             body["resources"] = [_with_account(r, account) for r in body.get("resources") or []]
             if shape == "eventbridge-rds" and body["detail"].get("SourceArn"):
                 body["detail"]["SourceArn"] = _with_account(body["detail"]["SourceArn"], account)
@@ -243,7 +246,7 @@ def _set_account(shape: str, body: dict, account: str, consistent: bool = True) 
 
 def _set_region(shape: str, body: dict, region: str) -> bool:
     """Changes only the region field of a delivery whose ARN names a region (a contradiction)."""
-    if shape == "eventbridge-alarm" and body.get("resources"):
+    if shape in ("eventbridge-alarm", "scheduled") and body.get("resources"):
         body["region"] = region
     elif shape == "alarm-action" and body.get("alarmArn"):
         body["region"] = region

@@ -666,7 +666,39 @@ fn parse_eventbridge(v: &Value) -> Result<Signal, SignalError> {
             }
             SignalKind::Rds(rds)
         }
-        (SOURCE_SCHEDULE, "Scheduled Event") => SignalKind::Tick,
+        (SOURCE_SCHEDULE, "Scheduled Event") => {
+            // The rule's ARN (`arn:aws:events:REGION:ACCOUNT:rule/NAME`, "Amazon EventBridge
+            // scheduled events") names the account and region too.
+            for (i, raw) in resources.iter().enumerate() {
+                let name = format!("resources[{i}]");
+                let arn = Arn::parse(raw)
+                    .filter(|a| a.service == "events")
+                    .ok_or_else(|| {
+                        field(
+                            "Scheduled Event",
+                            &name,
+                            format!("`{raw}` is not an EventBridge rule ARN"),
+                        )
+                    })?;
+                agree(
+                    "Scheduled Event",
+                    "account",
+                    e.account.as_deref(),
+                    &name,
+                    arn.account,
+                    "account",
+                )?;
+                agree(
+                    "Scheduled Event",
+                    "region",
+                    e.region.as_deref(),
+                    &name,
+                    arn.region,
+                    "region",
+                )?;
+            }
+            SignalKind::Tick
+        }
         (SOURCE_OPERATOR, "Operator Command") => SignalKind::Operator(
             serde_json::from_value::<OperatorCommand>(e.detail.clone())
                 .map_err(|err| field("Operator Command", "detail", err))?

@@ -34,7 +34,11 @@ pub struct Arn<'a> {
 
 impl<'a> Arn<'a> {
     /// Strict: the `arn` prefix, an AWS partition, a service, a lower-case region (or none), a
-    /// 12-digit account and a resource — no whitespace, no placeholders such as `ACCOUNT_NUMBER`.
+    /// 12-digit account (no placeholder such as `ACCOUNT_NUMBER`, no space before it) and a
+    /// resource without ASCII control characters. The resource may contain spaces: an alarm name
+    /// may ("can't contain ASCII control characters" is CloudWatch's only rule, PutMetricAlarm
+    /// `AlarmName`; the CloudWatch User Guide's anomaly detection example is
+    /// `alarm:EC2 CPU Utilization Anomaly`).
     pub fn parse(s: &'a str) -> Option<Self> {
         let mut parts = s.splitn(6, ':');
         let (arn, partition, service, region, account, resource) = (
@@ -58,7 +62,7 @@ impl<'a> Arn<'a> {
             && account.len() == 12
             && account.bytes().all(|c| c.is_ascii_digit())
             && !resource.is_empty()
-            && !resource.chars().any(char::is_whitespace);
+            && !resource.chars().any(|c| c.is_ascii_control());
         ok.then_some(Arn {
             service,
             region,
@@ -173,7 +177,16 @@ mod tests {
             g.rds_resource(),
             Some((RdsSourceType::GlobalCluster, "payments-global"))
         );
+        assert_eq!(
+            Arn::parse(
+                "arn:aws:cloudwatch:us-east-1:123456789012:alarm:EC2 CPU Utilization Anomaly"
+            )
+            .and_then(|a| a.alarm_name()),
+            Some("EC2 CPU Utilization Anomaly")
+        );
         for bad in [
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:a\nb",
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:a\u{0}",
             "arn:aws:cloudwatch:us-east-1: 444455556666:alarm:x",
             "arn:aws:cloudwatch:REGION:ACCOUNT_NUMBER:alarm:EXAMPLE",
             "arn:aws:sns:EXAMPLE",
