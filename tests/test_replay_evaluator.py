@@ -226,3 +226,71 @@ def test_the_readme_invoke_command_answers_with_the_verdict(world, replayer):
     resp = replayer.invoke_cli("alarm-evaluator", EVENTS / "scheduled-evaluator-tick.json")
     assert {v["site"] for v in resp["verdicts"]} == ALL_SITES
     assert all(v["guards"] and v["summary"] for v in resp["verdicts"])
+
+
+# ------------------------------------------------------------------ payloads AWS publishes
+#
+# events/published/ holds payloads AWS itself publishes (SOURCES.md), each replayed twice: as
+# published — nothing in them is configured here, so a typed BadInput or an ignore before any AWS
+# call — and retargeted by rewriting only identity fields and times (MANIFEST.json's `set` paths,
+# the same ones shared/policy/tests/published_events.rs applies), when it must get the verdict the
+# manifest names for the site it now names, in the same baseline world as the recorded events.
+
+PUBLISHED = EVENTS / "published"
+PUBLISHED_MANIFEST = json.loads((PUBLISHED / "MANIFEST.json").read_text())
+
+
+def _set(doc, path: list, value):
+    """`value` at `path` (keys, indices, and "$json" to descend into a JSON document in a string)."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if head == "$json":
+        return json.dumps(_set(json.loads(doc), rest, value))
+    doc[head] = _set(doc[head], rest, value)
+    return doc
+
+
+def retargeted(entry: dict) -> bytes:
+    doc = json.loads((PUBLISHED / entry["file"]).read_bytes())
+    for path, value in entry["retarget"]["set"]:
+        doc = _set(doc, path, value)
+    return json.dumps(doc).encode()
+
+
+def _refused_or_ignored(world, replayer, body: bytes, want: str, ledger_before) -> None:
+    if want == "BadInput":
+        with pytest.raises(InvokeError) as err:
+            replayer.invoke_raw("alarm-evaluator", body)
+        assert err.value.error_type == "BadInput", err.value
+    else:
+        resp = replayer.invoke_raw("alarm-evaluator", body)
+        [v] = resp["verdicts"]
+        assert outcome_name(v) == want, v["summary"]
+        assert v["guards"], v
+    assert world.ledger_items() == ledger_before, "refused or ignored input must not write the ledger"
+    assert world.drain_events() == [], "refused or ignored input must not emit"
+
+
+@pytest.mark.parametrize("entry", PUBLISHED_MANIFEST, ids=[e["file"] for e in PUBLISHED_MANIFEST])
+def test_published(entry, world, replayer):
+    rds_before = world.rds_snapshot()
+    _refused_or_ignored(world, replayer, (PUBLISHED / entry["file"]).read_bytes(), entry["as_published"], world.ledger_items())
+
+    r = entry["retarget"]
+    body = retargeted(entry)
+    if r["expect"] == "malformed":
+        _refused_or_ignored(world, replayer, body, "BadInput", world.ledger_items())
+    else:
+        baseline(world, {"file": entry["file"], "alarm": r.get("alarm")})
+        resp = replayer.invoke_raw("alarm-evaluator", body)
+        got = {v["site"]: outcome_name(v) for v in resp["verdicts"]}
+        assert got == r["verdict"], "\n".join(f"{v['site']}: {v['summary']}" for v in resp["verdicts"])
+        emitted = [e["detail-type"] for e in world.drain_events()]
+        assert emitted == resp["emitted"]
+        assert "FailoverDecided" not in emitted
+        if UNIDENTIFIED in r["verdict"].values():
+            [site] = r["verdict"]
+            st = world.state(site)
+            assert st is not None and st["phase"] == "idle" and st["recent_signals"], st
+    assert world.rds_snapshot() == rds_before, "the evaluator never mutates RDS"
