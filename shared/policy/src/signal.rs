@@ -468,6 +468,16 @@ fn time_field(
     }
 }
 
+/// A time field that must be present.
+fn required_time(
+    shape: &'static str,
+    name: &str,
+    value: Option<&Value>,
+    dialect: TimeDialect,
+) -> Result<DateTime<Utc>, SignalError> {
+    time_field(shape, name, value, dialect, true)?.ok_or_else(|| field(shape, name, "missing"))
+}
+
 /// Checks the alarm-state timestamps of an alarm detail (`state`, `previousState`), which the
 /// library type would parse with chrono's relaxed reader.
 fn check_state_times(shape: &'static str, prefix: &str, data: &Value) -> Result<(), SignalError> {
@@ -487,8 +497,7 @@ fn check_state_times(shape: &'static str, prefix: &str, data: &Value) -> Result<
 
 fn parse_alarm_action(v: &Value) -> Result<Signal, SignalError> {
     const SHAPE: &str = "alarm action payload";
-    let time = time_field(SHAPE, "time", v.get("time"), TimeDialect::Zoned, true)?
-        .expect("a required field");
+    let time = required_time(SHAPE, "time", v.get("time"), TimeDialect::Zoned)?;
     if let Some(data) = v.get("alarmData") {
         check_state_times(SHAPE, "alarmData.", data)?;
     }
@@ -595,8 +604,7 @@ fn alarm_from_data(
 
 fn parse_eventbridge(v: &Value) -> Result<Signal, SignalError> {
     const SHAPE: &str = "EventBridge event";
-    let time = time_field(SHAPE, "time", v.get("time"), TimeDialect::Zoned, true)?
-        .expect("a required field");
+    let time = required_time(SHAPE, "time", v.get("time"), TimeDialect::Zoned)?;
     let e: EventBridgeEvent<Value> =
         serde_json::from_value(v.clone()).map_err(|e| field(SHAPE, "envelope", e))?;
     let id =
@@ -890,14 +898,12 @@ fn parse_sns(v: &Value) -> Result<Signal, SignalError> {
     if e.records.len() != 1 {
         return Err(SignalError::SnsRecordCount(e.records.len()));
     }
-    let time = time_field(
+    let time = required_time(
         SHAPE,
         "Records[0].Sns.Timestamp",
         v.pointer("/Records/0/Sns/Timestamp"),
         TimeDialect::Zoned,
-        true,
-    )?
-    .expect("a required field");
+    )?;
     let rec = &e.records[0];
     if rec.event_source != "aws:sns" {
         return Err(field(
