@@ -361,3 +361,19 @@ fn sns_alarm_message(message: Value) -> Value {
         message,
     )
 }
+
+#[test]
+fn a_scheduled_event_whose_rule_arn_names_another_region_is_refused() {
+    // The Lambda Developer Guide's scheduled event, retargeted to the DR region but for its
+    // rule's ARN.
+    let tick = json!({
+        "version": "0", "account": "123456789012", "region": "us-west-2", "detail": {},
+        "detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-24T03:00:45Z",
+        "id": "cdc73f9d-aea9-11e3-9d5a-835b769c0d9c",
+        "resources": ["arn:aws:events:us-east-2:123456789012:rule/my-schedule"]
+    });
+    refused_naming(&tick, &["region", "resources[0]"]);
+    let mut ok = tick.clone();
+    ok["resources"] = json!(["arn:aws:events:us-west-2:123456789012:rule/my-schedule"]);
+    assert_eq!(routed_sites(&ok).len(), 4, "a tick reaches every site");
+}
