@@ -42,8 +42,9 @@ test: reliability-clean lint test-rust test-replay
 bench: setup
 	$(VENV)/python bench/run.py
 
-# Fuzzing (nightly + cargo-fuzz, installed if missing). Seeds: every recorded delivery, domain event
-# and hostile case for `signal`; the example site configuration for `config`. A crash leaves its
+# Fuzzing (nightly + cargo-fuzz, installed if missing). Seeds: every recorded delivery, payload AWS
+# publishes (events/published/), domain event and hostile case for `signal`; the example site
+# configuration for `config`. A crash leaves its
 # input in fuzz/artifacts/<target>/ and fails the target: store it in events/hostile/ (see its
 # README) and fix the bug.
 FUZZ_SECS ?= 60
@@ -57,7 +58,7 @@ FUZZ_FLAGS := -O $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' 
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 	@mkdir -p fuzz/corpus/signal fuzz/corpus/config
-	@cp events/*.json events/domain/*.json fuzz/corpus/signal/
+	@cp events/*.json events/domain/*.json events/published/*.json fuzz/corpus/signal/
 	@for f in events/hostile/*; do case "$$f" in */CASES.json|*/README.md) ;; *) cp "$$f" fuzz/corpus/signal/ ;; esac; done
 	@cp infra/sites.example.json fuzz/corpus/config/
 	@echo "fuzz: $(FUZZ_CARGO) $(FUZZ_FLAGS)"

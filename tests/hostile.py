@@ -113,56 +113,127 @@ def _set_time(shape: str, body: dict, t: dt.datetime) -> bool:
     return True
 
 
-def _rename(shape: str, body: dict, f) -> str | None:
-    """Applies `f` to the identifier that routes the delivery (alarm name, RDS source, site);
-    returns the ignore reason a renamed identifier must get, None if the shape has none."""
+def _arn_breaking(c: str) -> bool:
+    """An ASCII control character: an ARN with one in its resource is not an ARN (BadInput
+    naming the ARN field); CloudWatch allows any other character in an alarm name."""
+    return ord(c) < 0x20 or ord(c) == 0x7F
+
+
+def _renamed_arn(arn: str, new: str) -> str:
+    """The ARN with its last component (alarm name, DB id) replaced by `new`."""
+    return arn.rsplit(":", 1)[0] + ":" + new
+
+
+def _rename(shape: str, body: dict, f, consistent: bool = True) -> str | None:
+    """Applies `f` to the identifier that routes the delivery (alarm name, RDS source, site) —
+    and, when `consistent`, to every other field that names it (the alarm or resource ARN, the
+    envelope's resources, the console link), so the delivery still agrees with itself. Returns
+    the answer the renamed delivery must get: the routing guard's ignore (`unknown-resource`,
+    `unknown-site`) when consistent, `BadInput` when the name breaks its ARN or when only the
+    name changed (the payload then contradicts itself; issue 17); None if the shape has none."""
+    new_name = None
+
+    def g(s):
+        nonlocal new_name
+        new_name = f(s)
+        return new_name
+
     if shape == "eventbridge-alarm":
-        body["detail"]["alarmName"] = f(body["detail"]["alarmName"])
-        return "unknown-resource"
-    if shape == "alarm-action":
-        body["alarmData"]["alarmName"] = f(body["alarmData"]["alarmName"])
-        return "unknown-resource"
-    if shape == "sns-alarm":
+        body["detail"]["alarmName"] = g(body["detail"]["alarmName"])
+        if consistent and body.get("resources"):
+            body["resources"] = [_renamed_arn(body["resources"][0], new_name)]
+    elif shape == "alarm-action":
+        body["alarmData"]["alarmName"] = g(body["alarmData"]["alarmName"])
+        if consistent and body.get("alarmArn"):
+            body["alarmArn"] = _renamed_arn(body["alarmArn"], new_name)
+    elif shape == "sns-alarm":
         m = _sns_message(body)
-        m["AlarmName"] = f(m["AlarmName"])
+        m["AlarmName"] = g(m["AlarmName"])
+        if consistent and m.get("AlarmArn"):
+            m["AlarmArn"] = _renamed_arn(m["AlarmArn"], new_name)
         _set_sns_message(body, m)
-        return "unknown-resource"
-    if shape == "eventbridge-rds":
+    elif shape == "eventbridge-rds":
         d = body["detail"]
-        new = f(d["SourceIdentifier"])
-        if d.get("SourceArn"):
-            d["SourceArn"] = d["SourceArn"].rsplit(":", 1)[0] + ":" + new
+        new = g(d["SourceIdentifier"])
+        if consistent:
+            if d.get("SourceArn"):
+                d["SourceArn"] = _renamed_arn(d["SourceArn"], new)
+            if body.get("resources"):
+                body["resources"] = [_renamed_arn(body["resources"][0], new)]
         d["SourceIdentifier"] = new
-        return "unknown-resource"
-    if shape == "sns-rds":
+    elif shape == "sns-rds":
         m = _sns_message(body)
-        new = f(m["Source ID"])
-        if m.get("Source ARN"):
-            m["Source ARN"] = m["Source ARN"].rsplit(":", 1)[0] + ":" + new
+        new = g(m["Source ID"])
+        if consistent:
+            if m.get("Source ARN"):
+                m["Source ARN"] = _renamed_arn(m["Source ARN"], new)
+            if m.get("Identifier Link"):
+                m["Identifier Link"] = m["Identifier Link"].rsplit("id=", 1)[0] + "id=" + new
         m["Source ID"] = new
         _set_sns_message(body, m)
-        return "unknown-resource"
-    if shape == "operator":
+    elif shape == "operator":
         body["site"] = f(body["site"])
         return "unknown-site"
-    if shape == "eventbridge-operator":
+    elif shape == "eventbridge-operator":
         body["detail"]["site"] = f(body["detail"]["site"])
         return "unknown-site"
-    return None
+    else:
+        return None
+    if not consistent or (any(_arn_breaking(c) for c in new_name) and _has_arn(shape, body)):
+        return "BadInput"
+    return "unknown-resource"
 
 
-def _set_account(shape: str, body: dict, account: str) -> bool:
+def _answer(reason: str) -> str:
+    """The expected evaluator answer for a `_rename` result."""
+    return reason if reason == "BadInput" else f"ignore:{reason}"
+
+
+def _has_arn(shape: str, body: dict) -> bool:
+    """Whether the delivery names its subject by ARN (the ARN is then the identity)."""
+    if shape == "eventbridge-alarm" or shape == "eventbridge-rds":
+        return bool(body.get("resources")) or bool(body["detail"].get("SourceArn"))
+    if shape == "scheduled":
+        return bool(body.get("resources"))
+    if shape == "alarm-action":
+        return bool(body.get("alarmArn"))
+    if shape == "sns-alarm":
+        return bool(_sns_message(body).get("AlarmArn"))
+    if shape == "sns-rds":
+        return bool(_sns_message(body).get("Source ARN"))
+    return False
+
+
+def _with_account(arn: str, account: str) -> str:
+    parts = arn.split(":")
+    parts[4] = account
+    return ":".join(parts)
+
+
+def _set_account(shape: str, body: dict, account: str, consistent: bool = True) -> bool:
+    """Moves the delivery to another account: the account field and, when `consistent`, the
+    account of every ARN that names the subject (else the payload contradicts itself)."""
     if shape.startswith("eventbridge") or shape == "scheduled":
         body["account"] = account
+        if consistent and shape in ("eventbridge-alarm", "eventbridge-rds", "scheduled"):
+            body["resources"] = [_with_account(r, account) for r in body.get("resources") or []]
+            if shape == "eventbridge-rds" and body["detail"].get("SourceArn"):
+                body["detail"]["SourceArn"] = _with_account(body["detail"]["SourceArn"], account)
     elif shape == "alarm-action":
         body["accountId"] = account
+        if consistent and body.get("alarmArn"):
+            body["alarmArn"] = _with_account(body["alarmArn"], account)
     elif shape == "sns-alarm":
         m = _sns_message(body)
         m["AWSAccountId"] = account
+        if consistent and m.get("AlarmArn"):
+            m["AlarmArn"] = _with_account(m["AlarmArn"], account)
         _set_sns_message(body, m)
     elif shape == "sns-rds":
         m = _sns_message(body)
-        if not m.get("Source ARN"):
+        # The Source ARN is the only account an RDS notification names (the topic's is where it
+        # was published): there is no second field to contradict it.
+        if not m.get("Source ARN") or not consistent:
             return False
         parts = m["Source ARN"].split(":")
         parts[4] = account
@@ -171,6 +242,71 @@ def _set_account(shape: str, body: dict, account: str) -> bool:
     else:
         return False
     return True
+
+
+def _set_region(shape: str, body: dict, region: str) -> bool:
+    """Changes only the region field of a delivery whose ARN names a region (a contradiction)."""
+    if shape in ("eventbridge-alarm", "scheduled") and body.get("resources"):
+        body["region"] = region
+    elif shape == "alarm-action" and body.get("alarmArn"):
+        body["region"] = region
+    elif shape == "eventbridge-rds" and body["detail"].get("SourceArn", "").split(":")[3:4] not in ([], [""]):
+        body["region"] = region
+    else:
+        return False
+    return True
+
+
+# Spellings of an instant that AWS does not use (issue 17): whitespace inside (as a documentation
+# page's typesetting put it into a runtime's fixtures), an RFC 3339 colon offset, no zone, lower
+# case, a space before `T`, ten fraction digits, a zone on the RDS notification's zone-less time.
+LOOSE_TIMES = [
+    "2026-11-24T03: 00: 00.490+0000",
+    "2026-11-24T03:00:00+00:00",
+    "2026-11-24 T03:00:00Z",
+    " 2026-11-24T03:00:00Z",
+    "2026-11-24T03:00:00",
+    "2026-11-24t03:00:00z",
+    "2026-11-24T03:00:00.0000000000Z",
+    "2026-11-24 03:00:00.123",
+]
+LOOSE_RDS_EVENT_TIMES = ["2026-11-24T03:00:00.123Z", "2026-11-24 03: 00:00.123", "2026-11-24 03:00:00.123+0000"]
+
+
+def _time_fields(shape: str, body: dict) -> list[tuple[str, object]]:
+    """(name, setter) for every time field of the delivery the evaluator reads."""
+    out = []
+
+    def put(d, k):
+        def set_(v, d=d, k=k):
+            d[k] = v
+        return set_
+
+    if shape.startswith("eventbridge") or shape == "scheduled":
+        out.append(("time", put(body, "time")))
+        d = body.get("detail") or {}
+        if shape == "eventbridge-alarm":
+            for k in ("state", "previousState"):
+                if k in d:
+                    out.append((f"detail.{k}.timestamp", put(d[k], "timestamp")))
+        if shape == "eventbridge-rds" and "Date" in d:
+            out.append(("detail.Date", put(d, "Date")))
+    elif shape == "alarm-action":
+        out.append(("time", put(body, "time")))
+        for k in ("state", "previousState"):
+            if k in body["alarmData"]:
+                out.append((f"alarmData.{k}.timestamp", put(body["alarmData"][k], "timestamp")))
+    elif shape.startswith("sns"):
+        out.append(("Records[0].Sns.Timestamp", put(body["Records"][0]["Sns"], "Timestamp")))
+        m = _sns_message(body)
+        for k in ("StateChangeTime", "Event Time"):
+            if k in m:
+                def set_msg(v, k=k):
+                    mm = _sns_message(body)
+                    mm[k] = v
+                    _set_sns_message(body, mm)
+                out.append((k, set_msg))
+    return out
 
 
 def _pad(shape: str, body: dict, n: int) -> None:
@@ -206,12 +342,16 @@ def _nest(value, depth: int, rng: random.Random):
 # has the wrong JSON type.
 REQUIRED = {
     "eventbridge-alarm": [("id",), ("time",), ("detail", "alarmName"), ("detail", "state"), ("detail", "state", "value")],
-    "eventbridge-rds": [("id",), ("time",), ("detail", "EventID"), ("detail", "SourceIdentifier"), ("detail", "SourceType")],
+    # `detail.EventID` is optional (older documented shapes omit it; issue 17): see the
+    # `missing-optional` family. A wrong-typed one is still BadInput (WRONG_TYPE_ONLY).
+    "eventbridge-rds": [("id",), ("time",), ("detail", "SourceIdentifier"), ("detail", "SourceType")],
     "eventbridge-operator": [("id",), ("time",), ("detail", "command"), ("detail", "site")],
     "alarm-action": [("time",), ("alarmData", "alarmName"), ("alarmData", "state")],
     "operator": [("command",), ("site",)],
     "scheduled": [("id",), ("time",)],
 }
+# Optional fields that, when present, must still have their type.
+WRONG_TYPE_ONLY = {"eventbridge-rds": [("detail", "EventID"), ("detail", "SourceArn")]}
 WRONG_VALUES = [1, -1.5, True, [], {}, ["x"], {"value": "ALARM"}]
 
 
@@ -261,6 +401,71 @@ def generated(seed: int = SEED) -> list[Case]:
         if acct != ACCOUNT and _set_account(shape, b, acct):
             add(Case(f"gen/foreign-account/{stem}-{acct}", "foreign", _enc(b), {E: "ignore:foreign-account"}))
 
+        # Self-contradicting identities (issue 17): one identity field changed, the ARN left as
+        # recorded. Refused naming both fields, before any AWS call.
+        if _has_arn(shape, body):
+            b = copy.deepcopy(body)
+            if _set_account(shape, b, acct, consistent=False):
+                add(Case(f"gen/contradiction/{stem}-account-{acct}", "contradiction", _enc(b), {E: "BadInput"}))
+            b = copy.deepcopy(body)
+            if _rename(shape, b, lambda s: s + "-v2", consistent=False):
+                add(Case(f"gen/contradiction/{stem}-name", "contradiction", _enc(b), {E: "BadInput"}))
+            b = copy.deepcopy(body)
+            region = rng.choice(["eu-central-1", "ap-southeast-2", "us-west-1"])
+            if _set_region(shape, b, region):
+                add(Case(f"gen/contradiction/{stem}-region-{region}", "contradiction", _enc(b), {E: "BadInput"}))
+
+        # Timestamps in spellings AWS does not use, in one of the delivery's time fields.
+        fields = _time_fields(shape, body)
+        if fields:
+            b = copy.deepcopy(body)
+            name, _ = rng.choice(fields)
+            spelling = rng.choice(LOOSE_RDS_EVENT_TIMES if name == "Event Time" else LOOSE_TIMES)
+            dict(_time_fields(shape, b))[name](spelling)
+            add(Case(f"gen/time-dialect/{stem}-{name}={spelling.strip()}", "time-dialect", _enc(b), {E: "BadInput"}))
+
+        # RDS identifiers with a prefix: the documented `rds:` changes nothing (a database no site
+        # protects stays unknown); any other prefix is another name, which the ARN contradicts.
+        if shape == "eventbridge-rds":
+            b = copy.deepcopy(body)
+            _rename(shape, b, lambda s: "shadow-" + s)
+            b["detail"]["SourceIdentifier"] = "rds:" + b["detail"]["SourceIdentifier"]
+            add(Case(f"gen/prefix/{stem}-rds-prefix-unprotected", "prefix", _enc(b), {E: "ignore:unknown-resource"}))
+            b = copy.deepcopy(body)
+            prefix = rng.choice(["RDS:", "aurora:", "rds: ", "rds::", "arn:"])
+            b["detail"]["SourceIdentifier"] = prefix + b["detail"]["SourceIdentifier"]
+            add(Case(f"gen/prefix/{stem}-{prefix.strip()}", "prefix", _enc(b), {E: "BadInput"}))
+
+        # Optional fields missing (issue 17): an RDS event without its event id is "unidentified",
+        # not an error — here about a database no site protects, or replayed late, so it is
+        # ignored before any AWS call; an alarm without its previous state is still an alarm.
+        if shape in ("eventbridge-rds", "sns-rds"):
+            b = copy.deepcopy(body)
+            _rename(shape, b, lambda s: s + "-gone")
+            if shape == "eventbridge-rds":
+                b["detail"].pop("EventID", None)
+            else:
+                m = _sns_message(b)
+                m.pop("Event ID", None)
+                _set_sns_message(b, m)
+            add(Case(f"gen/missing-optional/{stem}-no-event-id-unprotected", "missing-optional", _enc(b), {E: "ignore:unknown-resource"}))
+            b = copy.deepcopy(body)
+            if shape == "eventbridge-rds":
+                b["detail"].pop("EventID", None)
+                b["detail"].pop("SourceArn", None)
+            else:
+                m = _sns_message(b)
+                m.pop("Event ID", None)
+                m.pop("Source ARN", None)
+                _set_sns_message(b, m)
+            _set_time(shape, b, CLOCK - dt.timedelta(days=2))
+            add(Case(f"gen/missing-optional/{stem}-no-event-id-no-arn-stale", "missing-optional", _enc(b), {E: "ignore:stale"}))
+        if shape in ("eventbridge-alarm", "alarm-action"):
+            b = copy.deepcopy(body)
+            (b["detail"] if shape == "eventbridge-alarm" else b["alarmData"]).pop("previousState", None)
+            _set_time(shape, b, CLOCK - dt.timedelta(days=3))
+            add(Case(f"gen/missing-optional/{stem}-no-previous-state-stale", "missing-optional", _enc(b), {E: "ignore:stale"}))
+
         # Odd unicode, homoglyphs and overlong names in the routing identifier (two of the four
         # kinds per delivery, drawn by the seed).
         kinds = rng.sample(["odd", "homoglyph", "overlong", "surrogate"], 2)
@@ -278,7 +483,7 @@ def generated(seed: int = SEED) -> list[Case]:
 
             reason = _rename(shape, b, odd)
             if reason:
-                add(Case(f"gen/unicode/{stem}-{i}-{where}-U+{ord(ch[0]):04X}", "unicode", _enc(b), {E: f"ignore:{reason}"}))
+                add(Case(f"gen/unicode/{stem}-{i}-{where}-U+{ord(ch[0]):04X}", "unicode", _enc(b), {E: _answer(reason)}))
         b = copy.deepcopy(body)
 
         def homoglyph(s):
@@ -288,11 +493,11 @@ def generated(seed: int = SEED) -> list[Case]:
 
         reason = _rename(shape, b, homoglyph) if "homoglyph" in kinds else None
         if reason:
-            add(Case(f"gen/unicode/{stem}-homoglyph", "unicode", _enc(b), {E: f"ignore:{reason}"}))
+            add(Case(f"gen/unicode/{stem}-homoglyph", "unicode", _enc(b), {E: _answer(reason)}))
         b = copy.deepcopy(body)
         reason = _rename(shape, b, lambda s: s + "-" + "\U0001F525" * rng.randint(300, 3000)) if "overlong" in kinds else None
         if reason:
-            add(Case(f"gen/unicode/{stem}-overlong", "unicode", _enc(b), {E: f"ignore:{reason}"}))
+            add(Case(f"gen/unicode/{stem}-overlong", "unicode", _enc(b), {E: _answer(reason)}))
 
         # Escaped lone surrogates anywhere a string is: the runtime cannot decode them.
         if "surrogate" in kinds:
@@ -312,6 +517,14 @@ def generated(seed: int = SEED) -> list[Case]:
             value = rng.choice(WRONG_VALUES)
             b = copy.deepcopy(body)
             parent, key = _at(b, path)
+            parent[key] = value
+            add(Case(f"gen/wrong-type/{stem}-{'.'.join(path)}={json.dumps(value)}", "wrong-type", _enc(b), {E: "BadInput"}))
+        for path in WRONG_TYPE_ONLY.get(shape, []) if seen[shape] <= 2 else []:
+            b = copy.deepcopy(body)
+            parent, key = _at(b, path)
+            if key not in parent:
+                continue
+            value = rng.choice(WRONG_VALUES)
             parent[key] = value
             add(Case(f"gen/wrong-type/{stem}-{'.'.join(path)}={json.dumps(value)}", "wrong-type", _enc(b), {E: "BadInput"}))
 

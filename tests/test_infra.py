@@ -62,6 +62,7 @@ FILTERED_BY_PATTERN = {
     "eventbridge-alarm-unknown-alarm-name.json": "an alarm no site owns",
     "eventbridge-rds-unknown-instance.json": "a resource no site owns",
     "eventbridge-rds-orders-primary-configuration-change.json": "an event id the policy does not act on",
+    "eventbridge-rds-orders-primary-no-event-id.json": "no event id: the rule passes only the ids the policy acts on",
     "eventbridge-operator-foreign-account.json": "another account",
 }
 

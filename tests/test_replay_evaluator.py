@@ -2,7 +2,8 @@
 a freshly seeded emulated account, with the clock pinned to the recording's hour.
 
 For each file the test checks what the function answered *and* what it did to the account:
-- malformed input is rejected with the typed `BadInput` error; rejected, foreign, forged, unknown,
+- malformed and self-contradicting input (identity fields that disagree with the ARN) is rejected
+  with the typed `BadInput` error, naming the fields; rejected, foreign, forged, unknown,
   stale and future-dated input is ignored before any AWS call; neither writes the ledger or emits;
 - genuine deliveries reach exactly the site that owns the resource (a tick reaches every site),
   and the verdict is the one written in `EXPECTED` below for the baseline world: CloudWatch agrees
@@ -80,9 +81,11 @@ def test_replay(entry, world, replayer):
     rds_before = world.rds_snapshot()
     ledger_before = world.ledger_items()
 
-    if entry["expect"] == "malformed":
+    if entry["expect"] in ("malformed", "refused"):
         with pytest.raises(InvokeError) as err:
             replayer.invoke_file("alarm-evaluator", file)
+        for field in entry.get("refused_fields", []):
+            assert f"`{field}`" in err.value.message, err.value
         if not is_json(file):
             # Not JSON at all: AWS's Invoke API refuses it before the function runs; the emulator
             # passes it on and the runtime's deserializer names the parse error instead.
@@ -140,6 +143,8 @@ def outcome_name(v: dict) -> str:
 
 
 EXPECTED_IGNORE = {"stale", "from-the-future", "foreign-account", "foreign-region", "wrong-source", "unknown-resource", "unknown-site"}
+# What an RDS event without an event id gets (issue 17): recorded, nothing else.
+UNIDENTIFIED = "ignore:unidentified"
 
 # The verdict each genuine recorded delivery gets in the baseline world (see module docstring):
 # live evidence outvotes a lone alarm or RDS event (one vote opens a suspected incident, never a
@@ -172,6 +177,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "eventbridge-rds-inventory-db-multi-az-failover-started.json": {"inventory": "ignore:healthy"},
     "eventbridge-rds-inventory-db-multi-az-instance-failover-completed.json": {"inventory": "ignore:healthy"},
     "eventbridge-rds-orders-primary-configuration-change.json": {"orders": "ignore:healthy"},
+    "eventbridge-rds-orders-primary-no-event-id.json": {"orders": UNIDENTIFIED},
     "eventbridge-rds-orders-primary-restarted.json": {"orders": "ignore:healthy"},
     "eventbridge-rds-orders-primary-shutdown.json": {"orders": "ignore:healthy"},
     "eventbridge-rds-orders-primary-stopped.json": {"orders": "ignore:healthy"},
@@ -208,6 +214,10 @@ LEDGER_EFFECTS = {
     "eventbridge-rds-billing-cluster-failover-started.json": ("billing", lambda st: st["managed_failover"]["event_id"] == "RDS-EVENT-0073"),
     "eventbridge-rds-payments-west-global-switchover-started.json": ("payments", lambda st: st["managed_failover"]["event_id"] == "RDS-EVENT-0181"),
     "operator-pause-inventory.json": ("inventory", lambda st: st["paused"] is not None),
+    # Unidentified: remembered (a redelivery is a duplicate), no incident, no backup or failover noted.
+    "eventbridge-rds-orders-primary-no-event-id.json": (
+        "orders", lambda st: "f46895fb-fd2c-350d-bc22-2fed2e82208b" in st["recent_signals"]
+        and st["phase"] == "idle" and not st.get("managed_failover") and not st.get("backups_running")),
 }
 
 
@@ -216,3 +226,71 @@ def test_the_readme_invoke_command_answers_with_the_verdict(world, replayer):
     resp = replayer.invoke_cli("alarm-evaluator", EVENTS / "scheduled-evaluator-tick.json")
     assert {v["site"] for v in resp["verdicts"]} == ALL_SITES
     assert all(v["guards"] and v["summary"] for v in resp["verdicts"])
+
+
+# ------------------------------------------------------------------ payloads AWS publishes
+#
+# events/published/ holds payloads AWS itself publishes (SOURCES.md), each replayed twice: as
+# published — nothing in them is configured here, so a typed BadInput or an ignore before any AWS
+# call — and retargeted by rewriting only identity fields and times (MANIFEST.json's `set` paths,
+# the same ones shared/policy/tests/published_events.rs applies), when it must get the verdict the
+# manifest names for the site it now names, in the same baseline world as the recorded events.
+
+PUBLISHED = EVENTS / "published"
+PUBLISHED_MANIFEST = json.loads((PUBLISHED / "MANIFEST.json").read_text())
+
+
+def _set(doc, path: list, value):
+    """`value` at `path` (keys, indices, and "$json" to descend into a JSON document in a string)."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if head == "$json":
+        return json.dumps(_set(json.loads(doc), rest, value))
+    doc[head] = _set(doc[head], rest, value)
+    return doc
+
+
+def retargeted(entry: dict) -> bytes:
+    doc = json.loads((PUBLISHED / entry["file"]).read_bytes())
+    for path, value in entry["retarget"]["set"]:
+        doc = _set(doc, path, value)
+    return json.dumps(doc).encode()
+
+
+def _refused_or_ignored(world, replayer, body: bytes, want: str, ledger_before) -> None:
+    if want == "BadInput":
+        with pytest.raises(InvokeError) as err:
+            replayer.invoke_raw("alarm-evaluator", body)
+        assert err.value.error_type == "BadInput", err.value
+    else:
+        resp = replayer.invoke_raw("alarm-evaluator", body)
+        [v] = resp["verdicts"]
+        assert outcome_name(v) == want, v["summary"]
+        assert v["guards"], v
+    assert world.ledger_items() == ledger_before, "refused or ignored input must not write the ledger"
+    assert world.drain_events() == [], "refused or ignored input must not emit"
+
+
+@pytest.mark.parametrize("entry", PUBLISHED_MANIFEST, ids=[e["file"] for e in PUBLISHED_MANIFEST])
+def test_published(entry, world, replayer):
+    rds_before = world.rds_snapshot()
+    _refused_or_ignored(world, replayer, (PUBLISHED / entry["file"]).read_bytes(), entry["as_published"], world.ledger_items())
+
+    r = entry["retarget"]
+    body = retargeted(entry)
+    if r["expect"] == "malformed":
+        _refused_or_ignored(world, replayer, body, "BadInput", world.ledger_items())
+    else:
+        baseline(world, {"file": entry["file"], "alarm": r.get("alarm")})
+        resp = replayer.invoke_raw("alarm-evaluator", body)
+        got = {v["site"]: outcome_name(v) for v in resp["verdicts"]}
+        assert got == r["verdict"], "\n".join(f"{v['site']}: {v['summary']}" for v in resp["verdicts"])
+        emitted = [e["detail-type"] for e in world.drain_events()]
+        assert emitted == resp["emitted"]
+        assert "FailoverDecided" not in emitted
+        if UNIDENTIFIED in r["verdict"].values():
+            [site] = r["verdict"]
+            st = world.state(site)
+            assert st is not None and st["phase"] == "idle" and st["recent_signals"], st
+    assert world.rds_snapshot() == rds_before, "the evaluator never mutates RDS"

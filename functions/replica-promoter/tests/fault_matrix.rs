@@ -1398,15 +1398,26 @@ fn envelope(e: &DomainEvent) -> Value {
     })
 }
 
+/// An instant as EventBridge spells its envelope's `time` (`2026-11-24T10:00:00Z`): the
+/// evaluator reads only the spellings AWS uses (failover_policy::signal::TimeDialect).
+fn aws_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// An instant as CloudWatch spells an alarm state's `timestamp` (`2026-11-24T10:00:00.000+0000`).
+fn alarm_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+}
+
 fn alarm_event(id: &str, name: &str, time: DateTime<Utc>) -> Value {
     json!({
         "version": "0", "id": id, "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
-        "account": ACCOUNT, "time": time.to_rfc3339(), "region": "us-west-2",
+        "account": ACCOUNT, "time": aws_time(time), "region": "us-west-2",
         "resources": [format!("arn:aws:cloudwatch:us-west-2:{ACCOUNT}:alarm:{name}")],
         "detail": {
             "alarmName": name,
-            "state": {"value": "ALARM", "reason": "fault matrix", "timestamp": time.to_rfc3339()},
-            "previousState": {"value": "OK", "reason": "fault matrix", "timestamp": time.to_rfc3339()},
+            "state": {"value": "ALARM", "reason": "fault matrix", "timestamp": alarm_time(time)},
+            "previousState": {"value": "OK", "reason": "fault matrix", "timestamp": alarm_time(time)},
             "configuration": {"metrics": []}
         }
     })
@@ -1415,7 +1426,7 @@ fn alarm_event(id: &str, name: &str, time: DateTime<Utc>) -> Value {
 fn tick_event(id: &str, time: DateTime<Utc>) -> Value {
     json!({
         "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": ACCOUNT, "time": time.to_rfc3339(), "region": "us-west-2",
+        "account": ACCOUNT, "time": aws_time(time), "region": "us-west-2",
         "resources": [format!("arn:aws:events:us-west-2:{ACCOUNT}:rule/rds-failover-tick")], "detail": {}
     })
 }

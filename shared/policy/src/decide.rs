@@ -213,6 +213,9 @@ pub fn needs_evidence(signal: &Signal) -> bool {
         SignalKind::Operator(OperatorCommand {
             command: OperatorAction::Pause | OperatorAction::Resume | OperatorAction::Status,
             ..
+        }) | SignalKind::Rds(crate::signal::RdsSignal {
+            meaning: RdsMeaning::Unidentified,
+            ..
         })
     )
 }
@@ -353,6 +356,26 @@ pub fn decide(
         return operator(cx, state, cmd, evidence);
     }
     if let SignalKind::Rds(r) = &signal.kind {
+        if r.meaning == RdsMeaning::Unidentified {
+            // No event id: what happened cannot be told, and guessing from the free-text message
+            // could open or hold an incident on a misreading. The delivery is remembered (dedupe,
+            // audit trail) and nothing else.
+            cx.guard(GuardCheck::new(
+                Guard::Allowlist,
+                GuardResult::NotApplicable,
+                format!(
+                    "RDS event about `{}` carries no event id: nothing to conclude",
+                    r.source_id
+                ),
+            ));
+            return cx.finish(
+                state,
+                Outcome::Ignore {
+                    reason: IgnoreReason::Unidentified,
+                },
+                "unidentified RDS event: no action".into(),
+            );
+        }
         note_rds_event(&mut cx.st, r.meaning, &r.event_id, &r.source_id, now);
     }
     let Some(ev) = evidence else {

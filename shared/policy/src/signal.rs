@@ -7,9 +7,20 @@
 //! carried the news, so all of them become a `Signal`; the envelope survives only as [`Delivery`]
 //! (for the audit trail) and as the account/region/source the allowlist guard checks.
 //!
-//! Parsing is strict where it matters for safety (states, identifiers, commands) and lenient where
-//! AWS itself is inconsistent (optional fields, timestamp spellings): a malformed input is a typed
-//! [`SignalError`] naming what was wrong, never a guess.
+//! Parsing is strict where it matters for safety and lenient only where AWS itself varies:
+//! - identity comes from the ARN where the payload has one, and every other field that names the
+//!   account, region or resource must agree with it ([`identity`]); the documented `rds:` prefix
+//!   of an RDS `SourceIdentifier` is the one spelling difference accepted;
+//! - times are read in the spellings AWS uses and no other ([`time`]);
+//! - optional fields AWS's own documented payloads omit (an RDS event's `EventID`, `SourceArn`)
+//!   may be absent: an RDS event without an event id is [`RdsMeaning::Unidentified`], recorded
+//!   and not acted on, never an error that would send a harmless event to the dead-letter queue.
+//!
+//! A malformed or self-contradicting input is a typed [`SignalError`] naming the field(s), never a
+//! guess. `events/published/` holds payloads AWS itself publishes, replayed against this parser.
+
+mod identity;
+mod time;
 
 use aws_lambda_events::event::cloudwatch_alarms::{
     CloudWatchAlarm, CloudWatchAlarmData, CloudWatchAlarmStateValue,
@@ -19,6 +30,9 @@ use aws_lambda_events::event::sns::SnsEvent;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use identity::{agree, console_link_parts, contradiction, strip_rds_prefix, Arn};
+pub use time::{parse_aws_time, TimeDialect};
 
 /// Source names the allowlist accepts, one per legitimate producer.
 pub const SOURCE_CLOUDWATCH: &str = "aws.cloudwatch";
@@ -143,9 +157,14 @@ pub enum RdsSourceType {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RdsSignal {
     pub source_type: RdsSourceType,
+    /// The DB instance, cluster or global cluster id: from the source ARN when the event has one
+    /// (the identifier, without its documented `rds:` prefix, agrees with it or the event is
+    /// refused).
     pub source_id: String,
     pub source_arn: Option<String>,
-    /// `RDS-EVENT-NNNN`.
+    /// `RDS-EVENT-NNNN`; empty when the event carried none (then `meaning` is
+    /// [`RdsMeaning::Unidentified`]). A `String`, not an `Option`, so the decision tables that
+    /// build signals by hand stay as they are.
     pub event_id: String,
     pub message: String,
     pub meaning: RdsMeaning,
@@ -171,6 +190,9 @@ pub enum RdsMeaning {
     ReplicationError,
     ReplicationResumed,
     Informational,
+    /// The event carries no event id (`EventID` / `Event ID`), as older documented shapes do:
+    /// what happened cannot be told, so nothing is done; the delivery is recorded.
+    Unidentified,
 }
 
 /// Known RDS/Aurora event ids (Amazon RDS User Guide "Amazon RDS event categories and event
@@ -400,6 +422,15 @@ pub enum SignalError {
         detail_type: String,
         source_name: String,
     },
+    /// Two fields of one payload name different things (the alarm name and the alarm ARN, the
+    /// envelope's account and the resource ARN's, ...): a forgery or a misroute, refused.
+    #[error("{shape}: fields `{first}` and `{second}` disagree ({detail}); refusing a payload that contradicts itself")]
+    Contradiction {
+        shape: &'static str,
+        first: String,
+        second: String,
+        detail: String,
+    },
     #[error("SNS notification carries {0} records, expected exactly 1")]
     SnsRecordCount(usize),
     #[error("SNS message is neither a CloudWatch alarm nor an RDS event notification: {0}")]
@@ -473,21 +504,139 @@ pub fn parse_signal(v: &Value) -> Result<Signal, SignalError> {
     Err(SignalError::UnknownShape)
 }
 
+/// The instant `value` holds, spelled in `dialect` (see [`time`]); `Ok(None)` when an optional
+/// field is absent or null.
+fn time_field(
+    shape: &'static str,
+    name: &str,
+    value: Option<&Value>,
+    dialect: TimeDialect,
+    required: bool,
+) -> Result<Option<DateTime<Utc>>, SignalError> {
+    match value {
+        None | Some(Value::Null) if !required => Ok(None),
+        None => Err(field(shape, name, "missing")),
+        Some(Value::String(s)) => parse_aws_time(s, dialect)
+            .map(Some)
+            .ok_or_else(|| field(shape, name, format!("`{s}` is not {}", dialect.describe()))),
+        Some(other) => Err(field(
+            shape,
+            name,
+            format!(
+                "expected {}, got a JSON {}",
+                dialect.describe(),
+                type_name(other)
+            ),
+        )),
+    }
+}
+
+/// A time field that must be present.
+fn required_time(
+    shape: &'static str,
+    name: &str,
+    value: Option<&Value>,
+    dialect: TimeDialect,
+) -> Result<DateTime<Utc>, SignalError> {
+    time_field(shape, name, value, dialect, true)?.ok_or_else(|| field(shape, name, "missing"))
+}
+
+/// Checks the alarm-state timestamps of an alarm detail (`state`, `previousState`), which the
+/// library type would parse with chrono's relaxed reader.
+fn check_state_times(shape: &'static str, prefix: &str, data: &Value) -> Result<(), SignalError> {
+    for key in ["state", "previousState"] {
+        if let Some(state) = data.get(key) {
+            time_field(
+                shape,
+                &format!("{prefix}{key}.timestamp"),
+                state.get("timestamp"),
+                TimeDialect::Zoned,
+                false,
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn parse_alarm_action(v: &Value) -> Result<Signal, SignalError> {
     const SHAPE: &str = "alarm action payload";
+    let time = required_time(SHAPE, "time", v.get("time"), TimeDialect::Zoned)?;
+    if let Some(data) = v.get("alarmData") {
+        check_state_times(SHAPE, "alarmData.", data)?;
+    }
     let a: CloudWatchAlarm<Value, Value> =
         serde_json::from_value(v.clone()).map_err(|e| field(SHAPE, "alarmData", e))?;
     let composite = a.alarm_data.configuration.get("alarmRule").is_some();
     let alarm = alarm_from_data(SHAPE, &a.alarm_data, a.alarm_arn.clone(), composite)?;
+    let (account, region) = alarm_identity(
+        SHAPE,
+        ("alarmArn", a.alarm_arn.as_deref()),
+        ("alarmData.alarmName", &alarm.name),
+        ("accountId", a.account_id.as_deref()),
+        Some(("region", a.region.as_deref())),
+    )?;
     Ok(Signal {
-        id: format!("alarm-action:{}:{}", alarm.name, a.time.to_rfc3339()),
+        id: format!("alarm-action:{}:{}", alarm.name, time.to_rfc3339()),
         delivery: Delivery::AlarmAction,
         source: a.source.clone().unwrap_or_else(|| SOURCE_CLOUDWATCH.into()),
-        account: a.account_id.clone(),
-        region: a.region.clone(),
-        time: Some(a.time),
+        account,
+        region,
+        time: Some(time),
         kind: SignalKind::Alarm(alarm),
     })
+}
+
+/// The account and region an alarm payload is about: its alarm ARN's where it has one (and then
+/// the name, account and region fields must say the same), else the fields'.
+fn alarm_identity(
+    shape: &'static str,
+    (arn_field, arn): (&str, Option<&str>),
+    (name_field, name): (&str, &str),
+    (account_field, account): (&str, Option<&str>),
+    region: Option<(&str, Option<&str>)>,
+) -> Result<(Option<String>, Option<String>), SignalError> {
+    let Some(raw) = arn else {
+        return Ok((
+            account.map(String::from),
+            region.and_then(|(_, r)| r).map(String::from),
+        ));
+    };
+    let not_alarm = || {
+        field(
+            shape,
+            arn_field,
+            format!("`{raw}` is not a CloudWatch alarm ARN (arn:aws:cloudwatch:REGION:ACCOUNT:alarm:NAME)"),
+        )
+    };
+    let parsed = Arn::parse(raw).ok_or_else(not_alarm)?;
+    let arn_name = parsed.alarm_name().ok_or_else(not_alarm)?;
+    agree(
+        shape,
+        name_field,
+        Some(name),
+        arn_field,
+        arn_name,
+        "the alarm",
+    )?;
+    agree(
+        shape,
+        account_field,
+        account,
+        arn_field,
+        parsed.account,
+        "account",
+    )?;
+    if let Some((region_field, region)) = region {
+        agree(
+            shape,
+            region_field,
+            region,
+            arn_field,
+            parsed.region,
+            "region",
+        )?;
+    }
+    Ok((Some(parsed.account.into()), Some(parsed.region.into())))
 }
 
 fn alarm_from_data(
@@ -518,29 +667,109 @@ fn alarm_from_data(
 
 fn parse_eventbridge(v: &Value) -> Result<Signal, SignalError> {
     const SHAPE: &str = "EventBridge event";
+    let time = required_time(SHAPE, "time", v.get("time"), TimeDialect::Zoned)?;
     let e: EventBridgeEvent<Value> =
         serde_json::from_value(v.clone()).map_err(|e| field(SHAPE, "envelope", e))?;
     let id =
         e.id.clone()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| field(SHAPE, "id", "missing"))?;
-    let time = e.time.ok_or_else(|| field(SHAPE, "time", "missing"))?;
+    let resources = e.resources.clone().unwrap_or_default();
+    let mut account = e.account.clone();
+    let mut region = e.region.clone();
     let kind = match (e.source.as_str(), e.detail_type.as_str()) {
         (SOURCE_CLOUDWATCH, "CloudWatch Alarm State Change") => {
             const S: &str = "CloudWatch Alarm State Change";
             // The lib type's state value is lenient (unknown -> default OK); a wrong state must be an
             // error here, so the value is checked by hand first.
             check_state_values(S, &e.detail)?;
+            check_state_times(S, "detail.", &e.detail)?;
             let d: CloudWatchAlarmData<Value, Value> =
                 serde_json::from_value(e.detail.clone()).map_err(|err| field(S, "detail", err))?;
             let composite = d.configuration.get("alarmRule").is_some();
-            let arn = e.resources.as_ref().and_then(|r| r.first().cloned());
-            SignalKind::Alarm(alarm_from_data(S, &d, arn, composite)?)
+            // "Alarm events and EventBridge" (CloudWatch User Guide): `resources` holds the
+            // alarm's ARN, alone.
+            let arn = match resources.as_slice() {
+                [] => None,
+                [one] => Some(one.clone()),
+                more => {
+                    return Err(field(
+                        S,
+                        "resources",
+                        format!("expected the alarm's ARN alone, got {} entries", more.len()),
+                    ))
+                }
+            };
+            let alarm = alarm_from_data(S, &d, arn.clone(), composite)?;
+            (account, region) = alarm_identity(
+                S,
+                ("resources[0]", arn.as_deref()),
+                ("detail.alarmName", &alarm.name),
+                ("account", e.account.as_deref()),
+                Some(("region", e.region.as_deref())),
+            )?;
+            SignalKind::Alarm(alarm)
         }
         (SOURCE_RDS, "RDS DB Instance Event" | "RDS DB Cluster Event") => {
-            SignalKind::Rds(rds_from_detail(&e.detail)?)
+            let (rds, arn) = rds_from_detail(&e.detail, &resources)?;
+            if let Some(arn) = arn {
+                const S: &str = "RDS event";
+                agree(
+                    S,
+                    "account",
+                    e.account.as_deref(),
+                    "detail.SourceArn",
+                    arn.account,
+                    "account",
+                )?;
+                if !arn.region.is_empty() {
+                    agree(
+                        S,
+                        "region",
+                        e.region.as_deref(),
+                        "detail.SourceArn",
+                        arn.region,
+                        "region",
+                    )?;
+                    region = region.or_else(|| Some(arn.region.into()));
+                }
+                account = account.or_else(|| Some(arn.account.into()));
+            }
+            SignalKind::Rds(rds)
         }
-        (SOURCE_SCHEDULE, "Scheduled Event") => SignalKind::Tick,
+        (SOURCE_SCHEDULE, "Scheduled Event") => {
+            // The rule's ARN (`arn:aws:events:REGION:ACCOUNT:rule/NAME`, "Amazon EventBridge
+            // scheduled events") names the account and region too.
+            for (i, raw) in resources.iter().enumerate() {
+                let name = format!("resources[{i}]");
+                let arn = Arn::parse(raw)
+                    .filter(|a| a.service == "events")
+                    .ok_or_else(|| {
+                        field(
+                            "Scheduled Event",
+                            &name,
+                            format!("`{raw}` is not an EventBridge rule ARN"),
+                        )
+                    })?;
+                agree(
+                    "Scheduled Event",
+                    "account",
+                    e.account.as_deref(),
+                    &name,
+                    arn.account,
+                    "account",
+                )?;
+                agree(
+                    "Scheduled Event",
+                    "region",
+                    e.region.as_deref(),
+                    &name,
+                    arn.region,
+                    "region",
+                )?;
+            }
+            SignalKind::Tick
+        }
         (SOURCE_OPERATOR, "Operator Command") => SignalKind::Operator(
             serde_json::from_value::<OperatorCommand>(e.detail.clone())
                 .map_err(|err| field("Operator Command", "detail", err))?
@@ -557,8 +786,8 @@ fn parse_eventbridge(v: &Value) -> Result<Signal, SignalError> {
         id,
         delivery: Delivery::EventBridge,
         source: e.source.clone(),
-        account: e.account.clone(),
-        region: e.region.clone(),
+        account,
+        region,
         time: Some(time),
         kind,
     })
@@ -584,6 +813,9 @@ fn check_state_values(shape: &'static str, detail: &Value) -> Result<(), SignalE
     Ok(())
 }
 
+/// The detail of an EventBridge RDS event. `EventID` is optional: the RDS User Guide's examples
+/// before 2021 and the Lambda Developer Guide's ("Using AWS Lambda with Amazon EventBridge")
+/// carry none; `SourceArn` is optional too (the ARN in `resources` stands in for it).
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct RdsDetail {
@@ -592,8 +824,8 @@ struct RdsDetail {
     #[serde(default)]
     source_arn: Option<String>,
     source_identifier: String,
-    #[serde(rename = "EventID")]
-    event_id: String,
+    #[serde(rename = "EventID", default)]
+    event_id: Option<String>,
     #[serde(default)]
     message: String,
 }
@@ -609,30 +841,110 @@ fn source_type(s: &str) -> Option<RdsSourceType> {
     }
 }
 
-fn rds_from_detail(detail: &Value) -> Result<RdsSignal, SignalError> {
+/// The resource an RDS event is about: its ARN's kind and id when it has an ARN — the identifier
+/// (without the documented `rds:` prefix) and the source type must name the same — else the
+/// identifier's.
+fn rds_identity<'a>(
+    shape: &'static str,
+    (id_field, raw_id): (&str, &str),
+    (type_field, kind): (&str, RdsSourceType),
+    arn: Option<(&str, &'a str)>,
+) -> Result<(String, Option<Arn<'a>>), SignalError> {
+    let id = strip_rds_prefix(raw_id);
+    if id.is_empty() {
+        return Err(field(shape, id_field, "empty"));
+    }
+    let Some((arn_field, raw)) = arn else {
+        return Ok((id.to_string(), None));
+    };
+    let parsed = Arn::parse(raw);
+    let Some((arn_kind, arn_id)) = parsed.and_then(|a| a.rds_resource()) else {
+        return Err(field(
+            shape,
+            arn_field,
+            format!("`{raw}` is not the ARN of an RDS DB instance, cluster or global cluster"),
+        ));
+    };
+    if arn_kind != kind {
+        return Err(contradiction(
+            shape,
+            type_field,
+            arn_field,
+            format!("{type_field} says {kind:?}, {arn_field} names a {arn_kind:?} (`{raw}`)"),
+        ));
+    }
+    agree(shape, id_field, Some(id), arn_field, arn_id, "the resource")?;
+    Ok((arn_id.to_string(), parsed))
+}
+
+fn rds_from_detail<'a>(
+    detail: &'a Value,
+    resources: &'a [String],
+) -> Result<(RdsSignal, Option<Arn<'a>>), SignalError> {
     const S: &str = "RDS event";
     let d: RdsDetail = serde_json::from_value(detail.clone()).map_err(|e| field(S, "detail", e))?;
-    let event_id = normalise_event_id(&d.event_id).ok_or_else(|| {
-        field(
-            S,
-            "detail.EventID",
-            format!("`{}` is not RDS-EVENT-NNNN", d.event_id),
-        )
-    })?;
+    time_field(
+        S,
+        "detail.Date",
+        detail.get("Date"),
+        TimeDialect::Zoned,
+        false,
+    )?;
+    let event_id = match d.event_id.as_deref() {
+        None => None,
+        Some(raw) => Some(normalise_event_id(raw).ok_or_else(|| {
+            field(
+                S,
+                "detail.EventID",
+                format!("`{raw}` is not RDS-EVENT-NNNN"),
+            )
+        })?),
+    };
     let st_text = d.source_type.unwrap_or_default();
     let source_type = source_type(&st_text)
         .ok_or_else(|| field(S, "detail.SourceType", format!("unknown `{st_text}`")))?;
-    if d.source_identifier.is_empty() {
-        return Err(field(S, "detail.SourceIdentifier", "empty"));
+    // Identity: `detail.SourceArn`, else the envelope's one resource; when both are present the
+    // envelope must list the SourceArn.
+    let raw_arn = detail.get("SourceArn").and_then(Value::as_str);
+    if let Some(arn) = raw_arn {
+        if !resources.is_empty() && !resources.iter().any(|r| r == arn) {
+            return Err(contradiction(
+                S,
+                "resources",
+                "detail.SourceArn",
+                format!("resources {resources:?} do not list `{arn}`"),
+            ));
+        }
     }
-    Ok(RdsSignal {
-        source_type,
-        source_id: d.source_identifier,
-        source_arn: d.source_arn,
-        meaning: rds_meaning(&event_id),
-        event_id,
-        message: d.message,
-    })
+    let arn = match (raw_arn, resources) {
+        (Some(a), _) => Some(("detail.SourceArn", a)),
+        (None, [one]) => Some(("resources[0]", one.as_str())),
+        (None, _) => None,
+    };
+    let (source_id, parsed) = rds_identity(
+        S,
+        ("detail.SourceIdentifier", &d.source_identifier),
+        ("detail.SourceType", source_type),
+        arn,
+    )?;
+    let (event_id, meaning) = match event_id {
+        Some(id) => {
+            let meaning = rds_meaning(&id);
+            (id, meaning)
+        }
+        None => (String::new(), RdsMeaning::Unidentified),
+    };
+    Ok((
+        RdsSignal {
+            source_type,
+            source_id,
+            source_arn: d.source_arn.or_else(|| arn.map(|(_, a)| a.to_string())),
+            meaning,
+            event_id,
+            message: d.message,
+        },
+        parsed,
+    ))
 }
 
 /// Accepts `RDS-EVENT-0004` or the docs URL SNS notifications carry (`...#RDS-EVENT-0004`).
@@ -649,6 +961,12 @@ fn parse_sns(v: &Value) -> Result<Signal, SignalError> {
     if e.records.len() != 1 {
         return Err(SignalError::SnsRecordCount(e.records.len()));
     }
+    let time = required_time(
+        SHAPE,
+        "Records[0].Sns.Timestamp",
+        v.pointer("/Records/0/Sns/Timestamp"),
+        TimeDialect::Zoned,
+    )?;
     let rec = &e.records[0];
     if rec.event_source != "aws:sns" {
         return Err(field(
@@ -658,7 +976,8 @@ fn parse_sns(v: &Value) -> Result<Signal, SignalError> {
         ));
     }
     let sns = &rec.sns;
-    // arn:aws:sns:REGION:ACCOUNT:topic
+    // arn:aws:sns:REGION:ACCOUNT:topic — the topic is where the notification was published, not
+    // what it is about: it is used only when the message names no account or region itself.
     let arn: Vec<&str> = sns.topic_arn.split(':').collect();
     let (topic_region, topic_account) = if arn.len() >= 6 {
         (Some(arn[3].to_string()), Some(arn[4].to_string()))
@@ -668,31 +987,38 @@ fn parse_sns(v: &Value) -> Result<Signal, SignalError> {
     let msg: Value = serde_json::from_str(&sns.message)
         .map_err(|err| SignalError::UnknownSnsMessage(format!("Message is not JSON ({err})")))?;
     let (kind, source, account, region) = if msg.get("AlarmName").is_some() {
+        const S: &str = "SNS alarm notification";
         let alarm = sns_alarm(&msg)?;
-        let account = msg
-            .get("AWSAccountId")
-            .and_then(Value::as_str)
-            .map(String::from)
-            .or(topic_account);
+        time_field(
+            S,
+            "Message.StateChangeTime",
+            msg.get("StateChangeTime"),
+            TimeDialect::Zoned,
+            false,
+        )?;
+        // `Region` is the region's display name ("US East (N. Virginia)"), not its code: the
+        // alarm ARN's region is compared instead.
+        let (account, region) = alarm_identity(
+            S,
+            ("Message.AlarmArn", alarm.arn.as_deref()),
+            ("Message.AlarmName", &alarm.name),
+            (
+                "Message.AWSAccountId",
+                msg.get("AWSAccountId").and_then(Value::as_str),
+            ),
+            None,
+        )?;
         (
             SignalKind::Alarm(alarm),
             SOURCE_CLOUDWATCH,
-            account,
-            topic_region,
+            account.or(topic_account),
+            region.or(topic_region),
         )
     } else if msg.get("Event ID").is_some() || msg.get("Source ID").is_some() {
-        let rds = sns_rds(&msg)?;
+        let (rds, arn) = sns_rds(&msg)?;
         // The RDS message names no account; the source ARN does (arn:aws:rds:REGION:ACCOUNT:...).
-        let arn_account = rds
-            .source_arn
-            .as_deref()
-            .and_then(|a| a.split(':').nth(4))
-            .map(String::from);
-        let arn_region = rds
-            .source_arn
-            .as_deref()
-            .and_then(|a| a.split(':').nth(3))
-            .map(String::from);
+        let arn_account = arn.map(|a| a.account.to_string());
+        let arn_region = arn.map(|a| a.region.to_string()).filter(|r| !r.is_empty());
         (
             SignalKind::Rds(rds),
             SOURCE_RDS,
@@ -710,7 +1036,7 @@ fn parse_sns(v: &Value) -> Result<Signal, SignalError> {
         source: source.into(),
         account,
         region,
-        time: Some(sns.timestamp),
+        time: Some(time),
         kind,
     })
 }
@@ -742,26 +1068,88 @@ fn sns_alarm(m: &Value) -> Result<AlarmSignal, SignalError> {
     })
 }
 
-fn sns_rds(m: &Value) -> Result<RdsSignal, SignalError> {
+fn sns_rds(m: &Value) -> Result<(RdsSignal, Option<Arn<'_>>), SignalError> {
     const S: &str = "SNS RDS event notification";
     let s = |k: &str| m.get(k).and_then(Value::as_str);
-    let raw_id = s("Event ID").ok_or_else(|| field(S, "Event ID", "missing"))?;
-    let event_id = normalise_event_id(raw_id)
-        .ok_or_else(|| field(S, "Event ID", format!("`{raw_id}` names no RDS-EVENT-NNNN")))?;
+    let string = |k: &str| -> Result<Option<&str>, SignalError> {
+        match m.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(x)) => Ok(Some(x)),
+            Some(other) => Err(field(
+                S,
+                k,
+                format!("expected a string, got a JSON {}", type_name(other)),
+            )),
+        }
+    };
+    // `Event ID` is optional for the same reason `EventID` is (see [`RdsDetail`]).
+    let event_id = match string("Event ID")? {
+        None => None,
+        Some(raw) => Some(
+            normalise_event_id(raw)
+                .ok_or_else(|| field(S, "Event ID", format!("`{raw}` names no RDS-EVENT-NNNN")))?,
+        ),
+    };
+    time_field(
+        S,
+        "Event Time",
+        m.get("Event Time"),
+        TimeDialect::RdsNotification,
+        false,
+    )?;
     let st = s("Event Source").unwrap_or("");
     let source_type =
         source_type(st).ok_or_else(|| field(S, "Event Source", format!("unknown `{st}`")))?;
-    let source_id = s("Source ID")
+    let raw_id = string("Source ID")?
         .filter(|x| !x.is_empty())
         .ok_or_else(|| field(S, "Source ID", "missing"))?;
-    Ok(RdsSignal {
-        source_type,
-        source_id: source_id.into(),
-        source_arn: s("Source ARN").map(String::from),
-        meaning: rds_meaning(&event_id),
-        event_id,
-        message: s("Event Message").unwrap_or_default().into(),
-    })
+    let source_arn = string("Source ARN")?;
+    let (source_id, arn) = rds_identity(
+        S,
+        ("Source ID", raw_id),
+        ("Event Source", source_type),
+        source_arn.map(|a| ("Source ARN", a)),
+    )?;
+    // The console link names the resource too; the parts it spells must agree.
+    if let Some(link) = string("Identifier Link")? {
+        let (link_region, link_id) = console_link_parts(link);
+        agree(
+            S,
+            "Identifier Link",
+            link_id,
+            "Source ID",
+            &source_id,
+            "the resource",
+        )?;
+        if let Some(arn) = arn.filter(|a| !a.region.is_empty()) {
+            agree(
+                S,
+                "Identifier Link",
+                link_region,
+                "Source ARN",
+                arn.region,
+                "region",
+            )?;
+        }
+    }
+    let (event_id, meaning) = match event_id {
+        Some(id) => {
+            let meaning = rds_meaning(&id);
+            (id, meaning)
+        }
+        None => (String::new(), RdsMeaning::Unidentified),
+    };
+    Ok((
+        RdsSignal {
+            source_type,
+            source_id,
+            source_arn: source_arn.map(String::from),
+            meaning,
+            event_id,
+            message: s("Event Message").unwrap_or_default().into(),
+        },
+        arn,
+    ))
 }
 
 #[cfg(test)]

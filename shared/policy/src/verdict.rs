@@ -85,6 +85,8 @@ pub enum IgnoreReason {
     Duplicate,
     Healthy,
     NotAnOutage,
+    /// An RDS event without an event id: nothing can be concluded from it (recorded, no action).
+    Unidentified,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! Every recorded trigger in `events/` parses to what `events/MANIFEST.json` says a real account's
-//! delivery means (or is rejected as malformed with a typed error), and routes as the example
-//! configuration requires. The manifest is written from AWS's documented formats independently of
+//! delivery means (or is rejected as malformed, or refused as self-contradicting, with a typed
+//! error naming the fields), and routes as the example configuration requires. The manifest is written from AWS's documented formats independently of
 //! the parser, so this is a cross-check, not a restatement. The same files are replayed through
 //! cargo-lambda by `tests/test_replay_evaluator.py`.
 
@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use failover_policy::signal::{parse_bytes, AlarmState, RdsSourceType, SignalKind};
+use failover_policy::signal::{parse_bytes, AlarmState, RdsSourceType, SignalError, SignalKind};
 use failover_policy::{route, Config, Routing};
 use serde_json::Value;
 
@@ -54,6 +54,21 @@ fn every_recorded_event_parses_to_its_documented_meaning() {
             checked += 1;
             continue;
         }
+        if entry["expect"] == "refused" {
+            let err = parsed.expect_err(file);
+            let SignalError::Contradiction { first, second, .. } = &err else {
+                panic!("{file}: refused as a contradiction, got {err}")
+            };
+            let want: Vec<&str> = entry["refused_fields"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{file}: refused_fields"))
+                .iter()
+                .map(|f| f.as_str().unwrap())
+                .collect();
+            assert_eq!(vec![first.as_str(), second.as_str()], want, "{file}: {err}");
+            checked += 1;
+            continue;
+        }
         let s = parsed.unwrap_or_else(|e| panic!("{file}: {e}"));
         if let Some(acc) = entry.get("account").and_then(Value::as_str) {
             if s.account.is_some() {
@@ -92,6 +107,9 @@ fn every_recorded_event_parses_to_its_documented_meaning() {
                     other => panic!("{file}: source_type {other}"),
                 };
                 assert_eq!(r.source_type, st, "{file}");
+                if let Some(meaning) = m.get("meaning") {
+                    assert_eq!(&serde_json::to_value(r.meaning).unwrap(), meaning, "{file}");
+                }
             }
             (SignalKind::Tick, "scheduled") => {}
             (SignalKind::Operator(c), "operator" | "eventbridge-operator") => {
@@ -124,7 +142,7 @@ fn recorded_events_route_to_their_site_or_are_rejected() {
     let mut routed = 0;
     let mut rejected = 0;
     for entry in manifest() {
-        if entry["expect"] == "malformed" {
+        if entry["expect"] != "signal" {
             continue;
         }
         let file = entry["file"].as_str().unwrap();

@@ -107,15 +107,26 @@ impl World {
     }
 }
 
+/// An instant as EventBridge spells its envelope's `time` (`2026-11-24T10:00:00Z`): the
+/// evaluator reads only the spellings AWS uses (failover_policy::signal::TimeDialect).
+fn aws_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// An instant as CloudWatch spells an alarm state's `timestamp` (`2026-11-24T10:00:00.000+0000`).
+fn alarm_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+}
+
 fn alarm_event(id: &str, name: &str, state: &str, time: DateTime<Utc>) -> Value {
     json!({
         "version": "0", "id": id, "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
-        "account": "123456789012", "time": time.to_rfc3339(), "region": "us-west-2",
+        "account": "123456789012", "time": aws_time(time), "region": "us-west-2",
         "resources": [format!("arn:aws:cloudwatch:us-west-2:123456789012:alarm:{name}")],
         "detail": {
             "alarmName": name,
-            "state": {"value": state, "reason": "test", "timestamp": time.to_rfc3339()},
-            "previousState": {"value": "OK", "reason": "test", "timestamp": time.to_rfc3339()},
+            "state": {"value": state, "reason": "test", "timestamp": alarm_time(time)},
+            "previousState": {"value": "OK", "reason": "test", "timestamp": alarm_time(time)},
             "configuration": {"metrics": []}
         }
     })
@@ -124,7 +135,7 @@ fn alarm_event(id: &str, name: &str, state: &str, time: DateTime<Utc>) -> Value 
 fn tick_event(id: &str, time: DateTime<Utc>) -> Value {
     json!({
         "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": time.to_rfc3339(), "region": "us-west-2",
+        "account": "123456789012", "time": aws_time(time), "region": "us-west-2",
         "resources": ["arn:aws:events:us-west-2:123456789012:rule/rds-failover-tick"], "detail": {}
     })
 }
@@ -159,8 +170,28 @@ async fn foreign_input_is_ignored_before_any_aws_call() {
     let w = world();
     let mut e = alarm_event("x1", "orders-primary-availability", "ALARM", t0());
     e["account"] = json!("999999999999");
+    e["resources"] =
+        json!(["arn:aws:cloudwatch:us-west-2:999999999999:alarm:orders-primary-availability"]);
     let r = handle(&w.deps, e).await.unwrap();
     assert_eq!(r.verdicts[0].outcome.name(), "ignore");
+    assert_eq!(*w.topology.calls.lock().unwrap(), 0);
+    assert_eq!(*w.canary.probes.lock().unwrap(), 0);
+    assert_eq!(w.ledger.commit_count(), 0);
+    assert!(w.bus.types().is_empty());
+}
+
+/// Our account in the envelope, another account's alarm in `resources` (issue 17): the payload
+/// contradicts itself and is refused as `BadInput` naming both fields, before any AWS call.
+#[tokio::test]
+async fn self_contradicting_input_is_bad_input_before_any_aws_call() {
+    let w = world();
+    let mut e = alarm_event("x2", "orders-primary-availability", "ALARM", t0());
+    e["resources"] =
+        json!(["arn:aws:cloudwatch:us-west-2:999999999999:alarm:orders-primary-availability"]);
+    let err = handle(&w.deps, e).await.unwrap_err();
+    assert!(err.to_string().contains("`account`"), "{err}");
+    assert!(err.to_string().contains("`resources[0]`"), "{err}");
+    assert_eq!(Diagnostic::from(err).error_type, "BadInput");
     assert_eq!(*w.topology.calls.lock().unwrap(), 0);
     assert_eq!(*w.canary.probes.lock().unwrap(), 0);
     assert_eq!(w.ledger.commit_count(), 0);
