@@ -30,6 +30,8 @@ fn outage() -> Evidence {
         lag_secs: None,
     };
     Evidence {
+        primary_multi_az: None,
+        vantage_region: Some("us-west-2".into()),
         alarms: vec![
             AlarmEvidence {
                 name: "orders-primary-availability".into(),

@@ -30,6 +30,10 @@ pub enum EventType {
     DnsPinned,
     FailoverCompleted,
     FailoverFailed,
+    /// A voter is not telling the truth about the primary, once per episode: the canary is
+    /// answered with an error (it needs fixing), a voter went dark, or the DR side lost sight of a
+    /// primary another vantage still reaches. Decides nothing by itself.
+    EvidenceWarning,
 }
 
 impl EventType {
@@ -49,6 +53,7 @@ impl EventType {
             EventType::DnsPinned => "DnsPinned",
             EventType::FailoverCompleted => "FailoverCompleted",
             EventType::FailoverFailed => "FailoverFailed",
+            EventType::EvidenceWarning => "EvidenceWarning",
         }
     }
 
@@ -61,7 +66,8 @@ impl EventType {
             EventType::IncidentSuspected
             | EventType::ReplicaPromoted
             | EventType::DnsPinned
-            | EventType::AutomationPaused => "warning",
+            | EventType::AutomationPaused
+            | EventType::EvidenceWarning => "warning",
             _ => "info",
         }
     }

@@ -184,6 +184,11 @@ pub struct SiteState {
     /// Why the current epoch failed, when it did.
     #[serde(default)]
     pub failure: Option<String>,
+    /// What the voters looked like across evaluations: warnings in progress (announced once per
+    /// episode) and since when RDS has been seen recovering by itself (`crate::vantage`,
+    /// `crate::recovery`).
+    #[serde(default, skip_serializing_if = "crate::vantage::Watchlist::is_empty")]
+    pub watch: crate::vantage::Watchlist,
 }
 
 /// What the replica-promoter asked RDS to do for one epoch.
@@ -258,6 +263,7 @@ impl SiteState {
             promotion: None,
             dns: None,
             failure: None,
+            watch: Default::default(),
         }
     }
 
