@@ -51,6 +51,21 @@ pub struct WarningMark {
     pub announced: bool,
 }
 
+/// The value a vantage point publishes for one probe of a primary (metric `PrimaryUp`): 1 when
+/// the server answered (even with an error), 0 when it did not, nothing at all when the probe
+/// could not tell — so that, with the alarm's `TreatMissingData: missing`, an unknown stays
+/// unknown (INSUFFICIENT_DATA) instead of reading as up or down. The SQL canary decides when it
+/// could try; without credentials or TLS set up, the TCP connect does.
+pub fn probe_value(sql: &CanaryResult, tcp: &CanaryResult) -> Option<f64> {
+    use crate::evidence::Vote;
+    let as_value = |v: Vote| match v {
+        Vote::Up => Some(1.0),
+        Vote::Down => Some(0.0),
+        Vote::Unknown => None,
+    };
+    as_value(sql.vote()).or_else(|| as_value(tcp.vote()))
+}
+
 /// The quorum rule: at least `k` voters say down, and more say down than up.
 pub fn quorum_met(t: &Tally, k: u32) -> bool {
     t.down >= k && t.down > t.up
@@ -248,6 +263,35 @@ mod tests {
             unknown,
             voters: vec![],
         }
+    }
+
+    #[test]
+    fn a_probe_publishes_up_down_or_nothing() {
+        let up = CanaryResult::Reachable { latency_ms: 1 };
+        let answered = CanaryResult::Answered {
+            code: Some(1045),
+            error: "denied".into(),
+        };
+        let down = CanaryResult::Unreachable {
+            error: "refused".into(),
+        };
+        let unknown = CanaryResult::Unknown {
+            reason: "no secret".into(),
+        };
+        assert_eq!(probe_value(&up, &down), Some(1.0));
+        assert_eq!(probe_value(&answered, &up), Some(1.0));
+        assert_eq!(
+            probe_value(&down, &up),
+            Some(0.0),
+            "SQL hung behind an open port"
+        );
+        assert_eq!(probe_value(&unknown, &up), Some(1.0));
+        assert_eq!(probe_value(&unknown, &down), Some(0.0));
+        assert_eq!(
+            probe_value(&unknown, &unknown),
+            None,
+            "unknown publishes nothing"
+        );
     }
 
     #[test]
