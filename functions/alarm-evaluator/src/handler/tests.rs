@@ -442,3 +442,6 @@ async fn an_unpinned_promotion_holds_automation_until_a_human_completes_its_epoc
     assert_eq!(v.outcome.name(), "failover-decided", "{v:#?}");
     assert_eq!(w.ledger.get("orders").unwrap().phase, Phase::Promoting);
 }
+
+/// Regional loss and honest votes through the handler (issue 10, scenarios 1-6).
+mod regional;
