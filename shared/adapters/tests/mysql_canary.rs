@@ -460,6 +460,7 @@ async fn require_secure_transport_works_over_tls_verified_against_the_ca_bundle(
     .await
     .unwrap();
     assert!(w.is_writable(), "{w:?}");
+    println!("scenario 7, require_secure_transport=ON: canary {ok:?}; writability check {w:?}");
 
     // Without TLS the server refuses us (MariaDB: 1045 access denied; MySQL: 3159 secure
     // transport required), which proves it is alive: up, with the server's reason.
@@ -515,6 +516,7 @@ async fn a_wrong_ca_is_a_named_certificate_problem_not_an_outage() {
         !err.kind.is_retryable(),
         "an untrusted certificate stays untrusted: {err}"
     );
+    println!("scenario 7, wrong CA: canary {r:?}; writability check: {err}");
 
     // A CA bundle that is not there: we could not even try, so no vote.
     let missing = canary_with_password(PASSWORD)
