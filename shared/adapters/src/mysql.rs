@@ -80,6 +80,8 @@ enum Failure {
     Resolve(String),
     /// We could not set up TLS on our side (the CA bundle is missing or not PEM).
     TlsSetup(String),
+    /// The server spoke TLS with a certificate the CA bundle does not vouch for: it is alive.
+    TlsRejected(String),
     ConnectTimeout(Duration),
     QueryTimeout(Duration),
     Mysql(mysql_async::Error),
@@ -118,7 +120,7 @@ impl Failure {
     fn describe(&self, endpoint: &str, sql: &str) -> String {
         match self {
             Failure::Resolve(e) => format!("{endpoint}: name resolution failed: {e}"),
-            Failure::TlsSetup(e) => format!("{endpoint}: {e}"),
+            Failure::TlsSetup(e) | Failure::TlsRejected(e) => format!("{endpoint}: {e}"),
             Failure::ConnectTimeout(t) => {
                 format!("{endpoint}: no connection within {} ms", t.as_millis())
             }
@@ -137,7 +139,8 @@ impl Failure {
         match self {
             Failure::ConnectTimeout(_) | Failure::QueryTimeout(_) => ErrorKind::Timeout,
             Failure::Resolve(_) => ErrorKind::Unavailable,
-            Failure::TlsSetup(_) => ErrorKind::Other,
+            // A certificate we do not trust will not become trusted by retrying.
+            Failure::TlsSetup(_) | Failure::TlsRejected(_) => ErrorKind::Other,
             // ER_DBACCESS_DENIED_ERROR, ER_ACCESS_DENIED_ERROR, ER_ACCESS_DENIED_NO_PASSWORD_ERROR
             Failure::Mysql(mysql_async::Error::Server(e))
                 if matches!(e.code, 1044 | 1045 | 1698) =>
@@ -162,6 +165,7 @@ impl Failure {
         let error = self.describe(endpoint, sql);
         match self {
             Failure::Resolve(_) | Failure::TlsSetup(_) => CanaryResult::Unknown { reason: error },
+            Failure::TlsRejected(_) => CanaryResult::Answered { code: None, error },
             Failure::Mysql(e) => match answered(e) {
                 Some((code, _)) => CanaryResult::Answered { code, error },
                 None => CanaryResult::Unreachable { error },
@@ -251,7 +255,17 @@ async fn query_one<T: FromRow + Send + 'static>(
     let opts = opts(target, timeouts).await?;
     let mut conn = match tokio::time::timeout(timeouts.connect, Conn::new(opts)).await {
         Err(_) => return Err(Failure::ConnectTimeout(timeouts.connect)),
-        Ok(conn) => conn.map_err(Failure::Mysql)?,
+        Ok(Err(e)) => {
+            // A certificate we reject: say which bundle it was checked against.
+            if let (Some(tls), Some((None, what))) = (target.tls, answered(&e)) {
+                return Err(Failure::TlsRejected(format!(
+                    "{what} (checked against the CA bundle `{}`)",
+                    tls.ca_bundle
+                )));
+            }
+            return Err(Failure::Mysql(e));
+        }
+        Ok(Ok(conn)) => conn,
     };
     let result = tokio::time::timeout(timeouts.query, conn.query_first::<T, _>(sql)).await;
     // Bounded as well: a server that stopped answering mid-query will not acknowledge COM_QUIT.

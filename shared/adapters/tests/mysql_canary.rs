@@ -494,7 +494,9 @@ async fn a_wrong_ca_is_a_named_certificate_problem_not_an_outage() {
         .await;
     match &r {
         CanaryResult::Answered { code: None, error } => assert!(
-            error.contains("certificate") && error.contains("UnknownIssuer"),
+            error.contains("certificate")
+                && error.contains("UnknownIssuer")
+                && error.contains("other-ca.pem"),
             "{error}"
         ),
         other => panic!("expected a certificate problem (server alive), got {other:?}"),

@@ -351,3 +351,38 @@ fn every_example_site_survives_the_loss_of_its_primarys_region() {
         );
     }
 }
+
+#[test]
+fn the_warning_reads_as_a_warning_that_failed_nothing_over() {
+    let mut doc: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    doc["sites"][0]["thresholds"]["quorum"] = 1.into();
+    doc["sites"][0]["thresholds"]["allow_single_vote"] = true.into();
+    let c = Config::from_document(&doc.to_string()).unwrap();
+    let ev = |_| {
+        orders(
+            Some(AlarmState::Ok),
+            Some(AlarmState::Ok),
+            DbObservation::status("available"),
+            CanaryResult::Answered {
+                code: Some(1040),
+                error: "ERROR 1040 (08004): Too many connections".into(),
+            },
+        )
+    };
+    let ds = run(c.site("orders").unwrap(), &ev, 60, 120);
+    let [w] = emitted(&ds, EventType::EvidenceWarning)[..] else {
+        panic!("one warning")
+    };
+    let wire = serde_json::to_value(w).unwrap();
+    let back = failover_policy::notice::parse_domain_event(&wire).unwrap();
+    let n = failover_policy::notice::compose(&back, at(120));
+    let subject = failover_policy::notice::subject(&back);
+    assert!(subject.contains("a voter needs attention"), "{subject}");
+    assert_eq!(back.event_type.severity(), "warning");
+    let body = format!("{n:?}");
+    assert!(body.contains("Too many connections"), "{body}");
+    assert!(
+        body.contains("Nothing was failed over because of it"),
+        "{body}"
+    );
+}
