@@ -668,3 +668,28 @@ def test_aurora_global_failover_within_the_rpo_needs_no_override(launch, faithfu
     assert not st.get("rpo_override") and global_writer(site.world) == "payments-west"
     assert any(t["note"].endswith("AllowDataLoss=true") for t in st["timeline"]), st["timeline"]
     assert site.record("payments") == ("127.0.0.1", 15)
+
+
+def test_the_loss_of_the_primarys_whole_region_is_decided_from_outside_it(launch, faithful, orders_primary):
+    """us-east-1 is lost: the primary's endpoint answers nobody, its CloudWatch and RDS API are dark
+    (the emulator answers 503 for every request signed for it). Only voters outside the region are
+    left: the DR-side canary, and the witness's alarm in us-west-2. One decision, within the
+    sustained window plus one evaluation of the witness's alarm firing."""
+    site = launch()
+    orders_primary.kill()
+    faithful.region_outage(EAST, True)
+    v = site.evaluate(site.alarm(CANARY_ALARM, "ALARM", "OK"))
+    fired = time.monotonic()
+    assert v["outcome"]["kind"] == "suspected", v["summary"]
+    q = guard(v, "quorum")
+    assert q["result"] == "pass" and q["detail"].startswith("down 2, up 0, unknown 2"), q["detail"]
+    assert "unreadable" in q["detail"]
+    verdicts = site.ticks_past_window("orders")
+    decided = verdicts[-1]
+    assert decided["outcome"] == {"kind": "failover-decided", "candidate": {"id": "orders-replica-1", "region": HOME_REGION}}, decided["summary"]
+    assert sum(x["outcome"]["kind"] == "failover-decided" for x in verdicts) == 1
+    took = time.monotonic() - fired
+    print(f"region lost: decided {took:.1f} s after the witness's alarm fired (window {SUSTAINED} s, ticks 1 s apart)")
+    # The window plus one evaluation (1 s ticks here), with room for a loaded machine's invocations.
+    assert took <= SUSTAINED + 10, took
+    faithful.region_outage(None, False)

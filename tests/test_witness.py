@@ -104,3 +104,43 @@ def test_input_that_is_not_an_object_is_refused(witness, payload):
     with pytest.raises(InvokeError) as e:
         witness.invoke("witness", payload)
     assert e.value.error_type == "BadInput", e.value
+
+
+# ------------------------------------------------------------------ the hostile corpus
+
+
+@pytest.fixture(scope="module")
+def witness_one_round(moto, mariadb, workdir):
+    env = function_env(moto.endpoint, site_config(mariadb.port)) | {
+        "WITNESS_VANTAGE": VANTAGE, "WITNESS_METRICS_REGION": DR, "WITNESS_ROUNDS": "1",
+        "AWS_REGION": "us-east-2", "AWS_DEFAULT_REGION": "us-east-2",
+    }
+    d = workdir / "witness-hostile"
+    d.mkdir(exist_ok=True)
+    emu = LambdaEmulator(d).start(env, functions=("witness",))
+    yield emu
+    emu.stop()
+
+
+def test_no_hostile_input_panics_the_witness_or_adds_a_target(moto, witness_one_round):
+    """Every hand-written case of events/hostile/ (oversized, deeply nested, trailing bytes, not
+    JSON, forged envelopes, ...) delivered to the witness: a typed refusal or one ordinary round
+    over exactly the configured sites; never a panic."""
+    from hostile import hand_written
+
+    sites = {"orders", "billing", "payments", "inventory"}
+    outcomes = {"refused": 0, "probed": 0}
+    for case in hand_written():
+        try:
+            resp = witness_one_round.invoke_raw("witness", case.body)
+        except InvokeError as e:
+            assert "panicked" not in (e.message + e.error_type).lower(), (case.name, e.message)
+            typed = e.error_type == "BadInput" or "DeserializeError" in e.error_type or e.message.startswith("failed to deserialize")
+            assert typed, (case.name, e)
+            outcomes["refused"] += 1
+            continue
+        assert {s["site"] for s in resp["rounds"][0]["samples"]} == sites, case.name
+        outcomes["probed"] += 1
+    log = (witness_one_round.workdir / "cargo-lambda-watch.log").read_text()
+    assert "panicked at" not in log
+    assert sum(outcomes.values()) == len(hand_written()), outcomes
