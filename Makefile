@@ -5,7 +5,7 @@ VENV := .venv/bin
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build demo test test-rust test-replay lint bench fuzz reliability reliability-report reliability-clean clean
+.PHONY: help setup build demo test test-rust test-replay lint bench fuzz reliability reliability-report reliability-clean clean rds-ca
 
 help:
 	@echo "make demo   - a scripted incident on the embedded emulated AWS (moto) + a real MariaDB"
@@ -20,6 +20,10 @@ setup:
 
 build: setup
 	cargo build --workspace --all-targets
+
+# The RDS CA bundle the functions verify TLS against, from AWS (rds-ca/README.md); needed to deploy.
+rds-ca:
+	curl -fsSL https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem -o rds-ca/global-bundle.pem
 
 demo: setup
 	cargo build --quiet -p alarm-evaluator

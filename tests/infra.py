@@ -19,6 +19,7 @@ from moto.events.models import EventPattern
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
 FORWARDER = ROOT / "infra" / "forwarder.yaml"
+WITNESS = ROOT / "infra" / "witness.yaml"
 
 FUNCTION_OF_RESOURCE = {
     "AlarmEvaluatorFunction": "alarm-evaluator",
@@ -92,7 +93,7 @@ def targets(event: dict, bus: str, params: dict | None = None) -> set[str]:
 
 # ------------------------------------------------------------------ IAM derived from the code
 
-ADAPTER_SOURCES = [ROOT / "shared" / "adapters" / "src" / f for f in ("aws.rs", "control.rs", "dns.rs", "notify.rs")]
+ADAPTER_SOURCES = [ROOT / "shared" / "adapters" / "src" / f for f in ("aws.rs", "control.rs", "dns.rs", "notify.rs", "witness.rs")]
 # Crate name in `aws_sdk_<crate>` -> (botocore service model, IAM action prefix).
 SDK_SERVICES = {
     "rds": ("rds", "rds"), "cloudwatch": ("cloudwatch", "cloudwatch"), "dynamodb": ("dynamodb", "dynamodb"),
@@ -152,9 +153,9 @@ def function_actions_from_code(function: str) -> set[str]:
     return set().union(*(adapters[a] for a in used)) if used else set()
 
 
-def function_actions_in_template(resource: str) -> set[str]:
+def function_actions_in_template(resource: str, path: Path = TEMPLATE) -> set[str]:
     actions = set()
-    for policy in template()["Resources"][resource]["Properties"].get("Policies", []):
+    for policy in template(path)["Resources"][resource]["Properties"].get("Policies", []):
         for st in policy.get("Statement", []):
             a = st["Action"]
             actions |= set(a if isinstance(a, list) else [a])

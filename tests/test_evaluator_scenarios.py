@@ -29,9 +29,20 @@ def orders_primary(workdir):
 
 
 @pytest.fixture(scope="module")
-def evaluator(moto, orders_primary, mariadb, workdir):
-    # The other sites' canaries probe the session's MariaDB, which stays up.
+def billing_writer(workdir):
+    """The real MySQL server the billing canary probes: killed when its writer is lost."""
+    db = MariaDB(workdir, "billing-writer").start()
+    yield db
+    db.stop()
+
+
+@pytest.fixture(scope="module")
+def evaluator(moto, orders_primary, billing_writer, mariadb, workdir):
+    # The other sites' canaries probe the session's MariaDB, which stays up; billing's its own.
     cfg = site_config(orders_primary.port, SUSTAINED, others_port=mariadb.port)
+    for s in cfg["sites"]:
+        if s["id"] == "billing":
+            s["canary"]["endpoint"] = f"127.0.0.1:{billing_writer.port}"
     emu = LambdaEmulator(workdir).start(function_env(moto.endpoint, cfg))
     yield emu
     emu.stop()
@@ -185,7 +196,10 @@ def test_pause_stops_automation_and_says_who_paused(world, evaluator, primary_up
     assert r["outcome"]["kind"] == "resumed" and world.state("orders")["paused"] is None
 
 
-def test_require_approval_waits_for_the_matching_epoch(world, evaluator):
+def test_require_approval_waits_for_the_matching_epoch(world, evaluator, billing_writer):
+    # The writer is really lost: its alarm fires and its SQL port refuses (RDS still says
+    # available: one up vote against two down).
+    billing_writer.kill()
     world.set_alarm("billing-writer-availability", "ALARM")
     world.put_lag("billing-2", 0.5, now())
     evaluator.invoke("alarm-evaluator", alarm_event("billing-writer-availability", "ALARM", "OK", now()))
@@ -200,6 +214,7 @@ def test_require_approval_waits_for_the_matching_epoch(world, evaluator):
     ok = verdict_for(evaluator.invoke("alarm-evaluator", {"command": "approve", "site": "billing", "epoch": epoch, "operator": "carol"}), "billing")
     assert ok["outcome"] == {"kind": "failover-decided", "candidate": {"id": "billing-2", "region": "us-west-2"}}
     assert types(world.drain_events()) == ["FailoverDecided"]
+    billing_writer.start()
 
 
 def test_an_invalid_site_config_fails_the_cold_start_naming_the_field(moto, workdir):

@@ -49,6 +49,7 @@ EVENTS = Path(__file__).resolve().parent.parent / "events"
 ORDERS_DNS, BILLING_DNS, PAYMENTS_DNS = "db.orders.example.com", "db.billing.example.com", "db.payments.example.com"
 AVAIL, CANARY_ALARM = "orders-primary-availability", "orders-primary-canary"
 BILLING_ALARM, PAYMENTS_ALARM = "billing-writer-availability", "payments-primary-availability"
+PAYMENTS_WITNESS = "payments-primary-canary"  # in the DR region, on the witness's canary metric
 PAYMENTS_WRITER = "payments-west-1"  # the instance of the secondary cluster that becomes the writer
 
 
@@ -88,7 +89,7 @@ def launch(faithful, mariadb, orders_primary, promoted_db, workdir, request):
     started: list[LambdaEmulator] = []
 
     def start(approval: dict[str, str] | None = None, sustained: int = SUSTAINED, lag: float = 2.0,
-              concurrency: int = 1) -> Site:
+              concurrency: int = 1, dead_canaries: frozenset[str] = frozenset()) -> Site:
         faithful.region_outage(None, False)
         faithful.reset()
         orders_primary.start()
@@ -120,6 +121,13 @@ def launch(faithful, mariadb, orders_primary, promoted_db, workdir, request):
             if s["id"] in zones:
                 s["dns"]["zone_id"] = zones[s["id"]]
             s["approval"] = (approval or {}).get(s["id"], s["approval"])
+            if s["approval"] == "auto" and s["thresholds"]["quorum"] == 1:
+                # billing decides on one vote in the example (it awaits approval there); put on
+                # auto, the site has to say it means that.
+                s["thresholds"]["allow_single_vote"] = True
+            if s["id"] in dead_canaries:
+                # This site's primary is really gone: its SQL port refuses, as the dead writer's would.
+                s["canary"]["endpoint"] = "127.0.0.1:9"
         env = function_env(faithful.endpoint, cfg) | {"TOPIC_ARN": topic, "RDS_FAILOVER_FALLBACK_BUDGET_SECS": "30"}
         d = workdir / f"incidents-{request.node.name}-{len(started)}"
         d.mkdir(exist_ok=True)
@@ -570,7 +578,9 @@ def test_shadow_mode_says_what_it_would_have_done_and_mutates_nothing(launch, or
 
 
 def test_aurora_cluster_failover_moves_the_writer_and_pins_the_primary_record(launch):
-    site = launch(approval={"billing": "auto"})
+    # The writer is really down: its alarm fires and its SQL port refuses (RDS still says
+    # available, which is one up vote against two down).
+    site = launch(approval={"billing": "auto"}, dead_canaries=frozenset({"billing"}))
     assert cluster_writer(site.world, "billing-cluster") == "billing-1"
     pair = site.failover_records()
     v = site.evaluate(site.alarm(BILLING_ALARM, "ALARM", "OK"), "billing")
@@ -612,13 +622,14 @@ def test_aurora_global_switchover_when_the_old_primary_is_healthy(launch):
 
 
 def test_aurora_global_failover_with_data_loss_only_by_the_rpo_guard_or_its_override(launch, faithful):
-    site = launch(approval={"payments": "auto"})
+    site = launch(approval={"payments": "auto"}, dead_canaries=frozenset({"payments"}))
     at = now() - dt.timedelta(seconds=5)
     site.world.put_lag("payments-west", 10.0, at)  # 10 s behind; the RPO is 2 s
     before = site.snapshot()
-    # us-east-1 is lost: its APIs stop answering, the primary's availability alarm fires.
+    # us-east-1 is lost: its APIs (and the alarm that lives there) stop answering; the witness
+    # in a third region loses the primary too, so its alarm in the DR region fires.
     faithful.region_outage(EAST, True)
-    v = site.evaluate(site.alarm(PAYMENTS_ALARM, "ALARM", "OK"), "payments")
+    v = site.evaluate(site.alarm(PAYMENTS_WITNESS, "ALARM", "OK"), "payments")
     assert "unreadable" in guard(v, "quorum")["detail"], guard(v, "quorum")
     refused = site.ticks_past_window("payments")[-1]
     assert refused["outcome"] == {"kind": "refused", "reason": "rpo-exceeded"}, refused["summary"]
@@ -648,9 +659,10 @@ def test_aurora_global_failover_with_data_loss_only_by_the_rpo_guard_or_its_over
 
 
 def test_aurora_global_failover_within_the_rpo_needs_no_override(launch, faithful):
-    site = launch(approval={"payments": "auto"})  # payments-west lags 0.5 s; the RPO is 2 s
+    # payments-west lags 0.5 s; the RPO is 2 s. us-east-1 is lost, seen from the DR side and the witness.
+    site = launch(approval={"payments": "auto"}, dead_canaries=frozenset({"payments"}))
     faithful.region_outage(EAST, True)
-    site.evaluate(site.alarm(PAYMENTS_ALARM, "ALARM", "OK"), "payments")
+    site.evaluate(site.alarm(PAYMENTS_WITNESS, "ALARM", "OK"), "payments")
     decided = site.ticks_past_window("payments")[-1]
     assert decided["outcome"] == {"kind": "failover-decided", "candidate": {"id": "payments-west", "region": HOME_REGION}}, decided["summary"]
     site.pump()
@@ -663,3 +675,28 @@ def test_aurora_global_failover_within_the_rpo_needs_no_override(launch, faithfu
     assert not st.get("rpo_override") and global_writer(site.world) == "payments-west"
     assert any(t["note"].endswith("AllowDataLoss=true") for t in st["timeline"]), st["timeline"]
     assert site.record("payments") == ("127.0.0.1", 15)
+
+
+def test_the_loss_of_the_primarys_whole_region_is_decided_from_outside_it(launch, faithful, orders_primary):
+    """us-east-1 is lost: the primary's endpoint answers nobody, its CloudWatch and RDS API are dark
+    (the emulator answers 503 for every request signed for it). Only voters outside the region are
+    left: the DR-side canary, and the witness's alarm in us-west-2. One decision, within the
+    sustained window plus one evaluation of the witness's alarm firing."""
+    site = launch()
+    orders_primary.kill()
+    faithful.region_outage(EAST, True)
+    v = site.evaluate(site.alarm(CANARY_ALARM, "ALARM", "OK"))
+    fired = time.monotonic()
+    assert v["outcome"]["kind"] == "suspected", v["summary"]
+    q = guard(v, "quorum")
+    assert q["result"] == "pass" and q["detail"].startswith("down 2, up 0, unknown 2"), q["detail"]
+    assert "unreadable" in q["detail"]
+    verdicts = site.ticks_past_window("orders")
+    decided = verdicts[-1]
+    assert decided["outcome"] == {"kind": "failover-decided", "candidate": {"id": "orders-replica-1", "region": HOME_REGION}}, decided["summary"]
+    assert sum(x["outcome"]["kind"] == "failover-decided" for x in verdicts) == 1
+    took = time.monotonic() - fired
+    print(f"region lost: decided {took:.1f} s after the witness's alarm fired (window {SUSTAINED} s, ticks 1 s apart)")
+    # The window plus one evaluation (1 s ticks here), with room for a loaded machine's invocations.
+    assert took <= SUSTAINED + 10, took
+    faithful.region_outage(None, False)

@@ -17,14 +17,14 @@ import subprocess
 import pytest
 
 from harness import ROOT, VENV_BIN
-from infra import FORWARDER, TEMPLATE, rules, targets, template
+from infra import FORWARDER, TEMPLATE, WITNESS, rules, targets, template
 
 EVENTS = ROOT / "events"
 MANIFEST = json.loads((EVENTS / "MANIFEST.json").read_text())
 LINT_BIN = ROOT / ".venv-lint" / "bin"
 
 
-TEMPLATES = [TEMPLATE, FORWARDER]
+TEMPLATES = [TEMPLATE, FORWARDER, WITNESS]
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
@@ -236,3 +236,27 @@ def test_the_dashboards_metric_filters_read_fields_the_functions_log():
         for dim in props["MetricTransformations"][0]["Dimensions"]:
             field = dim["Value"].removeprefix("$.fields.")
             assert re.search(rf"\b{field}\s*=", code), (name, field)
+
+
+def test_the_witness_alarms_treat_missing_data_as_missing_on_ten_second_periods():
+    """A dark witness must read as unknown (INSUFFICIENT_DATA), never as down: its alarms treat
+    missing data as missing; they watch the witness's high-resolution metric on 10 s periods."""
+    res = template(WITNESS)["Resources"]
+    alarms = {k: r["Properties"] for k, r in res.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert set(alarms) == {"WitnessAlarm", "DrCanaryAlarm"}
+    for name, a in alarms.items():
+        assert a["TreatMissingData"] == "missing", name
+        assert a["Namespace"] == "rds-failover/Witness" and a["MetricName"] == "PrimaryUp", name
+        assert a["Period"] == 10 and a["EvaluationPeriods"] == a["DatapointsToAlarm"] == 3, name
+        assert a["ComparisonOperator"] == "LessThanThreshold" and a["Threshold"] == 1, name
+    fn = res["WitnessFunction"]["Properties"]
+    assert fn["Events"]["EveryMinute"]["Properties"]["Schedule"] == "rate(1 minute)"
+    assert fn["Timeout"] < 120, "six rounds 10 s apart fit one scheduled minute"
+
+
+def test_the_witness_may_do_exactly_what_its_adapters_do():
+    from infra import function_actions_from_code, function_actions_in_template
+
+    code = function_actions_from_code("witness")
+    assert code == {"cloudwatch:PutMetricData", "secretsmanager:GetSecretValue"}, code
+    assert function_actions_in_template("WitnessFunction", WITNESS) == code

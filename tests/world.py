@@ -35,6 +35,16 @@ def example_config() -> dict:
     return json.loads((ROOT / "infra" / "sites.example.json").read_text())
 
 
+def alarm_region(name: str) -> str:
+    """The region an alarm of the example configuration lives in (default: the DR region)."""
+    cfg = example_config()
+    for site in cfg["sites"]:
+        for a in site["alarms"]:
+            if a["name"] == name:
+                return a.get("region", cfg["region"])
+    return cfg["region"]
+
+
 def site_config(canary_port: int | None, sustained_secs: int | None = None, others_port: int | None = None) -> dict:
     """The example config with every site's canary pointed at a local MariaDB: `orders` at
     `canary_port` (None: a closed port), the other sites at `others_port` (default: the same).
@@ -49,6 +59,8 @@ def site_config(canary_port: int | None, sustained_secs: int | None = None, othe
         site["canary"]["credentials"] = {"kind": "env", "var": CANARY_PASSWORD_VAR}
         site["canary"]["connect_timeout_ms"] = 1000
         site["canary"]["query_timeout_ms"] = 1000
+        # The local MariaDB speaks plain TCP (TLS is covered by shared/adapters/tests/mysql_canary.rs).
+        site["canary"].pop("tls", None)
     if sustained_secs is not None:
         for s in cfg["sites"]:
             s["thresholds"]["sustained_secs"] = sustained_secs
@@ -121,9 +133,10 @@ class World:
         west.create_db_instance(DBInstanceIdentifier="inventory-db", Engine="mysql", MultiAZ=True, **common)
 
     def _seed_alarms(self) -> None:
-        cw = self.client("cloudwatch")
-        for site in example_config()["sites"]:
+        cfg = example_config()
+        for site in cfg["sites"]:
             for a in site["alarms"]:
+                cw = self.client("cloudwatch", a.get("region", cfg["region"]))
                 cw.put_metric_alarm(
                     AlarmName=a["name"], Namespace="AWS/RDS", MetricName="DatabaseConnections",
                     Statistic="Maximum", Period=60, EvaluationPeriods=1, Threshold=1,
@@ -223,7 +236,8 @@ class World:
     # ------------------------------------------------------------------ driving
 
     def set_alarm(self, name: str, state: str) -> None:
-        self.client("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason="test harness")
+        """Sets the alarm's state in the region the example configuration places it in."""
+        self.client("cloudwatch", alarm_region(name)).set_alarm_state(AlarmName=name, StateValue=state, StateReason="test harness")
 
     def put_lag(self, db_id: str, secs: float, at: dt.datetime, region: str = HOME_REGION) -> None:
         """Publishes a lag datapoint the way RDS does for the engine: `ReplicaLag` in seconds for

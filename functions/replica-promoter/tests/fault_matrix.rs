@@ -550,6 +550,9 @@ impl Scenario {
         let sites = doc["sites"].as_array().unwrap().clone();
         let mut site = sites.into_iter().find(|s| s["id"] == self.site()).unwrap();
         site["approval"] = json!("auto");
+        // The example's billing site decides on a quorum of 1 (it awaits approval there); on
+        // auto that has to be said explicitly.
+        site["thresholds"]["allow_single_vote"] = json!(true);
         doc["sites"] = json!([site]);
         Config::from_document(&doc.to_string()).unwrap()
     }

@@ -27,7 +27,7 @@ use failover_policy::config::{DbRef, SiteConfig};
 
 use crate::aws::{port_error, AwsClients};
 use crate::fakes::{FakeTopology, Faults};
-use crate::mysql::{check_writable, Timeouts, Writability};
+use crate::mysql::{check_writable, Timeouts, Tls, Writability};
 use crate::ports::{ClusterMember, Credentials, ErrorKind, PortError};
 
 /// What RDS answered to a mutation: the status of the resource in its response, when it had one.
@@ -237,7 +237,15 @@ impl WritabilityCheck for MysqlWritability {
             ));
         };
         let password = self.credentials.password(&canary.credentials).await?;
-        check_writable(endpoint, &canary.user, &password, Timeouts::of(canary)).await
+        let tls = Tls::of(canary);
+        check_writable(
+            endpoint,
+            &canary.user,
+            &password,
+            Timeouts::of(canary),
+            tls.as_ref(),
+        )
+        .await
     }
 }
 

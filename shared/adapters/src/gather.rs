@@ -57,12 +57,15 @@ pub async fn gather(
             }
         }
     };
-    let (alarms, (primary, candidates), canary) = tokio::join!(alarms, dbs, canary);
+    let (alarms, (primary, candidates, primary_multi_az), canary) =
+        tokio::join!(alarms, dbs, canary);
     Evidence {
         alarms,
         primary,
         candidates,
         canary,
+        primary_multi_az,
+        vantage_region: Some(default_region.to_string()),
     }
 }
 
@@ -107,7 +110,7 @@ async fn gather_dbs(
     site: &SiteConfig,
     ports: &Ports<'_>,
     now: DateTime<Utc>,
-) -> (DbObservation, Vec<CandidateEvidence>) {
+) -> (DbObservation, Vec<CandidateEvidence>, Option<bool>) {
     let topo = ports.topology;
     match &site.engine {
         Engine::RdsReplica | Engine::MultiAz => {
@@ -139,7 +142,11 @@ async fn gather_dbs(
                     created_at,
                 });
             }
-            (observation(&primary, |i| i.status.clone()), cands)
+            let multi_az = primary
+                .as_ref()
+                .ok()
+                .and_then(|i| i.as_ref().map(|i| i.multi_az));
+            (observation(&primary, |i| i.status.clone()), cands, multi_az)
         }
         Engine::AuroraCluster { cluster_id } => {
             let (primary, cluster) = tokio::join!(
@@ -171,7 +178,7 @@ async fn gather_dbs(
                     created_at: None,
                 });
             }
-            (observation(&primary, |i| i.status.clone()), cands)
+            (observation(&primary, |i| i.status.clone()), cands, None)
         }
         Engine::AuroraGlobal { global_cluster_id } => {
             let primary = topo.cluster(&site.primary.id, &site.primary.region).await;
@@ -211,7 +218,7 @@ async fn gather_dbs(
                     created_at: None,
                 });
             }
-            (observation(&primary, |i| i.status.clone()), cands)
+            (observation(&primary, |i| i.status.clone()), cands, None)
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod ports;
 pub mod runtime;
 pub mod settings;
+pub mod witness;
 
 pub use ports::{
     Canary, Clock, Credentials, DatabaseTopology, ErrorKind, EventBus, Ledger, Metrics, PortError,

@@ -5,9 +5,18 @@
 //! DR side. Every step is bounded by the site's timeouts, because a blackholed primary does not
 //! refuse connections — it never answers, and an unbounded probe would hang the evaluator.
 //!
-//! Connections are plain TCP (`prefer_socket(false)`: the driver would otherwise switch to the
+//! Connections are TCP (`prefer_socket(false)`: the driver would otherwise switch to the
 //! server's unix socket when it sees 127.0.0.1), opened per probe and always closed, so a canary
-//! that runs every minute never accumulates sessions on the primary.
+//! that runs every minute never accumulates sessions on the primary. With `canary.tls` they are
+//! TLS (rustls), verified against the site's CA bundle only — by default the RDS CA bundle packaged
+//! with the functions — so `require_secure_transport=ON` servers work and a server whose
+//! certificate we do not trust is named as a certificate problem, not as an outage.
+//!
+//! The canary's result is a vote, and an honest one ([`Failure::canary_result`]): any error the
+//! *server* sends (access denied, too many connections, host blocked, unknown database, secure
+//! transport required, a certificate we reject after it greeted us) proves the server is alive;
+//! only refused, reset, timed-out or unroutable connections say it may be down; and a name that
+//! does not resolve says nothing about the server at all.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +25,7 @@ use async_trait::async_trait;
 use failover_policy::config::{CanaryConfig, SiteConfig};
 use failover_policy::evidence::{CanaryResult, NO_CANARY};
 use mysql_async::prelude::{FromRow, Queryable};
-use mysql_async::{Conn, Opts, OptsBuilder};
+use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
 
 use crate::ports::{Canary, Credentials, ErrorKind, PortError};
 
@@ -50,16 +59,68 @@ impl Writability {
     }
 }
 
+/// How the connection is secured: `None` is plain TCP; `Some` verifies the server's certificate
+/// chain and name against the site's CA bundle, and trusts nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub ca_bundle: String,
+}
+
+impl Tls {
+    pub fn of(canary: &CanaryConfig) -> Option<Self> {
+        canary.tls.as_ref().map(|t| Self {
+            ca_bundle: t.ca_bundle.clone(),
+        })
+    }
+}
+
 /// Why one bounded query did not produce a row.
 enum Failure {
+    /// The name did not resolve: says nothing about the server (our resolver, our VPC's DNS).
+    Resolve(String),
+    /// We could not set up TLS on our side (the CA bundle is missing or not PEM).
+    TlsSetup(String),
+    /// The server spoke TLS with a certificate the CA bundle does not vouch for: it is alive.
+    TlsRejected(String),
     ConnectTimeout(Duration),
     QueryTimeout(Duration),
     Mysql(mysql_async::Error),
 }
 
+/// The rustls error inside an I/O error of the TLS handshake, if that is what it is.
+fn handshake_error(e: &std::io::Error) -> Option<&rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// What the server said, when it said anything: an error only a live server can send.
+fn answered(e: &mysql_async::Error) -> Option<(Option<u16>, String)> {
+    use mysql_async::{DriverError, Error, IoError};
+    match e {
+        // ER_SERVER_SHUTDOWN: answering, but on its way down.
+        Error::Server(s) if s.code == 1053 => None,
+        Error::Server(s) => Some((Some(s.code), s.to_string())),
+        Error::Io(IoError::Io(io)) => handshake_error(io).map(|t| {
+            let what = match t {
+                rustls::Error::InvalidCertificate(c) => {
+                    format!("TLS: the server's certificate was rejected ({c:?}): {t}")
+                }
+                other => format!("TLS handshake failed: {other}"),
+            };
+            (None, what)
+        }),
+        Error::Driver(DriverError::NoClientSslFlagFromServer) => Some((
+            None,
+            "TLS is required by the canary but the server does not offer it".into(),
+        )),
+        _ => None,
+    }
+}
+
 impl Failure {
     fn describe(&self, endpoint: &str, sql: &str) -> String {
         match self {
+            Failure::Resolve(e) => format!("{endpoint}: name resolution failed: {e}"),
+            Failure::TlsSetup(e) | Failure::TlsRejected(e) => format!("{endpoint}: {e}"),
             Failure::ConnectTimeout(t) => {
                 format!("{endpoint}: no connection within {} ms", t.as_millis())
             }
@@ -67,18 +128,28 @@ impl Failure {
                 "{endpoint}: `{sql}` did not answer within {} ms",
                 t.as_millis()
             ),
-            Failure::Mysql(e) => format!("{endpoint}: {e}"),
+            Failure::Mysql(e) => match answered(e) {
+                Some((_, what)) => format!("{endpoint}: {what}"),
+                None => format!("{endpoint}: {e}"),
+            },
         }
     }
 
     fn kind(&self) -> ErrorKind {
         match self {
             Failure::ConnectTimeout(_) | Failure::QueryTimeout(_) => ErrorKind::Timeout,
+            Failure::Resolve(_) => ErrorKind::Unavailable,
+            // A certificate we do not trust will not become trusted by retrying.
+            Failure::TlsSetup(_) | Failure::TlsRejected(_) => ErrorKind::Other,
             // ER_DBACCESS_DENIED_ERROR, ER_ACCESS_DENIED_ERROR, ER_ACCESS_DENIED_NO_PASSWORD_ERROR
             Failure::Mysql(mysql_async::Error::Server(e))
                 if matches!(e.code, 1044 | 1045 | 1698) =>
             {
                 ErrorKind::AccessDenied
+            }
+            // A certificate we do not trust will not become trusted by retrying.
+            Failure::Mysql(e) if answered(e).is_some_and(|(code, _)| code.is_none()) => {
+                ErrorKind::Other
             }
             Failure::Mysql(mysql_async::Error::Io(_) | mysql_async::Error::Driver(_)) => {
                 ErrorKind::Unavailable
@@ -86,29 +157,115 @@ impl Failure {
             Failure::Mysql(_) => ErrorKind::Other,
         }
     }
+
+    /// The canary's vote: an error from the server is a live server (*up*, and the canary needs
+    /// fixing); refused, reset, timed out or unroutable is *down*; a name that does not resolve,
+    /// or TLS we could not set up on our side, is *unknown*.
+    fn canary_result(&self, endpoint: &str, sql: &str) -> CanaryResult {
+        let error = self.describe(endpoint, sql);
+        match self {
+            Failure::Resolve(_) | Failure::TlsSetup(_) => CanaryResult::Unknown { reason: error },
+            Failure::TlsRejected(_) => CanaryResult::Answered { code: None, error },
+            Failure::Mysql(e) => match answered(e) {
+                Some((code, _)) => CanaryResult::Answered { code, error },
+                None => CanaryResult::Unreachable { error },
+            },
+            Failure::ConnectTimeout(_) | Failure::QueryTimeout(_) => {
+                CanaryResult::Unreachable { error }
+            }
+        }
+    }
 }
 
-fn opts(host: &str, port: u16, user: &str, password: &str, database: Option<&str>) -> Opts {
-    OptsBuilder::default()
-        .ip_or_hostname(host)
-        .tcp_port(port)
+/// Where to connect and as whom.
+struct Target<'a> {
+    host: &'a str,
+    port: u16,
+    user: &'a str,
+    password: &'a str,
+    database: Option<&'a str>,
+    tls: Option<&'a Tls>,
+}
+
+/// Resolves the host name ourselves first, so that a name that does not resolve (*unknown*)
+/// is told apart from a server that does not answer (*down*); the driver then connects to those
+/// addresses and still verifies TLS against the host name.
+async fn opts(t: &Target<'_>, timeouts: Timeouts) -> Result<Opts, Failure> {
+    let ips: Vec<std::net::IpAddr> = match t.host.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => {
+            let lookup = tokio::net::lookup_host((t.host, t.port));
+            match tokio::time::timeout(timeouts.connect, lookup).await {
+                Err(_) => {
+                    return Err(Failure::Resolve(format!(
+                        "`{}` did not resolve within {} ms",
+                        t.host,
+                        timeouts.connect.as_millis()
+                    )))
+                }
+                Ok(Err(e)) => return Err(Failure::Resolve(format!("`{}`: {e}", t.host))),
+                Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+            }
+        }
+    };
+    if ips.is_empty() {
+        return Err(Failure::Resolve(format!("`{}` has no addresses", t.host)));
+    }
+    let ssl = match t.tls {
+        None => None,
+        Some(tls) => {
+            let pem = tokio::fs::read(&tls.ca_bundle).await.map_err(|e| {
+                Failure::TlsSetup(format!(
+                    "TLS CA bundle `{}` could not be read: {e}",
+                    tls.ca_bundle
+                ))
+            })?;
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(Failure::TlsSetup(format!(
+                    "TLS CA bundle `{}` holds no PEM certificate",
+                    tls.ca_bundle
+                )));
+            }
+            Some(
+                SslOpts::default()
+                    .with_root_certs(vec![pem.into()])
+                    .with_disable_built_in_roots(true),
+            )
+        }
+    };
+    Ok(OptsBuilder::default()
+        .ip_or_hostname(t.host)
+        .resolved_ips(Some(ips))
+        .tcp_port(t.port)
         .prefer_socket(false)
         .socket(None::<String>)
-        .user(Some(user))
-        .pass(Some(password))
-        .db_name(database)
-        .into()
+        .user(Some(t.user))
+        .pass(Some(t.password))
+        .db_name(t.database)
+        .ssl_opts(ssl)
+        .into())
 }
 
 /// Connects, runs `sql`, disconnects; each step within its timeout.
 async fn query_one<T: FromRow + Send + 'static>(
-    opts: Opts,
+    target: &Target<'_>,
     timeouts: Timeouts,
     sql: &'static str,
 ) -> Result<Option<T>, Failure> {
+    let opts = opts(target, timeouts).await?;
     let mut conn = match tokio::time::timeout(timeouts.connect, Conn::new(opts)).await {
         Err(_) => return Err(Failure::ConnectTimeout(timeouts.connect)),
-        Ok(conn) => conn.map_err(Failure::Mysql)?,
+        Ok(Err(e)) => {
+            // A certificate we reject: say which bundle it was checked against.
+            if let (Some(tls), Some((None, what))) = (target.tls, answered(&e)) {
+                return Err(Failure::TlsRejected(format!(
+                    "{what} (checked against the CA bundle `{}`)",
+                    tls.ca_bundle
+                )));
+            }
+            return Err(Failure::Mysql(e));
+        }
+        Ok(Ok(conn)) => conn,
     };
     let result = tokio::time::timeout(timeouts.query, conn.query_first::<T, _>(sql)).await;
     // Bounded as well: a server that stopped answering mid-query will not acknowledge COM_QUIT.
@@ -116,6 +273,54 @@ async fn query_one<T: FromRow + Send + 'static>(
     match result {
         Err(_) => Err(Failure::QueryTimeout(timeouts.query)),
         Ok(rows) => rows.map_err(Failure::Mysql),
+    }
+}
+
+/// A TCP connect to the primary's port, the witness's second probe: it tells "something listens"
+/// from "refused / timed out" even when the SQL canary cannot log in.
+pub async fn tcp_connect(endpoint: &str, timeout: Duration) -> CanaryResult {
+    let Some((host, port)) = endpoint
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+    else {
+        return CanaryResult::Unknown {
+            reason: format!("endpoint `{endpoint}` is not host:port"),
+        };
+    };
+    let t = Target {
+        host,
+        port,
+        user: "",
+        password: "",
+        database: None,
+        tls: None,
+    };
+    let timeouts = Timeouts {
+        connect: timeout,
+        query: timeout,
+    };
+    let started = Instant::now();
+    let addrs = match opts(&t, timeouts).await {
+        Ok(o) => o.resolved_ips().clone().unwrap_or_default(),
+        Err(f) => return f.canary_result(endpoint, "TCP connect"),
+    };
+    let sockets: Vec<std::net::SocketAddr> = addrs
+        .into_iter()
+        .map(|ip| std::net::SocketAddr::new(ip, port))
+        .collect();
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&*sockets)).await {
+        Err(_) => CanaryResult::Unreachable {
+            error: format!(
+                "{endpoint}: no TCP connection within {} ms",
+                timeout.as_millis()
+            ),
+        },
+        Ok(Err(e)) => CanaryResult::Unreachable {
+            error: format!("{endpoint}: TCP connect: {e}"),
+        },
+        Ok(Ok(_)) => CanaryResult::Reachable {
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        },
     }
 }
 
@@ -149,18 +354,24 @@ impl Canary for MysqlCanary {
             }
         };
         let (host, port) = canary.host_port();
+        let tls = Tls::of(canary);
+        let target = Target {
+            host: &host,
+            port,
+            user: &canary.user,
+            password: &password,
+            database: Some(&canary.database),
+            tls: tls.as_ref(),
+        };
         let started = Instant::now();
-        let opts = opts(&host, port, &canary.user, &password, Some(&canary.database));
-        match query_one::<i64>(opts, Timeouts::of(canary), SQL).await {
+        match query_one::<i64>(&target, Timeouts::of(canary), SQL).await {
             Ok(Some(1)) => CanaryResult::Reachable {
                 latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             },
             Ok(other) => CanaryResult::Unreachable {
                 error: format!("{}: `{SQL}` returned {other:?}", canary.endpoint),
             },
-            Err(f) => CanaryResult::Unreachable {
-                error: f.describe(&canary.endpoint, SQL),
-            },
+            Err(f) => f.canary_result(&canary.endpoint, SQL),
         }
     }
 }
@@ -172,6 +383,7 @@ pub async fn check_writable(
     user: &str,
     password: &str,
     timeouts: Timeouts,
+    tls: Option<&Tls>,
 ) -> Result<Writability, PortError> {
     const OP: &str = "CheckWritable";
     const SQL: &str = "SELECT @@global.read_only, @@global.innodb_read_only";
@@ -186,7 +398,15 @@ pub async fn check_writable(
                 format!("endpoint `{endpoint}` is not host:port"),
             )
         })?;
-    match query_one::<(i64, i64)>(opts(host, port, user, password, None), timeouts, SQL).await {
+    let target = Target {
+        host,
+        port,
+        user,
+        password,
+        database: None,
+        tls,
+    };
+    match query_one::<(i64, i64)>(&target, timeouts, SQL).await {
         Ok(Some((read_only, innodb_read_only))) => Ok(Writability {
             read_only: read_only != 0,
             innodb_read_only: innodb_read_only != 0,
@@ -197,5 +417,77 @@ pub async fn check_writable(
             format!("{endpoint}: `{SQL}` returned no row"),
         )),
         Err(f) => Err(PortError::new(f.kind(), OP, f.describe(endpoint, SQL))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use failover_policy::evidence::Vote;
+
+    fn server(code: u16, message: &str) -> Failure {
+        Failure::Mysql(mysql_async::Error::Server(mysql_async::ServerError {
+            code,
+            message: message.into(),
+            state: "HY000".into(),
+        }))
+    }
+
+    fn io(kind: std::io::ErrorKind) -> Failure {
+        Failure::Mysql(mysql_async::Error::Io(mysql_async::IoError::Io(
+            std::io::Error::new(kind, "os error"),
+        )))
+    }
+
+    #[test]
+    fn a_server_that_answers_with_an_error_is_up_and_one_that_does_not_is_down() {
+        for (code, msg) in [
+            (1045, "Access denied for user 'canary'"),
+            (1040, "Too many connections"),
+            (
+                1129,
+                "Host '10.0.0.9' is blocked because of many connection errors",
+            ),
+            (1049, "Unknown database 'canary'"),
+            (3159, "Connections using insecure transport are prohibited"),
+        ] {
+            let r = server(code, msg).canary_result("db:3306", "SELECT 1");
+            assert!(
+                matches!(&r, CanaryResult::Answered { code: Some(c), .. } if *c == code),
+                "{code}: {r:?}"
+            );
+            assert_eq!(r.vote(), Vote::Up, "{code}");
+        }
+        // Shutting down: it answers, but it is on its way out.
+        assert_eq!(
+            server(1053, "Server shutdown in progress")
+                .canary_result("db:3306", "SELECT 1")
+                .vote(),
+            Vote::Down
+        );
+        for kind in [
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::HostUnreachable,
+            std::io::ErrorKind::UnexpectedEof,
+        ] {
+            assert_eq!(
+                io(kind).canary_result("db:3306", "SELECT 1").vote(),
+                Vote::Down,
+                "{kind:?}"
+            );
+        }
+        assert_eq!(
+            Failure::ConnectTimeout(Duration::from_secs(2))
+                .canary_result("db:3306", "SELECT 1")
+                .vote(),
+            Vote::Down
+        );
+        assert_eq!(
+            Failure::Resolve("`db`: failed to lookup address information".into())
+                .canary_result("db:3306", "SELECT 1")
+                .vote(),
+            Vote::Unknown
+        );
     }
 }

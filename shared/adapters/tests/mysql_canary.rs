@@ -66,6 +66,11 @@ fn free_port() -> u16 {
 impl MariaDb {
     /// Starts a fresh server, or `None` (after a notice) when MariaDB is not installed.
     async fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, &[]).await
+    }
+
+    /// [`MariaDb::start`] with extra server options (TLS, limits).
+    async fn start_with(test: &str, extra: &[String]) -> Option<Self> {
         let (Some(mariadbd), Some(install_db)) =
             (find_binary("mariadbd"), find_binary("mariadb-install-db"))
         else {
@@ -118,6 +123,7 @@ impl MariaDb {
             .arg(format!("--socket={}", dir.join("mysqld.sock").display()))
             .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
             .arg(format!("--log-error={}", dir.join("error.log").display()))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -202,6 +208,7 @@ fn site(endpoint: &str, timeout_ms: u64) -> SiteConfig {
         },
         connect_timeout_ms: timeout_ms,
         query_timeout_ms: timeout_ms,
+        tls: None,
     });
     site
 }
@@ -238,11 +245,292 @@ async fn canary_is_reachable_with_the_right_password_and_unreachable_with_a_wron
         "{ok:?}"
     );
 
+    // A server that says "access denied" is alive: an up vote, never a down one.
     let denied = canary_with_password("wrong").probe(&site).await;
     match denied {
-        CanaryResult::Unreachable { error } => assert!(error.contains("Access denied"), "{error}"),
-        other => panic!("expected Unreachable, got {other:?}"),
+        CanaryResult::Answered { code, error } => {
+            assert_eq!(code, Some(1045), "{error}");
+            assert!(error.contains("Access denied"), "{error}");
+        }
+        other => panic!("expected Answered (the server is alive), got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn server_errors_are_a_live_server_up_vote() {
+    let Some(db) = MariaDb::start("answered").await else {
+        return;
+    };
+    // Unknown database (1049; MariaDB answers 1044 to a user with no grants on it).
+    let mut wrong_db = site(&db.endpoint(), 5000);
+    wrong_db.canary.as_mut().unwrap().database = "no_such_db".into();
+    let r = canary_with_password(PASSWORD).probe(&wrong_db).await;
+    assert!(
+        matches!(
+            &r,
+            CanaryResult::Answered {
+                code: Some(1044 | 1049),
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    assert_eq!(r.vote(), failover_policy::evidence::Vote::Up);
+
+    // Too many connections for the canary's account (1226): another session of the canary
+    // user holds the only slot. (1040, the server-wide limit, did not trigger on this MariaDB
+    // with SUPER sessions holding the slots; it is in the classification table of mysql.rs.)
+    let mut root = db.root().await;
+    for host in ["%", "127.0.0.1", "localhost"] {
+        root.query_drop(format!(
+            "ALTER USER 'canary'@'{host}' WITH MAX_USER_CONNECTIONS 1"
+        ))
+        .await
+        .unwrap();
+    }
+    let holder = mysql_async::Conn::new(
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname("127.0.0.1")
+            .tcp_port(db.port)
+            .prefer_socket(false)
+            .user(Some("canary"))
+            .pass(Some(PASSWORD)),
+    )
+    .await
+    .unwrap();
+    let r = canary_with_password(PASSWORD)
+        .probe(&site(&db.endpoint(), 5000))
+        .await;
+    assert!(
+        matches!(&r, CanaryResult::Answered { code: Some(1203 | 1226), error } if error.contains("max_user_connections")),
+        "{r:?}"
+    );
+    assert_eq!(r.vote(), failover_policy::evidence::Vote::Up);
+    holder.disconnect().await.unwrap();
+    root.disconnect().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_is_unknown_not_down() {
+    let r = canary_with_password(PASSWORD)
+        .probe(&site("no-such-primary.invalid:3306", 2000))
+        .await;
+    match &r {
+        CanaryResult::Unknown { reason } => {
+            assert!(reason.contains("name resolution failed"), "{reason}")
+        }
+        other => panic!("a resolver failure says nothing about the server, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- TLS
+
+/// A CA and a server certificate for 127.0.0.1/localhost, made with openssl for one test.
+struct Pki {
+    dir: Scratch,
+}
+
+impl Pki {
+    fn new(test: &str) -> Option<Self> {
+        let Some(openssl) = find_binary("openssl") else {
+            if std::env::var_os("CI").is_some() {
+                panic!("CI is set but openssl was not found");
+            }
+            eprintln!("SKIPPED {test}: openssl not found");
+            return None;
+        };
+        let dir = Scratch(std::env::temp_dir().join(format!("pki-{}-{test}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&*dir);
+        std::fs::create_dir_all(&*dir).unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new(&openssl)
+                .args(args)
+                .current_dir(&*dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        for ca in ["ca", "other-ca"] {
+            run(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-subj",
+                &format!("/CN=rds-failover test {ca}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ]);
+        }
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.pem",
+            "-extfile",
+            "san.ext",
+        ]);
+        Some(Self { dir })
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    fn server_args(&self) -> Vec<String> {
+        vec![
+            format!("--ssl-ca={}", self.path("ca.pem")),
+            format!("--ssl-cert={}", self.path("server.pem")),
+            format!("--ssl-key={}", self.path("server.key")),
+            "--require-secure-transport=ON".into(),
+        ]
+    }
+}
+
+fn with_tls(mut site: SiteConfig, ca_bundle: Option<String>) -> SiteConfig {
+    site.canary.as_mut().unwrap().tls =
+        ca_bundle.map(|ca_bundle| failover_policy::config::CanaryTls { ca_bundle });
+    site
+}
+
+#[tokio::test]
+async fn require_secure_transport_works_over_tls_verified_against_the_ca_bundle() {
+    let Some(pki) = Pki::new("tls") else { return };
+    let Some(db) = MariaDb::start_with("tls", &pki.server_args()).await else {
+        return;
+    };
+    let tls = failover_adapters::mysql::Tls {
+        ca_bundle: pki.path("ca.pem"),
+    };
+
+    // Over TLS, verified against our CA: the canary answers and the writability check reads.
+    let ok = canary_with_password(PASSWORD)
+        .probe(&with_tls(
+            site(&db.endpoint(), 5000),
+            Some(pki.path("ca.pem")),
+        ))
+        .await;
+    assert!(matches!(ok, CanaryResult::Reachable { .. }), "{ok:?}");
+    let w = check_writable(
+        &db.endpoint(),
+        "canary",
+        PASSWORD,
+        timeouts(5000),
+        Some(&tls),
+    )
+    .await
+    .unwrap();
+    assert!(w.is_writable(), "{w:?}");
+    println!("scenario 7, require_secure_transport=ON: canary {ok:?}; writability check {w:?}");
+
+    // Without TLS the server refuses us (MariaDB: 1045 access denied; MySQL: 3159 secure
+    // transport required), which proves it is alive: up, with the server's reason.
+    let plain = canary_with_password(PASSWORD)
+        .probe(&site(&db.endpoint(), 5000))
+        .await;
+    assert!(
+        matches!(
+            &plain,
+            CanaryResult::Answered {
+                code: Some(1045 | 3159),
+                ..
+            }
+        ),
+        "expected the server's own refusal, got {plain:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_ca_is_a_named_certificate_problem_not_an_outage() {
+    let Some(pki) = Pki::new("wrong-ca") else {
+        return;
+    };
+    let Some(db) = MariaDb::start_with("wrong-ca", &pki.server_args()).await else {
+        return;
+    };
+    let wrong = pki.path("other-ca.pem");
+
+    let r = canary_with_password(PASSWORD)
+        .probe(&with_tls(site(&db.endpoint(), 5000), Some(wrong.clone())))
+        .await;
+    match &r {
+        CanaryResult::Answered { code: None, error } => assert!(
+            error.contains("certificate")
+                && error.contains("UnknownIssuer")
+                && error.contains("other-ca.pem"),
+            "{error}"
+        ),
+        other => panic!("expected a certificate problem (server alive), got {other:?}"),
+    }
+    let err = check_writable(
+        &db.endpoint(),
+        "canary",
+        PASSWORD,
+        timeouts(5000),
+        Some(&failover_adapters::mysql::Tls { ca_bundle: wrong }),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.message.contains("certificate") && err.message.contains("UnknownIssuer"),
+        "{err}"
+    );
+    assert!(
+        !err.kind.is_retryable(),
+        "an untrusted certificate stays untrusted: {err}"
+    );
+    println!("scenario 7, wrong CA: canary {r:?}; writability check: {err}");
+
+    // A CA bundle that is not there: we could not even try, so no vote.
+    let missing = canary_with_password(PASSWORD)
+        .probe(&with_tls(
+            site(&db.endpoint(), 5000),
+            Some(pki.path("no-such-bundle.pem")),
+        ))
+        .await;
+    assert!(
+        matches!(&missing, CanaryResult::Unknown { reason } if reason.contains("no-such-bundle.pem")),
+        "{missing:?}"
+    );
 }
 
 #[tokio::test]
@@ -252,7 +540,7 @@ async fn check_writable_follows_global_read_only() {
     };
     let mut root = db.root().await;
 
-    let w = check_writable(&db.endpoint(), "canary", PASSWORD, timeouts(5000))
+    let w = check_writable(&db.endpoint(), "canary", PASSWORD, timeouts(5000), None)
         .await
         .unwrap();
     assert!(
@@ -261,19 +549,19 @@ async fn check_writable_follows_global_read_only() {
     );
 
     root.query_drop("SET GLOBAL read_only = 1").await.unwrap();
-    let w = check_writable(&db.endpoint(), "canary", PASSWORD, timeouts(5000))
+    let w = check_writable(&db.endpoint(), "canary", PASSWORD, timeouts(5000), None)
         .await
         .unwrap();
     assert!(w.read_only && !w.is_writable(), "{w:?}");
 
     root.query_drop("SET GLOBAL read_only = 0").await.unwrap();
-    let w = check_writable(&db.endpoint(), "canary", PASSWORD, timeouts(5000))
+    let w = check_writable(&db.endpoint(), "canary", PASSWORD, timeouts(5000), None)
         .await
         .unwrap();
     assert!(w.is_writable(), "{w:?}");
     root.disconnect().await.unwrap();
 
-    let err = check_writable(&db.endpoint(), "canary", "wrong", timeouts(5000))
+    let err = check_writable(&db.endpoint(), "canary", "wrong", timeouts(5000), None)
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::AccessDenied, "{err}");
@@ -293,7 +581,7 @@ async fn closed_port_is_unreachable_without_waiting_for_the_timeout() {
             if error.contains(&endpoint) && !error.contains("no connection within")),
         "{result:?}"
     );
-    let err = check_writable(&endpoint, "canary", PASSWORD, timeouts(3000))
+    let err = check_writable(&endpoint, "canary", PASSWORD, timeouts(3000), None)
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unavailable, "{err}");
@@ -325,7 +613,7 @@ async fn silent_listener_is_unreachable_after_the_connect_timeout() {
         elapsed >= Duration::from_millis(300),
         "gave up early: {elapsed:?}"
     );
-    let err = check_writable(&endpoint, "canary", PASSWORD, timeouts(300))
+    let err = check_writable(&endpoint, "canary", PASSWORD, timeouts(300), None)
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Timeout, "{err}");

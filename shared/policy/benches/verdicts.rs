@@ -32,6 +32,8 @@ fn outage() -> Evidence {
         created_at: None,
     };
     Evidence {
+        primary_multi_az: None,
+        vantage_region: Some("us-west-2".into()),
         alarms: vec![
             AlarmEvidence {
                 name: "orders-primary-availability".into(),

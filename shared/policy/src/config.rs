@@ -35,7 +35,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(
+pub(crate) fn invalid(
     field: impl Into<String>,
     expected: impl Into<String>,
     got: impl fmt::Display,
@@ -177,6 +177,15 @@ pub struct Thresholds {
     /// incident and one message, not a page per flap. Default 300 s.
     #[serde(default = "default_flap_window")]
     pub flap_window_secs: u64,
+    /// How long a Multi-AZ primary seen `rebooting`/`failing-over`/`modifying` is left to RDS's
+    /// own failover to its standby before the normal rules apply, whether or not the RDS event
+    /// arrived (`crate::recovery`). RDS documents 60-120 s for a Multi-AZ failover.
+    #[serde(default = "default_managed_recovery_grace_secs")]
+    pub managed_recovery_grace_secs: u64,
+    /// `approval: auto` with `quorum: 1` lets one voter fail the site over on its own; the site
+    /// must say it means that (`crate::vantage::check_site`).
+    #[serde(default)]
+    pub allow_single_vote: bool,
 }
 
 fn default_flap_window() -> u64 {
@@ -185,6 +194,17 @@ fn default_flap_window() -> u64 {
 
 fn default_lag_sample_age() -> u64 {
     120
+
+}
+
+/// RDS: "Failovers, as defined by the interval between the detection of the failure on the
+/// primary and the resumption of transactions on the standby, typically complete within 60-120
+/// seconds" (RDS User Guide, Multi-AZ DB instance deployments, "Failover process for Amazon
+/// RDS"). 180 s leaves a minute of margin over the documented upper bound.
+pub const DEFAULT_MANAGED_RECOVERY_GRACE_SECS: u64 = 180;
+
+fn default_managed_recovery_grace_secs() -> u64 {
+    DEFAULT_MANAGED_RECOVERY_GRACE_SECS
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +229,28 @@ pub struct CanaryConfig {
     pub connect_timeout_ms: u64,
     #[serde(default = "default_timeout_ms")]
     pub query_timeout_ms: u64,
+    /// TLS to the primary (and to the promoted replica, for the writability check), verifying
+    /// the server's certificate and name against `ca_bundle` only. Absent: plain TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<CanaryTls>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryTls {
+    /// A PEM file of the CA certificates to trust; the default is the RDS CA bundle packaged
+    /// with the functions (`rds-ca/global-bundle.pem`, see docs/deploy.md). Public web roots are
+    /// never trusted for a database connection.
+    #[serde(default = "default_ca_bundle")]
+    pub ca_bundle: String,
+}
+
+/// Where the packaged RDS CA bundle sits, relative to the function's working directory
+/// (`/var/task` on Lambda).
+pub const DEFAULT_CA_BUNDLE: &str = "rds-ca/global-bundle.pem";
+
+fn default_ca_bundle() -> String {
+    DEFAULT_CA_BUNDLE.into()
 }
 
 fn default_canary_db() -> String {
@@ -397,6 +439,7 @@ impl Config {
         for (i, site) in self.sites.iter().enumerate() {
             let p = format!("sites[{i}]");
             site.validate(&p)?;
+            crate::vantage::check_site(site, &self.region, &p)?;
             if !ids.insert(site.id.as_str()) {
                 return Err(invalid(
                     format!("{p}.id"),
@@ -658,6 +701,13 @@ impl SiteConfig {
                 t.max_lag_secs,
             ));
         }
+        if t.managed_recovery_grace_secs > 3_600 {
+            return Err(invalid(
+                format!("{p}.thresholds.managed_recovery_grace_secs"),
+                "at most 3600 seconds (RDS documents 60-120 s for a Multi-AZ failover)",
+                t.managed_recovery_grace_secs,
+            ));
+        }
         if t.cooldown_secs > 30 * 86_400 {
             return Err(invalid(
                 format!("{p}.thresholds.cooldown_secs"),
@@ -699,6 +749,15 @@ impl SiteConfig {
                         format!("{p}.canary.{f}"),
                         "between 50 and 30000 ms",
                         v,
+                    ));
+                }
+            }
+            if let Some(tls) = &c.tls {
+                if tls.ca_bundle.trim().is_empty() {
+                    return Err(invalid(
+                        format!("{p}.canary.tls.ca_bundle"),
+                        "a path to a PEM file of CA certificates (default: the packaged RDS CA bundle)",
+                        "an empty string",
                     ));
                 }
             }

@@ -527,28 +527,47 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
         "no failover in flight",
     ));
 
+    // Every evaluation updates what the voters looked like over time (crate::vantage,
+    // crate::recovery); warnings are announced once per episode, not per tick.
+    crate::recovery::observe(cx.site, ev, &mut cx.st.watch, now);
+    let announce = crate::vantage::note_warnings(cx.site, ev, &mut cx.st.watch, now);
+    if !announce.is_empty() {
+        cx.event(
+            EventType::EvidenceWarning,
+            &format!("warning: {}", announce.join("; ")),
+            &Outcome::Watch,
+        );
+    }
+
     let t = &cx.site.thresholds;
     let tally = ev.tally();
     let k = t.quorum;
-    let quorum_met = tally.down >= k;
+    let quorum_met = crate::vantage::quorum_met(&tally, k);
     let voters = tally.voters.join("; ");
+    let could_be = tally.down + tally.unknown;
     let qres = if quorum_met {
         GuardResult::Pass
-    } else if tally.down + tally.unknown >= k {
+    } else if could_be >= k && could_be > tally.up {
         GuardResult::Unknown
     } else {
         GuardResult::Fail
+    };
+    let warnings = crate::vantage::current_warnings(cx.site, ev);
+    let warned = if warnings.is_empty() {
+        String::new()
+    } else {
+        format!("; warning: {}", warnings.join("; "))
     };
     cx.guard(
         GuardCheck::new(
             Guard::Quorum,
             qres,
             format!(
-                "{} of {} voters say down ({} up, {} unknown); quorum is {k}: {voters}",
+                "down {}, up {}, unknown {} of {} voters; a failover needs down >= {k} and down > up: {voters}{warned}",
                 tally.down,
-                tally.total(),
                 tally.up,
-                tally.unknown
+                tally.unknown,
+                tally.total(),
             ),
         )
         .numbers(tally.down as f64, k as f64),
@@ -565,6 +584,16 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
     let elapsed = (now - since).num_seconds().max(0);
     let window = t.sustained_secs as i64;
 
+    if let Some(g) = crate::recovery::hold(cx.site, &cx.st.watch, now) {
+        cx.guard(g);
+        let s =
+            "watching: RDS's own Multi-AZ failover is in progress (seen from status)".to_string();
+        let o = Outcome::Watch;
+        if opened {
+            cx.event(EventType::IncidentSuspected, &s, &o);
+        }
+        return cx.finish(original, o, s);
+    }
     if let Some(m) = cx.st.managed_failover.clone() {
         if (now - m.at).num_seconds() < MANAGED_FAILOVER_GRACE_SECS {
             cx.guard(
@@ -594,7 +623,8 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
     cx.guard(GuardCheck::new(
         Guard::ManagedFailover,
         GuardResult::Pass,
-        "no RDS-managed failover in progress",
+        crate::recovery::expired(cx.site, &cx.st.watch, now)
+            .unwrap_or_else(|| "no RDS-managed failover in progress".into()),
     ));
 
     if elapsed < window {

@@ -34,6 +34,10 @@ pub enum EventType {
     FailoverAborted,
     /// An in-flight phase passed its deadline: a human must act (the message names the step).
     PhaseOverdue,
+    /// A voter is not telling the truth about the primary, once per episode: the canary is
+    /// answered with an error (it needs fixing), a voter went dark, or the DR side lost sight of a
+    /// primary another vantage still reaches. Decides nothing by itself.
+    EvidenceWarning,
 }
 
 impl EventType {
@@ -55,6 +59,7 @@ impl EventType {
             EventType::FailoverFailed => "FailoverFailed",
             EventType::FailoverAborted => "FailoverAborted",
             EventType::PhaseOverdue => "PhaseOverdue",
+            EventType::EvidenceWarning => "EvidenceWarning",
         }
     }
 
@@ -68,7 +73,8 @@ impl EventType {
             EventType::IncidentSuspected
             | EventType::ReplicaPromoted
             | EventType::DnsPinned
-            | EventType::AutomationPaused => "warning",
+            | EventType::AutomationPaused
+            | EventType::EvidenceWarning => "warning",
             _ => "info",
         }
     }

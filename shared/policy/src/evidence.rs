@@ -17,6 +17,16 @@ pub struct Evidence {
     pub primary: DbObservation,
     pub candidates: Vec<CandidateEvidence>,
     pub canary: CanaryResult,
+    /// Whether DescribeDBInstances says the primary is a Multi-AZ deployment (`None`: unread, or
+    /// not an instance). A Multi-AZ primary that is `rebooting` is most likely RDS failing over to
+    /// its standby, which the policy gives time before racing it (`crate::recovery`).
+    #[serde(default)]
+    pub primary_multi_az: Option<bool>,
+    /// The region this evidence was gathered from (the deployment's, where the canary runs and
+    /// where alarms without a `region` live). Lets the policy tell the DR side's view from the
+    /// witness's (`crate::vantage`).
+    #[serde(default)]
+    pub vantage_region: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,7 +147,17 @@ impl CandidateEvidence {
 pub enum CanaryResult {
     /// Connected and ran the canary query.
     Reachable { latency_ms: u64 },
-    /// Refused, timed out or failed: the primary does not answer SQL from the DR side.
+    /// The server answered the connection with an error of its own: access denied (1044, 1045,
+    /// 1698), too many connections (1040), host blocked (1129), unknown database (1049), secure
+    /// transport required (3159), or a TLS certificate we do not trust. Only a live server can say
+    /// any of that, so this votes *up* — and the canary itself needs fixing (`crate::vantage`).
+    Answered {
+        /// The MySQL error number, when the server sent one (a certificate problem has none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<u16>,
+        error: String,
+    },
+    /// Refused, reset, timed out or unroutable: the primary does not answer from the DR side.
     Unreachable { error: String },
     /// No canary configured, or its credentials could not be read: no vote.
     Unknown { reason: String },
@@ -146,7 +166,7 @@ pub enum CanaryResult {
 impl CanaryResult {
     pub fn vote(&self) -> Vote {
         match self {
-            Self::Reachable { .. } => Vote::Up,
+            Self::Reachable { .. } | Self::Answered { .. } => Vote::Up,
             Self::Unreachable { .. } => Vote::Down,
             Self::Unknown { .. } => Vote::Unknown,
         }
@@ -230,7 +250,7 @@ impl Evidence {
 /// The reason string adapters use when the site has no canary configured (no vote at all).
 pub const NO_CANARY: &str = "no canary configured";
 
-fn vote_word(v: Vote) -> &'static str {
+pub(crate) fn vote_word(v: Vote) -> &'static str {
     match v {
         Vote::Up => "up",
         Vote::Down => "down",
@@ -238,9 +258,12 @@ fn vote_word(v: Vote) -> &'static str {
     }
 }
 
-fn canary_word(c: &CanaryResult) -> String {
+pub(crate) fn canary_word(c: &CanaryResult) -> String {
     match c {
         CanaryResult::Reachable { latency_ms } => format!("reachable in {latency_ms} ms"),
+        CanaryResult::Answered { error, .. } => {
+            format!("answered with an error, so the server is alive ({error})")
+        }
         CanaryResult::Unreachable { error } => format!("unreachable ({error})"),
         CanaryResult::Unknown { reason } => format!("unknown ({reason})"),
     }

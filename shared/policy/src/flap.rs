@@ -103,14 +103,15 @@ pub(crate) fn below_quorum(
         }
         note_votes(&mut cx.st, tally, now);
         let s = format!(
-            "suspected: {} of {k} votes needed say down; watching",
-            tally.down
+            "suspected: down {}, up {} (a failover needs down >= {k} and down > up); watching",
+            tally.down, tally.up
         );
         // Not corroborated, but not refuted either: the missing votes are unknown (a dark region,
         // an IAM error, a metric gone). For a whole window that is worth a human's look, once.
         let window = cx.site.thresholds.sustained_secs as i64;
         let open_for = cx.st.first_seen.map_or(0, |t| (now - t).num_seconds());
-        if tally.down + tally.unknown >= k && open_for >= window && first_page(&mut cx.st) {
+        let could_be = tally.down + tally.unknown;
+        if could_be >= k && could_be > tally.up && open_for >= window && first_page(&mut cx.st) {
             let unknown: Vec<&str> = tally
                 .voters
                 .iter()

@@ -205,6 +205,11 @@ pub struct SiteState {
     /// What the current incident paged and saw (see [`crate::flap`]).
     #[serde(default)]
     pub noise: crate::flap::Noise,
+    /// What the voters looked like across evaluations: warnings in progress (announced once per
+    /// episode) and since when RDS has been seen recovering by itself (`crate::vantage`,
+    /// `crate::recovery`).
+    #[serde(default, skip_serializing_if = "crate::vantage::Watchlist::is_empty")]
+    pub watch: crate::vantage::Watchlist,
 }
 
 /// A failover an operator forced past the live-primary guard.
@@ -294,6 +299,7 @@ impl SiteState {
             forced: None,
             overdue: None,
             noise: crate::flap::Noise::default(),
+            watch: Default::default(),
         }
     }
 

@@ -22,8 +22,10 @@ pub mod incident;
 pub mod notice;
 pub mod pin;
 pub mod promote;
+pub mod recovery;
 pub mod signal;
 pub mod topology;
+pub mod vantage;
 pub mod verdict;
 
 pub use config::{Config, ConfigError, SiteConfig};

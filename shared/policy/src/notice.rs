@@ -38,7 +38,7 @@ impl NoticeKey {
         // same epoch may later fail over and be completed for real, which must page too.
         let repeatable = matches!(
             event.event_type,
-            EventType::AutomationPaused | EventType::AutomationResumed
+            EventType::AutomationPaused | EventType::AutomationResumed | EventType::EvidenceWarning
         ) || is_resolution(event);
         Self {
             site: event.site.clone(),
@@ -145,6 +145,7 @@ fn headline(e: &DomainEvent) -> String {
         EventType::FailoverFailed => "FAILOVER FAILED - act now".into(),
         EventType::FailoverAborted => format!("epoch {} aborted by a human", e.epoch),
         EventType::PhaseOverdue => format!("STUCK in {} past its deadline - act now", e.phase),
+        EventType::EvidenceWarning => "a voter needs attention (no failover)".into(),
     }
 }
 
@@ -357,6 +358,16 @@ fn steps(e: &DomainEvent) -> Steps {
             vec![format!("Failover to {c} completed.")],
             vec![format!("{old} was not stopped, demoted or deleted.")],
             vec![fence_old, failback],
+        ),
+        EventType::EvidenceWarning => (
+            vec!["Noted the warning above; it is announced once until it clears.".into()],
+            vec![
+                "Nothing was failed over because of it.".into(),
+                "The voter it names counts as what it can prove: an answering server is up, a dark vantage is unknown.".into(),
+            ],
+            vec![format!(
+                "Fix the voter it names (canary credentials, grants or TLS; the witness's region, prober or metric; the route between the DR region and the primary) — {RUNBOOK} (\"Voter warnings\")."
+            )],
         ),
         EventType::FailoverFailed => (
             vec![format!("The failover of epoch {} stopped in phase {}.", e.epoch, e.phase)],

@@ -165,6 +165,8 @@ impl World {
     }
     fn evidence(&self) -> Evidence {
         Evidence {
+            primary_multi_az: None,
+            vantage_region: Some("us-west-2".into()),
             alarms: vec![
                 AlarmEvidence {
                     name: "orders-primary-availability".into(),
@@ -960,6 +962,8 @@ fn candidates_are_taken_in_preference_order_skipping_unfit_ones() {
 
 fn billing_world() -> Evidence {
     Evidence {
+        primary_multi_az: None,
+        vantage_region: Some("us-west-2".into()),
         alarms: vec![AlarmEvidence {
             name: "billing-writer-availability".into(),
             role: AlarmRole::Availability,
@@ -1061,11 +1065,21 @@ fn shadow_mode_says_what_it_would_do_and_never_decides() {
     let c = cfg();
     let sc = c.site("payments").unwrap();
     let ev = Evidence {
-        alarms: vec![AlarmEvidence {
-            name: "payments-primary-availability".into(),
-            role: AlarmRole::Availability,
-            state: Some(AlarmState::Alarm),
-        }],
+        primary_multi_az: None,
+        vantage_region: Some("us-west-2".into()),
+        // us-east-1 is lost: its alarm cannot be read; the witness's alarm in us-west-2 fires.
+        alarms: vec![
+            AlarmEvidence {
+                name: "payments-primary-availability".into(),
+                role: AlarmRole::Availability,
+                state: None,
+            },
+            AlarmEvidence {
+                name: "payments-primary-canary".into(),
+                role: AlarmRole::Availability,
+                state: Some(AlarmState::Alarm),
+            },
+        ],
         primary: DbObservation::Unreadable {
             error: "us-east-1 timeout".into(),
         },
@@ -1080,8 +1094,8 @@ fn shadow_mode_says_what_it_would_do_and_never_decides() {
             replication: None,
             created_at: None,
         }],
-        canary: CanaryResult::Unknown {
-            reason: failover_policy::evidence::NO_CANARY.into(),
+        canary: CanaryResult::Unreachable {
+            error: "connect timed out".into(),
         },
     };
     let mut st = SiteState::new("payments");
@@ -1179,6 +1193,8 @@ fn rds_managed_failover_in_progress_is_not_raced() {
     let c = cfg();
     let sc = c.site("inventory").unwrap();
     let ev = Evidence {
+        primary_multi_az: None,
+        vantage_region: Some("us-west-2".into()),
         alarms: vec![AlarmEvidence {
             name: "inventory-db-availability".into(),
             role: AlarmRole::Availability,
@@ -1186,8 +1202,9 @@ fn rds_managed_failover_in_progress_is_not_raced() {
         }],
         primary: DbObservation::status("rebooting"),
         candidates: vec![],
-        canary: CanaryResult::Unknown {
-            reason: failover_policy::evidence::NO_CANARY.into(),
+        // Connections are refused while RDS fails over: with the alarm, a quorum of 2.
+        canary: CanaryResult::Unreachable {
+            error: "connection refused".into(),
         },
     };
     let mut st = SiteState::new("inventory");
@@ -1215,6 +1232,7 @@ fn rds_managed_failover_in_progress_is_not_raced() {
     let mut ok = ev.clone();
     ok.alarms[0].state = Some(AlarmState::Ok);
     ok.primary = DbObservation::status("available");
+    ok.canary = CanaryResult::Reachable { latency_ms: 2 };
     let d = decide(sc, &done, Some(&ok), &st, at(700));
     assert_eq!(d.next.as_ref().unwrap().managed_failover, None);
     st = d.next.unwrap();
@@ -1448,7 +1466,8 @@ fn pin_record(st: &mut SiteState, epoch: u64) {
 // ------------------------------------------------------------------------ exhaustive table
 
 /// Every combination of the four orders voters (3 states each) × two timings: a failover is
-/// decided exactly when at least `quorum` voters say down for the whole window.
+/// decided exactly when at least `quorum` voters, and more voters than say up, say down for the
+/// whole window.
 #[test]
 fn failover_is_decided_exactly_when_quorum_holds_for_the_window() {
     use AlarmState::*;
@@ -1483,6 +1502,10 @@ fn failover_is_decided_exactly_when_quorum_holds_for_the_window() {
                         .iter()
                         .filter(|x| **x)
                         .count();
+                    let up = [a == Some(Ok), b == Some(Ok), ri == 0, ci == 0]
+                        .iter()
+                        .filter(|x| **x)
+                        .count();
                     let mut st = SiteState::new("orders");
                     let mut decided = false;
                     for s in [0, 60, 120] {
@@ -1492,7 +1515,12 @@ fn failover_is_decided_exactly_when_quorum_holds_for_the_window() {
                             assert!(!decided, "never before the window");
                         }
                     }
-                    assert_eq!(decided, down >= 2, "a={a:?} b={b:?} rds={r:?} canary={c:?}");
+                    // Up votes weigh: two voters down against two up is not an outage.
+                    assert_eq!(
+                        decided,
+                        down >= 2 && down > up,
+                        "a={a:?} b={b:?} rds={r:?} canary={c:?}"
+                    );
                     cases += 1;
                 }
             }

@@ -48,13 +48,15 @@ fn world() -> World {
     topology.set_instance(instance("orders-replica-1", "available", Some(src)));
     topology.set_instance(instance("orders-replica-2", "available", Some(src)));
     let metrics = Arc::new(FakeMetrics::default());
-    for a in [
-        "orders-primary-availability",
-        "orders-primary-canary",
-        "orders-replica-lag",
-        "orders-composite-outage",
-    ] {
-        metrics.set_alarm("us-west-2", a, AlarmState::Ok);
+    // Every alarm the example configures exists, OK, in its region (an alarm CloudWatch does not
+    // know is a dark voter, and is warned about).
+    let cfg = Config::from_document(EXAMPLE).unwrap();
+    for a in cfg.sites.iter().flat_map(|s| s.alarms.iter()) {
+        metrics.set_alarm(
+            a.region.as_deref().unwrap_or(&cfg.region),
+            &a.name,
+            AlarmState::Ok,
+        );
     }
     metrics.set_lag("orders-replica-1", 1.0);
     metrics.set_lag("orders-replica-2", 3.0);
@@ -628,3 +630,6 @@ async fn an_epoch_in_flight_for_a_site_dropped_from_the_configuration_pages_once
         "nothing else changes"
     );
 }
+
+/// Regional loss and honest votes through the handler (issue 10, scenarios 1-6).
+mod regional;
