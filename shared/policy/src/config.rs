@@ -194,7 +194,6 @@ fn default_flap_window() -> u64 {
 
 fn default_lag_sample_age() -> u64 {
     120
-
 }
 
 /// RDS: "Failovers, as defined by the interval between the detection of the failure on the

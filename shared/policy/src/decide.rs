@@ -589,7 +589,7 @@ fn evaluate(mut cx: Ctx<'_>, original: &SiteState, ev: &Evidence) -> Decision {
         let s =
             "watching: RDS's own Multi-AZ failover is in progress (seen from status)".to_string();
         let o = Outcome::Watch;
-        if opened {
+        if crate::flap::first_page(&mut cx.st) {
             cx.event(EventType::IncidentSuspected, &s, &o);
         }
         return cx.finish(original, o, s);

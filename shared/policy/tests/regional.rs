@@ -57,6 +57,8 @@ fn replica(id: &str) -> CandidateEvidence {
         status: DbObservation::status("available"),
         replica_of_primary: Some(true),
         lag_secs: Some(1.0),
+        replication: None,
+        created_at: None,
     }
 }
 
