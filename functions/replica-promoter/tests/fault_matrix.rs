@@ -818,6 +818,7 @@ impl World {
             metrics: faulty(&metrics, &p),
             control: control.clone(),
             writability: writability.clone(),
+            canary: canary.clone(),
             ledger: faulty(&ledger, &p),
             bus: faulty(&bus, &p),
             clock: clock.clone(),

@@ -28,6 +28,10 @@ pub enum Guard {
     Approval,
     Shadow,
     Command,
+    /// The promoter's check that the decision is younger than `max_decision_age_secs`.
+    DecisionAge,
+    /// The promoter's fresh re-read of the primary (RDS status, SQL canary) before asking RDS.
+    PrimaryStillDown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +106,10 @@ pub enum RefusalReason {
     /// An earlier epoch asked RDS for a promotion and failed before DNS was pinned: that
     /// candidate may be a writer now, so only a human may decide the next failover.
     UnresolvedPromotion,
+    /// The promoter found the decision older than `max_decision_age_secs`: aborted, not promoted.
+    StaleDecision,
+    /// The promoter's fresh re-read found the primary alive: aborted, not promoted.
+    PrimaryAlive,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.
