@@ -61,7 +61,10 @@ def site(faithful, mariadb, new_primary, workdir, request):
     now = dt.datetime.now(dt.timezone.utc)
     for r in ("orders-replica-1", "orders-replica-2"):
         world.put_lag(r, 2.0, now - dt.timedelta(seconds=30))
-    cfg = site_config(mariadb.port, others_port=mariadb.port)
+    # The primary is lost, as the promoter re-checks before asking RDS: its host is gone (RDS
+    # reports `failed`) and the SQL canary gets no answer (a closed port).
+    world.report_status("orders-primary", "us-east-1", "failed")
+    cfg = site_config(None, others_port=mariadb.port)
     cfg["sites"][0]["dns"]["zone_id"] = zone
     # cargo-lambda's emulator reports no usable deadline; give the promoter and pinner 30 s invocations.
     env = function_env(faithful.endpoint, cfg) | {"TOPIC_ARN": topic, "RDS_FAILOVER_FALLBACK_BUDGET_SECS": "30"}
@@ -87,6 +90,20 @@ class Site:
         """An operator's failover request, as the runbook gives it: evaluator → FailoverDecided."""
         cmd = {"command": "failover", "site": "orders", "operator": "alice", "reason": "drill: us-east-1 lost"} | extra
         return self.emu.invoke("alarm-evaluator", cmd)
+
+
+def age_decision(site: Site, secs: float) -> None:
+    """Back-dates the ledger's record of when the current epoch was decided by `secs`: the
+    decision sat that long between the evaluator and the promoter (EventBridge retries a delivery
+    for up to MaximumEventAgeInSeconds = 3600 s; Lambda's async queue can hold it as long)."""
+    st = site.state()
+    shift = dt.timedelta(seconds=secs)
+    for t in st["timeline"]:
+        if t["phase"] == "promoting":
+            t["at"] = (dt.datetime.fromisoformat(t["at"].replace("Z", "+00:00")) - shift).isoformat()
+    if st.get("decision"):
+        st["decision"]["at"] = (dt.datetime.fromisoformat(st["decision"]["at"].replace("Z", "+00:00")) - shift).isoformat()
+    site.world.put_state("orders", st)
 
 
 def subjects(notes: list[dict]) -> list[str]:
@@ -273,3 +290,46 @@ def test_recorded_domain_events_replayed_through_the_functions_the_template_rout
         attrs = {k: v["Value"] for k, v in n["MessageAttributes"].items()}
         assert {"site", "phase", "severity", "epoch"} <= set(attrs), attrs
         assert "runbook" in n["Message"].lower() or "next" in n["Message"].lower()
+
+
+def assert_aborted_without_rds(site: Site, rds_before: dict, record_before, reason: str) -> dict:
+    """The epoch aborted before RDS was asked: no PromoteReadReplica (the replica still replicates
+    and no promotion was recorded), DNS untouched, and people told why with the next step."""
+    assert site.chain.types_seen() == ["FailoverDecided", "FailoverAborted"], site.chain.types_seen()
+    [promoter] = [d for d in site.chain.deliveries if d.function == "replica-promoter"]
+    assert promoter.error is None and promoter.response["outcome"]["kind"] == "aborted", promoter.response or promoter.error
+    assert promoter.response["outcome"]["reason"] == reason, promoter.response
+    assert site.world.rds_snapshot() == rds_before, "RDS was not asked to promote anything"
+    assert site.world.instance("orders-replica-1").get("ReadReplicaSourceDBInstanceIdentifier")
+    assert site.record() == record_before, "DNS untouched"
+    st = site.state()
+    assert st["phase"] == "aborted" and not st.get("promotion"), st["phase"]
+    [note] = [n for n in site.world.notifications() if n["MessageAttributes"]["event_type"]["Value"] == "FailoverAborted"]
+    assert "ABORTED" in note["Subject"] and "NEXT" in note["Message"].upper(), note
+    return note
+
+
+def test_a_decision_an_hour_old_is_aborted_with_no_promote_call(site: Site):
+    rds_before, record_before = site.world.rds_snapshot(), site.record()
+    v = site.fail_over()["verdicts"][0]
+    assert v["outcome"]["kind"] == "failover-decided", v["summary"]
+    age_decision(site, 3600)
+
+    site.chain.pump()
+
+    note = assert_aborted_without_rds(site, rds_before, record_before, "decision-too-old")
+    assert "max_decision_age_secs" in note["Message"], note["Message"]
+
+
+def test_a_primary_back_up_when_the_decision_arrives_is_not_failed_over(site: Site):
+    rds_before, record_before = site.world.rds_snapshot(), site.record()
+    v = site.fail_over()["verdicts"][0]
+    assert v["outcome"]["kind"] == "failover-decided", v["summary"]
+    # Between the decision and its delivery the primary's host comes back: RDS says available.
+    site.world.report_status("orders-primary", "us-east-1", None)
+    rds_before["orders-primary"] = ("available", None)
+
+    site.chain.pump()
+
+    note = assert_aborted_without_rds(site, rds_before, record_before, "primary-alive")
+    assert "second writer" in note["Message"], note["Message"]
