@@ -252,7 +252,7 @@ def test_recorded_domain_events_replayed_through_the_functions_the_template_rout
     for f in files:
         ev = json.loads(f.read_text())
         want = {"notifier"} | {"FailoverDecided": {"replica-promoter"}, "PromotionContinued": {"replica-promoter"},
-                               "ReplicaPromoted": {"dns-pinner"}}.get(ev["detail-type"], set())
+                               "ReplicaPromoted": {"dns-pinner"}, "DnsPinContinued": {"dns-pinner"}}.get(ev["detail-type"], set())
         assert targets(ev, "domain") == want, f.name
 
     # The ledger at epoch 1, promoting orders-replica-1: what the recorded FailoverDecided says.

@@ -116,15 +116,16 @@ ZONE_ALIASES = {"orders": "ZSTORMORDERS", "billing": "ZSTORMBILLING"}
 
 
 def storm_config(mariadb_port: int, tweak=None) -> dict:
-    """The example sites, orders' canary at a closed port (its primary is dead to the canary),
-    billing in `auto`, no maintenance window, a SUSTAINED s window, the DNS zones by the proxy's
-    aliases; `tweak(cfg)` edits it further."""
+    """The example sites, orders' and billing's canaries at a closed port (their primaries are
+    dead to the canary), billing in `auto`, no maintenance window, a SUSTAINED s window, the DNS
+    zones by the proxy's aliases; `tweak(cfg)` edits it further."""
     cfg = site_config(None, SUSTAINED, others_port=mariadb_port)
     for s in cfg["sites"]:
         if s["id"] in ZONE_ALIASES:
             s["dns"]["zone_id"] = ZONE_ALIASES[s["id"]]
         if s["id"] == "billing":
             s["approval"] = "auto"
+            s["canary"]["endpoint"] = "127.0.0.1:9"
         s["maintenance_windows"] = []
     if tweak:
         tweak(cfg)
@@ -176,6 +177,9 @@ def launch(faithful, proxy, functions, mariadb, new_primary, workdir, request):
             world.put_lag(r, 2.0, at)
         world.put_lag("billing-2", 0.5, at)
         world.set_alarm(AVAIL, "ALARM")
+        # The primaries' hosts are lost: RDS reports them `failed` (the promoter re-checks it).
+        world.report_status("orders-primary", "us-east-1", "failed")
+        world.report_status("billing-1", HOME_REGION, "failed")
         new_primary.sql("SET GLOBAL read_only = 0;")
         emu = functions
         if tweak:

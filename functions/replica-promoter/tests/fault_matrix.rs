@@ -15,7 +15,7 @@
 //! - deliveries are redelivered as AWS does: a failed or crashed invocation is retried by Lambda's
 //!   async retries (2, about 1 and 2 minutes later), then dead-lettered; every domain event the
 //!   functions publish is routed by the template's rules (FailoverDecided / PromotionContinued →
-//!   promoter, ReplicaPromoted → pinner, everything → notifier); the scheduled tick comes every
+//!   promoter, ReplicaPromoted / DnsPinContinued → pinner, everything → notifier); the scheduled tick comes every
 //!   minute (and flushes any ledger outbox left behind);
 //! - after every invocation the invariants are checked: never two promotion mutations (per epoch,
 //!   and across epochs: a later epoch must not promote a second writer), the writer DNS record
@@ -933,7 +933,7 @@ impl World {
                 EventType::FailoverDecided | EventType::PromotionContinued => {
                     self.enqueue(Func::Promoter, payload.clone(), key.clone())
                 }
-                EventType::ReplicaPromoted => {
+                EventType::ReplicaPromoted | EventType::DnsPinContinued => {
                     self.enqueue(Func::Pinner, payload.clone(), key.clone())
                 }
                 _ => {}

@@ -193,6 +193,11 @@ pub struct SiteState {
     /// timeline says the epoch entered `promoting`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
+    /// When the dns-pinner last handed the pin on to itself (`DnsPinContinued`): the token only
+    /// the newest link of that chain presents, so a duplicate delivery of a continuation, or of
+    /// the `ReplicaPromoted` that started it, cannot start a second chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_continued_at: Option<DateTime<Utc>>,
 }
 
 /// What started the current epoch's failover. Only a human's explicit word lets the promoter
@@ -318,6 +323,7 @@ impl SiteState {
             dns: None,
             failure: None,
             decision: None,
+            pin_continued_at: None,
         }
     }
 
