@@ -161,7 +161,10 @@ def main() -> int:
         route(chain, t0)
 
         primary.kill()
-        print(f"\n*** killed the orders primary's mariadbd (pid {primary.proc.pid}); its port is closed ***")
+        # Its host is lost with it: RDS reports the instance `failed` (the promoter re-checks that
+        # the primary is still down, over RDS and the SQL canary, before it asks RDS to promote).
+        world.report_status("orders-primary", "us-east-1", "failed")
+        print(f"\n*** killed the orders primary's mariadbd (pid {primary.proc.pid}); its port is closed, RDS reports it failed ***")
         world.set_alarm("orders-primary-availability", "ALARM")
         world.set_alarm("orders-primary-canary", "ALARM")
         detected = dt.datetime.now(dt.timezone.utc)
@@ -242,6 +245,7 @@ def main() -> int:
         print(f"  chart: {chart.relative_to(ROOT)}")
 
         primary.start()
+        world.report_status("orders-primary", "us-east-1", None)
         world.set_alarm("orders-primary-availability", "OK")
         world.set_alarm("orders-primary-canary", "OK")
         print(f"\n*** the old primary's mariadbd is back (pid {primary.proc.pid}, read_only="

@@ -29,7 +29,8 @@ Corrections:
 
 Emulator-only controls (tags no real account has): `emulator:endpoint` = host:port makes
 DescribeDBInstances report that endpoint; `emulator:mysql-socket` = a local MariaDB's admin
-socket makes a completed promotion (or cluster failover to that instance) promote that server.
+socket makes a completed promotion (or cluster failover to that instance) promote that server;
+`emulator:status` = a status makes DescribeDBInstances report it (a primary whose host is lost).
 """
 
 from __future__ import annotations
@@ -655,6 +656,7 @@ def _patch_route53() -> None:
 
 
 ENDPOINT_TAG = "emulator:endpoint"
+STATUS_TAG = "emulator:status"
 
 
 DATABASE_TAG = "emulator:mysql-socket"
@@ -701,6 +703,21 @@ def _patch_endpoints() -> None:
         return original.fget(self)
 
     m.DBInstance.endpoint = property(endpoint)
+
+    # An instance tagged `emulator:status` reports that DBInstanceStatus: the harness's way to
+    # model a primary whose host is lost (RDS says `failed`), which moto cannot otherwise show.
+    # Every assignment moto and the corrections above make still lands underneath; removing the
+    # tag shows it again.
+    def get_status(self):
+        for t in getattr(self, "tags", None) or []:
+            if t.get("Key") == STATUS_TAG:
+                return t["Value"]
+        return self.__dict__.get("_fm_status", "available")
+
+    def set_status(self, value):
+        self.__dict__["_fm_status"] = value
+
+    m.DBInstance.status = property(get_status, set_status)
 
 
 def install(promotion_secs: float | None = None, dns_insync_secs: float | None = None) -> None:

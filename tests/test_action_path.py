@@ -61,7 +61,10 @@ def site(faithful, mariadb, new_primary, workdir, request):
     now = dt.datetime.now(dt.timezone.utc)
     for r in ("orders-replica-1", "orders-replica-2"):
         world.put_lag(r, 2.0, now - dt.timedelta(seconds=30))
-    cfg = site_config(mariadb.port, others_port=mariadb.port)
+    # The primary is lost, as the promoter re-checks before asking RDS: its host is gone (RDS
+    # reports `failed`) and the SQL canary gets no answer (a closed port).
+    world.report_status("orders-primary", "us-east-1", "failed")
+    cfg = site_config(None, others_port=mariadb.port)
     cfg["sites"][0]["dns"]["zone_id"] = zone
     # cargo-lambda's emulator reports no usable deadline; give the promoter and pinner 30 s invocations.
     env = function_env(faithful.endpoint, cfg) | {"TOPIC_ARN": topic, "RDS_FAILOVER_FALLBACK_BUDGET_SECS": "30"}
@@ -85,10 +88,22 @@ class Site:
 
     def fail_over(self, **extra) -> dict:
         """An operator's failover request, as the runbook gives it: evaluator → FailoverDecided."""
-        # A drill on a live primary: `force` (with its reason) is how the runbook says to do that, and
-        # the ledger records it; without it the live-primary guard refuses (two writers).
-        cmd = {"command": "failover", "site": "orders", "operator": "alice", "reason": "drill: us-east-1 lost", "force": True} | extra
+        cmd = {"command": "failover", "site": "orders", "operator": "alice", "reason": "drill: us-east-1 lost"} | extra
         return self.emu.invoke("alarm-evaluator", cmd)
+
+
+def age_decision(site: Site, secs: float) -> None:
+    """Back-dates the ledger's record of when the current epoch was decided by `secs`: the
+    decision sat that long between the evaluator and the promoter (EventBridge retries a delivery
+    for up to MaximumEventAgeInSeconds = 3600 s; Lambda's async queue can hold it as long)."""
+    st = site.state()
+    shift = dt.timedelta(seconds=secs)
+    for t in st["timeline"]:
+        if t["phase"] == "promoting":
+            t["at"] = (dt.datetime.fromisoformat(t["at"].replace("Z", "+00:00")) - shift).isoformat()
+    if st.get("decision"):
+        st["decision"]["at"] = (dt.datetime.fromisoformat(st["decision"]["at"].replace("Z", "+00:00")) - shift).isoformat()
+    site.world.put_state("orders", st)
 
 
 def subjects(notes: list[dict]) -> list[str]:
@@ -160,7 +175,7 @@ def test_a_decided_failover_promotes_verifies_writes_pins_dns_and_tells_people(s
     # dead orders-primary, not from the writer DNS points at. Nothing in RDS changes.
     topo = site.state()["topology"]
     assert topo["primary"]["id"] == "orders-replica-1" and topo["endpoint"].startswith("127.0.0.1:"), topo
-    again = site.fail_over(override_rpo=True, override_cooldown=True, candidate="orders-replica-2",
+    again = site.fail_over(override_rpo=True, override_cooldown=True, candidate="orders-replica-2", force=True,
                            reason="second failover by hand")["verdicts"][0]
     assert again["outcome"] == {"kind": "refused", "reason": "no-healthy-candidate"}, again["summary"]
     assert "does not replicate from the primary orders-replica-1" in again["summary"], again["summary"]
@@ -250,7 +265,7 @@ def test_recorded_domain_events_replayed_through_the_functions_the_template_rout
     for f in files:
         ev = json.loads(f.read_text())
         want = {"notifier"} | {"FailoverDecided": {"replica-promoter"}, "PromotionContinued": {"replica-promoter"},
-                               "ReplicaPromoted": {"dns-pinner"}}.get(ev["detail-type"], set())
+                               "ReplicaPromoted": {"dns-pinner"}, "DnsPinContinued": {"dns-pinner"}}.get(ev["detail-type"], set())
         assert targets(ev, "domain") == want, f.name
 
     # The ledger at epoch 1, promoting orders-replica-1: what the recorded FailoverDecided says.
@@ -292,8 +307,9 @@ def test_recorded_domain_events_replayed_through_the_functions_the_template_rout
 
 def test_a_manual_failover_of_a_primary_that_answers_is_refused_and_mutates_nothing(site: Site):
     """Issue 11, defect 3, on the emulator chain: the primary is up (RDS available, the real
-    MariaDB canary answers). Without `force` the command is refused before anything is asked of
+    MariaDB canary may not even answer). Without `force` the command is refused before anything is asked of
     RDS; the message names the switchover and `force`."""
+    site.world.report_status("orders-primary", "us-east-1", None)  # the fixture's lost host is back
     before = site.world.instance("orders-replica-1")
     v = site.emu.invoke("alarm-evaluator", {"command": "failover", "site": "orders", "operator": "alice", "reason": "looks slow"})["verdicts"][0]
     assert v["outcome"] == {"kind": "refused", "reason": "primary-alive"}, v["summary"]
@@ -303,3 +319,46 @@ def test_a_manual_failover_of_a_primary_that_answers_is_refused_and_mutates_noth
     after = site.world.instance("orders-replica-1")
     assert after.get("ReadReplicaSourceDBInstanceIdentifier") == before.get("ReadReplicaSourceDBInstanceIdentifier")
     assert (site.state() or {}).get("phase") in (None, "idle"), site.state()
+
+
+def assert_aborted_without_rds(site: Site, rds_before: dict, record_before, reason: str) -> dict:
+    """The epoch aborted before RDS was asked: no PromoteReadReplica (the replica still replicates
+    and no promotion was recorded), DNS untouched, and people told why with the next step."""
+    assert site.chain.types_seen() == ["FailoverDecided", "FailoverAborted"], site.chain.types_seen()
+    [promoter] = [d for d in site.chain.deliveries if d.function == "replica-promoter"]
+    assert promoter.error is None and promoter.response["outcome"]["kind"] == "aborted", promoter.response or promoter.error
+    assert promoter.response["outcome"]["reason"] == reason, promoter.response
+    assert site.world.rds_snapshot() == rds_before, "RDS was not asked to promote anything"
+    assert site.world.instance("orders-replica-1").get("ReadReplicaSourceDBInstanceIdentifier")
+    assert site.record() == record_before, "DNS untouched"
+    st = site.state()
+    assert st["phase"] == "aborted" and not st.get("promotion"), st["phase"]
+    [note] = [n for n in site.world.notifications() if n["MessageAttributes"]["event_type"]["Value"] == "FailoverAborted"]
+    assert "ABORTED" in note["Subject"] and "NEXT" in note["Message"].upper(), note
+    return note
+
+
+def test_a_decision_an_hour_old_is_aborted_with_no_promote_call(site: Site):
+    rds_before, record_before = site.world.rds_snapshot(), site.record()
+    v = site.fail_over()["verdicts"][0]
+    assert v["outcome"]["kind"] == "failover-decided", v["summary"]
+    age_decision(site, 3600)
+
+    site.chain.pump()
+
+    note = assert_aborted_without_rds(site, rds_before, record_before, "decision-too-old")
+    assert "max_decision_age_secs" in note["Message"], note["Message"]
+
+
+def test_a_primary_back_up_when_the_decision_arrives_is_not_failed_over(site: Site):
+    rds_before, record_before = site.world.rds_snapshot(), site.record()
+    v = site.fail_over()["verdicts"][0]
+    assert v["outcome"]["kind"] == "failover-decided", v["summary"]
+    # Between the decision and its delivery the primary's host comes back: RDS says available.
+    site.world.report_status("orders-primary", "us-east-1", None)
+    rds_before["orders-primary"] = ("available", None)
+
+    site.chain.pump()
+
+    note = assert_aborted_without_rds(site, rds_before, record_before, "primary-alive")
+    assert "second writer" in note["Message"], note["Message"]

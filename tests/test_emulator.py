@@ -464,6 +464,15 @@ def test_an_instance_tagged_with_an_emulator_endpoint_reports_it(acct):
     assert instance(acct, HOME_REGION, "orders-replica-2")["Endpoint"]["Address"] != "127.0.0.1"
 
 
+def test_an_instance_tagged_with_an_emulator_status_reports_it_until_the_tag_is_removed(acct):
+    assert instance(acct, "us-east-1", "orders-primary")["DBInstanceStatus"] == "available"
+    acct.report_status("orders-primary", "us-east-1", "failed")
+    assert instance(acct, "us-east-1", "orders-primary")["DBInstanceStatus"] == "failed"
+    assert instance(acct, HOME_REGION, "orders-replica-1")["DBInstanceStatus"] == "available"
+    acct.report_status("orders-primary", "us-east-1", None)
+    assert instance(acct, "us-east-1", "orders-primary")["DBInstanceStatus"] == "available"
+
+
 def test_a_completed_promotion_promotes_the_real_database_behind_the_instance(acct, workdir):
     """Two real MariaDB servers replicating (primary -> replica, replica read-only), the replica
     behind orders-replica-1: replication carries rows until the RDS promotion completes, and only

@@ -230,6 +230,16 @@ class World:
             tags.append({"Key": "emulator:mysql-socket", "Value": admin_socket})
         rds.add_tags_to_resource(ResourceName=arn, Tags=tags)
 
+    def report_status(self, instance: str, region: str, status: str | None) -> None:
+        """Makes DescribeDBInstances report `status` for `instance` (faithful_moto's
+        `emulator:status` tag), e.g. `failed` for a primary whose host is lost; None lifts it."""
+        rds = self.client("rds", region)
+        arn = rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]["DBInstanceArn"]
+        if status is None:
+            rds.remove_tags_from_resource(ResourceName=arn, TagKeys=["emulator:status"])
+        else:
+            rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "emulator:status", "Value": status}])
+
     def instance(self, instance: str, region: str = HOME_REGION) -> dict:
         return self.client("rds", region).describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
 

@@ -82,6 +82,15 @@ pub enum PinError {
 }
 
 impl PinError {
+    /// What waiting can fix: throttling, 5xx, timeouts, lost races, a change not yet INSYNC.
+    fn is_transient(&self) -> bool {
+        match self {
+            PinError::Port { source, .. } => source.kind.is_retryable(),
+            PinError::NotInSync { .. } | PinError::Contention { .. } => true,
+            PinError::BadInput(_) | PinError::Failed { .. } => false,
+        }
+    }
+
     fn error_type(&self) -> String {
         match self {
             PinError::BadInput(_) => "BadInput".into(),
@@ -158,9 +167,12 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Instant) -> Result<Re
         .map_err(PinError::BadInput)
         .inspect_err(|e| warn!(error = %e, "rejected input"))?;
     let resp = Response::new(&event);
-    if event.event_type != EventType::ReplicaPromoted {
+    if !matches!(
+        event.event_type,
+        EventType::ReplicaPromoted | EventType::DnsPinContinued
+    ) {
         let t = event.event_type.detail_type();
-        return Ok(resp.ignored(format!("{t} is not ReplicaPromoted")));
+        return Ok(resp.ignored(format!("{t} is not ReplicaPromoted or DnsPinContinued")));
     }
     let Some(site) = deps.cfg.site(&event.site) else {
         return Ok(resp.ignored(format!("site {} is not configured", event.site)));
@@ -173,6 +185,14 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Instant) -> Result<Re
     }
     .run(deadline)
     .await
+}
+
+/// How one try at the pin ended (errors aside).
+enum Attempt {
+    /// `dns-pinned` committed; its event waits in this record's outbox.
+    Pinned(Box<SiteState>),
+    /// A fence stopped it: the answer to give.
+    Stopped(Box<Response>),
 }
 
 /// The result of a fenced ledger update.
@@ -210,7 +230,46 @@ impl Pinner<'_> {
             Fence::Pin { host } => host,
             other => return self.fenced(other, &state).await,
         };
+        // Route 53 failing or slow is waited out, with capped backoff, for the whole invocation;
+        // then the pin is handed on to the next invocation (DnsPinContinued), until the site's
+        // pin deadline. Lambda's own async retries (2, about 1 and 2 minutes apart: "Lambda
+        // retries the function twice", AWS Lambda Developer Guide, "Asynchronous invocation") would
+        // cover about 3 minutes, not the hour the runbook promises.
+        let mut attempt = 0u32;
+        loop {
+            match self.attempt(&state, &host, deadline).await {
+                Ok(Attempt::Stopped(resp)) => return Ok(*resp),
+                // Publishing is outside the retried attempt: a failed publish leaves the event in
+                // the outbox and fails the invocation, so Lambda's retry (or any later
+                // invocation) re-sends it.
+                Ok(Attempt::Pinned(st)) => {
+                    self.flush(&st).await?;
+                    return Ok(self.resp);
+                }
+                Err(e) if e.is_transient() => {
+                    let delay = pin::backoff_delay(attempt, (self.deps.jitter)());
+                    attempt += 1;
+                    if Instant::now() + delay > deadline {
+                        return self.hand_on(&e.to_string()).await;
+                    }
+                    warn!(site = %self.site.id, error = %e, "Route 53 not done yet; trying again");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
 
+    /// One try at the pin: record the previous record set, change it (once), wait for INSYNC,
+    /// commit `dns-pinned` (its event still in the outbox).
+    async fn attempt(
+        &mut self,
+        state: &SiteState,
+        host: &str,
+        deadline: Instant,
+    ) -> Result<Attempt, PinError> {
+        let deps = self.deps;
+        let host = host.to_owned();
         let query = pin::query(self.site);
         let current = match deps.dns.record_set(&query).await {
             Ok(c) => c,
@@ -234,7 +293,7 @@ impl Pinner<'_> {
             .await?
         {
             Update::Committed(s) | Update::Unchanged(s) => s,
-            Update::Fenced(f) => return self.fenced(f, &state).await,
+            Update::Fenced(f) => return self.stop(f, state).await,
         };
         let recorded = st.dns.clone().expect("recorded above");
 
@@ -278,7 +337,7 @@ impl Pinner<'_> {
                 Update::Committed(_) | Update::Unchanged(_) => {}
                 Update::Fenced(f) => {
                     warn!(site = %self.site.id, change_id = %id, "the epoch moved on while DNS was being changed");
-                    return self.fenced(f, &state).await;
+                    return self.stop(f, state).await;
                 }
             }
             change_id = Some(id);
@@ -297,16 +356,18 @@ impl Pinner<'_> {
             .await?
         {
             Update::Committed(s) => s,
-            Update::Unchanged(s) => return Ok(self.resp.already(&s)),
+            Update::Unchanged(s) => {
+                return Ok(Attempt::Stopped(Box::new(self.take_resp().already(&s))))
+            }
             Update::Fenced(Fence::AlreadyPinned) => {
                 let s = deps
                     .ledger
                     .load(&self.site.id)
                     .await
                     .map_err(|e| self.port(e))?;
-                return Ok(self.resp.already(&s));
+                return Ok(Attempt::Stopped(Box::new(self.take_resp().already(&s))));
             }
-            Update::Fenced(f) => return self.fenced(f, &state).await,
+            Update::Fenced(f) => return self.stop(f, state).await,
         };
         self.resp.outcome = "pinned";
         self.resp.dns = st.dns.clone();
@@ -316,7 +377,77 @@ impl Pinner<'_> {
             .map(|t| t.note.clone())
             .unwrap_or_default();
         info!(site = %self.site.id, epoch = st.epoch, detail = %self.resp.detail, "DNS pinned");
+        Ok(Attempt::Pinned(Box::new(st)))
+    }
+
+    fn take_resp(&mut self) -> Response {
+        let empty = Response::new(self.event);
+        std::mem::replace(&mut self.resp, empty)
+    }
+
+    /// A fence met inside an attempt: its answer goes into `self.resp` (or is an error).
+    async fn stop(&mut self, f: Fence, state: &SiteState) -> Result<Attempt, PinError> {
+        let resp = self.take_resp();
+        let pinner = Pinner {
+            deps: self.deps,
+            site: self.site,
+            event: self.event,
+            resp,
+        };
+        pinner
+            .fenced(f, state)
+            .await
+            .map(|r| Attempt::Stopped(Box::new(r)))
+    }
+
+    /// Out of time before the pin is done: hand it on to the next invocation (`DnsPinContinued`,
+    /// paging at the escalation steps), or — past the site's pin deadline — fail the epoch with
+    /// the exact next step.
+    async fn hand_on(mut self, why: &str) -> Result<Response, PinError> {
+        let now = self.deps.clock.now();
+        let site = self.site;
+        let mut expired = false;
+        let update = self
+            .update(|s| match pin::hand_on(site, s, self.event, why, now) {
+                Ok(pin::HandOn::Continue(next)) => {
+                    expired = false;
+                    Ok(Some(next))
+                }
+                Ok(pin::HandOn::Expired(next)) => {
+                    expired = true;
+                    Ok(Some(next))
+                }
+                Err(f) => Err(f),
+            })
+            .await?;
+        let st = match update {
+            Update::Committed(st) => st,
+            Update::Unchanged(st) => return Ok(self.resp.already(&st)),
+            Update::Fenced(f) => {
+                let state = self
+                    .deps
+                    .ledger
+                    .load(&site.id)
+                    .await
+                    .map_err(|e| self.port(e))?;
+                return self.fenced(f, &state).await;
+            }
+        };
         self.flush(&st).await?;
+        if expired {
+            let reason = st.failure.clone().unwrap_or_default();
+            warn!(site = %site.id, epoch = st.epoch, %reason, "DNS pin deadline passed: the epoch is failed");
+            return Err(PinError::Failed {
+                site: site.id.clone(),
+                epoch: st.epoch,
+                error_type: "Fatal.PinDeadline".into(),
+                reason,
+            });
+        }
+        info!(site = %site.id, epoch = st.epoch, why, "DNS pin handed on to the next invocation");
+        self.resp.outcome = "continued";
+        self.resp.detail = format!("handed on (DnsPinContinued): {why}");
+        self.resp.dns = st.dns.clone();
         Ok(self.resp)
     }
 

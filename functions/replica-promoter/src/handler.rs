@@ -6,6 +6,10 @@
 //! - malformed input is `BadInput` before any AWS call; an unknown site, a stale or foreign epoch,
 //!   a phase other than `promoting` or a candidate the config does not name is a typed `fenced`
 //!   answer (not an error: Lambda must not retry it) with no AWS mutation;
+//! - before RDS is asked, the decision must be younger than `thresholds.max_decision_age_secs`
+//!   and a fresh read of the primary (RDS status, SQL canary) must find it still down, unless the
+//!   ledger says a human forced the failover or planned a switchover; otherwise the epoch is
+//!   aborted (`FailoverAborted`) with no RDS call;
 //! - the [`PromotionRecord`](failover_policy::incident::PromotionRecord) is committed by
 //!   compare-and-set *before* the RDS mutation is sent, and a record that says "requested" means
 //!   watch only: a crash, a timeout, a duplicate delivery or a continuation never sends it twice;
@@ -25,14 +29,14 @@ use chrono::{DateTime, Utc};
 use failover_adapters::control::{DatabaseControl, MutationAck, WritabilityCheck};
 use failover_adapters::gather::source_names;
 use failover_adapters::ports::{
-    Clock, DatabaseTopology, ErrorKind, EventBus, LagMetric, Ledger, Metrics, PortError,
+    Canary, Clock, DatabaseTopology, ErrorKind, EventBus, LagMetric, Ledger, Metrics, PortError,
 };
 use failover_policy::config::{DbRef, Engine};
 use failover_policy::events::EVENT_SOURCE;
 use failover_policy::evidence::{CandidateEvidence, DbObservation};
 use failover_policy::promote::{
-    self, Admission, FailureReason, FenceReason, Fenced, Observed, Preflight, Progress,
-    PromotionAction,
+    self, Abort, AbortReason, Admission, FailureReason, FenceReason, Fenced, Observed, Preflight,
+    PrimaryNow, Progress, PromotionAction,
 };
 use failover_policy::verdict::{Guard, GuardCheck, GuardResult};
 use failover_policy::{Config, DomainEvent, EventType, SiteConfig, SiteState, Verdict};
@@ -58,6 +62,8 @@ pub struct Deps {
     pub metrics: Arc<dyn Metrics>,
     pub control: Arc<dyn DatabaseControl>,
     pub writability: Arc<dyn WritabilityCheck>,
+    /// The SQL canary against the primary: re-checked, with its RDS status, before RDS is asked.
+    pub canary: Arc<dyn Canary>,
     pub ledger: Arc<dyn Ledger>,
     pub bus: Arc<dyn EventBus>,
     /// The time recorded in the ledger and events (pinned in replays).
@@ -126,6 +132,9 @@ pub enum PromoterOutcome {
     },
     /// Still promoting; `PromotionContinued` was committed for the next invocation.
     Continued { detail: String },
+    /// The re-check before asking RDS found the decision too old or the primary alive:
+    /// `FailoverAborted` was committed; nothing was asked of RDS.
+    Aborted { reason: AbortReason, detail: String },
     /// Not acted on: no AWS mutation.
     Fenced { reason: FenceReason, detail: String },
     /// The epoch is already promoted: a re-delivery with nothing to do.
@@ -138,6 +147,7 @@ impl PromoterOutcome {
             PromoterOutcome::Promoted { .. } => "promoted",
             PromoterOutcome::Failed { .. } => "failed",
             PromoterOutcome::Continued { .. } => "continued",
+            PromoterOutcome::Aborted { .. } => "aborted",
             PromoterOutcome::Fenced { .. } => "fenced",
             PromoterOutcome::AlreadyPromoted => "already-promoted",
         }
@@ -406,13 +416,19 @@ impl Run<'_> {
         fence: GuardCheck,
     ) -> Result<Option<PromoterOutcome>, PromoterError> {
         let mut guards = vec![fence];
-        // When this epoch was decided: its entry into `promoting` (last_failover_at is the
-        // previous RDS request, which may be weeks old).
-        let decided_at = state
-            .timeline
-            .iter()
-            .find(|t| t.phase == failover_policy::Phase::Promoting)
-            .map_or(self.event.occurred_at, |t| t.at);
+        // The decision may have reached us late (EventBridge and Lambda async delivery are
+        // at-least-once and retried for up to an hour here): before RDS is asked, the decision
+        // must be young and the primary, read afresh, still down.
+        match promote::check_decision_age(self.site, &state, &self.event, self.now()) {
+            Ok(g) => guards.push(g),
+            Err(a) => return self.abort_unrequested(state, a, guards).await,
+        }
+        let primary = self.read_primary().await;
+        match promote::recheck_primary(self.site, &state, &self.event, &primary) {
+            Ok(g) => guards.push(g),
+            Err(a) => return self.abort_unrequested(state, a, guards).await,
+        }
+        let (_, decided_at) = promote::decision_of(&state, &self.event);
         let mut attempt = 0;
         let pre = loop {
             match self.read_preflight(candidate).await {
@@ -561,6 +577,67 @@ impl Run<'_> {
                 c.reboot_with_failover(instance).await
             }
         }
+    }
+
+    /// The primary as RDS and the SQL canary see it now, concurrently. A failed read is unknown
+    /// evidence (the primary's region going dark is the outage itself), never "alive".
+    async fn read_primary(&self) -> PrimaryNow {
+        let site = self.site;
+        let topo = &self.deps.topology;
+        let status = async {
+            let r = match &site.engine {
+                Engine::AuroraGlobal { .. } => topo
+                    .cluster(&site.primary.id, &site.primary.region)
+                    .await
+                    .map(|c| c.map(|c| c.status)),
+                _ => topo
+                    .instance(&site.primary)
+                    .await
+                    .map(|i| i.map(|i| i.status)),
+            };
+            match r {
+                Ok(Some(s)) => DbObservation::status(s),
+                Ok(None) => DbObservation::NotFound,
+                Err(e) => DbObservation::Unreadable {
+                    error: e.to_string(),
+                },
+            }
+        };
+        let (status, canary) = tokio::join!(status, self.deps.canary.probe(site));
+        PrimaryNow { status, canary }
+    }
+
+    /// Aborts the epoch for what the re-check saw, on the very state it was judged against (like
+    /// `fail_unrequested`: a lost race means another invocation may have asked RDS meanwhile, so
+    /// re-read and re-fence). `None` = re-read.
+    async fn abort_unrequested(
+        &mut self,
+        state: SiteState,
+        abort: Abort,
+        mut guards: Vec<GuardCheck>,
+    ) -> Result<Option<PromoterOutcome>, PromoterError> {
+        guards.push(abort.guard.clone());
+        let (next, event) = match promote::aborted(self.site, &state, &abort, guards, self.now()) {
+            Ok(x) => x,
+            Err(e) => {
+                return Ok(Some(PromoterOutcome::Fenced {
+                    reason: FenceReason::WrongPhase,
+                    detail: e.to_string(),
+                }))
+            }
+        };
+        match self.deps.ledger.commit(&next).await {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::Conflict => return Ok(None),
+            Err(e) => return Err(self.port(e)),
+        }
+        warn!(site = %self.site.id, epoch = state.epoch, reason = abort.reason.as_str(), detail = %abort.detail, "failover aborted before asking RDS");
+        self.verdict = Some(event.verdict);
+        self.flush(next).await?;
+        Ok(Some(PromoterOutcome::Aborted {
+            reason: abort.reason,
+            detail: abort.detail,
+        }))
     }
 
     /// Reads what the pre-checks judge. Errors reading the candidate or its topology are returned

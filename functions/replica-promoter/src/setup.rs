@@ -14,6 +14,7 @@ use failover_adapters::aws::{
     SecretsManagerCredentials,
 };
 use failover_adapters::control::{MysqlWritability, RdsControl};
+use failover_adapters::mysql::MysqlCanary;
 use failover_adapters::ports::{Clock, FixedClock, SystemClock};
 use failover_adapters::settings::Settings;
 
@@ -50,7 +51,8 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
         topology: Arc::new(RdsTopology::new(&clients)),
         metrics: Arc::new(CloudWatchMetrics::new(&clients)),
         control: Arc::new(RdsControl::new(&clients)),
-        writability: Arc::new(MysqlWritability::new(credentials)),
+        writability: Arc::new(MysqlWritability::new(credentials.clone())),
+        canary: Arc::new(MysqlCanary::new(credentials)),
         ledger: Arc::new(DynamoLedger::new(&clients, &settings.ledger_table)),
         bus: Arc::new(EventBridgeBus::new(&clients, &settings.event_bus)),
         clock,

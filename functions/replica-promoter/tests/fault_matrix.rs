@@ -15,7 +15,7 @@
 //! - deliveries are redelivered as AWS does: a failed or crashed invocation is retried by Lambda's
 //!   async retries (2, about 1 and 2 minutes later), then dead-lettered; every domain event the
 //!   functions publish is routed by the template's rules (FailoverDecided / PromotionContinued →
-//!   promoter, ReplicaPromoted → pinner, everything → notifier); the scheduled tick comes every
+//!   promoter, ReplicaPromoted / DnsPinContinued → pinner, everything → notifier); the scheduled tick comes every
 //!   minute (and flushes any ledger outbox left behind);
 //! - after every invocation the invariants are checked: never two promotion mutations (per epoch,
 //!   and across epochs: a later epoch must not promote a second writer), the writer DNS record
@@ -669,6 +669,9 @@ struct World {
     /// Ledger commits already checked, and the last of them.
     ledger_cursor: usize,
     last_commit: LastCommit,
+    /// The first epoch the ledger committed `dns-pinned` for: from then on DNS must never point
+    /// at the old primary again.
+    pinned_epoch: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -821,6 +824,7 @@ impl World {
             metrics: faulty(&metrics, &p),
             control: control.clone(),
             writability: writability.clone(),
+            canary: canary.clone(),
             ledger: faulty(&ledger, &p),
             bus: faulty(&bus, &p),
             clock: clock.clone(),
@@ -883,6 +887,7 @@ impl World {
                 epoch: 0,
                 phase: Phase::Idle,
             },
+            pinned_epoch: None,
         }
     }
 
@@ -935,7 +940,7 @@ impl World {
                 EventType::FailoverDecided | EventType::PromotionContinued => {
                     self.enqueue(Func::Promoter, payload.clone(), key.clone())
                 }
-                EventType::ReplicaPromoted => {
+                EventType::ReplicaPromoted | EventType::DnsPinContinued => {
                     self.enqueue(Func::Pinner, payload.clone(), key.clone())
                 }
                 _ => {}
@@ -1236,6 +1241,19 @@ impl World {
                 epoch: c.epoch,
                 phase: c.phase,
             };
+            if c.phase == Phase::DnsPinned && self.pinned_epoch.is_none() {
+                self.pinned_epoch = Some(c.epoch);
+            }
+        }
+        // 3b. Once pinned, the writer name never points at the old primary again (the pin is
+        //     what keeps a returning old primary from winning writes back: seed 002).
+        if let (Some(e), Some(r)) = (self.pinned_epoch, self.scenario.writer_record(&self.dns)) {
+            let old = self.scenario.old_host();
+            if r.values.iter().any(|v| v.trim_end_matches('.') == old) {
+                self.violate(format!(
+                    "DNS points at the old primary {old} after epoch {e} was pinned"
+                ));
+            }
         }
         // 4. At most one message per (site, epoch, phase); the notifier's documented window (SNS
         //    accepted, the invocation died before recording it) may page twice.
@@ -1326,17 +1344,37 @@ impl World {
         let open_suspected = (st.phase == Phase::Suspected)
             .then_some("IncidentSuspected")
             .filter(|t| self.notified(epoch).contains(*t));
-        let told: Vec<String> = ["FailoverFailed", "FailoverRefused", "ApprovalRequested"]
-            .into_iter()
-            .filter(|t| notified.contains(*t))
-            .chain(open_suspected)
-            .map(|t| format!("{t} message"))
-            .chain(
-                self.dead_letters
-                    .iter()
-                    .map(|(f, k)| format!("dead-lettered {} delivery {k}", f.name())),
-            )
-            .collect();
+        // Told with the next step: a message whose body says what to do (the notifier's NEXT
+        // STEPS). A dead-lettered delivery tells nobody by itself: it counts only when the
+        // template's alarm on that function's dead-letter queue pages the alert topic with a next
+        // step; a dead letter nothing pages about fails the case, whatever else was sent.
+        if let Some((f, k)) = self
+            .dead_letters
+            .iter()
+            .find(|(f, _)| !dead_letters_page_with_next_step(*f))
+        {
+            return Outcome::Silent(format!(
+                "dead-lettered {} delivery {k} and no alarm pages about it",
+                f.name()
+            ));
+        }
+        let told: Vec<String> = [
+            "FailoverFailed",
+            "FailoverRefused",
+            "ApprovalRequested",
+            "FailoverAborted",
+            "DnsPinDelayed",
+        ]
+        .into_iter()
+        .filter(|t| notified.contains(*t))
+        .chain(open_suspected)
+        .map(|t| format!("{t} message"))
+        .chain(
+            self.dead_letters
+                .iter()
+                .map(|(f, k)| format!("{DEAD_LETTER_PAGE} ({} delivery {k})", f.name())),
+        )
+        .collect();
         if told.is_empty() {
             return Outcome::Silent(format!(
                 "epoch {} phase {}, DNS on new primary: {dns_on_new}, notified {notified:?}, published {published:?}",
@@ -1379,6 +1417,37 @@ fn phase_changes(commits: &[SiteState]) -> usize {
 /// The notice's identity as the domain event's dedupe key (`site#epoch#type`).
 fn notice_id(k: &NoticeKey) -> String {
     format!("{}#{}#{}", k.site, k.epoch, k.detail_type)
+}
+
+/// How a stop told by nothing but a dead-letter alarm names its teller.
+const DEAD_LETTER_PAGE: &str = "dead-letter alarm";
+
+const TEMPLATE: &str = include_str!("../../../infra/template.yaml");
+
+/// Whether `infra/template.yaml` has an alarm on `f`'s dead-letter queue that pages the alert
+/// topic on the first message and whose description gives the next step.
+fn dead_letters_page_with_next_step(f: Func) -> bool {
+    dead_letter_alarm_in(TEMPLATE, f)
+}
+
+fn dead_letter_alarm_in(template: &str, f: Func) -> bool {
+    let prefix = match f {
+        Func::Evaluator => "Evaluator",
+        Func::Promoter => "Promoter",
+        Func::Pinner => "Pinner",
+        Func::Notifier => "Notifier",
+    };
+    let Some(start) = template.find(&format!("\n  {prefix}DLQAlarm:\n")) else {
+        return false;
+    };
+    let rest = &template[start + 1..];
+    let block = &rest[..rest.find("\n\n").unwrap_or(rest.len())];
+    block.contains(&format!("Value: !GetAtt {prefix}DLQ.QueueName"))
+        && block.contains("Threshold: 0")
+        && block.contains("AlarmActions: [!Ref AlertTopic]")
+        && block
+            .lines()
+            .any(|l| l.trim_start().starts_with("AlarmDescription:") && l.contains("Next step:"))
 }
 
 #[derive(Debug, Clone)]
@@ -1502,6 +1571,7 @@ fn every_fault_on_every_aws_call_converges_or_stops_consistently() {
     let mut operations = 0;
     let mut converged_after_failure = 0;
     let mut suspected_only = 0;
+    let mut dead_letter_only = 0;
     for scenario in Scenario::ALL {
         // The clean run: it converges, and it lists every AWS call each function makes.
         let (clean, calls) = run_case(scenario, None).expect("the clean run does not panic");
@@ -1552,6 +1622,10 @@ fn every_fault_on_every_aws_call_converges_or_stops_consistently() {
                             if why.ends_with("told by IncidentSuspected message") {
                                 suspected_only += 1;
                             }
+                            let tellers = why.split("; told by ").nth(1).unwrap_or("");
+                            if tellers.split(", ").all(|t| t.starts_with(DEAD_LETTER_PAGE)) {
+                                dead_letter_only += 1;
+                            }
                             let kind = why.split("; told by ").next().unwrap_or("").to_owned();
                             *stops_by_kind
                                 .entry(format!("{} {:?} -> {kind}", func.name(), fault))
@@ -1576,7 +1650,11 @@ fn every_fault_on_every_aws_call_converges_or_stops_consistently() {
         "a case = one incident (RDS read replica and Aurora cluster) over the fakes with one fault \
          (throttling, 5xx, timeout-after-apply, persistent access denied, crash after the call) on \
          one AWS call (by function, operation and call index; {operations} operations) then AWS \
-         redelivery; {suspected_only} stops left open at suspected (evidence unreadable); {converged_after_failure} converged in a later epoch after a failed one; {documented_pages} documented duplicate pages (notifier crash after SNS accepted)"
+         redelivery; a stop counts only when a human was told with the next step (a FailoverFailed / Refused / \
+         Aborted / ApprovalRequested / DnsPinDelayed message, or the dead-letter queue's alarm, which pages the topic \
+         with a next step: {dead_letter_only} stops were told by that alarm alone); a dead letter nothing pages \
+         about, or a site left in a phase with nobody told, fails the case; after a pin DNS never points at the \
+         old primary again; {suspected_only} stops left open at suspected (evidence unreadable); {converged_after_failure} converged in a later epoch after a failed one; {documented_pages} documented duplicate pages (notifier crash after SNS accepted)"
     );
     failover_adapters::figures::write_reliability_figures("fault-matrix", &f);
     eprintln!("{}", serde_json::to_string_pretty(&f).unwrap());
@@ -1594,4 +1672,67 @@ fn every_fault_on_every_aws_call_converges_or_stops_consistently() {
     assert_eq!(f.wrong_actions, 0);
     assert_eq!(f.mutations, 0);
     assert_eq!(f.cases, f.convergences + f.consistent_stops);
+}
+
+/// The matrix's own judges can fail: DNS back on the old primary after a pin is a wrong action;
+/// a site left promoting with nobody told is a failure; a dead letter counts as telling a human
+/// only through an alarm that pages the topic with a next step.
+#[test]
+fn the_matrix_judges_what_it_claims_to() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut w = World::new(Scenario::ReadReplica, None);
+        w.run().await;
+        assert!(
+            matches!(w.outcome(), Outcome::Converged { epoch: 1 }),
+            "{:?}",
+            w.outcome()
+        );
+        // The old primary's record comes back after the pin (what a health-check-driven
+        // failover pair does when the old primary turns healthy and the pin was not made).
+        w.dns.put(
+            Scenario::ReadReplica.zone(),
+            cname("db.orders.example.com", &Scenario::ReadReplica.old_host()),
+        );
+        w.check_invariants();
+        match w.outcome() {
+            Outcome::WrongAction(v) => assert!(v[0].contains("old primary"), "{v:?}"),
+            other => panic!("DNS back on the old primary must be a wrong action: {other:?}"),
+        }
+
+        // A site left promoting, nothing sent, nothing dead-lettered: nobody was told.
+        let mut w = World::new(Scenario::ReadReplica, None);
+        let mut st = SiteState::new("orders");
+        st.version = 1;
+        st.epoch = 1;
+        st.phase = Phase::Promoting;
+        w.ledger.put(st);
+        assert!(
+            matches!(w.outcome(), Outcome::Silent(_)),
+            "{:?}",
+            w.outcome()
+        );
+        // Its FailoverDecided dead-lettered at the promoter: told only by the queue's alarm.
+        w.dead_letters
+            .push((Func::Promoter, "orders#1#FailoverDecided".into()));
+        match w.outcome() {
+            Outcome::Stopped(why) => assert!(why.contains(DEAD_LETTER_PAGE), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    });
+    for f in Func::ALL {
+        assert!(
+            dead_letter_alarm_in(TEMPLATE, f),
+            "{f:?}: the template's dead-letter alarm"
+        );
+    }
+    let silent = TEMPLATE.replace("AlarmActions: [!Ref AlertTopic]", "AlarmActions: []");
+    let vague = TEMPLATE.replace("Next step:", "See:");
+    for t in [silent, vague] {
+        assert!(Func::ALL.into_iter().all(|f| !dead_letter_alarm_in(&t, f)));
+    }
 }

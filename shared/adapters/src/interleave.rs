@@ -266,3 +266,13 @@ impl Dns for Gated<dyn Dns> {
         self.inner.change_status(change_id).await
     }
 }
+
+/// Runs one case on a runtime of its own (`runtime` builds it: the suites pause tokio's clock,
+/// which needs tokio's `test-util`) and catches a panic in it, so a suite counts the panics it
+/// observed instead of dying at the first one — or writing a zero it never measured.
+pub fn run_isolated<Fut: std::future::Future>(
+    runtime: impl FnOnce() -> tokio::runtime::Runtime,
+    case: impl FnOnce() -> Fut,
+) -> std::thread::Result<Fut::Output> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime().block_on(case())))
+}

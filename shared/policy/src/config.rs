@@ -186,6 +186,14 @@ pub struct Thresholds {
     /// must say it means that (`crate::vantage::check_site`).
     #[serde(default)]
     pub allow_single_vote: bool,
+    /// The promoter asks RDS only for a decision younger than this (EventBridge and Lambda
+    /// async delivery may hand it over much later); an older one aborts the epoch.
+    #[serde(default = "default_max_decision_age_secs")]
+    pub max_decision_age_secs: u64,
+    /// How long after the promotion the dns-pinner keeps continuing itself while Route 53 fails
+    /// or has not shown the change `INSYNC`; past it the epoch fails and a human is paged.
+    #[serde(default = "default_pin_deadline_secs")]
+    pub pin_deadline_secs: u64,
 }
 
 fn default_flap_window() -> u64 {
@@ -204,6 +212,19 @@ pub const DEFAULT_MANAGED_RECOVERY_GRACE_SECS: u64 = 180;
 
 fn default_managed_recovery_grace_secs() -> u64 {
     DEFAULT_MANAGED_RECOVERY_GRACE_SECS
+}
+
+/// Five minutes: a `FailoverDecided` normally reaches the promoter within seconds; one that took
+/// longer was judged on evidence too old to promote on.
+pub const DEFAULT_MAX_DECISION_AGE_SECS: u64 = 300;
+/// One hour, what the runbook promises for repointing DNS automatically.
+pub const DEFAULT_PIN_DEADLINE_SECS: u64 = 3600;
+
+fn default_max_decision_age_secs() -> u64 {
+    DEFAULT_MAX_DECISION_AGE_SECS
+}
+fn default_pin_deadline_secs() -> u64 {
+    DEFAULT_PIN_DEADLINE_SECS
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -714,6 +735,23 @@ impl SiteConfig {
                 t.cooldown_secs,
             ));
         }
+        // At least 30 s: the decision must be able to reach the promoter; at most an hour: past
+        // that the evidence it was judged on says nothing about now.
+        if !(30..=3600).contains(&t.max_decision_age_secs) {
+            return Err(invalid(
+                format!("{p}.thresholds.max_decision_age_secs"),
+                "between 30 and 3600 seconds",
+                t.max_decision_age_secs,
+            ));
+        }
+        // At least 5 min (the first escalation), at most a day.
+        if !(300..=86_400).contains(&t.pin_deadline_secs) {
+            return Err(invalid(
+                format!("{p}.thresholds.pin_deadline_secs"),
+                "between 300 and 86400 seconds",
+                t.pin_deadline_secs,
+            ));
+        }
         let Some(c) = &self.canary else {
             // The promoter verifies over MySQL, with these credentials, that the new primary
             // accepts writes before DNS moves; without them no failover of this site could finish.
@@ -935,6 +973,18 @@ mod tests {
             (
                 "sites[0].thresholds.max_event_age_secs",
                 Box::new(|v| v["sites"][0]["thresholds"]["max_event_age_secs"] = 30.into()),
+            ),
+            (
+                "sites[0].thresholds.max_decision_age_secs",
+                Box::new(|v| v["sites"][0]["thresholds"]["max_decision_age_secs"] = 5.into()),
+            ),
+            (
+                "sites[0].thresholds.max_decision_age_secs",
+                Box::new(|v| v["sites"][0]["thresholds"]["max_decision_age_secs"] = 7200.into()),
+            ),
+            (
+                "sites[1].thresholds.pin_deadline_secs",
+                Box::new(|v| v["sites"][1]["thresholds"]["pin_deadline_secs"] = 60.into()),
             ),
             (
                 "sites[0].canary.endpoint",

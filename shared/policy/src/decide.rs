@@ -925,6 +925,22 @@ fn decide_failover(
             // The cooldown starts when RDS is asked (promote::request), not here: a decision
             // whose pre-check fails never touched a database.
             cx.st.candidate = Some(candidate.clone());
+            // What the promoter re-checks before asking RDS: the decision's age, and whether it
+            // may target a primary that answers (only a human's forced failover).
+            use crate::incident::{Decision as Decided, DecisionTrigger};
+            let (trigger, human) = match t {
+                Trigger::Automatic => (DecisionTrigger::Automatic, None),
+                Trigger::Approved(c) => (DecisionTrigger::Approved, Some(c)),
+                Trigger::Manual(c) if c.force => (DecisionTrigger::ManualForced, Some(c)),
+                Trigger::Manual(c) => (DecisionTrigger::Manual, Some(c)),
+            };
+            cx.st.decision = Some(Decided {
+                epoch: cx.st.epoch,
+                trigger,
+                at: now,
+                by: human.and_then(|c| c.operator.clone()),
+                reason: human.and_then(|c| c.reason.clone()),
+            });
             cx.move_to(
                 Phase::Promoting,
                 &format!("failover decided ({who}) to {candidate}"),

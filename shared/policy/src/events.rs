@@ -26,12 +26,21 @@ pub enum EventType {
     /// The replica-promoter ran low on Lambda time while RDS was still promoting: it hands the
     /// watch on to its next invocation (same epoch; it never re-issues the RDS mutation).
     PromotionContinued,
+    /// The epoch was aborted with no RDS mutation, and people are told why: the promoter's
+    /// re-check found the decision older than `thresholds.max_decision_age_secs` or the primary
+    /// alive again, or a human sent `abort`.
+    FailoverAborted,
     ReplicaPromoted,
+    /// The dns-pinner ran low on Lambda time before Route 53 answered or showed the change
+    /// `INSYNC`: it hands the pin on to its next invocation (same epoch, same change id), until
+    /// `thresholds.pin_deadline_secs` after the promotion.
+    DnsPinContinued,
+    /// The pin has been waiting past an escalation step (5 min, 15 min): people are paged with
+    /// how long and why; the pinner keeps going.
+    DnsPinDelayed,
     DnsPinned,
     FailoverCompleted,
     FailoverFailed,
-    /// A human abandoned an epoch no database acted on.
-    FailoverAborted,
     /// An in-flight phase passed its deadline: a human must act (the message names the step).
     PhaseOverdue,
     /// A voter is not telling the truth about the primary, once per episode: the canary is
@@ -53,11 +62,13 @@ impl EventType {
             EventType::AutomationPaused => "AutomationPaused",
             EventType::AutomationResumed => "AutomationResumed",
             EventType::PromotionContinued => "PromotionContinued",
+            EventType::FailoverAborted => "FailoverAborted",
             EventType::ReplicaPromoted => "ReplicaPromoted",
+            EventType::DnsPinContinued => "DnsPinContinued",
+            EventType::DnsPinDelayed => "DnsPinDelayed",
             EventType::DnsPinned => "DnsPinned",
             EventType::FailoverCompleted => "FailoverCompleted",
             EventType::FailoverFailed => "FailoverFailed",
-            EventType::FailoverAborted => "FailoverAborted",
             EventType::PhaseOverdue => "PhaseOverdue",
             EventType::EvidenceWarning => "EvidenceWarning",
         }
@@ -69,8 +80,10 @@ impl EventType {
             | EventType::PhaseOverdue
             | EventType::FailoverFailed
             | EventType::FailoverRefused
-            | EventType::ApprovalRequested => "critical",
+            | EventType::ApprovalRequested
+            | EventType::DnsPinDelayed => "critical",
             EventType::IncidentSuspected
+            | EventType::FailoverAborted
             | EventType::ReplicaPromoted
             | EventType::DnsPinned
             | EventType::AutomationPaused

@@ -79,6 +79,8 @@ impl Phase {
             AwaitingApproval => matches!(to, Promoting | Refused | Aborted),
             Refused => matches!(to, Promoting | AwaitingApproval | Shadowed | Aborted),
             Shadowed => matches!(to, Promoting | Aborted),
+            // Aborted: the promoter's re-check before asking RDS found the decision too old or
+            // the primary alive again; nothing was asked of RDS.
             Promoting => matches!(to, Promoted | Failed | Aborted),
             Promoted => matches!(to, DnsPinned | Failed),
             DnsPinned => matches!(to, Completed | Failed),
@@ -210,6 +212,18 @@ pub struct SiteState {
     /// `crate::recovery`).
     #[serde(default, skip_serializing_if = "crate::vantage::Watchlist::is_empty")]
     pub watch: crate::vantage::Watchlist,
+    /// How and when the current epoch's failover was decided, written by the evaluator with the
+    /// decision. The promoter re-checks against it before asking RDS: the decision's age, and
+    /// whether the primary may be alive (only a forced manual failover or a planned switchover).
+    /// Absent (records written before it existed): treated as an automatic decision made when the
+    /// timeline says the epoch entered `promoting`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// When the dns-pinner last handed the pin on to itself (`DnsPinContinued`): the token only
+    /// the newest link of that chain presents, so a duplicate delivery of a continuation, or of
+    /// the `ReplicaPromoted` that started it, cannot start a second chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_continued_at: Option<DateTime<Utc>>,
 }
 
 /// A failover an operator forced past the live-primary guard.
@@ -219,6 +233,56 @@ pub struct Forced {
     pub by: String,
     pub reason: String,
     pub at: DateTime<Utc>,
+}
+
+/// What started the current epoch's failover. Only a human's explicit word lets the promoter
+/// act while the primary looks alive; everything else must find it still down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecisionTrigger {
+    /// The quorum held for the sustained window (approval mode `auto`).
+    #[default]
+    Automatic,
+    /// A human approved an automatic decision (`approve`).
+    Approved,
+    /// A human's `failover` command, without `force`.
+    Manual,
+    /// A human's `failover` with `force: true` and a reason: may target a live primary.
+    ManualForced,
+    /// A planned switchover: the primary is expected to be alive.
+    PlannedSwitchover,
+}
+
+impl DecisionTrigger {
+    /// Whether the failover may go ahead although the primary answers.
+    pub fn may_target_live_primary(self) -> bool {
+        matches!(
+            self,
+            DecisionTrigger::ManualForced | DecisionTrigger::PlannedSwitchover
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionTrigger::Automatic => "automatic",
+            DecisionTrigger::Approved => "approved",
+            DecisionTrigger::Manual => "manual",
+            DecisionTrigger::ManualForced => "manual-forced",
+            DecisionTrigger::PlannedSwitchover => "planned-switchover",
+        }
+    }
+}
+
+/// The evaluator's record of one epoch's decision to fail over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub epoch: u64,
+    pub trigger: DecisionTrigger,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What the replica-promoter asked RDS to do for one epoch.
@@ -300,6 +364,8 @@ impl SiteState {
             overdue: None,
             noise: crate::flap::Noise::default(),
             watch: Default::default(),
+            decision: None,
+            pin_continued_at: None,
         }
     }
 

@@ -36,9 +36,14 @@ impl NoticeKey {
     pub fn of(event: &DomainEvent) -> Self {
         // A resolved hold is announced as FailoverCompleted in whatever epoch the site is at; the
         // same epoch may later fail over and be completed for real, which must page too.
+        // A delayed pin pages at each escalation step of the same epoch; each step is its own
+        // event (its own time), a re-delivery of one step is the same.
         let repeatable = matches!(
             event.event_type,
-            EventType::AutomationPaused | EventType::AutomationResumed | EventType::EvidenceWarning
+            EventType::AutomationPaused
+                | EventType::AutomationResumed
+                | EventType::EvidenceWarning
+                | EventType::DnsPinDelayed
         ) || is_resolution(event);
         Self {
             site: event.site.clone(),
@@ -137,6 +142,8 @@ fn headline(e: &DomainEvent) -> String {
         EventType::AutomationResumed => "automatic failover resumed".into(),
         EventType::PromotionContinued => format!("promotion of {c} still running"),
         EventType::ReplicaPromoted => format!("{c} promoted, DNS next"),
+        EventType::DnsPinContinued => format!("DNS pin to {c} still in progress"),
+        EventType::DnsPinDelayed => format!("DNS pin to {c} DELAYED - check Route 53"),
         EventType::DnsPinned => format!("DNS pinned to {c}; failback is manual"),
         EventType::FailoverCompleted if is_resolution(e) => {
             "earlier promotion resolved by a human; automation no longer held".into()
@@ -285,7 +292,14 @@ fn steps(e: &DomainEvent) -> Steps {
         EventType::FailoverAborted => (
             vec![e.verdict.summary.clone()],
             vec!["No database was promoted by this epoch; DNS untouched.".into()],
-            vec![format!("None required. Check the site: {status}")],
+            if e.verdict.guards.iter().any(|g| {
+                matches!(g.guard, crate::verdict::Guard::DecisionAge | crate::verdict::Guard::PrimaryStillDown)
+                    && g.result == crate::verdict::GuardResult::Fail
+            }) {
+                aborted_steps(e)
+            } else {
+                vec![format!("None required. Check the site: {status}")]
+            },
         ),
         EventType::PhaseOverdue => (
             vec![format!("Epoch {} has been in {} past its deadline.", e.epoch, e.phase)],
@@ -331,6 +345,27 @@ fn steps(e: &DomainEvent) -> Steps {
             vec![
                 "Expect \"DNS pinned\" within minutes. If it does not come, repoint DNS by hand (runbook: \"Repoint DNS by hand\").".into(),
                 fence_old,
+            ],
+        ),
+        EventType::DnsPinContinued => (
+            vec![format!(
+                "{c} is promoted and accepts writes; dns-pinner keeps pinning the writer name (it continues itself and never sends a second change)."
+            )],
+            vec!["The writer name may still resolve to the old primary.".into()],
+            vec![
+                "Nothing yet: you are paged again if it takes longer than 5 min, 15 min, and when the pin deadline passes.".into(),
+                fence_old.clone(),
+            ],
+        ),
+        EventType::DnsPinDelayed => (
+            vec![format!(
+                "{c} is promoted and accepts writes; dns-pinner is still trying to pin the writer name (see the summary for how long and why)."
+            )],
+            vec!["The writer name may still resolve to the old primary: applications may still write there.".into()],
+            vec![
+                format!("Check Route 53 (ChangeResourceRecordSets is served from us-east-1; see the AWS Health Dashboard) and {status}."),
+                format!("If it will not recover soon, repoint DNS by hand ({RUNBOOK}, \"Repoint DNS by hand\"): the pinner then finds the target in place and finishes."),
+                fence_old.clone(),
             ],
         ),
         EventType::DnsPinned => (
@@ -382,6 +417,35 @@ fn steps(e: &DomainEvent) -> Steps {
         done,
         not_done,
         next,
+    }
+}
+
+/// What a human can do about an epoch the promoter aborted before asking RDS.
+fn aborted_steps(e: &DomainEvent) -> Vec<String> {
+    let site = &e.site;
+    let primary_alive = e
+        .verdict
+        .guards
+        .iter()
+        .any(|g| g.guard == Guard::PrimaryStillDown && g.result == GuardResult::Fail);
+    let status = operator_cmd(format!(r#"{{"command":"status","site":"{site}"}}"#));
+    let failover = operator_cmd(format!(
+        r#"{{"command":"failover","site":"{site}","reason":"<why>","operator":"<you>"}}"#
+    ));
+    if primary_alive {
+        vec![
+            "The primary answered again: no failover is needed now. Find out why it looked down (the guards above).".into(),
+            format!("Check that applications reach it: {status}."),
+            format!(
+                "If it must be failed over although it answers, that is a forced manual failover or a planned switchover ({RUNBOOK}, \"A failover was aborted\")."
+            ),
+        ]
+    } else {
+        vec![
+            "The decision reached the promoter too late to act on: the evaluator decides again on fresh evidence at its next evaluation if the outage is still there.".into(),
+            format!("Check the state now: {status}."),
+            format!("If the primary is down and you want the failover now: {failover}"),
+        ]
     }
 }
 
@@ -741,7 +805,10 @@ mod tests {
             AutomationPaused,
             AutomationResumed,
             PromotionContinued,
+            FailoverAborted,
             ReplicaPromoted,
+            DnsPinContinued,
+            DnsPinDelayed,
             DnsPinned,
             FailoverCompleted,
             FailoverFailed,

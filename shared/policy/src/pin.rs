@@ -143,9 +143,12 @@ pub enum Fence {
 /// the same candidate the event names.
 pub fn fence(state: &SiteState, event: &DomainEvent) -> Fence {
     let stale = |reason: String| Fence::Stale { reason };
-    if event.event_type != EventType::ReplicaPromoted {
+    if !matches!(
+        event.event_type,
+        EventType::ReplicaPromoted | EventType::DnsPinContinued
+    ) {
         return stale(format!(
-            "event is {}, not ReplicaPromoted",
+            "event is {}, not ReplicaPromoted or DnsPinContinued",
             event.event_type.detail_type()
         ));
     }
@@ -170,6 +173,22 @@ pub fn fence(state: &SiteState, event: &DomainEvent) -> Fence {
                 state.site, state.epoch
             ))
         }
+    }
+    // Once the pin is carried by continuations, only the newest link acts: a duplicate or older
+    // DnsPinContinued, or a late duplicate ReplicaPromoted, would start a second chain.
+    let token = (event.event_type == EventType::DnsPinContinued).then_some(event.occurred_at);
+    if state.pin_continued_at != token {
+        return stale(match state.pin_continued_at {
+            Some(at) => format!(
+                "the pin of epoch {} is carried by its continuation of {}; this delivery is not it",
+                state.epoch,
+                at.to_rfc3339()
+            ),
+            None => format!(
+                "epoch {} was never handed on: this continuation is not one the pinner issued",
+                state.epoch
+            ),
+        });
     }
     let Some(promotion) = state.promotion.as_ref().filter(|p| p.epoch == state.epoch) else {
         return Fence::Broken {
@@ -472,6 +491,139 @@ pub fn mark_pinned(
         now,
     ));
     Ok(Some(next))
+}
+
+// ---------------------------------------------------------------- continuing
+
+/// How long after the promotion the pin has been waiting when people are paged again
+/// (`DnsPinDelayed`); `thresholds.pin_deadline_secs` is the last step (the epoch fails).
+pub const PIN_ESCALATIONS_SECS: [i64; 2] = [5 * 60, 15 * 60];
+
+const DELAYED_NOTE: &str = "DNS pin delayed past ";
+
+/// When the pin's clock started: the promotion's completion (verified writable), as the ledger
+/// recorded it; the timeline's `promoted` entry for records without it.
+pub fn pin_started_at(state: &SiteState) -> Option<DateTime<Utc>> {
+    state
+        .promotion
+        .as_ref()
+        .filter(|p| p.epoch == state.epoch)
+        .and_then(|p| p.completed_at)
+        .or_else(|| {
+            state
+                .timeline
+                .iter()
+                .find(|t| t.phase == Phase::Promoted)
+                .map(|t| t.at)
+        })
+}
+
+/// The exact record change a human makes when the pinner gives up.
+pub fn manual_pin_step(site: &SiteConfig, host: &str) -> String {
+    let d = &site.dns;
+    let how = match &d.mode {
+        DnsMode::Cname => format!("UPSERT {} CNAME {host} TTL {}", d.name, d.ttl),
+        DnsMode::FailoverPin {
+            primary_set_identifier,
+        } => format!(
+            "UPSERT the PRIMARY failover record {} (SetIdentifier {primary_set_identifier}, keep its HealthCheckId) to CNAME {host} TTL {}",
+            d.name, d.ttl
+        ),
+    };
+    format!(
+        "{how} in hosted zone {} (aws route53 change-resource-record-sets; docs/runbook.md, \"Repoint DNS by hand\")",
+        d.zone_id
+    )
+}
+
+/// What the pinner does when an invocation's time runs out before the pin is done.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HandOn {
+    /// Hand the pin on: the next record, with `DnsPinContinued` (and, at an escalation step,
+    /// `DnsPinDelayed`) in its outbox.
+    Continue(SiteState),
+    /// Past `thresholds.pin_deadline_secs`: the epoch fails (`FailoverFailed`) with the next step.
+    Expired(SiteState),
+}
+
+/// Out of Lambda time, not yet pinned (`why`: the last Route 53 answer): continue, page at an
+/// escalation step, or — past the site's pin deadline — fail the epoch with the exact next step.
+pub fn hand_on(
+    site: &SiteConfig,
+    state: &SiteState,
+    event: &DomainEvent,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<HandOn, Fence> {
+    let host = still_pinnable(state, event)?;
+    let started = pin_started_at(state).unwrap_or(now);
+    let waited = (now - started).num_seconds();
+    let deadline = site.thresholds.pin_deadline_secs as i64;
+    if waited >= deadline {
+        let reason = format!(
+            "not pinned within thresholds.pin_deadline_secs ({}) of the promotion (waited {}); last answer: {why}. Next step: {}",
+            human_duration(deadline),
+            human_duration(waited),
+            manual_pin_step(site, &host)
+        );
+        return mark_failed(state, event, &reason, now)
+            .map(HandOn::Expired)
+            .ok_or_else(|| Fence::Stale {
+                reason: "the epoch moved on".into(),
+            });
+    }
+    let mut next = state.clone();
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    next.pin_continued_at = Some(now);
+    let step = PIN_ESCALATIONS_SECS
+        .iter()
+        .copied()
+        .filter(|s| *s < deadline && waited >= *s)
+        .max();
+    let paged = |s: i64| {
+        state.timeline.iter().any(|t| {
+            t.phase == Phase::Promoted
+                && t.note
+                    .starts_with(&format!("{DELAYED_NOTE}{}", human_duration(s)))
+        })
+    };
+    if let Some(s) = step.filter(|s| !paged(*s)) {
+        let note = format!(
+            "{DELAYED_NOTE}{}: waited {} for Route 53 ({why}); continuing until {} after the promotion",
+            human_duration(s),
+            human_duration(waited),
+            human_duration(deadline)
+        );
+        next.timeline.push(crate::incident::TimelineEntry {
+            phase: Phase::Promoted,
+            at: now,
+            note: note.clone(),
+        });
+        next.outbox.push(follow_up(
+            event,
+            &next,
+            EventType::DnsPinDelayed,
+            format!(
+                "{note}. {} was promoted and accepts writes, but the writer name may still resolve to the old primary. If Route 53 does not recover soon: {}",
+                host,
+                manual_pin_step(site, &host)
+            ),
+            now,
+        ));
+    }
+    next.outbox.push(follow_up(
+        event,
+        &next,
+        EventType::DnsPinContinued,
+        format!(
+            "pinning to {host} still in progress after {} ({why}); the pinner continues until {} after the promotion",
+            human_duration(waited),
+            human_duration(deadline)
+        ),
+        now,
+    ));
+    Ok(HandOn::Continue(next))
 }
 
 /// Promoted → Failed with a `FailoverFailed` event: the database was promoted but the writer name

@@ -30,8 +30,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{DbRef, Engine, SiteConfig};
 use crate::events::{DomainEvent, EventType};
-use crate::evidence::{DbObservation, Vote};
-use crate::incident::{Phase, PromotionRecord, SiteState, TimelineEntry, TransitionError};
+use crate::evidence::{CanaryResult, DbObservation, Vote};
+use crate::incident::{
+    DecisionTrigger, Phase, PromotionRecord, SiteState, TimelineEntry, TransitionError,
+};
 use crate::verdict::{Guard, GuardCheck, GuardResult, Outcome, RefusalReason, Verdict};
 
 // ---------------------------------------------------------------- fence
@@ -496,6 +498,171 @@ pub fn preflight(
     Ok(Cleared { action, guards })
 }
 
+// ---------------------------------------------------------------- the decision, re-checked
+
+/// Why the promoter aborted an epoch before asking RDS. Nothing was mutated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AbortReason {
+    /// The decision is older than `thresholds.max_decision_age_secs`: EventBridge and Lambda
+    /// async delivery are at-least-once and retried for hours, so a `FailoverDecided` can arrive
+    /// long after the evidence it was judged on stopped being true.
+    DecisionTooOld,
+    /// A fresh read found the primary alive: RDS says it is `available`, or the SQL canary reached
+    /// it and it answered. Promoting now would make a second writer.
+    PrimaryAlive,
+}
+
+impl AbortReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AbortReason::DecisionTooOld => "decision-too-old",
+            AbortReason::PrimaryAlive => "primary-alive",
+        }
+    }
+
+    fn refusal(self) -> RefusalReason {
+        match self {
+            AbortReason::DecisionTooOld => RefusalReason::StaleDecision,
+            AbortReason::PrimaryAlive => RefusalReason::PrimaryAlive,
+        }
+    }
+}
+
+impl std::fmt::Display for AbortReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A decision the promoter will not carry out, with the guard that says why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Abort {
+    pub reason: AbortReason,
+    pub detail: String,
+    pub guard: GuardCheck,
+}
+
+/// The current epoch's decision as the ledger recorded it: its trigger, and when it was made.
+/// A record without the evaluator's [`Decision`](crate::incident::Decision) (or one of another
+/// epoch) is an automatic decision made when the timeline says the epoch entered `promoting`;
+/// with no such entry either, when the event says it happened.
+pub fn decision_of(state: &SiteState, event: &DomainEvent) -> (DecisionTrigger, DateTime<Utc>) {
+    if let Some(d) = state.decision.as_ref().filter(|d| d.epoch == state.epoch) {
+        return (d.trigger, d.at);
+    }
+    let at = state
+        .timeline
+        .iter()
+        .find(|t| t.phase == Phase::Promoting)
+        .map_or(event.occurred_at, |t| t.at);
+    (DecisionTrigger::Automatic, at)
+}
+
+/// The decision must be younger than `thresholds.max_decision_age_secs` when RDS is asked.
+pub fn check_decision_age(
+    site: &SiteConfig,
+    state: &SiteState,
+    event: &DomainEvent,
+    now: DateTime<Utc>,
+) -> Result<GuardCheck, Abort> {
+    let (trigger, at) = decision_of(state, event);
+    let age = (now - at).num_seconds();
+    let max = site.thresholds.max_decision_age_secs as i64;
+    if age > max {
+        let detail = format!(
+            "the {} decision of epoch {} was made at {} ({age} s ago); the promoter acts only on decisions younger than {max} s (thresholds.max_decision_age_secs)",
+            trigger.as_str(),
+            state.epoch,
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        let guard = GuardCheck::new(Guard::DecisionAge, GuardResult::Fail, detail.clone())
+            .numbers(age as f64, max as f64);
+        return Err(Abort {
+            reason: AbortReason::DecisionTooOld,
+            detail,
+            guard,
+        });
+    }
+    Ok(GuardCheck::new(
+        Guard::DecisionAge,
+        GuardResult::Pass,
+        format!(
+            "the {} decision is {age} s old (at most {max} s)",
+            trigger.as_str()
+        ),
+    )
+    .numbers(age as f64, max as f64))
+}
+
+/// What the promoter read about the primary just before asking RDS, through the same ports the
+/// evaluator uses (pure data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrimaryNow {
+    /// The primary's RDS status (the primary cluster for Aurora Global).
+    pub status: DbObservation,
+    /// The SQL canary from the DR side against the primary.
+    pub canary: CanaryResult,
+}
+
+/// The primary must still look down: RDS does not say `available`, and the SQL canary did not
+/// reach it and get an answer. Unknown (unreadable API, no canary) is not "alive": the region
+/// that holds the primary is exactly what goes dark. A forced manual failover or a planned
+/// switchover may target a live primary; the ledger's decision says which it was.
+///
+/// Multi-AZ is judged on the canary alone: RDS reboots (fails over) only an instance it reports
+/// `available` (RebootDBInstance: "The DB instance must be in the available state"), and that
+/// status says nothing about whether the writer serves.
+pub fn recheck_primary(
+    site: &SiteConfig,
+    state: &SiteState,
+    event: &DomainEvent,
+    p: &PrimaryNow,
+) -> Result<GuardCheck, Abort> {
+    let (trigger, _) = decision_of(state, event);
+    let rds = p.status.describe();
+    let canary = match &p.canary {
+        CanaryResult::Reachable { latency_ms } => {
+            format!("the SQL canary reached it and it answered in {latency_ms} ms")
+        }
+        CanaryResult::Unreachable { error } => format!("the SQL canary got no answer ({error})"),
+        CanaryResult::Unknown { reason } => format!("the SQL canary could not run ({reason})"),
+        CanaryResult::Answered { error, .. } => {
+            format!("the server answered the SQL canary with an error ({error}): it is alive")
+        }
+    };
+    let rds_counts = site.engine != Engine::MultiAz;
+    let alive = (rds_counts && p.status.is_available()) || p.canary.vote() == Vote::Up;
+    let seen = format!("primary {}: RDS says {rds}; {canary}", site.primary);
+    if !alive {
+        return Ok(GuardCheck::new(
+            Guard::PrimaryStillDown,
+            GuardResult::Pass,
+            format!("{seen}: still down"),
+        ));
+    }
+    if trigger.may_target_live_primary() {
+        return Ok(GuardCheck::new(
+            Guard::PrimaryStillDown,
+            GuardResult::NotApplicable,
+            format!(
+                "{seen}: alive, but the decision is {} and may target a live primary",
+                trigger.as_str()
+            ),
+        ));
+    }
+    let detail = format!(
+        "{seen}: it is alive again, so the {} decision of epoch {} no longer holds; promoting now would make a second writer",
+        trigger.as_str(),
+        state.epoch
+    );
+    Err(Abort {
+        reason: AbortReason::PrimaryAlive,
+        guard: GuardCheck::new(Guard::PrimaryStillDown, GuardResult::Fail, detail.clone()),
+        detail,
+    })
+}
+
 // ---------------------------------------------------------------- completion
 
 /// The lag the RPO guard may use at promotion time: the current reading, or a last good one read
@@ -848,6 +1015,9 @@ pub fn request(
         at: now,
         note: format!("requested {}", action.describe()),
     });
+    // The cooldown runs from when RDS was asked, not from the decision: a decision that never
+    // reached RDS (a failed pre-check, an abort) must not hold off the next failover.
+    next.last_failover_at = Some(now);
     bump(next, now)
 }
 
@@ -943,6 +1113,52 @@ pub fn failed(
         guards,
     );
     let e = event(site, &next, EventType::FailoverFailed, v, now);
+    next.outbox.push(e.clone());
+    Ok((bump(next, now), e))
+}
+
+/// `promoting` → `aborted` before RDS was asked: the decision was too old, or the primary is
+/// alive again. The `FailoverAborted` event rides in the outbox; the notifier pages with why and
+/// what to do next. Nothing was mutated, so the cooldown is left as it was.
+pub fn aborted(
+    site: &SiteConfig,
+    state: &SiteState,
+    abort: &Abort,
+    guards: Vec<GuardCheck>,
+    now: DateTime<Utc>,
+) -> Result<(SiteState, DomainEvent), TransitionError> {
+    let mut next = state.clone();
+    next.transition(
+        state.epoch,
+        Phase::Aborted,
+        now,
+        format!(
+            "aborted before asking RDS ({}): {}",
+            abort.reason, abort.detail
+        ),
+    )?;
+    let candidate = next
+        .candidate
+        .as_ref()
+        .map_or_else(|| "the candidate".to_string(), ToString::to_string);
+    let then = match abort.reason {
+        AbortReason::DecisionTooOld => "The evaluator decides again on fresh evidence at its next evaluation (the one-minute tick) if the outage is still there.",
+        AbortReason::PrimaryAlive => "Automation watches the site again; if the primary goes down again a new incident opens.",
+    };
+    let summary = format!(
+        "failover aborted ({}): {}. {candidate} was not promoted and DNS was not moved. {then}",
+        abort.reason, abort.detail
+    );
+    let v = verdict(
+        site,
+        &next,
+        Outcome::Refused {
+            reason: abort.reason.refusal(),
+        },
+        summary,
+        guards,
+    );
+    let e = event(site, &next, EventType::FailoverAborted, v, now);
     next.outbox.push(e.clone());
     Ok((bump(next, now), e))
 }
@@ -1567,5 +1783,196 @@ mod tests {
             t(500)
         )
         .is_err());
+    }
+
+    // ------------------------------------------------------------ the decision, re-checked
+
+    /// An epoch decided at t(0) (the timeline's `promoting` entry), as the evaluator leaves it.
+    fn decided_at_zero(site: &str, candidate: DbRef) -> SiteState {
+        let mut s = promoting(site, 3, candidate);
+        s.timeline = vec![TimelineEntry {
+            phase: Phase::Promoting,
+            at: t(0),
+            note: "failover decided (automatic (approval mode auto)) to the candidate".into(),
+        }];
+        s
+    }
+
+    #[test]
+    fn a_decision_older_than_max_decision_age_is_aborted_by_the_ledgers_clock_not_the_events() {
+        let cfg = cfg();
+        let site = cfg.site("orders").unwrap();
+        assert_eq!(site.thresholds.max_decision_age_secs, 300, "the default");
+        let r1 = db("orders-replica-1", "us-west-2");
+        let st = decided_at_zero("orders", r1.clone());
+        let ev = decided("orders", 3, Some(r1.clone()));
+
+        let ok = check_decision_age(site, &st, &ev, t(300)).unwrap();
+        assert_eq!(
+            (ok.result, ok.observed, ok.limit),
+            (GuardResult::Pass, Some(300.0), Some(300.0))
+        );
+
+        // An hour late (the bus rule's MaximumEventAgeInSeconds): aborted, with the numbers.
+        let late = check_decision_age(site, &st, &ev, t(3600)).unwrap_err();
+        assert_eq!(late.reason, AbortReason::DecisionTooOld);
+        assert_eq!(
+            (late.guard.guard, late.guard.result),
+            (Guard::DecisionAge, GuardResult::Fail)
+        );
+        assert_eq!(
+            (late.guard.observed, late.guard.limit),
+            (Some(3600.0), Some(300.0))
+        );
+        assert!(late.detail.contains("3600 s ago"), "{}", late.detail);
+
+        // A re-sent event with a fresh occurred_at does not make an old decision young.
+        let mut fresh = ev.clone();
+        fresh.occurred_at = t(3599);
+        assert!(check_decision_age(site, &st, &fresh, t(3600)).is_err());
+
+        // The evaluator's decision record wins over the timeline; one of another epoch does not.
+        let mut recorded = st.clone();
+        recorded.decision = Some(crate::incident::Decision {
+            epoch: 3,
+            trigger: DecisionTrigger::Manual,
+            at: t(3500),
+            by: Some("alice".into()),
+            reason: None,
+        });
+        assert!(check_decision_age(site, &recorded, &ev, t(3600)).is_ok());
+        recorded.decision.as_mut().unwrap().epoch = 2;
+        assert!(check_decision_age(site, &recorded, &ev, t(3600)).is_err());
+    }
+
+    #[test]
+    fn a_primary_that_answers_again_aborts_unless_the_decision_may_target_a_live_primary() {
+        let cfg = cfg();
+        let orders = cfg.site("orders").unwrap();
+        let r1 = db("orders-replica-1", "us-west-2");
+        let st = decided_at_zero("orders", r1.clone());
+        let ev = decided("orders", 3, Some(r1.clone()));
+        let reachable = CanaryResult::Reachable { latency_ms: 3 };
+        let refused = CanaryResult::Unreachable {
+            error: "connection refused".into(),
+        };
+        let no_canary = CanaryResult::Unknown {
+            reason: "credentials unreadable".into(),
+        };
+        let unreadable = DbObservation::Unreadable {
+            error: "us-east-1 timed out".into(),
+        };
+        let check =
+            |site: &SiteConfig, st: &SiteState, status: DbObservation, canary: CanaryResult| {
+                recheck_primary(site, st, &ev, &PrimaryNow { status, canary })
+            };
+
+        for (status, canary) in [
+            (DbObservation::status("available"), refused.clone()),
+            (unreadable.clone(), reachable.clone()),
+            (DbObservation::status("failed"), reachable.clone()),
+        ] {
+            let a = check(orders, &st, status.clone(), canary.clone()).unwrap_err();
+            assert_eq!(a.reason, AbortReason::PrimaryAlive, "{status:?} {canary:?}");
+            assert_eq!(
+                (a.guard.guard, a.guard.result),
+                (Guard::PrimaryStillDown, GuardResult::Fail)
+            );
+            assert!(a.detail.contains("second writer"), "{}", a.detail);
+        }
+        // Unknown is not alive: the primary's region going dark is the outage itself.
+        for (status, canary) in [
+            (unreadable.clone(), refused.clone()),
+            (DbObservation::status("failed"), no_canary.clone()),
+            (DbObservation::NotFound, refused.clone()),
+            (DbObservation::status("rebooting"), refused.clone()),
+        ] {
+            let g = check(orders, &st, status.clone(), canary.clone()).unwrap();
+            assert_eq!(g.result, GuardResult::Pass, "{status:?} {canary:?}");
+        }
+        // Only a human's forced failover or a planned switchover may target a live primary.
+        for (trigger, ok) in [
+            (DecisionTrigger::Automatic, false),
+            (DecisionTrigger::Approved, false),
+            (DecisionTrigger::Manual, false),
+            (DecisionTrigger::ManualForced, true),
+            (DecisionTrigger::PlannedSwitchover, true),
+        ] {
+            let mut s = st.clone();
+            s.decision = Some(crate::incident::Decision {
+                epoch: 3,
+                trigger,
+                at: t(0),
+                by: None,
+                reason: None,
+            });
+            let r = check(
+                orders,
+                &s,
+                DbObservation::status("available"),
+                reachable.clone(),
+            );
+            assert_eq!(r.is_ok(), ok, "{trigger:?}: {r:?}");
+            if ok {
+                assert_eq!(r.unwrap().result, GuardResult::NotApplicable);
+            }
+        }
+        // Multi-AZ: RDS reboots only an `available` instance; the canary alone speaks.
+        let inventory = cfg.site("inventory").unwrap();
+        let st = decided_at_zero("inventory", inventory.primary.clone());
+        assert!(check(inventory, &st, DbObservation::status("available"), refused).is_ok());
+        assert!(check(
+            inventory,
+            &st,
+            DbObservation::status("available"),
+            reachable
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn an_aborted_epoch_tells_people_and_leaves_the_cooldown_which_only_a_request_starts() {
+        let cfg = cfg();
+        let site = cfg.site("orders").unwrap();
+        let r1 = db("orders-replica-1", "us-west-2");
+        let mut st = decided_at_zero("orders", r1.clone());
+        let earlier = t(-90_000);
+        st.last_failover_at = Some(earlier);
+        let ev = decided("orders", 3, Some(r1.clone()));
+        let abort = check_decision_age(site, &st, &ev, t(3600)).unwrap_err();
+        let (next, e) = aborted(site, &st, &abort, vec![abort.guard.clone()], t(3600)).unwrap();
+        assert_eq!((next.phase, next.version), (Phase::Aborted, st.version + 1));
+        assert_eq!(next.promotion, None, "nothing was asked of RDS");
+        assert_eq!(
+            next.last_failover_at,
+            Some(earlier),
+            "the cooldown is untouched"
+        );
+        assert_eq!(e.event_type, EventType::FailoverAborted);
+        assert_eq!(next.outbox, vec![e.clone()]);
+        assert_eq!(
+            e.verdict.outcome,
+            Outcome::Refused {
+                reason: RefusalReason::StaleDecision
+            }
+        );
+        assert!(
+            e.verdict.summary.contains("was not promoted"),
+            "{}",
+            e.verdict.summary
+        );
+        // Once RDS was asked, the epoch can no longer be aborted.
+        let action = PromotionAction::PromoteReadReplica {
+            instance: r1.clone(),
+        };
+        let asked = request(&st, &r1, &action, t(10));
+        assert_eq!(
+            asked.last_failover_at,
+            Some(t(10)),
+            "the cooldown starts when RDS is asked"
+        );
+        let mut promoted_st = asked.clone();
+        promoted_st.phase = Phase::Promoted;
+        assert!(aborted(site, &promoted_st, &abort, vec![], t(20)).is_err());
     }
 }

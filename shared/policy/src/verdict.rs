@@ -32,6 +32,10 @@ pub enum Guard {
     PrimaryAlive,
     /// An in-flight phase past its deadline.
     Deadline,
+    /// The promoter's check that the decision is younger than `max_decision_age_secs`.
+    DecisionAge,
+    /// The promoter's fresh re-read of the primary (RDS status, SQL canary) before asking RDS.
+    PrimaryStillDown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +116,8 @@ pub enum RefusalReason {
     PrimaryAlive,
     /// `abort` of an epoch that cannot be abandoned (RDS was asked, or nothing is in flight).
     NothingToAbort,
+    /// The promoter found the decision older than `max_decision_age_secs`: aborted, not promoted.
+    StaleDecision,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.

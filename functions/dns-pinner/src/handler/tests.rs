@@ -188,6 +188,25 @@ async fn orders_record(w: &World) -> RecordSet {
         .unwrap()
 }
 
+/// The newest `DnsPinContinued` on the bus, as the template's rule delivers it to the pinner.
+fn continuation(w: &World) -> Value {
+    let e = w
+        .bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e.event_type == EventType::DnsPinContinued)
+        .cloned()
+        .expect("a DnsPinContinued was published");
+    json!({
+        "version": "0", "id": format!("ev-{}-{}", e.dedupe_key(), e.occurred_at.timestamp_millis()),
+        "detail-type": "DnsPinContinued", "source": "rds-failover", "account": "123456789012",
+        "time": e.occurred_at.to_rfc3339(), "region": "us-west-2", "resources": [], "detail": e
+    })
+}
+
 fn count(bus: &FakeBus, t: &str) -> usize {
     bus.types().iter().filter(|x| **x == t).count()
 }
@@ -490,32 +509,26 @@ async fn pending_changes_are_polled_with_capped_exponential_backoff() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn never_insync_is_retryable_and_the_retry_waits_on_the_same_change() {
+async fn never_insync_is_handed_on_and_the_continuation_waits_on_the_same_change() {
     let w = orders_world();
     w.dns.insync_after_polls(u32::MAX);
     let ev = replica_promoted("orders", 3, "orders-replica-1");
     let start = Instant::now();
-    let err = handle(&w.deps, ev.clone(), later(30)).await.unwrap_err();
+    let r = handle(&w.deps, ev.clone(), later(30)).await.unwrap();
     assert!(
         start.elapsed() <= Duration::from_secs(30),
         "stays within the budget"
     );
-    let change_id = match &err {
-        PinError::NotInSync { change_id, .. } => change_id.clone(),
-        other => panic!("expected NotInSync, got {other}"),
-    };
-    assert_eq!(Diagnostic::from(err).error_type, "Retryable.DnsNotInSync");
+    assert_eq!(r.outcome, "continued", "{}", r.detail);
+    assert!(r.detail.contains("PENDING"), "{}", r.detail);
     let st = w.ledger.get("orders").unwrap();
     assert_eq!(st.phase, Phase::Promoted, "not pinned before INSYNC");
-    assert_eq!(
-        st.dns.as_ref().unwrap().change_id.as_deref(),
-        Some(change_id.as_str())
-    );
-    assert!(w.bus.types().is_empty());
+    let change_id = st.dns.as_ref().unwrap().change_id.clone().unwrap();
+    assert_eq!(w.bus.types(), vec!["DnsPinContinued"]);
 
-    // EventBridge retries; Route 53 has caught up meanwhile.
+    // The continuation arrives; Route 53 has caught up meanwhile.
     w.dns.sync_all();
-    let r = handle(&w.deps, ev, later(100)).await.unwrap();
+    let r = handle(&w.deps, continuation(&w), later(100)).await.unwrap();
     assert_eq!(r.outcome, "pinned");
     assert!(!r.changed, "the record already holds the target");
     assert_eq!(w.dns.change_count(), 1);
@@ -529,7 +542,7 @@ async fn never_insync_is_retryable_and_the_retry_waits_on_the_same_change() {
         vec![OLD_HOST],
         "not overwritten by the retry"
     );
-    assert_eq!(w.bus.types(), vec!["DnsPinned"]);
+    assert_eq!(w.bus.types(), vec!["DnsPinContinued", "DnsPinned"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -537,15 +550,16 @@ async fn the_previous_record_is_in_the_ledger_before_dns_is_touched() {
     let w = orders_world();
     w.dns
         .faults
-        .inject("ChangeResourceRecordSets", ErrorKind::Throttled, 1);
-    let err = handle(
+        .inject("ChangeResourceRecordSets", ErrorKind::Throttled, 1000);
+    let r = handle(
         &w.deps,
         replica_promoted("orders", 3, "orders-replica-1"),
         later(100),
     )
     .await
-    .unwrap_err();
-    assert_eq!(Diagnostic::from(err).error_type, "Retryable.Throttled");
+    .unwrap();
+    assert_eq!(r.outcome, "continued");
+    assert!(r.detail.contains("Throttled"), "{}", r.detail);
     let st = w.ledger.get("orders").unwrap();
     let d = st.dns.unwrap();
     assert_eq!(d.previous_values, vec![OLD_HOST]);
@@ -666,3 +680,237 @@ async fn malformed_input_is_bad_input_with_no_aws_call() {
 }
 
 mod interleavings;
+
+// ---------------------------------------------------------------- continuing itself
+
+/// The ledger's clock moving with tokio's paused clock, so the pin deadline (ledger time) and
+/// the invocation budget (tokio time) pass together.
+struct TokioClock {
+    base: DateTime<Utc>,
+    start: Instant,
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.base + chrono::Duration::from_std(self.start.elapsed()).unwrap()
+    }
+}
+
+/// Route 53's API down (every call answers 503, as ChangeResourceRecordSets does when its
+/// us-east-1 control plane is impaired) until `until`, then the fake behind it.
+struct Route53Outage {
+    inner: Arc<FakeDns>,
+    until: Option<Instant>,
+    calls: std::sync::Mutex<usize>,
+}
+
+impl Route53Outage {
+    fn check(&self, op: &'static str) -> Result<(), PortError> {
+        *self.calls.lock().unwrap() += 1;
+        match self.until {
+            Some(t) if Instant::now() >= t => Ok(()),
+            _ => Err(PortError::new(
+                ErrorKind::Unavailable,
+                op,
+                "503 Service Unavailable",
+            )),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Dns for Route53Outage {
+    async fn record_set(&self, q: &RecordQuery) -> Result<Option<RecordSet>, PortError> {
+        self.check("ListResourceRecordSets")?;
+        self.inner.record_set(q).await
+    }
+    async fn change(
+        &self,
+        zone_id: &str,
+        changes: &[pin::RecordChange],
+        comment: &str,
+    ) -> Result<pin::ChangeInfo, PortError> {
+        self.check("ChangeResourceRecordSets")?;
+        self.inner.change(zone_id, changes, comment).await
+    }
+    async fn change_status(&self, change_id: &str) -> Result<pin::ChangeInfo, PortError> {
+        self.check("GetChange")?;
+        self.inner.change_status(change_id).await
+    }
+}
+
+/// The orders world with Route 53 down for `outage` (None: for good) and the ledger on tokio's
+/// clock.
+fn route53_down(outage: Option<Duration>) -> World {
+    let mut w = orders_world();
+    let start = Instant::now();
+    w.deps.clock = Arc::new(TokioClock { base: t0(), start });
+    w.deps.dns = Arc::new(Route53Outage {
+        inner: w.dns.clone(),
+        until: outage.map(|d| start + d),
+        calls: std::sync::Mutex::default(),
+    });
+    w
+}
+
+/// Lambda's budget per invocation: the template's Timeout (120 s).
+const INVOCATION: u64 = 120;
+
+/// Delivers ReplicaPromoted, then every DnsPinContinued the pinner hands on, as the template's
+/// rule routes it, until an invocation ends otherwise. Returns the invocations and the last answer.
+async fn run_chain(w: &World, max: usize) -> (usize, Result<Response, PinError>) {
+    let mut ev = replica_promoted("orders", 3, "orders-replica-1");
+    for n in 1..=max {
+        let r = handle(&w.deps, ev.clone(), later(INVOCATION)).await;
+        match &r {
+            Ok(resp) if resp.outcome == "continued" => ev = continuation(w),
+            _ => return (n, r),
+        }
+    }
+    panic!("still continuing after {max} invocations");
+}
+
+#[tokio::test(start_paused = true)]
+async fn route53_down_for_thirty_minutes_is_outlasted_by_continuations_and_pins_when_it_answers() {
+    let w = route53_down(Some(Duration::from_secs(30 * 60)));
+    let start = Instant::now();
+
+    let (invocations, r) = run_chain(&w, 200).await;
+
+    let r = r.unwrap();
+    assert_eq!(r.outcome, "pinned", "{}", r.detail);
+    assert!(start.elapsed() >= Duration::from_secs(30 * 60));
+    assert!(
+        invocations >= 15,
+        "30 min of 120 s invocations: {invocations}"
+    );
+    assert_eq!(
+        count(&w.bus, "DnsPinContinued"),
+        invocations - 1,
+        "one link per invocation"
+    );
+    assert_eq!(count(&w.bus, "FailoverFailed"), 0);
+    assert_eq!(
+        w.dns.change_count(),
+        1,
+        "one change, once Route 53 answered"
+    );
+    assert_eq!(orders_record(&w).await.values, vec![NEW_HOST]);
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::DnsPinned);
+    // People were paged at 5 and 15 minutes, each once, with how long and why.
+    let delayed: Vec<DomainEvent> = w
+        .bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.event_type == EventType::DnsPinDelayed)
+        .cloned()
+        .collect();
+    assert_eq!(delayed.len(), 2, "{:?}", w.bus.types());
+    assert!(
+        delayed[0].verdict.summary.contains("delayed past 5m 00s"),
+        "{}",
+        delayed[0].verdict.summary
+    );
+    assert!(
+        delayed[1].verdict.summary.contains("delayed past 15m 00s"),
+        "{}",
+        delayed[1].verdict.summary
+    );
+    assert!(
+        delayed[1].verdict.summary.contains("503"),
+        "{}",
+        delayed[1].verdict.summary
+    );
+    let keys: std::collections::BTreeSet<String> = delayed
+        .iter()
+        .map(|e| failover_policy::notice::NoticeKey::of(e).sort_key())
+        .collect();
+    assert_eq!(keys.len(), 2, "each escalation pages on its own");
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_pin_deadline_the_epoch_fails_with_the_exact_next_step() {
+    let w = route53_down(None);
+    let start = Instant::now();
+
+    let (_, r) = run_chain(&w, 200).await;
+
+    let err = r.unwrap_err();
+    assert_eq!(Diagnostic::from(err).error_type, "Fatal.PinDeadline");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3600) && waited < Duration::from_secs(3600 + 2 * INVOCATION),
+        "the default pin_deadline_secs, not Lambda's two retries: {waited:?}"
+    );
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::Failed);
+    assert_eq!(
+        orders_record(&w).await.values,
+        vec![OLD_HOST],
+        "DNS untouched"
+    );
+    let [failed] = &w
+        .bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.event_type == EventType::FailoverFailed)
+        .cloned()
+        .collect::<Vec<_>>()[..]
+    else {
+        panic!("one FailoverFailed: {:?}", w.bus.types())
+    };
+    let s = &failed.verdict.summary;
+    assert!(
+        s.contains(&format!(
+            "UPSERT db.orders.example.com CNAME {NEW_HOST} TTL 30 in hosted zone Z0ORDERSEXAMPLE"
+        )),
+        "{s}"
+    );
+    assert!(s.contains("pin_deadline_secs"), "{s}");
+    assert_eq!(count(&w.bus, "DnsPinDelayed"), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_duplicate_continuation_or_a_late_replica_promoted_starts_no_second_chain() {
+    let w = route53_down(Some(Duration::from_secs(10 * 60)));
+    let first = replica_promoted("orders", 3, "orders-replica-1");
+    let r = handle(&w.deps, first.clone(), later(INVOCATION))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, "continued");
+    let link = continuation(&w);
+    let r = handle(&w.deps, link.clone(), later(INVOCATION))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, "continued");
+    let published = w.bus.types().len();
+
+    // EventBridge delivers the older link again, and the ReplicaPromoted that started it.
+    for again in [link, first] {
+        let r = handle(&w.deps, again, later(INVOCATION)).await.unwrap();
+        assert_eq!(r.outcome, "ignored", "{}", r.detail);
+        assert!(
+            r.detail.contains("carried by its continuation"),
+            "{}",
+            r.detail
+        );
+    }
+    assert_eq!(w.bus.types().len(), published, "no second chain");
+
+    // The newest link carries on and pins.
+    let mut ev = continuation(&w);
+    loop {
+        let r = handle(&w.deps, ev, later(INVOCATION)).await.unwrap();
+        if r.outcome != "continued" {
+            assert_eq!(r.outcome, "pinned");
+            break;
+        }
+        ev = continuation(&w);
+    }
+    assert_eq!(w.dns.change_count(), 1);
+}

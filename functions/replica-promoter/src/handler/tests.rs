@@ -13,8 +13,8 @@ use failover_adapters::mysql::Writability;
 use failover_adapters::ports::{
     ClusterInfo, ClusterMember, FixedClock, GlobalClusterInfo, GlobalMember, InstanceInfo,
 };
-use failover_policy::evidence::LagSample;
-use failover_policy::incident::RpoOverride;
+use failover_policy::evidence::{CanaryResult, LagSample};
+use failover_policy::incident::{Decision, DecisionTrigger, RpoOverride, TimelineEntry};
 use failover_policy::verdict::Outcome;
 use failover_policy::{Config, Phase};
 use lambda_runtime::Context;
@@ -116,6 +116,7 @@ struct World {
     metrics: Arc<FakeMetrics>,
     control: Arc<RecordingControl>,
     writability: Arc<FakeWritability>,
+    canary: Arc<FakeCanary>,
     ledger: Arc<FakeLedger>,
     bus: Arc<FakeBus>,
     clock: Arc<FixedClock>,
@@ -141,8 +142,10 @@ fn ep(id: &str) -> String {
     format!("{h}:{p}")
 }
 
-/// The example sites, every one with a canary user (the write check needs one), and each
-/// site's databases healthy and replicating.
+/// The example sites, every one with a canary user (the write check needs one), each site's
+/// candidates healthy and replicating, and each primary lost: RDS does not call it `available`
+/// (Multi-AZ: RDS still does, as it does for a hung writer) and the SQL canary gets no answer
+/// (the fake canary's default). The promoter re-checks exactly that before asking RDS.
 fn world() -> World {
     let mut cfg: Value = serde_json::from_str(EXAMPLE).unwrap();
     for i in 1..4 {
@@ -240,6 +243,9 @@ fn world() -> World {
         multi_az: true,
         ..inst("inventory-db", None)
     });
+    for primary in ["orders-primary", "billing-1", "payments-east"] {
+        topology.set_status(primary, "failed");
+    }
 
     let metrics = Arc::new(FakeMetrics::default());
     metrics.set_lag("orders-replica-1", 2.0);
@@ -252,6 +258,7 @@ fn world() -> World {
         recorded_before: Mutex::default(),
     });
     let writability = Arc::new(FakeWritability::new(topology.clone()));
+    let canary = Arc::new(FakeCanary::default());
     let bus = Arc::new(FakeBus::default());
     let clock = Arc::new(FixedClock::at(t0()));
     let pacer = Arc::new(FakePacer {
@@ -265,6 +272,7 @@ fn world() -> World {
         metrics: metrics.clone(),
         control: control.clone(),
         writability: writability.clone(),
+        canary: canary.clone(),
         ledger: ledger.clone(),
         bus: bus.clone(),
         clock: clock.clone(),
@@ -277,6 +285,7 @@ fn world() -> World {
         metrics,
         control,
         writability,
+        canary,
         ledger,
         bus,
         clock,
@@ -334,6 +343,28 @@ impl World {
 
     fn state(&self, site: &str) -> SiteState {
         self.ledger.get(site).unwrap()
+    }
+
+    /// The site's primary answers again: RDS says `available` and the SQL canary gets a reply.
+    fn primary_alive(&self, site: &str) {
+        let primary = self.deps.cfg.site(site).unwrap().primary.id.clone();
+        self.topology.set_status(&primary, "available");
+        self.canary
+            .set(site, CanaryResult::Reachable { latency_ms: 4 });
+    }
+
+    /// The evaluator's record of how the current epoch was decided, `ago_secs` before now.
+    fn decided_by(&self, site: &str, trigger: DecisionTrigger, ago_secs: i64) {
+        let at = self.clock.now() - chrono::Duration::seconds(ago_secs);
+        self.edit(site, |s| {
+            s.decision = Some(Decision {
+                epoch: s.epoch,
+                trigger,
+                at,
+                by: Some("alice".into()),
+                reason: Some("drill".into()),
+            })
+        });
     }
 
     fn edit(&self, site: &str, f: impl FnOnce(&mut SiteState)) {
@@ -510,6 +541,9 @@ async fn aurora_global_switches_over_without_loss_when_the_old_primary_is_health
     // Lag beyond the 2 s RPO does not matter: a switchover waits for the secondary.
     w.metrics.set_lag("payments-west", 30.0);
     let e = w.decided("payments", 5);
+    // A healthy primary is a target only for a planned switchover (or a forced failover).
+    w.primary_alive("payments");
+    w.decided_by("payments", DecisionTrigger::PlannedSwitchover, 0);
 
     let r = w.invoke(&e, LONG).await.unwrap();
 
@@ -1074,3 +1108,186 @@ async fn writes_that_cannot_be_verified_fail_the_epoch_instead_of_passing_it() {
 }
 
 mod interleavings;
+
+// ---------------------------------------------------------------- the decision, re-checked
+
+/// What an abort must leave behind: no RDS mutation, the epoch `aborted` with its reason, one
+/// `FailoverAborted` for the notifier, and the cooldown as it was.
+fn assert_aborted(
+    w: &World,
+    site: &str,
+    r: &Response,
+    want: AbortReason,
+    cooldown_before: Option<DateTime<Utc>>,
+) {
+    assert!(
+        matches!(&r.outcome, PromoterOutcome::Aborted { reason, .. } if *reason == want),
+        "{site}: {:#?}",
+        r.outcome
+    );
+    assert!(
+        w.mutations().is_empty(),
+        "no RDS mutation: {:?}",
+        w.mutations()
+    );
+    let st = w.state(site);
+    assert_eq!(st.phase, Phase::Aborted);
+    assert_eq!(st.promotion, None, "nothing was asked of RDS");
+    assert_eq!(
+        st.last_failover_at, cooldown_before,
+        "an abort does not start the cooldown"
+    );
+    assert_eq!(w.bus.types(), ["FailoverAborted"]);
+    let [aborted] = &published(w, EventType::FailoverAborted)[..] else {
+        panic!("one FailoverAborted")
+    };
+    assert!(
+        aborted.verdict.summary.contains("was not promoted"),
+        "{}",
+        aborted.verdict.summary
+    );
+}
+
+#[tokio::test]
+async fn a_decision_an_hour_old_is_aborted_with_no_rds_call_and_people_are_told() {
+    for site in ["orders", "billing", "payments", "inventory"] {
+        let w = world();
+        let e = w.decided(site, 3);
+        // Decided an hour ago (the timeline the evaluator wrote); the bus delivers it only now,
+        // as the rule's MaximumEventAgeInSeconds (3600) allows. The event itself looks fresh.
+        let decided = w.clock.now() - chrono::Duration::seconds(3600);
+        w.edit(site, |s| {
+            s.last_failover_at = None;
+            s.timeline = vec![TimelineEntry {
+                phase: Phase::Promoting,
+                at: decided,
+                note: "failover decided (automatic (approval mode auto))".into(),
+            }];
+        });
+
+        let r = w.invoke(&e, LONG).await.unwrap();
+
+        assert_aborted(&w, site, &r, AbortReason::DecisionTooOld, None);
+        let g = r
+            .verdict
+            .as_ref()
+            .unwrap()
+            .guards
+            .iter()
+            .find(|g| g.guard == Guard::DecisionAge)
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (g.result, g.observed, g.limit),
+            (GuardResult::Fail, Some(3600.0), Some(300.0)),
+            "{site}"
+        );
+        assert_eq!(
+            *w.canary.probes.lock().unwrap(),
+            0,
+            "{site}: an old decision is not even re-checked"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_primary_that_answers_again_is_not_failed_over_for_any_engine_kind() {
+    for site in ["orders", "billing", "payments", "inventory"] {
+        // RDS says available, or only the canary gets an answer: either is a live primary.
+        for (rds_up, canary_up) in [(true, false), (false, true)] {
+            let w = world();
+            let e = w.decided(site, 4);
+            let before = w.state(site).last_failover_at;
+            let primary = w.deps.cfg.site(site).unwrap().primary.id.clone();
+            if rds_up {
+                w.topology.set_status(&primary, "available");
+            }
+            if canary_up {
+                w.canary
+                    .set(site, CanaryResult::Reachable { latency_ms: 4 });
+            }
+            if site == "inventory" && !canary_up {
+                // Multi-AZ is `available` in RDS whenever it can be rebooted: the canary decides.
+                continue;
+            }
+
+            let r = w.invoke(&e, LONG).await.unwrap();
+
+            assert_aborted(&w, site, &r, AbortReason::PrimaryAlive, before);
+            let g = r
+                .verdict
+                .as_ref()
+                .unwrap()
+                .guards
+                .iter()
+                .find(|g| g.guard == Guard::PrimaryStillDown)
+                .cloned()
+                .unwrap();
+            assert_eq!(g.result, GuardResult::Fail, "{site}: {}", g.detail);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_forced_manual_failover_may_target_a_live_primary_and_a_plain_one_may_not() {
+    for (trigger, promotes) in [
+        (DecisionTrigger::ManualForced, true),
+        (DecisionTrigger::Manual, false),
+        (DecisionTrigger::Approved, false),
+    ] {
+        let w = world();
+        let e = w.decided("orders", 2);
+        w.primary_alive("orders");
+        w.decided_by("orders", trigger, 10);
+
+        let r = w.invoke(&e, LONG).await.unwrap();
+
+        if promotes {
+            assert_promoted(
+                &w,
+                "orders",
+                &r,
+                "PromoteReadReplica",
+                &ep("orders-replica-1"),
+            )
+            .await;
+            let g = r
+                .verdict
+                .unwrap()
+                .guards
+                .into_iter()
+                .find(|g| g.guard == Guard::PrimaryStillDown)
+                .unwrap();
+            assert_eq!(g.result, GuardResult::NotApplicable, "{}", g.detail);
+        } else {
+            assert!(
+                matches!(
+                    r.outcome,
+                    PromoterOutcome::Aborted {
+                        reason: AbortReason::PrimaryAlive,
+                        ..
+                    }
+                ),
+                "{trigger:?}: {:?}",
+                r.outcome
+            );
+            assert!(w.mutations().is_empty());
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_cooldown_starts_when_rds_is_asked_not_when_the_failover_was_decided() {
+    let w = world();
+    w.topology.kill_region("us-east-1");
+    let e = w.decided("orders", 3);
+    w.edit("orders", |s| s.last_failover_at = None);
+    w.clock.advance(40);
+
+    w.invoke(&e, LONG).await.unwrap();
+
+    let st = w.state("orders");
+    let asked = st.promotion.as_ref().unwrap().requested_at;
+    assert_eq!(st.last_failover_at, Some(asked));
+    assert!(asked >= t0() + chrono::Duration::seconds(40));
+}

@@ -13,8 +13,12 @@
 //! - the epoch ends `promoted` at the verified endpoint: a duplicate never fails it;
 //! - no FailoverFailed is emitted, and every ReplicaPromoted is the same epoch's;
 //! - the ledger's committed phases only move promoting → promoted.
+//!
+//! The figures are what the cases observed: a panic in a case is caught and counted; a mutation
+//! is a promotion sent beyond the first; a duplicate counts as collapsed when the pair together
+//! sent one promotion and published one ReplicaPromoted — the second delivery visibly did nothing.
 
-use failover_adapters::interleave::{broken, gated, Scheduler, WHO};
+use failover_adapters::interleave::{broken, gated, run_isolated, Scheduler, WHO};
 
 use super::*;
 
@@ -87,80 +91,118 @@ async fn race(w: &World, e: &DomainEvent, s: &Arc<Scheduler>) -> [String; 2] {
     panic!("the promotion never settled: {answers:?}")
 }
 
-#[tokio::test]
-async fn duplicate_decisions_racing_at_every_interleaving_promote_once_and_never_fail_the_epoch() {
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+/// What one schedule observed.
+struct Observed {
+    broken: Vec<String>,
+    answers: [String; 2],
+    extra_promotions: usize,
+    failed_epoch: bool,
+    collapsed: bool,
+}
+
+#[test]
+fn duplicate_decisions_racing_at_every_interleaving_promote_once_and_never_fail_the_epoch() {
     let (mut cases, mut wrong, mut extra_promotions, mut failed_epochs) = (0, 0, 0, 0);
+    let (mut panics, mut collapsed) = (0usize, 0usize);
     let mut failures: Vec<String> = vec![];
     for (site, epoch, api, endpoint) in ENGINES {
         // How many port calls one delivery makes alone: the schedules' horizon.
-        let solo = Arc::new(Scheduler::new(usize::MAX, 0));
-        let (w, e) = racing_world(site, epoch, &solo);
-        WHO.scope(0, w.invoke(&e, LONG)).await.unwrap();
-        let n = solo.calls()[0];
+        let n = run_isolated(runtime, || async {
+            let solo = Arc::new(Scheduler::new(usize::MAX, 0));
+            let (w, e) = racing_world(site, epoch, &solo);
+            WHO.scope(0, w.invoke(&e, LONG)).await.unwrap();
+            solo.calls()[0]
+        })
+        .expect("the solo run does not panic");
         assert!(n >= 5, "{site}: a promotion makes several calls ({n})");
 
         for i in 0..=n {
             for j in 1..=n {
-                let s = Arc::new(Scheduler::new(i, j));
-                let (w, e) = racing_world(site, epoch, &s);
-                let answers = race(&w, &e, &s).await;
-                let case =
-                    format!("{site}: X {i} calls, Y {j} calls, then X, then Y → {answers:?}");
                 cases += 1;
+                let ran = run_isolated(runtime, || async {
+                    let s = Arc::new(Scheduler::new(i, j));
+                    let (w, e) = racing_world(site, epoch, &s);
+                    let answers = race(&w, &e, &s).await;
 
-                let mutations = w.mutations();
-                let st = w.state(site);
-                let rec = st.promotion.clone();
-                let promoted = published(&w, EventType::ReplicaPromoted);
-                let phases: Vec<Phase> = w
-                    .ledger
-                    .commits
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .map(|c| c.phase)
-                    .collect();
-                extra_promotions += mutations.len().saturating_sub(1);
-                failed_epochs += usize::from(st.phase == Phase::Failed);
-                let broken = broken([
-                    (
-                        mutations.len() == 1,
-                        format!("promotion mutations {mutations:?}"),
-                    ),
-                    (
-                        *w.control.recorded_before.lock().unwrap() == [true],
-                        "a mutation not preceded by its recorded request".into(),
-                    ),
-                    (
-                        st.phase == Phase::Promoted,
-                        format!("ends {} ({:?})", st.phase, st.failure),
-                    ),
-                    (
-                        rec.as_ref().is_some_and(|r| {
-                            r.action == api
-                                && r.endpoint == Some(ep(endpoint))
-                                && r.writable_verified_at.is_some()
-                        }),
-                        format!("promotion record {rec:?}"),
-                    ),
-                    (
-                        published(&w, EventType::FailoverFailed).is_empty(),
-                        "FailoverFailed emitted".into(),
-                    ),
-                    (
-                        !promoted.is_empty() && promoted.iter().all(|p| p.epoch == epoch),
-                        format!("{} ReplicaPromoted", promoted.len()),
-                    ),
-                    (
-                        phases.windows(2).all(|p| {
-                            p[0] == p[1] || (p[0], p[1]) == (Phase::Promoting, Phase::Promoted)
-                        }),
-                        format!("ledger phases {phases:?}"),
-                    ),
-                ]);
-                if !broken.is_empty() {
+                    let mutations = w.mutations();
+                    let st = w.state(site);
+                    let rec = st.promotion.clone();
+                    let promoted = published(&w, EventType::ReplicaPromoted);
+                    let phases: Vec<Phase> = w
+                        .ledger
+                        .commits
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .map(|c| c.phase)
+                        .collect();
+                    let broken = broken([
+                        (
+                            mutations.len() == 1,
+                            format!("promotion mutations {mutations:?}"),
+                        ),
+                        (
+                            *w.control.recorded_before.lock().unwrap() == [true],
+                            "a mutation not preceded by its recorded request".into(),
+                        ),
+                        (
+                            st.phase == Phase::Promoted,
+                            format!("ends {} ({:?})", st.phase, st.failure),
+                        ),
+                        (
+                            rec.as_ref().is_some_and(|r| {
+                                r.action == api
+                                    && r.endpoint == Some(ep(endpoint))
+                                    && r.writable_verified_at.is_some()
+                            }),
+                            format!("promotion record {rec:?}"),
+                        ),
+                        (
+                            published(&w, EventType::FailoverFailed).is_empty(),
+                            "FailoverFailed emitted".into(),
+                        ),
+                        (
+                            !promoted.is_empty() && promoted.iter().all(|p| p.epoch == epoch),
+                            format!("{} ReplicaPromoted", promoted.len()),
+                        ),
+                        (
+                            phases.windows(2).all(|p| {
+                                p[0] == p[1] || (p[0], p[1]) == (Phase::Promoting, Phase::Promoted)
+                            }),
+                            format!("ledger phases {phases:?}"),
+                        ),
+                    ]);
+                    Observed {
+                        broken,
+                        answers,
+                        extra_promotions: mutations.len().saturating_sub(1),
+                        failed_epoch: st.phase == Phase::Failed,
+                        collapsed: mutations.len() == 1 && promoted.len() == 1,
+                    }
+                });
+                let case = format!("{site}: X {i} calls, Y {j} calls, then X, then Y");
+                let o = match ran {
+                    Ok(o) => o,
+                    Err(_) => {
+                        panics += 1;
+                        wrong += 1;
+                        failures.push(format!("{case}: PANIC"));
+                        continue;
+                    }
+                };
+                extra_promotions += o.extra_promotions;
+                failed_epochs += usize::from(o.failed_epoch);
+                collapsed += usize::from(o.collapsed);
+                if !o.broken.is_empty() {
                     wrong += 1;
-                    failures.push(format!("{case}: {}", broken.join("; ")));
+                    failures.push(format!("{case} → {:?}: {}", o.answers, o.broken.join("; ")));
                 }
             }
         }
@@ -168,14 +210,16 @@ async fn duplicate_decisions_racing_at_every_interleaving_promote_once_and_never
     // The figures (RELIABILITY.md), written before the verdict so a failure shows in the report.
     let figures = json!({
         "suite": "interleavings",
-        "cases": cases, "panics": 0, "mutations": extra_promotions,
-        "duplicates_collapsed": cases - wrong, "faults_injected": 0,
+        "cases": cases, "panics": panics, "mutations": extra_promotions,
+        "duplicates_collapsed": collapsed, "faults_injected": 0,
         "convergences": cases - wrong, "consistent_stops": 0, "wrong_actions": wrong,
         "notes": format!(
             "a case = two deliveries of one FailoverDecided racing under one schedule: X makes its first i AWS \
              calls, Y its first j, then X, then Y (every i, j up to a solo run's calls; RDS read replica, Aurora \
              cluster, Aurora Global, Multi-AZ) over the handler's fakes; converged = one promotion, epoch promoted \
-             at the verified endpoint, no FailoverFailed; epochs failed by a duplicate: {failed_epochs}"
+             at the verified endpoint, no FailoverFailed; a mutation = a promotion sent beyond the first; a duplicate \
+             collapsed = the pair sent one promotion and published one ReplicaPromoted; epochs failed by a duplicate: \
+             {failed_epochs}"
         ),
     });
     failover_adapters::figures::write_reliability_figures("interleavings", &figures);
@@ -185,6 +229,11 @@ async fn duplicate_decisions_racing_at_every_interleaving_promote_once_and_never
         "{} of {cases} schedules broke an invariant:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+    assert_eq!(
+        (panics, extra_promotions),
+        (0, 0),
+        "observed panics and extra promotions"
     );
     assert!(cases > 100, "{cases} schedules");
 }
