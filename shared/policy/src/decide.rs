@@ -1484,12 +1484,14 @@ fn operator(
 }
 
 /// Whether the primary answers: the canary reached it, or every voter that could be read says up.
-pub(crate) fn primary_answers(ev: &Evidence) -> bool {
-    // RDS saying `available` counts too: with the canary cut off by a cross-region partition the
+pub(crate) fn primary_answers(ev: &Evidence, quorum: u32) -> bool {
+    // RDS saying `available` counts too, unless the outage is corroborated (the quorum holds:
+    // RDS's status lags a lost host): with the canary cut off by a cross-region partition the
     // primary is still a writer its own region's clients reach.
     let t = ev.tally();
+    let corroborated = crate::vantage::quorum_met(&t, quorum);
     matches!(ev.canary, crate::evidence::CanaryResult::Reachable { .. })
-        || ev.primary.is_available()
+        || (ev.primary.is_available() && !corroborated)
         || (t.up > 0 && t.down == 0)
 }
 
@@ -1505,7 +1507,7 @@ fn primary_may_be_replaced(
     // Only a promoted RDS read replica leaves the old primary writable: Aurora's cluster failover
     // and global switchover demote the old writer themselves, and a Multi-AZ reboot fails over
     // the one instance (FailoverDBCluster, SwitchoverGlobalCluster, RebootDBInstance ForceFailover).
-    if cx.site.engine != Engine::RdsReplica || !primary_answers(ev) {
+    if cx.site.engine != Engine::RdsReplica || !primary_answers(ev, cx.site.thresholds.quorum) {
         cx.guard(GuardCheck::new(
             Guard::PrimaryAlive,
             GuardResult::Pass,
