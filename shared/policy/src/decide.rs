@@ -1055,17 +1055,7 @@ fn select_candidate(
     }
     if eligible.is_empty() {
         let d = format!("no promotable candidate: {}", skipped.join("; "));
-        cx.guard(GuardCheck::new(
-            Guard::Candidate,
-            GuardResult::Fail,
-            d.clone(),
-        ));
-        cx.guard(GuardCheck::new(
-            Guard::Rpo,
-            GuardResult::NotApplicable,
-            "no candidate to measure",
-        ));
-        return Err((RefusalReason::NoHealthyCandidate, d));
+        return Err(no_candidate(cx, d, GuardResult::NotApplicable));
     }
     let skipped_note = if skipped.is_empty() {
         String::new()
@@ -1120,6 +1110,18 @@ fn select_candidate(
     }
 }
 
+/// The refusal when no candidate can be promoted: the candidate guard fails with `d`, and the
+/// RPO guard has nothing to measure (`rpo`: not applicable, or unknown under an override).
+fn no_candidate(cx: &mut Ctx<'_>, d: String, rpo: GuardResult) -> (RefusalReason, String) {
+    cx.guard(GuardCheck::new(
+        Guard::Candidate,
+        GuardResult::Fail,
+        d.clone(),
+    ));
+    cx.guard(GuardCheck::new(Guard::Rpo, rpo, "no candidate to measure"));
+    (RefusalReason::NoHealthyCandidate, d)
+}
+
 /// An operator accepted the data loss: the candidate they named, else the eligible one that
 /// loses least by what is known of it. One with no reading ever is taken only when named.
 fn overridden(
@@ -1144,19 +1146,7 @@ fn overridden(
     };
     let l = match chosen {
         Ok(l) => l.clone(),
-        Err(d) => {
-            cx.guard(GuardCheck::new(
-                Guard::Candidate,
-                GuardResult::Fail,
-                d.clone(),
-            ));
-            cx.guard(GuardCheck::new(
-                Guard::Rpo,
-                GuardResult::Unknown,
-                "no candidate to measure",
-            ));
-            return Err((RefusalReason::NoHealthyCandidate, d));
-        }
+        Err(d) => return Err(no_candidate(cx, d, GuardResult::Unknown)),
     };
     let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
     let reason = cmd.reason.clone().unwrap_or_default();
