@@ -62,7 +62,8 @@ FUZZ_FLAGS := -O $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' 
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 	@mkdir -p fuzz/corpus/signal fuzz/corpus/config
-	@cp events/*.json events/domain/*.json events/published/*.json fuzz/corpus/signal/
+	@cp events/*.json events/domain/*.json fuzz/corpus/signal/
+	@for f in events/published/*.json; do case "$$f" in */MANIFEST.json) ;; *) cp "$$f" fuzz/corpus/signal/ ;; esac; done
 	@for f in events/hostile/*; do case "$$f" in */CASES.json|*/README.md) ;; *) cp "$$f" fuzz/corpus/signal/ ;; esac; done
 	@cp infra/sites.example.json fuzz/corpus/config/
 	@echo "fuzz: $(FUZZ_CARGO) $(FUZZ_FLAGS)"

@@ -149,7 +149,9 @@ def test_a_flapping_alarm_closes_its_incident_and_never_fails_over(world, evalua
     time.sleep(SUSTAINED + 0.5)
     v = verdict_for(evaluator.invoke("alarm-evaluator", tick_event(now())), "orders")
     assert v["outcome"]["kind"] == "watch" and world.state("orders")["phase"] == "aborted", v["summary"]
-    assert types(world.drain_events()) == ["IncidentSuspected", "IncidentCleared"]
+    # RDS available and the canary answering outvote the two alarms (down 2, up 2): below the
+    # quorum nobody is paged, not even for the clearing.
+    assert types(world.drain_events()) == []
     v = verdict_for(evaluator.invoke("alarm-evaluator", tick_event(now())), "orders")
     assert v["outcome"]["kind"] == "ignore", v["summary"]
 

@@ -370,13 +370,13 @@ def test_a_flapping_alarm_never_fails_over(launch):
 
     site.pump()
     types = site.chain.types_seen()
-    # The flaps fold into one incident: one "suspected", one "cleared" saying what flapped.
-    assert types == ["IncidentSuspected", "IncidentCleared"], types
+    # RDS says available and the canary answers: two alarms never outvote them (down 2, up 2), so
+    # the flaps are one quiet incident below the quorum, and nobody is paged for noise.
+    assert types == [], types
     assert site.snapshot() == before, "no RDS or DNS mutation"
     st = site.state()
     assert st["epoch"] == 1 and st["phase"] == "aborted" and not st.get("promotion") and not st.get("quorum_since")
-    assert sorted(site.message_types()) == ["IncidentCleared", "IncidentSuspected"]
-    assert "came back" in site.message("IncidentCleared")["Message"]
+    assert site.message_types() == []
 
 
 def test_a_maintenance_reboot_is_not_an_outage(launch, orders_primary):

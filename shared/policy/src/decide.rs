@@ -1071,17 +1071,7 @@ fn select_candidate(
     }
     if eligible.is_empty() {
         let d = format!("no promotable candidate: {}", skipped.join("; "));
-        cx.guard(GuardCheck::new(
-            Guard::Candidate,
-            GuardResult::Fail,
-            d.clone(),
-        ));
-        cx.guard(GuardCheck::new(
-            Guard::Rpo,
-            GuardResult::NotApplicable,
-            "no candidate to measure",
-        ));
-        return Err((RefusalReason::NoHealthyCandidate, d));
+        return Err(no_candidate(cx, d, GuardResult::NotApplicable));
     }
     let skipped_note = if skipped.is_empty() {
         String::new()
@@ -1136,6 +1126,18 @@ fn select_candidate(
     }
 }
 
+/// The refusal when no candidate can be promoted: the candidate guard fails with `d`, and the
+/// RPO guard has nothing to measure (`rpo`: not applicable, or unknown under an override).
+fn no_candidate(cx: &mut Ctx<'_>, d: String, rpo: GuardResult) -> (RefusalReason, String) {
+    cx.guard(GuardCheck::new(
+        Guard::Candidate,
+        GuardResult::Fail,
+        d.clone(),
+    ));
+    cx.guard(GuardCheck::new(Guard::Rpo, rpo, "no candidate to measure"));
+    (RefusalReason::NoHealthyCandidate, d)
+}
+
 /// An operator accepted the data loss: the candidate they named, else the eligible one that
 /// loses least by what is known of it. One with no reading ever is taken only when named.
 fn overridden(
@@ -1160,19 +1162,7 @@ fn overridden(
     };
     let l = match chosen {
         Ok(l) => l.clone(),
-        Err(d) => {
-            cx.guard(GuardCheck::new(
-                Guard::Candidate,
-                GuardResult::Fail,
-                d.clone(),
-            ));
-            cx.guard(GuardCheck::new(
-                Guard::Rpo,
-                GuardResult::Unknown,
-                "no candidate to measure",
-            ));
-            return Err((RefusalReason::NoHealthyCandidate, d));
-        }
+        Err(d) => return Err(no_candidate(cx, d, GuardResult::Unknown)),
     };
     let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
     let reason = cmd.reason.clone().unwrap_or_default();
@@ -1500,12 +1490,14 @@ fn operator(
 }
 
 /// Whether the primary answers: the canary reached it, or every voter that could be read says up.
-pub(crate) fn primary_answers(ev: &Evidence) -> bool {
-    // RDS saying `available` counts too: with the canary cut off by a cross-region partition the
+pub(crate) fn primary_answers(ev: &Evidence, quorum: u32) -> bool {
+    // RDS saying `available` counts too, unless the outage is corroborated (the quorum holds:
+    // RDS's status lags a lost host): with the canary cut off by a cross-region partition the
     // primary is still a writer its own region's clients reach.
     let t = ev.tally();
+    let corroborated = crate::vantage::quorum_met(&t, quorum);
     matches!(ev.canary, crate::evidence::CanaryResult::Reachable { .. })
-        || ev.primary.is_available()
+        || (ev.primary.is_available() && !corroborated)
         || (t.up > 0 && t.down == 0)
 }
 
@@ -1521,7 +1513,7 @@ fn primary_may_be_replaced(
     // Only a promoted RDS read replica leaves the old primary writable: Aurora's cluster failover
     // and global switchover demote the old writer themselves, and a Multi-AZ reboot fails over
     // the one instance (FailoverDBCluster, SwitchoverGlobalCluster, RebootDBInstance ForceFailover).
-    if cx.site.engine != Engine::RdsReplica || !primary_answers(ev) {
+    if cx.site.engine != Engine::RdsReplica || !primary_answers(ev, cx.site.thresholds.quorum) {
         cx.guard(GuardCheck::new(
             Guard::PrimaryAlive,
             GuardResult::Pass,

@@ -1432,6 +1432,17 @@ fn manual_failover_skips_quorum_and_window_but_not_pause() {
     assert_eq!(st.phase, Phase::Promoting);
 }
 
+/// `orders` at epoch 1 in `dns-pinned`, with the promotion and the pin recorded.
+fn pinned_epoch_1() -> SiteState {
+    let mut st = SiteState::new("orders");
+    st.open_incident(t0(), "test").unwrap();
+    for p in [Phase::Promoting, Phase::Promoted, Phase::DnsPinned] {
+        st.transition(1, p, t0(), "test").unwrap();
+    }
+    pin_record(&mut st, 1);
+    st
+}
+
 /// What the promoter and pinner record for a pinned epoch: orders-replica-1 promoted, the
 /// writer CNAME pinned to it.
 fn pin_record(st: &mut SiteState, epoch: u64) {
@@ -2092,12 +2103,7 @@ fn an_in_flight_phase_past_its_deadline_pages_once_with_the_next_step() {
 fn complete_hands_the_topology_to_the_ledger_and_the_old_replicas_of_the_dead_primary_are_not_candidates(
 ) {
     // Epoch 1 promoted orders-replica-1 and pinned DNS to it; the configuration was not edited.
-    let mut st = SiteState::new("orders");
-    st.open_incident(t0(), "test").unwrap();
-    for p in [Phase::Promoting, Phase::Promoted, Phase::DnsPinned] {
-        st.transition(1, p, t0(), "test").unwrap();
-    }
-    pin_record(&mut st, 1);
+    let mut st = pinned_epoch_1();
     let complete = op(
         "orders",
         OperatorAction::Complete,
@@ -2131,12 +2137,7 @@ fn complete_hands_the_topology_to_the_ledger_and_the_old_replicas_of_the_dead_pr
         .all(|a| a.role != AlarmRole::Availability));
 
     // A DNS record that names something else than the promoted writer: refused.
-    let mut bad = SiteState::new("orders");
-    bad.open_incident(t0(), "test").unwrap();
-    for p in [Phase::Promoting, Phase::Promoted, Phase::DnsPinned] {
-        bad.transition(1, p, t0(), "test").unwrap();
-    }
-    pin_record(&mut bad, 1);
+    let mut bad = pinned_epoch_1();
     bad.dns.as_mut().unwrap().new_value = "orders-replica-2.x.us-west-2.rds.amazonaws.com".into();
     let d = step_ev(&complete, &World::healthy().evidence(), &mut bad, at(600));
     assert_eq!(
@@ -2190,15 +2191,7 @@ fn an_outage_that_cannot_be_corroborated_for_a_whole_window_pages_once_naming_th
 
 #[test]
 fn complete_after_a_failback_by_hand_names_the_configured_primary_and_anything_else_is_refused() {
-    let pinned = || {
-        let mut st = SiteState::new("orders");
-        st.open_incident(t0(), "test").unwrap();
-        for p in [Phase::Promoting, Phase::Promoted, Phase::DnsPinned] {
-            st.transition(1, p, t0(), "test").unwrap();
-        }
-        pin_record(&mut st, 1);
-        st
-    };
+    let pinned = pinned_epoch_1;
     let complete_naming = |id: &str| {
         let mut c = op(
             "orders",
@@ -2243,12 +2236,7 @@ fn complete_after_a_failback_by_hand_names_the_configured_primary_and_anything_e
 
 #[test]
 fn a_mistaken_complete_naming_a_dead_configured_primary_is_refused() {
-    let mut st = SiteState::new("orders");
-    st.open_incident(t0(), "test").unwrap();
-    for p in [Phase::Promoting, Phase::Promoted, Phase::DnsPinned] {
-        st.transition(1, p, t0(), "test").unwrap();
-    }
-    pin_record(&mut st, 1);
+    let mut st = pinned_epoch_1();
     let mut c = op(
         "orders",
         OperatorAction::Complete,
@@ -2276,12 +2264,7 @@ fn a_mistaken_complete_naming_a_dead_configured_primary_is_refused() {
 
 #[test]
 fn the_ledgers_topology_yields_to_an_edited_configuration_and_to_a_verified_failback() {
-    let mut st = SiteState::new("orders");
-    st.open_incident(t0(), "test").unwrap();
-    for p in [Phase::Promoting, Phase::Promoted, Phase::DnsPinned] {
-        st.transition(1, p, t0(), "test").unwrap();
-    }
-    pin_record(&mut st, 1);
+    let mut st = pinned_epoch_1();
     let complete = op(
         "orders",
         OperatorAction::Complete,
