@@ -150,6 +150,12 @@ fn headline(e: &DomainEvent) -> String {
         }
         EventType::FailoverCompleted => format!("failover to {c} completed"),
         EventType::FailoverFailed => "FAILOVER FAILED - act now".into(),
+        EventType::FailoverAborted if is_promoter_abort(e) => {
+            format!(
+                "epoch {} ABORTED before promotion: {c} not promoted",
+                e.epoch
+            )
+        }
         EventType::FailoverAborted => format!("epoch {} aborted by a human", e.epoch),
         EventType::PhaseOverdue => format!("STUCK in {} past its deadline - act now", e.phase),
         EventType::EvidenceWarning => "a voter needs attention (no failover)".into(),
@@ -158,6 +164,18 @@ fn headline(e: &DomainEvent) -> String {
 
 /// A `complete` that resolved a failed epoch's unpinned promotion (not a pinned failover's close):
 /// the site is not in phase `completed`.
+/// A `FailoverAborted` the promoter raised on its own re-check (the decision too old, or the
+/// primary alive again), not a human's `abort` command.
+fn is_promoter_abort(e: &DomainEvent) -> bool {
+    e.event_type == EventType::FailoverAborted
+        && e.verdict.guards.iter().any(|g| {
+            matches!(
+                g.guard,
+                crate::verdict::Guard::DecisionAge | crate::verdict::Guard::PrimaryStillDown
+            ) && g.result == crate::verdict::GuardResult::Fail
+        })
+}
+
 fn is_resolution(e: &DomainEvent) -> bool {
     e.event_type == EventType::FailoverCompleted && e.phase != crate::incident::Phase::Completed
 }
@@ -292,10 +310,7 @@ fn steps(e: &DomainEvent) -> Steps {
         EventType::FailoverAborted => (
             vec![e.verdict.summary.clone()],
             vec!["No database was promoted by this epoch; DNS untouched.".into()],
-            if e.verdict.guards.iter().any(|g| {
-                matches!(g.guard, crate::verdict::Guard::DecisionAge | crate::verdict::Guard::PrimaryStillDown)
-                    && g.result == crate::verdict::GuardResult::Fail
-            }) {
+            if is_promoter_abort(e) {
                 aborted_steps(e)
             } else {
                 vec![format!("None required. Check the site: {status}")]
