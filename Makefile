@@ -86,6 +86,7 @@ reliability: setup reliability-clean
 	@failed=0; \
 	$(VENV)/pytest -q tests/test_hostile.py || failed=1; \
 	$(VENV)/pytest -q tests/test_storm.py || failed=1; \
+	$(VENV)/pytest -q tests/test_witness.py || failed=1; \
 	cargo test --quiet -p replica-promoter --test fault_matrix || failed=1; \
 	cargo test --quiet -p replica-promoter --lib interleavings || failed=1; \
 	cargo test --quiet -p dns-pinner --lib interleavings || failed=1; \

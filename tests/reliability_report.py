@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # The suites `make reliability` runs, in the order the report lists them.
-EXPECTED_SUITES = ("hostile-input", "fault-matrix", "interleavings", "dns-interleavings", "emulator-faults", "concurrency", "switches")
+EXPECTED_SUITES = ("hostile-input", "fault-matrix", "interleavings", "dns-interleavings", "emulator-faults", "concurrency", "switches", "witness")
 COUNTS = ("cases", "panics", "mutations", "duplicates_collapsed", "faults_injected",
           "convergences", "consistent_stops", "wrong_actions")
 # Any of these above zero fails the report.

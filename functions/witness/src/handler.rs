@@ -91,6 +91,24 @@ fn check_input(payload: &Value) -> Result<(), WitnessError> {
     Ok(())
 }
 
+/// Publishes one round's samples, given up at the end of the round's slot: a path to the DR region
+/// that hangs (the SDK waits up to its 15 s operation timeout) must not stretch the 10 s cadence
+/// or push the last rounds past the function's timeout. A sample given up is missing data on the
+/// DR side (unknown), never up.
+async fn publish(deps: &Deps, samples: &[ProbeSample]) -> Result<(), String> {
+    let region = &deps.metrics_region;
+    let why = match tokio::time::timeout(deps.interval, deps.sink.publish(region, samples)).await {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!(
+            "PutMetricData to {region} not answered within {} s (the round's slot); given up",
+            deps.interval.as_secs()
+        ),
+    };
+    warn!(error = %why, region = %region, "could not publish the round; the DR side sees missing data (unknown)");
+    Err(why)
+}
+
 /// One round: every site probed concurrently, the samples published together.
 pub async fn round(deps: &Deps) -> Round {
     let at = deps.clock.now();
@@ -104,14 +122,8 @@ pub async fn round(deps: &Deps) -> Round {
             tcp,
         }
     });
-    let samples: Vec<ProbeSample> = join_all(probes).await;
-    let publish_error = match deps.sink.publish(&deps.metrics_region, &samples).await {
-        Ok(()) => None,
-        Err(e) => {
-            warn!(error = %e, region = %deps.metrics_region, "could not publish the round; the DR side sees missing data (unknown)");
-            Some(e.to_string())
-        }
-    };
+    let samples: Vec<ProbeSample> = futures::future::join_all(probes).await;
+    let publish_error = publish(deps, &samples).await.err();
     for s in &samples {
         info!(site = %s.site, vantage = %s.vantage, up = ?s.up(), tcp = ?s.tcp_connected(), "probe");
     }
@@ -128,33 +140,6 @@ pub async fn round(deps: &Deps) -> Round {
             .collect(),
         publish_error,
     }
-}
-
-async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    // Sites are few (at most 256): poll them together on this task.
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => results[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    results
-        .into_iter()
-        .map(|r| r.expect("every probe finished"))
-        .collect()
 }
 
 pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, WitnessError> {

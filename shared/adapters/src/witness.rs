@@ -206,6 +206,8 @@ pub type StoredDatum = (String, String, String, &'static str, f64, DateTime<Utc>
 pub struct FakeProbeSink {
     pub datapoints: Mutex<Vec<StoredDatum>>,
     pub dead_regions: Mutex<Vec<String>>,
+    /// How long each publish takes to answer (a blackholed path holds it for the SDK's timeout).
+    pub delay: Mutex<std::time::Duration>,
     pub faults: Faults,
 }
 
@@ -225,6 +227,8 @@ impl FakeProbeSink {
 #[async_trait]
 impl ProbeSink for FakeProbeSink {
     async fn publish(&self, region: &str, samples: &[ProbeSample]) -> Result<(), PortError> {
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         self.faults.check("PutMetricData")?;
         if self
             .dead_regions

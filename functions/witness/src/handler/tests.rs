@@ -145,6 +145,35 @@ async fn a_dark_dr_region_loses_the_samples_not_the_rounds() {
     assert!(w.sink.datapoints.lock().unwrap().is_empty());
 }
 
+/// A blackholed path to the DR region: each PutMetricData hangs for the SDK's whole operation
+/// timeout (15 s). A 10 s cadence must not stretch to 15 s (six rounds would then need 90 s, past
+/// the 70 s function timeout, and the DR-side alarms would see a 15 s cadence): a round's publish
+/// is given up at the end of its slot.
+#[tokio::test(start_paused = true)]
+async fn a_hanging_publish_is_given_up_at_the_end_of_its_slot_so_the_cadence_holds() {
+    let w = world();
+    *w.sink.delay.lock().unwrap() = Duration::from_secs(15);
+    let r = handle(&w.deps, scheduled()).await.unwrap();
+    assert_eq!(r.rounds.len(), 6);
+    let gaps: Vec<i64> = r
+        .rounds
+        .windows(2)
+        .map(|p| (p[1].at - p[0].at).num_seconds())
+        .collect();
+    assert_eq!(gaps, vec![10; 5], "the 10 s cadence holds");
+    assert!(
+        r.rounds.iter().all(|x| x
+            .publish_error
+            .as_deref()
+            .is_some_and(|e| e.contains("not answered within 10 s"))),
+        "{:?}",
+        r.rounds
+            .iter()
+            .map(|x| &x.publish_error)
+            .collect::<Vec<_>>()
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn no_input_can_point_the_witness_at_another_host() {
     let w = world();
