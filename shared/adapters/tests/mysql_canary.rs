@@ -277,9 +277,49 @@ async fn server_errors_are_a_live_server_up_vote() {
     );
     assert_eq!(r.vote(), failover_policy::evidence::Vote::Up);
 
+    // Too many connections, server-wide (1040): ordinary sessions hold every slot of
+    // max_connections. (MariaDB keeps one extra slot for SUPER, so they must be non-SUPER; its
+    // minimum max_connections is 10.) Host blocked (1129) cannot be produced here: MySQL and
+    // MariaDB do not use the host cache for loopback connections, so it stays in the
+    // classification table of mysql.rs and its unit tests.
+    let mut root = db.root().await;
+    root.query_drop(format!(
+        "CREATE USER IF NOT EXISTS 'holder'@'%' IDENTIFIED BY '{PASSWORD}'"
+    ))
+    .await
+    .unwrap();
+    root.query_drop("SET GLOBAL max_connections = 10").await.unwrap();
+    let mut holders = vec![];
+    for _ in 0..12 {
+        match mysql_async::Conn::new(
+            mysql_async::OptsBuilder::default()
+                .ip_or_hostname("127.0.0.1")
+                .tcp_port(db.port)
+                .prefer_socket(false)
+                .user(Some("holder"))
+                .pass(Some(PASSWORD)),
+        )
+        .await
+        {
+            Ok(c) => holders.push(c),
+            Err(_) => break,
+        }
+    }
+    let full = canary_with_password(PASSWORD)
+        .probe(&site(&db.endpoint(), 5000))
+        .await;
+    for c in holders {
+        c.disconnect().await.unwrap();
+    }
+    root.query_drop("SET GLOBAL max_connections = 151").await.unwrap();
+    assert!(
+        matches!(&full, CanaryResult::Answered { code: Some(1040), .. }),
+        "{full:?}"
+    );
+    assert_eq!(full.vote(), failover_policy::evidence::Vote::Up);
+
     // Too many connections for the canary's account (1226): another session of the canary
-    // user holds the only slot. (1040, the server-wide limit, did not trigger on this MariaDB
-    // with SUPER sessions holding the slots; it is in the classification table of mysql.rs.)
+    // user holds the only slot.
     let mut root = db.root().await;
     for host in ["%", "127.0.0.1", "localhost"] {
         root.query_drop(format!(
