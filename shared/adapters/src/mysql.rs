@@ -74,6 +74,41 @@ impl Tls {
     }
 }
 
+include!(concat!(env!("OUT_DIR"), "/rds_ca.rs"));
+
+/// The CA certificates to trust for `path`: the file when it can be read; for the default path
+/// (`rds-ca/global-bundle.pem`) that is absent from the package, the bundle embedded at build
+/// time (build.rs; `sam build` ships only the binary). Anything else is an error naming the path,
+/// and a file that holds no PEM certificate is one too.
+pub fn ca_certificates(
+    path: &str,
+    read: std::io::Result<Vec<u8>>,
+    embedded: Option<&'static [u8]>,
+) -> Result<Vec<u8>, String> {
+    let pem = match read {
+        Ok(pem) => pem,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && path == failover_policy::config::DEFAULT_CA_BUNDLE =>
+        {
+            match embedded {
+                Some(pem) => pem.to_vec(),
+                None => {
+                    return Err(format!(
+                        "TLS CA bundle `{path}` is not in the package and this build embeds none \
+                         (run `make rds-ca` before building)"
+                    ))
+                }
+            }
+        }
+        Err(e) => return Err(format!("TLS CA bundle `{path}` could not be read: {e}")),
+    };
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(format!("TLS CA bundle `{path}` holds no PEM certificate"));
+    }
+    Ok(pem)
+}
+
 /// Why one bounded query did not produce a row.
 enum Failure {
     /// The name did not resolve: says nothing about the server (our resolver, our VPC's DNS).
@@ -214,18 +249,9 @@ async fn opts(t: &Target<'_>, timeouts: Timeouts) -> Result<Opts, Failure> {
     let ssl = match t.tls {
         None => None,
         Some(tls) => {
-            let pem = tokio::fs::read(&tls.ca_bundle).await.map_err(|e| {
-                Failure::TlsSetup(format!(
-                    "TLS CA bundle `{}` could not be read: {e}",
-                    tls.ca_bundle
-                ))
-            })?;
-            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
-                return Err(Failure::TlsSetup(format!(
-                    "TLS CA bundle `{}` holds no PEM certificate",
-                    tls.ca_bundle
-                )));
-            }
+            let read = tokio::fs::read(&tls.ca_bundle).await;
+            let pem = ca_certificates(&tls.ca_bundle, read, EMBEDDED_RDS_CA)
+                .map_err(Failure::TlsSetup)?;
             Some(
                 SslOpts::default()
                     .with_root_certs(vec![pem.into()])
@@ -422,6 +448,56 @@ pub async fn check_writable(
 
 #[cfg(test)]
 mod tests {
+    use super::ca_certificates;
+    use std::io::{Error, ErrorKind};
+
+    const PEM: &[u8] = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const DEFAULT: &str = failover_policy::config::DEFAULT_CA_BUNDLE;
+
+    #[test]
+    fn the_default_bundle_absent_from_the_package_is_the_embedded_one() {
+        let missing = || Err(Error::from(ErrorKind::NotFound));
+        assert_eq!(ca_certificates(DEFAULT, missing(), Some(PEM)).unwrap(), PEM);
+        let none = ca_certificates(DEFAULT, missing(), None).unwrap_err();
+        assert!(
+            none.contains("embeds none") && none.contains(DEFAULT),
+            "{none}"
+        );
+        // A file that is there wins over the embedded copy (a newer bundle dropped in).
+        let newer = b"-----BEGIN CERTIFICATE-----\nNEWER\n-----END CERTIFICATE-----\n".to_vec();
+        assert_eq!(
+            ca_certificates(DEFAULT, Ok(newer.clone()), Some(PEM)).unwrap(),
+            newer
+        );
+    }
+
+    #[test]
+    fn a_configured_bundle_is_never_replaced_by_the_embedded_one() {
+        let e = ca_certificates(
+            "/opt/ca/gov.pem",
+            Err(Error::from(ErrorKind::NotFound)),
+            Some(PEM),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("/opt/ca/gov.pem") && e.contains("could not be read"),
+            "{e}"
+        );
+        let e =
+            ca_certificates("/opt/ca/gov.pem", Ok(b"not a cert".to_vec()), Some(PEM)).unwrap_err();
+        assert!(e.contains("holds no PEM certificate"), "{e}");
+        let e = ca_certificates(
+            DEFAULT,
+            Err(Error::from(ErrorKind::PermissionDenied)),
+            Some(PEM),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("could not be read"),
+            "an unreadable file is not silently replaced: {e}"
+        );
+    }
+
     use super::*;
     use failover_policy::evidence::Vote;
 

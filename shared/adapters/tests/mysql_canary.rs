@@ -288,7 +288,9 @@ async fn server_errors_are_a_live_server_up_vote() {
     ))
     .await
     .unwrap();
-    root.query_drop("SET GLOBAL max_connections = 10").await.unwrap();
+    root.query_drop("SET GLOBAL max_connections = 10")
+        .await
+        .unwrap();
     let mut holders = vec![];
     for _ in 0..12 {
         match mysql_async::Conn::new(
@@ -311,9 +313,17 @@ async fn server_errors_are_a_live_server_up_vote() {
     for c in holders {
         c.disconnect().await.unwrap();
     }
-    root.query_drop("SET GLOBAL max_connections = 151").await.unwrap();
+    root.query_drop("SET GLOBAL max_connections = 151")
+        .await
+        .unwrap();
     assert!(
-        matches!(&full, CanaryResult::Answered { code: Some(1040), .. }),
+        matches!(
+            &full,
+            CanaryResult::Answered {
+                code: Some(1040),
+                ..
+            }
+        ),
         "{full:?}"
     );
     assert_eq!(full.vote(), failover_policy::evidence::Vote::Up);
