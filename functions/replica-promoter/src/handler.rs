@@ -653,7 +653,7 @@ impl Run<'_> {
                 .await
                 .ok()
                 .flatten();
-            CandidateEvidence::lag_from_metric(raw)
+            CandidateEvidence::lag_fields(raw)
         };
         let status = |s: &str| DbObservation::status(s);
         let not_read = || DbObservation::Unreadable {
@@ -662,6 +662,7 @@ impl Run<'_> {
         Ok(match &site.engine {
             Engine::RdsReplica => {
                 let i = topo.instance(candidate).await?;
+                let rds_lag = lag(LagMetric::RdsReplicaLag).await;
                 Preflight {
                     candidate: i
                         .as_ref()
@@ -670,7 +671,8 @@ impl Run<'_> {
                         .as_ref()
                         .and_then(|i| i.replication_source.as_deref())
                         .is_some_and(|s| source_names(s, &site.primary)),
-                    lag_now: lag(LagMetric::RdsReplicaLag).await,
+                    lag_now: rds_lag.0,
+                    lag_now_at: rds_lag.1,
                     primary: not_read(),
                     target_arn: None,
                 }
@@ -683,6 +685,7 @@ impl Run<'_> {
                         .map_or(DbObservation::NotFound, |i| status(&i.status)),
                     replicates_from_primary: i.as_ref().is_some_and(|i| i.multi_az),
                     lag_now: None,
+                    lag_now_at: None,
                     primary: not_read(),
                     target_arn: None,
                 }
@@ -690,6 +693,7 @@ impl Run<'_> {
             Engine::AuroraCluster { cluster_id } => {
                 let i = topo.instance(candidate).await?;
                 let c = topo.cluster(cluster_id, &candidate.region).await?;
+                let aurora_lag = lag(LagMetric::AuroraReplicaLag).await;
                 Preflight {
                     candidate: i
                         .as_ref()
@@ -699,7 +703,8 @@ impl Run<'_> {
                             .iter()
                             .any(|m| m.instance_id == candidate.id && !m.is_writer)
                     }),
-                    lag_now: lag(LagMetric::AuroraReplicaLag).await,
+                    lag_now: aurora_lag.0,
+                    lag_now_at: aurora_lag.1,
                     primary: not_read(),
                     target_arn: None,
                 }
@@ -721,6 +726,7 @@ impl Run<'_> {
                             && promote::global_member_is(&m.cluster_arn, &site.primary, None)
                     })
                 });
+                let global_lag = lag(LagMetric::AuroraGlobalLag).await;
                 let primary = match topo.cluster(&site.primary.id, &site.primary.region).await {
                     Ok(Some(p)) => status(&p.status),
                     Ok(None) => DbObservation::NotFound,
@@ -733,7 +739,8 @@ impl Run<'_> {
                         .as_ref()
                         .map_or(DbObservation::NotFound, |c| status(&c.status)),
                     replicates_from_primary: target.is_some_and(|m| !m.is_writer) && primary_writes,
-                    lag_now: lag(LagMetric::AuroraGlobalLag).await,
+                    lag_now: global_lag.0,
+                    lag_now_at: global_lag.1,
                     primary,
                     target_arn: target
                         .map(|m| m.cluster_arn.clone())

@@ -297,7 +297,7 @@ impl Metrics for Faulty<FakeMetrics> {
         db: &DbRef,
         metric: LagMetric,
         now: DateTime<Utc>,
-    ) -> Result<Option<f64>, PortError> {
+    ) -> Result<Option<failover_policy::evidence::LagReading>, PortError> {
         self.inj
             .call("GetMetricData", self.inner.replica_lag(db, metric, now))
             .await

@@ -34,6 +34,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, SecondsFormat, Utc};
 use failover_policy::config::{CredentialsSource, DbRef};
 use failover_policy::events::EVENT_SOURCE;
+use failover_policy::evidence::LagReading;
 use failover_policy::signal::AlarmState;
 use failover_policy::{DomainEvent, SiteState};
 
@@ -441,6 +442,8 @@ impl DatabaseTopology for RdsTopology {
 const ALARM_NAMES_PER_CALL: usize = 100;
 /// How far back a lag datapoint still counts as "now".
 const LAG_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+/// RDS publishes replica lag once a minute.
+const LAG_PERIOD_SECS: i32 = 60;
 
 /// [`Metrics`] over CloudWatch DescribeAlarms and GetMetricData, in the asked region.
 pub struct CloudWatchMetrics {
@@ -512,7 +515,7 @@ impl Metrics for CloudWatchMetrics {
         db: &DbRef,
         metric: LagMetric,
         now: DateTime<Utc>,
-    ) -> Result<Option<f64>, PortError> {
+    ) -> Result<Option<LagReading>, PortError> {
         let (metric_name, dimension, per_second) = match metric {
             LagMetric::RdsReplicaLag => ("ReplicaLag", "DBInstanceIdentifier", 1.0),
             LagMetric::AuroraReplicaLag => ("AuroraReplicaLag", "DBInstanceIdentifier", 1000.0),
@@ -532,7 +535,7 @@ impl Metrics for CloudWatchMetrics {
             .metric_stat(
                 MetricStat::builder()
                     .metric(metric)
-                    .period(60)
+                    .period(LAG_PERIOD_SECS)
                     .stat("Maximum")
                     .build(),
             )
@@ -554,11 +557,20 @@ impl Metrics for CloudWatchMetrics {
             .metric_data_results()
             .iter()
             .flat_map(|r| r.timestamps().iter().zip(r.values()))
-            .max_by_key(|(t, _)| **t)
-            .map(|(_, v)| *v);
+            .max_by_key(|(t, _)| **t);
+        // A datapoint's timestamp is the start of its period (CloudWatch GetMetricData: each
+        // value aggregates the samples in [timestamp, timestamp + period)); the latest sample it
+        // can hold was taken by the period's end, never after this read.
         // A negative reading (RDS's -1: replication stopped) is passed through as published; the
         // policy treats it as "no reading" and falls back on the last good one.
-        Ok(newest.map(|v| if v < 0.0 { v } else { v / per_second }))
+        Ok(newest.map(|(t, v)| {
+            let start =
+                DateTime::<Utc>::from_timestamp_millis(t.to_millis().unwrap_or(0)).unwrap_or(now);
+            LagReading {
+                secs: if *v < 0.0 { *v } else { v / per_second },
+                at: (start + chrono::Duration::seconds(LAG_PERIOD_SECS.into())).min(now),
+            }
+        }))
     }
 }
 

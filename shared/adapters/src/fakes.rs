@@ -312,6 +312,8 @@ pub struct FakeMetrics {
     pub alarms: Mutex<HashMap<(String, String), AlarmState>>,
     /// candidate id -> latest published lag in seconds (may be -1, like RDS).
     pub lag: Mutex<HashMap<String, f64>>,
+    /// candidate id -> when its datapoint was taken (absent: at the read, a live metric).
+    pub lag_taken: Mutex<HashMap<String, DateTime<Utc>>>,
     pub dead_regions: Mutex<Vec<String>>,
     pub faults: Faults,
 }
@@ -365,10 +367,16 @@ impl Metrics for FakeMetrics {
         &self,
         db: &DbRef,
         _metric: LagMetric,
-        _now: DateTime<Utc>,
-    ) -> Result<Option<f64>, PortError> {
+        now: DateTime<Utc>,
+    ) -> Result<Option<failover_policy::evidence::LagReading>, PortError> {
         self.faults.check("GetMetricData")?;
-        Ok(self.lag.lock().unwrap().get(&db.id).copied())
+        let at = self.lag_taken.lock().unwrap().get(&db.id).copied();
+        Ok(self.lag.lock().unwrap().get(&db.id).map(|&secs| {
+            failover_policy::evidence::LagReading {
+                secs,
+                at: at.unwrap_or(now),
+            }
+        }))
     }
 }
 

@@ -133,11 +133,13 @@ async fn gather_dbs(
                     Ok(Some(i)) => (i.replication_status.clone(), i.created_at),
                     _ => (None, None),
                 };
+                let (lag_secs, lag_at) = CandidateEvidence::lag_fields(lag.ok().flatten());
                 cands.push(CandidateEvidence {
                     db: c.clone(),
                     status: observation(&info, |i| i.status.clone()),
                     replica_of_primary,
-                    lag_secs: CandidateEvidence::lag_from_metric(lag.ok().flatten()),
+                    lag_secs,
+                    lag_at,
                     replication,
                     created_at,
                 });
@@ -169,11 +171,13 @@ async fn gather_dbs(
                     ),
                     _ => None,
                 };
+                let (lag_secs, lag_at) = CandidateEvidence::lag_fields(lag.ok().flatten());
                 cands.push(CandidateEvidence {
                     db: c.clone(),
                     status: observation(&info, |i| i.status.clone()),
                     replica_of_primary,
-                    lag_secs: CandidateEvidence::lag_from_metric(lag.ok().flatten()),
+                    lag_secs,
+                    lag_at,
                     replication: None,
                     created_at: None,
                 });
@@ -209,11 +213,13 @@ async fn gather_dbs(
                     }
                     _ => None,
                 };
+                let (lag_secs, lag_at) = CandidateEvidence::lag_fields(lag.ok().flatten());
                 cands.push(CandidateEvidence {
                     db: c.clone(),
                     status: observation(&info, |i| i.status.clone()),
                     replica_of_primary,
-                    lag_secs: CandidateEvidence::lag_from_metric(lag.ok().flatten()),
+                    lag_secs,
+                    lag_at,
                     replication: None,
                     created_at: None,
                 });

@@ -192,7 +192,7 @@ impl Metrics for Gated<dyn Metrics> {
         db: &DbRef,
         metric: LagMetric,
         now: DateTime<Utc>,
-    ) -> Result<Option<f64>, PortError> {
+    ) -> Result<Option<failover_policy::evidence::LagReading>, PortError> {
         self.s.turn().await;
         self.inner.replica_lag(db, metric, now).await
     }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use failover_policy::config::{CredentialsSource, DbRef, SiteConfig};
-use failover_policy::evidence::CanaryResult;
+use failover_policy::evidence::{CanaryResult, LagReading};
 use failover_policy::signal::AlarmState;
 use failover_policy::{DomainEvent, SiteState};
 
@@ -144,14 +144,14 @@ pub trait Metrics: Send + Sync {
         region: &str,
         names: &[String],
     ) -> Result<HashMap<String, AlarmState>, PortError>;
-    /// The most recent lag datapoint in seconds within the last few minutes, as published (may be
-    /// -1); `None` when there is no datapoint.
+    /// The most recent lag datapoint within the last few minutes, as published (may be -1), with
+    /// when it was taken; `None` when there is no datapoint.
     async fn replica_lag(
         &self,
         db: &DbRef,
         metric: LagMetric,
         now: DateTime<Utc>,
-    ) -> Result<Option<f64>, PortError>;
+    ) -> Result<Option<LagReading>, PortError>;
 }
 
 /// The incident ledger: one record per site, written only by compare-and-set on `version`.

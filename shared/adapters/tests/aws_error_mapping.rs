@@ -568,7 +568,11 @@ async fn replica_lag_is_the_newest_datapoint_and_milliseconds_become_seconds() {
         .await
         .unwrap();
 
-    assert_eq!(lag, Some(2.5));
+    // The newest datapoint's period is [t-60, t): taken by t at the latest, not "whenever read".
+    assert_eq!(
+        lag,
+        Some(failover_policy::evidence::LagReading { secs: 2.5, at: now })
+    );
     let seen = seen.lock().unwrap();
     let q = &seen[0].metric_data_queries()[0];
     let stat = q.metric_stat().unwrap();
@@ -602,7 +606,10 @@ async fn replica_lag_keeps_minus_one_and_is_none_without_datapoints() {
                 now
             )
             .await,
-        Ok(Some(-1.0))
+        Ok(Some(failover_policy::evidence::LagReading {
+            secs: -1.0,
+            at: now
+        }))
     );
 
     let global = lag_rule(seen.clone(), vec![]);

@@ -28,6 +28,7 @@ fn outage() -> Evidence {
         status: DbObservation::status("available"),
         replica_of_primary: Some(true),
         lag_secs: None,
+        lag_at: None,
         replication: None,
         created_at: None,
     };

@@ -496,7 +496,9 @@ fn record_lag(st: &mut SiteState, ev: &Evidence, now: DateTime<Utc>) {
                 id.clone(),
                 LagSample {
                     secs,
-                    at: now,
+                    // When the datapoint was taken, not when we read it: CloudWatch serves a
+                    // datapoint for minutes, and its age is what the freshness rule judges.
+                    at: c.lag_at.map_or(now, |t| t.min(now)),
                     created_at: c.created_at,
                 },
             );
@@ -968,13 +970,25 @@ struct Lag {
 
 fn lag_of(cx: &Ctx<'_>, e: &crate::evidence::CandidateEvidence) -> Lag {
     let db = e.db.clone();
+    let outage = crate::flap::outage_began(&cx.st).unwrap_or(cx.now);
+    let max_age = cx.site.thresholds.max_lag_sample_age_secs as i64;
     if let Some(l) = e.lag_secs {
-        return Lag {
-            db,
-            fresh: Some(l),
-            bound: Some(l),
-            src: "current".into(),
-        };
+        // CloudWatch serves a datapoint for minutes: the newest one is "current" only if it was
+        // taken no longer before the outage than a last good sample may be. An older one is
+        // judged below as the sample it is (it was recorded with its own time).
+        let taken = e.lag_at.map_or(cx.now, |t| t.min(cx.now));
+        if (outage - taken).num_seconds() <= max_age {
+            let src = match e.lag_at {
+                Some(_) => format!("current, taken {} s ago", (cx.now - taken).num_seconds()),
+                None => "current".into(),
+            };
+            return Lag {
+                db,
+                fresh: Some(l),
+                bound: Some(l),
+                src,
+            };
+        }
     }
     let Some(s) = cx.st.last_good_lag.get(&e.db.id) else {
         return Lag {
@@ -984,9 +998,7 @@ fn lag_of(cx: &Ctx<'_>, e: &crate::evidence::CandidateEvidence) -> Lag {
             src: "no reading ever".into(),
         };
     };
-    let outage = crate::flap::outage_began(&cx.st).unwrap_or(cx.now);
     let before = (outage - s.at).num_seconds().max(0);
-    let max_age = cx.site.thresholds.max_lag_sample_age_secs as i64;
     if before <= max_age {
         let src = format!("last known good, read {before} s before the outage began");
         return Lag {

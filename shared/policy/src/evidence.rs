@@ -122,8 +122,11 @@ pub struct CandidateEvidence {
     /// Whether the topology shows this candidate replicating from the configured primary
     /// (read replica source, cluster member, global secondary). `None` when unreadable.
     pub replica_of_primary: Option<bool>,
-    /// Replica lag in seconds as the metric reads now; `None` when missing or -1.
+    /// Replica lag in seconds as the newest datapoint reads; `None` when missing or -1.
     pub lag_secs: Option<f64>,
+    /// When that datapoint was taken (the end of its period); `None`: at the read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_at: Option<DateTime<Utc>>,
     /// RDS's `StatusInfos` read-replication status (`replicating`, `error`, `stopped`, ...);
     /// `None` when RDS reported none or the topology was unreadable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,6 +143,24 @@ impl CandidateEvidence {
     pub fn lag_from_metric(raw: Option<f64>) -> Option<f64> {
         raw.filter(|v| v.is_finite() && *v >= 0.0)
     }
+
+    /// A published reading as the evidence keeps it: the normalised value and when it was taken
+    /// (both `None` when there is no usable reading).
+    pub fn lag_fields(raw: Option<LagReading>) -> (Option<f64>, Option<DateTime<Utc>>) {
+        match raw.and_then(|r| Self::lag_from_metric(Some(r.secs)).map(|s| (s, r.at))) {
+            Some((secs, at)) => (Some(secs), Some(at)),
+            None => (None, None),
+        }
+    }
+}
+
+/// One replica-lag datapoint as CloudWatch published it: the value in seconds (RDS's -1 kept)
+/// and the latest time the datapoint can describe (the end of its one-minute period, never
+/// after the read). A datapoint minutes old is not "now": the RPO guards judge it by `at`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LagReading {
+    pub secs: f64,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

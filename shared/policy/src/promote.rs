@@ -239,8 +239,11 @@ pub struct Preflight {
     /// reader of the site's cluster, a secondary of the global cluster whose writer is the
     /// primary, or (Multi-AZ) an instance that has a standby.
     pub replicates_from_primary: bool,
-    /// Replica lag now, normalised (`None` when missing or RDS's -1).
+    /// Replica lag as the newest datapoint reads, normalised (`None` when missing or RDS's -1).
     pub lag_now: Option<f64>,
+    /// When that datapoint was taken (`None`: at the read). CloudWatch serves a datapoint for
+    /// minutes; one older than the outage's freshness bound is not "now".
+    pub lag_now_at: Option<DateTime<Utc>>,
     /// The configured primary's status (the primary cluster for Aurora Global): a healthy one lets
     /// a global database switch over without data loss.
     pub primary: DbObservation,
@@ -424,7 +427,8 @@ pub fn preflight(
             ),
         )),
         _ => {
-            let (lag, src) = preflight_lag(site, state, candidate, p.lag_now, now);
+            let reading = p.lag_now.map(|secs| (secs, p.lag_now_at.unwrap_or(now).min(now)));
+            let (lag, src) = preflight_lag(site, state, candidate, reading, now);
             let within = lag.is_some_and(|l| l <= max);
             let lag_text = lag.map_or_else(|| "unknown".to_string(), |l| format!("{l} s"));
             let mut g = if within {
@@ -672,7 +676,7 @@ fn preflight_lag(
     site: &SiteConfig,
     state: &SiteState,
     candidate: &DbRef,
-    lag_now: Option<f64>,
+    lag_now: Option<(f64, DateTime<Utc>)>,
     now: DateTime<Utc>,
 ) -> (Option<f64>, String) {
     if let Some(b) = state.replication_broken.get(&candidate.id) {
@@ -685,20 +689,27 @@ fn preflight_lag(
             ),
         );
     }
-    if let Some(l) = lag_now {
-        return (Some(l), "now".into());
-    }
-    let Some(s) = state.last_good_lag.get(&candidate.id) else {
-        return (None, "no reading ever".into());
-    };
     let decided = state
         .timeline
         .iter()
         .find(|t| t.phase == Phase::Promoting)
         .map(|t| t.at);
     let outage = crate::flap::outage_began(state).or(decided).unwrap_or(now);
-    let before = (outage - s.at).num_seconds().max(0);
     let max_age = site.thresholds.max_lag_sample_age_secs as i64;
+    // The newest datapoint counts as the lag at promotion only if it is no older than a last good
+    // sample may be; an older one says no more than the samples kept before the outage.
+    if let Some((l, at)) = lag_now {
+        if (outage - at).num_seconds() <= max_age {
+            return (
+                Some(l),
+                format!("now, read {} s ago", (now - at).num_seconds().max(0)),
+            );
+        }
+    }
+    let Some(s) = state.last_good_lag.get(&candidate.id) else {
+        return (None, "no reading ever".into());
+    };
+    let before = (outage - s.at).num_seconds().max(0);
     if before <= max_age {
         (
             Some(s.secs),
@@ -1251,6 +1262,7 @@ mod tests {
             candidate: DbObservation::status("available"),
             replicates_from_primary: true,
             lag_now: Some(2.0),
+            lag_now_at: None,
             primary: DbObservation::Unreadable {
                 error: "timeout".into(),
             },
@@ -1494,6 +1506,14 @@ mod tests {
         assert_eq!(f.reason, FailureReason::RpoExceeded);
         let g = f.guards.iter().find(|g| g.guard == Guard::Rpo).unwrap();
         assert_eq!((g.observed, g.limit), (Some(45.0), Some(30.0)));
+
+        // A reading CloudWatch still serves but took minutes before the outage is not "now".
+        let mut p = healthy_replica();
+        p.lag_now = Some(0.4);
+        p.lag_now_at = Some(now - chrono::Duration::minutes(9));
+        assert_eq!(reason_of(&st, &p), FailureReason::LagUnknown);
+        p.lag_now_at = Some(now - chrono::Duration::seconds(30));
+        assert!(preflight(orders, &st, &r1, &p, now).is_ok());
 
         // No reading now (-1 normalised away): the last good lag decides.
         let mut p = healthy_replica();

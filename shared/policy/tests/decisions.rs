@@ -194,6 +194,7 @@ impl World {
                     status: self.r1.clone(),
                     replica_of_primary: self.r1_replica,
                     lag_secs: self.r1_lag,
+                    lag_at: None,
                     replication: None,
                     created_at: None,
                 },
@@ -205,6 +206,7 @@ impl World {
                     status: self.r2.clone(),
                     replica_of_primary: Some(true),
                     lag_secs: self.r2_lag,
+                    lag_at: None,
                     replication: None,
                     created_at: None,
                 },
@@ -978,6 +980,7 @@ fn billing_world() -> Evidence {
             status: DbObservation::status("available"),
             replica_of_primary: Some(true),
             lag_secs: Some(0.02),
+            lag_at: None,
             replication: None,
             created_at: None,
         }],
@@ -1091,6 +1094,7 @@ fn shadow_mode_says_what_it_would_do_and_never_decides() {
             status: DbObservation::status("available"),
             replica_of_primary: Some(true),
             lag_secs: Some(0.9),
+            lag_at: None,
             replication: None,
             created_at: None,
         }],
@@ -1713,6 +1717,35 @@ fn a_twelve_hour_old_last_good_lag_does_not_pass_the_rpo_guard() {
 }
 
 #[test]
+fn a_datapoint_cloudwatch_keeps_serving_is_as_old_as_it_was_taken_not_as_the_read() {
+    // replica-1's metric stopped being published nine minutes before the outage (the instance's
+    // publication stalled): GetMetricData's ten-minute window still serves its last datapoint,
+    // 0.4 s, on every read, before and after the primary dies. Stamped with the read's time it
+    // would pass the 120 s freshness rule as "current"; judged by its own time it bounds nothing,
+    // and replica-2 (1 s, live a minute before the outage) is promoted.
+    let death = Utc.with_ymd_and_hms(2026, 11, 24, 14, 0, 0).unwrap();
+    let taken = death - Duration::seconds(540);
+    let mut st = SiteState::new("orders");
+    let mut w = World::healthy();
+    w.r1_lag = Some(0.4);
+    w.r2_lag = Some(1.0);
+    let mut ev = w.evidence();
+    ev.candidates[0].lag_at = Some(taken);
+    for s in [-300, -240, -180, -120, -60] {
+        let t = death + Duration::seconds(s);
+        step_ev(&tick(t), &ev, &mut st, t);
+    }
+    assert_eq!(st.last_good_lag["orders-replica-1"].at, taken);
+    let mut dead = World::outage();
+    dead.r1_lag = Some(0.4);
+    dead.r2_lag = None;
+    let mut dead = dead.evidence();
+    dead.candidates[0].lag_at = Some(taken);
+    let d = decide_through_the_window(&mut st, &dead);
+    assert_eq!(chosen(&d), Some("orders-replica-2"), "{:#?}", d.verdict);
+}
+
+#[test]
 fn a_replication_error_event_makes_a_candidate_ineligible_until_it_replicates_again() {
     let (mut st, dead) = twelve_hours_of_a_stopped_replica(true);
     assert!(st.replication_broken.contains_key("orders-replica-1"));
@@ -2309,6 +2342,7 @@ fn the_ledgers_topology_yields_to_an_edited_configuration_and_to_a_verified_fail
             status: DbObservation::status("available"),
             replica_of_primary: Some(true),
             lag_secs: Some(0.1),
+            lag_at: None,
             replication: None,
             created_at: None,
         },

@@ -57,6 +57,7 @@ fn replica(id: &str) -> CandidateEvidence {
         status: DbObservation::status("available"),
         replica_of_primary: Some(true),
         lag_secs: Some(1.0),
+        lag_at: None,
         replication: None,
         created_at: None,
     }
