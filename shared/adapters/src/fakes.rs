@@ -27,6 +27,10 @@ impl Faults {
         let q = g.entry(operation).or_default();
         q.extend(std::iter::repeat_n(kind, times));
     }
+    /// Drops every scripted failure still pending (the service recovered).
+    pub fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
     pub fn check(&self, operation: &'static str) -> Result<(), PortError> {
         let mut g = self.0.lock().unwrap();
         match g.get_mut(operation).and_then(|q| q.pop_front()) {
