@@ -741,6 +741,7 @@ impl World {
                     "billing-cluster".into(),
                     ClusterInfo {
                         id: "billing-cluster".into(),
+                        endpoint: None,
                         arn: Some(format!(
                             "arn:aws:rds:us-west-2:{ACCOUNT}:cluster:billing-cluster"
                         )),
