@@ -523,6 +523,8 @@ impl Pinner<'_> {
         }
         let now = match self.deps.dns.record_sets(query).await {
             Ok(now) => now,
+            // Cannot tell a race from a bad batch yet: try again (the next attempt re-reads).
+            Err(read) if read.kind.is_retryable() => return self.port(read),
             Err(_) => return self.dns_error(e).await,
         };
         let same = now.len() == read.len()

@@ -1033,7 +1033,13 @@ mod tests {
             "orders-primary.x.rds.amazonaws.com",
             300,
         );
-        let p = plan(&s, &[old.clone()], None, "r1.x.rds.amazonaws.com").unwrap();
+        let p = plan(
+            &s,
+            std::slice::from_ref(&old),
+            None,
+            "r1.x.rds.amazonaws.com",
+        )
+        .unwrap();
         // DELETE exactly what was read, CREATE the new one: Route 53 refuses the DELETE if the
         // record moved in between.
         assert_eq!(

@@ -24,7 +24,10 @@ use super::*;
 
 /// The engine kinds, as the happy-path tests set them up: (site, epoch, promotion API, endpoint
 /// the writer name goes to — an Aurora cluster's writer endpoint for the Aurora kinds).
-const ENGINES: [(&str, u64, &str, fn() -> String); 4] = [
+/// (site, epoch, promotion API, the writer name's endpoint).
+type EngineCase = (&'static str, u64, &'static str, fn() -> String);
+
+const ENGINES: [EngineCase; 4] = [
     ("orders", 3, "PromoteReadReplica", || ep("orders-replica-1")),
     ("billing", 2, "FailoverDBCluster", || cep("billing-cluster")),
     ("payments", 5, "FailoverGlobalCluster", || {
