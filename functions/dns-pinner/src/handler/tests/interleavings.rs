@@ -265,12 +265,12 @@ fn duplicate_promotions_racing_at_every_interleaving_pin_once_and_keep_what_fail
              pin) over the handler's fakes; converged = epoch dns-pinned, the writer record changed value once to the \
              new primary with its identity kept, the original previous values kept for failback; a mutation = the \
              writer record changed to another value or a second time; a duplicate collapsed = the pair made one \
-             Route 53 change and published one DnsPinned; same-value UPSERTs \
+             Route 53 change and published one DnsPinned; same-value compare-and-set batches \
              a duplicate resent (harmless, counted apart from mutations): {resent}"
         ),
     });
     failover_adapters::figures::write_reliability_figures("dns-interleavings", &figures);
-    eprintln!("{cases} schedules explored, {wrong} wrong, {resent} same-value UPSERTs resent");
+    eprintln!("{cases} schedules explored, {wrong} wrong, {resent} same-value batches resent");
     assert!(
         failures.is_empty(),
         "{} of {cases} schedules broke an invariant:\n{}",
