@@ -434,10 +434,12 @@ pub fn plan(
     let desired = desired_records(site, current, host)?;
     let recorded = recorded.and_then(|d| Some((d.previous_records.as_deref()?, &d.new_value)));
     if let Some((expected, ours)) = recorded {
-        // Acceptable: what was recorded, the target, or an earlier target of this same epoch.
+        // Acceptable: what was recorded, or a record already naming the target or an earlier
+        // target of this same epoch, whatever its TTL (a human who pinned by hand meant that).
+        let names = |c: &RecordSet, h: &str| c.values.len() == 1 && same_name(&c.values[0], h);
         let moved = current
             .iter()
-            .filter(|c| !holds(c, host, ttl) && !holds(c, ours, ttl))
+            .filter(|c| !names(c, host) && !names(c, ours))
             .any(|c| !expected.iter().any(|e| same_record_set(e, c)))
             || (current.is_empty() && !expected.is_empty());
         if moved {
@@ -1197,6 +1199,15 @@ mod tests {
         );
         // As recorded, or already the target: fine.
         assert!(plan(&s, &pair(), Some(d), host).is_ok());
+        // A human pinned the PRIMARY by hand (TTL 60, as the runbook's example): the rest follows.
+        let mut by_hand = pair();
+        by_hand[0].values = vec![host.into()];
+        let p = plan(&s, &by_hand, Some(d), host).unwrap();
+        assert_eq!(
+            p.changes.len(),
+            4,
+            "the TTL comes down and the SECONDARY moves"
+        );
         // A human repointed the SECONDARY meanwhile: no change, a message saying what is there.
         let mut edited = pair();
         edited[1].values = vec!["hand.x".into()];
