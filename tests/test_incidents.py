@@ -587,13 +587,28 @@ def test_shadow_mode_says_what_it_would_have_done_and_mutates_nothing(launch, or
     assert "orders-replica-1 was not promoted; DNS untouched" in msg["Message"]
 
 
-def test_aurora_cluster_failover_moves_the_writer_and_pins_the_primary_record(launch):
+def cluster_endpoint(world: World, cluster: str, region: str = HOME_REGION) -> str:
+    [c] = world.client("rds", region).describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"]
+    return c["Endpoint"]
+
+
+def test_aurora_cluster_failover_moves_the_writer_and_pins_both_failover_records(launch):
+    """Issue 14, scenarios 1 and 2 on the emulator: the SECONDARY names a reader (Route 53 answers
+    with it while the PRIMARY's health check, which watches the old writer, is unhealthy); after the
+    pin both records name the cluster's writer endpoint, which still names it after an
+    Aurora-internal failover the evaluator does not watch."""
     # The writer is really down: its alarm fires and its SQL port refuses (RDS still says
     # available, which is one up vote against two down).
     site = launch(approval={"billing": "auto"}, lost=("billing",))
     site.world.report_status("billing-1", HOME_REGION, "failed")  # the writer's host is lost
     assert cluster_writer(site.world, "billing-cluster") == "billing-1"
-    pair = site.failover_records()
+    reader = "billing-ro.cluster-ro-cabcdefghijk.us-west-2.rds.amazonaws.com"
+    r53 = site.world.client("route53")
+    [sec] = [rs for rs in r53.list_resource_record_sets(HostedZoneId=site.zones["billing"])["ResourceRecordSets"]
+             if rs.get("SetIdentifier") == "billing-secondary"]
+    r53.change_resource_record_sets(HostedZoneId=site.zones["billing"], ChangeBatch={"Changes": [
+        {"Action": "UPSERT", "ResourceRecordSet": {**sec, "ResourceRecords": [{"Value": reader}]}}]})
+    writer_endpoint = cluster_endpoint(site.world, "billing-cluster")
     v = site.evaluate(site.alarm(BILLING_ALARM, "ALARM", "OK"), "billing")
     assert v["outcome"]["kind"] == "suspected", v["summary"]
     decided = site.ticks_past_window("billing")[-1]
@@ -604,10 +619,26 @@ def test_aurora_cluster_failover_moves_the_writer_and_pins_the_primary_record(la
     assert cluster_writer(site.world, "billing-cluster") == "billing-2"
     st = site.state("billing")
     assert st["phase"] == "dns-pinned" and st["promotion"]["action"] == "FailoverDBCluster"
-    assert st["promotion"]["endpoint"].startswith("127.0.0.1:") and st["promotion"]["writable_verified_at"]
+    # Writes were verified on billing-2 itself (its endpoint is the real MariaDB); the writer name
+    # goes to the cluster's writer endpoint.
+    assert st["promotion"]["endpoint"] == f"{writer_endpoint}:3306" and st["promotion"]["writable_verified_at"]
     records = site.failover_records()
-    assert records["billing-primary"] == ("127.0.0.1", 30), records
-    assert records["billing-secondary"] == pair["billing-secondary"], "the SECONDARY record is left alone"
+    assert records == {"billing-primary": (writer_endpoint, 30), "billing-secondary": (writer_endpoint, 30)}, records
+    assert {p["SetIdentifier"]: p.get("HealthCheckId") for p in r53.list_resource_record_sets(
+        HostedZoneId=site.zones["billing"])["ResourceRecordSets"] if p.get("SetIdentifier")} == {
+        "billing-primary": None, "billing-secondary": None}, "identity kept"
+    assert sorted(st["dns"]["previous_records"][i]["values"][0] for i in range(2)) == sorted(
+        [endpoint_host(site.world, "billing-1"), reader]), st["dns"]
+    # Aurora fails over internally (back to billing-1): the name still names the cluster's writer
+    # endpoint, which RDS keeps pointing at whichever instance is the writer.
+    site.world.report_status("billing-1", HOME_REGION, None)  # its host is back, as a reader
+    site.world.client("rds").failover_db_cluster(DBClusterIdentifier="billing-cluster", TargetDBInstanceIdentifier="billing-1")
+    deadline = time.monotonic() + PROMOTION * 4
+    while cluster_writer(site.world, "billing-cluster") != "billing-1" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert cluster_writer(site.world, "billing-cluster") == "billing-1"
+    assert cluster_endpoint(site.world, "billing-cluster") == writer_endpoint
+    assert site.failover_records()["billing-primary"][0] == writer_endpoint
     assert site.record("orders")[1] == 300, "other sites untouched"
     assert sorted(site.message_types("billing")) == sorted(["IncidentSuspected", "FailoverDecided", "ReplicaPromoted", "DnsPinned"])
     assert "billing-2" in site.message("DnsPinned")["Subject"]
@@ -635,7 +666,8 @@ def test_aurora_global_switchover_when_the_old_primary_is_healthy(launch):
     st = site.state("payments")
     assert st["phase"] == "dns-pinned" and st["promotion"]["action"] == "SwitchoverGlobalCluster"
     assert any(t["note"].startswith("requested SwitchoverGlobalCluster payments-global") for t in st["timeline"]), st["timeline"]
-    assert site.record("payments") == ("127.0.0.1", 15)
+    # The promoted secondary cluster's writer endpoint, not its writer instance's.
+    assert site.record("payments") == (cluster_endpoint(site.world, "payments-west"), 15)
     assert sorted(site.message_types("payments")) == sorted(["FailoverDecided", "ReplicaPromoted", "DnsPinned"])
 
 
@@ -670,7 +702,8 @@ def test_aurora_global_failover_with_data_loss_only_by_the_rpo_guard_or_its_over
     assert st["promotion"]["action"] == "FailoverGlobalCluster" and st["rpo_override"]["by"] == "erin"
     assert any(t["note"].startswith("requested FailoverGlobalCluster") and t["note"].endswith("AllowDataLoss=true")
                for t in st["timeline"]), st["timeline"]
-    assert site.record("payments") == ("127.0.0.1", 15)
+    # The promoted secondary cluster's writer endpoint, not its writer instance's.
+    assert site.record("payments") == (cluster_endpoint(site.world, "payments-west"), 15)
     assert "RPO OVERRIDE by erin" in site.message("FailoverDecided")["Message"]
     faithful.region_outage(None, False)
     assert global_cluster(site.world)["GlobalClusterMembers"]  # the outage lifted, the account reads again
@@ -692,7 +725,8 @@ def test_aurora_global_failover_within_the_rpo_needs_no_override(launch, faithfu
     st = site.state("payments")
     assert not st.get("rpo_override") and global_writer(site.world) == "payments-west"
     assert any(t["note"].endswith("AllowDataLoss=true") for t in st["timeline"]), st["timeline"]
-    assert site.record("payments") == ("127.0.0.1", 15)
+    # The promoted secondary cluster's writer endpoint, not its writer instance's.
+    assert site.record("payments") == (cluster_endpoint(site.world, "payments-west"), 15)
 
 
 def test_the_loss_of_the_primarys_whole_region_is_decided_from_outside_it(launch, faithful, orders_primary):

@@ -260,3 +260,44 @@ def test_the_witness_may_do_exactly_what_its_adapters_do():
     code = function_actions_from_code("witness")
     assert code == {"cloudwatch:PutMetricData", "secretsmanager:GetSecretValue"}, code
     assert function_actions_in_template("WitnessFunction", WITNESS) == code
+
+
+def _eval(node, params: dict, partition: str = "aws"):
+    """Just enough of CloudFormation's intrinsics (Ref, Sub of pseudo parameters, Join, Split,
+    If on the partition conditions) to read the dns-pinner's Route 53 statements."""
+    conds = {"InAwsPartition": partition == "aws", "InChinaPartition": partition == "aws-cn"}
+    if isinstance(node, list):
+        return [_eval(v, params, partition) for v in node]
+    if not isinstance(node, dict):
+        return node
+    [(k, v)] = node.items() if len(node) == 1 else [(None, None)]
+    if k == "Ref":
+        return params[v]
+    if k == "Fn::Sub":
+        return v.replace("${AWS::Partition}", partition)
+    if k == "Fn::Join":
+        return v[0].join(_eval(v[1], params, partition))
+    if k == "Fn::Split":
+        return _eval(v[1], params, partition).split(v[0])
+    if k == "Fn::If":
+        return _eval(v[1] if conds[v[0]] else v[2], params, partition)
+    return {a: _eval(b, params, partition) for a, b in node.items()}
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
+def test_the_pinner_may_change_only_the_sites_writer_names_in_every_sites_zone(partition):
+    cfg = json.loads((ROOT / "infra" / "sites.example.json").read_text())
+    zones = [s["dns"]["zone_id"] for s in cfg["sites"]]
+    names = [s["dns"]["name"] for s in cfg["sites"]]
+    assert len(set(zones)) == 4, "the example spreads its sites over four zones"
+    params = {"HostedZoneIds": zones, "WriterRecordNames": names}
+    fn = template()["Resources"]["DnsPinnerFunction"]["Properties"]["Policies"][0]["Statement"]
+    st = {s["Sid"]: _eval(s, params, partition) for s in fn}
+    arns = [f"arn:{partition}:route53:::hostedzone/{z}" for z in zones]
+    assert st["WriterRecordRead"]["Resource"] == arns
+    change = st["WriterRecordChange"]
+    assert change["Action"] == ["route53:ChangeResourceRecordSets"] and change["Resource"] == arns
+    assert change["Condition"] == {
+        "ForAllValues:StringEquals": {"route53:ChangeResourceRecordSetsNormalizedRecordNames": names}}
+    assert not any("route53:ChangeResourceRecordSets" in s.get("Action", []) for sid, s in st.items()
+                   if sid != "WriterRecordChange"), "no other statement grants record changes"

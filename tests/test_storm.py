@@ -315,8 +315,13 @@ class Storm:
         return sum(1 for s in self.proxy.log if s.op in PROMOTIONS)
 
     def dns_changes(self) -> list[tuple[float, str, list[str]]]:
-        """Applied ChangeResourceRecordSets: (time, zone alias, values written)."""
-        return [(s.t, s.path.split("/hostedzone/")[1].split("/")[0], re.findall(r"<Value>([^<]*)</Value>", s.body.decode()))
+        """Applied ChangeResourceRecordSets: (time, zone alias, values written). The pinner's
+        batches are compare-and-set (DELETE the record as read, CREATE it anew): only the values
+        of CREATE/UPSERT changes are written; a DELETE's are the old ones it had to match."""
+        def written(body: str) -> list[str]:
+            return [v for action, change in re.findall(r"<Change>\s*<Action>(\w+)</Action>(.*?)</Change>", body, re.S)
+                    if action != "DELETE" for v in re.findall(r"<Value>([^<]*)</Value>", change)]
+        return [(s.t, s.path.split("/hostedzone/")[1].split("/")[0], written(s.body.decode()))
                 for s in self.proxy.log if s.op == "ChangeResourceRecordSets" and s.applied]
 
     def dns_transitions(self, zone: str, start: str) -> list[str]:

@@ -72,6 +72,8 @@ pub enum PinError {
         "site {site}: ledger contention: lost {MAX_COMMIT_ATTEMPTS} compare-and-set races in a row"
     )]
     Contention { site: String },
+    #[error("site {site}: a duplicate delivery changed the record to the same target first")]
+    RaceLost { site: String },
     #[error("site {site} epoch {epoch}: DNS not pinned, the epoch is marked failed: {reason}")]
     Failed {
         site: String,
@@ -86,7 +88,9 @@ impl PinError {
     fn is_transient(&self) -> bool {
         match self {
             PinError::Port { source, .. } => source.kind.is_retryable(),
-            PinError::NotInSync { .. } | PinError::Contention { .. } => true,
+            PinError::NotInSync { .. }
+            | PinError::Contention { .. }
+            | PinError::RaceLost { .. } => true,
             PinError::BadInput(_) | PinError::Failed { .. } => false,
         }
     }
@@ -99,7 +103,9 @@ impl PinError {
             }
             PinError::Port { source, .. } => format!("Fatal.{:?}", source.kind),
             PinError::NotInSync { .. } => "Retryable.DnsNotInSync".into(),
-            PinError::Contention { .. } => "Retryable.Contention".into(),
+            PinError::Contention { .. } | PinError::RaceLost { .. } => {
+                "Retryable.Contention".into()
+            }
             PinError::Failed { error_type, .. } => error_type.clone(),
         }
     }
@@ -271,12 +277,24 @@ impl Pinner<'_> {
         let deps = self.deps;
         let host = host.to_owned();
         let query = pin::query(self.site);
-        let current = match deps.dns.record_set(&query).await {
+        let current = match deps.dns.record_sets(&query).await {
             Ok(c) => c,
             Err(e) => return Err(self.dns_error(e).await),
         };
-        let plan = match pin::plan(self.site, current.as_ref(), &host) {
+        // What an earlier attempt recorded (fresh: this invocation's own first attempt counts).
+        let fresh = deps
+            .ledger
+            .load(&self.site.id)
+            .await
+            .map_err(|e| self.port(e))?;
+        let recorded = fresh.dns.as_ref().filter(|d| d.epoch == fresh.epoch);
+        let plan = match pin::plan(self.site, &current, recorded, &host) {
             Ok(p) => p,
+            Err(e @ pin::PlanError::ChangedConcurrently { .. }) => {
+                return Err(self
+                    .fail(e.to_string(), "Fatal.RecordChangedConcurrently".into())
+                    .await)
+            }
             Err(e) => {
                 return Err(self
                     .fail(e.to_string(), "Fatal.RecordNotPinnable".into())
@@ -284,12 +302,10 @@ impl Pinner<'_> {
             }
         };
 
-        // 1. What the record was, in the ledger, before anything changes.
+        // 1. What the record sets were, in the ledger, before anything changes.
         let now = deps.clock.now();
         let st = match self
-            .update(|s| {
-                pin::record_previous(s, self.event, self.site, current.as_ref(), &host, now)
-            })
+            .update(|s| pin::record_previous(s, self.event, self.site, &current, &host, now))
             .await?
         {
             Update::Committed(s) | Update::Unchanged(s) => s,
@@ -299,33 +315,32 @@ impl Pinner<'_> {
 
         // 2. The change, unless Route 53 already holds the target. If it holds it because of our
         //    own change whose id was lost (the answer timed out, or the invocation died before
-        //    the id was committed), that change may still be PENDING: the same UPSERT is sent
-        //    again, a no-op that gets a change id of its own — Route 53 applies a zone's changes
-        //    in order, so once it is INSYNC, ours is too.
+        //    the id was committed), that change may still be PENDING: a batch that deletes and
+        //    re-creates the records as they are is sent, a no-op that gets a change id of its own
+        //    — Route 53 applies a zone's changes in order, so once it is INSYNC, ours is too.
         let mut change_id = recorded.change_id.clone();
         let ours_unconfirmed = change_id.is_none()
             && !recorded
                 .previous_values
                 .iter()
                 .any(|v| pin::same_name(v, &host));
-        let change = plan.change.or_else(|| {
-            ours_unconfirmed.then(|| pin::RecordChange {
-                action: pin::ChangeAction::Upsert,
-                record: plan.desired.clone(),
-            })
-        });
-        if let Some(change) = change {
+        let changes = if plan.changes.is_empty() && ours_unconfirmed {
+            pin::confirming_batch(&current)
+        } else {
+            plan.changes
+        };
+        if !changes.is_empty() {
             let comment = format!(
                 "rds-failover: pin {} epoch {} to {host}",
                 self.site.id, self.event.epoch
             );
             let info = match deps
                 .dns
-                .change(&self.site.dns.zone_id, &[change], &comment)
+                .change(&self.site.dns.zone_id, &changes, &comment)
                 .await
             {
                 Ok(i) => i,
-                Err(e) => return Err(self.dns_error(e).await),
+                Err(e) => return Err(self.change_refused(e, &query, &current, &host).await),
             };
             self.resp.changed = true;
             info!(site = %self.site.id, epoch = self.event.epoch, change_id = %info.id, status = ?info.status, "Route 53 change submitted");
@@ -491,6 +506,51 @@ impl Pinner<'_> {
             Fence::AlreadyPinned => Ok(self.resp.already(state)),
             Fence::Broken { reason } => Err(self.fail(reason, "Fatal.Invariant".into()).await),
         }
+    }
+
+    /// Route 53 refused our compare-and-set batch. When the records are no longer what this
+    /// invocation read, someone changed them between the read and the change: nothing was
+    /// overwritten (the batch is atomic), the epoch fails with a message saying what is there now.
+    async fn change_refused(
+        &self,
+        e: PortError,
+        query: &pin::RecordQuery,
+        read: &[pin::RecordSet],
+        host: &str,
+    ) -> PinError {
+        if e.kind.is_retryable() {
+            return self.port(e);
+        }
+        let now = match self.deps.dns.record_sets(query).await {
+            Ok(now) => now,
+            // Cannot tell a race from a bad batch yet: try again (the next attempt re-reads).
+            Err(read) if read.kind.is_retryable() => return self.port(read),
+            Err(_) => return self.dns_error(e).await,
+        };
+        let same = now.len() == read.len()
+            && now
+                .iter()
+                .all(|n| read.iter().any(|r| pin::same_record_set(r, n)));
+        if same {
+            return self.dns_error(e).await;
+        }
+        // A duplicate delivery of this epoch won the same race: the zone already holds the target.
+        // Try again; the next attempt finds nothing to change and waits for that change.
+        if pin::plan(self.site, &now, None, host).is_ok_and(|p| p.changes.is_empty()) {
+            return PinError::RaceLost {
+                site: self.site.id.clone(),
+            };
+        }
+        let reason = format!(
+            "{}; Route 53 refused the change ({e})",
+            pin::PlanError::ChangedConcurrently {
+                name: self.site.dns.name.clone(),
+                expected: pin::describe_records(read),
+                found: pin::describe_records(&now),
+            }
+        );
+        self.fail(reason, "Fatal.RecordChangedConcurrently".into())
+            .await
     }
 
     /// A DNS error: retryable ones fail the invocation (EventBridge retries it); the others cannot

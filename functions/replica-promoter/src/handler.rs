@@ -287,7 +287,17 @@ fn fenced_outcome(f: Fenced) -> PromoterOutcome {
 /// One topology snapshot of the promotion target, with the new writer's endpoint when known.
 struct Snapshot {
     observed: Observed,
+    /// The new writer instance's endpoint: where writability is checked.
     endpoint: Option<String>,
+    /// Where the writer name must point, when not at that instance: an Aurora cluster's writer
+    /// endpoint, which follows the writer through a later Aurora-internal failover by itself (an
+    /// instance endpoint would then name a reader, with nobody looking).
+    writer_endpoint: Option<String>,
+}
+
+/// `host:port` of an Aurora cluster's writer endpoint, as DescribeDBClusters reports it.
+fn cluster_endpoint(c: &failover_adapters::ports::ClusterInfo) -> Option<String> {
+    c.endpoint.as_ref().map(|(h, p)| format!("{h}:{p}"))
 }
 
 /// Why the watch has not finished yet (decides the failure reason when time runs out).
@@ -761,9 +771,11 @@ impl Run<'_> {
                 None => Snapshot {
                     observed: Observed::Missing,
                     endpoint: None,
+                    writer_endpoint: None,
                 },
                 Some(i) => Snapshot {
                     endpoint: endpoint_of(&i),
+                    writer_endpoint: None,
                     observed: Observed::Instance {
                         status: i.status,
                         replication_source: i.replication_source,
@@ -776,6 +788,7 @@ impl Run<'_> {
                 match (c, i) {
                     (Some(c), i) => Snapshot {
                         endpoint: i.as_ref().and_then(endpoint_of),
+                        writer_endpoint: cluster_endpoint(&c),
                         observed: Observed::Cluster {
                             writer: c
                                 .members
@@ -789,6 +802,7 @@ impl Run<'_> {
                     (None, _) => Snapshot {
                         observed: Observed::Missing,
                         endpoint: None,
+                        writer_endpoint: None,
                     },
                 }
             }
@@ -800,6 +814,7 @@ impl Run<'_> {
                     return Ok(Snapshot {
                         observed: Observed::Missing,
                         endpoint: None,
+                        writer_endpoint: None,
                     });
                 };
                 let c = topo.cluster(&candidate.id, &candidate.region).await?;
@@ -826,6 +841,11 @@ impl Run<'_> {
                         target_is_writer,
                     },
                     endpoint,
+                    // The promoted secondary cluster's own writer endpoint.
+                    writer_endpoint: c
+                        .as_ref()
+                        .filter(|_| target_is_writer)
+                        .and_then(cluster_endpoint),
                 }
             }
         })
@@ -868,8 +888,10 @@ impl Run<'_> {
                                         GuardResult::Pass,
                                         format!("{endpoint} accepts writes: @@read_only = 0, @@innodb_read_only = 0"),
                                     ));
+                                    let target =
+                                        snap.writer_endpoint.as_deref().unwrap_or(&endpoint);
                                     return self
-                                        .finish(state, &record.action, candidate, &endpoint, guards)
+                                        .finish(state, &record.action, candidate, target, guards)
                                         .await;
                                 }
                                 Ok(w) => {

@@ -326,9 +326,9 @@ impl FaultyDns {
 
 #[async_trait]
 impl Dns for FaultyDns {
-    async fn record_set(&self, q: &RecordQuery) -> Result<Option<RecordSet>, PortError> {
+    async fn record_sets(&self, q: &RecordQuery) -> Result<Vec<RecordSet>, PortError> {
         self.inj
-            .call("ListResourceRecordSets", self.inner.record_set(q))
+            .call("ListResourceRecordSets", self.inner.record_sets(q))
             .await
     }
     async fn change(
@@ -741,6 +741,7 @@ impl World {
                     "billing-cluster".into(),
                     ClusterInfo {
                         id: "billing-cluster".into(),
+                        endpoint: None,
                         arn: Some(format!(
                             "arn:aws:rds:us-west-2:{ACCOUNT}:cluster:billing-cluster"
                         )),

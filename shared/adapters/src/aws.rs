@@ -387,6 +387,9 @@ impl DatabaseTopology for RdsTopology {
             Some(ClusterInfo {
                 id: c.db_cluster_identifier().unwrap_or(id).to_owned(),
                 arn: c.db_cluster_arn().map(str::to_owned),
+                endpoint: c
+                    .endpoint()
+                    .map(|h| (h.to_owned(), c.port().unwrap_or(3306) as u16)),
                 status: c.status().unwrap_or_default().to_owned(),
                 members: c
                     .db_cluster_members()

@@ -616,7 +616,7 @@ impl WritabilityCheck for FakeWritability {
         if let Some(r) = self.answers.lock().unwrap().get(endpoint) {
             return r.clone();
         }
-        let Some(i) = self.topology.instance_by_endpoint(endpoint) else {
+        let Some(i) = self.topology.reached_by(endpoint) else {
             return Err(PortError::new(
                 ErrorKind::Unavailable,
                 OP,
@@ -761,6 +761,7 @@ mod tests {
             "billing-cluster".into(),
             ClusterInfo {
                 id: "billing-cluster".into(),
+                endpoint: None,
                 arn: None,
                 status: "available".into(),
                 members: vec![

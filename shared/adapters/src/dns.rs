@@ -34,10 +34,14 @@ use crate::ports::{ErrorKind, PortError};
 /// Route 53 through the eyes of the dns-pinner.
 #[async_trait]
 pub trait Dns: Send + Sync {
-    /// The record set `q` names, or `None` when the zone has no such record. Without a set
-    /// identifier in `q`, the first record of that name and type is returned whatever its
-    /// routing policy (so a caller can see it is not a simple record).
-    async fn record_set(&self, q: &RecordQuery) -> Result<Option<RecordSet>, PortError>;
+    /// Every record set of `q`'s name and type (only the one with `q`'s set identifier, when it
+    /// names one), whatever its routing policy: both members of a failover pair, so a caller
+    /// sees every answer Route 53 could give. Empty when the zone has none.
+    async fn record_sets(&self, q: &RecordQuery) -> Result<Vec<RecordSet>, PortError>;
+    /// The first of [`Dns::record_sets`], or `None`.
+    async fn record_set(&self, q: &RecordQuery) -> Result<Option<RecordSet>, PortError> {
+        Ok(self.record_sets(q).await?.into_iter().next())
+    }
     /// Submits one atomic change batch; returns the new change (usually `PENDING`).
     async fn change(
         &self,
@@ -175,7 +179,7 @@ const RECORDS_PER_LOOKUP: i32 = 100;
 
 #[async_trait]
 impl Dns for Route53Dns {
-    async fn record_set(&self, q: &RecordQuery) -> Result<Option<RecordSet>, PortError> {
+    async fn record_sets(&self, q: &RecordQuery) -> Result<Vec<RecordSet>, PortError> {
         const OP: &str = "ListResourceRecordSets";
         let out = self
             .client
@@ -191,7 +195,8 @@ impl Dns for Route53Dns {
             .resource_record_sets()
             .iter()
             .map(from_sdk)
-            .find(|r| matches(r, q)))
+            .filter(|r| matches(r, q))
+            .collect())
     }
 
     async fn change(
@@ -424,7 +429,7 @@ impl FakeDns {
 
 #[async_trait]
 impl Dns for FakeDns {
-    async fn record_set(&self, q: &RecordQuery) -> Result<Option<RecordSet>, PortError> {
+    async fn record_sets(&self, q: &RecordQuery) -> Result<Vec<RecordSet>, PortError> {
         const OP: &str = "ListResourceRecordSets";
         *self.reads.lock().unwrap() += 1;
         self.faults.check(OP)?;
@@ -432,7 +437,7 @@ impl Dns for FakeDns {
         let zone = zones
             .get(&q.zone_id)
             .ok_or_else(|| Self::zone_not_found(OP, &q.zone_id))?;
-        Ok(zone.iter().find(|r| matches(r, q)).cloned())
+        Ok(zone.iter().filter(|r| matches(r, q)).cloned().collect())
     }
 
     async fn change(

@@ -27,6 +27,10 @@ impl Faults {
         let q = g.entry(operation).or_default();
         q.extend(std::iter::repeat_n(kind, times));
     }
+    /// Drops every scripted failure still pending (the service recovered).
+    pub fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
     pub fn check(&self, operation: &'static str) -> Result<(), PortError> {
         let mut g = self.0.lock().unwrap();
         match g.get_mut(operation).and_then(|q| q.pop_front()) {
@@ -221,6 +225,27 @@ impl FakeTopology {
                     .is_some_and(|(h, p)| format!("{h}:{p}") == endpoint)
             })
             .cloned()
+    }
+    /// What a connection to `endpoint` reaches: the instance with that endpoint, or — for an
+    /// Aurora cluster (writer) endpoint — the cluster's current writer instance, as Aurora's
+    /// cluster endpoint "connects to the current primary DB instance for the DB cluster" (Aurora
+    /// User Guide, "Types of Aurora endpoints").
+    pub fn reached_by(&self, endpoint: &str) -> Option<InstanceInfo> {
+        if let Some(i) = self.instance_by_endpoint(endpoint) {
+            return Some(i);
+        }
+        let writer = self
+            .clusters
+            .lock()
+            .unwrap()
+            .values()
+            .find(|c| {
+                c.endpoint
+                    .as_ref()
+                    .is_some_and(|(h, p)| format!("{h}:{p}") == endpoint)
+            })
+            .and_then(|c| c.members.iter().find(|m| m.is_writer).cloned())?;
+        self.instance_now(&writer.instance_id)
     }
     pub fn update_instance(&self, id: &str, f: impl FnOnce(&mut InstanceInfo)) {
         if let Some(i) = self.instances.lock().unwrap().get_mut(id) {

@@ -248,9 +248,9 @@ impl WritabilityCheck for Gated<dyn WritabilityCheck> {
 
 #[async_trait]
 impl Dns for Gated<dyn Dns> {
-    async fn record_set(&self, q: &RecordQuery) -> Result<Option<RecordSet>, PortError> {
+    async fn record_sets(&self, q: &RecordQuery) -> Result<Vec<RecordSet>, PortError> {
         self.s.turn().await;
-        self.inner.record_set(q).await
+        self.inner.record_sets(q).await
     }
     async fn change(
         &self,

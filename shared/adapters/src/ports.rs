@@ -95,6 +95,10 @@ pub struct ClusterMember {
 pub struct ClusterInfo {
     pub id: String,
     pub arn: Option<String>,
+    /// The cluster (writer) endpoint, `Endpoint` and `Port` of DescribeDBClusters: "connects to
+    /// the current primary DB instance for the DB cluster" and follows the writer through an
+    /// Aurora failover (Aurora User Guide, "Types of Aurora endpoints").
+    pub endpoint: Option<(String, u16)>,
     pub status: String,
     pub members: Vec<ClusterMember>,
 }

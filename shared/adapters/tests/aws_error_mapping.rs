@@ -376,6 +376,8 @@ async fn cluster_members_and_writer_flags_are_read() {
                 DbCluster::builder()
                     .db_cluster_identifier("billing-cluster")
                     .db_cluster_arn("arn:aws:rds:us-west-2:123456789012:cluster:billing-cluster")
+                    .endpoint("billing-cluster.cluster-c1.us-west-2.rds.amazonaws.com")
+                    .port(3306)
                     .status("available")
                     .db_cluster_members(
                         DbClusterMember::builder()
@@ -405,6 +407,10 @@ async fn cluster_members_and_writer_flags_are_read() {
         c,
         ClusterInfo {
             id: "billing-cluster".into(),
+            endpoint: Some((
+                "billing-cluster.cluster-c1.us-west-2.rds.amazonaws.com".into(),
+                3306
+            )),
             arn: Some("arn:aws:rds:us-west-2:123456789012:cluster:billing-cluster".into()),
             status: "available".into(),
             members: vec![

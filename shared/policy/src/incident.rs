@@ -332,6 +332,12 @@ pub struct DnsRecord {
     pub change_id: Option<String>,
     #[serde(default)]
     pub insync_at: Option<DateTime<Utc>>,
+    /// Every record set of the writer name and type as it was before this epoch changed it (both
+    /// members of a failover pair), exactly as Route 53 held them: the change deletes precisely
+    /// these (a compare-and-set Route 53 enforces) and failback knows what to restore. `Some(vec![])`:
+    /// the name did not exist. `None`: a record written before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_records: Option<Vec<crate::pin::RecordSet>>,
 }
 
 impl SiteState {

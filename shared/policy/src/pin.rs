@@ -225,28 +225,24 @@ pub fn fence(state: &SiteState, event: &DomainEvent) -> Fence {
 
 // ---------------------------------------------------------------- plan
 
-/// What to look up in Route 53 for this site.
+/// What to look up in Route 53 for this site: every record set of the writer name and type (no
+/// set identifier), so a failover pair is read whole — both PRIMARY and SECONDARY.
 pub fn query(site: &SiteConfig) -> RecordQuery {
     RecordQuery {
         zone_id: site.dns.zone_id.clone(),
         name: site.dns.name.clone(),
         record_type: WRITER_RECORD_TYPE.into(),
-        set_identifier: match &site.dns.mode {
-            DnsMode::Cname => None,
-            DnsMode::FailoverPin {
-                primary_set_identifier,
-            } => Some(primary_set_identifier.clone()),
-        },
+        set_identifier: None,
     }
 }
 
 /// The change to make, or why it cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// The record set as it must be when pinned.
-    pub desired: RecordSet,
-    /// `None`: Route 53 already holds the target — no ChangeResourceRecordSets call.
-    pub change: Option<RecordChange>,
+    /// Every record set of the writer name as it must be when pinned.
+    pub desired: Vec<RecordSet>,
+    /// One atomic batch; empty: Route 53 already holds the target — no ChangeResourceRecordSets.
+    pub changes: Vec<RecordChange>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -264,6 +260,11 @@ pub enum PlanError {
         set_identifier: String,
         found: String,
     },
+    #[error("record `{name}` SetIdentifier `{set_identifier}` is not a failover record; failover-pin mode manages a PRIMARY/SECONDARY pair only")]
+    NotFailover {
+        name: String,
+        set_identifier: String,
+    },
     #[error(
         "record `{name}` is an alias to {target}; only CNAME records with values can be pinned"
     )]
@@ -273,38 +274,94 @@ pub enum PlanError {
         name: String,
         set_identifier: String,
     },
+    #[error("record `{name}` was changed by someone else after the pinner recorded it: it held {expected}, it now holds {found}. Nothing was overwritten; a human decides which is right")]
+    ChangedConcurrently {
+        name: String,
+        expected: String,
+        found: String,
+    },
+}
+
+/// `x.rds.amazonaws.com (PRIMARY, TTL 60, health check hc-1)` per record set, for messages;
+/// `absent` for none.
+pub fn describe_records(records: &[RecordSet]) -> String {
+    if records.is_empty() {
+        return "absent".into();
+    }
+    records
+        .iter()
+        .map(|r| {
+            let mut notes: Vec<String> = vec![];
+            notes.extend(r.failover.map(|f| f.as_str().to_owned()));
+            notes.extend(r.ttl.map(|t| format!("TTL {t}")));
+            notes.extend(
+                r.health_check_id
+                    .as_ref()
+                    .map(|h| format!("health check {h}")),
+            );
+            let what = match &r.alias_target {
+                Some(a) => format!("alias {a}"),
+                None => r.values.join(", "),
+            };
+            format!("{what} ({})", notes.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn identity(a: &RecordSet, b: &RecordSet) -> bool {
+    same_name(&a.name, &b.name)
+        && a.record_type.eq_ignore_ascii_case(&b.record_type)
+        && a.set_identifier == b.set_identifier
+}
+
+/// The same record set, spelled as Route 53 may spell it (trailing dot, case of the name).
+pub fn same_record_set(a: &RecordSet, b: &RecordSet) -> bool {
+    identity(a, b)
+        && a.failover == b.failover
+        && a.ttl == b.ttl
+        && a.health_check_id == b.health_check_id
+        && a.alias_target == b.alias_target
+        && a.values.len() == b.values.len()
+        && a.values.iter().zip(&b.values).all(|(x, y)| same_name(x, y))
 }
 
 fn holds(current: &RecordSet, host: &str, ttl: i64) -> bool {
     current.values.len() == 1 && same_name(&current.values[0], host) && current.ttl == Some(ttl)
 }
 
-/// The plan for pointing `site`'s writer name at `host`, given what Route 53 holds now.
+/// The record sets the writer name must consist of when pinned, given what Route 53 holds.
 ///
-/// - cname mode: UPSERT a simple CNAME `name → host` with the site's TTL.
-/// - failover-pin mode: UPSERT the PRIMARY failover record with the same name, type,
-///   SetIdentifier, `Failover=PRIMARY` and HealthCheckId, its value replaced by `host` and its TTL
-///   set to the site's. Only the value and TTL change, so the pair keeps working as a pair, but the
-///   old primary can never be routed to again: failback is deliberate.
-pub fn plan(site: &SiteConfig, current: Option<&RecordSet>, host: &str) -> Result<Plan, PlanError> {
+/// - cname mode: one simple CNAME `name → host` with the site's TTL.
+/// - failover-pin mode: **both** members of the failover pair rewritten to `host` with the site's
+///   TTL, each keeping its name, SetIdentifier, `Failover` role and HealthCheckId. Route 53
+///   answers with the PRIMARY while its health check is healthy and with the SECONDARY otherwise
+///   ("Active-passive failover", Route 53 Developer Guide, dns-failover-types.html): the PRIMARY's
+///   check still watches the *old* primary, so only a SECONDARY that also names the new writer
+///   makes every answer Route 53 can give the new writer, whatever the old primary's health does.
+///   Rewriting both (rather than swapping the PRIMARY's health check for one the tool controls)
+///   keeps it to one record change, with no health-check API call and no new health check to own.
+pub fn desired_records(
+    site: &SiteConfig,
+    current: &[RecordSet],
+    host: &str,
+) -> Result<Vec<RecordSet>, PlanError> {
     let ttl = i64::from(site.dns.ttl);
-    if let Some(c) = current {
-        if let Some(target) = &c.alias_target {
-            return Err(PlanError::Alias {
-                name: c.name.clone(),
-                target: target.clone(),
-            });
-        }
+    if let Some(c) = current.iter().find(|c| c.alias_target.is_some()) {
+        return Err(PlanError::Alias {
+            name: c.name.clone(),
+            target: c.alias_target.clone().unwrap_or_default(),
+        });
     }
-    let desired = match &site.dns.mode {
+    match &site.dns.mode {
         DnsMode::Cname => {
-            if let Some(set_identifier) = current.and_then(|c| c.set_identifier.clone()) {
+            if let Some(set_identifier) = current.iter().find_map(|c| c.set_identifier.clone()) {
                 return Err(PlanError::RoutingPolicyInCnameMode {
                     name: site.dns.name.clone(),
                     set_identifier,
                 });
             }
-            RecordSet {
+            Ok(vec![RecordSet {
                 name: site.dns.name.clone(),
                 record_type: WRITER_RECORD_TYPE.into(),
                 set_identifier: None,
@@ -313,44 +370,122 @@ pub fn plan(site: &SiteConfig, current: Option<&RecordSet>, host: &str) -> Resul
                 values: vec![host.to_owned()],
                 health_check_id: None,
                 alias_target: None,
-            }
+            }])
         }
         DnsMode::FailoverPin {
             primary_set_identifier,
         } => {
-            let Some(c) = current else {
-                return Err(PlanError::NoPrimaryRecord {
+            let primary = current
+                .iter()
+                .find(|c| c.set_identifier.as_deref() == Some(primary_set_identifier.as_str()))
+                .ok_or_else(|| PlanError::NoPrimaryRecord {
                     zone_id: site.dns.zone_id.clone(),
                     name: site.dns.name.clone(),
                     record_type: WRITER_RECORD_TYPE.into(),
                     set_identifier: primary_set_identifier.clone(),
-                });
-            };
-            if c.failover != Some(FailoverRole::Primary) {
+                })?;
+            if primary.failover != Some(FailoverRole::Primary) {
                 return Err(PlanError::NotPrimary {
-                    name: c.name.clone(),
+                    name: primary.name.clone(),
                     set_identifier: primary_set_identifier.clone(),
-                    found: c
+                    found: primary
                         .failover
                         .map(|f| format!("a {} failover record", f.as_str()))
                         .unwrap_or_else(|| "not a failover record".into()),
                 });
             }
-            RecordSet {
-                ttl: Some(ttl),
-                values: vec![host.to_owned()],
-                ..c.clone()
-            }
+            current
+                .iter()
+                .map(|c| match c.failover {
+                    Some(_) => Ok(RecordSet {
+                        ttl: Some(ttl),
+                        values: vec![host.to_owned()],
+                        ..c.clone()
+                    }),
+                    None => Err(PlanError::NotFailover {
+                        name: c.name.clone(),
+                        set_identifier: c.set_identifier.clone().unwrap_or_default(),
+                    }),
+                })
+                .collect()
         }
-    };
-    let change = match current {
-        Some(c) if holds(c, host, ttl) => None,
-        _ => Some(RecordChange {
-            action: ChangeAction::Upsert,
-            record: desired.clone(),
-        }),
-    };
-    Ok(Plan { desired, change })
+    }
+}
+
+/// The compare-and-set that points `site`'s writer name at `host`: for every record set that does
+/// not already hold the target, DELETE it exactly as read and CREATE it as desired, all in one
+/// batch. Route 53 applies a batch all or nothing, refuses a DELETE whose values do not match the
+/// current ones and a CREATE of a record that exists (`InvalidChangeBatch`; API reference,
+/// ChangeResourceRecordSets: "Change batches are considered transactional changes"; DELETE: "you
+/// must specify all the same values"), so a human edit between the read and the change fails the
+/// batch instead of being overwritten.
+///
+/// `recorded`: this epoch's ledger DNS record, when an earlier attempt wrote one, with the record
+/// sets as they were before the first change (not checked for a ledger record older than that
+/// field). A record set that is neither what was recorded, nor the target, nor an earlier target
+/// of this epoch was changed by someone else since: [`PlanError::ChangedConcurrently`], no change.
+pub fn plan(
+    site: &SiteConfig,
+    current: &[RecordSet],
+    recorded: Option<&DnsRecord>,
+    host: &str,
+) -> Result<Plan, PlanError> {
+    let ttl = i64::from(site.dns.ttl);
+    let desired = desired_records(site, current, host)?;
+    let recorded = recorded.and_then(|d| Some((d.previous_records.as_deref()?, &d.new_value)));
+    if let Some((expected, ours)) = recorded {
+        // Acceptable: what was recorded, or a record already naming the target or an earlier
+        // target of this same epoch, whatever its TTL (a human who pinned by hand meant that).
+        let names = |c: &RecordSet, h: &str| c.values.len() == 1 && same_name(&c.values[0], h);
+        let moved = current
+            .iter()
+            .filter(|c| !names(c, host) && !names(c, ours))
+            .any(|c| !expected.iter().any(|e| same_record_set(e, c)))
+            || (current.is_empty() && !expected.is_empty());
+        if moved {
+            return Err(PlanError::ChangedConcurrently {
+                name: site.dns.name.clone(),
+                expected: describe_records(expected),
+                found: describe_records(current),
+            });
+        }
+    }
+    let mut changes = vec![];
+    for d in &desired {
+        match current.iter().find(|c| identity(c, d)) {
+            Some(c) if holds(c, host, ttl) => {}
+            Some(c) => {
+                changes.push(RecordChange {
+                    action: ChangeAction::Delete,
+                    record: c.clone(),
+                });
+                changes.push(RecordChange {
+                    action: ChangeAction::Create,
+                    record: d.clone(),
+                });
+            }
+            None => changes.push(RecordChange {
+                action: ChangeAction::Create,
+                record: d.clone(),
+            }),
+        }
+    }
+    Ok(Plan { desired, changes })
+}
+
+/// A batch that changes nothing but still gets a change id, guarded like [`plan`]'s: DELETE each
+/// desired record set as it is and CREATE it again. Used to learn when an earlier change of ours,
+/// whose id was lost, is `INSYNC` (Route 53 applies one zone's changes in order).
+pub fn confirming_batch(current: &[RecordSet]) -> Vec<RecordChange> {
+    current
+        .iter()
+        .flat_map(|c| {
+            [ChangeAction::Delete, ChangeAction::Create].map(|action| RecordChange {
+                action,
+                record: c.clone(),
+            })
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------- ledger mutations
@@ -372,7 +507,7 @@ pub fn record_previous(
     state: &SiteState,
     event: &DomainEvent,
     site: &SiteConfig,
-    current: Option<&RecordSet>,
+    current: &[RecordSet],
     host: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<SiteState>, Fence> {
@@ -390,17 +525,27 @@ pub fn record_previous(
             d.insync_at = None;
         }
         _ => {
+            // The record applications were answered with while the old primary was healthy: the
+            // PRIMARY of a failover pair, or the simple CNAME.
+            let set_identifier = match &site.dns.mode {
+                DnsMode::Cname => None,
+                DnsMode::FailoverPin {
+                    primary_set_identifier,
+                } => Some(primary_set_identifier.clone()),
+            };
+            let main = current.iter().find(|c| c.set_identifier == set_identifier);
             next.dns = Some(DnsRecord {
                 epoch: state.epoch,
                 zone_id: site.dns.zone_id.clone(),
                 name: site.dns.name.clone(),
                 record_type: WRITER_RECORD_TYPE.into(),
-                set_identifier: query(site).set_identifier,
-                previous_values: current.map(|c| c.values.clone()).unwrap_or_default(),
-                previous_ttl: current.and_then(|c| c.ttl),
+                set_identifier,
+                previous_values: main.map(|c| c.values.clone()).unwrap_or_default(),
+                previous_ttl: main.and_then(|c| c.ttl),
                 new_value: host.to_owned(),
                 change_id: None,
                 insync_at: None,
+                previous_records: Some(current.to_vec()),
             })
         }
     }
@@ -470,13 +615,35 @@ pub fn mark_pinned(
         .as_ref()
         .map(|id| format!("change {id} INSYNC"))
         .unwrap_or_else(|| "already held the target; no change needed".into());
-    let set = d
-        .set_identifier
-        .as_ref()
-        .map(|s| format!(" (PRIMARY, SetIdentifier {s})"))
+    let set = match &d.previous_records {
+        Some(records) if records.iter().any(|r| r.failover.is_some()) => {
+            let members: Vec<String> = records
+                .iter()
+                .filter_map(|r| {
+                    Some(format!(
+                        "{} SetIdentifier {}",
+                        r.failover?.as_str(),
+                        r.set_identifier.as_deref()?
+                    ))
+                })
+                .collect();
+            format!(
+                " ({}: every answer Route 53 can give)",
+                members.join(" and ")
+            )
+        }
+        _ => d
+            .set_identifier
+            .as_ref()
+            .map(|s| format!(" (PRIMARY, SetIdentifier {s})"))
+            .unwrap_or_default(),
+    };
+    let cached = d
+        .previous_ttl
+        .map(|t| format!("; resolvers may keep the old answer for up to its TTL of {t} s"))
         .unwrap_or_default();
     let note = format!(
-        "{} {}{set} -> {host} (was {was}); {waited}",
+        "{} {}{set} -> {host} (was {was}); {waited}{cached}",
         d.name, d.record_type
     );
     next.transition(state.epoch, Phase::DnsPinned, now, note.clone())
@@ -526,7 +693,7 @@ pub fn manual_pin_step(site: &SiteConfig, host: &str) -> String {
         DnsMode::FailoverPin {
             primary_set_identifier,
         } => format!(
-            "UPSERT the PRIMARY failover record {} (SetIdentifier {primary_set_identifier}, keep its HealthCheckId) to CNAME {host} TTL {}",
+            "UPSERT both failover records of {} (the PRIMARY, SetIdentifier {primary_set_identifier}, and the SECONDARY, each keeping its HealthCheckId) to CNAME {host} TTL {}, in one change batch",
             d.name, d.ttl
         ),
     };
@@ -859,7 +1026,7 @@ mod tests {
     }
 
     #[test]
-    fn cname_mode_upserts_a_simple_cname_unless_it_already_holds_the_target() {
+    fn cname_mode_swaps_the_cname_by_compare_and_set_unless_it_already_holds_the_target() {
         let s = site("orders");
         let q = query(&s);
         assert_eq!((q.record_type.as_str(), q.set_identifier), ("CNAME", None));
@@ -868,43 +1035,58 @@ mod tests {
             "orders-primary.x.rds.amazonaws.com",
             300,
         );
-        let p = plan(&s, Some(&old), "r1.x.rds.amazonaws.com").unwrap();
-        let c = p.change.expect("a change");
-        assert_eq!(c.action, ChangeAction::Upsert);
-        assert_eq!(c.record.values, vec!["r1.x.rds.amazonaws.com"]);
-        assert_eq!(c.record.ttl, Some(30), "the site's low TTL");
-        assert_eq!(c.record.set_identifier, None);
-
-        // Absent record: created by the same UPSERT.
-        assert!(plan(&s, None, "r1.x").unwrap().change.is_some());
+        let p = plan(
+            &s,
+            std::slice::from_ref(&old),
+            None,
+            "r1.x.rds.amazonaws.com",
+        )
+        .unwrap();
+        // DELETE exactly what was read, CREATE the new one: Route 53 refuses the DELETE if the
+        // record moved in between.
+        assert_eq!(
+            p.changes
+                .iter()
+                .map(|c| (c.action, c.record.values[0].as_str(), c.record.ttl))
+                .collect::<Vec<_>>(),
+            vec![
+                (
+                    ChangeAction::Delete,
+                    "orders-primary.x.rds.amazonaws.com",
+                    Some(300)
+                ),
+                (ChangeAction::Create, "r1.x.rds.amazonaws.com", Some(30)),
+            ]
+        );
+        // Absent record: a CREATE, which fails if someone creates it first.
+        let absent = plan(&s, &[], None, "r1.x").unwrap();
+        assert_eq!(absent.changes.len(), 1);
+        assert_eq!(absent.changes[0].action, ChangeAction::Create);
         // Already the target (Route 53 spells it with a trailing dot, any case): no call.
         let done = cname("db.orders.example.com.", "R1.x.rds.amazonaws.com.", 30);
-        assert_eq!(
-            plan(&s, Some(&done), "r1.x.rds.amazonaws.com")
-                .unwrap()
-                .change,
-            None
-        );
+        assert!(plan(&s, &[done], None, "r1.x.rds.amazonaws.com")
+            .unwrap()
+            .changes
+            .is_empty());
         // Right value, wrong TTL: the TTL still has to come down.
         let ttl = cname("db.orders.example.com.", "r1.x.rds.amazonaws.com", 300);
-        assert!(plan(&s, Some(&ttl), "r1.x.rds.amazonaws.com")
-            .unwrap()
-            .change
-            .is_some());
+        assert_eq!(
+            plan(&s, &[ttl], None, "r1.x.rds.amazonaws.com")
+                .unwrap()
+                .changes
+                .len(),
+            2
+        );
         // A record with a routing policy is not ours to flatten.
         let mut weighted = old.clone();
         weighted.set_identifier = Some("w1".into());
         assert!(matches!(
-            plan(&s, Some(&weighted), "r1.x"),
+            plan(&s, &[weighted], None, "r1.x"),
             Err(PlanError::RoutingPolicyInCnameMode { .. })
         ));
     }
 
-    #[test]
-    fn failover_pin_rewrites_the_primary_value_and_keeps_everything_else() {
-        let s = site("billing");
-        let q = query(&s);
-        assert_eq!(q.set_identifier.as_deref(), Some("billing-primary"));
+    fn pair() -> Vec<RecordSet> {
         let primary = RecordSet {
             name: "db.billing.example.com.".into(),
             record_type: "CNAME".into(),
@@ -915,40 +1097,136 @@ mod tests {
             health_check_id: Some("hc-123".into()),
             alias_target: None,
         };
-        let p = plan(&s, Some(&primary), "billing-2.x.rds.amazonaws.com").unwrap();
-        let r = p.change.unwrap().record;
-        assert_eq!(r.set_identifier.as_deref(), Some("billing-primary"));
-        assert_eq!(r.failover, Some(FailoverRole::Primary));
-        assert_eq!(r.health_check_id.as_deref(), Some("hc-123"));
-        assert_eq!(r.values, vec!["billing-2.x.rds.amazonaws.com"]);
-        assert_eq!(r.ttl, Some(30));
-        assert_eq!(r.name, primary.name);
+        let secondary = RecordSet {
+            set_identifier: Some("billing-secondary".into()),
+            failover: Some(FailoverRole::Secondary),
+            values: vec!["billing-3.x.rds.amazonaws.com".into()],
+            health_check_id: None,
+            ..primary.clone()
+        };
+        vec![primary, secondary]
+    }
+
+    #[test]
+    fn failover_pin_rewrites_both_members_of_the_pair_keeping_their_identity() {
+        let s = site("billing");
+        assert_eq!(query(&s).set_identifier, None, "the whole pair is read");
+        let current = pair();
+        let p = plan(&s, &current, None, "billing-2.x.rds.amazonaws.com").unwrap();
+        assert_eq!(p.desired.len(), 2);
+        for (d, c) in p.desired.iter().zip(&current) {
+            assert_eq!(d.values, vec!["billing-2.x.rds.amazonaws.com"]);
+            assert_eq!(d.ttl, Some(30));
+            assert_eq!(
+                (&d.set_identifier, d.failover, &d.health_check_id, &d.name),
+                (&c.set_identifier, c.failover, &c.health_check_id, &c.name)
+            );
+        }
+        let deleted: Vec<&RecordSet> = p
+            .changes
+            .iter()
+            .filter(|c| c.action == ChangeAction::Delete)
+            .map(|c| &c.record)
+            .collect();
+        assert_eq!(
+            deleted,
+            current.iter().collect::<Vec<_>>(),
+            "exactly as read"
+        );
+        assert_eq!(
+            p.changes.len(),
+            4,
+            "one batch: DELETE+CREATE for each member"
+        );
 
         assert!(matches!(
-            plan(&s, None, "h"),
+            plan(&s, &[], None, "h"),
             Err(PlanError::NoPrimaryRecord { set_identifier, .. }) if set_identifier == "billing-primary"
         ));
-        let mut secondary = primary.clone();
-        secondary.failover = Some(FailoverRole::Secondary);
+        let mut secondary = current.clone();
+        secondary[0].failover = Some(FailoverRole::Secondary);
         assert!(matches!(
-            plan(&s, Some(&secondary), "h"),
+            plan(&s, &secondary, None, "h"),
             Err(PlanError::NotPrimary { .. })
         ));
-        let mut alias = primary.clone();
-        alias.alias_target = Some("lb.example.com".into());
+        let mut weighted = current.clone();
+        weighted[1].failover = None;
         assert!(matches!(
-            plan(&s, Some(&alias), "h"),
+            plan(&s, &weighted, None, "h"),
+            Err(PlanError::NotFailover { .. })
+        ));
+        let mut alias = current.clone();
+        alias[0].alias_target = Some("lb.example.com".into());
+        assert!(matches!(
+            plan(&s, &alias, None, "h"),
             Err(PlanError::Alias { .. })
         ));
-        let mut pinned = primary.clone();
-        pinned.values = vec!["billing-2.x.rds.amazonaws.com".into()];
-        pinned.ttl = Some(30);
+        let pinned = p.desired.clone();
+        assert!(plan(&s, &pinned, None, "billing-2.x.rds.amazonaws.com")
+            .unwrap()
+            .changes
+            .is_empty());
+        // Half pinned (the PRIMARY only, as this tool used to leave it): the SECONDARY still moves.
+        let mut half = current.clone();
+        half[0] = pinned[0].clone();
+        let p = plan(&s, &half, None, "billing-2.x.rds.amazonaws.com").unwrap();
+        assert_eq!(p.changes.len(), 2);
+        assert!(p
+            .changes
+            .iter()
+            .all(|c| c.record.failover == Some(FailoverRole::Secondary)));
+    }
+
+    #[test]
+    fn a_record_changed_since_it_was_recorded_is_never_overwritten() {
+        let s = site("billing");
+        let ev = {
+            let mut e = event("billing", 3);
+            e.candidate = Some(db("r1"));
+            e
+        };
+        let st = promoted("billing", 3, Some("billing-2.x:3306"));
+        let host = "billing-2.x";
+        let st = record_previous(&st, &ev, &s, &pair(), host, t(400))
+            .unwrap()
+            .unwrap();
+        let d = st.dns.as_ref().unwrap();
+        assert_eq!(d.previous_records.as_deref(), Some(&pair()[..]));
         assert_eq!(
-            plan(&s, Some(&pinned), "billing-2.x.rds.amazonaws.com")
-                .unwrap()
-                .change,
-            None
+            d.previous_values,
+            vec!["billing-1.x.rds.amazonaws.com"],
+            "the PRIMARY's"
         );
+        // As recorded, or already the target: fine.
+        assert!(plan(&s, &pair(), Some(d), host).is_ok());
+        // A human pinned the PRIMARY by hand (TTL 60, as the runbook's example): the rest follows.
+        let mut by_hand = pair();
+        by_hand[0].values = vec![host.into()];
+        let p = plan(&s, &by_hand, Some(d), host).unwrap();
+        assert_eq!(
+            p.changes.len(),
+            4,
+            "the TTL comes down and the SECONDARY moves"
+        );
+        // A human repointed the SECONDARY meanwhile: no change, a message saying what is there.
+        let mut edited = pair();
+        edited[1].values = vec!["hand.x".into()];
+        let e = plan(&s, &edited, Some(d), host).unwrap_err();
+        assert!(matches!(e, PlanError::ChangedConcurrently { .. }));
+        let m = e.to_string();
+        assert!(
+            m.contains("hand.x") && m.contains("billing-3.x.rds.amazonaws.com"),
+            "{m}"
+        );
+        // Someone deleted it.
+        assert!(matches!(
+            plan(&s, &[], Some(d), host),
+            Err(PlanError::NoPrimaryRecord { .. })
+        ));
+        // A ledger record from before previous_records existed: Route 53's DELETE is the guard.
+        let mut legacy = d.clone();
+        legacy.previous_records = None;
+        assert!(plan(&s, &edited, Some(&legacy), host).is_ok());
     }
 
     #[test]
@@ -957,7 +1235,7 @@ mod tests {
         let ev = event("orders", 3);
         let st = promoted("orders", 3, Some("r1.x:3306"));
         let old = cname("db.orders.example.com.", "orders-primary.x", 300);
-        let next = record_previous(&st, &ev, &s, Some(&old), "r1.x", t(400))
+        let next = record_previous(&st, &ev, &s, std::slice::from_ref(&old), "r1.x", t(400))
             .unwrap()
             .unwrap();
         assert_eq!(next.version, 8);
@@ -971,7 +1249,7 @@ mod tests {
         // A re-delivery finds DNS already changed: the ledger keeps the original previous values.
         let pinned_now = cname("db.orders.example.com.", "r1.x", 30);
         assert_eq!(
-            record_previous(&next, &ev, &s, Some(&pinned_now), "r1.x", t(401)).unwrap(),
+            record_previous(&next, &ev, &s, &[pinned_now], "r1.x", t(401)).unwrap(),
             None
         );
         // A record from an older epoch is replaced.
@@ -980,12 +1258,20 @@ mod tests {
             epoch: 2,
             ..d.clone()
         });
-        let n = record_previous(&older, &ev, &s, Some(&old), "r1.x", t(400))
+        let n = record_previous(&older, &ev, &s, std::slice::from_ref(&old), "r1.x", t(400))
             .unwrap()
             .unwrap();
         assert_eq!(n.dns.unwrap().epoch, 3);
         // A stale event writes nothing.
-        assert!(record_previous(&st, &event("orders", 2), &s, Some(&old), "r1.x", t(400)).is_err());
+        assert!(record_previous(
+            &st,
+            &event("orders", 2),
+            &s,
+            std::slice::from_ref(&old),
+            "r1.x",
+            t(400)
+        )
+        .is_err());
     }
 
     #[test]
@@ -994,7 +1280,7 @@ mod tests {
         let ev = event("orders", 3);
         let st = promoted("orders", 3, Some("r1.x:3306"));
         let old = cname("db.orders.example.com.", "orders-primary.x", 300);
-        let st = record_previous(&st, &ev, &s, Some(&old), "r1.x", t(400))
+        let st = record_previous(&st, &ev, &s, std::slice::from_ref(&old), "r1.x", t(400))
             .unwrap()
             .unwrap();
         let st = record_change_id(&st, &ev, "C1", t(401)).unwrap().unwrap();

@@ -741,6 +741,7 @@ fn after_a_promotion(pinned: bool) -> SiteState {
         new_value: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
         change_id: Some("C1".into()),
         insync_at: pinned.then(|| at(-6990)),
+        previous_records: None,
     });
     st
 }
@@ -1475,6 +1476,7 @@ fn pin_record(st: &mut SiteState, epoch: u64) {
         new_value: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
         change_id: Some("C1".into()),
         insync_at: Some(t0()),
+        previous_records: None,
     });
 }
 

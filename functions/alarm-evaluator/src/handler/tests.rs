@@ -518,6 +518,7 @@ async fn after_complete_automation_decides_on_the_ledgers_topology_not_the_stale
         new_value: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
         change_id: Some("C1".into()),
         insync_at: Some(w.clock.now()),
+        previous_records: None,
     });
     for ph in [Phase::Promoted, Phase::DnsPinned] {
         st.transition(1, ph, w.clock.now(), "test").unwrap();

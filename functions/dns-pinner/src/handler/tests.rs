@@ -275,6 +275,7 @@ async fn a_change_whose_id_was_lost_is_confirmed_by_a_fresh_change_before_pinnin
         new_value: NEW_HOST.into(),
         change_id: None,
         insync_at: None,
+        previous_records: None,
     });
     w.ledger.put(st);
     w.dns.put(
@@ -679,6 +680,7 @@ async fn malformed_input_is_bad_input_with_no_aws_call() {
     assert_eq!(w.ledger.commit_count(), 0);
 }
 
+mod compare_and_set;
 mod interleavings;
 
 // ---------------------------------------------------------------- continuing itself
@@ -720,9 +722,9 @@ impl Route53Outage {
 
 #[async_trait::async_trait]
 impl Dns for Route53Outage {
-    async fn record_set(&self, q: &RecordQuery) -> Result<Option<RecordSet>, PortError> {
+    async fn record_sets(&self, q: &RecordQuery) -> Result<Vec<RecordSet>, PortError> {
         self.check("ListResourceRecordSets")?;
-        self.inner.record_set(q).await
+        self.inner.record_sets(q).await
     }
     async fn change(
         &self,

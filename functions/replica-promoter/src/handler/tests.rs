@@ -137,6 +137,19 @@ fn endpoint(id: &str) -> Option<(String, u16)> {
     ))
 }
 
+/// An Aurora cluster's writer endpoint, spelled as RDS spells it.
+fn cluster_endpoint(id: &str) -> Option<(String, u16)> {
+    Some((
+        format!("{id}.cluster-cabcdefghijk.us-west-2.rds.amazonaws.com"),
+        3306,
+    ))
+}
+
+fn cep(id: &str) -> String {
+    let (h, p) = cluster_endpoint(id).unwrap();
+    format!("{h}:{p}")
+}
+
 fn ep(id: &str) -> String {
     let (h, p) = endpoint(id).unwrap();
     format!("{h}:{p}")
@@ -186,6 +199,7 @@ fn world() -> World {
         "billing-cluster".into(),
         ClusterInfo {
             id: "billing-cluster".into(),
+            endpoint: cluster_endpoint("billing-cluster"),
             arn: Some("arn:aws:rds:us-west-2:123456789012:cluster:billing-cluster".into()),
             status: "available".into(),
             members: vec![
@@ -228,6 +242,7 @@ fn world() -> World {
             id.into(),
             ClusterInfo {
                 id: id.into(),
+                endpoint: cluster_endpoint(id),
                 arn: Some(arn.into()),
                 status: "available".into(),
                 members: vec![ClusterMember {
@@ -441,14 +456,21 @@ async fn assert_promoted(w: &World, site: &str, r: &Response, api: &str, endpoin
         [true],
         "one mutation, sent only after the ledger recorded the request"
     );
-    assert_eq!(
-        w.writability
-            .checks
-            .lock()
-            .unwrap()
-            .last()
-            .map(String::as_str),
-        Some(endpoint)
+    // Writes were verified on the server the recorded endpoint reaches (for Aurora: the writer
+    // instance behind the cluster endpoint).
+    let checked = w
+        .writability
+        .checks
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    let reached = |e: &str| w.topology.reached_by(e).map(|i| i.id);
+    assert!(
+        checked == endpoint
+            || (reached(&checked).is_some() && reached(&checked) == reached(endpoint)),
+        "{site}: checked {checked}, recorded {endpoint}"
     );
 }
 
@@ -501,7 +523,25 @@ async fn aurora_cluster_fails_over_to_the_target_and_waits_for_the_writer_flag()
 
     let r = w.invoke(&e, LONG).await.unwrap();
 
-    assert_promoted(&w, "billing", &r, "FailoverDBCluster", &ep("billing-2")).await;
+    // The writer name goes to the cluster's writer endpoint, not billing-2's instance endpoint.
+    assert_promoted(
+        &w,
+        "billing",
+        &r,
+        "FailoverDBCluster",
+        &cep("billing-cluster"),
+    )
+    .await;
+    assert_eq!(
+        w.writability
+            .checks
+            .lock()
+            .unwrap()
+            .last()
+            .map(String::as_str),
+        Some(ep("billing-2").as_str()),
+        "writes are verified on the instance that was made the writer"
+    );
     assert_eq!(
         w.mutations(),
         ["FailoverDBCluster billing-cluster billing-2"]
@@ -511,6 +551,32 @@ async fn aurora_cluster_fails_over_to_the_target_and_waits_for_the_writer_flag()
         .members
         .iter()
         .any(|m| m.instance_id == "billing-2" && m.is_writer));
+}
+
+/// Issue 14, scenario 2: an Aurora cluster site is failed over and pinned, then Aurora fails
+/// over internally on its own (the writer moves back to billing-1): the endpoint the writer name
+/// points at still reaches the writer.
+#[tokio::test]
+async fn scenario_2_after_an_aurora_internal_failover_the_writer_name_still_reaches_the_writer() {
+    let w = world();
+    let e = w.decided("billing", 2);
+    w.invoke(&e, LONG).await.unwrap();
+    let st = w.ledger.get("billing").unwrap();
+    let target = st.promotion.unwrap().endpoint.unwrap();
+
+    // Aurora-internal failover, which the evaluator does not watch.
+    w.topology.update_cluster("billing-cluster", |c| {
+        for m in &mut c.members {
+            m.is_writer = m.instance_id == "billing-1";
+        }
+    });
+
+    let site = w.deps.cfg.site("billing").unwrap();
+    let reached = w.writability.check(site, &target).await.unwrap();
+    assert!(
+        reached.is_writable(),
+        "{target} reaches a reader after the internal failover: {reached:?}"
+    );
 }
 
 #[tokio::test]
@@ -526,7 +592,7 @@ async fn aurora_global_fails_over_with_data_loss_allowed_when_the_primary_region
         "payments",
         &r,
         "FailoverGlobalCluster",
-        &ep("payments-west-1"),
+        &cep("payments-west"),
     )
     .await;
     assert_eq!(
@@ -552,7 +618,7 @@ async fn aurora_global_switches_over_without_loss_when_the_old_primary_is_health
         "payments",
         &r,
         "SwitchoverGlobalCluster",
-        &ep("payments-west-1"),
+        &cep("payments-west"),
     )
     .await;
     assert_eq!(w.control.inner.count("FailoverGlobalCluster"), 0);

@@ -5,9 +5,10 @@
 //! production can take. Both writer-record modes: CNAME swap (orders) and failover-record pin
 //! (billing). After both answers (and Lambda's retry of a retryable one), whatever the schedule:
 //! - the epoch ends `dns-pinned`, never `failed`, and no FailoverFailed is emitted;
-//! - the writer record holds the new primary, with its identity (set, health check) kept and the
-//!   other records of the name untouched; it changed value exactly once — a duplicate may resend
-//!   the same UPSERT (counted), never another value;
+//! - every record set of the writer name (both members of a failover pair) holds the new primary,
+//!   each with its identity (set, health check) kept, and nothing else in the zone changed; the
+//!   name changed value exactly once — a duplicate may resend a same-value compare-and-set batch
+//!   (counted), never another value;
 //! - the ledger keeps the record's *original* previous values (what failback restores), its
 //!   committed phases only move promoted → dns-pinned, and the pinned record names the change
 //!   that went INSYNC;
@@ -68,15 +69,26 @@ async fn race(w: &World, ev: &Value, s: &Arc<Scheduler>) -> [String; 2] {
     answers
 }
 
-/// The writer record's value after each accepted batch that touched it.
+/// The value each accepted batch that touched the writer name gave it: every record set a batch
+/// creates must get the same value (both members of a failover pair), else `["<mixed>"]`.
 fn value_history(batches: &[(String, Vec<RecordChange>)], q: &RecordQuery) -> Vec<Vec<String>> {
     batches
         .iter()
-        .flat_map(|(_, changes)| changes)
-        .filter(|c| {
-            pin::same_name(&c.record.name, &q.name) && c.record.set_identifier == q.set_identifier
+        .filter_map(|(_, changes)| {
+            let mut set: Vec<&Vec<String>> = changes
+                .iter()
+                .filter(|c| {
+                    pin::same_name(&c.record.name, &q.name) && c.action != pin::ChangeAction::Delete
+                })
+                .map(|c| &c.record.values)
+                .collect();
+            set.dedup();
+            match set.as_slice() {
+                [] => None,
+                [one] => Some((*one).clone()),
+                _ => Some(vec!["<mixed>".to_owned()]),
+            }
         })
-        .map(|c| c.record.values.clone())
         .collect()
 }
 
@@ -132,10 +144,7 @@ fn duplicate_promotions_racing_at_every_interleaving_pin_once_and_keep_what_fail
                     let st = w.ledger.get(site).unwrap();
                     let q = pin::query(w.deps.cfg.site(site).unwrap());
                     let after = w.dns.records(zone);
-                    let record = after
-                        .iter()
-                        .find(|r| r.set_identifier == q.set_identifier)
-                        .cloned();
+                    let record = after.clone();
                     let history = value_history(&w.dns.batches.lock().unwrap(), &q);
                     let mut transitions = 0usize;
                     let mut value = vec![old.to_owned()];
@@ -176,18 +185,18 @@ fn duplicate_promotions_racing_at_every_interleaving_pin_once_and_keep_what_fail
                             "FailoverFailed emitted".into(),
                         ),
                         (
-                            record.as_ref().is_some_and(|r| {
+                            record.iter().all(|r| {
                                 r.values.len() == 1
                                     && pin::same_name(&r.values[0], new)
                                     && identity_kept(r)
                             }),
-                            format!("writer record {record:?}"),
+                            format!("writer record sets {record:?}"),
                         ),
                         (
                             after.len() == before.len()
                                 && after
                                     .iter()
-                                    .filter(|r| r.set_identifier != q.set_identifier)
+                                    .filter(|r| !pin::same_name(&r.name, &q.name))
                                     .all(|r| before.contains(r)),
                             format!("other records changed: {after:?}"),
                         ),
@@ -256,12 +265,12 @@ fn duplicate_promotions_racing_at_every_interleaving_pin_once_and_keep_what_fail
              pin) over the handler's fakes; converged = epoch dns-pinned, the writer record changed value once to the \
              new primary with its identity kept, the original previous values kept for failback; a mutation = the \
              writer record changed to another value or a second time; a duplicate collapsed = the pair made one \
-             Route 53 change and published one DnsPinned; same-value UPSERTs \
+             Route 53 change and published one DnsPinned; same-value compare-and-set batches \
              a duplicate resent (harmless, counted apart from mutations): {resent}"
         ),
     });
     failover_adapters::figures::write_reliability_figures("dns-interleavings", &figures);
-    eprintln!("{cases} schedules explored, {wrong} wrong, {resent} same-value UPSERTs resent");
+    eprintln!("{cases} schedules explored, {wrong} wrong, {resent} same-value batches resent");
     assert!(
         failures.is_empty(),
         "{} of {cases} schedules broke an invariant:\n{}",

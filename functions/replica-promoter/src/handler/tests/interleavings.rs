@@ -22,12 +22,18 @@ use failover_adapters::interleave::{broken, gated, run_isolated, Scheduler, WHO}
 
 use super::*;
 
-/// The engine kinds, as the happy-path tests set them up: (site, epoch, promotion API, endpoint).
-const ENGINES: [(&str, u64, &str, &str); 4] = [
-    ("orders", 3, "PromoteReadReplica", "orders-replica-1"),
-    ("billing", 2, "FailoverDBCluster", "billing-2"),
-    ("payments", 5, "FailoverGlobalCluster", "payments-west-1"),
-    ("inventory", 1, "RebootDBInstance", "inventory-db"),
+/// The engine kinds, as the happy-path tests set them up: (site, epoch, promotion API, endpoint
+/// the writer name goes to — an Aurora cluster's writer endpoint for the Aurora kinds).
+/// (site, epoch, promotion API, the writer name's endpoint).
+type EngineCase = (&'static str, u64, &'static str, fn() -> String);
+
+const ENGINES: [EngineCase; 4] = [
+    ("orders", 3, "PromoteReadReplica", || ep("orders-replica-1")),
+    ("billing", 2, "FailoverDBCluster", || cep("billing-cluster")),
+    ("payments", 5, "FailoverGlobalCluster", || {
+        cep("payments-west")
+    }),
+    ("inventory", 1, "RebootDBInstance", || ep("inventory-db")),
 ];
 
 /// A fresh world for `site` whose ports wait for the scheduler; the topology moves one step per
@@ -159,7 +165,7 @@ fn duplicate_decisions_racing_at_every_interleaving_promote_once_and_never_fail_
                         (
                             rec.as_ref().is_some_and(|r| {
                                 r.action == api
-                                    && r.endpoint == Some(ep(endpoint))
+                                    && r.endpoint == Some(endpoint())
                                     && r.writable_verified_at.is_some()
                             }),
                             format!("promotion record {rec:?}"),
