@@ -11,7 +11,7 @@ use failover_adapters::aws::{
 };
 use failover_adapters::mysql::MysqlCanary;
 use failover_adapters::ports::{Clock, FixedClock, SystemClock};
-use failover_adapters::settings::Settings;
+use failover_adapters::settings::{Fanout, Settings};
 
 use crate::handler::Deps;
 
@@ -33,6 +33,7 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
         bus: Arc::new(EventBridgeBus::new(&clients, &settings.event_bus)),
         canary: Arc::new(MysqlCanary::new(credentials)),
         clock,
+        fanout: Fanout::from_env()?,
         cfg: settings.config,
     })
 }
