@@ -98,8 +98,8 @@ def fanout_section(f: dict | None) -> list[str]:
          f"Our release evaluator, warm, one scheduled tick over {f['sites']} read-replica sites (primaries "
          f"round robin in {', '.join(f['regions'])}; replicas and the functions in us-west-2), every AWS "
          "call through tests/fault_proxy.py; then the same tick with every request signed for "
-         f"{f['dark_region']} held and never answered (blackhole). Sites at most 32 at once, each "
-         f"within its {f['site_budget_s']} s budget.", "",
+         f"{f['dark_region']} held and never answered (blackhole). Sites at most "
+         f"EVALUATOR_SITE_CONCURRENCY at once (default), each within its {f['site_budget_s']} s budget.", "",
          "| tick | handed → answer s | sites with a verdict | sites failed |", "|---|---|---|---|",
          f"| healthy | {h['tick_s']:.2f} | {h['verdicts']} of {f['sites']} | {0 if not h['error'] else 'error'} |",
          f"| {f['dark_region']} blackholed ({d['requests_blackholed']} requests held) | {d['tick_s']:.2f} "

@@ -25,6 +25,8 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
         }
         None => Arc::new(SystemClock),
     };
+    let fanout = Fanout::from_env()?;
+    fanout.check_sites(settings.config.sites.len())?;
     let credentials = Arc::new(SecretsManagerCredentials::new(&clients));
     Ok(Deps {
         topology: Arc::new(RdsTopology::new(&clients)),
@@ -33,7 +35,7 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
         bus: Arc::new(EventBridgeBus::new(&clients, &settings.event_bus)),
         canary: Arc::new(MysqlCanary::new(credentials)),
         clock,
-        fanout: Fanout::from_env()?,
+        fanout,
         cfg: settings.config,
     })
 }

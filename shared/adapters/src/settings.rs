@@ -420,8 +420,11 @@ mod budget_tests {
 }
 
 /// How the evaluator fans a signal out over its sites:
-/// - `EVALUATOR_SITE_CONCURRENCY` — at most this many sites evaluated at once (default 32,
-///   1..=100): bounds the burst of reads one tick makes on RDS, CloudWatch and DynamoDB;
+/// - `EVALUATOR_SITE_CONCURRENCY` — at most this many sites evaluated at once (default 64,
+///   1..=100): bounds the burst of reads one tick makes on RDS, CloudWatch and DynamoDB. When a
+///   region goes dark, each of its sites holds a slot for one read's bound (15 s), so a tick of
+///   N sites takes up to ⌈N ÷ concurrency⌉ such rounds: [`Fanout::check_sites`] refuses a
+///   configuration that could not finish them inside the function's timeout;
 /// - `EVALUATOR_SITE_BUDGET_SECS` — each site's own time budget (default 25, 20..=50). A site
 ///   that runs past it is that site's error (`Retryable.Timeout` naming it), never another's.
 ///   The floor keeps the budget above what a blackholed region costs one evidence read
@@ -437,13 +440,33 @@ pub struct Fanout {
 impl Default for Fanout {
     fn default() -> Self {
         Self {
-            concurrency: 32,
+            concurrency: 64,
             site_budget: std::time::Duration::from_secs(25),
         }
     }
 }
 
+/// The evaluator's timeout (infra/template.yaml `AlarmEvaluatorFunction.Timeout`).
+pub const EVALUATOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Fanout {
+    /// `sites` sites whose primaries all sit in one region that goes dark must still all be
+    /// judged inside [`EVALUATOR_TIMEOUT`]: ⌈sites ÷ concurrency⌉ rounds of one dark read
+    /// ([`crate::aws::OPERATION_TIMEOUT`]) plus 5 s for the rest of each site's work. A tick cut
+    /// off by the timeout would leave its last sites unjudged, tick after tick.
+    pub fn check_sites(&self, sites: usize) -> Result<(), SettingsError> {
+        let rounds = sites.div_ceil(self.concurrency.max(1)) as u32;
+        let worst = (crate::aws::OPERATION_TIMEOUT + std::time::Duration::from_secs(5)) * rounds;
+        if worst >= EVALUATOR_TIMEOUT {
+            return Err(SettingsError::Invalid {
+                var: "EVALUATOR_SITE_CONCURRENCY",
+                expected: "enough sites at once that every site is judged inside the 60 s timeout when one region is dark: at least half of the configured sites",
+                got: format!("{} for {sites} sites ({rounds} rounds of up to 20 s)", self.concurrency),
+            });
+        }
+        Ok(())
+    }
+
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -506,6 +529,11 @@ mod fanout_tests {
             let e = Fanout::from_lookup(|k| (k == var).then(|| bad.to_string())).unwrap_err();
             assert!(e.to_string().contains(var), "{e}");
         }
+        // 100 sites in one dark region: two rounds at the default, inside the timeout; at 8 at
+        // once, thirteen rounds would leave the last sites unjudged tick after tick.
+        Fanout::default().check_sites(100).unwrap();
+        let e = f.check_sites(100).unwrap_err();
+        assert!(e.to_string().contains("EVALUATOR_SITE_CONCURRENCY"), "{e}");
         assert!(
             Fanout::default().site_budget > crate::aws::OPERATION_TIMEOUT,
             "a site whose primary region is dark must be decided, not timed out"
