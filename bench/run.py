@@ -1,8 +1,9 @@
-"""`make bench`: the three benchmarks in one run, and the report.
+"""`make bench`: the four benchmarks in one run, and the report.
 
 1. cold start → first response, peak RSS and zip size per function (bench/coldstart.py);
 2. orchestration overhead of one failover (bench/orchestration.py);
-3. policy throughput (`cargo bench -p failover-policy --bench verdicts`, criterion).
+3. policy throughput (`cargo bench -p failover-policy --bench verdicts`, criterion);
+4. one tick over many sites, healthy and with one region blackholed (bench/fanout.py).
 
 Part 3 runs first, on a machine otherwise as quiet as the bench can make it; then 1 and 2, each
 measuring ours and the baseline side by side, interleaved. Writes bench-results/report.md (the
@@ -11,7 +12,7 @@ prints the report.
 
 Knobs (environment): BENCH_RUNS (cold starts per function and implementation, default 10),
 BENCH_INCIDENTS (failovers per implementation, default 3), BENCH_PROMOTION_SECS (default 8),
-BENCH_INSYNC_SECS (default 3).
+BENCH_INSYNC_SECS (default 3), BENCH_SITES (sites in part 4, default 100).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import coldstart  # noqa: E402
+import fanout  # noqa: E402
 import orchestration  # noqa: E402
 from common import FUNCTIONS, ROOT  # noqa: E402
 
@@ -88,7 +90,29 @@ def kib(b: int) -> str:
     return f"{b / 1024:,.0f}"
 
 
-def report(when: str, env: str, cold: dict, orch: dict, policy: dict, runs: int, incidents: int) -> str:
+def fanout_section(f: dict | None) -> list[str]:
+    if not f:
+        return []
+    h, d = f["healthy"], f["blackholed"]
+    L = ["", f"## 4. One tick over {f['sites']} sites", "",
+         f"Our release evaluator, warm, one scheduled tick over {f['sites']} read-replica sites (primaries "
+         f"round robin in {', '.join(f['regions'])}; replicas and the functions in us-west-2), every AWS "
+         "call through tests/fault_proxy.py; then the same tick with every request signed for "
+         f"{f['dark_region']} held and never answered (blackhole). Sites at most "
+         f"EVALUATOR_SITE_CONCURRENCY at once (default), each within its {f['site_budget_s']} s budget.", "",
+         "| tick | handed → answer s | sites with a verdict | sites failed |", "|---|---|---|---|",
+         f"| healthy | {h['tick_s']:.2f} | {h['verdicts']} of {f['sites']} | {0 if not h['error'] else 'error'} |",
+         f"| {f['dark_region']} blackholed ({d['requests_blackholed']} requests held) | {d['tick_s']:.2f} "
+         f"| {d['other_sites_judged']} of {d['other_sites']} other-region + {d['dark_sites_judged']} of "
+         f"{d['dark_sites']} dark-region (on unknown evidence) | {len(d['other_sites_failed']) + len(d['dark_sites_failed'])} |",
+         "", "Goals:", ""]
+    for goal, figure, ok in fanout.goals(f):
+        L.append(f"- {'met' if ok else '**not met**'}: {goal}: {figure}")
+    return L
+
+
+def report(when: str, env: str, cold: dict, orch: dict, policy: dict, runs: int, incidents: int,
+           fan: dict | None = None) -> str:
     L = [f"# rds-failover benchmarks — {when}", "",
          f"Machine: {env}.", "",
          "Every ratio is baseline ÷ ours, from figures measured side by side in this one run "
@@ -139,13 +163,15 @@ def report(when: str, env: str, cold: dict, orch: dict, policy: dict, runs: int,
     dec = next((n for n in names if n.startswith("decide")), None)
     if full and dec:
         L += ["", f"parse+route+decide ÷ decide: {policy[full]['mean_ns'] / policy[dec]['mean_ns']:.1f}× in time per verdict."]
+    L += fanout_section(fan)
     return "\n".join(L) + "\n"
 
 
 def render() -> int:
     """`python bench/run.py --render`: rewrites report.md from results.json (no measuring)."""
     r = json.loads((OUT / "results.json").read_text())
-    text = report(r["when"], r["machine"], r["cold_start"], r["orchestration"], r["policy"], r["runs"], r["incidents"])
+    text = report(r["when"], r["machine"], r["cold_start"], r["orchestration"], r["policy"], r["runs"], r["incidents"],
+                  r.get("fanout"))
     (OUT / "report.md").write_text(text)
     print(text)
     return 0
@@ -164,17 +190,21 @@ def main() -> int:
     t0 = time.monotonic()
     print("bench: building the release binaries (cargo build --release)", flush=True)
     subprocess.run(["cargo", "build", "--release", "--quiet", *sum((["-p", f] for f in FUNCTIONS), [])], cwd=ROOT, check=True)
-    print("bench 3/3 first: policy throughput (cargo bench, criterion)", flush=True)
+    print("bench 3/4 first: policy throughput (cargo bench, criterion)", flush=True)
     policy = policy_bench()
-    print(f"bench 1/3: cold starts ({runs} per function and implementation)", flush=True)
+    print(f"bench 1/4: cold starts ({runs} per function and implementation)", flush=True)
     cold = coldstart.summary(coldstart.run(runs, ROOT / ".run" / "bench-coldstart"))
-    print(f"bench 2/3: orchestration overhead ({incidents} failovers per implementation)", flush=True)
+    print(f"bench 2/4: orchestration overhead ({incidents} failovers per implementation)", flush=True)
     orch = orchestration.summary(orchestration.run(incidents, ROOT / ".run" / "bench-orchestration", promotion, insync),
                                  promotion, insync)
-    text = report(when, env, cold, orch, policy, runs, incidents)
+    sites = int(os.environ.get("BENCH_SITES", "100"))
+    print(f"bench 4/4: one tick over {sites} sites, healthy and with {fanout.DARK} blackholed", flush=True)
+    fan = fanout.run(sites, ROOT / ".run" / "bench-fanout")
+    text = report(when, env, cold, orch, policy, runs, incidents, fan)
     (OUT / "report.md").write_text(text)
     (OUT / "results.json").write_text(json.dumps({"when": when, "machine": env, "runs": runs, "incidents": incidents,
-                                                  "cold_start": cold, "orchestration": orch, "policy": policy}, indent=2))
+                                                  "cold_start": cold, "orchestration": orch, "policy": policy,
+                                                  "fanout": fan}, indent=2))
     print(f"\n{text}\n(bench took {time.monotonic() - t0:.0f} s; written to bench-results/report.md and results.json)")
     bad = [fn for fn, r in cold.items() if r["parity"].startswith("DIFF")]
     if bad:

@@ -19,7 +19,14 @@ Faults (`Rule.fault`):
   shared/adapters/src/aws.rs), so the caller gives up; then it is forwarded anyway (applied late,
   the case a caller that timed out must assume) and the connection is reset;
 - `drop`: crash-after-success: the request IS forwarded (the mutation happens), then the
-  connection is reset instead of carrying the answer.
+  connection is reset instead of carrying the answer;
+- `blackhole`: the request is held `hold` seconds and never forwarded, then the connection is
+  reset: an endpoint that accepts and never answers, as a region's API does in a regional outage
+  (`Rule(op="*", fault="blackhole", region="us-east-1", hold=...)`: every request signed for
+  that region; the SDK's attempt timeout gives up first).
+
+`op="*"` matches every operation; `region` (the SigV4 credential scope's) narrows a rule to one
+region's requests.
 
 Zone aliases (`FaultProxy.aliases`, alias → hosted zone id): a Route 53 path naming an alias is
 forwarded with the zone's current id, so functions configured once with a fixed alias keep
@@ -48,6 +55,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from cbor_shim import relay
 
 FAULTS = ("throttle", "internal", "denied", "timeout", "drop")
+# Not one call's fault but an endpoint's (tests/test_storm.py's matrix is over FAULTS only).
+OUTAGES = ("blackhole",)
 CONTROL = "/fault-proxy/"
 CBOR_PREFIX = "/service/GraniteServiceVersion20100801/operation/"
 
@@ -62,14 +71,16 @@ class Rule:
     times: int | None = None
     service: str | None = None
     hold: float = 6.5
+    region: str | None = None
     hits: int = 0
 
     def __post_init__(self):
-        if self.fault not in FAULTS:
-            raise ValueError(f"unknown fault {self.fault!r}; one of {FAULTS}")
+        if self.fault not in FAULTS + OUTAGES:
+            raise ValueError(f"unknown fault {self.fault!r}; one of {FAULTS + OUTAGES}")
 
-    def matches(self, op: str, service: str) -> bool:
-        return (op == self.op and (self.service is None or self.service == service)
+    def matches(self, op: str, service: str, region: str = "") -> bool:
+        return (self.op in (op, "*") and (self.service is None or self.service == service)
+                and (self.region is None or self.region == region)
                 and (self.times is None or self.hits < self.times))
 
 
@@ -132,10 +143,10 @@ class FaultProxy:
         with self._lock:
             return sum(1 for s in self.log if s.fault)
 
-    def _take(self, op: str, service: str) -> Rule | None:
+    def _take(self, op: str, service: str, region: str = "") -> Rule | None:
         with self._lock:
             for r in self.rules:
-                if r.matches(op, service):
+                if r.matches(op, service, region):
                     r.hits += 1
                     return r
         return None
@@ -166,6 +177,15 @@ class FaultProxy:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def region_of(headers) -> str:
+    """The region a request is signed for (its SigV4 credential scope), or ""."""
+    auth = headers.get("Authorization", "")
+    if "Credential=" not in auth:
+        return ""
+    scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+    return scope[2] if len(scope) > 2 else ""
 
 
 def operation_of(method: str, path: str, headers, body: bytes) -> tuple[str, str]:
@@ -274,7 +294,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._control(body)
         service, op = operation_of(self.command, self.path, self.headers, body)
         seen = Seen(time.time(), service, op, self.command, self.path, body)
-        rule = self.owner._take(op, service)
+        rule = self.owner._take(op, service, region_of(self.headers))
+        if rule and rule.fault == "blackhole":
+            seen.fault = "blackhole"
+            self.owner._record(seen)
+            time.sleep(rule.hold)
+            return self._reset()
         if rule and rule.fault in ("throttle", "internal", "denied"):
             seen.fault = rule.fault
             self.owner._record(seen)

@@ -8,14 +8,23 @@
 //!   re-emits on the next invocation instead of losing a `FailoverDecided`;
 //! - a lost race re-reads the record and decides again, so two concurrent deliveries of the same
 //!   alarm produce one decision.
+//!
+//! Sites are evaluated concurrently, at most [`Fanout::concurrency`] at once, each inside its own
+//! [`Fanout::site_budget`]: every site's record is its own (compare-and-set per site), so one
+//! site's failure or slowness is that site's verdict — logged with the site, and the invocation's
+//! error once every other site has been evaluated (so Lambda's retry and the DLQ alarm still
+//! reach a human) — and never stops or delays another site past its budget.
 
 use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
 
 use chrono::{DateTime, Utc};
 use failover_adapters::gather::{gather, Ports};
 use failover_adapters::ports::{
     Canary, Clock, DatabaseTopology, ErrorKind, EventBus, Ledger, Metrics, PortError,
 };
+pub use failover_adapters::settings::Fanout;
 use failover_policy::evidence::Evidence;
 use failover_policy::topology::{effective, Topology};
 use failover_policy::{
@@ -25,7 +34,7 @@ use failover_policy::{
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Everything the handler talks to, built once at cold start.
 pub struct Deps {
@@ -36,6 +45,8 @@ pub struct Deps {
     pub bus: Arc<dyn EventBus>,
     pub canary: Arc<dyn Canary>,
     pub clock: Arc<dyn Clock>,
+    /// How many sites are evaluated at once, and each one's time budget.
+    pub fanout: Fanout,
 }
 
 /// How many times a lost compare-and-set is retried with a fresh read before giving up.
@@ -51,6 +62,17 @@ pub enum EvaluatorError {
         "site {site}: ledger contention: lost {MAX_COMMIT_ATTEMPTS} compare-and-set races in a row"
     )]
     Contention { site: String },
+    #[error("site {site}: not evaluated within its {budget:?} budget")]
+    Timeout {
+        site: String,
+        budget: std::time::Duration,
+    },
+    /// More than one site failed; every other site was evaluated. Listed in configuration order.
+    #[error("{} of {total} sites failed: {}", .failed.len(), .failed.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Sites {
+        failed: Vec<EvaluatorError>,
+        total: usize,
+    },
 }
 
 impl EvaluatorError {
@@ -63,6 +85,17 @@ impl EvaluatorError {
             }
             EvaluatorError::Port { source, .. } => format!("Fatal.{:?}", source.kind),
             EvaluatorError::Contention { .. } => "Retryable.Contention".into(),
+            EvaluatorError::Timeout { .. } => "Retryable.Timeout".into(),
+            // Retried if retrying can help any of them (the others' re-evaluation is idempotent).
+            EvaluatorError::Sites { failed, .. } => {
+                let types: Vec<String> = failed.iter().map(|e| e.error_type()).collect();
+                types
+                    .iter()
+                    .find(|t| t.starts_with("Retryable."))
+                    .or(types.first())
+                    .cloned()
+                    .unwrap_or_else(|| "Fatal.Other".into())
+            }
         }
     }
 }
@@ -122,27 +155,71 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
             resp.verdicts.push(v);
         }
         Routing::Sites(ids) => {
-            for id in ids {
-                let site = deps.cfg.site(&id).expect("router returns configured sites");
-                let (verdict, emitted) = evaluate_site(deps, site, &signal, now).await?;
-                info!(
-                    site = %id,
-                    epoch = verdict.epoch,
-                    phase = %verdict.phase,
-                    outcome = verdict.outcome.name(),
-                    signal_id = %signal.id,
-                    summary = %verdict.summary,
-                    "verdict"
-                );
-                resp.verdicts.push(verdict);
-                resp.emitted.extend(emitted);
+            let total = ids.len();
+            let mut failed = vec![];
+            for (id, result) in evaluate_sites(deps, ids, &signal, now).await {
+                match result {
+                    Ok((verdict, emitted)) => {
+                        info!(
+                            site = %id,
+                            epoch = verdict.epoch,
+                            phase = %verdict.phase,
+                            outcome = verdict.outcome.name(),
+                            signal_id = %signal.id,
+                            summary = %verdict.summary,
+                            "verdict"
+                        );
+                        resp.verdicts.push(verdict);
+                        resp.emitted.extend(emitted);
+                    }
+                    Err(e) => {
+                        error!(site = %id, signal_id = %signal.id, error = %e, error_type = %e.error_type(), "site not evaluated");
+                        failed.push(e);
+                    }
+                }
             }
             if matches!(signal.kind, SignalKind::Tick) {
                 resp.emitted.extend(watch_dropped_sites(deps, now).await);
             }
+            match failed.len() {
+                0 => {}
+                1 => return Err(failed.remove(0)),
+                _ => return Err(EvaluatorError::Sites { failed, total }),
+            }
         }
     }
     Ok(resp)
+}
+
+type SiteResult = Result<(Verdict, Vec<String>), EvaluatorError>;
+
+/// Every routed site, at most `deps.fanout.concurrency` at once, each within its own budget;
+/// the results come back in the router's (configuration) order.
+async fn evaluate_sites(
+    deps: &Deps,
+    ids: Vec<String>,
+    signal: &Signal,
+    now: DateTime<Utc>,
+) -> Vec<(String, SiteResult)> {
+    let budget = deps.fanout.site_budget;
+    let mut results: Vec<(usize, String, SiteResult)> = stream::iter(ids.into_iter().enumerate())
+        .map(|(i, id)| async move {
+            let site = deps.cfg.site(&id).expect("router returns configured sites");
+            let result = tokio::time::timeout(budget, evaluate_site(deps, site, signal, now))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(EvaluatorError::Timeout {
+                        site: id.clone(),
+                        budget,
+                    })
+                });
+            (i, id, result)
+        })
+        .buffer_unordered(deps.fanout.concurrency.max(1))
+        .collect()
+        .await;
+    results.sort_by_key(|(i, _, _)| *i);
+    results.into_iter().map(|(_, id, r)| (id, r)).collect()
 }
 
 /// The tick also finds epochs in flight for sites the configuration no longer names (nothing
@@ -174,6 +251,8 @@ async fn watch_dropped_sites(deps: &Deps, now: DateTime<Utc>) -> Vec<String> {
     emitted
 }
 
+/// One site, start to end: load its record, flush its outbox, gather evidence, decide, commit,
+/// emit. Self-contained: it touches only this site's record, so sites run concurrently.
 async fn evaluate_site(
     deps: &Deps,
     site: &SiteConfig,

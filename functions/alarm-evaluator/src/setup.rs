@@ -11,7 +11,7 @@ use failover_adapters::aws::{
 };
 use failover_adapters::mysql::MysqlCanary;
 use failover_adapters::ports::{Clock, FixedClock, SystemClock};
-use failover_adapters::settings::Settings;
+use failover_adapters::settings::{Fanout, Settings};
 
 use crate::handler::Deps;
 
@@ -25,6 +25,8 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
         }
         None => Arc::new(SystemClock),
     };
+    let fanout = Fanout::from_env()?;
+    fanout.check_sites(settings.config.sites.len())?;
     let credentials = Arc::new(SecretsManagerCredentials::new(&clients));
     Ok(Deps {
         topology: Arc::new(RdsTopology::new(&clients)),
@@ -33,6 +35,7 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
         bus: Arc::new(EventBridgeBus::new(&clients, &settings.event_bus)),
         canary: Arc::new(MysqlCanary::new(credentials)),
         clock,
+        fanout,
         cfg: settings.config,
     })
 }

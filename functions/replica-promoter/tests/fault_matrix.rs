@@ -817,6 +817,7 @@ impl World {
             bus: faulty(&bus, &e),
             canary: canary.clone(),
             clock: clock.clone(),
+            fanout: alarm_evaluator::handler::Fanout::default(),
         };
         let p = inj(Func::Promoter);
         let promoter = replica_promoter::handler::Deps {

@@ -47,7 +47,8 @@ use crate::ports::{
 /// blackholed region still leave the evaluator time to decide.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest one AWS call may take, retries included: what a blackholed region costs a read.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_ATTEMPTS: u32 = 3;
 
 // ---------------------------------------------------------------- clients

@@ -51,6 +51,8 @@ impl Faults {
 pub struct FakeLedger {
     items: Mutex<HashMap<String, SiteState>>,
     pub faults: Faults,
+    /// Sites whose every read fails with this kind (one site's record unreadable, others fine).
+    pub failing_sites: Mutex<HashMap<String, ErrorKind>>,
     pub commits: Mutex<Vec<SiteState>>,
 }
 
@@ -70,6 +72,13 @@ impl FakeLedger {
 impl Ledger for FakeLedger {
     async fn load(&self, site: &str) -> Result<SiteState, PortError> {
         self.faults.check("GetItem")?;
+        if let Some(kind) = self.failing_sites.lock().unwrap().get(site).copied() {
+            return Err(PortError::new(
+                kind,
+                "GetItem",
+                format!("injected {kind:?} for {site}"),
+            ));
+        }
         Ok(self.get(site).unwrap_or_else(|| SiteState::new(site)))
     }
 
@@ -154,6 +163,10 @@ pub struct FakeTopology {
     pub globals: Mutex<HashMap<String, GlobalClusterInfo>>,
     /// Regions whose API is "down" (every call times out), as in a regional outage.
     pub dead_regions: Mutex<Vec<String>>,
+    /// Regions whose API is blackholed: a call waits, then times out (`Some(wait)`: the SDK's
+    /// operation timeout, as `crate::aws` configures it) or never answers (`None`: a call no
+    /// client timeout bounds). Tests using it run on tokio's paused clock.
+    pub blackholed: Mutex<HashMap<String, Option<std::time::Duration>>>,
     pub faults: Faults,
     pub calls: Mutex<usize>,
     progress: Mutex<HashMap<String, VecDeque<Step>>>,
@@ -286,7 +299,30 @@ impl FakeTopology {
                 .retain(|r| r != id && !r.ends_with(&format!(":db:{id}")));
         }
     }
-    fn enter(&self, op: &'static str, region: &str) -> Result<(), PortError> {
+    /// Blackholes `region` (see [`FakeTopology::blackholed`]).
+    pub fn blackhole_region(&self, region: &str, answer_after: Option<std::time::Duration>) {
+        self.blackholed
+            .lock()
+            .unwrap()
+            .insert(region.into(), answer_after);
+    }
+    async fn enter(&self, op: &'static str, region: &str) -> Result<(), PortError> {
+        let hole = self.blackholed.lock().unwrap().get(region).copied();
+        match hole {
+            Some(Some(wait)) => {
+                tokio::time::sleep(wait).await;
+                return Err(PortError::new(
+                    ErrorKind::Timeout,
+                    op,
+                    format!("{region} endpoint did not answer within {wait:?}"),
+                ));
+            }
+            Some(None) => std::future::pending::<()>().await,
+            None => {}
+        }
+        self.enter_now(op, region)
+    }
+    fn enter_now(&self, op: &'static str, region: &str) -> Result<(), PortError> {
         *self.calls.lock().unwrap() += 1;
         self.faults.check(op)?;
         if self
@@ -309,12 +345,12 @@ impl FakeTopology {
 #[async_trait]
 impl DatabaseTopology for FakeTopology {
     async fn instance(&self, db: &DbRef) -> Result<Option<InstanceInfo>, PortError> {
-        self.enter("DescribeDBInstances", &db.region)?;
+        self.enter("DescribeDBInstances", &db.region).await?;
         self.advance(&db.id);
         Ok(self.instances.lock().unwrap().get(&db.id).cloned())
     }
     async fn cluster(&self, id: &str, region: &str) -> Result<Option<ClusterInfo>, PortError> {
-        self.enter("DescribeDBClusters", region)?;
+        self.enter("DescribeDBClusters", region).await?;
         self.advance(id);
         Ok(self.clusters.lock().unwrap().get(id).cloned())
     }
@@ -323,7 +359,7 @@ impl DatabaseTopology for FakeTopology {
         id: &str,
         region: &str,
     ) -> Result<Option<GlobalClusterInfo>, PortError> {
-        self.enter("DescribeGlobalClusters", region)?;
+        self.enter("DescribeGlobalClusters", region).await?;
         self.advance(id);
         Ok(self.globals.lock().unwrap().get(id).cloned())
     }

@@ -1,4 +1,6 @@
-//! Gathering evidence for one site through the ports, concurrently.
+//! Gathering evidence for one site through the ports, concurrently: every read (each alarm region,
+//! the primary, each candidate and its lag) is in flight at once, so a blackholed region costs a
+//! site one read's bound (the SDK's operation timeout, `crate::aws`), not one per read.
 //!
 //! This never fails: a read that errors becomes *unknown* evidence (an `Unreadable` status, a
 //! `None` alarm state, a missing lag), because the outage we are judging is exactly when AWS APIs
@@ -9,6 +11,7 @@ use failover_policy::config::{DbRef, Engine, SiteConfig};
 use failover_policy::evidence::{
     AlarmEvidence, CanaryResult, CandidateEvidence, DbObservation, Evidence, NO_CANARY,
 };
+use futures::future::join_all;
 
 use crate::ports::{Canary, DatabaseTopology, LagMetric, Metrics, PortError};
 
@@ -81,15 +84,19 @@ async fn gather_alarms(
         .collect();
     regions.sort_unstable();
     regions.dedup();
-    let mut out = vec![];
-    for region in regions {
+    // Every region is read at once: a blackholed region costs one bounded read, not one per region.
+    let reads = join_all(regions.iter().map(|region| async move {
         let names: Vec<String> = site
             .alarms
             .iter()
-            .filter(|a| a.region.as_deref().unwrap_or(default_region) == region)
+            .filter(|a| a.region.as_deref().unwrap_or(default_region) == *region)
             .map(|a| a.name.clone())
             .collect();
-        let states = ports.metrics.alarm_states(region, &names).await;
+        (*region, ports.metrics.alarm_states(region, &names).await)
+    }))
+    .await;
+    let mut out = vec![];
+    for (region, states) in reads {
         for a in site
             .alarms
             .iter()
@@ -114,13 +121,15 @@ async fn gather_dbs(
     let topo = ports.topology;
     match &site.engine {
         Engine::RdsReplica | Engine::MultiAz => {
-            let primary = topo.instance(&site.primary).await;
-            let mut cands = vec![];
-            for c in &site.candidates {
-                let (info, lag) = tokio::join!(
+            let reads = join_all(site.candidates.iter().map(|c| async move {
+                tokio::join!(
                     topo.instance(c),
                     ports.metrics.replica_lag(c, LagMetric::RdsReplicaLag, now)
-                );
+                )
+            }));
+            let (primary, reads) = tokio::join!(topo.instance(&site.primary), reads);
+            let mut cands = vec![];
+            for (c, (info, lag)) in site.candidates.iter().zip(reads) {
                 let replica_of_primary = match &info {
                     Ok(Some(i)) => Some(
                         i.replication_source
@@ -151,18 +160,21 @@ async fn gather_dbs(
             (observation(&primary, |i| i.status.clone()), cands, multi_az)
         }
         Engine::AuroraCluster { cluster_id } => {
-            let (primary, cluster) = tokio::join!(
-                topo.instance(&site.primary),
-                topo.cluster(cluster_id, &site.primary.region)
-            );
-            let mut cands = vec![];
-            for c in &site.candidates {
-                let (info, lag) = tokio::join!(
+            let reads = join_all(site.candidates.iter().map(|c| async move {
+                tokio::join!(
                     topo.instance(c),
                     ports
                         .metrics
                         .replica_lag(c, LagMetric::AuroraReplicaLag, now)
-                );
+                )
+            }));
+            let (primary, cluster, reads) = tokio::join!(
+                topo.instance(&site.primary),
+                topo.cluster(cluster_id, &site.primary.region),
+                reads
+            );
+            let mut cands = vec![];
+            for (c, (info, lag)) in site.candidates.iter().zip(reads) {
                 let replica_of_primary = match &cluster {
                     Ok(Some(cl)) => Some(
                         cl.members
@@ -185,16 +197,19 @@ async fn gather_dbs(
             (observation(&primary, |i| i.status.clone()), cands, None)
         }
         Engine::AuroraGlobal { global_cluster_id } => {
-            let primary = topo.cluster(&site.primary.id, &site.primary.region).await;
-            let mut cands = vec![];
-            for c in &site.candidates {
-                let (info, global, lag) = tokio::join!(
+            let reads = join_all(site.candidates.iter().map(|c| async move {
+                tokio::join!(
                     topo.cluster(&c.id, &c.region),
                     topo.global_cluster(global_cluster_id, &c.region),
                     ports
                         .metrics
                         .replica_lag(c, LagMetric::AuroraGlobalLag, now),
-                );
+                )
+            }));
+            let (primary, reads) =
+                tokio::join!(topo.cluster(&site.primary.id, &site.primary.region), reads);
+            let mut cands = vec![];
+            for (c, (info, global, lag)) in site.candidates.iter().zip(reads) {
                 let replica_of_primary = match (&global, &info) {
                     (Ok(Some(g)), Ok(Some(ci))) => {
                         let names = |m: &crate::ports::GlobalMember, id: &str| {

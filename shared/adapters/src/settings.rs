@@ -7,6 +7,9 @@
 //! - `EVENT_BUS_NAME` — the EventBridge bus carrying domain events;
 //! - `RDS_FAILOVER_REPLAY_CLOCK` — optional RFC 3339 instant that pins "now", for replaying
 //!   recorded events and drills. Never set it in production.
+//!
+//! The evaluator alone also reads `EVALUATOR_SITE_CONCURRENCY` and `EVALUATOR_SITE_BUDGET_SECS`
+//! ([`Fanout`]).
 
 use chrono::{DateTime, Utc};
 use failover_policy::{Config, ConfigError};
@@ -413,5 +416,127 @@ mod budget_tests {
         assert_eq!(remaining_budget(0, now, fb), fb);
         assert_eq!(remaining_budget(999_000, now, fb), fb);
         assert!(remaining_budget(u64::MAX, SystemTime::now(), fb) > fb);
+    }
+}
+
+/// How the evaluator fans a signal out over its sites:
+/// - `EVALUATOR_SITE_CONCURRENCY` — at most this many sites evaluated at once (default 64,
+///   1..=100): bounds the burst of reads one tick makes on RDS, CloudWatch and DynamoDB. When a
+///   region goes dark, each of its sites holds a slot for one read's bound (15 s), so a tick of
+///   N sites takes up to ⌈N ÷ concurrency⌉ such rounds: [`Fanout::check_sites`] refuses a
+///   configuration that could not finish them inside the function's timeout;
+/// - `EVALUATOR_SITE_BUDGET_SECS` — each site's own time budget (default 25, 20..=50). A site
+///   that runs past it is that site's error (`Retryable.Timeout` naming it), never another's.
+///   The floor keeps the budget above what a blackholed region costs one evidence read
+///   ([`crate::aws::OPERATION_TIMEOUT`], every read of a site in flight at once, `crate::gather`),
+///   so a site whose primary region is dark is decided on unknown evidence, not timed out; the
+///   ceiling keeps it inside the function's 60 s timeout (infra/template.yaml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fanout {
+    pub concurrency: usize,
+    pub site_budget: std::time::Duration,
+}
+
+impl Default for Fanout {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            site_budget: std::time::Duration::from_secs(25),
+        }
+    }
+}
+
+/// The evaluator's timeout (infra/template.yaml `AlarmEvaluatorFunction.Timeout`).
+pub const EVALUATOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Fanout {
+    /// `sites` sites whose primaries all sit in one region that goes dark must still all be
+    /// judged inside [`EVALUATOR_TIMEOUT`]: ⌈sites ÷ concurrency⌉ rounds of one dark read
+    /// ([`crate::aws::OPERATION_TIMEOUT`]) plus 5 s for the rest of each site's work. A tick cut
+    /// off by the timeout would leave its last sites unjudged, tick after tick.
+    pub fn check_sites(&self, sites: usize) -> Result<(), SettingsError> {
+        let rounds = sites.div_ceil(self.concurrency.max(1)) as u32;
+        let worst = (crate::aws::OPERATION_TIMEOUT + std::time::Duration::from_secs(5)) * rounds;
+        if worst >= EVALUATOR_TIMEOUT {
+            return Err(SettingsError::Invalid {
+                var: "EVALUATOR_SITE_CONCURRENCY",
+                expected: "enough sites at once that every site is judged inside the 60 s timeout when one region is dark: at least half of the configured sites",
+                got: format!("{} for {sites} sites ({rounds} rounds of up to 20 s)", self.concurrency),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let d = Self::default();
+        let number =
+            |var: &'static str, range: std::ops::RangeInclusive<u64>, expected| match get(var)
+                .filter(|v| !v.trim().is_empty())
+            {
+                None => Ok(None),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if range.contains(&n) => Ok(Some(n)),
+                    _ => Err(SettingsError::Invalid {
+                        var,
+                        expected,
+                        got: v,
+                    }),
+                },
+            };
+        let concurrency = number(
+            "EVALUATOR_SITE_CONCURRENCY",
+            1..=100,
+            "a whole number of sites evaluated at once, 1 to 100",
+        )?
+        .map_or(d.concurrency, |n| n as usize);
+        let site_budget = number(
+            "EVALUATOR_SITE_BUDGET_SECS",
+            20..=50,
+            "whole seconds, 20 to 50 (above a blackholed read's 15 s, inside the 60 s function timeout)",
+        )?
+        .map_or(d.site_budget, std::time::Duration::from_secs);
+        Ok(Self {
+            concurrency,
+            site_budget,
+        })
+    }
+}
+
+#[cfg(test)]
+mod fanout_tests {
+    use super::*;
+
+    #[test]
+    fn fanout_defaults_and_refuses_a_budget_a_blackholed_read_would_exceed() {
+        assert_eq!(Fanout::from_lookup(|_| None).unwrap(), Fanout::default());
+        let f = Fanout::from_lookup(|k| match k {
+            "EVALUATOR_SITE_CONCURRENCY" => Some("8".into()),
+            "EVALUATOR_SITE_BUDGET_SECS" => Some("30".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!((f.concurrency, f.site_budget.as_secs()), (8, 30));
+        for (var, bad) in [
+            ("EVALUATOR_SITE_BUDGET_SECS", "10"),
+            ("EVALUATOR_SITE_BUDGET_SECS", "90"),
+            ("EVALUATOR_SITE_CONCURRENCY", "0"),
+            ("EVALUATOR_SITE_CONCURRENCY", "many"),
+        ] {
+            let e = Fanout::from_lookup(|k| (k == var).then(|| bad.to_string())).unwrap_err();
+            assert!(e.to_string().contains(var), "{e}");
+        }
+        // 100 sites in one dark region: two rounds at the default, inside the timeout; at 8 at
+        // once, thirteen rounds would leave the last sites unjudged tick after tick.
+        Fanout::default().check_sites(100).unwrap();
+        let e = f.check_sites(100).unwrap_err();
+        assert!(e.to_string().contains("EVALUATOR_SITE_CONCURRENCY"), "{e}");
+        assert!(
+            Fanout::default().site_budget > crate::aws::OPERATION_TIMEOUT,
+            "a site whose primary region is dark must be decided, not timed out"
+        );
     }
 }

@@ -75,6 +75,7 @@ fn world() -> World {
         bus: bus.clone(),
         canary: canary.clone(),
         clock: clock.clone(),
+        fanout: Fanout::default(),
     });
     World {
         deps,
@@ -633,4 +634,5 @@ async fn an_epoch_in_flight_for_a_site_dropped_from_the_configuration_pages_once
 }
 
 /// Regional loss and honest votes through the handler (issue 10, scenarios 1-6).
+mod fanout;
 mod regional;

@@ -242,6 +242,7 @@ async fn scenario_6_a_canary_answered_with_1045_for_an_hour_on_quorum_1_is_one_w
         bus: w.bus.clone(),
         canary: w.canary.clone(),
         clock: w.clock.clone(),
+        fanout: Fanout::default(),
     };
     let w = World {
         deps: Arc::new(deps),
