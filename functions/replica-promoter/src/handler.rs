@@ -476,6 +476,15 @@ impl Run<'_> {
                 }
             }
         };
+        if attempt > 0 {
+            // The pre-checks waited (RDS's API unreadable for a while): the primary read above is
+            // as old as that wait. Read it again just before the request, so a primary that came
+            // back meanwhile is not promoted over.
+            let primary = self.read_primary().await;
+            if let Err(a) = promote::recheck_primary(self.site, &state, &self.event, &primary) {
+                return self.abort_unrequested(state, a, guards).await;
+            }
+        }
         let now = self.now();
         let cleared = match promote::preflight(self.site, &state, candidate, &pre, now) {
             Ok(c) => c,

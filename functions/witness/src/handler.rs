@@ -91,17 +91,23 @@ fn check_input(payload: &Value) -> Result<(), WitnessError> {
     Ok(())
 }
 
-/// Publishes one round's samples, given up at the end of the round's slot: a path to the DR region
+/// Publishes one round's samples, given up at the end of the round's slot (the probes' time
+/// included): a path to the DR region
 /// that hangs (the SDK waits up to its 15 s operation timeout) must not stretch the 10 s cadence
 /// or push the last rounds past the function's timeout. A sample given up is missing data on the
 /// DR side (unknown), never up.
-async fn publish(deps: &Deps, samples: &[ProbeSample]) -> Result<(), String> {
+async fn publish(
+    deps: &Deps,
+    samples: &[ProbeSample],
+    slot_end: tokio::time::Instant,
+) -> Result<(), String> {
     let region = &deps.metrics_region;
-    let why = match tokio::time::timeout(deps.interval, deps.sink.publish(region, samples)).await {
+    let sent = tokio::time::timeout_at(slot_end, deps.sink.publish(region, samples));
+    let why = match sent.await {
         Ok(Ok(())) => return Ok(()),
         Ok(Err(e)) => e.to_string(),
         Err(_) => format!(
-            "PutMetricData to {region} not answered within {} s (the round's slot); given up",
+            "PutMetricData to {region} not answered by the end of the round's {} s slot; given up",
             deps.interval.as_secs()
         ),
     };
@@ -110,7 +116,7 @@ async fn publish(deps: &Deps, samples: &[ProbeSample]) -> Result<(), String> {
 }
 
 /// One round: every site probed concurrently, the samples published together.
-pub async fn round(deps: &Deps) -> Round {
+pub async fn round(deps: &Deps, slot_end: tokio::time::Instant) -> Round {
     let at = deps.clock.now();
     let probes = deps.cfg.sites.iter().map(|site| async move {
         let (sql, tcp) = tokio::join!(deps.canary.probe(site), deps.tcp.connect(site));
@@ -123,7 +129,7 @@ pub async fn round(deps: &Deps) -> Round {
         }
     });
     let samples: Vec<ProbeSample> = futures::future::join_all(probes).await;
-    let publish_error = publish(deps, &samples).await.err();
+    let publish_error = publish(deps, &samples, slot_end).await.err();
     for s in &samples {
         info!(site = %s.site, vantage = %s.vantage, up = ?s.up(), tcp = ?s.tcp_connected(), "probe");
     }
@@ -149,7 +155,7 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, WitnessErro
     for n in 0..deps.rounds {
         // Rounds keep their slots (0 s, 10 s, ...) however long a probe took.
         tokio::time::sleep_until(start + deps.interval * n).await;
-        rounds.push(round(deps).await);
+        rounds.push(round(deps, start + deps.interval * (n + 1)).await);
     }
     Ok(Response {
         vantage: deps.vantage.clone(),

@@ -175,6 +175,8 @@ impl ProbeSink for CloudWatchProbeSink {
 #[derive(Default)]
 pub struct FakeTcpProbe {
     pub results: Mutex<std::collections::HashMap<String, CanaryResult>>,
+    /// How long each connect takes to give its answer (a dark host: the connect timeout).
+    pub delay: Mutex<std::time::Duration>,
 }
 
 impl FakeTcpProbe {
@@ -186,6 +188,8 @@ impl FakeTcpProbe {
 #[async_trait]
 impl TcpProbe for FakeTcpProbe {
     async fn connect(&self, site: &SiteConfig) -> CanaryResult {
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         self.results
             .lock()
             .unwrap()

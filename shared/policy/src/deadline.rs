@@ -15,8 +15,11 @@ use crate::promote::{promotion_deadline, PREFLIGHT_DEADLINE_MINUTES};
 /// attempt and its message come first).
 pub const SLACK: Duration = Duration::minutes(5);
 
-/// How long the pinner keeps trying to move DNS after the promotion (its own deadline).
-pub const PIN_DEADLINE: Duration = Duration::minutes(60);
+/// How long the pinner keeps trying to move DNS after the promotion: the site's
+/// `thresholds.pin_deadline_secs` (the pinner's own deadline, the same number).
+fn pin_deadline(site: &SiteConfig) -> Duration {
+    Duration::seconds(i64::try_from(site.thresholds.pin_deadline_secs).unwrap_or(i64::MAX / 2))
+}
 
 fn entered(st: &SiteState, phase: Phase) -> Option<DateTime<Utc>> {
     st.timeline
@@ -81,7 +84,7 @@ pub fn overdue(site: &SiteConfig, st: &SiteState, now: DateTime<Utc>) -> Option<
         Phase::Promoted => {
             let p = promotion?;
             let since = p.completed_at.or_else(|| entered(st, Phase::Promoted))?;
-            let due = since + PIN_DEADLINE + SLACK;
+            let due = since + pin_deadline(site) + SLACK;
             (now >= due).then(|| {
                 format!(
                     "{} was promoted at {} and accepts writes, but {} was never pinned to it: point \
@@ -147,4 +150,49 @@ pub fn orphaned(cfg: &crate::Config, st: &SiteState, now: DateTime<Utc>) -> Opti
         timeline: st.timeline.clone(),
     });
     Some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DbRef;
+    use crate::incident::PromotionRecord;
+    use chrono::TimeZone;
+
+    /// The tick calls an unpinned promotion stuck at the site's own pin deadline (plus the
+    /// slack), not at a fixed hour: a site that gives the pinner 10 minutes is paged at 15, one
+    /// that gives it a day is not paged before the pinner has given up.
+    #[test]
+    fn an_unpinned_promotion_is_overdue_at_the_sites_own_pin_deadline() {
+        let cfg = crate::Config::from_document(include_str!("../../../infra/sites.example.json"))
+            .unwrap();
+        let mut site = cfg.site("orders").unwrap().clone();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 24, 14, 0, 0).unwrap();
+        let r1 = DbRef {
+            id: "orders-replica-1".into(),
+            region: "us-west-2".into(),
+        };
+        let mut st = SiteState::new("orders");
+        st.epoch = 1;
+        st.candidate = Some(r1.clone());
+        st.transition(1, Phase::Promoting, t0, "decided").unwrap();
+        st.transition(1, Phase::Promoted, t0, "promoted").unwrap();
+        st.promotion = Some(PromotionRecord {
+            epoch: 1,
+            candidate: r1,
+            action: "PromoteReadReplica".into(),
+            requested_at: t0,
+            completed_at: Some(t0),
+            endpoint: None,
+            writable_verified_at: None,
+            resolved: None,
+        });
+        for (secs, paged_at) in [(600, 15), (3600, 65), (86_400, 24 * 60 + 5)] {
+            site.thresholds.pin_deadline_secs = secs;
+            let at = |m: i64| t0 + Duration::minutes(m);
+            assert!(overdue(&site, &st, at(paged_at - 1)).is_none(), "{secs}");
+            let why = overdue(&site, &st, at(paged_at)).expect("overdue");
+            assert!(why.contains("never pinned"), "{why}");
+        }
+    }
 }

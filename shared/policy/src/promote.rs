@@ -570,7 +570,22 @@ pub fn check_decision_age(
     event: &DomainEvent,
     now: DateTime<Utc>,
 ) -> Result<GuardCheck, Abort> {
-    let (trigger, at) = decision_of(state, event);
+    let (trigger, decided) = decision_of(state, event);
+    // A continuation of this epoch's pre-checks (RDS's API throttled or unreadable, handed on by
+    // `PromotionContinued`) is emitted only after the first invocation found the decision young:
+    // the age that matters then is the continuation's own, or a pre-check that outlasts
+    // `max_decision_age_secs` could never reach its own deadline (`PREFLIGHT_DEADLINE_MINUTES`).
+    let continued = event.event_type == crate::events::EventType::PromotionContinued
+        && event.epoch == state.epoch
+        && state
+            .promotion
+            .as_ref()
+            .is_none_or(|p| p.epoch != state.epoch);
+    let at = if continued {
+        event.occurred_at.max(decided)
+    } else {
+        decided
+    };
     let age = (now - at).num_seconds();
     let max = site.thresholds.max_decision_age_secs as i64;
     if age > max {
@@ -609,8 +624,8 @@ pub struct PrimaryNow {
     pub canary: CanaryResult,
 }
 
-/// The primary must still look down: RDS does not say `available`, and the SQL canary did not
-/// reach it and get an answer. Unknown (unreadable API, no canary) is not "alive": the region
+/// The primary must still look down: the SQL canary did not reach it and get an answer (RDS's
+/// status is reported, not counted: see below). Unknown (unreadable API, no canary) is not "alive": the region
 /// that holds the primary is exactly what goes dark. A forced manual failover or a planned
 /// switchover may target a live primary; the ledger's decision says which it was.
 ///
@@ -635,8 +650,11 @@ pub fn recheck_primary(
             format!("the server answered the SQL canary with an error ({error}): it is alive")
         }
     };
-    let rds_counts = site.engine != Engine::MultiAz;
-    let alive = (rds_counts && p.status.is_available()) || p.canary.vote() == Vote::Up;
+    // RDS's `available` alone does not say the primary came back: the decision's quorum already
+    // weighed it (RDS keeps reporting `available` for a host it lost for minutes, and Aurora
+    // Global's primary cluster stays `available` while its writer is unreachable). A primary is
+    // alive again when a server answers the SQL canary. Multi-AZ is judged the same way.
+    let alive = p.canary.vote() == Vote::Up;
     let seen = format!("primary {}: RDS says {rds}; {canary}", site.primary);
     if !alive {
         return Ok(GuardCheck::new(
@@ -1851,6 +1869,16 @@ mod tests {
         fresh.occurred_at = t(3599);
         assert!(check_decision_age(site, &st, &fresh, t(3600)).is_err());
 
+        // A continuation of this epoch's unrequested pre-checks (RDS's API throttled for eight
+        // minutes) is judged by its own age: the first invocation found the decision young, and
+        // the pre-checks have ten minutes (PREFLIGHT_DEADLINE_MINUTES), not five.
+        let mut continued = ev.clone();
+        continued.event_type = crate::events::EventType::PromotionContinued;
+        continued.occurred_at = t(470);
+        assert!(check_decision_age(site, &st, &continued, t(480)).is_ok());
+        // ... but a continuation delivered late is as stale as a late decision.
+        assert!(check_decision_age(site, &st, &continued, t(470 + 301)).is_err());
+
         // The evaluator's decision record wins over the timeline; one of another epoch does not.
         let mut recorded = st.clone();
         recorded.decision = Some(crate::incident::Decision {
@@ -1888,9 +1916,9 @@ mod tests {
             };
 
         for (status, canary) in [
-            (DbObservation::status("available"), refused.clone()),
             (unreadable.clone(), reachable.clone()),
             (DbObservation::status("failed"), reachable.clone()),
+            (DbObservation::status("available"), reachable.clone()),
         ] {
             let a = check(orders, &st, status.clone(), canary.clone()).unwrap_err();
             assert_eq!(a.reason, AbortReason::PrimaryAlive, "{status:?} {canary:?}");
@@ -1900,8 +1928,12 @@ mod tests {
             );
             assert!(a.detail.contains("second writer"), "{}", a.detail);
         }
-        // Unknown is not alive: the primary's region going dark is the outage itself.
+        // Unknown is not alive: the primary's region going dark is the outage itself. Nor is
+        // RDS's `available` alone: the decision's quorum outvoted it (RDS reports a lost host
+        // `available` for minutes; Aurora Global's primary cluster stays `available` while its
+        // writer is unreachable), and counting it here would abort every re-decision in turn.
         for (status, canary) in [
+            (DbObservation::status("available"), refused.clone()),
             (unreadable.clone(), refused.clone()),
             (DbObservation::status("failed"), no_canary.clone()),
             (DbObservation::NotFound, refused.clone()),
