@@ -36,6 +36,10 @@ pub struct Deps {
     pub bus: Arc<dyn EventBus>,
     pub canary: Arc<dyn Canary>,
     pub clock: Arc<dyn Clock>,
+    /// The RDS side of the old primary's fence (parameter group, snapshot, stop).
+    pub fence: Arc<dyn failover_adapters::fence::FenceControl>,
+    /// The SQL side: the old primary's own `read_only`, its sessions, its position.
+    pub old_primary: Arc<dyn failover_adapters::fence::OldPrimarySql>,
 }
 
 /// How many times a lost compare-and-set is retried with a fresh read before giving up.
@@ -138,6 +142,11 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
                 resp.emitted.extend(emitted);
             }
             if matches!(signal.kind, SignalKind::Tick) {
+                // The old primaries: fence, watch, measure (one self-contained step per site).
+                for site in &deps.cfg.sites {
+                    resp.emitted
+                        .extend(crate::fence::reconcile_site(deps, site, now).await);
+                }
                 resp.emitted.extend(watch_dropped_sites(deps, now).await);
             }
         }
@@ -238,7 +247,7 @@ async fn evaluate_site(
 }
 
 /// Publishes events left in the record's outbox, then clears it with a compare-and-set write.
-async fn flush_outbox(
+pub(crate) async fn flush_outbox(
     deps: &Deps,
     mut state: SiteState,
     emitted: &mut Vec<String>,

@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod control;
 pub mod dns;
+pub mod fence;
 pub mod fakes;
 pub mod figures;
 pub mod gather;

@@ -135,6 +135,9 @@ pub struct FenceRecord {
     /// measured loss.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_lag: Option<String>,
+    /// The old primary's SQL endpoint `host:port` at the decision (the canary's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     pub steps: Vec<StepRecord>,
     /// The fence state last paged ([`FenceRecord::state_key`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,6 +222,11 @@ fn plan(site: &SiteConfig) -> Vec<StepRecord> {
                             not_asked("quarantine_security_group")
                         }
                         (Step::Stop, Some(f)) if !f.stop => not_asked("stop"),
+                        (Step::Quarantine, Some(_)) => StepState::Refused {
+                            reason: "this version does not move security groups: move the old \
+                                     primary into the quarantine group by hand"
+                                .into(),
+                        },
                         _ => StepState::pending(),
                     },
                 })
@@ -239,6 +247,7 @@ pub fn intent(
         old_primary: site.primary.clone(),
         decided_at: now,
         decided_lag,
+        endpoint: site.canary.as_ref().map(|c| c.endpoint.clone()),
         steps: plan(site),
         paged: None,
         promoted_position: None,
@@ -775,7 +784,7 @@ mod tests {
             "quarantine_security_group": "sg-0123", "snapshot": false}));
         assert_eq!(
             states(&intent(&all, 1, None, t(0))),
-            vec!["pending", "pending", "pending", "n/a", "pending", "pending"]
+            vec!["pending", "pending", "pending", "n/a", "refused", "pending"]
         );
     }
 
@@ -949,4 +958,87 @@ mod tests {
         let j = serde_json::to_string(&st).unwrap();
         assert_eq!(serde_json::from_str::<SiteState>(&j).unwrap(), st);
     }
+}
+
+/// Records the promoted replica's executed position in the epoch's fence (and the timeline), at
+/// promotion: what the divergence report measures the old primary against.
+pub fn note_promoted_position(st: &mut SiteState, position: Option<Position>, now: DateTime<Utc>) {
+    let epoch = st.epoch;
+    let Some(f) = st.fence.as_mut().filter(|f| f.epoch == epoch) else {
+        return;
+    };
+    let note = match &position {
+        Some(p) => format!("promoted replica's executed position: {p}"),
+        None => "promoted replica's position not recorded (GTIDs off, or it could not be read): \
+                 the divergence report cannot be computed"
+            .into(),
+    };
+    f.promoted_position = position;
+    st.timeline.push(crate::incident::TimelineEntry {
+        phase: st.phase,
+        at: now,
+        note,
+    });
+}
+
+/// One DB parameter group attached to the old primary, as `DescribeDBInstances` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedGroup {
+    pub name: String,
+    /// `ParameterApplyStatus`: `in-sync`, `applying` or `pending-reboot`.
+    pub apply_status: String,
+}
+
+/// Whether the parameter step may touch `configured` on an instance with `attached` groups:
+/// only the group the site names, only while the instance uses it.
+pub fn may_modify(configured: &str, db: &DbRef, attached: &[AttachedGroup]) -> Result<(), String> {
+    if attached.iter().any(|g| g.name == configured) {
+        return Ok(());
+    }
+    let names: Vec<&str> = attached.iter().map(|g| g.name.as_str()).collect();
+    Err(format!(
+        "{db} uses parameter group(s) [{}], not the configured `{configured}`: the tool modifies \
+         only the group the site names as the primary's own; fix fence.parameter_group or set \
+         read_only=1 by hand",
+        names.join(", ")
+    ))
+}
+
+/// The parameter step's postcondition: the group holds `read_only=1` and the instance reports
+/// it `in-sync` (RDS applied it; `applying` is not yet).
+pub fn judge_parameter(configured: &str, value: Option<&str>, attached: &[AttachedGroup]) -> Attempt {
+    let status = attached
+        .iter()
+        .find(|g| g.name == configured)
+        .map(|g| g.apply_status.as_str());
+    match (value, status) {
+        (Some("1"), Some("in-sync")) => {
+            Attempt::Observed(format!("`{configured}` read_only=1, in-sync on the instance"))
+        }
+        (v, st) => Attempt::NotYet(format!(
+            "`{configured}` read_only={}, instance reports {}",
+            v.unwrap_or("(default)"),
+            st.unwrap_or("the group not attached")
+        )),
+    }
+}
+
+/// The snapshot the fence takes of `f`'s old primary: one per epoch, so a retry finds it.
+pub fn snapshot_id(f: &FenceRecord) -> String {
+    format!("{}-fence-epoch-{}", f.old_primary.id, f.epoch)
+}
+
+/// `StopDBInstance` is refused by RDS while the instance has read replicas (RDS User Guide,
+/// "Stopping an Amazon RDS DB instance temporarily": "You can't stop a DB instance that has a read
+/// replica, or that is a read replica").
+pub fn may_stop(db: &DbRef, replicas: &[String]) -> Result<(), String> {
+    if replicas.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{db} still has read replica(s) {}: RDS does not stop an instance with read replicas; \
+         it stays up, fenced by read_only. Detach or delete them, then stop it by hand (RDS starts \
+         a stopped instance again after seven days: stop it again, or delete it once reconciled)",
+        replicas.join(", ")
+    ))
 }

@@ -6,10 +6,13 @@
 //!   UUIDs, each with a list of closed intervals; MySQL 8.3+ may add a tag (`uuid:tag:1-3`). The
 //!   server prints newlines after the commas. Reference: MySQL 8.0 manual, 19.1.3.1 "GTID
 //!   Format and Storage".
-//! - **MariaDB GTID positions** (`@@gtid_binlog_pos`, `@@gtid_current_pos`): a comma-separated
-//!   list of `domain-server-seq`, at most one per replication domain; within a domain, sequence
-//!   numbers grow by one per transaction (MariaDB KB, "Global Transaction ID": "the sequence
-//!   number is increased by one for each new event group").
+//! - **MariaDB GTID positions** (`@@gtid_binlog_pos`, `@@gtid_current_pos`: one
+//!   `domain-server-seq` per replication domain; `@@gtid_binlog_state`: one per domain and
+//!   server). Within a domain, sequence numbers grow by one per transaction (MariaDB KB, "Global
+//!   Transaction ID": "the sequence number is increased by one for each new event group"). The
+//!   difference is taken per (domain, server): once promoted, the new primary writes in the same
+//!   domain under its own server id, so a per-domain comparison would count its new writes as
+//!   received. Read `@@gtid_binlog_state` on both sides for that reason.
 //! - **Binlog coordinates** (`SHOW MASTER STATUS`, or `Relay_Master_Log_File` /
 //!   `Exec_Master_Log_Pos` of the replica) when GTIDs are off: only a byte range can be named.
 //!
@@ -208,9 +211,9 @@ pub struct MariaGtid {
     pub seq: u64,
 }
 
-/// A MariaDB GTID position: the last GTID of each replication domain.
+/// A MariaDB GTID position or binlog state: the last GTID of each (domain, server).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MariaPos(pub BTreeMap<u32, MariaGtid>);
+pub struct MariaPos(pub Vec<MariaGtid>);
 
 /// What the old primary has past the new one in one MariaDB domain: sequence numbers
 /// `first..=last`, the last written by server `server`.
@@ -228,7 +231,7 @@ impl MariaPos {
             input: input.to_string(),
             why,
         };
-        let mut map = BTreeMap::new();
+        let mut map: BTreeMap<(u32, u32), MariaGtid> = BTreeMap::new();
         let cleaned: String = input.chars().filter(|c| !c.is_whitespace()).collect();
         if cleaned.is_empty() {
             return Ok(Self::default());
@@ -243,31 +246,31 @@ impl MariaPos {
             else {
                 return Err(err(format!("`{part}` is not three numbers")));
             };
-            if map
-                .insert(
-                    domain,
-                    MariaGtid {
-                        domain,
-                        server,
-                        seq,
-                    },
-                )
-                .is_some()
-            {
+            let g = MariaGtid {
+                domain,
+                server,
+                seq,
+            };
+            if map.insert((domain, server), g).is_some() {
                 return Err(err(format!(
-                    "domain {domain} appears twice (a position holds one GTID per domain)"
+                    "{domain}-{server} appears twice (one GTID per domain and server)"
                 )));
             }
         }
-        Ok(Self(map))
+        Ok(Self(map.into_values().collect()))
     }
 
-    /// Per domain, the sequence numbers past `other`'s (all of them for a domain `other` lacks).
+    /// Per (domain, server), the sequence numbers past `other`'s (all of them for a pair
+    /// `other` lacks).
     pub fn minus(&self, other: &MariaPos) -> Vec<MariaRange> {
         self.0
-            .values()
+            .iter()
             .filter_map(|g| {
-                let base = other.0.get(&g.domain).map_or(0, |o| o.seq);
+                let base = other
+                    .0
+                    .iter()
+                    .find(|o| (o.domain, o.server) == (g.domain, g.server))
+                    .map_or(0, |o| o.seq);
                 (g.seq > base).then_some(MariaRange {
                     domain: g.domain,
                     server: g.server,
@@ -283,7 +286,7 @@ impl fmt::Display for MariaPos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let parts: Vec<String> = self
             .0
-            .values()
+            .iter()
             .map(|g| format!("{}-{}-{}", g.domain, g.server, g.seq))
             .collect();
         f.write_str(&parts.join(","))
@@ -547,8 +550,17 @@ mod tests {
     }
 
     #[test]
+    fn mariadb_writes_the_new_primary_took_under_its_own_server_id_do_not_hide_the_loss() {
+        // The replica (server 2) had applied 0-1-100, was promoted, and wrote 0-2-101..103 itself
+        // before its position was read; the old primary (server 1) had committed up to 0-1-105.
+        let l = lost(&ma("0-1-105"), &ma("0-1-100,0-2-103")).unwrap();
+        assert_eq!(l.count, Some(5));
+        assert_eq!(l.ranges, vec!["domain 0: 0-1-101..0-1-105".to_string()]);
+    }
+
+    #[test]
     fn malformed_mariadb_positions_are_typed_errors() {
-        for bad in ["0-1", "0-1-x", "a-b-c", "0-1-5,0-2-6", "0-1-5-6"] {
+        for bad in ["0-1", "0-1-x", "a-b-c", "0-1-5,0-1-6", "0-1-5-6"] {
             assert!(
                 matches!(MariaPos::parse(bad), Err(PositionError::MariaGtid { .. })),
                 "{bad}"
