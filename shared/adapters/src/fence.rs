@@ -365,6 +365,9 @@ pub struct FakeSqlState {
     pub read_only_delay: u32,
     pub sessions: Vec<u64>,
     pub position: Option<Position>,
+    /// The parameter group whose `read_only` the server applies (as RDS applies a dynamic
+    /// parameter to the running server), in that fake RDS.
+    pub follows: Option<(std::sync::Arc<FakeFence>, String)>,
 }
 
 impl FakeOldPrimarySql {
@@ -386,6 +389,10 @@ impl OldPrimarySql for FakeOldPrimarySql {
     async fn read_only(&self, _site: &SiteConfig, endpoint: &str) -> Result<bool, PortError> {
         self.up("SelectReadOnly", endpoint)?;
         let mut s = self.state.lock().unwrap();
+        if let Some((rds, group)) = &s.follows {
+            let set = rds.state.lock().unwrap().values.get(group).map(String::as_str) == Some("1");
+            s.read_only = s.read_only || set;
+        }
         if s.read_only && s.read_only_delay > 0 {
             s.read_only_delay -= 1;
             return Ok(false);

@@ -123,6 +123,9 @@ pub struct Divergence {
     pub lost: Lost,
     /// Measured while the old primary was not yet confirmed read-only: the count may still grow.
     pub provisional: bool,
+    /// The fence's snapshot, once available: where the lost transactions can be recovered from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
 }
 
 /// The fence of one epoch's old primary, recorded with the failover decision.
@@ -627,11 +630,14 @@ pub fn measure(
     };
     let lost = crate::gtid::lost(&old, &new)?;
     let provisional = !f.state(Step::SqlReadOnly).is_some_and(StepState::is_done);
-    if f
-        .divergence
-        .as_ref()
-        .is_some_and(|d| d.lost == lost && d.provisional == provisional)
-    {
+    let snapshot_id = f
+        .state(Step::Snapshot)
+        .is_some_and(StepState::is_done)
+        .then(|| f.snapshot_id.clone())
+        .flatten();
+    if f.divergence.as_ref().is_some_and(|d| {
+        d.lost == lost && d.provisional == provisional && d.snapshot_id == snapshot_id
+    }) {
         return Ok((f.clone(), None));
     }
     let mut next = f.clone();
@@ -641,6 +647,7 @@ pub fn measure(
         new_position: new,
         lost,
         provisional,
+        snapshot_id,
     });
     let summary = report(&next).join("\n");
     let e = event(site, st, EventType::DivergenceMeasured, summary, vec![], now);
@@ -676,10 +683,10 @@ pub fn report(f: &FenceRecord) -> Vec<String> {
     if !d.lost.is_none() {
         out.push(format!(
             "  recover from: {}",
-            match (&f.snapshot_id, f.state(Step::Snapshot)) {
-                (Some(id), Some(StepState::Done { .. })) =>
+            match &d.snapshot_id {
+                Some(id) =>
                     format!("DB snapshot `{id}` of {} (and its binlog while retained)", f.old_primary),
-                _ => format!(
+                None => format!(
                     "{} itself (no snapshot yet): keep it, and read its binlog from the positions above",
                     f.old_primary
                 ),
