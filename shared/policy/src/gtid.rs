@@ -359,7 +359,7 @@ impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Position::MysqlGtid(s) => write!(f, "gtid_executed {s}"),
-            Position::MariadbGtid(p) => write!(f, "gtid_binlog_pos {p}"),
+            Position::MariadbGtid(p) => write!(f, "gtid_binlog_state {p}"),
             Position::Binlog(b) => write!(f, "binlog {b}"),
         }
     }
