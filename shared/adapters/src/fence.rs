@@ -92,13 +92,14 @@ pub fn sql_login(site: &SiteConfig) -> Option<(String, CredentialsSource)> {
 
 /// [`FenceControl`] over the RDS API of each resource's region.
 pub struct RdsFence {
-    clients: AwsClients,
+    rds: Box<dyn Fn(&str) -> aws_sdk_rds::Client + Send + Sync>,
 }
 
 impl RdsFence {
     pub fn new(clients: &AwsClients) -> Self {
+        let clients = clients.clone();
         Self {
-            clients: clients.clone(),
+            rds: Box::new(move |region| clients.rds(region)),
         }
     }
 }
@@ -107,9 +108,7 @@ impl RdsFence {
 impl FenceControl for RdsFence {
     async fn parameter_groups(&self, db: &DbRef) -> Result<Option<Vec<AttachedGroup>>, PortError> {
         const OP: &str = "DescribeDBInstances";
-        let out = match self
-            .clients
-            .rds(&db.region)
+        let out = match (self.rds)(&db.region)
             .describe_db_instances()
             .db_instance_identifier(&db.id)
             .send()
@@ -142,8 +141,7 @@ impl FenceControl for RdsFence {
             .parameter_value("1")
             .apply_method(ApplyMethod::Immediate)
             .build();
-        self.clients
-            .rds(region)
+        (self.rds)(region)
             .modify_db_parameter_group()
             .db_parameter_group_name(group)
             .parameters(p)
@@ -158,9 +156,7 @@ impl FenceControl for RdsFence {
         region: &str,
         group: &str,
     ) -> Result<Option<String>, PortError> {
-        let out = self
-            .clients
-            .rds(region)
+        let out = (self.rds)(region)
             .describe_db_parameters()
             .db_parameter_group_name(group)
             .source("user")
@@ -175,9 +171,7 @@ impl FenceControl for RdsFence {
     }
 
     async fn create_snapshot(&self, db: &DbRef, snapshot_id: &str) -> Result<(), PortError> {
-        match self
-            .clients
-            .rds(&db.region)
+        match (self.rds)(&db.region)
             .create_db_snapshot()
             .db_instance_identifier(&db.id)
             .db_snapshot_identifier(snapshot_id)
@@ -200,9 +194,7 @@ impl FenceControl for RdsFence {
         region: &str,
         snapshot_id: &str,
     ) -> Result<Option<String>, PortError> {
-        match self
-            .clients
-            .rds(region)
+        match (self.rds)(region)
             .describe_db_snapshots()
             .db_snapshot_identifier(snapshot_id)
             .send()
@@ -223,8 +215,7 @@ impl FenceControl for RdsFence {
     }
 
     async fn stop(&self, db: &DbRef) -> Result<(), PortError> {
-        self.clients
-            .rds(&db.region)
+        (self.rds)(&db.region)
             .stop_db_instance()
             .db_instance_identifier(&db.id)
             .send()
