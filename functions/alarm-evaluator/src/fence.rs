@@ -61,7 +61,9 @@ pub async fn reconcile_site(deps: &Deps, site: &SiteConfig, now: DateTime<Utc>) 
                 Err(e) => warn!(site = %site.id, error = %e, "fence: divergence not computable"),
             },
             Ok(None) => {}
-            Err(e) => warn!(site = %site.id, error = %e, "fence: could not read the old primary's position"),
+            Err(e) => {
+                warn!(site = %site.id, error = %e, "fence: could not read the old primary's position")
+            }
         }
     }
     let Some(next) = fence::commit(site, &st, f, pages, now) else {
@@ -196,7 +198,9 @@ async fn stop(deps: &Deps, f: &FenceRecord) -> Attempt {
         Err(e) => return failed(e),
     };
     if info.status == "stopped" {
-        return Attempt::Observed(format!("{db} is stopped (RDS starts it again after 7 days; read_only=1 holds when it does)"));
+        return Attempt::Observed(format!(
+            "{db} is stopped (RDS starts it again after 7 days; read_only=1 holds when it does)"
+        ));
     }
     if let Err(why) = fence::may_stop(db, &info.replicas) {
         return Attempt::Refuse(why);

@@ -266,8 +266,14 @@ impl WritabilityCheck for MysqlWritability {
         };
         let password = self.credentials.password(&source).await?;
         let tls = Tls::of(canary);
-        crate::mysql::read_position(endpoint, &user, &password, Timeouts::of(canary), tls.as_ref())
-            .await
+        crate::mysql::read_position(
+            endpoint,
+            &user,
+            &password,
+            Timeouts::of(canary),
+            tls.as_ref(),
+        )
+        .await
     }
 }
 

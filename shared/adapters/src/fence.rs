@@ -40,13 +40,19 @@ pub trait FenceControl: Send + Sync {
     /// `ModifyDBParameterGroup read_only=1 ApplyMethod=immediate` on `group`.
     async fn set_read_only(&self, region: &str, group: &str) -> Result<(), PortError>;
     /// `read_only` as the group holds it (`None`: the engine default, not set in the group).
-    async fn read_only_in_group(&self, region: &str, group: &str)
-        -> Result<Option<String>, PortError>;
+    async fn read_only_in_group(
+        &self,
+        region: &str,
+        group: &str,
+    ) -> Result<Option<String>, PortError>;
     /// `CreateDBSnapshot`; an identifier already in use is success (a retry).
     async fn create_snapshot(&self, db: &DbRef, snapshot_id: &str) -> Result<(), PortError>;
     /// The snapshot's `Status` (`None`: no such snapshot).
-    async fn snapshot_status(&self, region: &str, snapshot_id: &str)
-        -> Result<Option<String>, PortError>;
+    async fn snapshot_status(
+        &self,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Option<String>, PortError>;
     /// `StopDBInstance`.
     async fn stop(&self, db: &DbRef) -> Result<(), PortError>;
 }
@@ -65,12 +71,14 @@ pub trait OldPrimarySql: Send + Sync {
     /// `SELECT @@global.read_only`; an error when the server does not answer.
     async fn read_only(&self, site: &SiteConfig, endpoint: &str) -> Result<bool, PortError>;
     /// Ends every application session (not system threads, not our own) and lists what is left.
-    async fn end_sessions(&self, site: &SiteConfig, endpoint: &str)
-        -> Result<Sessions, PortError>;
+    async fn end_sessions(&self, site: &SiteConfig, endpoint: &str) -> Result<Sessions, PortError>;
     /// The server's replication position (`@@gtid_executed` on MySQL with GTIDs,
     /// `@@gtid_binlog_state` on MariaDB); `Ok(None)` when GTIDs are off.
-    async fn position(&self, site: &SiteConfig, endpoint: &str)
-        -> Result<Option<Position>, PortError>;
+    async fn position(
+        &self,
+        site: &SiteConfig,
+        endpoint: &str,
+    ) -> Result<Option<Position>, PortError>;
 }
 
 /// The login the fence's SQL uses: the fence's own administrative user, else the canary's.
@@ -115,7 +123,10 @@ impl FenceControl for RdsFence {
             .await
         {
             Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_db_instance_not_found_fault()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+            {
                 return Ok(None)
             }
             Err(e) => return Err(port_error(OP, &e)),
@@ -252,7 +263,14 @@ pub struct FakeFenceState {
 
 impl FakeFence {
     fn dark(&self, region: &str, op: &'static str) -> Result<(), PortError> {
-        if self.state.lock().unwrap().dark_regions.iter().any(|r| r == region) {
+        if self
+            .state
+            .lock()
+            .unwrap()
+            .dark_regions
+            .iter()
+            .any(|r| r == region)
+        {
             return Err(PortError::new(
                 ErrorKind::Unavailable,
                 op,
@@ -381,7 +399,14 @@ impl OldPrimarySql for FakeOldPrimarySql {
         self.up("SelectReadOnly", endpoint)?;
         let mut s = self.state.lock().unwrap();
         if let Some((rds, group)) = &s.follows {
-            let set = rds.state.lock().unwrap().values.get(group).map(String::as_str) == Some("1");
+            let set = rds
+                .state
+                .lock()
+                .unwrap()
+                .values
+                .get(group)
+                .map(String::as_str)
+                == Some("1");
             s.read_only = s.read_only || set;
         }
         if s.read_only && s.read_only_delay > 0 {

@@ -7,8 +7,8 @@
 pub mod aws;
 pub mod control;
 pub mod dns;
-pub mod fence;
 pub mod fakes;
+pub mod fence;
 pub mod figures;
 pub mod gather;
 pub mod interleave;

@@ -443,7 +443,11 @@ where
         .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
         .filter(|(h, p)| !h.is_empty() && *p != 0)
         .ok_or_else(|| {
-            PortError::new(ErrorKind::Other, op, format!("endpoint `{endpoint}` is not host:port"))
+            PortError::new(
+                ErrorKind::Other,
+                op,
+                format!("endpoint `{endpoint}` is not host:port"),
+            )
         })?;
     let target = Target {
         host,
@@ -494,7 +498,10 @@ impl MysqlOldPrimary {
             PortError::new(
                 ErrorKind::NotFound,
                 op,
-                format!("site {} has no SQL login for the old primary (fence.sql_user or canary)", site.id),
+                format!(
+                    "site {} has no SQL login for the old primary (fence.sql_user or canary)",
+                    site.id
+                ),
             )
         })?;
         let password = self.credentials.password(&source).await?;
@@ -581,27 +588,32 @@ pub async fn read_position(
 ) -> Result<Option<failover_policy::gtid::Position>, PortError> {
     use failover_policy::gtid::{GtidSet, MariaPos, Position};
     const OP: &str = "ReadPosition";
-    let raw: (String, Option<String>) = with_conn(endpoint, user, password, timeouts, tls, OP, |c| {
-        Box::pin(async move {
-            let version: Option<String> = c.query_first("SELECT @@version").await?;
-            let version = version.unwrap_or_default();
-            let pos: Option<String> = if version.contains("MariaDB") {
-                c.query_first("SELECT @@global.gtid_binlog_state").await?
-            } else {
-                let mode: Option<String> = c.query_first("SELECT @@global.gtid_mode").await?;
-                if mode.as_deref() == Some("ON") {
-                    c.query_first("SELECT @@global.gtid_executed").await?
+    let raw: (String, Option<String>) =
+        with_conn(endpoint, user, password, timeouts, tls, OP, |c| {
+            Box::pin(async move {
+                let version: Option<String> = c.query_first("SELECT @@version").await?;
+                let version = version.unwrap_or_default();
+                let pos: Option<String> = if version.contains("MariaDB") {
+                    c.query_first("SELECT @@global.gtid_binlog_state").await?
                 } else {
-                    None
-                }
-            };
-            Ok((version, pos))
+                    let mode: Option<String> = c.query_first("SELECT @@global.gtid_mode").await?;
+                    if mode.as_deref() == Some("ON") {
+                        c.query_first("SELECT @@global.gtid_executed").await?
+                    } else {
+                        None
+                    }
+                };
+                Ok((version, pos))
+            })
         })
-    })
-    .await?;
-    let bad = |e: failover_policy::gtid::PositionError| PortError::new(ErrorKind::Other, OP, e.to_string());
+        .await?;
+    let bad = |e: failover_policy::gtid::PositionError| {
+        PortError::new(ErrorKind::Other, OP, e.to_string())
+    };
     match raw {
-        (v, Some(p)) if v.contains("MariaDB") => Ok(Some(Position::MariadbGtid(MariaPos::parse(&p).map_err(bad)?))),
+        (v, Some(p)) if v.contains("MariaDB") => Ok(Some(Position::MariadbGtid(
+            MariaPos::parse(&p).map_err(bad)?,
+        ))),
         (_, Some(p)) => Ok(Some(Position::MysqlGtid(GtidSet::parse(&p).map_err(bad)?))),
         (_, None) => Ok(None),
     }

@@ -664,7 +664,11 @@ async fn divergence_counts_exactly_the_transactions_the_replica_never_applied() 
     };
     let mut p = primary.root().await;
     // Both servers created the canary users themselves: replication starts after that.
-    let start: String = p.query_first("SELECT @@global.gtid_binlog_pos").await.unwrap().unwrap();
+    let start: String = p
+        .query_first("SELECT @@global.gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap();
     for sql in [
         "CREATE USER 'repl'@'%' IDENTIFIED BY 'repl-pass'".to_string(),
         "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'".into(),
@@ -677,7 +681,9 @@ async fn divergence_counts_exactly_the_transactions_the_replica_never_applied() 
         p.query_drop(sql).await.unwrap();
     }
     let mut r = replica.root().await;
-    r.query_drop(format!("SET GLOBAL gtid_slave_pos = '{start}'")).await.unwrap();
+    r.query_drop(format!("SET GLOBAL gtid_slave_pos = '{start}'"))
+        .await
+        .unwrap();
     r.query_drop(format!(
         "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl', \
          MASTER_PASSWORD='repl-pass', MASTER_USE_GTID=slave_pos",
@@ -686,27 +692,42 @@ async fn divergence_counts_exactly_the_transactions_the_replica_never_applied() 
     .await
     .unwrap();
     r.query_drop("START SLAVE").await.unwrap();
-    let want: String = p.query_first("SELECT @@global.gtid_binlog_pos").await.unwrap().unwrap();
+    let want: String = p
+        .query_first("SELECT @@global.gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let got: Option<String> = r.query_first("SELECT @@global.gtid_slave_pos").await.unwrap();
+        let got: Option<String> = r
+            .query_first("SELECT @@global.gtid_slave_pos")
+            .await
+            .unwrap();
         if got.as_deref() == Some(want.as_str()) {
             break;
         }
-        assert!(Instant::now() < deadline, "replica never caught up: {got:?} vs {want}");
+        assert!(
+            Instant::now() < deadline,
+            "replica never caught up: {got:?} vs {want}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Replication stops applying; the primary goes on committing, one transaction each.
     r.query_drop("STOP SLAVE SQL_THREAD").await.unwrap();
     for i in 0..N {
-        p.query_drop(format!("INSERT INTO shop.orders VALUES ({}, 'lost')", 100 + i))
-            .await
-            .unwrap();
+        p.query_drop(format!(
+            "INSERT INTO shop.orders VALUES ({}, 'lost')",
+            100 + i
+        ))
+        .await
+        .unwrap();
     }
     // Promoted: detached, and taking writes under its own server id before anyone reads it.
     r.query_drop("STOP SLAVE").await.unwrap();
     r.query_drop("RESET SLAVE ALL").await.unwrap();
-    r.query_drop("INSERT INTO shop.orders VALUES (2, 'new primary')").await.unwrap();
+    r.query_drop("INSERT INTO shop.orders VALUES (2, 'new primary')")
+        .await
+        .unwrap();
     let t = Timeouts {
         connect: Duration::from_secs(5),
         query: Duration::from_secs(5),
@@ -741,7 +762,10 @@ async fn divergence_counts_exactly_the_transactions_the_replica_never_applied() 
     let ep = primary.endpoint();
     assert!(!sql.read_only(&s, &ep).await.unwrap());
     p.query_drop("SET GLOBAL read_only = 1").await.unwrap();
-    assert!(sql.read_only(&s, &ep).await.unwrap(), "the server's own answer");
+    assert!(
+        sql.read_only(&s, &ep).await.unwrap(),
+        "the server's own answer"
+    );
     let app = mysql_async::Conn::new(
         mysql_async::OptsBuilder::default()
             .ip_or_hostname("127.0.0.1")
@@ -756,7 +780,13 @@ async fn divergence_counts_exactly_the_transactions_the_replica_never_applied() 
     assert!(!ended.ended.is_empty(), "{ended:?}");
     assert!(ended.left.is_empty(), "{ended:?}");
     // Every application session went, the test's own root session included.
-    assert!(app.disconnect().await.is_err() || ended.ended.len() >= 2, "{ended:?}");
-    assert!(p.query_drop("SELECT 1").await.is_err(), "root's session was ended too");
+    assert!(
+        app.disconnect().await.is_err() || ended.ended.len() >= 2,
+        "{ended:?}"
+    );
+    assert!(
+        p.query_drop("SELECT 1").await.is_err(),
+        "root's session was ended too"
+    );
     r.disconnect().await.unwrap();
 }

@@ -284,12 +284,7 @@ pub fn parameter_group_problem(cfg: &Config, site: &SiteConfig) -> Option<String
         .sites
         .iter()
         .filter(|s| s.id != site.id)
-        .filter(|s| {
-            s.fence
-                .as_ref()
-                .and_then(|f| f.parameter_group.as_deref())
-                == Some(g)
-        })
+        .filter(|s| s.fence.as_ref().and_then(|f| f.parameter_group.as_deref()) == Some(g))
         .map(|s| s.id.as_str())
         .collect();
     (!others.is_empty()).then(|| {
@@ -363,7 +358,8 @@ impl FenceRecord {
                 match &s.state {
                     StepState::Pending { attempts, last } => format!(
                         "pending  {what} ({attempts} attempt(s){})",
-                        last.as_deref().map_or(String::new(), |l| format!("; last: {l}"))
+                        last.as_deref()
+                            .map_or(String::new(), |l| format!("; last: {l}"))
                     ),
                     StepState::Done { at, observed } => {
                         format!("done     {what} at {} ({observed})", at.format("%H:%M:%SZ"))
@@ -391,7 +387,11 @@ impl FenceRecord {
                 self.old_primary,
                 step.as_str()
             ),
-            None if self.steps.iter().any(|s| matches!(s.state, StepState::Refused { .. })) => {
+            None if self
+                .steps
+                .iter()
+                .any(|s| matches!(s.state, StepState::Refused { .. })) =>
+            {
                 format!(
                     "fence of {} INCOMPLETE: the tool refused step(s) a human must take",
                     self.old_primary
@@ -650,7 +650,14 @@ pub fn measure(
         snapshot_id,
     });
     let summary = report(&next).join("\n");
-    let e = event(site, st, EventType::DivergenceMeasured, summary, vec![], now);
+    let e = event(
+        site,
+        st,
+        EventType::DivergenceMeasured,
+        summary,
+        vec![],
+        now,
+    );
     Ok((next, Some(e)))
 }
 
@@ -721,7 +728,10 @@ mod tests {
     }
 
     fn orders(fence: serde_json::Value) -> SiteConfig {
-        cfg_with(&[("orders", fence)]).site("orders").unwrap().clone()
+        cfg_with(&[("orders", fence)])
+            .site("orders")
+            .unwrap()
+            .clone()
     }
 
     fn own_group() -> serde_json::Value {
@@ -800,16 +810,28 @@ mod tests {
         let site = orders(own_group());
         let mut f = intent(&site, 1, None, t(0));
         assert_eq!(f.next_step(), Some(Step::ParameterReadOnly));
-        f = record(&f, Step::ParameterReadOnly, Attempt::NotYet("applying".into()), t(1));
+        f = record(
+            &f,
+            Step::ParameterReadOnly,
+            Attempt::NotYet("applying".into()),
+            t(1),
+        );
         assert_eq!(f.next_step(), Some(Step::ParameterReadOnly));
-        f = record(&f, Step::ParameterReadOnly, Attempt::Observed("in-sync".into()), t(2));
+        f = record(
+            &f,
+            Step::ParameterReadOnly,
+            Attempt::Observed("in-sync".into()),
+            t(2),
+        );
         assert_eq!(f.next_step(), Some(Step::SqlReadOnly));
         // Scenario 3: a long transaction holds read_only back; the fence does not move on.
         for i in 0..5 {
             f = record(
                 &f,
                 Step::SqlReadOnly,
-                Attempt::NotYet("@@global.read_only = 0 (waiting behind a long transaction)".into()),
+                Attempt::NotYet(
+                    "@@global.read_only = 0 (waiting behind a long transaction)".into(),
+                ),
                 t(60 * i),
             );
             assert_eq!(f.next_step(), Some(Step::SqlReadOnly));
@@ -822,13 +844,33 @@ mod tests {
             })
         );
         assert!(f.state(Step::EndSessions).unwrap().is_pending());
-        f = record(&f, Step::SqlReadOnly, Attempt::Observed("@@global.read_only = 1".into()), t(400));
+        f = record(
+            &f,
+            Step::SqlReadOnly,
+            Attempt::Observed("@@global.read_only = 1".into()),
+            t(400),
+        );
         assert_eq!(f.next_step(), Some(Step::EndSessions));
         // An attempt at a step that is not pending changes nothing.
-        let again = record(&f, Step::SqlReadOnly, Attempt::NotYet("late".into()), t(500));
+        let again = record(
+            &f,
+            Step::SqlReadOnly,
+            Attempt::NotYet("late".into()),
+            t(500),
+        );
         assert_eq!(again, f);
-        f = record(&f, Step::EndSessions, Attempt::Refuse("no grants".into()), t(401));
-        f = record(&f, Step::Snapshot, Attempt::Observed("available".into()), t(402));
+        f = record(
+            &f,
+            Step::EndSessions,
+            Attempt::Refuse("no grants".into()),
+            t(401),
+        );
+        f = record(
+            &f,
+            Step::Snapshot,
+            Attempt::Observed("available".into()),
+            t(402),
+        );
         assert!(f.finished());
         assert!(f.headline().contains("INCOMPLETE"), "{}", f.headline());
     }
@@ -841,10 +883,16 @@ mod tests {
         let mut deciding = st.clone();
         deciding.phase = Phase::Promoting;
         deciding.promotion.as_mut().unwrap().completed_at = None;
-        assert!(active(&deciding).is_none(), "an abort must not leave a fenced live primary");
+        assert!(
+            active(&deciding).is_none(),
+            "an abort must not leave a fenced live primary"
+        );
         let mut failed_after = st.clone();
         failed_after.phase = Phase::Failed;
-        assert!(active(&failed_after).is_some(), "a new writer exists: fence the old one");
+        assert!(
+            active(&failed_after).is_some(),
+            "a new writer exists: fence the old one"
+        );
         let mut newer = st.clone();
         newer.epoch = 5;
         assert!(active(&newer).is_none());
@@ -858,21 +906,41 @@ mod tests {
         for minute in 0..30 {
             let f = active(&st).unwrap().clone();
             let step = f.next_step().unwrap();
-            let f = record(&f, step, Attempt::NotYet("DescribeDBInstances: unreachable".into()), t(60 * minute));
+            let f = record(
+                &f,
+                step,
+                Attempt::NotYet("DescribeDBInstances: unreachable".into()),
+                t(60 * minute),
+            );
             if let Some(next) = commit(&site, &st, f, vec![], t(60 * minute)) {
                 pages.extend(next.outbox.iter().map(|e| e.event_type));
                 st = next;
                 st.outbox.clear();
             }
         }
-        assert_eq!(pages, vec![EventType::FenceChanged], "the plan pages once, retries do not");
+        assert_eq!(
+            pages,
+            vec![EventType::FenceChanged],
+            "the plan pages once, retries do not"
+        );
         let f = active(&st).unwrap();
-        assert!(matches!(f.state(Step::ParameterReadOnly), Some(StepState::Pending { attempts: 30, .. })));
+        assert!(matches!(
+            f.state(Step::ParameterReadOnly),
+            Some(StepState::Pending { attempts: 30, .. })
+        ));
         // The region returns: one page for the step observed.
-        let f = record(f, Step::ParameterReadOnly, Attempt::Observed("in-sync".into()), t(1800));
+        let f = record(
+            f,
+            Step::ParameterReadOnly,
+            Attempt::Observed("in-sync".into()),
+            t(1800),
+        );
         let next = commit(&site, &st, f, vec![], t(1800)).unwrap();
         assert_eq!(next.outbox.len(), 1);
-        assert!(next.outbox[0].verdict.summary.contains("working on \"read_only confirmed over SQL\""));
+        assert!(next.outbox[0]
+            .verdict
+            .summary
+            .contains("working on \"read_only confirmed over SQL\""));
         assert_eq!(next.version, st.version + 1);
         // Nothing changed: nothing to commit.
         let mut quiet = next.clone();
@@ -892,13 +960,31 @@ mod tests {
         assert_eq!(e.event_type.severity(), "critical");
         let s = &e.verdict.summary;
         assert!(s.contains("WRITABLE") && s.contains("Do NOT move"), "{s}");
-        assert!(s.contains("fence of orders-primary (us-east-1) in progress"), "{s}");
+        assert!(
+            s.contains("fence of orders-primary (us-east-1) in progress"),
+            "{s}"
+        );
         let (f2, again) = watch(&site, &st, &f1, &writable, t(660));
         assert!(again.is_none(), "once per episode");
-        let (f3, _) = watch(&site, &st, &f2, &Probe::Answered { read_only: true }, t(720));
+        let (f3, _) = watch(
+            &site,
+            &st,
+            &f2,
+            &Probe::Answered { read_only: true },
+            t(720),
+        );
         assert!(f3.writable_since.is_none());
-        assert!(watch(&site, &st, &f3, &writable, t(780)).1.is_some(), "a new episode pages");
-        let (_, dark) = watch(&site, &st, &f, &Probe::Unreachable("timeout".into()), t(600));
+        assert!(
+            watch(&site, &st, &f3, &writable, t(780)).1.is_some(),
+            "a new episode pages"
+        );
+        let (_, dark) = watch(
+            &site,
+            &st,
+            &f,
+            &Probe::Unreachable("timeout".into()),
+            t(600),
+        );
         assert!(dark.is_none());
     }
 
@@ -907,17 +993,34 @@ mod tests {
         let shared = serde_json::json!({"parameter_group": "shared-params"});
         let cfg = cfg_with(&[("orders", shared.clone()), ("billing", shared)]);
         let p = parameter_group_problem(&cfg, cfg.site("orders").unwrap()).unwrap();
-        assert!(p.contains("shared with site(s) billing") && p.contains("without affecting others"), "{p}");
-        assert!(warnings(&cfg).iter().any(|w| w.starts_with("site orders: parameter group `shared-params` is shared")));
-        let cfg = cfg_with(&[("orders", serde_json::json!({"parameter_group": "default.mysql8.0"}))]);
+        assert!(
+            p.contains("shared with site(s) billing") && p.contains("without affecting others"),
+            "{p}"
+        );
+        assert!(warnings(&cfg)
+            .iter()
+            .any(|w| w.starts_with("site orders: parameter group `shared-params` is shared")));
+        let cfg = cfg_with(&[(
+            "orders",
+            serde_json::json!({"parameter_group": "default.mysql8.0"}),
+        )]);
         let p = parameter_group_problem(&cfg, cfg.site("orders").unwrap()).unwrap();
         assert!(p.contains("default parameter group"), "{p}");
         let cfg = cfg_with(&[("orders", serde_json::json!({}))]);
-        assert!(parameter_group_problem(&cfg, cfg.site("orders").unwrap()).unwrap().contains("no parameter group named"));
+        assert!(parameter_group_problem(&cfg, cfg.site("orders").unwrap())
+            .unwrap()
+            .contains("no parameter group named"));
         let cfg = cfg_with(&[("orders", own_group())]);
-        assert_eq!(parameter_group_problem(&cfg, cfg.site("orders").unwrap()), None);
+        assert_eq!(
+            parameter_group_problem(&cfg, cfg.site("orders").unwrap()),
+            None
+        );
         assert!(warnings(&cfg).is_empty());
-        assert_eq!(warnings(&cfg_with(&[])).len(), 1, "orders has no fence section");
+        assert_eq!(
+            warnings(&cfg_with(&[])).len(),
+            1,
+            "orders has no fence section"
+        );
     }
 
     #[test]
@@ -932,30 +1035,79 @@ mod tests {
         let (f1, e) = measure(&site, &st, &f, old.clone(), t(900)).unwrap();
         let e = e.unwrap();
         assert_eq!(e.event_type, EventType::DivergenceMeasured);
-        assert!(e.verdict.summary.contains("PROVISIONAL"), "{}", e.verdict.summary);
+        assert!(
+            e.verdict.summary.contains("PROVISIONAL"),
+            "{}",
+            e.verdict.summary
+        );
         assert_eq!(f1.divergence.as_ref().unwrap().lost.count, Some(5));
-        assert!(measure(&site, &st, &f1, old.clone(), t(960)).unwrap().1.is_none(), "unchanged: no page");
+        assert!(
+            measure(&site, &st, &f1, old.clone(), t(960))
+                .unwrap()
+                .1
+                .is_none(),
+            "unchanged: no page"
+        );
         // Confirmed read-only and snapshotted: the final report.
-        let mut f2 = record(&f1, Step::ParameterReadOnly, Attempt::Observed("in-sync".into()), t(961));
-        f2 = record(&f2, Step::SqlReadOnly, Attempt::Observed("read_only=1".into()), t(962));
-        f2 = record(&f2, Step::EndSessions, Attempt::Observed("0 left".into()), t(963));
-        f2 = record(&f2, Step::Snapshot, Attempt::Observed("available".into()), t(964));
+        let mut f2 = record(
+            &f1,
+            Step::ParameterReadOnly,
+            Attempt::Observed("in-sync".into()),
+            t(961),
+        );
+        f2 = record(
+            &f2,
+            Step::SqlReadOnly,
+            Attempt::Observed("read_only=1".into()),
+            t(962),
+        );
+        f2 = record(
+            &f2,
+            Step::EndSessions,
+            Attempt::Observed("0 left".into()),
+            t(963),
+        );
+        f2 = record(
+            &f2,
+            Step::Snapshot,
+            Attempt::Observed("available".into()),
+            t(964),
+        );
         f2.snapshot_id = Some("orders-primary-fence-e4".into());
         let (f3, e) = measure(&site, &st, &f2, old, t(970)).unwrap();
         let lines = report(&f3);
         assert!(e.is_some());
         assert_eq!(lines[0], "DIVERGENCE (measured RPO): orders-primary (us-east-1) holds 5 transaction(s) the new primary never received");
         assert_eq!(lines[1], "  lost: domain 0: 0-1-101..0-1-105");
-        assert!(lines.iter().any(|l| l == "  decided on: lag 2 s (current)"), "{lines:?}");
-        assert!(lines.iter().any(|l| l.contains("DB snapshot `orders-primary-fence-e4`")), "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l == "  decided on: lag 2 s (current)"),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("DB snapshot `orders-primary-fence-e4`")),
+            "{lines:?}"
+        );
         // A position of another kind is a typed error, never a guess.
-        let mysql = Position::MysqlGtid(GtidSet::parse("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5").unwrap());
+        let mysql = Position::MysqlGtid(
+            GtidSet::parse("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5").unwrap(),
+        );
         assert!(measure(&site, &st, &f3, mysql, t(980)).is_err());
         // Without a recorded promotion position there is nothing to measure against.
         let mut bare = f3.clone();
         bare.promoted_position = None;
         bare.divergence = None;
-        assert!(measure(&site, &st, &bare, Position::MariadbGtid(MariaPos::default()), t(990)).unwrap().1.is_none());
+        assert!(measure(
+            &site,
+            &st,
+            &bare,
+            Position::MariadbGtid(MariaPos::default()),
+            t(990)
+        )
+        .unwrap()
+        .1
+        .is_none());
     }
 
     #[test]
@@ -1013,15 +1165,19 @@ pub fn may_modify(configured: &str, db: &DbRef, attached: &[AttachedGroup]) -> R
 
 /// The parameter step's postcondition: the group holds `read_only=1` and the instance reports
 /// it `in-sync` (RDS applied it; `applying` is not yet).
-pub fn judge_parameter(configured: &str, value: Option<&str>, attached: &[AttachedGroup]) -> Attempt {
+pub fn judge_parameter(
+    configured: &str,
+    value: Option<&str>,
+    attached: &[AttachedGroup],
+) -> Attempt {
     let status = attached
         .iter()
         .find(|g| g.name == configured)
         .map(|g| g.apply_status.as_str());
     match (value, status) {
-        (Some("1"), Some("in-sync")) => {
-            Attempt::Observed(format!("`{configured}` read_only=1, in-sync on the instance"))
-        }
+        (Some("1"), Some("in-sync")) => Attempt::Observed(format!(
+            "`{configured}` read_only=1, in-sync on the instance"
+        )),
         (v, st) => Attempt::NotYet(format!(
             "`{configured}` read_only={}, instance reports {}",
             v.unwrap_or("(default)"),

@@ -171,11 +171,7 @@ impl GtidSet {
     }
 
     pub fn count(&self) -> u64 {
-        self.0
-            .values()
-            .flatten()
-            .map(|(a, b)| b - a + 1)
-            .sum()
+        self.0.values().flatten().map(|(a, b)| b - a + 1).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -189,7 +185,13 @@ impl GtidSet {
             .map(|(k, v)| {
                 let iv: Vec<String> = v
                     .iter()
-                    .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+                    .map(|&(a, b)| {
+                        if a == b {
+                            a.to_string()
+                        } else {
+                            format!("{a}-{b}")
+                        }
+                    })
                     .collect();
                 format!("{k}:{}", iv.join(":"))
             })
@@ -307,8 +309,13 @@ impl BinlogPos {
             input: input.to_string(),
             why: why.into(),
         };
-        let (file, pos) = input.trim().rsplit_once(':').ok_or_else(|| err("expected file:pos"))?;
-        let pos = pos.parse().map_err(|_| err("the position is not a number"))?;
+        let (file, pos) = input
+            .trim()
+            .rsplit_once(':')
+            .ok_or_else(|| err("expected file:pos"))?;
+        let pos = pos
+            .parse()
+            .map_err(|_| err("the position is not a number"))?;
         if file.is_empty() || Self::seq(file).is_none() {
             return Err(err("the file name does not end in .NNNNNN"));
         }
@@ -457,7 +464,10 @@ mod tests {
     #[test]
     fn mysql_sets_with_tags_keep_each_tag_apart() {
         let s = GtidSet::parse(&format!("{A}:1-3:batch:1-2")).unwrap();
-        assert_eq!(s.ranges(), vec![format!("{A}:1-3"), format!("{A}:batch:1-2")]);
+        assert_eq!(
+            s.ranges(),
+            vec![format!("{A}:1-3"), format!("{A}:batch:1-2")]
+        );
         let lost = s.minus(&GtidSet::parse(&format!("{A}:1-3")).unwrap());
         assert_eq!(lost.ranges(), vec![format!("{A}:batch:1-2")]);
     }
@@ -466,7 +476,7 @@ mod tests {
     fn malformed_mysql_sets_are_typed_errors() {
         for bad in [
             "nope:1-3",
-            &format!("{A}"),
+            A,
             &format!("{A}:0-3"),
             &format!("{A}:5-3"),
             &format!("{A}:1-x"),
@@ -501,7 +511,11 @@ mod tests {
     #[test]
     fn mysql_difference_ignores_what_only_the_new_primary_has() {
         // After promotion the new primary writes under its own UUID; none of that was lost.
-        let l = lost(&my(&format!("{A}:1-10")), &my(&format!("{A}:1-10,{B}:1-500"))).unwrap();
+        let l = lost(
+            &my(&format!("{A}:1-10")),
+            &my(&format!("{A}:1-10,{B}:1-500")),
+        )
+        .unwrap();
         assert!(l.is_none());
         assert_eq!(l.count, Some(0));
     }
@@ -517,9 +531,8 @@ mod tests {
             &[(2, 9)],
             &[(11, 11), (13, 30)],
         ];
-        let expand = |v: &[(u64, u64)]| -> BTreeSet<u64> {
-            v.iter().flat_map(|&(a, b)| a..=b).collect()
-        };
+        let expand =
+            |v: &[(u64, u64)]| -> BTreeSet<u64> { v.iter().flat_map(|&(a, b)| a..=b).collect() };
         for a in sets {
             for b in sets {
                 let got = expand(&subtract(a, b));
@@ -574,7 +587,10 @@ mod tests {
         let b = |s: &str| Position::Binlog(BinlogPos::parse(s).unwrap());
         let l = lost(&b("mysql-bin.000043:1200"), &b("mysql-bin.000042:154")).unwrap();
         assert_eq!(l.count, None);
-        assert_eq!(l.ranges, vec!["mysql-bin.000042:154 .. mysql-bin.000043:1200"]);
+        assert_eq!(
+            l.ranges,
+            vec!["mysql-bin.000042:154 .. mysql-bin.000043:1200"]
+        );
         // Numeric file order, not string order.
         assert!(lost(&b("mysql-bin.999999:4"), &b("mysql-bin.1000000:4"))
             .unwrap()
@@ -582,7 +598,12 @@ mod tests {
         assert!(lost(&b("mysql-bin.000042:154"), &b("mysql-bin.000042:154"))
             .unwrap()
             .is_none());
-        for bad in ["mysql-bin.000042", "mysql-bin:4", ":4", "mysql-bin.000042:x"] {
+        for bad in [
+            "mysql-bin.000042",
+            "mysql-bin:4",
+            ":4",
+            "mysql-bin.000042:x",
+        ] {
             assert!(BinlogPos::parse(bad).is_err(), "{bad}");
         }
     }

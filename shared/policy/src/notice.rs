@@ -157,8 +157,12 @@ fn headline(e: &DomainEvent) -> String {
         EventType::PhaseOverdue => format!("STUCK in {} past its deadline - act now", e.phase),
         EventType::EvidenceWarning => "a voter needs attention (no failover)".into(),
         EventType::FenceChanged => "old primary fence changed".into(),
-        EventType::OldPrimaryWritable => "OLD PRIMARY IS WRITABLE - split brain risk, act now".into(),
-        EventType::DivergenceMeasured => "DIVERGENCE measured: transactions the new primary never received".into(),
+        EventType::OldPrimaryWritable => {
+            "OLD PRIMARY IS WRITABLE - split brain risk, act now".into()
+        }
+        EventType::DivergenceMeasured => {
+            "DIVERGENCE measured: transactions the new primary never received".into()
+        }
     }
 }
 

@@ -639,6 +639,6 @@ async fn an_epoch_in_flight_for_a_site_dropped_from_the_configuration_pages_once
     );
 }
 
+mod fence;
 /// Regional loss and honest votes through the handler (issue 10, scenarios 1-6).
 mod regional;
-mod fence;

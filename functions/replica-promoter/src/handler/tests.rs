@@ -1299,7 +1299,12 @@ async fn the_promoted_replicas_executed_position_is_recorded_in_the_epochs_fence
     let e = w.decided("orders", 3);
     let site = w.deps.cfg.site("orders").unwrap().clone();
     w.edit("orders", |s| {
-        s.fence = Some(failover_policy::fence::intent(&site, 3, None, s.updated_at.unwrap_or_else(chrono::Utc::now)));
+        s.fence = Some(failover_policy::fence::intent(
+            &site,
+            3,
+            None,
+            s.updated_at.unwrap_or_else(chrono::Utc::now),
+        ));
     });
     let pos = failover_policy::gtid::Position::MariadbGtid(
         failover_policy::gtid::MariaPos::parse("0-1-100").unwrap(),
@@ -1310,7 +1315,10 @@ async fn the_promoted_replicas_executed_position_is_recorded_in_the_epochs_fence
         .unwrap()
         .insert(ep("orders-replica-1"), pos.clone());
     let r = w.invoke(&e, LONG).await.unwrap();
-    assert!(matches!(r.outcome, PromoterOutcome::Promoted { .. }), "{r:?}");
+    assert!(
+        matches!(r.outcome, PromoterOutcome::Promoted { .. }),
+        "{r:?}"
+    );
     let st = w.state("orders");
     assert_eq!(st.phase, Phase::Promoted);
     assert_eq!(st.fence.unwrap().promoted_position, Some(pos));

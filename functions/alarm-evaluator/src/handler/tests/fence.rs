@@ -1,15 +1,13 @@
 //! The issue-12 scenarios on the handler: the tick fences, watches and measures the old primary
 //! of a pinned failover, through the fakes of RDS and of the old primary's SQL.
 
-use failover_adapters::fence::{FakeFence, FakeOldPrimarySql};
-use failover_policy::fence::{AttachedGroup, StepState, Step};
+use failover_policy::fence::{AttachedGroup, Step, StepState};
 use failover_policy::gtid::{MariaPos, Position};
 use failover_policy::incident::PromotionRecord;
 
 use super::*;
 
 const GROUP: &str = "orders-primary-params";
-const EP: &str = "orders-primary.cabcdefghijk.us-east-1.rds.amazonaws.com:3306";
 
 /// The world with `orders` fenced by `fence` (and `billing` by `billing_fence`, if any), and
 /// orders' failover to orders-replica-1 complete and pinned, recorded as the functions do.
@@ -53,7 +51,8 @@ fn pinned_world(fence: Value, billing_fence: Option<Value>) -> World {
         writable_verified_at: Some(now),
         resolved: None,
     });
-    let mut f = failover_policy::fence::intent(&site, 1, Some("orders-replica-1 lag 1 s".into()), now);
+    let mut f =
+        failover_policy::fence::intent(&site, 1, Some("orders-replica-1 lag 1 s".into()), now);
     f.promoted_position = Some(Position::MariadbGtid(MariaPos::parse("0-1-100").unwrap()));
     st.fence = Some(f);
     w.ledger.put(st);
@@ -117,21 +116,44 @@ async fn scenario_1_a_region_dark_for_30_minutes_is_fenced_within_one_tick_of_it
     }
     let f = w.fence();
     assert!(
-        matches!(f.state(Step::ParameterReadOnly), Some(StepState::Pending { attempts: 30, .. })),
+        matches!(
+            f.state(Step::ParameterReadOnly),
+            Some(StepState::Pending { attempts: 30, .. })
+        ),
         "{:?}",
         f.steps
     );
     assert!(fake_fence(&w).calls.is_empty());
-    assert_eq!(w.pages("FenceChanged").len(), 1, "the plan pages once; 30 failed retries do not");
+    assert_eq!(
+        w.pages("FenceChanged").len(),
+        1,
+        "the plan pages once; 30 failed retries do not"
+    );
     w.region_back();
     w.tick(30).await;
     let f = w.fence();
-    assert!(f.state(Step::ParameterReadOnly).unwrap().is_done(), "{:?}", f.steps);
-    assert!(f.state(Step::SqlReadOnly).unwrap().is_done(), "verified over SQL in the same tick");
+    assert!(
+        f.state(Step::ParameterReadOnly).unwrap().is_done(),
+        "{:?}",
+        f.steps
+    );
+    assert!(
+        f.state(Step::SqlReadOnly).unwrap().is_done(),
+        "verified over SQL in the same tick"
+    );
     assert!(f.state(Step::EndSessions).unwrap().is_done());
-    assert_eq!(fake_fence(&w).calls[0], format!("ModifyDBParameterGroup {GROUP}"));
-    assert!(w.old_primary.state.lock().unwrap().sessions.is_empty(), "sessions ended");
-    assert!(w.pages("OldPrimaryWritable").is_empty(), "fenced before the probe: never writable");
+    assert_eq!(
+        fake_fence(&w).calls[0],
+        format!("ModifyDBParameterGroup {GROUP}")
+    );
+    assert!(
+        w.old_primary.state.lock().unwrap().sessions.is_empty(),
+        "sessions ended"
+    );
+    assert!(
+        w.pages("OldPrimaryWritable").is_empty(),
+        "fenced before the probe: never writable"
+    );
     assert_eq!(w.pages("FenceChanged").len(), 2);
     // The snapshot is `creating` for a while; the step is done when it reads `available`.
     w.tick(31).await;
@@ -140,8 +162,15 @@ async fn scenario_1_a_region_dark_for_30_minutes_is_fenced_within_one_tick_of_it
     let f = w.fence();
     assert!(f.finished(), "{:?}", f.describe());
     assert_eq!(f.headline(), "orders-primary (us-east-1) is fenced");
-    assert_eq!(f.snapshot_id.as_deref(), Some("orders-primary-fence-epoch-1"));
-    assert_eq!(w.pages("FenceChanged").len(), 3, "one page per change of fence state");
+    assert_eq!(
+        f.snapshot_id.as_deref(),
+        Some("orders-primary-fence-epoch-1")
+    );
+    assert_eq!(
+        w.pages("FenceChanged").len(),
+        3,
+        "one page per change of fence state"
+    );
     w.tick(33).await;
     assert_eq!(w.pages("FenceChanged").len(), 3);
     // Scenario 4 on the fakes (the real-MariaDB run is the emulator's): exactly the 5 lost.
@@ -149,18 +178,39 @@ async fn scenario_1_a_region_dark_for_30_minutes_is_fenced_within_one_tick_of_it
     assert_eq!(d.lost.count, Some(5));
     assert!(!d.provisional);
     let reports = w.pages("DivergenceMeasured");
-    assert_eq!(reports.len(), 2, "measured when read-only, again once the snapshot exists: {reports:#?}");
-    assert!(reports[1].contains("holds 5 transaction(s)"), "{}", reports[1]);
-    assert!(reports[1].contains("lost: domain 0: 0-1-101..0-1-105"), "{}", reports[1]);
-    assert!(reports[1].contains("decided on: orders-replica-1 lag 1 s"), "{}", reports[1]);
-    assert!(reports[1].contains("DB snapshot `orders-primary-fence-epoch-1`"), "{}", reports[1]);
+    assert_eq!(
+        reports.len(),
+        2,
+        "measured when read-only, again once the snapshot exists: {reports:#?}"
+    );
+    assert!(
+        reports[1].contains("holds 5 transaction(s)"),
+        "{}",
+        reports[1]
+    );
+    assert!(
+        reports[1].contains("lost: domain 0: 0-1-101..0-1-105"),
+        "{}",
+        reports[1]
+    );
+    assert!(
+        reports[1].contains("decided on: orders-replica-1 lag 1 s"),
+        "{}",
+        reports[1]
+    );
+    assert!(
+        reports[1].contains("DB snapshot `orders-primary-fence-epoch-1`"),
+        "{}",
+        reports[1]
+    );
     println!("{}", failover_policy::fence::report(&f).join("\n"));
     let st = w.ledger.get("orders").unwrap();
     assert_eq!(st.phase, Phase::DnsPinned);
 }
 
 #[tokio::test]
-async fn scenario_2_the_old_primary_back_writable_before_the_fence_lands_pages_critical_and_the_pin_stays() {
+async fn scenario_2_the_old_primary_back_writable_before_the_fence_lands_pages_critical_and_the_pin_stays(
+) {
     let w = pinned_world(own(), None);
     w.tick(0).await;
     // SQL answers, but the old region's RDS API is still dark: read_only cannot be set yet.
@@ -168,8 +218,16 @@ async fn scenario_2_the_old_primary_back_writable_before_the_fence_lands_pages_c
     w.tick(1).await;
     let crit = w.pages("OldPrimaryWritable");
     assert_eq!(crit.len(), 1, "CRITICAL within one tick");
-    assert!(crit[0].contains("WRITABLE") && crit[0].contains("Do NOT move db.orders.example.com back"), "{}", crit[0]);
-    assert!(crit[0].contains("fence of orders-primary (us-east-1) in progress"), "{}", crit[0]);
+    assert!(
+        crit[0].contains("WRITABLE") && crit[0].contains("Do NOT move db.orders.example.com back"),
+        "{}",
+        crit[0]
+    );
+    assert!(
+        crit[0].contains("fence of orders-primary (us-east-1) in progress"),
+        "{}",
+        crit[0]
+    );
     w.tick(2).await;
     assert_eq!(w.pages("OldPrimaryWritable").len(), 1, "once per episode");
     let st = w.ledger.get("orders").unwrap();
@@ -190,13 +248,25 @@ async fn scenario_3_a_long_transaction_delays_read_only_and_the_fence_waits_for_
     w.tick(0).await;
     let f = w.fence();
     assert!(f.state(Step::ParameterReadOnly).unwrap().is_done());
-    assert!(f.state(Step::SqlReadOnly).unwrap().is_pending(), "{:?}", f.describe());
-    assert_eq!(w.old_primary.state.lock().unwrap().sessions, vec![41, 42], "not killed before read_only holds");
+    assert!(
+        f.state(Step::SqlReadOnly).unwrap().is_pending(),
+        "{:?}",
+        f.describe()
+    );
+    assert_eq!(
+        w.old_primary.state.lock().unwrap().sessions,
+        vec![41, 42],
+        "not killed before read_only holds"
+    );
     w.tick(1).await;
     assert!(w.fence().state(Step::SqlReadOnly).unwrap().is_pending());
     w.tick(2).await;
     let f = w.fence();
-    assert!(f.state(Step::SqlReadOnly).unwrap().is_done(), "{:?}", f.describe());
+    assert!(
+        f.state(Step::SqlReadOnly).unwrap().is_done(),
+        "{:?}",
+        f.describe()
+    );
     assert!(f.state(Step::EndSessions).unwrap().is_done());
 }
 
@@ -212,11 +282,20 @@ async fn scenario_5_a_shared_parameter_group_is_refused_with_the_reason_and_neve
         }
         other => panic!("{other:?}"),
     }
-    assert!(fake_fence(&w).calls.iter().all(|c| !c.starts_with("ModifyDBParameterGroup")));
+    assert!(fake_fence(&w)
+        .calls
+        .iter()
+        .all(|c| !c.starts_with("ModifyDBParameterGroup")));
     let pages = w.pages("FenceChanged");
     assert!(pages.last().unwrap().contains("working on"), "{pages:?}");
     let crit = w.pages("OldPrimaryWritable");
     assert_eq!(crit.len(), 1);
-    assert!(crit[0].contains("The tool will not set read_only"), "{}", crit[0]);
-    assert!(failover_policy::fence::warnings(&w.deps.cfg).iter().any(|x| x.contains("shared")));
+    assert!(
+        crit[0].contains("The tool will not set read_only"),
+        "{}",
+        crit[0]
+    );
+    assert!(failover_policy::fence::warnings(&w.deps.cfg)
+        .iter()
+        .any(|x| x.contains("shared")));
 }
