@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use failover_adapters::ports::{ErrorKind, PortError};
+use failover_policy::config::DbRef;
 use failover_policy::fence::{self, Attempt, FenceRecord, Probe, Step};
 use failover_policy::SiteConfig;
 use tracing::{info, warn};
@@ -30,9 +31,10 @@ pub async fn reconcile_site(deps: &Deps, site: &SiteConfig, now: DateTime<Utc>) 
     let Some(mut f) = fence::active(&st).cloned() else {
         return vec![];
     };
+    let new_primary = st.promotion.as_ref().map(|p| p.candidate.clone());
     for _ in 0..STEPS_PER_TICK {
         let Some(step) = f.next_step() else { break };
-        let attempt = attempt(deps, site, &mut f, step).await;
+        let attempt = attempt(deps, site, &mut f, step, new_primary.as_ref()).await;
         let observed = matches!(attempt, Attempt::Observed(_));
         info!(site = %site.id, step = ?step, attempt = ?attempt, "fence step");
         f = fence::record(&f, step, attempt, now);
@@ -42,6 +44,8 @@ pub async fn reconcile_site(deps: &Deps, site: &SiteConfig, now: DateTime<Utc>) 
     }
     let mut pages = vec![];
     let probe = match f.endpoint.as_deref() {
+        // Multi-AZ / Aurora cluster: the endpoint now reaches the new writer; nothing to watch.
+        _ if !fence::watched(&f) => Probe::Unreachable("not watched for this engine kind".into()),
         None => Probe::Unreachable("no SQL endpoint for the old primary (canary)".into()),
         Some(ep) => match deps.old_primary.read_only(site, ep).await {
             Ok(read_only) => Probe::Answered { read_only },
@@ -92,7 +96,13 @@ fn failed(e: PortError) -> Attempt {
     }
 }
 
-async fn attempt(deps: &Deps, site: &SiteConfig, f: &mut FenceRecord, step: Step) -> Attempt {
+async fn attempt(
+    deps: &Deps,
+    site: &SiteConfig,
+    f: &mut FenceRecord,
+    step: Step,
+    new_primary: Option<&DbRef>,
+) -> Attempt {
     let ep = f.endpoint.clone();
     let sql_endpoint = || {
         ep.clone().ok_or_else(|| {
@@ -100,7 +110,7 @@ async fn attempt(deps: &Deps, site: &SiteConfig, f: &mut FenceRecord, step: Step
         })
     };
     match step {
-        Step::ParameterReadOnly => parameter(deps, site, f).await,
+        Step::ParameterReadOnly => parameter(deps, site, f, new_primary).await,
         Step::SqlReadOnly => match sql_endpoint() {
             Err(a) => a,
             Ok(ep) => match deps.old_primary.read_only(site, &ep).await {
@@ -131,7 +141,12 @@ async fn attempt(deps: &Deps, site: &SiteConfig, f: &mut FenceRecord, step: Step
     }
 }
 
-async fn parameter(deps: &Deps, site: &SiteConfig, f: &FenceRecord) -> Attempt {
+async fn parameter(
+    deps: &Deps,
+    site: &SiteConfig,
+    f: &FenceRecord,
+    new_primary: Option<&DbRef>,
+) -> Attempt {
     if let Some(p) = fence::parameter_group_problem(&deps.cfg, site) {
         return Attempt::Refuse(p);
     }
@@ -148,6 +163,19 @@ async fn parameter(deps: &Deps, site: &SiteConfig, f: &FenceRecord) -> Attempt {
     };
     if let Err(why) = fence::may_modify(&group, db, &attached) {
         return Attempt::Refuse(why);
+    }
+    // Never the new writer's group: asked every attempt, and not touched while unanswered.
+    let Some(new) = new_primary else {
+        return Attempt::NotYet("the new primary is not recorded".into());
+    };
+    match deps.fence.parameter_groups(new).await {
+        Ok(Some(g)) => {
+            if let Err(why) = fence::shared_with_new_primary(&group, new, &g) {
+                return Attempt::Refuse(why);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return failed(e),
     }
     let value = match deps.fence.read_only_in_group(&db.region, &group).await {
         Ok(v) => v,

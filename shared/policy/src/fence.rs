@@ -1163,6 +1163,31 @@ pub fn may_modify(configured: &str, db: &DbRef, attached: &[AttachedGroup]) -> R
     ))
 }
 
+/// The new primary must not use the group: RDS replicas commonly share their source's group, and
+/// `read_only=1` set in it would make the new writer read-only too.
+pub fn shared_with_new_primary(
+    configured: &str,
+    new_primary: &DbRef,
+    its_groups: &[AttachedGroup],
+) -> Result<(), String> {
+    if its_groups.iter().any(|g| g.name == configured) {
+        return Err(format!(
+            "the new primary {new_primary} uses the same parameter group `{configured}`: \
+             read_only=1 there would stop the new writer too; give the old primary its own group, \
+             or set read_only=1 on it by hand another way"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the tick probes the old primary: not where every step is not applicable (Multi-AZ,
+/// Aurora cluster): there the endpoint follows the writer, so it would answer as the new one.
+pub fn watched(f: &FenceRecord) -> bool {
+    !f.steps
+        .iter()
+        .all(|s| matches!(s.state, StepState::NotApplicable { .. }))
+}
+
 /// The parameter step's postcondition: the group holds `read_only=1` and the instance reports
 /// it `in-sync` (RDS applied it; `applying` is not yet).
 pub fn judge_parameter(

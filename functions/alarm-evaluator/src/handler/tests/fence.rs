@@ -271,6 +271,51 @@ async fn scenario_3_a_long_transaction_delays_read_only_and_the_fence_waits_for_
 }
 
 #[tokio::test]
+async fn the_group_the_new_primary_also_uses_is_never_set_read_only() {
+    let w = pinned_world(own(), None);
+    w.region_back();
+    fake_fence(&w).groups.insert(
+        "orders-replica-1".into(),
+        vec![AttachedGroup {
+            name: GROUP.into(),
+            apply_status: "in-sync".into(),
+        }],
+    );
+    w.tick(0).await;
+    match w.fence().state(Step::ParameterReadOnly) {
+        Some(StepState::Refused { reason }) => {
+            assert!(reason.contains("would stop the new writer too"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(fake_fence(&w).calls.is_empty());
+}
+
+#[tokio::test]
+async fn a_multi_az_failover_fences_nothing_and_watches_nothing() {
+    let w = pinned_world(own(), None);
+    let cfg = w.deps.cfg.clone();
+    let site = cfg.site("inventory").unwrap();
+    let mut st = w.ledger.get("orders").unwrap();
+    st.site = "inventory".into();
+    st.fence = Some(failover_policy::fence::intent(site, 1, None, w.clock.now()));
+    w.ledger.put(st);
+    w.old_primary.state.lock().unwrap().reachable = true;
+    w.tick(0).await;
+    let inventory_pages = w
+        .bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.site == "inventory" && e.event_type.detail_type() == "OldPrimaryWritable")
+        .count();
+    assert_eq!(inventory_pages, 0, "the endpoint reaches the new writer");
+    let f = w.ledger.get("inventory").unwrap().fence.unwrap();
+    assert!(f.headline().contains("not applicable"), "{}", f.headline());
+}
+
+#[tokio::test]
 async fn scenario_5_a_shared_parameter_group_is_refused_with_the_reason_and_never_modified() {
     let w = pinned_world(own(), Some(own()));
     w.region_back();
