@@ -203,6 +203,16 @@ async fn scenario_1_a_region_dark_for_30_minutes_is_fenced_within_one_tick_of_it
         "{}",
         reports[1]
     );
+    for e in w.bus.published.lock().unwrap().iter() {
+        if e.event_type.detail_type() == "FenceChanged" {
+            println!(
+                "{} FenceChanged: {}",
+                e.occurred_at.format("%H:%M:%SZ"),
+                e.verdict.summary
+            );
+        }
+    }
+    println!("{}", f.describe().join("\n"));
     println!("{}", failover_policy::fence::report(&f).join("\n"));
     let st = w.ledger.get("orders").unwrap();
     assert_eq!(st.phase, Phase::DnsPinned);
