@@ -1026,7 +1026,7 @@ impl Run<'_> {
             .commit_with(state, |s| {
                 promote::promoted(site, s, endpoint, guards.clone(), now).map(|(mut n, e)| {
                     verdict = Some(e.verdict);
-                    failover_policy::fence::note_promoted_position(&mut n, position.clone(), now);
+                    failover_policy::fence::note_promoted_position(&mut n, position.clone());
                     n
                 })
             })

@@ -1119,25 +1119,14 @@ mod tests {
     }
 }
 
-/// Records the promoted replica's executed position in the epoch's fence (and the timeline), at
-/// promotion: what the divergence report measures the old primary against.
-pub fn note_promoted_position(st: &mut SiteState, position: Option<Position>, now: DateTime<Utc>) {
+/// Records the promoted replica's executed position in the epoch's fence, at promotion: what the
+/// divergence report measures the old primary against (`None`: GTIDs off, or unreadable — no
+/// report can be computed, and the report says so by its absence).
+pub fn note_promoted_position(st: &mut SiteState, position: Option<Position>) {
     let epoch = st.epoch;
-    let Some(f) = st.fence.as_mut().filter(|f| f.epoch == epoch) else {
-        return;
-    };
-    let note = match &position {
-        Some(p) => format!("promoted replica's executed position: {p}"),
-        None => "promoted replica's position not recorded (GTIDs off, or it could not be read): \
-                 the divergence report cannot be computed"
-            .into(),
-    };
-    f.promoted_position = position;
-    st.timeline.push(crate::incident::TimelineEntry {
-        phase: st.phase,
-        at: now,
-        note,
-    });
+    if let Some(f) = st.fence.as_mut().filter(|f| f.epoch == epoch) {
+        f.promoted_position = position;
+    }
 }
 
 /// One DB parameter group attached to the old primary, as `DescribeDBInstances` reports it.
