@@ -47,6 +47,10 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// How many sites are evaluated at once, and each one's time budget.
     pub fanout: Fanout,
+    /// The RDS side of the old primary's fence (parameter group, snapshot, stop).
+    pub fence: Arc<dyn failover_adapters::fence::FenceControl>,
+    /// The SQL side: the old primary's own `read_only`, its sessions, its position.
+    pub old_primary: Arc<dyn failover_adapters::fence::OldPrimarySql>,
 }
 
 /// How many times a lost compare-and-set is retried with a fresh read before giving up.
@@ -179,6 +183,10 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
                 }
             }
             if matches!(signal.kind, SignalKind::Tick) {
+                // The old primaries: fence, watch, measure (one self-contained step per site),
+                // with the same fan-out and per-site budget as the evaluation: a dark old
+                // region's API calls must not add up across sites past the function's timeout.
+                resp.emitted.extend(reconcile_fences(deps, now).await);
                 resp.emitted.extend(watch_dropped_sites(deps, now).await);
             }
             match failed.len() {
@@ -192,6 +200,24 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
 }
 
 type SiteResult = Result<(Verdict, Vec<String>), EvaluatorError>;
+
+/// Every site's fence step, at most `deps.fanout.concurrency` at once, each within the site
+/// budget. A step cut off by its budget recorded nothing and is retried at the next tick.
+async fn reconcile_fences(deps: &Deps, now: DateTime<Utc>) -> Vec<String> {
+    let budget = deps.fanout.site_budget;
+    let steps: Vec<Vec<String>> = stream::iter(deps.cfg.sites.clone())
+        .map(|site| async move {
+            let step = crate::fence::reconcile_site(deps, &site, now);
+            tokio::time::timeout(budget, step).await.unwrap_or_else(|_| {
+                warn!(site = %site.id, budget_secs = budget.as_secs(), "fence step cut off by the site budget; retried next tick");
+                vec![]
+            })
+        })
+        .buffer_unordered(deps.fanout.concurrency.max(1))
+        .collect()
+        .await;
+    steps.into_iter().flatten().collect()
+}
 
 /// Every routed site, at most `deps.fanout.concurrency` at once, each within its own budget;
 /// the results come back in the router's (configuration) order.
@@ -317,7 +343,7 @@ async fn evaluate_site(
 }
 
 /// Publishes events left in the record's outbox, then clears it with a compare-and-set write.
-async fn flush_outbox(
+pub(crate) async fn flush_outbox(
     deps: &Deps,
     mut state: SiteState,
     emitted: &mut Vec<String>,

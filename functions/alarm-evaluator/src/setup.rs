@@ -9,7 +9,8 @@ use failover_adapters::aws::{
     AwsClients, CloudWatchMetrics, DynamoLedger, EventBridgeBus, RdsTopology,
     SecretsManagerCredentials,
 };
-use failover_adapters::mysql::MysqlCanary;
+use failover_adapters::fence::RdsFence;
+use failover_adapters::mysql::{MysqlCanary, MysqlOldPrimary};
 use failover_adapters::ports::{Clock, FixedClock, SystemClock};
 use failover_adapters::settings::{Fanout, Settings};
 
@@ -28,7 +29,14 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
     let fanout = Fanout::from_env()?;
     fanout.check_sites(settings.config.sites.len())?;
     let credentials = Arc::new(SecretsManagerCredentials::new(&clients));
+    // Config validation's fence warnings: a primary the tool cannot fence without affecting
+    // others (default or shared parameter group), or a site that does not let it fence at all.
+    for w in failover_policy::fence::warnings(&settings.config) {
+        tracing::warn!(warning = %w, "fence");
+    }
     Ok(Deps {
+        fence: Arc::new(RdsFence::new(&clients)),
+        old_primary: Arc::new(MysqlOldPrimary::new(credentials.clone())),
         topology: Arc::new(RdsTopology::new(&clients)),
         metrics: Arc::new(CloudWatchMetrics::new(&clients)),
         ledger: Arc::new(DynamoLedger::new(&clients, &settings.ledger_table)),

@@ -1050,11 +1050,21 @@ impl Run<'_> {
         guards: Vec<GuardCheck>,
     ) -> Result<PromoterOutcome, PromoterError> {
         let (site, now) = (self.site, self.now());
+        // The promoted server's executed position, for the divergence report: read before DNS
+        // moves (few clients write to it yet). Best effort: it never holds the promotion back.
+        let position = match self.deps.writability.position(site, endpoint).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(site = %site.id, error = %e, "could not read the promoted replica's position");
+                None
+            }
+        };
         let mut verdict = None;
         let committed = self
             .commit_with(state, |s| {
-                promote::promoted(site, s, endpoint, guards.clone(), now).map(|(n, e)| {
+                promote::promoted(site, s, endpoint, guards.clone(), now).map(|(mut n, e)| {
                     verdict = Some(e.verdict);
+                    failover_policy::fence::note_promoted_position(&mut n, position.clone());
                     n
                 })
             })

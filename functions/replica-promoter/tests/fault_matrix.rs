@@ -494,6 +494,14 @@ impl WritabilityCheck for ObservedWritability {
         }
         r
     }
+    async fn position(
+        &self,
+        site: &SiteConfig,
+        endpoint: &str,
+    ) -> Result<Option<failover_policy::gtid::Position>, PortError> {
+        self.inj.alive("ReadPosition")?;
+        self.inner.position(site, endpoint).await
+    }
 }
 
 /// Virtual real time for the promoter: each sleep moves its Lambda clock and the shared clock.
@@ -818,6 +826,8 @@ impl World {
             canary: canary.clone(),
             clock: clock.clone(),
             fanout: alarm_evaluator::handler::Fanout::default(),
+            fence: Arc::new(failover_adapters::fence::FakeFence::default()),
+            old_primary: Arc::new(failover_adapters::fence::FakeOldPrimarySql::default()),
         };
         let p = inj(Func::Promoter);
         let promoter = replica_promoter::handler::Deps {

@@ -74,6 +74,13 @@ pub trait DatabaseControl: Send + Sync {
 pub trait WritabilityCheck: Send + Sync {
     /// `ErrorKind::NotFound` when the site has no canary user to ask with.
     async fn check(&self, site: &SiteConfig, endpoint: &str) -> Result<Writability, PortError>;
+    /// The promoted server's executed position, recorded at promotion for the divergence report
+    /// (`Ok(None)`: GTIDs are off, or no login to ask with).
+    async fn position(
+        &self,
+        site: &SiteConfig,
+        endpoint: &str,
+    ) -> Result<Option<failover_policy::gtid::Position>, PortError>;
 }
 
 // ---------------------------------------------------------------- AWS SDK adapter
@@ -241,6 +248,27 @@ impl WritabilityCheck for MysqlWritability {
         check_writable(
             endpoint,
             &canary.user,
+            &password,
+            Timeouts::of(canary),
+            tls.as_ref(),
+        )
+        .await
+    }
+
+    async fn position(
+        &self,
+        site: &SiteConfig,
+        endpoint: &str,
+    ) -> Result<Option<failover_policy::gtid::Position>, PortError> {
+        let (Some(canary), Some((user, source))) = (&site.canary, crate::fence::sql_login(site))
+        else {
+            return Ok(None);
+        };
+        let password = self.credentials.password(&source).await?;
+        let tls = Tls::of(canary);
+        crate::mysql::read_position(
+            endpoint,
+            &user,
             &password,
             Timeouts::of(canary),
             tls.as_ref(),
@@ -585,6 +613,8 @@ pub struct FakeWritability {
     pub answers: Mutex<HashMap<String, Result<Writability, PortError>>>,
     /// Endpoints asked, in order.
     pub checks: Mutex<Vec<String>>,
+    /// Endpoint → the position it reports.
+    pub positions: Mutex<HashMap<String, failover_policy::gtid::Position>>,
 }
 
 impl FakeWritability {
@@ -593,6 +623,7 @@ impl FakeWritability {
             topology,
             answers: Mutex::default(),
             checks: Mutex::default(),
+            positions: Mutex::default(),
         }
     }
 
@@ -636,6 +667,14 @@ impl WritabilityCheck for FakeWritability {
             read_only: i.replication_source.is_some(),
             innodb_read_only: reader_of_cluster,
         })
+    }
+
+    async fn position(
+        &self,
+        _site: &SiteConfig,
+        endpoint: &str,
+    ) -> Result<Option<failover_policy::gtid::Position>, PortError> {
+        Ok(self.positions.lock().unwrap().get(endpoint).cloned())
     }
 }
 

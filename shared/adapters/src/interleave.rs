@@ -244,6 +244,14 @@ impl WritabilityCheck for Gated<dyn WritabilityCheck> {
         self.s.turn().await;
         self.inner.check(site, endpoint).await
     }
+    async fn position(
+        &self,
+        site: &SiteConfig,
+        endpoint: &str,
+    ) -> Result<Option<failover_policy::gtid::Position>, PortError> {
+        self.s.turn().await;
+        self.inner.position(site, endpoint).await
+    }
 }
 
 #[async_trait]

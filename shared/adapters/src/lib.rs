@@ -8,6 +8,7 @@ pub mod aws;
 pub mod control;
 pub mod dns;
 pub mod fakes;
+pub mod fence;
 pub mod figures;
 pub mod gather;
 pub mod interleave;

@@ -446,6 +446,205 @@ pub async fn check_writable(
     }
 }
 
+/// Connects to `endpoint` and runs `work` on the connection, each query bounded by `timeouts`;
+/// always disconnects.
+async fn with_conn<T, F>(
+    endpoint: &str,
+    user: &str,
+    password: &str,
+    timeouts: Timeouts,
+    tls: Option<&Tls>,
+    op: &'static str,
+    work: F,
+) -> Result<T, PortError>
+where
+    F: for<'c> FnOnce(
+        &'c mut Conn,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<T, mysql_async::Error>> + Send + 'c>,
+    >,
+{
+    let (host, port) = endpoint
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .filter(|(h, p)| !h.is_empty() && *p != 0)
+        .ok_or_else(|| {
+            PortError::new(
+                ErrorKind::Other,
+                op,
+                format!("endpoint `{endpoint}` is not host:port"),
+            )
+        })?;
+    let target = Target {
+        host,
+        port,
+        user,
+        password,
+        database: None,
+        tls,
+    };
+    let fail = |f: Failure| PortError::new(f.kind(), op, f.describe(endpoint, op));
+    let opts = opts(&target, timeouts).await.map_err(fail)?;
+    let mut conn = match tokio::time::timeout(timeouts.connect, Conn::new(opts)).await {
+        Err(_) => return Err(fail(Failure::ConnectTimeout(timeouts.connect))),
+        Ok(Err(e)) => return Err(fail(Failure::Mysql(e))),
+        Ok(Ok(c)) => c,
+    };
+    let result = tokio::time::timeout(timeouts.query * 4, work(&mut conn)).await;
+    let _ = tokio::time::timeout(timeouts.query, conn.disconnect()).await;
+    match result {
+        Err(_) => Err(fail(Failure::QueryTimeout(timeouts.query * 4))),
+        Ok(r) => r.map_err(|e| fail(Failure::Mysql(e))),
+    }
+}
+
+/// Application sessions: not ours, not system threads, not RDS's own `rdsadmin`, and not the
+/// binlog dump threads of replicas still attached (ending those only breaks their replication).
+const APP_SESSIONS: &str = "SELECT ID FROM information_schema.PROCESSLIST \
+     WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler', 'rdsadmin') \
+     AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID')";
+
+/// [`OldPrimarySql`](crate::fence::OldPrimarySql) over a real MySQL/MariaDB connection, with
+/// the fence's login ([`crate::fence::sql_login`]) and the canary's timeouts and TLS.
+pub struct MysqlOldPrimary {
+    credentials: Arc<dyn Credentials>,
+}
+
+impl MysqlOldPrimary {
+    pub fn new(credentials: Arc<dyn Credentials>) -> Self {
+        Self { credentials }
+    }
+
+    async fn login(
+        &self,
+        site: &SiteConfig,
+        op: &'static str,
+    ) -> Result<(String, String, Timeouts, Option<Tls>), PortError> {
+        let (user, source) = crate::fence::sql_login(site).ok_or_else(|| {
+            PortError::new(
+                ErrorKind::NotFound,
+                op,
+                format!(
+                    "site {} has no SQL login for the old primary (fence.sql_user or canary)",
+                    site.id
+                ),
+            )
+        })?;
+        let password = self.credentials.password(&source).await?;
+        let (timeouts, tls) = match &site.canary {
+            Some(c) => (Timeouts::of(c), Tls::of(c)),
+            None => (
+                Timeouts {
+                    connect: Duration::from_secs(2),
+                    query: Duration::from_secs(2),
+                },
+                None,
+            ),
+        };
+        Ok((user, password, timeouts, tls))
+    }
+}
+
+#[async_trait]
+impl crate::fence::OldPrimarySql for MysqlOldPrimary {
+    async fn read_only(&self, site: &SiteConfig, endpoint: &str) -> Result<bool, PortError> {
+        const OP: &str = "SelectReadOnly";
+        let (user, pw, t, tls) = self.login(site, OP).await?;
+        let v: Option<i64> = with_conn(endpoint, &user, &pw, t, tls.as_ref(), OP, |c| {
+            Box::pin(c.query_first("SELECT @@global.read_only"))
+        })
+        .await?;
+        Ok(v.unwrap_or(0) != 0)
+    }
+
+    async fn end_sessions(
+        &self,
+        site: &SiteConfig,
+        endpoint: &str,
+    ) -> Result<crate::fence::Sessions, PortError> {
+        const OP: &str = "EndSessions";
+        let (user, pw, t, tls) = self.login(site, OP).await?;
+        with_conn(endpoint, &user, &pw, t, tls.as_ref(), OP, |c| {
+            Box::pin(async move {
+                let ids: Vec<u64> = c.query(APP_SESSIONS).await?;
+                let mut ended = vec![];
+                for id in ids {
+                    match c.exec_drop("CALL mysql.rds_kill(?)", (id,)).await {
+                        Ok(()) => ended.push(id),
+                        // ER_SP_DOES_NOT_EXIST: not RDS; plain KILL where the engine allows it.
+                        Err(mysql_async::Error::Server(e)) if e.code == 1305 => {
+                            match c.query_drop(format!("KILL {id}")).await {
+                                Ok(()) => ended.push(id),
+                                // ER_NO_SUCH_THREAD: it ended by itself meanwhile.
+                                Err(mysql_async::Error::Server(e)) if e.code == 1094 => {}
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        Err(mysql_async::Error::Server(e)) if e.code == 1094 => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let left: Vec<u64> = c.query(APP_SESSIONS).await?;
+                Ok(crate::fence::Sessions { ended, left })
+            })
+        })
+        .await
+    }
+
+    async fn position(
+        &self,
+        site: &SiteConfig,
+        endpoint: &str,
+    ) -> Result<Option<failover_policy::gtid::Position>, PortError> {
+        const OP: &str = "ReadPosition";
+        let (user, pw, t, tls) = self.login(site, OP).await?;
+        read_position(endpoint, &user, &pw, t, tls.as_ref()).await
+    }
+}
+
+/// The server's replication position: `@@global.gtid_binlog_state` on MariaDB (per domain and
+/// server, see [`failover_policy::gtid`]), `@@global.gtid_executed` on MySQL with
+/// `gtid_mode=ON`, `None` when GTIDs are off.
+pub async fn read_position(
+    endpoint: &str,
+    user: &str,
+    password: &str,
+    timeouts: Timeouts,
+    tls: Option<&Tls>,
+) -> Result<Option<failover_policy::gtid::Position>, PortError> {
+    use failover_policy::gtid::{GtidSet, MariaPos, Position};
+    const OP: &str = "ReadPosition";
+    let raw: (String, Option<String>) =
+        with_conn(endpoint, user, password, timeouts, tls, OP, |c| {
+            Box::pin(async move {
+                let version: Option<String> = c.query_first("SELECT @@version").await?;
+                let version = version.unwrap_or_default();
+                let pos: Option<String> = if version.contains("MariaDB") {
+                    c.query_first("SELECT @@global.gtid_binlog_state").await?
+                } else {
+                    let mode: Option<String> = c.query_first("SELECT @@global.gtid_mode").await?;
+                    if mode.as_deref() == Some("ON") {
+                        c.query_first("SELECT @@global.gtid_executed").await?
+                    } else {
+                        None
+                    }
+                };
+                Ok((version, pos))
+            })
+        })
+        .await?;
+    let bad = |e: failover_policy::gtid::PositionError| {
+        PortError::new(ErrorKind::Other, OP, e.to_string())
+    };
+    match raw {
+        (v, Some(p)) if v.contains("MariaDB") => Ok(Some(Position::MariadbGtid(
+            MariaPos::parse(&p).map_err(bad)?,
+        ))),
+        (_, Some(p)) => Ok(Some(Position::MysqlGtid(GtidSet::parse(&p).map_err(bad)?))),
+        (_, None) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ca_certificates;

@@ -686,3 +686,166 @@ async fn no_canary_or_no_password_is_unknown_never_unreachable() {
         other => panic!("an unreadable password says nothing about the primary, got {other:?}"),
     }
 }
+
+// ---------------------------------------------------------------- the old primary (issue 12)
+
+/// Scenario 4 on real MariaDB: the replica's SQL thread is stopped, N transactions commit on the
+/// primary, the replica is "promoted" and takes writes of its own; the divergence computed from
+/// the two servers' positions is exactly those N. Then the fence's SQL side on the old primary:
+/// `read_only` as the server says it, and sessions ended with `KILL` (no `mysql.rds_kill` here).
+#[tokio::test]
+async fn divergence_counts_exactly_the_transactions_the_replica_never_applied() {
+    use failover_adapters::fence::OldPrimarySql;
+    use failover_adapters::mysql::{read_position, MysqlOldPrimary};
+    use failover_policy::gtid::{lost, Position};
+    const N: u64 = 7;
+    let bin = |id: u32| {
+        vec![
+            "--log-bin=mysql-bin".to_string(),
+            format!("--server-id={id}"),
+            "--log-slave-updates".to_string(),
+        ]
+    };
+    let Some(primary) = MariaDb::start_with("div-primary", &bin(1)).await else {
+        return;
+    };
+    let Some(replica) = MariaDb::start_with("div-replica", &bin(2)).await else {
+        return;
+    };
+    let mut p = primary.root().await;
+    // Both servers created the canary users themselves: replication starts after that.
+    let start: String = p
+        .query_first("SELECT @@global.gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap();
+    for sql in [
+        "CREATE USER 'repl'@'%' IDENTIFIED BY 'repl-pass'".to_string(),
+        "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'".into(),
+        "CREATE USER 'fencer'@'%' IDENTIFIED BY 'canary-pass'".into(),
+        "GRANT ALL ON *.* TO 'fencer'@'%'".into(),
+        "CREATE DATABASE shop".into(),
+        "CREATE TABLE shop.orders (id INT PRIMARY KEY, note VARCHAR(40)) ENGINE=InnoDB".into(),
+        "INSERT INTO shop.orders VALUES (1, 'replicated')".into(),
+    ] {
+        p.query_drop(sql).await.unwrap();
+    }
+    let mut r = replica.root().await;
+    r.query_drop(format!("SET GLOBAL gtid_slave_pos = '{start}'"))
+        .await
+        .unwrap();
+    r.query_drop(format!(
+        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl', \
+         MASTER_PASSWORD='repl-pass', MASTER_USE_GTID=slave_pos",
+        primary.port
+    ))
+    .await
+    .unwrap();
+    r.query_drop("START SLAVE").await.unwrap();
+    let want: String = p
+        .query_first("SELECT @@global.gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got: Option<String> = r
+            .query_first("SELECT @@global.gtid_slave_pos")
+            .await
+            .unwrap();
+        if got.as_deref() == Some(want.as_str()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica never caught up: {got:?} vs {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Replication stops applying; the primary goes on committing, one transaction each.
+    r.query_drop("STOP SLAVE SQL_THREAD").await.unwrap();
+    for i in 0..N {
+        p.query_drop(format!(
+            "INSERT INTO shop.orders VALUES ({}, 'lost')",
+            100 + i
+        ))
+        .await
+        .unwrap();
+    }
+    // Promoted: detached, and taking writes under its own server id before anyone reads it.
+    r.query_drop("STOP SLAVE").await.unwrap();
+    r.query_drop("RESET SLAVE ALL").await.unwrap();
+    r.query_drop("INSERT INTO shop.orders VALUES (2, 'new primary')")
+        .await
+        .unwrap();
+    let t = Timeouts {
+        connect: Duration::from_secs(5),
+        query: Duration::from_secs(5),
+    };
+    let new = read_position(&replica.endpoint(), "canary", PASSWORD, t, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let old = read_position(&primary.endpoint(), "canary", PASSWORD, t, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(old, Position::MariadbGtid(_)), "{old:?}");
+    let l = lost(&old, &new).unwrap();
+    assert_eq!(l.count, Some(N), "{old} vs {new}: {l:?}");
+    assert_eq!(l.ranges.len(), 1, "{l:?}");
+    println!("divergence on real MariaDB: {old} vs {new}: {:?}", l.ranges);
+
+    // The fence's SQL side against the old primary.
+    let mut s = site(&primary.endpoint(), 5000);
+    let mut v = serde_json::to_value(&s).unwrap();
+    v["fence"] = serde_json::json!({"sql_user": "fencer",
+        "sql_credentials": {"kind": "env", "var": PASSWORD_VAR}});
+    s = serde_json::from_value(v).unwrap();
+    let creds = Arc::new(FakeCredentials::default());
+    creds
+        .secrets
+        .lock()
+        .unwrap()
+        .insert(PASSWORD_VAR.into(), PASSWORD.into());
+    let sql = MysqlOldPrimary::new(creds);
+    let ep = primary.endpoint();
+    assert!(!sql.read_only(&s, &ep).await.unwrap());
+    p.query_drop("SET GLOBAL read_only = 1").await.unwrap();
+    assert!(
+        sql.read_only(&s, &ep).await.unwrap(),
+        "the server's own answer"
+    );
+    let app = mysql_async::Conn::new(
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname("127.0.0.1")
+            .tcp_port(primary.port)
+            .prefer_socket(false)
+            .user(Some("canary"))
+            .pass(Some(PASSWORD)),
+    )
+    .await
+    .unwrap();
+    // KILL is asynchronous: a killed session may still be listed for a moment, and the fence
+    // (like this loop) asks again until none is left.
+    let first = sql.end_sessions(&s, &ep).await.unwrap();
+    assert!(
+        first.ended.len() >= 2,
+        "the application's and root's sessions: {first:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = sql.end_sessions(&s, &ep).await.unwrap();
+        if again.left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sessions never went: {again:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(app);
+    assert!(
+        p.query_drop("SELECT 1").await.is_err(),
+        "root's session was ended too"
+    );
+    r.disconnect().await.unwrap();
+}

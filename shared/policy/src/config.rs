@@ -78,6 +78,41 @@ pub struct SiteConfig {
     pub approval: ApprovalMode,
     #[serde(default)]
     pub canary: Option<CanaryConfig>,
+    /// What the tool may do to the old primary after a failover (see [`crate::fence`]). Absent:
+    /// nothing in AWS; the old primary is still watched and the divergence still measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<FenceConfig>,
+}
+
+/// How the old primary is fenced after a failover away from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FenceConfig {
+    /// The primary's **own** custom DB parameter group: `read_only` is set to 1 in it
+    /// (`ApplyMethod=immediate`). A default group (`default.*`) cannot be modified, and a group
+    /// other instances use would fence them too: the parameter step is refused for either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_group: Option<String>,
+    /// An administrative login for the SQL steps (confirm `read_only`, end sessions, read the
+    /// position). Absent: the canary's user, which usually lacks `PROCESS`/`CONNECTION_ADMIN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_credentials: Option<CredentialsSource>,
+    /// Take a DB snapshot of the old primary for reconciliation (default on).
+    #[serde(default = "yes")]
+    pub snapshot: bool,
+    /// Move the old primary into this security group (`sg-...`) once it is fenced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_security_group: Option<String>,
+    /// Stop the old primary once it is fenced and snapshotted (RDS refuses while it has read
+    /// replicas, and starts it again by itself after seven days).
+    #[serde(default)]
+    pub stop: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -943,6 +943,14 @@ fn decide_failover(
                 by: human.and_then(|c| c.operator.clone()),
                 reason: human.and_then(|c| c.reason.clone()),
             });
+            // The old primary's fence is recorded with the decision; the tick works on it once
+            // the promotion is complete (crate::fence).
+            let lag = cx
+                .guards
+                .iter()
+                .find(|g| g.guard == Guard::Rpo)
+                .map(|g| g.detail.clone());
+            cx.st.fence = Some(crate::fence::intent(cx.site, cx.st.epoch, lag, now));
             cx.move_to(
                 Phase::Promoting,
                 &format!("failover decided ({who}) to {candidate}"),

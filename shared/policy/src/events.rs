@@ -47,6 +47,12 @@ pub enum EventType {
     /// answered with an error (it needs fixing), a voter went dark, or the DR side lost sight of a
     /// primary another vantage still reaches. Decides nothing by itself.
     EvidenceWarning,
+    /// The old primary's fence changed state (a step observed, refused, or first planned).
+    FenceChanged,
+    /// The old primary answers and is writable while the site is failed over: split-brain risk.
+    OldPrimaryWritable,
+    /// What the old primary holds that the new primary never received, measured.
+    DivergenceMeasured,
 }
 
 impl EventType {
@@ -71,6 +77,9 @@ impl EventType {
             EventType::FailoverFailed => "FailoverFailed",
             EventType::PhaseOverdue => "PhaseOverdue",
             EventType::EvidenceWarning => "EvidenceWarning",
+            EventType::FenceChanged => "FenceChanged",
+            EventType::OldPrimaryWritable => "OldPrimaryWritable",
+            EventType::DivergenceMeasured => "DivergenceMeasured",
         }
     }
 
@@ -81,13 +90,16 @@ impl EventType {
             | EventType::FailoverFailed
             | EventType::FailoverRefused
             | EventType::ApprovalRequested
-            | EventType::DnsPinDelayed => "critical",
+            | EventType::DnsPinDelayed
+            | EventType::OldPrimaryWritable
+            | EventType::DivergenceMeasured => "critical",
             EventType::IncidentSuspected
             | EventType::FailoverAborted
             | EventType::ReplicaPromoted
             | EventType::DnsPinned
             | EventType::AutomationPaused
-            | EventType::EvidenceWarning => "warning",
+            | EventType::EvidenceWarning
+            | EventType::FenceChanged => "warning",
             _ => "info",
         }
     }

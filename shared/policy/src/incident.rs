@@ -224,6 +224,10 @@ pub struct SiteState {
     /// the `ReplicaPromoted` that started it, cannot start a second chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_continued_at: Option<DateTime<Utc>>,
+    /// The old primary's fence and divergence report for the epoch that failed over away from
+    /// it, recorded with the decision (see [`crate::fence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<crate::fence::FenceRecord>,
 }
 
 /// A failover an operator forced past the live-primary guard.
@@ -372,6 +376,7 @@ impl SiteState {
             watch: Default::default(),
             decision: None,
             pin_continued_at: None,
+            fence: None,
         }
     }
 

@@ -44,6 +44,9 @@ impl NoticeKey {
                 | EventType::AutomationResumed
                 | EventType::EvidenceWarning
                 | EventType::DnsPinDelayed
+                | EventType::FenceChanged
+                | EventType::OldPrimaryWritable
+                | EventType::DivergenceMeasured
         ) || is_resolution(event);
         Self {
             site: event.site.clone(),
@@ -159,6 +162,13 @@ fn headline(e: &DomainEvent) -> String {
         EventType::FailoverAborted => format!("epoch {} aborted by a human", e.epoch),
         EventType::PhaseOverdue => format!("STUCK in {} past its deadline - act now", e.phase),
         EventType::EvidenceWarning => "a voter needs attention (no failover)".into(),
+        EventType::FenceChanged => "old primary fence changed".into(),
+        EventType::OldPrimaryWritable => {
+            "OLD PRIMARY IS WRITABLE - split brain risk, act now".into()
+        }
+        EventType::DivergenceMeasured => {
+            "DIVERGENCE measured: transactions the new primary never received".into()
+        }
     }
 }
 
@@ -257,7 +267,7 @@ fn steps(e: &DomainEvent) -> Steps {
     ));
     let status = operator_cmd(format!(r#"{{"command":"status","site":"{site}"}}"#));
     let fence_old = format!(
-        "Make sure {old} cannot take writes if it comes back (stop it, or set read_only=1)."
+        "{old} is fenced by the scheduled tick once the promotion is complete (read_only=1 in its own parameter group, confirmed over SQL, sessions ended, snapshot): you are paged on every change of the fence, at once if it answers writable, and with the divergence report when it is reachable. A site without a `fence` section is watched only: fence it by hand ({RUNBOOK}, \"The old primary\")."
     );
     let failback = format!("Failback is manual — see {RUNBOOK} (\"Failback\").");
     let (done, not_done, next): (Vec<String>, Vec<String>, Vec<String>) = match e.event_type {
@@ -390,7 +400,7 @@ fn steps(e: &DomainEvent) -> Steps {
                 "The previous record set is kept in the ledger for failback/unpin.".into(),
             ],
             vec![
-                format!("{old} was not stopped, demoted or deleted."),
+                format!("{old} was not deleted; its fence is reported in its own messages."),
                 "No failback: the pin keeps traffic on the new primary even if the old one turns healthy.".into(),
             ],
             vec![fence_old, failback],
@@ -406,7 +416,7 @@ fn steps(e: &DomainEvent) -> Steps {
         ),
         EventType::FailoverCompleted => (
             vec![format!("Failover to {c} completed.")],
-            vec![format!("{old} was not stopped, demoted or deleted.")],
+            vec![format!("{old} was not deleted; its fence is reported in its own messages.")],
             vec![fence_old, failback],
         ),
         EventType::EvidenceWarning => (
@@ -418,6 +428,27 @@ fn steps(e: &DomainEvent) -> Steps {
             vec![format!(
                 "Fix the voter it names (canary credentials, grants or TLS; the witness's region, prober or metric; the route between the DR region and the primary) — {RUNBOOK} (\"Voter warnings\")."
             )],
+        ),
+        EventType::FenceChanged => (
+            e.verdict.guards.iter().map(|g| g.detail.clone()).collect(),
+            vec!["DNS is not moved by the fence; failback is manual.".into()],
+            vec![
+                "Steps marked REFUSED must be done by hand (the line says why).".into(),
+                format!("Pending steps are retried every tick; see {RUNBOOK} (\"The old primary\")."),
+            ],
+        ),
+        EventType::OldPrimaryWritable => (
+            e.verdict.guards.iter().map(|g| g.detail.clone()).collect(),
+            vec![
+                "DNS stays pinned to the new primary: it never moves back on its own.".into(),
+                "Clients still connected to the old primary (pooled connections, cached DNS, its RDS endpoint) can write there.".into(),
+            ],
+            vec![e.verdict.summary.clone()],
+        ),
+        EventType::DivergenceMeasured => (
+            vec![e.verdict.summary.clone()],
+            vec!["Nothing was copied back: these transactions exist only on the old primary (and its snapshot).".into()],
+            vec![format!("Reconcile them by hand from the positions above ({RUNBOOK}, \"The divergence report\").")],
         ),
         EventType::FailoverFailed => (
             vec![format!("The failover of epoch {} stopped in phase {}.", e.epoch, e.phase)],
@@ -889,7 +920,8 @@ mod tests {
             "(step 35s",
             "so far: 7m 40s since the first sign of trouble (1m 00s since the last step)",
             "NOT DONE",
-            "orders-primary (us-east-1) was not stopped",
+            "orders-primary (us-east-1) was not deleted; its fence is reported in its own messages",
+            "orders-primary (us-east-1) is fenced by the scheduled tick once the promotion is complete",
             "Failback is manual — see docs/runbook.md",
             "NOTIFIED#000000000003#DnsPinned",
         ] {

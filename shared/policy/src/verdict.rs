@@ -36,6 +36,8 @@ pub enum Guard {
     DecisionAge,
     /// The promoter's fresh re-read of the primary (RDS status, SQL canary) before asking RDS.
     PrimaryStillDown,
+    /// One step of the old primary's fence (see `crate::fence`).
+    Fence,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

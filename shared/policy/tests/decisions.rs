@@ -475,6 +475,23 @@ fn a_sustained_corroborated_outage_decides_a_failover_to_the_first_candidate() {
     let ev = &d.emit[0];
     assert_eq!(ev.epoch, 1);
     assert_eq!(ev.candidate.as_ref().unwrap().id, "orders-replica-1");
+    // The old primary's fence is recorded with the decision, with the lag it was decided on.
+    let fence = st
+        .fence
+        .as_ref()
+        .expect("fence intent recorded with the decision");
+    assert_eq!(
+        (fence.epoch, fence.old_primary.id.as_str()),
+        (1, "orders-primary")
+    );
+    assert!(
+        fence
+            .decided_lag
+            .as_deref()
+            .is_some_and(|l| l.contains("lag")),
+        "{:?}",
+        fence.decided_lag
+    );
     // Every guard was evaluated and explained.
     for g in [
         Guard::Duplicate,

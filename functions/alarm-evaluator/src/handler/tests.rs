@@ -29,6 +29,8 @@ struct World {
     bus: Arc<FakeBus>,
     canary: Arc<FakeCanary>,
     clock: Arc<FixedClock>,
+    fence: Arc<failover_adapters::fence::FakeFence>,
+    old_primary: Arc<failover_adapters::fence::FakeOldPrimarySql>,
 }
 
 fn instance(id: &str, status: &str, source: Option<&str>) -> InstanceInfo {
@@ -67,6 +69,8 @@ fn world() -> World {
     let ledger = Arc::new(FakeLedger::default());
     let bus = Arc::new(FakeBus::default());
     let clock = Arc::new(FixedClock::at(t0()));
+    let fence = Arc::new(failover_adapters::fence::FakeFence::default());
+    let old_primary = Arc::new(failover_adapters::fence::FakeOldPrimarySql::default());
     let deps = Arc::new(Deps {
         cfg: Config::from_document(EXAMPLE).unwrap(),
         topology: topology.clone(),
@@ -76,6 +80,8 @@ fn world() -> World {
         canary: canary.clone(),
         clock: clock.clone(),
         fanout: Fanout::default(),
+        fence: fence.clone(),
+        old_primary: old_primary.clone(),
     });
     World {
         deps,
@@ -85,6 +91,8 @@ fn world() -> World {
         bus,
         canary,
         clock,
+        fence,
+        old_primary,
     }
 }
 
@@ -635,4 +643,5 @@ async fn an_epoch_in_flight_for_a_site_dropped_from_the_configuration_pages_once
 
 /// Regional loss and honest votes through the handler (issue 10, scenarios 1-6).
 mod fanout;
+mod fence;
 mod regional;

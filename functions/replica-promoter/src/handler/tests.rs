@@ -1367,3 +1367,35 @@ async fn the_cooldown_starts_when_rds_is_asked_not_when_the_failover_was_decided
     assert_eq!(st.last_failover_at, Some(asked));
     assert!(asked >= t0() + chrono::Duration::seconds(40));
 }
+
+#[tokio::test]
+async fn the_promoted_replicas_executed_position_is_recorded_in_the_epochs_fence() {
+    let w = world();
+    w.topology.kill_region("us-east-1");
+    let e = w.decided("orders", 3);
+    let site = w.deps.cfg.site("orders").unwrap().clone();
+    w.edit("orders", |s| {
+        s.fence = Some(failover_policy::fence::intent(
+            &site,
+            3,
+            None,
+            s.updated_at.unwrap_or_else(chrono::Utc::now),
+        ));
+    });
+    let pos = failover_policy::gtid::Position::MariadbGtid(
+        failover_policy::gtid::MariaPos::parse("0-1-100").unwrap(),
+    );
+    w.writability
+        .positions
+        .lock()
+        .unwrap()
+        .insert(ep("orders-replica-1"), pos.clone());
+    let r = w.invoke(&e, LONG).await.unwrap();
+    assert!(
+        matches!(r.outcome, PromoterOutcome::Promoted { .. }),
+        "{r:?}"
+    );
+    let st = w.state("orders");
+    assert_eq!(st.phase, Phase::Promoted);
+    assert_eq!(st.fence.unwrap().promoted_position, Some(pos));
+}

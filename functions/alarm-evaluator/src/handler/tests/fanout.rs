@@ -21,6 +21,8 @@ fn orders_last(w: World) -> World {
         canary: w.canary.clone(),
         clock: w.clock.clone(),
         fanout: w.deps.fanout,
+        fence: w.fence.clone(),
+        old_primary: w.old_primary.clone(),
     };
     World {
         deps: Arc::new(deps),

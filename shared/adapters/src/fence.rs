@@ -1,0 +1,440 @@
+//! Ports and adapters for fencing the old primary ([`failover_policy::fence`]).
+//!
+//! [`FenceControl`] is the RDS API side: the parameter group, the snapshot, the stop. Every call
+//! is idempotent on its own (setting `read_only=1` twice, a snapshot with a per-epoch identifier
+//! that a retry finds, stopping a stopped instance), and none of them is taken as proof: the
+//! reconciler always reads the postcondition back. [`OldPrimarySql`] is the SQL side: the server's
+//! own `@@global.read_only`, its sessions, its replication position.
+//!
+//! AWS behaviour relied on:
+//! - `ModifyDBParameterGroup` with `ApplyMethod=immediate` applies a dynamic parameter without a
+//!   reboot, and the instance's `DBParameterGroups[].ParameterApplyStatus` reads `applying` and
+//!   then `in-sync` (RDS User Guide, "Modifying parameters in a DB parameter group"; `read_only`
+//!   is dynamic for RDS for MySQL). Default groups cannot be modified ("You can't modify the
+//!   parameter settings of a default parameter group").
+//! - `CreateDBSnapshot` answers `DBSnapshotAlreadyExists` for an identifier in use; the snapshot
+//!   is usable when `DescribeDBSnapshots` reports `available`.
+//! - `StopDBInstance` is refused for an instance with read replicas, and a stopped instance is
+//!   started again automatically after seven days (RDS User Guide, "Stopping an Amazon RDS DB
+//!   instance temporarily").
+//! - On RDS the master user has no `SUPER`/`CONNECTION_ADMIN` over other users' sessions; it ends
+//!   them with `CALL mysql.rds_kill(id)` (RDS User Guide, "Ending a session or query"). Where
+//!   that procedure does not exist (MariaDB or MySQL outside RDS, in tests), `KILL id`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use failover_policy::config::{CredentialsSource, DbRef, SiteConfig};
+use failover_policy::fence::AttachedGroup;
+use failover_policy::gtid::Position;
+
+use crate::aws::{port_error, AwsClients};
+use crate::ports::{ErrorKind, PortError};
+
+/// The RDS API side of the fence.
+#[async_trait]
+pub trait FenceControl: Send + Sync {
+    /// The parameter groups attached to `db` (`Ok(None)`: the instance does not exist).
+    async fn parameter_groups(&self, db: &DbRef) -> Result<Option<Vec<AttachedGroup>>, PortError>;
+    /// `ModifyDBParameterGroup read_only=1 ApplyMethod=immediate` on `group`.
+    async fn set_read_only(&self, region: &str, group: &str) -> Result<(), PortError>;
+    /// `read_only` as the group holds it (`None`: the engine default, not set in the group).
+    async fn read_only_in_group(
+        &self,
+        region: &str,
+        group: &str,
+    ) -> Result<Option<String>, PortError>;
+    /// `CreateDBSnapshot`; an identifier already in use is success (a retry).
+    async fn create_snapshot(&self, db: &DbRef, snapshot_id: &str) -> Result<(), PortError>;
+    /// The snapshot's `Status` (`None`: no such snapshot).
+    async fn snapshot_status(
+        &self,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Option<String>, PortError>;
+    /// `StopDBInstance`.
+    async fn stop(&self, db: &DbRef) -> Result<(), PortError>;
+}
+
+/// Sessions on the old primary after asking to end them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sessions {
+    pub ended: Vec<u64>,
+    /// Application sessions still there afterwards (system threads and our own excluded).
+    pub left: Vec<u64>,
+}
+
+/// The SQL side of the fence, against the old primary's endpoint.
+#[async_trait]
+pub trait OldPrimarySql: Send + Sync {
+    /// `SELECT @@global.read_only`; an error when the server does not answer.
+    async fn read_only(&self, site: &SiteConfig, endpoint: &str) -> Result<bool, PortError>;
+    /// Ends every application session (not system threads, not our own) and lists what is left.
+    async fn end_sessions(&self, site: &SiteConfig, endpoint: &str) -> Result<Sessions, PortError>;
+    /// The server's replication position (`@@gtid_executed` on MySQL with GTIDs,
+    /// `@@gtid_binlog_state` on MariaDB); `Ok(None)` when GTIDs are off.
+    async fn position(
+        &self,
+        site: &SiteConfig,
+        endpoint: &str,
+    ) -> Result<Option<Position>, PortError>;
+}
+
+/// The login the fence's SQL uses: the fence's own administrative user, else the canary's.
+pub fn sql_login(site: &SiteConfig) -> Option<(String, CredentialsSource)> {
+    let f = site.fence.as_ref();
+    match (
+        f.and_then(|f| f.sql_user.clone()),
+        f.and_then(|f| f.sql_credentials.clone()),
+    ) {
+        (Some(u), Some(c)) => Some((u, c)),
+        _ => site
+            .canary
+            .as_ref()
+            .map(|c| (c.user.clone(), c.credentials.clone())),
+    }
+}
+
+// ---------------------------------------------------------------- RDS adapter
+
+/// [`FenceControl`] over the RDS API of each resource's region.
+pub struct RdsFence {
+    rds: Box<dyn Fn(&str) -> aws_sdk_rds::Client + Send + Sync>,
+}
+
+impl RdsFence {
+    pub fn new(clients: &AwsClients) -> Self {
+        let clients = clients.clone();
+        Self {
+            rds: Box::new(move |region| clients.rds(region)),
+        }
+    }
+}
+
+#[async_trait]
+impl FenceControl for RdsFence {
+    async fn parameter_groups(&self, db: &DbRef) -> Result<Option<Vec<AttachedGroup>>, PortError> {
+        const OP: &str = "DescribeDBInstances";
+        let out = match (self.rds)(&db.region)
+            .describe_db_instances()
+            .db_instance_identifier(&db.id)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(port_error(OP, &e)),
+        };
+        let Some(i) = out.db_instances().first() else {
+            return Ok(None);
+        };
+        Ok(Some(
+            i.db_parameter_groups()
+                .iter()
+                .map(|g| AttachedGroup {
+                    name: g.db_parameter_group_name().unwrap_or_default().to_owned(),
+                    apply_status: g.parameter_apply_status().unwrap_or_default().to_owned(),
+                })
+                .collect(),
+        ))
+    }
+
+    async fn set_read_only(&self, region: &str, group: &str) -> Result<(), PortError> {
+        use aws_sdk_rds::types::{ApplyMethod, Parameter};
+        let p = Parameter::builder()
+            .parameter_name("read_only")
+            .parameter_value("1")
+            .apply_method(ApplyMethod::Immediate)
+            .build();
+        (self.rds)(region)
+            .modify_db_parameter_group()
+            .db_parameter_group_name(group)
+            .parameters(p)
+            .send()
+            .await
+            .map_err(|e| port_error("ModifyDBParameterGroup", &e))?;
+        Ok(())
+    }
+
+    async fn read_only_in_group(
+        &self,
+        region: &str,
+        group: &str,
+    ) -> Result<Option<String>, PortError> {
+        let out = (self.rds)(region)
+            .describe_db_parameters()
+            .db_parameter_group_name(group)
+            .source("user")
+            .send()
+            .await
+            .map_err(|e| port_error("DescribeDBParameters", &e))?;
+        Ok(out
+            .parameters()
+            .iter()
+            .find(|p| p.parameter_name() == Some("read_only"))
+            .and_then(|p| p.parameter_value().map(str::to_owned)))
+    }
+
+    async fn create_snapshot(&self, db: &DbRef, snapshot_id: &str) -> Result<(), PortError> {
+        match (self.rds)(&db.region)
+            .create_db_snapshot()
+            .db_instance_identifier(&db.id)
+            .db_snapshot_identifier(snapshot_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_snapshot_already_exists_fault()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(port_error("CreateDBSnapshot", &e)),
+        }
+    }
+
+    async fn snapshot_status(
+        &self,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Option<String>, PortError> {
+        match (self.rds)(region)
+            .describe_db_snapshots()
+            .db_snapshot_identifier(snapshot_id)
+            .send()
+            .await
+        {
+            Ok(o) => Ok(o
+                .db_snapshots()
+                .first()
+                .and_then(|s| s.status().map(str::to_owned))),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_snapshot_not_found_fault()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(port_error("DescribeDBSnapshots", &e)),
+        }
+    }
+
+    async fn stop(&self, db: &DbRef) -> Result<(), PortError> {
+        (self.rds)(&db.region)
+            .stop_db_instance()
+            .db_instance_identifier(&db.id)
+            .send()
+            .await
+            .map_err(|e| port_error("StopDBInstance", &e))?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- fakes
+
+/// An in-memory [`FenceControl`] with RDS's semantics: a dark region answers `Unavailable` to
+/// everything; `read_only=1` reads `applying` for `applying_polls` looks and then `in-sync`; a
+/// default group refuses modification; a snapshot is `creating` once, then `available`.
+#[derive(Default)]
+pub struct FakeFence {
+    pub state: Mutex<FakeFenceState>,
+}
+
+#[derive(Default)]
+pub struct FakeFenceState {
+    pub dark_regions: Vec<String>,
+    /// Instance id → attached groups.
+    pub groups: HashMap<String, Vec<AttachedGroup>>,
+    /// Group → read_only value set in it.
+    pub values: HashMap<String, String>,
+    pub applying_polls: u32,
+    /// Snapshot id → looks until available.
+    pub snapshots: HashMap<String, u32>,
+    pub stopped: Vec<String>,
+    /// Every mutation, in order (`ModifyDBParameterGroup <group>`, ...).
+    pub calls: Vec<String>,
+}
+
+impl FakeFence {
+    fn dark(&self, region: &str, op: &'static str) -> Result<(), PortError> {
+        if self
+            .state
+            .lock()
+            .unwrap()
+            .dark_regions
+            .iter()
+            .any(|r| r == region)
+        {
+            return Err(PortError::new(
+                ErrorKind::Unavailable,
+                op,
+                format!("rds.{region}.amazonaws.com: connection timed out"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl FenceControl for FakeFence {
+    async fn parameter_groups(&self, db: &DbRef) -> Result<Option<Vec<AttachedGroup>>, PortError> {
+        self.dark(&db.region, "DescribeDBInstances")?;
+        let mut s = self.state.lock().unwrap();
+        let settle = s.applying_polls == 0;
+        if !settle {
+            s.applying_polls -= 1;
+        }
+        let values = s.values.clone();
+        Ok(s.groups.get_mut(&db.id).map(|gs| {
+            for g in gs.iter_mut() {
+                if values.contains_key(&g.name) {
+                    g.apply_status = if settle { "in-sync" } else { "applying" }.into();
+                }
+            }
+            gs.clone()
+        }))
+    }
+
+    async fn set_read_only(&self, region: &str, group: &str) -> Result<(), PortError> {
+        self.dark(region, "ModifyDBParameterGroup")?;
+        if group.starts_with("default.") {
+            return Err(PortError::new(
+                ErrorKind::Other,
+                "ModifyDBParameterGroup",
+                "InvalidParameterValue: cannot modify a default parameter group",
+            ));
+        }
+        let mut s = self.state.lock().unwrap();
+        s.calls.push(format!("ModifyDBParameterGroup {group}"));
+        s.values.insert(group.into(), "1".into());
+        Ok(())
+    }
+
+    async fn read_only_in_group(
+        &self,
+        region: &str,
+        group: &str,
+    ) -> Result<Option<String>, PortError> {
+        self.dark(region, "DescribeDBParameters")?;
+        Ok(self.state.lock().unwrap().values.get(group).cloned())
+    }
+
+    async fn create_snapshot(&self, db: &DbRef, snapshot_id: &str) -> Result<(), PortError> {
+        self.dark(&db.region, "CreateDBSnapshot")?;
+        let mut s = self.state.lock().unwrap();
+        s.calls.push(format!("CreateDBSnapshot {snapshot_id}"));
+        s.snapshots.entry(snapshot_id.into()).or_insert(1);
+        Ok(())
+    }
+
+    async fn snapshot_status(
+        &self,
+        region: &str,
+        snapshot_id: &str,
+    ) -> Result<Option<String>, PortError> {
+        self.dark(region, "DescribeDBSnapshots")?;
+        let mut s = self.state.lock().unwrap();
+        Ok(s.snapshots.get_mut(snapshot_id).map(|n| {
+            if *n == 0 {
+                "available".into()
+            } else {
+                *n -= 1;
+                "creating".into()
+            }
+        }))
+    }
+
+    async fn stop(&self, db: &DbRef) -> Result<(), PortError> {
+        self.dark(&db.region, "StopDBInstance")?;
+        let mut s = self.state.lock().unwrap();
+        s.calls.push(format!("StopDBInstance {}", db.id));
+        s.stopped.push(db.id.clone());
+        Ok(())
+    }
+}
+
+/// An in-memory old primary's SQL side: unreachable, or answering with its `read_only`, sessions
+/// that end when asked (unless `sticky`), and a position.
+#[derive(Default)]
+pub struct FakeOldPrimarySql {
+    pub state: Mutex<FakeSqlState>,
+}
+
+#[derive(Default)]
+pub struct FakeSqlState {
+    pub reachable: bool,
+    pub read_only: bool,
+    /// Looks at `read_only` that still read 0 after it was set (a long transaction holds it).
+    pub read_only_delay: u32,
+    pub sessions: Vec<u64>,
+    pub position: Option<Position>,
+    /// The parameter group whose `read_only` the server applies (as RDS applies a dynamic
+    /// parameter to the running server), in that fake RDS.
+    pub follows: Option<(std::sync::Arc<FakeFence>, String)>,
+}
+
+impl FakeOldPrimarySql {
+    fn up(&self, op: &'static str, endpoint: &str) -> Result<(), PortError> {
+        if self.state.lock().unwrap().reachable {
+            Ok(())
+        } else {
+            Err(PortError::new(
+                ErrorKind::Unavailable,
+                op,
+                format!("{endpoint}: Connection refused"),
+            ))
+        }
+    }
+}
+
+#[async_trait]
+impl OldPrimarySql for FakeOldPrimarySql {
+    async fn read_only(&self, _site: &SiteConfig, endpoint: &str) -> Result<bool, PortError> {
+        self.up("SelectReadOnly", endpoint)?;
+        let mut s = self.state.lock().unwrap();
+        if let Some((rds, group)) = &s.follows {
+            let set = rds
+                .state
+                .lock()
+                .unwrap()
+                .values
+                .get(group)
+                .map(String::as_str)
+                == Some("1");
+            s.read_only = s.read_only || set;
+        }
+        if s.read_only && s.read_only_delay > 0 {
+            s.read_only_delay -= 1;
+            return Ok(false);
+        }
+        Ok(s.read_only)
+    }
+
+    async fn end_sessions(
+        &self,
+        _site: &SiteConfig,
+        endpoint: &str,
+    ) -> Result<Sessions, PortError> {
+        self.up("EndSessions", endpoint)?;
+        let mut s = self.state.lock().unwrap();
+        Ok(Sessions {
+            ended: std::mem::take(&mut s.sessions),
+            left: vec![],
+        })
+    }
+
+    async fn position(
+        &self,
+        _site: &SiteConfig,
+        endpoint: &str,
+    ) -> Result<Option<Position>, PortError> {
+        self.up("ReadPosition", endpoint)?;
+        Ok(self.state.lock().unwrap().position.clone())
+    }
+}
