@@ -31,7 +31,13 @@ pub async fn reconcile_site(deps: &Deps, site: &SiteConfig, now: DateTime<Utc>) 
     let Some(mut f) = fence::active(&st).cloned() else {
         return vec![];
     };
-    let new_primary = st.promotion.as_ref().map(|p| p.candidate.clone());
+    // Before a forced promotion (fence first) the new primary-to-be is the decided candidate.
+    let new_primary = st
+        .promotion
+        .as_ref()
+        .filter(|p| p.epoch == st.epoch)
+        .map(|p| p.candidate.clone())
+        .or_else(|| st.candidate.clone());
     for _ in 0..STEPS_PER_TICK {
         let Some(step) = f.next_step() else { break };
         let attempt = attempt(deps, site, &mut f, step, new_primary.as_ref()).await;
@@ -43,6 +49,10 @@ pub async fn reconcile_site(deps: &Deps, site: &SiteConfig, now: DateTime<Utc>) 
         }
     }
     let mut pages = vec![];
+    if fence::before_promotion(&st) {
+        // Fence first: the old primary is still the writer; nothing to watch or measure yet.
+        return commit_fence(deps, site, &st, f, pages, now).await;
+    }
     let probe = match f.endpoint.as_deref() {
         // Multi-AZ / Aurora cluster: the endpoint now reaches the new writer; nothing to watch.
         _ if !fence::watched(&f) => Probe::Unreachable("not watched for this engine kind".into()),
@@ -70,7 +80,18 @@ pub async fn reconcile_site(deps: &Deps, site: &SiteConfig, now: DateTime<Utc>) 
             }
         }
     }
-    let Some(next) = fence::commit(site, &st, f, pages, now) else {
+    commit_fence(deps, site, &st, f, pages, now).await
+}
+
+async fn commit_fence(
+    deps: &Deps,
+    site: &SiteConfig,
+    st: &failover_policy::SiteState,
+    f: fence::FenceRecord,
+    pages: Vec<failover_policy::DomainEvent>,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let Some(next) = fence::commit(site, st, f, pages, now) else {
         return vec![];
     };
     if let Err(e) = deps.ledger.commit(&next).await {

@@ -439,6 +439,10 @@ impl Run<'_> {
             Err(a) => return self.abort_unrequested(state, a, guards).await,
         }
         let (_, decided_at) = promote::decision_of(&state, &self.event);
+        let state = match self.fenced_first(state, decided_at, &mut guards).await? {
+            Ok(s) => s,
+            Err(done) => return Ok(done),
+        };
         let mut attempt = 0;
         let pre = loop {
             match self.read_preflight(candidate).await {
@@ -629,6 +633,81 @@ impl Run<'_> {
     /// Aborts the epoch for what the re-check saw, on the very state it was judged against (like
     /// `fail_unrequested`: a lost race means another invocation may have asked RDS meanwhile, so
     /// re-read and re-fence). `None` = re-read.
+    /// A failover forced over a primary that answers: RDS is asked only once the old primary is
+    /// fenced (`read_only=1` in its own parameter group, confirmed over SQL — the evaluator's tick
+    /// works the steps). Waits within the invocation, re-reading the ledger, then hands on; a
+    /// refused step, or no fence within the pre-check deadline, fails the epoch with nothing
+    /// asked of RDS.
+    async fn fenced_first(
+        &mut self,
+        mut state: SiteState,
+        decided_at: chrono::DateTime<chrono::Utc>,
+        guards: &mut Vec<GuardCheck>,
+    ) -> Result<Result<SiteState, Option<PromoterOutcome>>, PromoterError> {
+        use failover_policy::fence::{fenced_first, FencedFirst};
+        const RECHECK: Duration = Duration::from_secs(10);
+        let epoch = state.epoch;
+        loop {
+            let why = match fenced_first(&state) {
+                FencedFirst::NotNeeded => return Ok(Ok(state)),
+                FencedFirst::Done(seen) => {
+                    guards.push(GuardCheck::new(
+                        Guard::Fence,
+                        GuardResult::Pass,
+                        format!("the old primary was fenced first: {seen}"),
+                    ));
+                    return Ok(Ok(state));
+                }
+                FencedFirst::Refused(why) => {
+                    let detail = format!(
+                        "the failover was forced over a primary that answers, and it cannot be fenced first ({why}): promoting now would make two writers; fence it by hand (read_only=1) and fail over again"
+                    );
+                    return self
+                        .fail_unrequested(
+                            state,
+                            FailureReason::NotFencedFirst,
+                            &detail,
+                            guards.clone(),
+                        )
+                        .await
+                        .map(Err);
+                }
+                FencedFirst::Waiting(why) => why,
+            };
+            let stuck = self.now() - decided_at
+                > chrono::Duration::minutes(promote::PREFLIGHT_DEADLINE_MINUTES);
+            if stuck {
+                let detail = format!(
+                    "{why}, after {} minutes: nothing was asked of RDS; the old primary may be read-only already — check it before failing over again",
+                    promote::PREFLIGHT_DEADLINE_MINUTES
+                );
+                return self
+                    .fail_unrequested(
+                        state,
+                        FailureReason::NotFencedFirst,
+                        &detail,
+                        guards.clone(),
+                    )
+                    .await
+                    .map(Err);
+            }
+            if !self.has_time_for(RECHECK) {
+                return self
+                    .hand_on(state, &why, None, guards.clone())
+                    .await
+                    .map(|o| Err(Some(o)));
+            }
+            info!(site = %self.site.id, epoch = state.epoch, %why, "fence first");
+            self.deps.pacer.sleep(RECHECK).await;
+            state = self.load().await?;
+            // A human's abort, or any other writer of the record, ends this wait: the caller
+            // re-admits the epoch from the ledger as it stands (`None`: lost the race).
+            if state.epoch != epoch || state.phase != failover_policy::Phase::Promoting {
+                return Ok(Err(None));
+            }
+        }
+    }
+
     async fn abort_unrequested(
         &mut self,
         state: SiteState,

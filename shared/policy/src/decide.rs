@@ -1475,9 +1475,11 @@ fn operator(
                 ));
                 return refuse_command(cx, original, RefusalReason::AlreadyInFlight, d);
             }
+            let mut fence_first = false;
             if let Some(ev) = ev {
-                if let Err(d) = primary_may_be_replaced(&mut cx, ev, cmd, &by) {
-                    return refuse_command(cx, original, RefusalReason::PrimaryAlive, d);
+                match primary_may_be_replaced(&mut cx, ev, cmd, &by) {
+                    Ok(live) => fence_first = live,
+                    Err(d) => return refuse_command(cx, original, RefusalReason::PrimaryAlive, d),
                 }
             }
             cx.guard(GuardCheck::new(
@@ -1498,6 +1500,7 @@ fn operator(
                     by: by.clone(),
                     reason: reason.clone().unwrap_or_default(),
                     at: now,
+                    fence_first,
                 });
             }
             match ev {
@@ -1522,13 +1525,14 @@ pub(crate) fn primary_answers(ev: &Evidence, quorum: u32) -> bool {
 }
 
 /// A manual failover of a primary that answers makes two writers at once: refused, unless the
-/// operator says `force` (with a reason, recorded in the ledger).
+/// operator says `force` (with a reason, recorded in the ledger). `Ok(true)`: forced over a
+/// primary that answers, so it must be fenced before RDS is asked.
 fn primary_may_be_replaced(
     cx: &mut Ctx<'_>,
     ev: &Evidence,
     cmd: &OperatorCommand,
     by: &str,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let t = ev.tally();
     // Only a promoted RDS read replica leaves the old primary writable: Aurora's cluster failover
     // and global switchover demote the old writer themselves, and a Multi-AZ reboot fails over
@@ -1539,7 +1543,7 @@ fn primary_may_be_replaced(
             GuardResult::Pass,
             format!("the primary does not answer ({} down, {} up)", t.down, t.up),
         ));
-        return Ok(());
+        return Ok(false);
     }
     if cmd.force {
         cx.guard(GuardCheck::new(
@@ -1547,13 +1551,14 @@ fn primary_may_be_replaced(
             GuardResult::NotApplicable,
             format!(
                 "the primary answers ({} down, {} up), but {by} forced the failover: {}; \
-                 it stays writable until it is fenced (read_only=1 through its parameter group)",
+                 it is fenced first (read_only=1 through its own parameter group, confirmed over \
+                 SQL) and only then is RDS asked to promote",
                 t.down,
                 t.up,
                 cmd.reason.as_deref().unwrap_or_default()
             ),
         ));
-        return Ok(());
+        return Ok(true);
     }
     let d = format!(
         "{} answers ({} down, {} up: {}): promoting a replica now makes two writers; for a planned move use a \

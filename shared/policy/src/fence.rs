@@ -446,7 +446,62 @@ pub fn active(st: &SiteState) -> Option<&FenceRecord> {
         st.phase,
         Phase::Promoted | Phase::DnsPinned | Phase::Completed | Phase::Failed
     );
-    (promoted && phase_ok).then_some(f)
+    (promoted && phase_ok || before_promotion(st)).then_some(f)
+}
+
+/// A human forced the failover of a primary that answers, and RDS has not been asked yet: the
+/// fence runs *before* the promotion (the promoter waits for [`fenced_first`]), and the old
+/// primary is not "writable again" — it is the writer until it is fenced.
+pub fn before_promotion(st: &SiteState) -> bool {
+    st.phase == Phase::Promoting
+        && st
+            .forced
+            .as_ref()
+            .is_some_and(|f| f.epoch == st.epoch && f.fence_first)
+        && st.promotion.as_ref().is_none_or(|p| p.epoch != st.epoch)
+}
+
+/// Whether the promoter may ask RDS to promote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FencedFirst {
+    /// No fence is asked before the promotion (the failover was not forced over a live primary).
+    NotNeeded,
+    /// `read_only=1` in the old primary's parameter group and over SQL, both observed.
+    Done(String),
+    /// The steps are still being worked on by the tick.
+    Waiting(String),
+    /// A step was refused: the old primary cannot be fenced by the tool, so a forced failover
+    /// over it would make two writers.
+    Refused(String),
+}
+
+/// The fence-first steps of a forced failover over a primary that answers.
+pub fn fenced_first(st: &SiteState) -> FencedFirst {
+    if !before_promotion(st) {
+        return FencedFirst::NotNeeded;
+    }
+    let Some(f) = st.fence.as_ref().filter(|f| f.epoch == st.epoch) else {
+        return FencedFirst::Refused("no fence intent was recorded with the decision".into());
+    };
+    let mut done = vec![];
+    for step in [Step::ParameterReadOnly, Step::SqlReadOnly] {
+        match f.state(step) {
+            Some(StepState::Done { observed, .. }) => {
+                done.push(format!("{}: {observed}", step.as_str()))
+            }
+            Some(StepState::Refused { reason }) | Some(StepState::NotApplicable { reason }) => {
+                return FencedFirst::Refused(format!("{}: {reason}", step.as_str()))
+            }
+            _ => {
+                return FencedFirst::Waiting(format!(
+                    "waiting for the fence of {} before promoting: {} not yet observed",
+                    f.old_primary,
+                    step.as_str()
+                ))
+            }
+        }
+    }
+    FencedFirst::Done(done.join("; "))
 }
 
 /// What the tick's probe of the old primary saw.
@@ -757,6 +812,74 @@ mod tests {
         });
         st.fence = Some(intent(site, 4, Some("lag 2 s (current)".into()), t(0)));
         st
+    }
+
+    /// Issue 11, defect 3: a failover forced over a primary that answers promotes only once the
+    /// old primary is fenced — read_only=1 in its own parameter group *and* over SQL — and the
+    /// tick works the steps before the promotion (and does not call the live writer "writable
+    /// again"); a step the tool may not do fails it.
+    #[test]
+    fn a_failover_forced_over_a_live_primary_waits_for_the_fence_first() {
+        let site = orders(own_group());
+        let mut st = SiteState::new("orders");
+        st.epoch = 4;
+        st.phase = Phase::Promoting;
+        st.fence = Some(intent(&site, 4, None, t(0)));
+        assert_eq!(fenced_first(&st), FencedFirst::NotNeeded, "not forced");
+        assert!(
+            active(&st).is_none(),
+            "no promotion yet, not forced: nothing to fence"
+        );
+
+        st.forced = Some(crate::incident::Forced {
+            epoch: 4,
+            by: "alice".into(),
+            reason: "move writes now".into(),
+            at: t(0),
+            fence_first: true,
+        });
+        assert!(before_promotion(&st) && active(&st).is_some());
+        assert!(
+            matches!(fenced_first(&st), FencedFirst::Waiting(w) if w.contains("read-only-in-parameter-group") || w.contains("not yet observed"))
+        );
+
+        let f = st.fence.clone().unwrap();
+        let f = record(
+            &f,
+            Step::ParameterReadOnly,
+            Attempt::Observed("group read_only=1".into()),
+            t(60),
+        );
+        st.fence = Some(f.clone());
+        assert!(
+            matches!(fenced_first(&st), FencedFirst::Waiting(_)),
+            "SQL not yet confirmed"
+        );
+        let f = record(
+            &f,
+            Step::SqlReadOnly,
+            Attempt::Observed("@@global.read_only = 1".into()),
+            t(120),
+        );
+        st.fence = Some(f);
+        assert!(
+            matches!(fenced_first(&st), FencedFirst::Done(d) if d.contains("@@global.read_only = 1"))
+        );
+
+        // The site may not be fenced by the tool: refused, never "go ahead".
+        let bare = cfg_with(&[]).site("orders").unwrap().clone();
+        st.fence = Some(intent(&bare, 4, None, t(0)));
+        assert!(
+            matches!(fenced_first(&st), FencedFirst::Refused(r) if r.contains("no `fence` section"))
+        );
+
+        // Forced over a primary that did not answer: no fence first (its region may be dark).
+        st.forced.as_mut().unwrap().fence_first = false;
+        assert_eq!(fenced_first(&st), FencedFirst::NotNeeded);
+        // Once RDS was asked, the wait is over whatever the flag says.
+        st.forced.as_mut().unwrap().fence_first = true;
+        st.promotion = pinned(&site).promotion;
+        assert_eq!(fenced_first(&st), FencedFirst::NotNeeded);
     }
 
     fn states(f: &FenceRecord) -> Vec<&'static str> {

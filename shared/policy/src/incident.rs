@@ -237,6 +237,11 @@ pub struct Forced {
     pub by: String,
     pub reason: String,
     pub at: DateTime<Utc>,
+    /// The primary answered when the failover was forced (an RDS read replica site): the
+    /// promoter asks RDS only once the old primary is fenced — `read_only=1` through its own
+    /// parameter group, confirmed over SQL ([`crate::fence::fenced_first`]).
+    #[serde(default)]
+    pub fence_first: bool,
 }
 
 /// What started the current epoch's failover. Only a human's explicit word lets the promoter

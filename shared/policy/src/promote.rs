@@ -194,6 +194,9 @@ pub enum FailureReason {
     NotWritable,
     /// Writes could not be verified at all (no canary credentials, credentials unreadable).
     WritabilityUnverifiable,
+    /// A failover forced over a primary that answers, whose old primary could not be fenced
+    /// first (a fence step refused, or not observed within the pre-check deadline).
+    NotFencedFirst,
 }
 
 impl FailureReason {
@@ -211,6 +214,7 @@ impl FailureReason {
             FailureReason::PromotionTimedOut => "promotion-timed-out",
             FailureReason::NotWritable => "not-writable",
             FailureReason::WritabilityUnverifiable => "writability-unverifiable",
+            FailureReason::NotFencedFirst => "not-fenced-first",
         }
     }
 

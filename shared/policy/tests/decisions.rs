@@ -1906,10 +1906,23 @@ fn a_manual_failover_of_a_primary_that_answers_is_refused_unless_forced() {
         (f.epoch, f.by.as_str(), f.reason.as_str()),
         (st.epoch, "alice@example.com", "looks slow")
     );
+    assert!(
+        f.fence_first,
+        "a primary that answers is fenced before RDS is asked"
+    );
     assert_eq!(
         guard(&d, Guard::PrimaryAlive).result,
         GuardResult::NotApplicable
     );
+
+    // Forced while the primary does not answer (its region dark): nothing to fence first, and
+    // waiting on its dark API would block the failover.
+    let mut st = SiteState::new("orders");
+    let mut dead = World::outage();
+    dead.r1_lag = Some(1.0);
+    let d = step_ev(&forced, &dead.evidence(), &mut st, t0());
+    assert_eq!(chosen(&d), Some("orders-replica-1"), "{:#?}", d.verdict);
+    assert!(!st.forced.clone().unwrap().fence_first);
 }
 
 #[test]

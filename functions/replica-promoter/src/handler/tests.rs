@@ -1399,3 +1399,114 @@ async fn the_promoted_replicas_executed_position_is_recorded_in_the_epochs_fence
     assert_eq!(st.phase, Phase::Promoted);
     assert_eq!(st.fence.unwrap().promoted_position, Some(pos));
 }
+
+// ---------------------------------------------------------------- fence first (issue 11, defect 3)
+
+/// `orders` with a fence the tool may apply (its own parameter group), and epoch `epoch`
+/// forced over a primary that answers: the state the evaluator records for such a decision.
+fn forced_over_a_live_primary(w: &World, epoch: u64, fence: bool) {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../infra/sites.example.json")).unwrap();
+    if fence {
+        doc["sites"][0]["fence"] = serde_json::json!({"parameter_group": "orders-primary-params",
+            "sql_user": "admin", "sql_credentials": {"kind": "env", "var": "FENCE_PW"}});
+    }
+    let cfg = failover_policy::Config::from_document(&doc.to_string()).unwrap();
+    let site = cfg.site("orders").unwrap().clone();
+    w.primary_alive("orders");
+    w.decided_by("orders", DecisionTrigger::ManualForced, 10);
+    let now = w.clock.now();
+    w.edit("orders", |s| {
+        s.forced = Some(failover_policy::incident::Forced {
+            epoch,
+            by: "alice".into(),
+            reason: "move writes now".into(),
+            at: now,
+            fence_first: true,
+        });
+        s.fence = Some(failover_policy::fence::intent(&site, epoch, None, now));
+    });
+}
+
+#[tokio::test]
+async fn a_failover_forced_over_a_live_primary_asks_rds_only_once_the_old_primary_is_fenced() {
+    use failover_policy::fence::{record, Attempt, Step};
+    let w = world();
+    let e = w.decided("orders", 2);
+    forced_over_a_live_primary(&w, 2, true);
+
+    // The tick has not fenced it yet: nothing is asked of RDS; the promoter waits, then hands on.
+    let r = w.invoke(&e, Duration::from_secs(60)).await.unwrap();
+    assert!(
+        matches!(r.outcome, PromoterOutcome::Continued { .. }),
+        "{:?}",
+        r.outcome
+    );
+    assert!(w.mutations().is_empty(), "{:?}", w.mutations());
+
+    // The tick observes read_only=1 in the group and over SQL.
+    let now = w.clock.now();
+    w.edit("orders", |s| {
+        let f = s.fence.clone().unwrap();
+        let f = record(
+            &f,
+            Step::ParameterReadOnly,
+            Attempt::Observed("read_only=1".into()),
+            now,
+        );
+        let f = record(
+            &f,
+            Step::SqlReadOnly,
+            Attempt::Observed("@@global.read_only = 1".into()),
+            now,
+        );
+        s.fence = Some(f);
+    });
+    let cont = published(&w, EventType::PromotionContinued);
+    let r = w.invoke(cont.last().unwrap(), LONG).await.unwrap();
+    assert!(
+        matches!(r.outcome, PromoterOutcome::Promoted { .. }),
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(w.control.inner.count("PromoteReadReplica"), 1);
+    assert_eq!(w.bus.types(), ["PromotionContinued", "ReplicaPromoted"]);
+    let g = r
+        .verdict
+        .unwrap()
+        .guards
+        .into_iter()
+        .find(|g| g.guard == Guard::Fence)
+        .unwrap();
+    assert!(g.detail.contains("fenced first"), "{}", g.detail);
+}
+
+#[tokio::test]
+async fn a_forced_failover_whose_old_primary_cannot_be_fenced_is_failed_with_no_rds_call() {
+    let w = world();
+    let e = w.decided("orders", 2);
+    forced_over_a_live_primary(&w, 2, false); // the site has no `fence` section
+
+    let r = w.invoke(&e, LONG).await.unwrap();
+
+    assert!(
+        matches!(
+            &r.outcome,
+            PromoterOutcome::Failed {
+                reason: FailureReason::NotFencedFirst,
+                ..
+            }
+        ),
+        "{:?}",
+        r.outcome
+    );
+    assert!(w.mutations().is_empty(), "{:?}", w.mutations());
+    let st = w.state("orders");
+    assert!(
+        st.failure
+            .as_ref()
+            .is_some_and(|f| f.contains("two writers")),
+        "{:?}",
+        st.failure
+    );
+}

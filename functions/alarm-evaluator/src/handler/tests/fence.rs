@@ -355,3 +355,50 @@ async fn scenario_5_a_shared_parameter_group_is_refused_with_the_reason_and_neve
         .iter()
         .any(|x| x.contains("shared")));
 }
+
+/// Issue 11, defect 3: a failover forced over a primary that answers. Before RDS is asked the
+/// tick fences the old primary (the promoter waits for it), and does not page it "writable
+/// again": it is the writer until it is fenced.
+#[tokio::test]
+async fn a_forced_failover_over_a_live_primary_is_fenced_before_the_promotion() {
+    let w = pinned_world(own(), None);
+    let now = w.clock.now();
+    let mut st = w.ledger.get("orders").unwrap();
+    st.phase = Phase::Promoting;
+    st.promotion = None;
+    st.forced = Some(failover_policy::incident::Forced {
+        epoch: 1,
+        by: "alice".into(),
+        reason: "move writes now".into(),
+        at: now,
+        fence_first: true,
+    });
+    w.ledger.put(st);
+    w.region_back(); // the old primary answers: that is why the failover had to be forced
+
+    w.tick(0).await;
+
+    let f = w.fence();
+    assert!(
+        f.state(Step::ParameterReadOnly).unwrap().is_done(),
+        "{:?}",
+        f.steps
+    );
+    assert!(
+        f.state(Step::SqlReadOnly).unwrap().is_done(),
+        "{:?}",
+        f.steps
+    );
+    assert!(matches!(
+        failover_policy::fence::fenced_first(&w.ledger.get("orders").unwrap()),
+        failover_policy::fence::FencedFirst::Done(_)
+    ));
+    assert!(
+        w.pages("OldPrimaryWritable").is_empty(),
+        "no 'writable again' page for the writer being fenced"
+    );
+    assert!(
+        f.divergence.is_none(),
+        "nothing to measure before the promotion"
+    );
+}
