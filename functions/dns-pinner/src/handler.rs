@@ -319,11 +319,17 @@ impl Pinner<'_> {
         //    re-creates the records as they are is sent, a no-op that gets a change id of its own
         //    — Route 53 applies a zone's changes in order, so once it is INSYNC, ours is too.
         let mut change_id = recorded.change_id.clone();
+        // Ours, unconfirmed: no change id is recorded, yet the record sets are no longer what
+        // was recorded before any change (the whole pair: a change of the SECONDARY or of the
+        // TTL alone counts, even when the PRIMARY already named the target).
         let ours_unconfirmed = change_id.is_none()
-            && !recorded
-                .previous_values
-                .iter()
-                .any(|v| pin::same_name(v, &host));
+            && match recorded.previous_records.as_deref() {
+                Some(before) => before != current.as_slice(),
+                None => !recorded
+                    .previous_values
+                    .iter()
+                    .any(|v| pin::same_name(v, &host)),
+            };
         let changes = if plan.changes.is_empty() && ours_unconfirmed {
             pin::confirming_batch(&current)
         } else {
