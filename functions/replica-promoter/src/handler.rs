@@ -630,9 +630,6 @@ impl Run<'_> {
         PrimaryNow { status, canary }
     }
 
-    /// Aborts the epoch for what the re-check saw, on the very state it was judged against (like
-    /// `fail_unrequested`: a lost race means another invocation may have asked RDS meanwhile, so
-    /// re-read and re-fence). `None` = re-read.
     /// A failover forced over a primary that answers: RDS is asked only once the old primary is
     /// fenced (`read_only=1` in its own parameter group, confirmed over SQL — the evaluator's tick
     /// works the steps). Waits within the invocation, re-reading the ledger, then hands on; a
@@ -708,6 +705,9 @@ impl Run<'_> {
         }
     }
 
+    /// Aborts the epoch for what the re-check saw, on the very state it was judged against (like
+    /// `fail_unrequested`: a lost race means another invocation may have asked RDS meanwhile, so
+    /// re-read and re-fence). `None` = re-read.
     async fn abort_unrequested(
         &mut self,
         state: SiteState,
