@@ -145,6 +145,12 @@ class Site:
 
     def fail_over(self, **extra) -> dict:
         """An operator's failover request, as the runbook gives it: evaluator → FailoverDecided."""
+        # RDS publishes replica lag every minute: the replicas' newest datapoint is as fresh as a
+        # live replica's, however long the functions' first build took after the fixture (a
+        # fresh clone compiles them inside the first test, for longer than GetMetricData's window).
+        now = dt.datetime.now(dt.timezone.utc)
+        for r in ("orders-replica-1", "orders-replica-2"):
+            self.world.put_lag(r, 2.0, now - dt.timedelta(seconds=30))
         cmd = {"command": "failover", "site": "orders", "operator": "alice", "reason": "drill: us-east-1 lost"} | extra
         return self.emu.invoke("alarm-evaluator", cmd)
 
