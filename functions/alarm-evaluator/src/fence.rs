@@ -40,6 +40,13 @@ pub async fn reconcile_site(deps: &Deps, site: &SiteConfig, now: DateTime<Utc>) 
         .or_else(|| st.candidate.clone());
     for _ in 0..STEPS_PER_TICK {
         let Some(step) = f.next_step() else { break };
+        // Before a forced promotion only read_only is the promotion's precondition: ending
+        // sessions, snapshots and stops wait until the new writer exists and DNS moves.
+        if fence::before_promotion(&st)
+            && !matches!(step, Step::ParameterReadOnly | Step::SqlReadOnly)
+        {
+            break;
+        }
         let attempt = attempt(deps, site, &mut f, step, new_primary.as_ref()).await;
         let observed = matches!(attempt, Attempt::Observed(_));
         info!(site = %site.id, step = ?step, attempt = ?attempt, "fence step");

@@ -63,19 +63,11 @@ pub(crate) fn abort(
     } else {
         ""
     };
-    // A forced failover fences the old primary before RDS is asked: aborting it then leaves the
-    // site with no writer until a human lifts the fence.
-    let fenced = crate::fence::before_promotion(&cx.st)
-        && cx.st.fence.as_ref().is_some_and(|f| {
-            f.epoch == epoch
-                && f.state(crate::fence::Step::ParameterReadOnly)
-                    .is_some_and(|s| s.is_done())
-        });
-    let unfence = if fenced {
-        "; the old primary was already FENCED for this forced failover (read_only=1 in its parameter group): set read_only=0 there, or it takes no writes"
-    } else {
-        ""
-    };
+    // A forced failover fences the old primary before RDS is asked: aborting it then may leave
+    // the site with no writer until a human lifts the fence.
+    let unfence = crate::fence::held_note(&cx.st)
+        .map(|n| format!("; {n}"))
+        .unwrap_or_default();
     let d = format!("epoch {epoch} aborted by {by}: {why}; {what}{hold}{unfence}");
     cx.guard(GuardCheck::new(
         Guard::Command,

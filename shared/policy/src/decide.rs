@@ -1478,7 +1478,10 @@ fn operator(
             let mut fence_first = false;
             if let Some(ev) = ev {
                 match primary_may_be_replaced(&mut cx, ev, cmd, &by) {
-                    Ok(live) => fence_first = live,
+                    // Fence first only when a server answered the SQL canary: then its SQL side
+                    // can confirm read_only. A primary that "answers" only by RDS's status may be
+                    // a lost host, and waiting on it would block the failover.
+                    Ok(live) => fence_first = live && ev.canary.vote() == crate::evidence::Vote::Up,
                     Err(d) => return refuse_command(cx, original, RefusalReason::PrimaryAlive, d),
                 }
             }

@@ -461,6 +461,29 @@ pub fn before_promotion(st: &SiteState) -> bool {
         && st.promotion.as_ref().is_none_or(|p| p.epoch != st.epoch)
 }
 
+/// What an epoch that ends with no promotion must say when its forced failover already worked
+/// on the old primary's fence: the group may hold `read_only=1`, so the site may have no writer.
+/// Counted from the first attempt (a set whose read-back was not yet in sync is a set).
+pub fn held_note(st: &SiteState) -> Option<String> {
+    if !before_promotion(st) {
+        return None;
+    }
+    let f = st.fence.as_ref().filter(|f| f.epoch == st.epoch)?;
+    let touched = match f.state(Step::ParameterReadOnly)? {
+        StepState::Done { .. } => true,
+        StepState::Pending { attempts, .. } => *attempts > 0,
+        _ => false,
+    };
+    touched.then(|| {
+        format!(
+            "the old primary {} was being FENCED for this forced failover: its parameter group may \
+             hold read_only=1, so it may take no writes — set read_only=0 there to give it writes \
+             back, or fail over again",
+            f.old_primary
+        )
+    })
+}
+
 /// Whether the promoter may ask RDS to promote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FencedFirst {
@@ -839,6 +862,7 @@ mod tests {
             fence_first: true,
         });
         assert!(before_promotion(&st) && active(&st).is_some());
+        assert_eq!(held_note(&st), None, "nothing touched yet");
         assert!(
             matches!(fenced_first(&st), FencedFirst::Waiting(w) if w.contains("read-only-in-parameter-group") || w.contains("not yet observed"))
         );
@@ -855,6 +879,8 @@ mod tests {
             matches!(fenced_first(&st), FencedFirst::Waiting(_)),
             "SQL not yet confirmed"
         );
+        // An epoch that ends now, with no promotion, must say the old primary may be read-only.
+        assert!(held_note(&st).is_some_and(|n| n.contains("read_only=1")));
         let f = record(
             &f,
             Step::SqlReadOnly,

@@ -1132,10 +1132,13 @@ pub fn failed(
         .candidate
         .as_ref()
         .map_or_else(|| "the candidate".to_string(), ToString::to_string);
-    let summary = format!(
+    let mut summary = format!(
         "failover failed ({reason}): {detail}. {candidate} was not declared primary; DNS was not moved. A human must decide: fix the cause and send {{\"command\":\"failover\",\"site\":\"{}\"}}, or fail back deliberately.",
         site.id
     );
+    if let Some(n) = crate::fence::held_note(state) {
+        summary = format!("{summary} NOTE: {n}.");
+    }
     let v = verdict(
         site,
         &next,
@@ -1178,10 +1181,13 @@ pub fn aborted(
         AbortReason::DecisionTooOld => "The evaluator decides again on fresh evidence at its next evaluation (the one-minute tick) if the outage is still there.",
         AbortReason::PrimaryAlive => "Automation watches the site again; if the primary goes down again a new incident opens.",
     };
-    let summary = format!(
+    let mut summary = format!(
         "failover aborted ({}): {}. {candidate} was not promoted and DNS was not moved. {then}",
         abort.reason, abort.detail
     );
+    if let Some(n) = crate::fence::held_note(state) {
+        summary = format!("{summary} NOTE: {n}.");
+    }
     let v = verdict(
         site,
         &next,
