@@ -402,6 +402,21 @@ impl Canary for MysqlCanary {
     }
 }
 
+/// `host:port` split, or an error naming the endpoint (for `op`).
+fn host_port<'a>(endpoint: &'a str, op: &'static str) -> Result<(&'a str, u16), PortError> {
+    endpoint
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .filter(|(h, p)| !h.is_empty() && *p != 0)
+        .ok_or_else(|| {
+            PortError::new(
+                ErrorKind::Other,
+                op,
+                format!("endpoint `{endpoint}` is not host:port"),
+            )
+        })
+}
+
 /// Reads whether the server at `endpoint` (`host:port`) accepts writes: after a promotion, the new
 /// writer is only done when both flags are off.
 pub async fn check_writable(
@@ -413,17 +428,7 @@ pub async fn check_writable(
 ) -> Result<Writability, PortError> {
     const OP: &str = "CheckWritable";
     const SQL: &str = "SELECT @@global.read_only, @@global.innodb_read_only";
-    let (host, port) = endpoint
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-        .filter(|(h, p)| !h.is_empty() && *p != 0)
-        .ok_or_else(|| {
-            PortError::new(
-                ErrorKind::Other,
-                OP,
-                format!("endpoint `{endpoint}` is not host:port"),
-            )
-        })?;
+    let (host, port) = host_port(endpoint, OP)?;
     let target = Target {
         host,
         port,
@@ -464,17 +469,7 @@ where
         Box<dyn std::future::Future<Output = Result<T, mysql_async::Error>> + Send + 'c>,
     >,
 {
-    let (host, port) = endpoint
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-        .filter(|(h, p)| !h.is_empty() && *p != 0)
-        .ok_or_else(|| {
-            PortError::new(
-                ErrorKind::Other,
-                op,
-                format!("endpoint `{endpoint}` is not host:port"),
-            )
-        })?;
+    let (host, port) = host_port(endpoint, op)?;
     let target = Target {
         host,
         port,
