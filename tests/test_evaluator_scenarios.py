@@ -9,12 +9,14 @@ verdict the function answered with.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import time
 
 import pytest
 
 from harness import InvokeError, LambdaEmulator, MariaDB
-from world import alarm_event, function_env, now, site_config, tick_event
+from world import alarm_event, function_env, now, site_config, tick_event, utc
 
 SUSTAINED = 2
 AVAIL, CANARY_ALARM = "orders-primary-availability", "orders-primary-canary"
@@ -118,6 +120,34 @@ def test_a_sustained_corroborated_outage_decides_one_failover(world, evaluator, 
     assert world.state("orders")["epoch"] == 1 and world.state("orders")["version"] >= version
     # The evaluator decides; it never touches a database.
     assert world.rds_snapshot() == before
+
+
+def test_the_recheck_the_evaluator_arms_decides_when_the_window_closes_without_a_tick(world, evaluator, primary_up):
+    """Issue 16, goal 1: the quorum met with the window open arms one SQS message delayed to the
+    window's end; Lambda's event source mapping (World.rechecks) hands it back to the evaluator,
+    which decides then, not at the next scheduled tick."""
+    outage(world, primary_up)
+    first = verdict_for(evaluator.invoke("alarm-evaluator", alarm_event(AVAIL, "ALARM", "OK", now())), "orders")
+    assert first["outcome"]["kind"] == "suspected", first["summary"]
+    st = world.state("orders")
+    since = utc(st["quorum_since"])
+    assert st["recheck"]["due"], st.get("recheck")
+    due = utc(st["recheck"]["due"])
+    assert due == since + dt.timedelta(seconds=SUSTAINED)
+
+    assert world.rechecks() == [], "invisible until the window closes (DelaySeconds)"
+    [event] = world.rechecks(wait_secs=SUSTAINED + 5)
+    body = json.loads(event["Records"][0]["body"])["recheck"]
+    assert body["site"] == "orders"
+    resp = evaluator.invoke("alarm-evaluator", event)
+    decided_at = dt.datetime.now(dt.timezone.utc)
+    assert [v["site"] for v in resp["verdicts"]] == ["orders"], "a re-check evaluates its own site"
+    assert resp["verdicts"][0]["outcome"]["kind"] == "failover-decided", resp["verdicts"][0]["summary"]
+    assert decided_at >= due, "never before the window has closed"
+    # (How soon after it: `make bench`, part 5 — not a timed assertion here.)
+    assert "FailoverDecided" in types(world.drain_events())
+    # Only one re-check was armed for the window, and nothing is left to deliver.
+    assert world.rechecks() == []
 
 
 def test_a_live_canary_outvotes_a_single_alarm(world, evaluator, primary_up):

@@ -28,6 +28,8 @@ LEDGER_TABLE = "rds-failover-ledger"
 EVENT_BUS = "rds-failover"
 ALERT_TOPIC = "rds-failover-alerts"
 OBSERVER_QUEUE = "observed-domain-events"
+# The evaluator's re-check queue (infra/template.yaml RecheckQueue; failover_policy::recheck).
+RECHECK_QUEUE = "rds-failover-recheck"
 CANARY_PASSWORD_VAR = "RDS_FAILOVER_CANARY_PASSWORD"
 
 
@@ -80,6 +82,8 @@ def function_env(endpoint: str, cfg: dict, replay_clock: str | None = None) -> d
         "FAILOVER_CONFIG": json.dumps(cfg),
         "LEDGER_TABLE": LEDGER_TABLE,
         "EVENT_BUS_NAME": EVENT_BUS,
+        # moto resolves a queue URL by its last path segment, whatever the host.
+        "RECHECK_QUEUE_URL": f"{endpoint}/{ACCOUNT}/{RECHECK_QUEUE}",
         CANARY_PASSWORD_VAR: "canary-pass",
     }
     if replay_clock:
@@ -91,6 +95,7 @@ def function_env(endpoint: str, cfg: dict, replay_clock: str | None = None) -> d
 class World:
     endpoint: str
     queue_url: str = ""
+    recheck_url: str = ""
     _clients: dict = field(default_factory=dict)
 
     def client(self, service: str, region: str = HOME_REGION):
@@ -166,6 +171,28 @@ class World:
         qarn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         ev.put_rule(Name="observe-all", EventBusName=EVENT_BUS, EventPattern=json.dumps({"source": ["rds-failover"]}))
         ev.put_targets(Rule="observe-all", EventBusName=EVENT_BUS, Targets=[{"Id": "observer", "Arn": qarn}])
+        self.recheck_url = sqs.create_queue(QueueName=RECHECK_QUEUE)["QueueUrl"]
+
+    def rechecks(self, wait_secs: int = 0) -> list[dict]:
+        """Lambda's SQS event source mapping for the re-check queue (BatchSize 1): each message
+        that has become visible, as the event Lambda would invoke the evaluator with
+        (Lambda Developer Guide, "Using Lambda with Amazon SQS"), deleted as a successful
+        invocation would. Long-polls up to `wait_secs` for the first."""
+        sqs, out = self.client("sqs"), []
+        url = getattr(self, "recheck_url", None) or sqs.get_queue_url(QueueName=RECHECK_QUEUE)["QueueUrl"]
+        arn = f"arn:aws:sqs:{HOME_REGION}:{ACCOUNT}:{RECHECK_QUEUE}"
+        while True:
+            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=0 if out else wait_secs,
+                                       AttributeNames=["All"]).get("Messages", [])
+            if not msgs:
+                return out
+            m = msgs[0]
+            out.append({"Records": [{
+                "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": HOME_REGION,
+            }]})
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
     # ------------------------------------------------------------------ action path
 

@@ -51,6 +51,8 @@ pub struct Deps {
     pub fence: Arc<dyn failover_adapters::fence::FenceControl>,
     /// The SQL side: the old primary's own `read_only`, its sessions, its position.
     pub old_primary: Arc<dyn failover_adapters::fence::OldPrimarySql>,
+    /// The re-check at the end of a sustained window (SQS with a delay; `TickOnly` without one).
+    pub rechecks: Arc<dyn failover_adapters::recheck::Rechecks>,
 }
 
 /// How many times a lost compare-and-set is retried with a fresh read before giving up.
@@ -135,6 +137,7 @@ fn summary(s: &Signal) -> SignalSummary {
         SignalKind::Alarm(_) => "alarm",
         SignalKind::Rds(_) => "rds-event",
         SignalKind::Tick => "tick",
+        SignalKind::Recheck(_) => "recheck",
         SignalKind::Operator(_) => "operator-command",
     };
     SignalSummary {
@@ -317,9 +320,10 @@ async fn evaluate_site(
         }
         let evidence = gathered.as_ref().and_then(|(_, e)| e.as_ref());
         let d = decide(site, signal, evidence, &state, now);
-        let Some(next) = d.next else {
+        let Some(mut next) = d.next else {
             return Ok((d.verdict, emitted));
         };
+        arm_recheck(deps, site, signal, &mut next, now).await;
         match deps.ledger.commit(&next).await {
             Ok(()) => {}
             Err(e) if e.kind == ErrorKind::Conflict => {
@@ -340,6 +344,30 @@ async fn evaluate_site(
     Err(EvaluatorError::Contention {
         site: site.id.clone(),
     })
+}
+
+/// Arms the re-check for the end of the sustained window when this evaluation opened (or is
+/// crossing) one, before the record is committed: a lost race re-decides and may arm again, which
+/// only makes the evaluator look twice. A failed send is logged; the scheduled tick decides then.
+async fn arm_recheck(
+    deps: &Deps,
+    site: &SiteConfig,
+    signal: &Signal,
+    next: &mut SiteState,
+    now: DateTime<Utc>,
+) {
+    let Some(arm) = failover_policy::recheck::plan(site, signal, next, now) else {
+        return;
+    };
+    match deps.rechecks.arm(&arm).await {
+        Ok(()) => {
+            info!(site = %site.id, due = %arm.armed.due, delay_secs = arm.delay_secs, "re-check armed for the end of the sustained window");
+            next.recheck = Some(arm.armed);
+        }
+        Err(e) => {
+            warn!(site = %site.id, error = %e, "re-check not armed; the scheduled tick will decide")
+        }
+    }
 }
 
 /// Publishes events left in the record's outbox, then clears it with a compare-and-set write.

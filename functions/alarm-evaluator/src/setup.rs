@@ -12,6 +12,7 @@ use failover_adapters::aws::{
 use failover_adapters::fence::RdsFence;
 use failover_adapters::mysql::{MysqlCanary, MysqlOldPrimary};
 use failover_adapters::ports::{Clock, FixedClock, SystemClock};
+use failover_adapters::recheck::{Rechecks, SqsRechecks, TickOnly};
 use failover_adapters::settings::{Fanout, Settings};
 
 use crate::handler::Deps;
@@ -34,7 +35,15 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
     for w in failover_policy::fence::warnings(&settings.config) {
         tracing::warn!(warning = %w, "fence");
     }
+    let rechecks: Arc<dyn Rechecks> = match std::env::var("RECHECK_QUEUE_URL") {
+        Ok(url) if !url.trim().is_empty() => Arc::new(SqsRechecks::new(&clients, url.trim())),
+        _ => {
+            tracing::warn!("RECHECK_QUEUE_URL is not set: a decision waits for the next scheduled tick after its window closes");
+            Arc::new(TickOnly)
+        }
+    };
     Ok(Deps {
+        rechecks,
         fence: Arc::new(RdsFence::new(&clients)),
         old_primary: Arc::new(MysqlOldPrimary::new(credentials.clone())),
         topology: Arc::new(RdsTopology::new(&clients)),

@@ -828,6 +828,7 @@ impl World {
             fanout: alarm_evaluator::handler::Fanout::default(),
             fence: Arc::new(failover_adapters::fence::FakeFence::default()),
             old_primary: Arc::new(failover_adapters::fence::FakeOldPrimarySql::default()),
+            rechecks: Arc::new(failover_adapters::recheck::RecordedRechecks::default()),
         };
         let p = inj(Func::Promoter);
         let promoter = replica_promoter::handler::Deps {

@@ -58,6 +58,7 @@ pub fn route(cfg: &Config, signal: &Signal, now: DateTime<Utc>) -> Routing {
         SignalKind::Alarm(_) => SOURCE_CLOUDWATCH,
         SignalKind::Rds(_) => SOURCE_RDS,
         SignalKind::Tick => SOURCE_SCHEDULE,
+        SignalKind::Recheck(_) => crate::signal::SOURCE_RECHECK,
         SignalKind::Operator(_) => SOURCE_OPERATOR,
     };
     if signal.source != expected_source {
@@ -134,6 +135,21 @@ pub fn route(cfg: &Config, signal: &Signal, now: DateTime<Utc>) -> Routing {
             }
         }
         SignalKind::Tick => cfg.sites.iter().collect(),
+        SignalKind::Recheck(r) => match cfg.site(&r.site) {
+            Some(s) => vec![s],
+            None => {
+                return Routing::Ignore(ignore(
+                    None,
+                    IgnoreReason::UnknownSite,
+                    Guard::Allowlist,
+                    format!(
+                        "re-check for site `{}`, which is not configured (known: {})",
+                        r.site,
+                        site_list(cfg)
+                    ),
+                ))
+            }
+        },
         SignalKind::Operator(c) => match cfg.site(&c.site) {
             Some(s) => vec![s],
             None => {
@@ -165,7 +181,7 @@ pub fn route(cfg: &Config, signal: &Signal, now: DateTime<Utc>) -> Routing {
     if let Some(t) = signal.time {
         let age = (now - t).num_seconds();
         let max_age = match signal.kind {
-            SignalKind::Tick => MAX_TICK_AGE_SECS,
+            SignalKind::Tick | SignalKind::Recheck(_) => MAX_TICK_AGE_SECS,
             _ => sites
                 .iter()
                 .map(|s| s.thresholds.max_event_age_secs as i64)

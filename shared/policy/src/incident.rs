@@ -228,6 +228,10 @@ pub struct SiteState {
     /// it, recorded with the decision (see [`crate::fence`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence: Option<crate::fence::FenceRecord>,
+    /// The re-check the evaluator armed for the end of the current sustained window (see
+    /// [`crate::recheck`]), so it is armed once per window, not once per evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recheck: Option<crate::recheck::Armed>,
 }
 
 /// A failover an operator forced past the live-primary guard.
@@ -382,6 +386,7 @@ impl SiteState {
             decision: None,
             pin_continued_at: None,
             fence: None,
+            recheck: None,
         }
     }
 

@@ -20,6 +20,7 @@
 //! guess. `events/published/` holds payloads AWS itself publishes, replayed against this parser.
 
 mod identity;
+mod sqs;
 mod time;
 
 use aws_lambda_events::event::cloudwatch_alarms::{
@@ -39,6 +40,9 @@ pub const SOURCE_CLOUDWATCH: &str = "aws.cloudwatch";
 pub const SOURCE_RDS: &str = "aws.rds";
 pub const SOURCE_SCHEDULE: &str = "aws.events";
 pub const SOURCE_OPERATOR: &str = "rds-failover.operator";
+/// The evaluator's own re-check at the end of a sustained window, through its SQS queue
+/// ([`crate::recheck`]).
+pub const SOURCE_RECHECK: &str = "rds-failover.recheck";
 
 /// Inputs larger than this are refused before parsing (no real trigger comes close).
 pub const MAX_INPUT_BYTES: usize = 256 * 1024;
@@ -97,6 +101,8 @@ pub enum Delivery {
     EventBridge,
     AlarmAction,
     Sns,
+    /// An SQS message through Lambda's event source mapping (the evaluator's re-check queue).
+    Sqs,
     Direct,
 }
 
@@ -106,7 +112,21 @@ pub enum SignalKind {
     Alarm(AlarmSignal),
     Rds(RdsSignal),
     Tick,
+    /// The evaluator's own re-check of one site, armed for the end of its sustained window.
+    Recheck(RecheckSignal),
     Operator(OperatorCommand),
+}
+
+/// What a re-check message carries: the site, the instant it was meant to arrive (the signal's
+/// time, so a redelivery hours late is refused as stale like any other signal) and the end of the
+/// sustained window it was armed for (later than `at` when the window is longer than SQS's
+/// 900-second maximum delay, so the evaluator re-arms it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecheckSignal {
+    pub site: String,
+    pub at: DateTime<Utc>,
+    pub due: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -409,7 +429,7 @@ pub enum SignalError {
     Refused(String),
     #[error("input is a JSON {0}, expected an object")]
     NotAnObject(&'static str),
-    #[error("input matches no known trigger shape (EventBridge event, SNS notification, alarm action, operator command)")]
+    #[error("input matches no known trigger shape (EventBridge event, SNS notification, SQS re-check, alarm action, operator command)")]
     UnknownShape,
     #[error("{shape}: field `{field}` is missing or malformed: {detail}")]
     Field {
@@ -433,6 +453,8 @@ pub enum SignalError {
     },
     #[error("SNS notification carries {0} records, expected exactly 1")]
     SnsRecordCount(usize),
+    #[error("SQS batch carries {0} records, expected exactly 1 (the event source mapping's BatchSize is 1)")]
+    SqsRecordCount(usize),
     #[error("SNS message is neither a CloudWatch alarm nor an RDS event notification: {0}")]
     UnknownSnsMessage(String),
 }
@@ -475,6 +497,9 @@ pub fn parse_signal(v: &Value) -> Result<Signal, SignalError> {
         return Err(SignalError::Refused(refusal));
     }
     if obj.contains_key("Records") {
+        if sqs::is_sqs(v) {
+            return sqs::parse(v);
+        }
         return parse_sns(v);
     }
     if obj.contains_key("detail-type") {

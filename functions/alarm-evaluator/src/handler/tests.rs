@@ -31,6 +31,7 @@ struct World {
     clock: Arc<FixedClock>,
     fence: Arc<failover_adapters::fence::FakeFence>,
     old_primary: Arc<failover_adapters::fence::FakeOldPrimarySql>,
+    rechecks: Arc<failover_adapters::recheck::RecordedRechecks>,
 }
 
 fn instance(id: &str, status: &str, source: Option<&str>) -> InstanceInfo {
@@ -71,7 +72,9 @@ fn world() -> World {
     let clock = Arc::new(FixedClock::at(t0()));
     let fence = Arc::new(failover_adapters::fence::FakeFence::default());
     let old_primary = Arc::new(failover_adapters::fence::FakeOldPrimarySql::default());
+    let rechecks = Arc::new(failover_adapters::recheck::RecordedRechecks::default());
     let deps = Arc::new(Deps {
+        rechecks: rechecks.clone(),
         cfg: Config::from_document(EXAMPLE).unwrap(),
         topology: topology.clone(),
         metrics: metrics.clone(),
@@ -93,6 +96,7 @@ fn world() -> World {
         clock,
         fence,
         old_primary,
+        rechecks,
     }
 }
 
@@ -644,4 +648,5 @@ async fn an_epoch_in_flight_for_a_site_dropped_from_the_configuration_pages_once
 /// Regional loss and honest votes through the handler (issue 10, scenarios 1-6).
 mod fanout;
 mod fence;
+mod recheck;
 mod regional;

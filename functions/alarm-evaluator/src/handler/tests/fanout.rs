@@ -23,6 +23,7 @@ fn orders_last(w: World) -> World {
         fanout: w.deps.fanout,
         fence: w.fence.clone(),
         old_primary: w.old_primary.clone(),
+        rechecks: w.rechecks.clone(),
     };
     World {
         deps: Arc::new(deps),

@@ -31,6 +31,7 @@ fn pinned_world(fence: Value, billing_fence: Option<Value>) -> World {
         fanout: w.deps.fanout,
         fence: w.fence.clone(),
         old_primary: w.old_primary.clone(),
+        rechecks: w.rechecks.clone(),
     };
     let w = World {
         deps: Arc::new(deps),
