@@ -3,7 +3,8 @@
 1. cold start → first response, peak RSS and zip size per function (bench/coldstart.py);
 2. orchestration overhead of one failover (bench/orchestration.py);
 3. policy throughput (`cargo bench -p failover-policy --bench verdicts`, criterion);
-4. one tick over many sites, healthy and with one region blackholed (bench/fanout.py).
+4. one tick over many sites, healthy and with one region blackholed (bench/fanout.py);
+5. the decision at the sustained window's end, with and without the re-check (bench/detection.py).
 
 Part 3 runs first, on a machine otherwise as quiet as the bench can make it; then 1 and 2, each
 measuring ours and the baseline side by side, interleaved. Writes bench-results/report.md (the
@@ -29,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import coldstart  # noqa: E402
+import detection  # noqa: E402
 import fanout  # noqa: E402
 import orchestration  # noqa: E402
 from common import FUNCTIONS, ROOT  # noqa: E402
@@ -111,8 +113,37 @@ def fanout_section(f: dict | None) -> list[str]:
     return L
 
 
+def detection_section(d: dict | None) -> list[str]:
+    if not d:
+        return []
+    w = d["witness"]
+    L = ["", "## 5. The decision at the window's end", "",
+         f"Three read-replica sites with sustained windows of {', '.join(str(x) for x in d['windows'])} s; our "
+         "release evaluator fed as a stack feeds it: the scheduled tick every "
+         f"{d['tick_secs']} s at a random phase, the re-check queue through an emulated SQS event source "
+         "mapping, the alarm state changes. The primary's MariaDB is killed and the alarms fire; measured on "
+         "the ledger's clock, quorum met → `FailoverDecided`. Run twice: with the re-check queue, and "
+         "with the tick alone (`RECHECK_QUEUE_URL` empty, as before).", "",
+         "| window s | with re-check: quorum → decision s (past the window) | decided by "
+         "| tick only: quorum → decision s (past the window) | death → decision s, with re-check (modelled detection + measured) |",
+         "|---|---|---|---|---|"]
+    for win in d["windows"]:
+        sid = detection.site_id(win)
+        r, t = d["recheck"]["sites"][sid], d["tick_only"]["sites"][sid]
+        fmt = (lambda s: f"{s['quorum_to_decision_s']:.2f} ({s['past_window_s']:+.2f})" if s["decided"] else "not decided")
+        death = (f"{w['best_s']:g}–{w['worst_s']:g} + {r['quorum_to_decision_s']:.2f}" if r["decided"] else "—")
+        L.append(f"| {win} | {fmt(r)} | {r.get('by', '—')} | {fmt(t)} | {death} |")
+    L += ["", f"Tick phase: {d['recheck']['tick_phase_s']:.1f} s (re-check run), {d['tick_only']['tick_phase_s']:.1f} s "
+          f"(tick-only run) after the alarms. Detection before the quorum, modelled from infra/witness.yaml: "
+          f"a probe every {w['cadence_s']} s, {w['datapoints']} periods of {w['period_s']} s at 0, then the next "
+          f"evaluation: {w['best_s']:g}–{w['worst_s']:g} s (mean {w['mean_s']:g} s).", "", "Goals:", ""]
+    for goal, figure, ok in detection.goals(d):
+        L.append(f"- {'met' if ok else '**not met**'}: {goal}: {figure}")
+    return L
+
+
 def report(when: str, env: str, cold: dict, orch: dict, policy: dict, runs: int, incidents: int,
-           fan: dict | None = None) -> str:
+           fan: dict | None = None, det: dict | None = None) -> str:
     L = [f"# rds-failover benchmarks — {when}", "",
          f"Machine: {env}.", "",
          "Every ratio is baseline ÷ ours, from figures measured side by side in this one run "
@@ -164,6 +195,7 @@ def report(when: str, env: str, cold: dict, orch: dict, policy: dict, runs: int,
     if full and dec:
         L += ["", f"parse+route+decide ÷ decide: {policy[full]['mean_ns'] / policy[dec]['mean_ns']:.1f}× in time per verdict."]
     L += fanout_section(fan)
+    L += detection_section(det)
     return "\n".join(L) + "\n"
 
 
@@ -171,7 +203,7 @@ def render() -> int:
     """`python bench/run.py --render`: rewrites report.md from results.json (no measuring)."""
     r = json.loads((OUT / "results.json").read_text())
     text = report(r["when"], r["machine"], r["cold_start"], r["orchestration"], r["policy"], r["runs"], r["incidents"],
-                  r.get("fanout"))
+                  r.get("fanout"), r.get("detection"))
     (OUT / "report.md").write_text(text)
     print(text)
     return 0
@@ -190,21 +222,23 @@ def main() -> int:
     t0 = time.monotonic()
     print("bench: building the release binaries (cargo build --release)", flush=True)
     subprocess.run(["cargo", "build", "--release", "--quiet", *sum((["-p", f] for f in FUNCTIONS), [])], cwd=ROOT, check=True)
-    print("bench 3/4 first: policy throughput (cargo bench, criterion)", flush=True)
+    print("bench 3/5 first: policy throughput (cargo bench, criterion)", flush=True)
     policy = policy_bench()
-    print(f"bench 1/4: cold starts ({runs} per function and implementation)", flush=True)
+    print(f"bench 1/5: cold starts ({runs} per function and implementation)", flush=True)
     cold = coldstart.summary(coldstart.run(runs, ROOT / ".run" / "bench-coldstart"))
-    print(f"bench 2/4: orchestration overhead ({incidents} failovers per implementation)", flush=True)
+    print(f"bench 2/5: orchestration overhead ({incidents} failovers per implementation)", flush=True)
     orch = orchestration.summary(orchestration.run(incidents, ROOT / ".run" / "bench-orchestration", promotion, insync),
                                  promotion, insync)
     sites = int(os.environ.get("BENCH_SITES", "100"))
-    print(f"bench 4/4: one tick over {sites} sites, healthy and with {fanout.DARK} blackholed", flush=True)
+    print(f"bench 4/5: one tick over {sites} sites, healthy and with {fanout.DARK} blackholed", flush=True)
     fan = fanout.run(sites, ROOT / ".run" / "bench-fanout")
-    text = report(when, env, cold, orch, policy, runs, incidents, fan)
+    print("bench 5/5: the decision at the window's end (windows 30, 60, 120 s; with and without the re-check)", flush=True)
+    det = json.loads(json.dumps(detection.run(ROOT / ".run" / "bench-detection"), default=str))
+    text = report(when, env, cold, orch, policy, runs, incidents, fan, det)
     (OUT / "report.md").write_text(text)
     (OUT / "results.json").write_text(json.dumps({"when": when, "machine": env, "runs": runs, "incidents": incidents,
                                                   "cold_start": cold, "orchestration": orch, "policy": policy,
-                                                  "fanout": fan}, indent=2))
+                                                  "fanout": fan, "detection": det}, indent=2))
     print(f"\n{text}\n(bench took {time.monotonic() - t0:.0f} s; written to bench-results/report.md and results.json)")
     bad = [fn for fn, r in cold.items() if r["parity"].startswith("DIFF")]
     if bad:

@@ -117,6 +117,15 @@ def test_every_async_path_has_retries_max_age_and_a_dead_letter_queue():
         assert isinstance(p["ReservedConcurrentExecutions"], int) and p["Timeout"] <= 900, name
         for ev_name, ev in p["Events"].items():
             props = ev["Properties"]
+            if ev["Type"] == "SQS":
+                # A polled queue: its own redrive policy is the retry budget and the dead letter.
+                queue = tpl["Resources"][props["Queue"]["Fn::GetAtt"][0]]["Properties"]
+                assert props["BatchSize"] == 1, (name, ev_name)
+                assert queue["RedrivePolicy"]["maxReceiveCount"] >= 1, (name, ev_name)
+                assert "deadLetterTargetArn" in queue["RedrivePolicy"], (name, ev_name)
+                # Lambda: the visibility timeout at least six times the function's timeout.
+                assert queue["VisibilityTimeout"] >= 6 * p["Timeout"], (name, ev_name)
+                continue
             assert props["RetryPolicy"]["MaximumEventAgeInSeconds"] > 0, (name, ev_name)
             assert "MaximumRetryAttempts" in props["RetryPolicy"], (name, ev_name)
             assert "Arn" in props["DeadLetterConfig"], (name, ev_name)

@@ -99,11 +99,13 @@ mod tests {
             .match_requests(|r| {
                 r.delay_seconds() == Some(18)
                     && r.queue_url() == Some("https://sqs.us-west-2.amazonaws.com/123456789012/q")
-                    && r.message_body().is_some_and(|b| b.contains("\"site\":\"orders\""))
+                    && r.message_body()
+                        .is_some_and(|b| b.contains("\"site\":\"orders\""))
             })
             .then_output(|| SendMessageOutput::builder().message_id("m-1").build());
         let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&ok]);
-        let r = SqsRechecks::from_client(client, "https://sqs.us-west-2.amazonaws.com/123456789012/q");
+        let r =
+            SqsRechecks::from_client(client, "https://sqs.us-west-2.amazonaws.com/123456789012/q");
         r.arm(&arm()).await.unwrap();
         assert_eq!(ok.num_calls(), 1);
     }
@@ -119,7 +121,10 @@ mod tests {
             )
         });
         let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&denied]);
-        let e = SqsRechecks::from_client(client, "q").arm(&arm()).await.unwrap_err();
+        let e = SqsRechecks::from_client(client, "q")
+            .arm(&arm())
+            .await
+            .unwrap_err();
         assert_eq!(e.operation, "SendMessage");
     }
 }

@@ -150,7 +150,10 @@ mod tests {
         let st = suspected(&s, t(0));
         let a = plan(&s, &tick(), &st, t(12_300)).expect("armed");
         assert_eq!(a.armed.due, t(30_000));
-        assert_eq!(a.delay_secs, 18, "17.7 s rounds up: never before the window closes");
+        assert_eq!(
+            a.delay_secs, 18,
+            "17.7 s rounds up: never before the window closes"
+        );
         assert_eq!(a.armed.at, t(30_300));
         let body: serde_json::Value = serde_json::from_str(&a.body()).unwrap();
         assert_eq!(body["recheck"]["site"], s.id.as_str());

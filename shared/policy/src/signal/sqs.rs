@@ -114,7 +114,8 @@ mod tests {
         }]})
     }
 
-    const BODY: &str = r#"{"recheck":{"site":"orders","at":"2026-12-01T10:00:30Z","due":"2026-12-01T10:00:30Z"}}"#;
+    const BODY: &str =
+        r#"{"recheck":{"site":"orders","at":"2026-12-01T10:00:30Z","due":"2026-12-01T10:00:30Z"}}"#;
 
     #[test]
     fn a_recheck_message_is_a_signal_for_its_site_dated_when_it_was_meant_to_arrive() {
@@ -136,7 +137,10 @@ mod tests {
         for (body, field_name) in [
             ("not json", "Records[0].body"),
             (r#"{"other":1}"#, "Records[0].body.recheck"),
-            (r#"{"recheck":{"site":"orders"}}"#, "Records[0].body.recheck"),
+            (
+                r#"{"recheck":{"site":"orders"}}"#,
+                "Records[0].body.recheck",
+            ),
             (
                 r#"{"recheck":{"site":"orders","at":"2026-12-01T10:00:30Z","due":"2026-12-01T10:00:30Z","x":1}}"#,
                 "Records[0].body.recheck",

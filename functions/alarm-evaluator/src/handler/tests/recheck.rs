@@ -63,12 +63,23 @@ async fn the_failover_is_decided_by_the_recheck_armed_for_the_end_of_the_window(
     let v = orders_verdict(&r);
     assert_eq!(v.outcome.name(), "failover-decided", "{v:#?}");
     assert_eq!(r.emitted, vec!["FailoverDecided"]);
-    assert_eq!(r.verdicts.len(), 1, "a re-check evaluates its own site only");
+    assert_eq!(
+        r.verdicts.len(),
+        1,
+        "a re-check evaluates its own site only"
+    );
 
     // SQS delivers it again (at least once): a duplicate, nothing more.
     let r = handle(&w.deps, sqs_event("m-1", &arm)).await.unwrap();
     assert_eq!(orders_verdict(&r).outcome.name(), "ignore");
-    assert_eq!(w.bus.types().iter().filter(|t| **t == "FailoverDecided").count(), 1);
+    assert_eq!(
+        w.bus
+            .types()
+            .iter()
+            .filter(|t| **t == "FailoverDecided")
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -123,7 +134,11 @@ async fn a_failed_send_is_logged_and_the_next_evaluation_arms_it() {
     )
     .await
     .unwrap();
-    assert_eq!(orders_verdict(&r).outcome.name(), "suspected", "the observation still lands");
+    assert_eq!(
+        orders_verdict(&r).outcome.name(),
+        "suspected",
+        "the observation still lands"
+    );
     assert_eq!(w.ledger.get("orders").unwrap().recheck, None);
     assert!(armed(&w).is_empty());
     w.clock.advance(10);
@@ -146,7 +161,13 @@ async fn a_recheck_for_an_unconfigured_site_or_from_another_account_touches_noth
     };
     let r = handle(&w.deps, sqs_event("m-9", &arm)).await.unwrap();
     assert_eq!(r.verdicts[0].outcome.name(), "ignore");
-    let mut foreign = sqs_event("m-10", &Arm { site: "orders".into(), ..arm });
+    let mut foreign = sqs_event(
+        "m-10",
+        &Arm {
+            site: "orders".into(),
+            ..arm
+        },
+    );
     foreign["Records"][0]["eventSourceARN"] =
         json!("arn:aws:sqs:us-west-2:999999999999:rds-failover-recheck");
     let r = handle(&w.deps, foreign).await.unwrap();
