@@ -121,7 +121,9 @@ def test_every_async_path_has_retries_max_age_and_a_dead_letter_queue():
                 # A polled queue: its own redrive policy is the retry budget and the dead letter.
                 queue = tpl["Resources"][props["Queue"]["Fn::GetAtt"][0]]["Properties"]
                 assert props["BatchSize"] == 1, (name, ev_name)
-                assert queue["RedrivePolicy"]["maxReceiveCount"] >= 1, (name, ev_name)
+                # A burst must leave most of the reserved concurrency to the tick and the alarms.
+                assert props["ScalingConfig"]["MaximumConcurrency"] * 2 <= p["ReservedConcurrentExecutions"], (name, ev_name)
+                assert queue["RedrivePolicy"]["maxReceiveCount"] >= 5, (name, ev_name)
                 assert "deadLetterTargetArn" in queue["RedrivePolicy"], (name, ev_name)
                 # Lambda: the visibility timeout at least six times the function's timeout.
                 assert queue["VisibilityTimeout"] >= 6 * p["Timeout"], (name, ev_name)

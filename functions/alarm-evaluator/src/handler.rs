@@ -320,10 +320,9 @@ async fn evaluate_site(
         }
         let evidence = gathered.as_ref().and_then(|(_, e)| e.as_ref());
         let d = decide(site, signal, evidence, &state, now);
-        let Some(mut next) = d.next else {
+        let Some(next) = d.next else {
             return Ok((d.verdict, emitted));
         };
-        arm_recheck(deps, site, signal, &mut next, now).await;
         match deps.ledger.commit(&next).await {
             Ok(()) => {}
             Err(e) if e.kind == ErrorKind::Conflict => {
@@ -335,7 +334,7 @@ async fn evaluate_site(
         // Committed: the events are in the outbox. Emit and clear; a failure here is retried by
         // the next invocation's flush, never lost.
         match flush_outbox(deps, next, &mut emitted).await {
-            Ok(_) => {}
+            Ok(st) => arm_recheck(deps, site, signal, st).await,
             Err(e) if e.kind == ErrorKind::Conflict => {}
             Err(e) => return Err(port_err(e)),
         }
@@ -346,26 +345,37 @@ async fn evaluate_site(
     })
 }
 
-/// Arms the re-check for the end of the sustained window when this evaluation opened (or is
-/// crossing) one, before the record is committed: a lost race re-decides and may arm again, which
-/// only makes the evaluator look twice. A failed send is logged; the scheduled tick decides then.
-async fn arm_recheck(
-    deps: &Deps,
-    site: &SiteConfig,
-    signal: &Signal,
-    next: &mut SiteState,
-    now: DateTime<Utc>,
-) {
-    let Some(arm) = failover_policy::recheck::plan(site, signal, next, now) else {
+/// How long arming a re-check may take: it is an accelerator, never worth a site's budget.
+const RECHECK_SEND_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Arms the re-check for the end of the sustained window when the committed record `st` has one
+/// open (or is crossing one), and records it with a second compare-and-set write. Best effort and
+/// after the observation is committed: a slow or failing SQS never delays or loses the
+/// observation (the window's start); a lost race or failed send only means the next evaluation
+/// arms it (a duplicate message only makes the evaluator look twice), and the tick decides anyway.
+/// The delay is counted from now, after the evidence was gathered, not from the invocation's start.
+async fn arm_recheck(deps: &Deps, site: &SiteConfig, signal: &Signal, mut st: SiteState) {
+    if !deps.rechecks.enabled() {
+        return;
+    }
+    let now = deps.clock.now();
+    let Some(arm) = failover_policy::recheck::plan(site, signal, &st, now) else {
         return;
     };
-    match deps.rechecks.arm(&arm).await {
-        Ok(()) => {
+    match tokio::time::timeout(RECHECK_SEND_BUDGET, deps.rechecks.arm(&arm)).await {
+        Ok(Ok(())) => {
             info!(site = %site.id, due = %arm.armed.due, delay_secs = arm.delay_secs, "re-check armed for the end of the sustained window");
-            next.recheck = Some(arm.armed);
+            st.recheck = Some(arm.armed);
+            st.version += 1;
+            if let Err(e) = deps.ledger.commit(&st).await {
+                warn!(site = %site.id, error = %e, "re-check armed but not recorded; the next evaluation may arm another");
+            }
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             warn!(site = %site.id, error = %e, "re-check not armed; the scheduled tick will decide")
+        }
+        Err(_) => {
+            warn!(site = %site.id, budget_secs = RECHECK_SEND_BUDGET.as_secs(), "re-check not armed in time; the scheduled tick will decide")
         }
     }
 }

@@ -14,6 +14,10 @@ use crate::ports::PortError;
 #[async_trait]
 pub trait Rechecks: Send + Sync {
     async fn arm(&self, arm: &Arm) -> Result<(), PortError>;
+    /// `false` when no queue is configured: nothing is armed or recorded.
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 /// `SendMessage` with `DelaySeconds` (SQS API Reference: 0 to 900 seconds; the message is not
@@ -24,8 +28,19 @@ pub struct SqsRechecks {
 }
 
 impl SqsRechecks {
+    /// One attempt, two seconds: a re-check is an accelerator (the tick is the backstop), so a
+    /// slow SQS must cost the evaluation little, never the site's budget.
     pub fn new(clients: &AwsClients, queue_url: &str) -> Self {
-        Self::from_client(aws_sdk_sqs::Client::new(clients.sdk_config()), queue_url)
+        let conf = aws_sdk_sqs::config::Builder::from(clients.sdk_config())
+            .retry_config(aws_smithy_types::retry::RetryConfig::standard().with_max_attempts(1))
+            .timeout_config(
+                aws_smithy_types::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(1))
+                    .operation_timeout(std::time::Duration::from_secs(2))
+                    .build(),
+            )
+            .build();
+        Self::from_client(aws_sdk_sqs::Client::from_conf(conf), queue_url)
     }
     pub fn from_client(client: aws_sdk_sqs::Client, queue_url: &str) -> Self {
         Self {
@@ -58,18 +73,27 @@ impl Rechecks for TickOnly {
     async fn arm(&self, _arm: &Arm) -> Result<(), PortError> {
         Ok(())
     }
+    fn enabled(&self) -> bool {
+        false
+    }
 }
 
-/// Records every re-check armed (tests), with scripted failures.
+/// Records every re-check armed (tests), with scripted failures and an optional delay before it
+/// answers (a slow SQS).
 #[derive(Default)]
 pub struct RecordedRechecks {
     pub armed: Mutex<Vec<Arm>>,
     pub faults: crate::fakes::Faults,
+    pub delay: Mutex<Option<std::time::Duration>>,
 }
 
 #[async_trait]
 impl Rechecks for RecordedRechecks {
     async fn arm(&self, arm: &Arm) -> Result<(), PortError> {
+        let delay = *self.delay.lock().unwrap();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
         self.faults.check("SendMessage")?;
         self.armed.lock().unwrap().push(arm.clone());
         Ok(())

@@ -209,4 +209,41 @@ mod tests {
             assert_eq!(plan(&s, &tick(), &p, t(1_000)), None, "{phase:?}");
         }
     }
+
+    /// The SQS event Lambda would deliver for `a` (Lambda Developer Guide, SQS event shape).
+    fn delivered(a: &Arm) -> serde_json::Value {
+        serde_json::json!({"Records": [{
+            "messageId": format!("m-{}", a.armed.at.timestamp_millis()), "receiptHandle": "r",
+            "body": a.body(), "attributes": {}, "messageAttributes": {}, "md5OfBody": "x",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-west-2:123456789012:rds-failover-recheck",
+            "awsRegion": "us-west-2"
+        }]})
+    }
+
+    #[test]
+    fn every_arm_parses_back_and_the_chain_ends_at_the_window_with_sub_second_clocks() {
+        let s = site(1_800);
+        let mut st = suspected(&s, t(123));
+        let due = t(123) + Duration::seconds(1_800);
+        let (mut sig, mut now, mut hops) = (tick(), t(456), 0);
+        while let Some(a) = plan(&s, &sig, &st, now) {
+            assert!(a.armed.at >= now && a.armed.due == due);
+            st.recheck = Some(a.armed);
+            sig = crate::parse_signal(&delivered(&a)).expect("the planner's own message parses");
+            assert_eq!(sig.time, Some(a.armed.at));
+            // SQS hands it over a little after it becomes visible.
+            now = a.armed.at + Duration::milliseconds(337);
+            hops += 1;
+            assert!(hops <= 3, "the chain must end");
+        }
+        assert_eq!(
+            hops, 2,
+            "900 s, then the rest (rounded up past the window's end)"
+        );
+        assert!(
+            now >= due,
+            "the last message arrives once the window has closed"
+        );
+    }
 }

@@ -117,6 +117,18 @@ async fn a_recheck_after_the_outage_cleared_decides_nothing() {
     let r = handle(&deps, sqs_event("m-1", &arm)).await.unwrap();
     let v = orders_verdict(&r);
     assert_ne!(v.outcome.name(), "failover-decided", "{v:#?}");
+    assert_ne!(v.outcome.name(), "ignore", "evaluated, not dropped: {v:#?}");
+    assert!(
+        v.guards
+            .iter()
+            .any(|g| g.guard == failover_policy::verdict::Guard::Quorum),
+        "the quorum was judged on fresh evidence"
+    );
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(
+        st.quorum_since, None,
+        "the window is over: the quorum is gone"
+    );
     assert!(!w2.bus.types().contains(&"FailoverDecided"));
 }
 
@@ -173,4 +185,54 @@ async fn a_recheck_for_an_unconfigured_site_or_from_another_account_touches_noth
     let r = handle(&w.deps, foreign).await.unwrap();
     assert_eq!(r.verdicts[0].outcome.name(), "ignore");
     assert!(w.ledger.get("orders").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_sqs_never_holds_back_the_observation_that_opened_the_window() {
+    let w = world();
+    handle(&w.deps, tick_event("t0", t0())).await.unwrap();
+    w.lose_primary();
+    *w.rechecks.delay.lock().unwrap() = Some(std::time::Duration::from_secs(60));
+    w.clock.advance(30);
+    let r = handle(
+        &w.deps,
+        alarm_event("a1", "orders-primary-availability", "ALARM", w.clock.now()),
+    )
+    .await
+    .expect("the evaluation is not failed by a hung SendMessage");
+    assert_eq!(orders_verdict(&r).outcome.name(), "suspected");
+    let st = w.ledger.get("orders").unwrap();
+    assert!(st.quorum_since.is_some(), "the window's start is committed");
+    assert_eq!(st.recheck, None, "nothing recorded as armed");
+    assert_eq!(r.emitted, vec!["IncidentSuspected"]);
+}
+
+#[tokio::test]
+async fn without_a_queue_nothing_is_armed_or_recorded() {
+    let w = world();
+    let deps = Deps {
+        rechecks: Arc::new(failover_adapters::recheck::TickOnly),
+        cfg: w.deps.cfg.clone(),
+        topology: w.topology.clone(),
+        metrics: w.metrics.clone(),
+        ledger: w.ledger.clone(),
+        bus: w.bus.clone(),
+        canary: w.canary.clone(),
+        clock: w.clock.clone(),
+        fanout: w.deps.fanout,
+        fence: w.fence.clone(),
+        old_primary: w.old_primary.clone(),
+    };
+    handle(&deps, tick_event("t0", t0())).await.unwrap();
+    w.lose_primary();
+    w.clock.advance(30);
+    handle(
+        &deps,
+        alarm_event("a1", "orders-primary-availability", "ALARM", w.clock.now()),
+    )
+    .await
+    .unwrap();
+    let st = w.ledger.get("orders").unwrap();
+    assert!(st.quorum_since.is_some());
+    assert_eq!(st.recheck, None);
 }
