@@ -792,7 +792,11 @@ def _apply_to_server(db, name: str, value: str) -> None:
             print(f"faithful_moto: applying {name}={value} to the server behind "
                   f"{db.db_instance_identifier} failed: {detail}", file=sys.stderr)
 
-    threading.Thread(target=run, name=f"apply-{name}-{db.db_instance_identifier}", daemon=True).start()
+    t = threading.Thread(target=run, name=f"apply-{name}-{db.db_instance_identifier}", daemon=True)
+    t.start()
+    # An unobstructed change is in effect by the time the call answers, as "applied immediately"
+    # reads; one held back by a running write is left to finish in the background.
+    t.join(0.5)
 
 
 def _patch_fence_rds() -> None:
