@@ -174,13 +174,18 @@ def main() -> int:
             world, t0,
         )
         route(chain, t0)
-        show(
+        v = show(
             "RDS: orders-primary \"DB instance shutdown.\" (RDS-EVENT-0004, forwarded from us-east-1)",
             emu.invoke("alarm-evaluator", rds_event("eventbridge-rds-orders-primary-shutdown.json")), world, t0,
         )
+        # On a loaded machine the sustained window can pass before this delivery: then it decides.
+        decided = v["outcome"]["kind"] == "failover-decided"
+        if decided:
+            decided_at = time.monotonic()
+            print("\n--- EventBridge routes the domain events by infra/template.yaml's rules ---")
         route(chain, t0)
         deadline = time.monotonic() + SUSTAINED + 10
-        while time.monotonic() < deadline:
+        while not decided and time.monotonic() < deadline:
             time.sleep(2)
             lag = publish_lag(world, replica)
             v = show(f"Scheduled tick (orders-replica-1 lag published: {lag})",
@@ -190,9 +195,7 @@ def main() -> int:
                 decided_at = time.monotonic()
                 print("\n--- EventBridge routes the domain events by infra/template.yaml's rules ---")
             route(chain, t0)
-            if decided:
-                break
-        else:
+        if not decided:
             print("\nno failover was decided: something is wrong", file=sys.stderr)
             return 1
         print(f"\n[{time.monotonic() - t0:5.1f}s] promoted and pinned {time.monotonic() - decided_at:.1f}s after the decision")
