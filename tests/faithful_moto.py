@@ -787,7 +787,7 @@ def _apply_to_server(db, name: str, value: str) -> None:
                  f"SET GLOBAL {name} = {int(value)};"],
                 check=True, capture_output=True, text=True, timeout=3600,
             )
-        except (OSError, subprocess.SubprocessError) as e:
+        except (OSError, ValueError, subprocess.SubprocessError) as e:
             detail = getattr(e, "stderr", "") or e
             print(f"faithful_moto: applying {name}={value} to the server behind "
                   f"{db.db_instance_identifier} failed: {detail}", file=sys.stderr)

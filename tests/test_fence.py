@@ -201,5 +201,5 @@ def test_a_region_dark_for_30_minutes_then_back_is_fenced_within_one_tick_and_th
     print("\nfence pages, as published:")
     for e in site.chain.seen:
         if e["detail-type"] in ("FenceChanged", "OldPrimaryWritable", "DivergenceMeasured"):
-            print(f"--- {e['detail-type']}\n{e['detail'].get('summary')}")
+            print(f"--- {e['detail-type']}\n{e['detail']['verdict']['summary']}")
     assert site.record()[0] == "127.0.0.1", "DNS never moved back"
