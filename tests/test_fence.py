@@ -100,13 +100,19 @@ def site(faithful, mariadb, workdir, request):
         cfg["sites"][0]["dns"]["zone_id"] = zone
         cfg["sites"][0]["fence"] = {"parameter_group": ORDERS_GROUP, "sql_user": FENCER,
                                     "sql_credentials": {"kind": "env", "var": FENCE_PASSWORD_VAR}, "snapshot": True}
+        if getattr(request, "param", {}).get("shared"):
+            # Another site's fence names the same group: fencing one would fence both.
+            inventory = next(x for x in cfg["sites"] if x["id"] == "inventory")
+            inventory["fence"] = {"parameter_group": ORDERS_GROUP}
         env = function_env(faithful.endpoint, cfg) | {"TOPIC_ARN": topic, "RDS_FAILOVER_FALLBACK_BUDGET_SECS": "30",
                                                      FENCE_PASSWORD_VAR: FENCER_PASSWORD}
         d = workdir / f"chain-{request.node.name}"
         d.mkdir(exist_ok=True)
         emu = LambdaEmulator(d).start(env, functions=FUNCTIONS)
         try:
-            yield Site(world, emu, zone, old, new)
+            site = Site(world, emu, zone, old, new)
+            site.log = d / "cargo-lambda-watch.log"
+            yield site
         finally:
             emu.stop()
     finally:
@@ -203,3 +209,69 @@ def test_a_region_dark_for_30_minutes_then_back_is_fenced_within_one_tick_and_th
         if e["detail-type"] in ("FenceChanged", "OldPrimaryWritable", "DivergenceMeasured"):
             print(f"--- {e['detail-type']}\n{e['detail']['verdict']['summary']}")
     assert site.record()[0] == "127.0.0.1", "DNS never moved back"
+
+
+def steps(site: Site) -> dict:
+    return {s["step"]: s for s in site.state()["fence"]["steps"]}
+
+
+def fail_over_with_the_old_primary_back(site: Site, faithful) -> None:
+    """The primary is lost and the failover runs (us-east-1's API dark through it, so nothing is
+    fenced yet); then the old primary's server and its region are back, writable."""
+    fail_over_while_east_is_dark(site, faithful)
+    site.old.start()
+    assert read_only(site.old) == "0"
+
+
+def test_a_long_running_write_delays_read_only_and_the_fence_is_done_only_when_sql_shows_it(site, faithful):
+    """Scenario 3 on real MariaDB: the parameter group says read_only=1 and in-sync, but the server's
+    `SET GLOBAL read_only` waits behind a running write; the SQL step stays pending (and nothing
+    after it runs) until the server itself says 1."""
+    commit_lost_transactions(site)
+    fail_over_with_the_old_primary_back(site, faithful)
+    writer = subprocess.Popen([mariadb_binary("mariadb"), "--no-defaults", "-uroot", f"--socket={site.old.socket}",
+                               "-e", "UPDATE shop.orders SET note = CONCAT(note, SLEEP(12)) WHERE id = 1;"],
+                              stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        faithful.region_outage(None, False)
+        site.tick()
+        assert site.world.group_value(ORDERS_GROUP, EAST) == "1"
+        seen = []
+        for _ in range(3):
+            time.sleep(1.5)
+            site.tick()
+            st = steps(site)
+            seen.append((st["parameter-read-only"]["state"], st["sql-read-only"]["state"], read_only(site.old)))
+        assert writer.poll() is None, "the write still runs"
+        assert seen[-1] == ("done", "pending", "0"), seen
+        assert "read_only = 0" in steps(site)["sql-read-only"]["last"], steps(site)["sql-read-only"]
+        assert steps(site)["end-sessions"]["state"] == "pending" and steps(site)["end-sessions"]["attempts"] == 0
+        assert writer.wait(timeout=30) == 0
+        assert read_only(site.old) == "1"
+        site.tick()
+        assert steps(site)["sql-read-only"]["state"] == "done", steps(site)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+
+
+@pytest.mark.parametrize("site", [{"shared": True}], indirect=True)
+def test_a_shared_parameter_group_is_flagged_at_validation_and_refused_by_the_fence(site, faithful):
+    """Scenario 5: orders' group is also named by the inventory site. The cold start's validation
+    warns; the fence refuses the parameter step with the reason and never modifies the group; the
+    old primary stays writable, and the CRITICAL page says the tool will not set read_only."""
+    fail_over_with_the_old_primary_back(site, faithful)
+    faithful.region_outage(None, False)
+    site.tick()
+    site.tick()
+    log = site.log.read_text()
+    assert "shared with site(s) inventory" in log and "cannot be fenced without affecting others" in log
+    p = steps(site)["parameter-read-only"]
+    assert p["state"] == "refused" and "shared with site(s) inventory" in p["reason"], p
+    assert site.world.group_value(ORDERS_GROUP, EAST) is None, "ModifyDBParameterGroup never sent"
+    assert read_only(site.old) == "0"
+    critical = [e for e in site.chain.seen if e["detail-type"] == "OldPrimaryWritable"]
+    assert len(critical) == 1, site.pages
+    assert "The tool will not set read_only" in critical[0]["detail"]["verdict"]["summary"]
+    assert site.record()[0] == "127.0.0.1", "the pin stays"
