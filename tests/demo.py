@@ -15,8 +15,16 @@ domain event to the functions infra/template.yaml routes it to, as EventBridge w
 prints the verdict with its guards and numbers, what each function did, the DNS record and the
 messages people received (read back from an SQS subscription of the topic). It prints the
 incident timeline — each stage's duration, the AWS-side waits and what our code added — and
-writes it as an SVG chart. It restarts the old primary and shows DNS stays pinned. Every process
-started here is stopped on exit.
+writes it as an SVG chart.
+
+The old primary (issue 12): before the kill, replication is cut (the replica's SQL thread stops) and
+rows are committed on the primary only; us-east-1's APIs go dark once the failover is decided. The
+fence is retried while the region is dark; the old primary's server comes back writable first (a
+pooled client reconnects; CRITICAL page), then its region (read_only=1 set in its own parameter
+group and applied by the emulator to the real server, confirmed over SQL within one tick, the pooled
+session ended, a snapshot taken), and the divergence report names exactly the transactions the
+replica never applied. It prints the fence timeline and that report, and shows DNS stays pinned.
+Every process started here is stopped on exit.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from chain import Chain  # noqa: E402
 from infra import targets  # noqa: E402
 from harness import ROOT, LambdaEmulator, MariaDB, MotoServer  # noqa: E402
 from timeline import Marks, incident_timeline, render_svg, render_text  # noqa: E402
-from world import ACCOUNT, HOME_REGION, World, alarm_event, function_env, now, site_config, tick_event  # noqa: E402
+from world import ACCOUNT, HOME_REGION, ORDERS_GROUP, World, alarm_event, function_env, now, site_config, tick_event  # noqa: E402
 
 SUSTAINED = 5
 PROMOTION_SECS = 8
@@ -44,6 +52,9 @@ SITE = "orders"
 WRITER = "db.orders.example.com"
 FUNCTIONS = ("alarm-evaluator", "replica-promoter", "dns-pinner", "notifier")
 MARK = {"pass": "ok ", "fail": "NO ", "unknown": "?  ", "not-applicable": "-  "}
+EAST = "us-east-1"
+LOST_ROWS = 3  # committed on the primary after the replica stopped applying
+FENCER, FENCER_PASSWORD, FENCE_PASSWORD_VAR = "fencer", "fencer-pass", "RDS_FAILOVER_FENCE_PASSWORD"
 
 
 def show(step: str, resp: dict, world: World, t0: float) -> dict:
@@ -107,15 +118,103 @@ def rds_event(recorded: str) -> dict:
     return ev
 
 
-def publish_lag(world: World, replica: MariaDB) -> str:
+def publish_lag(world: World, replica: MariaDB, cut: bool = False) -> str:
     """CloudWatch ReplicaLag as RDS publishes it: orders-replica-1's from its real server
     (Seconds_Behind_Master; -1 when replication is not running), orders-replica-2 (no server
-    behind it in the demo) a steady 2 s."""
+    behind it in the demo) a steady 2 s. After the replication cut (`cut`) no new datapoint is
+    published: RDS publishes ReplicaLag once a minute and the whole incident is inside one, so the
+    newest datapoint is the one taken before the cut."""
+    if cut:
+        return "no new datapoint inside the minute (the newest, from before the cut, says 0 s)"
     sbm = replica.replica_status().get("Seconds_Behind_Master", "NULL")
     lag = float(sbm) if sbm not in ("", "NULL") else -1.0
     world.put_lag("orders-replica-1", lag, now())
     world.put_lag("orders-replica-2", 2.0, now())
     return f"{lag:g} s" if lag >= 0 else "-1 (replication not running)"
+
+
+def region_dark(moto: MotoServer) -> None:
+    moto.region_outage(EAST, True)
+    print(f"\n*** {EAST}'s APIs go dark (the emulator answers 503 to every request signed for it) ***")
+
+
+def fence_tick(label: str, emu: LambdaEmulator, chain: Chain, world: World, t0: float) -> list[dict]:
+    """One scheduled tick for the fence: the pages it sent and the fence's steps as the ledger has them."""
+    emu.invoke("alarm-evaluator", tick_event(now()))
+    chain.pump()
+    notes = world.notifications()
+    f = (world.state(SITE) or {}).get("fence") or {}
+    print(f"\n[{time.monotonic() - t0:5.1f}s] Scheduled tick: {label}")
+    for s in f.get("steps", []):
+        detail = s.get("observed") or s.get("last") or s.get("reason") or ""
+        attempts = f" after {s['attempts']} attempt(s)" if s.get("attempts") else ""
+        print(f"    {s['step']:<20} {s['state']:<8}{attempts}  {detail[:110]}")
+    for n in notes:
+        print(f"  page: {n['Subject']}")
+    return notes
+
+
+def fence_the_old_primary(emu, chain, world, moto, primary: MariaDB, t0: float) -> bool:
+    """The old primary after the pin: fenced while its region is dark (retried), back writable
+    (CRITICAL), its region back (read_only within one tick, sessions ended, snapshot), and the
+    divergence report."""
+    import subprocess
+
+    from harness import mariadb_binary
+
+    print("\n--- the old primary: fence, watch, divergence (issue 12) ---")
+    pages = fence_tick(f"{EAST} dark, the old primary down", emu, chain, world, t0)
+    primary.start()
+    # A pooled application connection that reconnects as soon as the server is back.
+    client = subprocess.Popen([mariadb_binary("mariadb"), "--no-defaults", "-h127.0.0.1", f"-P{primary.port}",
+                               f"-u{MariaDB.CANARY_USER}", f"-p{MariaDB.CANARY_PASSWORD}", "-e", "SELECT SLEEP(300);"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    print(f"\n*** the old primary's mariadbd is back (read_only={primary.sql('SELECT @@GLOBAL.read_only;').strip()}), "
+          f"{EAST}'s API still dark; a pooled client reconnects to it ***")
+    notes = fence_tick("the old primary answers, its region's API does not", emu, chain, world, t0)
+    pages += notes
+    critical = [n for n in notes if "WRITABLE" in n["Message"]]
+    if critical:
+        what = next((line.strip() for line in critical[0]["Message"].splitlines() if "SPLIT BRAIN" in line), "")
+        print("\n    " + what[:600])
+    moto.region_outage(None, False)
+    world.report_status("orders-primary", EAST, None)
+    print(f"\n*** {EAST}'s APIs are back ***")
+    returned = time.monotonic()
+    pages += fence_tick(f"{EAST} back", emu, chain, world, t0)
+    print(f"  the old primary's server now says read_only={primary.sql('SELECT @@GLOBAL.read_only;').strip()} "
+          f"({time.monotonic() - returned:.1f}s after the region's return)")
+    for _ in range(12):
+        f = world.state(SITE)["fence"]
+        if all(s["state"] != "pending" for s in f["steps"]):
+            break
+        time.sleep(2)
+        pages += fence_tick("the fence goes on", emu, chain, world, t0)
+    try:
+        client.wait(timeout=10)
+        print(f"\nthe pooled client's session was ended by the fence: {client.stderr.read().strip()}")
+    except subprocess.TimeoutExpired:
+        client.kill()
+        print("\nthe pooled client's session was NOT ended", file=sys.stderr)
+        return False
+    f = world.state(SITE)["fence"]
+    print("\nfence timeline (from the ledger):")
+    print(f"  {f['decided_at']}  intent recorded with the failover decision (lag decided on: {f.get('decided_lag')})")
+    for s in sorted((s for s in f["steps"] if s.get("at")), key=lambda s: s["at"]):
+        print(f"  {s['at']}  {s['step']:<20} {s['observed']}")
+    for s in f["steps"]:
+        if not s.get("at"):
+            print(f"  {'':<30}  {s['step']:<20} {s['state']}: {s.get('reason') or s.get('last') or ''}")
+    d = f.get("divergence") or {}
+    if d.get("lost", {}).get("count") != LOST_ROWS:
+        print(f"\nthe divergence measured {d.get('lost')}, not the {LOST_ROWS} transactions written", file=sys.stderr)
+        return False
+    reports = [n for n in pages if "DIVERGENCE" in n["Message"]]
+    print("\nthe divergence report, as people received it:\n")
+    if reports:
+        body = reports[-1]["Message"].split("\nWHY (")[0]
+        print("    " + body.replace("\n", "\n    "))
+    return bool(reports)
 
 
 def main() -> int:
@@ -124,13 +223,16 @@ def main() -> int:
     work.mkdir(parents=True)
     moto = MotoServer(work, promotion_secs=PROMOTION_SECS, dns_insync_secs=INSYNC_SECS)
     primary = MariaDB(work, "orders-primary", server_id=1, binlog=True)
-    replica = MariaDB(work, "orders-replica-1", server_id=2)
+    replica = MariaDB(work, "orders-replica-1", server_id=2, binlog=True)
     emu = LambdaEmulator(work)
     try:
         t0 = time.monotonic()
         moto.start()
         primary.start()
         replica.start()
+        for db in (primary, replica):  # the fence's administrative login (the RDS master user's part)
+            db.sql(f"SET SESSION sql_log_bin = 0; CREATE USER '{FENCER}'@'127.0.0.1' IDENTIFIED BY '{FENCER_PASSWORD}';"
+                   f"GRANT ALL ON *.* TO '{FENCER}'@'127.0.0.1';")
         replica.replicate_from(primary)
         primary.sql("CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(40));"
                     "INSERT INTO shop.orders VALUES (1, 'teapot'), (2, 'kettle');")
@@ -148,10 +250,15 @@ def main() -> int:
         zone = world.seed_writer_record(WRITER, old, ttl=300)
         topic = world.seed_topic()
         world.point_endpoint("orders-replica-1", HOME_REGION, f"127.0.0.1:{replica.port}", admin_socket=replica.socket)
+        # orders-primary's own parameter group reaches the real primary: read_only set in it is applied there.
+        world.point_endpoint("orders-primary", EAST, f"127.0.0.1:{primary.port}", admin_socket=primary.socket)
         print(f"replica lag published to CloudWatch: orders-replica-1 {publish_lag(world, replica)}")
         cfg = site_config(primary.port, SUSTAINED, others_port=replica.port)
         cfg["sites"][0]["dns"]["zone_id"] = zone
-        env = function_env(moto.endpoint, cfg) | {"TOPIC_ARN": topic, "RDS_FAILOVER_FALLBACK_BUDGET_SECS": "60"}
+        cfg["sites"][0]["fence"] = {"parameter_group": ORDERS_GROUP, "sql_user": FENCER,
+                                    "sql_credentials": {"kind": "env", "var": FENCE_PASSWORD_VAR}}
+        env = function_env(moto.endpoint, cfg) | {"TOPIC_ARN": topic, "RDS_FAILOVER_FALLBACK_BUDGET_SECS": "60",
+                                                  FENCE_PASSWORD_VAR: FENCER_PASSWORD}
         emu.start(env, functions=FUNCTIONS)
         print(f"four functions under `cargo lambda watch` on 127.0.0.1:{emu.port}; sustained window {SUSTAINED}s, quorum 2 of 4")
         print(f"{WRITER} -> {world.writer_record(zone, WRITER)}")
@@ -160,6 +267,14 @@ def main() -> int:
         show("Scheduled tick, all healthy", emu.invoke("alarm-evaluator", tick_event(now())), world, t0)
         route(chain, t0)
 
+        # Replication is cut: the replica stops applying, the primary goes on committing.
+        replica.sql("STOP SLAVE SQL_THREAD;")
+        lost = []
+        for i in range(LOST_ROWS):
+            primary.sql(f"INSERT INTO shop.orders VALUES ({10 + i}, 'never reaches the replica');")
+            lost.append(primary.sql("SELECT @@GLOBAL.gtid_binlog_pos;").strip())
+        print(f"\n*** replication cut (the replica's SQL thread stopped); {LOST_ROWS} rows committed on the primary "
+              f"only, as transactions {', '.join(lost)} ***")
         primary.kill()
         # Its host is lost with it: RDS reports the instance `failed` (the promoter re-checks that
         # the primary is still down, over RDS and the SQL canary, before it asks RDS to promote).
@@ -174,25 +289,30 @@ def main() -> int:
             world, t0,
         )
         route(chain, t0)
-        show(
+        v = show(
             "RDS: orders-primary \"DB instance shutdown.\" (RDS-EVENT-0004, forwarded from us-east-1)",
             emu.invoke("alarm-evaluator", rds_event("eventbridge-rds-orders-primary-shutdown.json")), world, t0,
         )
+        # On a loaded machine the sustained window can pass before this delivery: then it decides.
+        decided = v["outcome"]["kind"] == "failover-decided"
+        if decided:
+            decided_at = time.monotonic()
+            region_dark(moto)
+            print("\n--- EventBridge routes the domain events by infra/template.yaml's rules ---")
         route(chain, t0)
         deadline = time.monotonic() + SUSTAINED + 10
-        while time.monotonic() < deadline:
+        while not decided and time.monotonic() < deadline:
             time.sleep(2)
-            lag = publish_lag(world, replica)
+            lag = publish_lag(world, replica, cut=True)
             v = show(f"Scheduled tick (orders-replica-1 lag published: {lag})",
                      emu.invoke("alarm-evaluator", tick_event(now())), world, t0)
             decided = v["outcome"]["kind"] == "failover-decided"
             if decided:
                 decided_at = time.monotonic()
+                region_dark(moto)
                 print("\n--- EventBridge routes the domain events by infra/template.yaml's rules ---")
             route(chain, t0)
-            if decided:
-                break
-        else:
+        if not decided:
             print("\nno failover was decided: something is wrong", file=sys.stderr)
             return 1
         print(f"\n[{time.monotonic() - t0:5.1f}s] promoted and pinned {time.monotonic() - decided_at:.1f}s after the decision")
@@ -244,12 +364,11 @@ def main() -> int:
         chart.write_text(render_svg(stages, f"rds-failover: site {SITE}, epoch {st['epoch']} (make demo)"))
         print(f"  chart: {chart.relative_to(ROOT)}")
 
-        primary.start()
-        world.report_status("orders-primary", "us-east-1", None)
+        if not fence_the_old_primary(emu, chain, world, moto, primary, t0):
+            return 1
         world.set_alarm("orders-primary-availability", "OK")
         world.set_alarm("orders-primary-canary", "OK")
-        print(f"\n*** the old primary's mariadbd is back (pid {primary.proc.pid}, read_only="
-              f"{primary.sql('SELECT @@GLOBAL.read_only;').strip()}) and its alarms are OK ***")
+        print("\n*** the old primary's alarms are OK again ***")
         show("Scheduled tick, old primary healthy again", emu.invoke("alarm-evaluator", tick_event(now())), world, t0)
         print(f"DNS: {WRITER} -> {world.writer_record(zone, WRITER)}: still pinned to the new primary; the old one"
               " takes no writes through the writer name. Failback is a planned, manual step.")

@@ -158,8 +158,10 @@ class MariaDB:
     REPL_PASSWORD = "repl-pass"
 
     def __init__(self, workdir: Path, name: str = "mariadb", server_id: int = 1, binlog: bool = False):
-        """`binlog=True` makes it a replication source (binary log on, row format); every server
-        of one replication topology needs its own `server_id`."""
+        """`binlog=True` makes it a replication source (binary log on, row format, and what it
+        applies as a replica logged too, as on an RDS replica with backups on, so its
+        `gtid_binlog_state` is its executed position); every server of one replication topology
+        needs its own `server_id`."""
         self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
         self.port = 0
         self.proc: subprocess.Popen | None = None
@@ -184,17 +186,26 @@ class MariaDB:
             )
         self.port = self.port or free_port()
         log = self.dir / "mariadbd.log"
+        # The instance's parameter group as RDS starts the engine with it: an option file the
+        # faithful emulator writes when the group is modified (faithful_moto._write_parameter_file),
+        # read at every start, so a `read_only=1` set while the server was down holds when it returns.
+        params = self.dir / "rds-parameter-group.cnf"
+        if not params.exists():
+            params.write_text("[mysqld]\n")
         cmd = [
-            mariadb_binary("mariadbd"), "--no-defaults", f"--datadir={data}", f"--socket={self.socket}",
+            mariadb_binary("mariadbd"), f"--defaults-file={params}", f"--datadir={data}", f"--socket={self.socket}",
             f"--port={self.port}", "--bind-address=127.0.0.1", f"--pid-file={self.dir / 'mysqld.pid'}",
             f"--log-error={log}", "--innodb-buffer-pool-size=32M", f"--server-id={self.server_id}",
-            *([f"--log-bin={self.dir / 'binlog'}", "--binlog-format=ROW"] if self.binlog else ["--skip-log-bin"]),
+            *([f"--log-bin={self.dir / 'binlog'}", "--binlog-format=ROW", "--log-slave-updates"] if self.binlog else ["--skip-log-bin"]),
         ]
         if os.getuid() == 0:
             cmd.append("--user=root")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_for(lambda: port_open(self.port) and Path(self.socket).exists(), 60, "mariadbd", self.proc, log)
+        # The harness's own users are not transactions of the database: kept out of the binary
+        # log, so a restarted old primary's position holds only what was written to it.
         self.sql(
+            "SET SESSION sql_log_bin = 0;"
             f"CREATE USER IF NOT EXISTS '{self.CANARY_USER}'@'127.0.0.1' IDENTIFIED BY '{self.CANARY_PASSWORD}';"
             f"CREATE USER IF NOT EXISTS '{self.CANARY_USER}'@'localhost' IDENTIFIED BY '{self.CANARY_PASSWORD}';"
             f"GRANT SELECT ON mysql.* TO '{self.CANARY_USER}'@'127.0.0.1';"

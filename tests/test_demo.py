@@ -75,6 +75,19 @@ def test_make_demo_fails_over_with_real_replication_and_writes_its_timeline_char
     assert "a write to the new primary: ok (3 rows" in text
     assert "action path (decided -> notified)" in text
     assert "still pinned to the new primary" in text
+    # The old primary (issue 12): the rows committed after the cut are exactly what the report names.
+    import re
+
+    cut = re.search(r"rows committed on the primary only, as transactions ([\d-]+), .*, ([\d-]+) \*\*\*", text)
+    assert cut, "the replication cut and its transactions are printed"
+    first, last = cut.group(1), cut.group(2)
+    assert "OLD PRIMARY IS WRITABLE" in text and "SPLIT BRAIN RISK" in text
+    back = re.search(r"the old primary's server now says read_only=(\d)", text)
+    assert back and back.group(1) == "1", "read_only applied within one tick of the region's return"
+    assert "session was ended by the fence" in text and "Lost connection" in text
+    assert "holds 3 transaction(s) the new primary never received" in text
+    assert f"lost: domain 0: {first}..{last}" in text, (first, last)
+    assert "recover from: DB snapshot `orders-primary-fence-epoch-1`" in text
     chart = ROOT / ".run" / "demo" / "incident-timeline.svg"
     assert ET.parse(chart).getroot().tag.endswith("svg")
     left = subprocess.run(["pgrep", "-f", str(ROOT / ".run" / "demo")], capture_output=True, text=True).stdout
