@@ -611,6 +611,90 @@ impl DynamoLedger {
     }
 }
 
+/// The operator's reads (`rds-failover status` / `history`): read only, never on the port the
+/// functions decide with.
+impl DynamoLedger {
+    /// Every site's `STATE` item (a Scan filtered on the sort key: the CLI's view of all sites
+    /// when it has no configuration to name them).
+    pub async fn all_sites(&self) -> Result<Vec<SiteState>, PortError> {
+        const OP: &str = "Scan";
+        let mut out = vec![];
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :state")
+                .expression_attribute_values(":state", s(STATE_SK))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| port_error(OP, &e))?;
+            for item in page.items() {
+                out.push(decode_record(OP, item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.site.cmp(&b.site));
+        Ok(out)
+    }
+
+    /// The site's audit trail (`AUDIT#<version>` items), newest first, at most `limit` records.
+    pub async fn history(&self, site: &str, limit: usize) -> Result<Vec<SiteState>, PortError> {
+        const OP: &str = "Query";
+        let mut out = vec![];
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        while out.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :site AND begins_with(sk, :audit)")
+                .expression_attribute_values(":site", s(site))
+                .expression_attribute_values(":audit", s("AUDIT#"))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| port_error(OP, &e))?;
+            for item in page.items() {
+                out.push(decode_record(OP, item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+fn decode_record(
+    op: &'static str,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<SiteState, PortError> {
+    let key = item
+        .get("pk")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default();
+    let json = item
+        .get("state")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| other(op, format!("ledger item of `{key}` has no `state`")))?;
+    serde_json::from_str(json).map_err(|e| {
+        other(
+            op,
+            format!("ledger item of `{key}`: not a site record: {e}"),
+        )
+    })
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }

@@ -228,6 +228,11 @@ pub struct SiteState {
     /// it, recorded with the decision (see [`crate::fence`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence: Option<crate::fence::FenceRecord>,
+    /// What the evaluator's last decision was made on (signal, evidence, time, outcome, the
+    /// configuration's version), written with the record so the audit trail can be re-decided
+    /// under another configuration (`rds-failover what-if`, [`crate::whatif`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation: Option<crate::whatif::Observation>,
 }
 
 /// A failover an operator forced past the live-primary guard.
@@ -382,6 +387,7 @@ impl SiteState {
             decision: None,
             pin_continued_at: None,
             fence: None,
+            observation: None,
         }
     }
 
