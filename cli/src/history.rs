@@ -60,8 +60,8 @@ pub fn render(site: &str, trail: &[SiteState]) -> String {
     for (i, rec) in trail.iter().enumerate() {
         let older = trail.get(i + 1);
         let dur = match (rec.updated_at, older.and_then(|o| o.updated_at)) {
-            (Some(a), Some(b)) => format!("+{} s", (a - b).num_seconds()),
-            _ => "".into(),
+            (Some(a), Some(b)) => format!("+{}s", (a - b).num_seconds()),
+            _ => "-".into(),
         };
         let at = rec
             .updated_at

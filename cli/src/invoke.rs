@@ -18,14 +18,33 @@ pub async fn evaluator(target: &Target, cmd: &OperatorCommand) -> Result<Value, 
         .function_name(&target.evaluator)
         .payload(Blob::new(payload))
         .send()
-        .await
-        .map_err(|e| aws_error(format!("invoke {}", target.evaluator), e))?;
-    let body = out
-        .payload()
-        .map(|b| b.as_ref().to_vec())
-        .unwrap_or_default();
+        .await;
+    // AWS answers a function's error with 200 and `X-Amz-Function-Error` (Lambda API Reference,
+    // Invoke: "FunctionError"); cargo-lambda's emulator answers it with an HTTP error status and
+    // the same JSON body. Either way the function's `errorType`/`errorMessage` is what counts.
+    let (body, function_error) = match out {
+        Ok(out) => (
+            out.payload()
+                .map(|b| b.as_ref().to_vec())
+                .unwrap_or_default(),
+            out.function_error().map(str::to_string),
+        ),
+        Err(e) => {
+            let body = e
+                .raw_response()
+                .and_then(|r| r.body().bytes())
+                .map(<[u8]>::to_vec)
+                .filter(|b| {
+                    serde_json::from_slice::<Value>(b).is_ok_and(|v| v["errorType"].is_string())
+                });
+            match body {
+                Some(b) => (b, Some("Unhandled".to_string())),
+                None => return Err(aws_error(format!("invoke {}", target.evaluator), e)),
+            }
+        }
+    };
     let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    if let Some(kind) = out.function_error() {
+    if let Some(kind) = function_error.as_deref() {
         let error_type = answer["errorType"].as_str().unwrap_or(kind).to_string();
         let message = answer["errorMessage"]
             .as_str()

@@ -10,6 +10,22 @@ use serde::Serialize;
 
 use crate::CliError;
 
+/// An AWS error in one line: its code and message when the service sent them.
+fn short<E, R>(e: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
+where
+    E: aws_sdk_rds::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e.as_service_error() {
+        Some(se) => format!(
+            "{}: {}",
+            se.code().unwrap_or("error"),
+            se.message().unwrap_or_default()
+        ),
+        None => aws_sdk_rds::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Findings {
     pub version: String,
@@ -72,7 +88,7 @@ pub async fn against_aws(sdk: &aws_config::SdkConfig, cfg: &Config, f: &mut Find
                 Err(e) => {
                     f.errors.push(format!(
                         "region {region}: DescribeDBInstances: {}",
-                        aws_sdk_rds::error::DisplayErrorContext(e)
+                        short(e)
                     ));
                     break;
                 }
@@ -186,10 +202,7 @@ async fn check_dns(
     let r53 = aws_sdk_route53::Client::new(sdk);
     let who = format!("site {}: zone {}", site.id, site.dns.zone_id);
     if let Err(e) = r53.get_hosted_zone().id(&site.dns.zone_id).send().await {
-        f.errors.push(format!(
-            "{who}: {}",
-            aws_sdk_route53::error::DisplayErrorContext(e)
-        ));
+        f.errors.push(format!("{who}: {}", short(e)));
         return;
     }
     let name = site.dns.name.trim_end_matches('.').to_string() + ".";
@@ -209,10 +222,9 @@ async fn check_dns(
             f.checked.push(format!("{who}: record {name} exists"))
         }
         Ok(_) => f.errors.push(format!("{who}: no record {name}")),
-        Err(e) => f.errors.push(format!(
-            "{who}: ListResourceRecordSets: {}",
-            aws_sdk_route53::error::DisplayErrorContext(e)
-        )),
+        Err(e) => f
+            .errors
+            .push(format!("{who}: ListResourceRecordSets: {}", short(e))),
     }
 }
 
