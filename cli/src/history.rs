@@ -6,14 +6,7 @@ use crate::target::Target;
 use crate::CliError;
 
 pub async fn read(target: &Target, site: &str, limit: usize) -> Result<Vec<SiteState>, CliError> {
-    target
-        .ledger()
-        .history(site, limit)
-        .await
-        .map_err(|e| CliError::Aws {
-            what: format!("ledger {}", target.ledger_table),
-            error: e.to_string(),
-        })
+    target.ledger().history(site, limit).await
 }
 
 /// What one record changed, in words: its new timeline entries, else the decision it recorded,

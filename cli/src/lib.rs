@@ -9,6 +9,7 @@ pub mod args;
 pub mod command;
 pub mod history;
 pub mod invoke;
+pub mod ledger;
 pub mod status;
 pub mod target;
 pub mod validate;

@@ -35,19 +35,8 @@ pub async fn gather(
 ) -> Result<Vec<SiteStatus>, CliError> {
     let ledger = target.ledger();
     let records = match site {
-        Some(s) => {
-            let st = failover_adapters::ports::Ledger::load(&ledger, s)
-                .await
-                .map_err(|e| CliError::Aws {
-                    what: format!("ledger {}", target.ledger_table),
-                    error: e.to_string(),
-                })?;
-            vec![st]
-        }
-        None => ledger.all_sites().await.map_err(|e| CliError::Aws {
-            what: format!("ledger {}", target.ledger_table),
-            error: e.to_string(),
-        })?,
+        Some(s) => vec![ledger.load(s).await?],
+        None => ledger.all_sites().await?,
     };
     let statuses = stream::iter(records)
         .map(|record| async move {

@@ -2,7 +2,6 @@
 //! credentials and region, or an emulator's endpoint), the ledger table and the evaluator.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use failover_adapters::aws::DynamoLedger;
 
 use crate::args::TargetArgs;
 use crate::CliError;
@@ -78,8 +77,11 @@ impl Target {
         })
     }
 
-    pub fn ledger(&self) -> DynamoLedger {
-        DynamoLedger::from_client(aws_sdk_dynamodb::Client::new(&self.sdk), &self.ledger_table)
+    pub fn ledger(&self) -> crate::ledger::LedgerReader {
+        crate::ledger::LedgerReader {
+            client: aws_sdk_dynamodb::Client::new(&self.sdk),
+            table: self.ledger_table.clone(),
+        }
     }
 
     pub fn lambda(&self) -> aws_sdk_lambda::Client {
