@@ -2,8 +2,8 @@
 //!
 //! Each subcommand maps onto the evaluator's own [`OperatorCommand`] (the policy crate's type,
 //! serialised as the evaluator parses it), so a new action (issue 13's switchover, reprotect,
-//! failback, unpin, drill) is one variant here, one line in [`OpCommand::to_command`] and one in
-//! [`OpCommand::describe`].
+//! failback, unpin, drill) is one variant here and one arm in each of [`OpCommand::site`],
+//! [`OpCommand::to_command`] and [`OpCommand::describe`] (the compiler lists any arm missed).
 
 use clap::Subcommand;
 use failover_policy::signal::{OperatorAction, OperatorCommand};
@@ -199,7 +199,7 @@ impl OpCommand {
         lines
     }
 
-    /// Whether the command changes nothing but a flag (the prompt still asks).
+    /// The evaluator's action this command sends.
     pub fn action(&self) -> OperatorAction {
         self.to_command().command
     }
