@@ -180,7 +180,11 @@ def main() -> int:
         )
         route(chain, t0)
         deadline = time.monotonic() + SUSTAINED + 10
-        while time.monotonic() < deadline:
+        # On a loaded machine the sustained window can pass before the RDS event is delivered,
+        # and that delivery decides (and the route above carries it out): no tick needs to.
+        already = world.state(SITE)["phase"] in ("promoting", "promoted", "dns-pinned")
+        decided_at = time.monotonic()
+        while not already and time.monotonic() < deadline:
             time.sleep(2)
             lag = publish_lag(world, replica)
             v = show(f"Scheduled tick (orders-replica-1 lag published: {lag})",
@@ -193,9 +197,11 @@ def main() -> int:
             if decided:
                 break
         else:
-            print("\nno failover was decided: something is wrong", file=sys.stderr)
-            return 1
-        print(f"\n[{time.monotonic() - t0:5.1f}s] promoted and pinned {time.monotonic() - decided_at:.1f}s after the decision")
+            if not already:
+                print("\nno failover was decided: something is wrong", file=sys.stderr)
+                return 1
+        print(f"\n[{time.monotonic() - t0:5.1f}s] promoted and pinned " + ("while the RDS event's decision was routed" if already
+              else f"{time.monotonic() - decided_at:.1f}s after the decision"))
 
         late = alarm_event("orders-primary-canary", "ALARM", "OK", now())
         show("Late delivery: orders-primary-canary OK -> ALARM", emu.invoke("alarm-evaluator", late), world, t0)
