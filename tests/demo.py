@@ -43,7 +43,7 @@ from chain import Chain  # noqa: E402
 from infra import targets  # noqa: E402
 from harness import ROOT, LambdaEmulator, MariaDB, MotoServer  # noqa: E402
 from timeline import Marks, incident_timeline, render_svg, render_text  # noqa: E402
-from world import ACCOUNT, HOME_REGION, ORDERS_GROUP, World, alarm_event, function_env, now, site_config, tick_event  # noqa: E402
+from world import ACCOUNT, HOME_REGION, LEDGER_TABLE, ORDERS_GROUP, World, alarm_event, function_env, now, site_config, tick_event  # noqa: E402
 
 SUSTAINED = 5
 PROMOTION_SECS = 8
@@ -377,6 +377,7 @@ def main() -> int:
         print("\n(the site stays pinned — automation stands down for it — until an operator has made the")
         print(" configuration name the new primary and closes the failover with the `complete` command,")
         print(' e.g. {"command":"complete","site":"orders","epoch":1,"operator":"...","reason":"..."}: docs/runbook.md)')
+        cli_status(moto, emu)
         print(f"\ndone in {time.monotonic() - t0:.1f}s: " + ("failed over, writes verified, DNS pinned." if ok else "the failover did not complete"))
         return 0 if ok else 1
     finally:
@@ -384,6 +385,21 @@ def main() -> int:
         replica.stop()
         primary.stop()
         moto.stop()
+
+
+def cli_status(moto: MotoServer, emu: LambdaEmulator) -> None:
+    """The operator's view of the demo world: `rds-failover status`, as printed (issue 15)."""
+    import subprocess
+
+    subprocess.run(["cargo", "build", "--quiet", "-p", "rds-failover-cli"], cwd=ROOT, check=True)
+    cmd = [str(ROOT / "target" / "debug" / "rds-failover"), "--endpoint-url", moto.endpoint,
+           "--lambda-endpoint-url", f"http://127.0.0.1:{emu.port}", "--ledger-table", LEDGER_TABLE,
+           "--evaluator", "alarm-evaluator", "status"]
+    env = {"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_REGION": HOME_REGION, "HOME": "/tmp"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    print("\n$ rds-failover --endpoint-url ... status")
+    print(out.stdout + out.stderr, end="")
 
 
 if __name__ == "__main__":

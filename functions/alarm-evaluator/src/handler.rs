@@ -27,6 +27,7 @@ use failover_adapters::ports::{
 pub use failover_adapters::settings::Fanout;
 use failover_policy::evidence::Evidence;
 use failover_policy::topology::{effective, Topology};
+use failover_policy::whatif::Observation;
 use failover_policy::{
     decide, needs_evidence, parse_signal, route, Config, Routing, Signal, SignalError, SignalKind,
     SiteConfig, SiteState, Verdict,
@@ -130,6 +131,20 @@ pub struct Response {
     pub verdicts: Vec<Verdict>,
     /// Domain events published by this invocation (detail-types), including re-emitted outbox items.
     pub emitted: Vec<String>,
+    /// For a `status` command only: what the evaluator saw for each site just now (the live
+    /// votes, each candidate's lag), so `rds-failover status` shows evidence, not the record alone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<SiteEvidence>,
+}
+
+/// One site's live evidence, as a `status` command gathered it.
+#[derive(Debug, Serialize)]
+pub struct SiteEvidence {
+    pub site: String,
+    pub evidence: Evidence,
+    pub tally: failover_policy::evidence::Tally,
+    pub quorum: u32,
+    pub max_lag_secs: u64,
 }
 
 fn summary(s: &Signal) -> SignalSummary {
@@ -155,7 +170,12 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
         signal: summary(&signal),
         verdicts: vec![],
         emitted: vec![],
+        evidence: vec![],
     };
+    let is_status = matches!(
+        &signal.kind,
+        SignalKind::Operator(c) if c.command == failover_policy::signal::OperatorAction::Status
+    );
     match route(&deps.cfg, &signal, now) {
         Routing::Ignore(v) => {
             info!(signal_id = %signal.id, outcome = v.outcome.name(), summary = %v.summary, "ignored before any AWS call");
@@ -166,7 +186,18 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
             let mut failed = vec![];
             for (id, result) in evaluate_sites(deps, ids, &signal, now).await {
                 match result {
-                    Ok((verdict, emitted)) => {
+                    Ok((verdict, emitted, seen)) => {
+                        if let (true, Some(evidence), Some(site)) =
+                            (is_status, seen, deps.cfg.site(&id))
+                        {
+                            resp.evidence.push(SiteEvidence {
+                                site: id.clone(),
+                                tally: evidence.tally(),
+                                quorum: site.thresholds.quorum,
+                                max_lag_secs: site.thresholds.max_lag_secs,
+                                evidence,
+                            });
+                        }
                         info!(
                             site = %id,
                             epoch = verdict.epoch,
@@ -202,7 +233,7 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
     Ok(resp)
 }
 
-type SiteResult = Result<(Verdict, Vec<String>), EvaluatorError>;
+type SiteResult = Result<(Verdict, Vec<String>, Option<Evidence>), EvaluatorError>;
 
 /// Every site's fence step, at most `deps.fanout.concurrency` at once, each within the site
 /// budget. A step cut off by its budget recorded nothing and is retried at the next tick.
@@ -287,7 +318,7 @@ async fn evaluate_site(
     site: &SiteConfig,
     signal: &Signal,
     now: DateTime<Utc>,
-) -> Result<(Verdict, Vec<String>), EvaluatorError> {
+) -> SiteResult {
     let port_err = |source: PortError| EvaluatorError::Port {
         site: site.id.clone(),
         source,
@@ -320,9 +351,21 @@ async fn evaluate_site(
         }
         let evidence = gathered.as_ref().and_then(|(_, e)| e.as_ref());
         let d = decide(site, signal, evidence, &state, now);
-        let Some(next) = d.next else {
-            return Ok((d.verdict, emitted));
+        let seen = evidence.cloned();
+        let Some(mut next) = d.next else {
+            return Ok((d.verdict, emitted, seen));
         };
+        // What this decision was made on, in the record (and so in its audit item): the audit
+        // trail then says which configuration each decision used, and `what-if` can decide it again.
+        next.observation = Some(Observation {
+            at: now,
+            signal: signal.clone(),
+            evidence: seen.clone(),
+            outcome: d.verdict.outcome.clone(),
+            phase: d.verdict.phase,
+            summary: d.verdict.summary.clone(),
+            config_version: Some(deps.cfg.version()),
+        });
         match deps.ledger.commit(&next).await {
             Ok(()) => {}
             Err(e) if e.kind == ErrorKind::Conflict => {
@@ -338,7 +381,7 @@ async fn evaluate_site(
             Err(e) if e.kind == ErrorKind::Conflict => {}
             Err(e) => return Err(port_err(e)),
         }
-        return Ok((d.verdict, emitted));
+        return Ok((d.verdict, emitted, seen));
     }
     Err(EvaluatorError::Contention {
         site: site.id.clone(),

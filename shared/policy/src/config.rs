@@ -464,6 +464,17 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The configuration's version as the audit trail names it: `cfg-` and 16 hex digits of a
+    /// 64-bit FNV-1a digest of its canonical JSON (the same document, however spelled, JSON or
+    /// TOML, has the same version; any change of a value gives another).
+    pub fn version(&self) -> String {
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        let digest = canonical.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("cfg-{digest:016x}")
+    }
+
     pub fn site(&self, id: &str) -> Option<&SiteConfig> {
         self.sites.iter().find(|s| s.id == id)
     }

@@ -222,12 +222,14 @@ fn site_list(cfg: &Config) -> String {
         .join(", ")
 }
 
-/// Whether deciding on this signal needs evidence from AWS (pause/resume/status do not).
+/// Whether deciding on this signal needs evidence from AWS (pause/resume do not).
 pub fn needs_evidence(signal: &Signal) -> bool {
+    // `status` gathers (read-only: the live votes and lags are what an operator asks it for)
+    // and changes nothing.
     !matches!(
         &signal.kind,
         SignalKind::Operator(OperatorCommand {
-            command: OperatorAction::Pause | OperatorAction::Resume | OperatorAction::Status,
+            command: OperatorAction::Pause | OperatorAction::Resume,
             ..
         }) | SignalKind::Rds(crate::signal::RdsSignal {
             meaning: RdsMeaning::Unidentified,

@@ -232,6 +232,11 @@ pub struct SiteState {
     /// [`crate::recheck`]), so it is armed once per window, not once per evaluation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recheck: Option<crate::recheck::Armed>,
+    /// What the evaluator's last decision was made on (signal, evidence, time, outcome, the
+    /// configuration's version), written with the record so the audit trail can be re-decided
+    /// under another configuration (`rds-failover what-if`, [`crate::whatif`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation: Option<crate::whatif::Observation>,
 }
 
 /// A failover an operator forced past the live-primary guard.
@@ -387,6 +392,7 @@ impl SiteState {
             pin_continued_at: None,
             fence: None,
             recheck: None,
+            observation: None,
         }
     }
 

@@ -30,6 +30,7 @@ pub mod signal;
 pub mod topology;
 pub mod vantage;
 pub mod verdict;
+pub mod whatif;
 
 pub use config::{Config, ConfigError, SiteConfig};
 pub use decide::{decide, needs_evidence, route, Decision, Routing};

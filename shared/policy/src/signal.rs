@@ -82,7 +82,7 @@ pub fn refused_input(v: &Value) -> Option<String> {
     )
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Signal {
     /// The producer's id for this delivery (EventBridge id, SNS MessageId, ...): the dedupe key.
     pub id: String,
@@ -95,7 +95,7 @@ pub struct Signal {
     pub kind: SignalKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Delivery {
     EventBridge,
@@ -106,7 +106,7 @@ pub enum Delivery {
     Direct,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum SignalKind {
     Alarm(AlarmSignal),
@@ -156,7 +156,7 @@ impl AlarmState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlarmSignal {
     pub name: String,
     pub arn: Option<String>,
@@ -166,7 +166,7 @@ pub struct AlarmSignal {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RdsSourceType {
     Instance,
@@ -174,7 +174,7 @@ pub enum RdsSourceType {
     GlobalCluster,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RdsSignal {
     pub source_type: RdsSourceType,
     /// The DB instance, cluster or global cluster id: from the source ARN when the event has one
@@ -192,7 +192,7 @@ pub struct RdsSignal {
 
 /// What an RDS event tells the evaluator. Only the outage meanings can open an incident; the rest
 /// wake the evaluator (so it re-reads the evidence) or are recorded for the humans.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RdsMeaning {
     /// Shutdown, failure, storage-full shutdown, error while restarting.

@@ -650,3 +650,52 @@ mod fanout;
 mod fence;
 mod recheck;
 mod regional;
+
+/// `status` answers with what the evaluator sees now (issue 15): the votes with their sources and
+/// each candidate's lag, and writes nothing.
+#[tokio::test]
+async fn status_returns_the_live_votes_and_lags_and_writes_nothing() {
+    let w = world();
+    w.lose_primary();
+    let r = handle(&w.deps, json!({"command": "status", "site": "orders"}))
+        .await
+        .unwrap();
+    assert_eq!(orders_verdict(&r).outcome.name(), "status");
+    let [seen] = r.evidence.as_slice() else {
+        panic!("one site's evidence: {:?}", r.evidence)
+    };
+    assert_eq!(seen.site, "orders");
+    assert_eq!(
+        (seen.tally.down, seen.quorum, seen.max_lag_secs),
+        (2, 2, 30)
+    );
+    assert!(
+        seen.tally
+            .voters
+            .iter()
+            .any(|v| v.contains("sql canary: unreachable")),
+        "{:?}",
+        seen.tally.voters
+    );
+    assert_eq!(seen.evidence.candidates.len(), 2);
+    assert_eq!(w.ledger.commit_count(), 0);
+    assert!(w.bus.types().is_empty());
+}
+
+/// Every committed decision carries what it was decided on and the configuration's version
+/// (issue 15: the audit trail names the version; `what-if` re-decides it).
+#[tokio::test]
+async fn a_committed_decision_records_its_observation_and_config_version() {
+    let w = world();
+    w.lose_primary();
+    let e = alarm_event("obs-1", "orders-primary-availability", "ALARM", t0());
+    handle(&w.deps, e).await.unwrap();
+    let st = w.ledger.load("orders").await.unwrap();
+    let obs = st.observation.expect("observation recorded");
+    assert_eq!(obs.signal.id, "obs-1");
+    assert_eq!(obs.at, t0());
+    assert_eq!(obs.config_version, Some(w.deps.cfg.version()));
+    let ev = obs.evidence.expect("the evidence it decided on");
+    assert_eq!(ev.tally().down, 2);
+    assert_eq!(obs.phase, st.phase);
+}

@@ -1,0 +1,206 @@
+//! The operator commands: what each will do, confirmation, the evaluator's verdict.
+//!
+//! Each subcommand maps onto the evaluator's own [`OperatorCommand`] (the policy crate's type,
+//! serialised as the evaluator parses it), so a new action (issue 13's switchover, reprotect,
+//! failback, unpin, drill) is one variant here and one arm in each of [`OpCommand::site`],
+//! [`OpCommand::to_command`] and [`OpCommand::describe`] (the compiler lists any arm missed).
+
+use clap::Subcommand;
+use failover_policy::signal::{OperatorAction, OperatorCommand};
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum OpCommand {
+    /// Stop automatic failovers of a site (alarms are still judged and recorded).
+    Pause {
+        site: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Let automation act on the site again.
+    Resume {
+        site: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Approve the failover the evaluator is waiting on, for one incident.
+    Approve {
+        site: String,
+        #[arg(long)]
+        epoch: u64,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        override_cooldown: bool,
+    },
+    /// Ask for a failover now (the guards still apply unless overridden, with a reason).
+    Failover {
+        site: String,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Promote although the replica lags more than the RPO (accepts data loss).
+        #[arg(long)]
+        override_rpo: bool,
+        #[arg(long)]
+        candidate: Option<String>,
+        /// Proceed although the primary answers (it is fenced first).
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        override_cooldown: bool,
+    },
+    /// Close a pinned failover: the ledger then owns the new topology.
+    Complete {
+        site: String,
+        #[arg(long)]
+        epoch: u64,
+        #[arg(long)]
+        reason: String,
+        /// The writer now, when it is not the one DNS was pinned to.
+        #[arg(long)]
+        primary: Option<String>,
+    },
+    /// Abandon an epoch whose promotion was never asked of RDS.
+    Abort {
+        site: String,
+        #[arg(long)]
+        epoch: u64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+impl OpCommand {
+    pub fn site(&self) -> &str {
+        match self {
+            Self::Pause { site, .. }
+            | Self::Resume { site, .. }
+            | Self::Approve { site, .. }
+            | Self::Failover { site, .. }
+            | Self::Complete { site, .. }
+            | Self::Abort { site, .. } => site,
+        }
+    }
+
+    /// The command as the evaluator parses it. `operator` is left empty: who sent it is the
+    /// caller's credentials, not a name typed here.
+    pub fn to_command(&self) -> OperatorCommand {
+        let mut c = OperatorCommand {
+            command: OperatorAction::Status,
+            site: self.site().to_string(),
+            reason: None,
+            operator: None,
+            override_rpo: false,
+            epoch: None,
+            candidate: None,
+            force: false,
+            override_cooldown: false,
+            primary: None,
+        };
+        match self.clone() {
+            Self::Pause { reason, .. } => {
+                c.command = OperatorAction::Pause;
+                c.reason = reason;
+            }
+            Self::Resume { reason, .. } => {
+                c.command = OperatorAction::Resume;
+                c.reason = reason;
+            }
+            Self::Approve {
+                epoch,
+                reason,
+                override_cooldown,
+                ..
+            } => {
+                c.command = OperatorAction::Approve;
+                c.epoch = Some(epoch);
+                c.reason = reason;
+                c.override_cooldown = override_cooldown;
+            }
+            Self::Failover {
+                reason,
+                override_rpo,
+                candidate,
+                force,
+                override_cooldown,
+                ..
+            } => {
+                c.command = OperatorAction::Failover;
+                c.reason = reason;
+                c.override_rpo = override_rpo;
+                c.candidate = candidate;
+                c.force = force;
+                c.override_cooldown = override_cooldown;
+            }
+            Self::Complete {
+                epoch,
+                reason,
+                primary,
+                ..
+            } => {
+                c.command = OperatorAction::Complete;
+                c.epoch = Some(epoch);
+                c.reason = Some(reason);
+                c.primary = primary;
+            }
+            Self::Abort { epoch, reason, .. } => {
+                c.command = OperatorAction::Abort;
+                c.epoch = Some(epoch);
+                c.reason = Some(reason);
+            }
+        }
+        c
+    }
+
+    /// What the command will do, in the words the confirmation prompt shows.
+    pub fn describe(&self) -> Vec<String> {
+        let site = self.site();
+        let mut lines = match self {
+            Self::Pause { .. } => vec![format!(
+                "pause site {site}: no automatic failover until `resume` (alarms are still judged and recorded)"
+            )],
+            Self::Resume { .. } => vec![format!(
+                "resume site {site}: automation may fail it over again"
+            )],
+            Self::Approve { epoch, .. } => vec![format!(
+                "approve the failover of site {site}, epoch {epoch}: the promoter will ask RDS to promote the candidate"
+            )],
+            Self::Failover { candidate, .. } => vec![format!(
+                "fail site {site} over now{}: the evaluator re-checks every guard, then the promoter asks RDS to promote",
+                candidate.as_deref().map(|c| format!(" to {c}")).unwrap_or_default()
+            )],
+            Self::Complete { epoch, primary, .. } => vec![format!(
+                "complete epoch {epoch} of site {site}: the ledger takes {} as the writer",
+                primary.as_deref().unwrap_or("the pinned writer")
+            )],
+            Self::Abort { epoch, .. } => vec![format!(
+                "abort epoch {epoch} of site {site} (only if RDS was never asked to promote)"
+            )],
+        };
+        if let Self::Failover {
+            override_rpo,
+            force,
+            override_cooldown,
+            ..
+        } = self
+        {
+            if *override_rpo {
+                lines.push("  OVERRIDE RPO: a candidate lagging past the RPO may be promoted (data loss accepted)".into());
+            }
+            if *force {
+                lines.push("  FORCE: the primary may still answer; it is fenced (read_only) before the promotion".into());
+            }
+            if *override_cooldown {
+                lines.push(
+                    "  OVERRIDE COOLDOWN: proceeds inside the cooldown after the previous failover"
+                        .into(),
+                );
+            }
+        }
+        lines
+    }
+
+    /// The evaluator's action this command sends.
+    pub fn action(&self) -> OperatorAction {
+        self.to_command().command
+    }
+}
