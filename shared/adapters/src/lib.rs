@@ -15,6 +15,7 @@ pub mod interleave;
 pub mod mysql;
 pub mod notify;
 pub mod ports;
+pub mod resolve;
 pub mod runtime;
 pub mod settings;
 pub mod witness;
