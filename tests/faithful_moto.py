@@ -38,6 +38,13 @@ Corrections:
                              or is one; `stopping`, then `stopped`.
  10. A region dark, then back: the CBOR shim's `/emulator/region-outage` control (cbor_shim.py),
                              every request signed for the region answers 503.
+ 11. Route 53 health checks  CreateHealthCheck keeps AlarmIdentifier and
+                             InsufficientDataHealthStatus (moto drops them), for the DNS server.
+ 12. DNS (--dns-port)        an authoritative DNS server on 127.0.0.1 answering from the emulated
+                             zones with Route 53's failover semantics (tests/emulated_dns.py).
+                             Emulator-only deviation: every zone's delegation set lists it as
+                             `127.0.0.1:PORT` (Route 53 lists four ns-*.awsdns-* names, port 53),
+                             so a pinner asking GetHostedZone for its name servers finds it.
 
 Emulator-only controls (tags no real account has): `emulator:endpoint` = host:port makes
 DescribeDBInstances report that endpoint; `emulator:mysql-socket` = a local MariaDB's admin
@@ -956,6 +963,39 @@ def _patch_fence_rds() -> None:
         return status.fget(self)
 
     m.DBInstance.status = property(get_status, status.fset)
+def _patch_health_checks() -> None:
+    """CreateHealthCheck keeps AlarmIdentifier and InsufficientDataHealthStatus of a
+    CLOUDWATCH_METRIC check (Route 53 API reference, HealthCheckConfig), which moto 5.2 drops."""
+    from moto.route53 import responses as r
+
+    original = r.Route53.create_health_check
+
+    def create_health_check(self):
+        config = self._get_param("HealthCheckConfig") or {}
+        with _LOCK:
+            before = set(self.backend.health_checks)
+            result = original(self)
+            for hc_id in set(self.backend.health_checks) - before:
+                hc = self.backend.health_checks[hc_id]
+                hc.fm_alarm = config.get("AlarmIdentifier")
+                hc.fm_insufficient = config.get("InsufficientDataHealthStatus")
+        return result
+
+    r.Route53.create_health_check = create_health_check
+
+
+def _serve_dns(port: int) -> None:
+    """The zones' authoritative DNS server on 127.0.0.1:`port`, and delegation sets naming it."""
+    import emulated_dns
+    from moto.route53 import models as m
+
+    original = m.DelegationSet.__init__
+
+    def init(self, caller_reference, name_servers, delegation_set_id):
+        original(self, caller_reference, name_servers or [f"127.0.0.1:{port}"], delegation_set_id)
+
+    m.DelegationSet.__init__ = init
+    emulated_dns.start(port, _LOCK)
 
 
 def install(promotion_secs: float | None = None, dns_insync_secs: float | None = None) -> None:
@@ -970,6 +1010,7 @@ def install(promotion_secs: float | None = None, dns_insync_secs: float | None =
     _patch_dynamodb()
     _patch_endpoints()
     _patch_fence_rds()  # after _patch_endpoints: it wraps the status property
+    _patch_health_checks()
     install.done = True
 
 
@@ -981,8 +1022,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="duration of promotions, reboots and (global) failovers (default 3)")
     parser.add_argument("--dns-insync-secs", type=float, default=2.0,
                         help="how long a Route 53 change stays PENDING before INSYNC (default 2)")
+    parser.add_argument("--dns-port", type=int, default=0,
+                        help="serve the zones over DNS on 127.0.0.1:PORT, UDP and TCP (default: off)")
     args = parser.parse_args(argv)
     install(args.promotion_secs, args.dns_insync_secs)
+    if args.dns_port:
+        _serve_dns(args.dns_port)
 
     import signal
 

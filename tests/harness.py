@@ -88,6 +88,9 @@ class MotoServer:
         self.dns_insync_secs = dns_insync_secs
         self.port = 0
         self.moto_port = 0
+        # The emulated zones' authoritative DNS server (tests/emulated_dns.py), which every zone's
+        # delegation set names: the dns-pinner verifies its pins against it.
+        self.dns_port = 0
         self.proc: subprocess.Popen | None = None
         self.shim: subprocess.Popen | None = None
 
@@ -101,16 +104,18 @@ class MotoServer:
 
     def start(self, port: int | None = None) -> "MotoServer":
         self.moto_port = free_port()
+        self.dns_port = free_port()
         log = self.workdir / "moto.log"
         # moto's server with the corrections of tests/faithful_moto.py (promotion topology and
         # timing, global failover, Route 53 change batches and propagation).
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "python"), str(ROOT / "tests" / "faithful_moto.py"), "-H", "127.0.0.1",
              "-p", str(self.moto_port), "--promotion-secs", str(self.promotion_secs),
-             "--dns-insync-secs", str(self.dns_insync_secs)],
+             "--dns-insync-secs", str(self.dns_insync_secs), "--dns-port", str(self.dns_port)],
             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         wait_for(lambda: port_open(self.moto_port), 30, "moto server", self.proc, log)
+        wait_for(lambda: port_open(self.dns_port), 30, "emulated DNS server", self.proc, log)
         self.port = port or free_port()
         shim_log = self.workdir / "cbor-shim.log"
         self.shim = subprocess.Popen(

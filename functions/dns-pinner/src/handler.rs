@@ -10,6 +10,12 @@
 //! - a record that already holds the target is not changed again (no second change id);
 //! - the change id is committed as soon as Route 53 returns it, so a run that times out waiting
 //!   for `INSYNC` fails as `Retryable.DnsNotInSync` and the retry waits on the *same* change;
+//! - `INSYNC` is not proof: before `dns-pinned` the records are read back and every authoritative
+//!   name server of the zone is asked what it answers (`failover_policy::answer`); anything but
+//!   `name CNAME new-primary` at every one is retried and handed on like a slow change, and the
+//!   message people get says what each server answered;
+//! - every Route 53 call and DNS query is bounded by the time left before [`FINISH_RESERVE`], so
+//!   the final commit and publish always have it;
 //! - `dns-pinned` is committed with compare-and-set and its event rides in the outbox, so a crash
 //!   between commit and publish re-emits it on the next invocation instead of losing it;
 //! - anything that cannot succeed by retrying (no such zone, access denied, a record the config
@@ -22,6 +28,8 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use failover_adapters::dns::Dns;
 use failover_adapters::ports::{Clock, ErrorKind, EventBus, Ledger, PortError};
+use failover_adapters::resolve::Resolve;
+use failover_policy::answer;
 use failover_policy::incident::DnsRecord;
 use failover_policy::notice::parse_domain_event;
 use failover_policy::pin::{self, ChangeStatus, Fence};
@@ -38,6 +46,8 @@ pub struct Deps {
     pub ledger: Arc<dyn Ledger>,
     pub bus: Arc<dyn EventBus>,
     pub dns: Arc<dyn Dns>,
+    /// Asks the zone's authoritative name servers what they answer.
+    pub resolve: Arc<dyn Resolve>,
     pub clock: Arc<dyn Clock>,
     /// A uniform sample in `[0, 1)` for the backoff's jitter (fixed in tests).
     pub jitter: Arc<dyn Fn() -> f64 + Send + Sync>,
@@ -68,6 +78,11 @@ pub enum PinError {
         change_id: String,
         waited_secs: u64,
     },
+    #[error("site {site}: Route 53 reports the change done, but {source}")]
+    NotVerified {
+        site: String,
+        source: answer::NotVerified,
+    },
     #[error(
         "site {site}: ledger contention: lost {MAX_COMMIT_ATTEMPTS} compare-and-set races in a row"
     )]
@@ -89,6 +104,7 @@ impl PinError {
         match self {
             PinError::Port { source, .. } => source.kind.is_retryable(),
             PinError::NotInSync { .. }
+            | PinError::NotVerified { .. }
             | PinError::Contention { .. }
             | PinError::RaceLost { .. } => true,
             PinError::BadInput(_) | PinError::Failed { .. } => false,
@@ -103,6 +119,7 @@ impl PinError {
             }
             PinError::Port { source, .. } => format!("Fatal.{:?}", source.kind),
             PinError::NotInSync { .. } => "Retryable.DnsNotInSync".into(),
+            PinError::NotVerified { .. } => "Retryable.DnsAnswerNotVerified".into(),
             PinError::Contention { .. } | PinError::RaceLost { .. } => {
                 "Retryable.Contention".into()
             }
@@ -277,7 +294,13 @@ impl Pinner<'_> {
         let deps = self.deps;
         let host = host.to_owned();
         let query = pin::query(self.site);
-        let current = match deps.dns.record_sets(&query).await {
+        let current = match within(
+            deadline,
+            "ListResourceRecordSets",
+            deps.dns.record_sets(&query),
+        )
+        .await
+        {
             Ok(c) => c,
             Err(e) => return Err(self.dns_error(e).await),
         };
@@ -340,10 +363,12 @@ impl Pinner<'_> {
                 "rds-failover: pin {} epoch {} to {host}",
                 self.site.id, self.event.epoch
             );
-            let info = match deps
-                .dns
-                .change(&self.site.dns.zone_id, &changes, &comment)
-                .await
+            let info = match within(
+                deadline,
+                "ChangeResourceRecordSets",
+                deps.dns.change(&self.site.dns.zone_id, &changes, &comment),
+            )
+            .await
             {
                 Ok(i) => i,
                 Err(e) => return Err(self.change_refused(e, &query, &current, &host).await),
@@ -371,9 +396,13 @@ impl Pinner<'_> {
             None => deps.clock.now(),
         };
 
-        // 4. dns-pinned, with its event in the outbox.
+        // 4. What resolvers get: the records read back, and every authoritative name server asked.
+        let shape = pin::other_shape_note(self.site, &current, &host).unwrap_or_default();
+        let verified = format!("{shape}{}", self.verify(&query, &host, deadline).await?);
+
+        // 5. dns-pinned, with its event in the outbox.
         let st = match self
-            .update(|s| pin::mark_pinned(s, self.event, insync_at, deps.clock.now()))
+            .update(|s| pin::mark_pinned(s, self.event, insync_at, &verified, deps.clock.now()))
             .await?
         {
             Update::Committed(s) => s,
@@ -472,6 +501,74 @@ impl Pinner<'_> {
         Ok(self.resp)
     }
 
+    /// `INSYNC` is not proof. The records are read back (every member of the pair must now name
+    /// `host`: the answer Route 53 would switch to), then every authoritative name server of the
+    /// zone — the site's `dns.name_servers`, else the zone's delegation set — is asked for the
+    /// writer name's CNAME and A (the answer it serves now). The summary states what was seen.
+    async fn verify(
+        &self,
+        query: &pin::RecordQuery,
+        host: &str,
+        deadline: Instant,
+    ) -> Result<String, PinError> {
+        let deps = self.deps;
+        let site = &self.site.dns;
+        let not = |seen: String| PinError::NotVerified {
+            site: self.site.id.clone(),
+            source: answer::NotVerified {
+                name: site.name.clone(),
+                host: host.to_owned(),
+                seen,
+            },
+        };
+        let now = match within(
+            deadline,
+            "ListResourceRecordSets",
+            deps.dns.record_sets(query),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => return Err(self.dns_error(e).await),
+        };
+        if !pin::plan(self.site, &now, None, host).is_ok_and(|p| p.changes.is_empty()) {
+            return Err(not(format!(
+                "the records read back hold {}",
+                pin::describe_records(&now)
+            )));
+        }
+        let servers = if site.name_servers.is_empty() {
+            match within(
+                deadline,
+                "GetHostedZone",
+                deps.dns.name_servers(&site.zone_id),
+            )
+            .await
+            {
+                Ok(s) => s,
+                Err(e) => return Err(self.dns_error(e).await),
+            }
+        } else {
+            site.name_servers.clone()
+        };
+        let asks = servers.iter().flat_map(|ns| {
+            answer::QUERY_TYPES
+                .iter()
+                .map(move |t| deps.resolve.ask(ns, &site.name, t))
+        });
+        let answers = tokio::time::timeout_at(deadline, futures::future::join_all(asks))
+            .await
+            .map_err(|_| {
+                not(format!(
+                    "the name servers ({}) did not all answer before the invocation's time ran out",
+                    servers.join(", ")
+                ))
+            })?;
+        answer::judge(&site.name, host, &answers)
+            .map(|v| v.summary)
+            .map_err(|e| not(e.seen))
+    }
+
     /// Polls GetChange with capped exponential backoff until `INSYNC` or the deadline.
     async fn wait_insync(
         &mut self,
@@ -482,7 +579,13 @@ impl Pinner<'_> {
         let mut attempt = 0u32;
         loop {
             self.resp.polls += 1;
-            match self.deps.dns.change_status(change_id).await {
+            match within(
+                deadline,
+                "GetChange",
+                self.deps.dns.change_status(change_id),
+            )
+            .await
+            {
                 Ok(i) if i.status == ChangeStatus::Insync => return Ok(self.deps.clock.now()),
                 Ok(_) => {}
                 // A throttled or failed poll is just a poll that said nothing; keep waiting.
@@ -673,6 +776,24 @@ impl Pinner<'_> {
         }
         Ok(())
     }
+}
+
+/// `call`, or a retryable timeout when `deadline` comes first: no call outlives the time kept
+/// for the final commit and publish.
+async fn within<T>(
+    deadline: Instant,
+    operation: &'static str,
+    call: impl std::future::Future<Output = Result<T, PortError>>,
+) -> Result<T, PortError> {
+    tokio::time::timeout_at(deadline, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(PortError::new(
+                ErrorKind::Timeout,
+                operation,
+                "no answer before the invocation's time (less the finish reserve) ran out",
+            ))
+        })
 }
 
 #[cfg(test)]

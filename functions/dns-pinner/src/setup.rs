@@ -8,6 +8,7 @@ use std::sync::Arc;
 use failover_adapters::aws::{AwsClients, DynamoLedger, EventBridgeBus};
 use failover_adapters::dns::Route53Dns;
 use failover_adapters::ports::{Clock, FixedClock, SystemClock};
+use failover_adapters::resolve::HickoryResolve;
 use failover_adapters::settings::Settings;
 
 use crate::handler::Deps;
@@ -26,6 +27,7 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
         ledger: Arc::new(DynamoLedger::new(&clients, &settings.ledger_table)),
         bus: Arc::new(EventBridgeBus::new(&clients, &settings.event_bus)),
         dns: Arc::new(Route53Dns::new(&clients)),
+        resolve: Arc::new(HickoryResolve::default()),
         clock,
         jitter: Arc::new(rand::random::<f64>),
         cfg: settings.config,

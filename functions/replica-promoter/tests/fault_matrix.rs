@@ -361,6 +361,11 @@ impl Dns for FaultyDns {
         }
         r
     }
+    async fn name_servers(&self, zone_id: &str) -> Result<Vec<String>, PortError> {
+        self.inj
+            .call("GetHostedZone", self.inner.name_servers(zone_id))
+            .await
+    }
 }
 
 #[async_trait]
@@ -856,6 +861,7 @@ impl World {
             ledger: faulty(&ledger, &d),
             bus: faulty(&bus, &d),
             dns: pinner_dns.clone(),
+            resolve: dns.clone(),
             clock: clock.clone(),
             jitter: Arc::new(|| 0.5),
         };

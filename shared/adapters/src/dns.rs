@@ -11,7 +11,7 @@
 //! The record shapes are the policy's ([`failover_policy::pin`]), so the plan is pure and the
 //! adapter only translates.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -30,6 +30,8 @@ use failover_policy::pin::{
 use crate::aws::{port_error, AwsClients};
 use crate::fakes::Faults;
 use crate::ports::{ErrorKind, PortError};
+use crate::resolve::Resolve;
+use failover_policy::answer::{Answer, AnswerRecord, Served};
 
 /// Route 53 through the eyes of the dns-pinner.
 #[async_trait]
@@ -51,6 +53,8 @@ pub trait Dns: Send + Sync {
     ) -> Result<ChangeInfo, PortError>;
     /// The status of a submitted change (GetChange).
     async fn change_status(&self, change_id: &str) -> Result<ChangeInfo, PortError>;
+    /// The hosted zone's authoritative name servers: its delegation set (GetHostedZone).
+    async fn name_servers(&self, zone_id: &str) -> Result<Vec<String>, PortError>;
 }
 
 /// Route 53 answers ids as `/change/C123`; the SDK strips the prefix on input, we store it bare.
@@ -246,6 +250,21 @@ impl Dns for Route53Dns {
             .map_err(|e| route53_error(OP, &e))?;
         change_info(OP, out.change_info())
     }
+
+    async fn name_servers(&self, zone_id: &str) -> Result<Vec<String>, PortError> {
+        const OP: &str = "GetHostedZone";
+        let out = self
+            .client
+            .get_hosted_zone()
+            .id(zone_id)
+            .send()
+            .await
+            .map_err(|e| route53_error(OP, &e))?;
+        Ok(out
+            .delegation_set()
+            .map(|d| d.name_servers().to_vec())
+            .unwrap_or_default())
+    }
 }
 
 // ---------------------------------------------------------------- fake
@@ -269,6 +288,15 @@ pub struct FakeDns {
     /// Every accepted batch, in order.
     pub batches: Mutex<Vec<(String, Vec<RecordChange>)>>,
     pub polls: Mutex<usize>,
+    /// Every zone's delegation set (GetHostedZone).
+    pub name_servers: Mutex<Vec<String>>,
+    /// Health checks Route 53 currently sees as unhealthy (every other one is healthy).
+    pub unhealthy: Mutex<HashSet<String>>,
+    /// Name servers that answer what they answered before the last change (not yet caught up,
+    /// or a resolver serving a stale copy): the answer they give to every query.
+    pub stale: Mutex<HashMap<String, Vec<AnswerRecord>>>,
+    /// Every query asked: (server, name, type).
+    pub asked: Mutex<Vec<(String, String, String)>>,
 }
 
 impl Default for FakeDns {
@@ -282,6 +310,13 @@ impl Default for FakeDns {
             reads: Mutex::default(),
             batches: Mutex::default(),
             polls: Mutex::default(),
+            name_servers: Mutex::new(vec![
+                "ns-1.awsdns-01.org".into(),
+                "ns-2.awsdns-02.com".into(),
+            ]),
+            unhealthy: Mutex::default(),
+            stale: Mutex::default(),
+            asked: Mutex::default(),
         }
     }
 }
@@ -418,6 +453,32 @@ impl FakeDns {
         self.batches.lock().unwrap().len()
     }
 
+    /// The record set a failover-aware Route 53 name server answers with for `name` (CNAME):
+    /// a simple record; or of a failover pair the PRIMARY while its health check is healthy (no
+    /// health check: always healthy), else the SECONDARY when it is healthy, else the PRIMARY
+    /// ("when all records are unhealthy, Route 53 responds with the primary": Route 53 Developer
+    /// Guide, "How Amazon Route 53 chooses records when health checking is configured").
+    pub fn served(&self, name: &str) -> Option<RecordSet> {
+        let zones = self.zones.lock().unwrap();
+        let sets: Vec<&RecordSet> = zones
+            .values()
+            .flatten()
+            .filter(|r| same_name(&r.name, name) && r.record_type == "CNAME")
+            .collect();
+        let healthy = |r: &RecordSet| {
+            r.health_check_id
+                .as_ref()
+                .is_none_or(|h| !self.unhealthy.lock().unwrap().contains(h))
+        };
+        let role = |f: FailoverRole| sets.iter().find(|r| r.failover == Some(f)).copied();
+        let chosen = match (role(FailoverRole::Primary), role(FailoverRole::Secondary)) {
+            (Some(p), _) if healthy(p) => Some(p),
+            (Some(p), Some(s)) => Some(if healthy(s) { s } else { p }),
+            (p, s) => p.or(s).or_else(|| sets.first().copied()),
+        };
+        chosen.cloned()
+    }
+
     fn zone_not_found(op: &'static str, zone_id: &str) -> PortError {
         PortError::new(
             ErrorKind::NotFound,
@@ -513,6 +574,58 @@ impl Dns for FakeDns {
             },
             submitted_at: Some(c.submitted_at),
         })
+    }
+
+    async fn name_servers(&self, zone_id: &str) -> Result<Vec<String>, PortError> {
+        const OP: &str = "GetHostedZone";
+        self.faults.check(OP)?;
+        if !self.zones.lock().unwrap().contains_key(zone_id) {
+            return Err(Self::zone_not_found(OP, zone_id));
+        }
+        Ok(self.name_servers.lock().unwrap().clone())
+    }
+}
+
+/// The zone's name servers as a failover-aware Route 53 name server answers: what
+/// [`FakeDns::served`] picks, authoritatively, or a server's [`FakeDns::stale`] answer.
+#[async_trait]
+impl Resolve for FakeDns {
+    async fn ask(&self, server: &str, name: &str, record_type: &str) -> Answer {
+        self.asked
+            .lock()
+            .unwrap()
+            .push((server.into(), name.into(), record_type.into()));
+        let records = match self.stale.lock().unwrap().get(server) {
+            Some(r) => r.clone(),
+            None => self
+                .served(name)
+                .map(|r| {
+                    r.values
+                        .iter()
+                        .map(|v| AnswerRecord {
+                            name: fqdn(&r.name),
+                            record_type: r.record_type.clone(),
+                            value: fqdn(v),
+                            ttl: r.ttl.unwrap_or_default().try_into().unwrap_or_default(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        Answer {
+            server: server.into(),
+            query_type: record_type.into(),
+            outcome: Ok(Served {
+                response_code: if records.is_empty() {
+                    "NXDomain"
+                } else {
+                    "NoError"
+                }
+                .into(),
+                authoritative: true,
+                records,
+            }),
+        }
     }
 }
 

@@ -273,6 +273,10 @@ impl Dns for Gated<dyn Dns> {
         self.s.turn().await;
         self.inner.change_status(change_id).await
     }
+    async fn name_servers(&self, zone_id: &str) -> Result<Vec<String>, PortError> {
+        self.s.turn().await;
+        self.inner.name_servers(zone_id).await
+    }
 }
 
 /// Runs one case on a runtime of its own (`runtime` builds it: the suites pause tokio's clock,

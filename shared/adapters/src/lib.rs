@@ -16,6 +16,7 @@ pub mod mysql;
 pub mod notify;
 pub mod ports;
 pub mod recheck;
+pub mod resolve;
 pub mod runtime;
 pub mod settings;
 pub mod witness;

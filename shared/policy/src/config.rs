@@ -159,6 +159,11 @@ pub struct DnsConfig {
     pub name: String,
     pub ttl: u32,
     pub mode: DnsMode,
+    /// The name servers the pinner asks what the zone answers before it reports `DnsPinned`
+    /// (`host` or `host:port`, port 53 by default). Empty (the default): the hosted zone's own
+    /// delegation set, from GetHostedZone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub name_servers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -717,6 +722,15 @@ impl SiteConfig {
                 ));
             }
         }
+        for (i, ns) in d.name_servers.iter().enumerate() {
+            if crate::answer::server_address(ns).is_none() {
+                return Err(invalid(
+                    format!("{p}.dns.name_servers[{i}]"),
+                    "a name server as `host` or `host:port` (such as `ns-1.awsdns-01.org` or `192.0.2.53:53`)",
+                    format!("`{ns}`"),
+                ));
+            }
+        }
         for (i, a) in self.alarms.iter().enumerate() {
             if a.name.is_empty() || a.name.len() > 255 {
                 return Err(invalid(
@@ -1007,6 +1021,13 @@ mod tests {
             (
                 "sites[1].dns.mode.primary_set_identifier",
                 Box::new(|v| v["sites"][1]["dns"]["mode"]["primary_set_identifier"] = "".into()),
+            ),
+            (
+                "sites[0].dns.name_servers[1]",
+                Box::new(|v| {
+                    v["sites"][0]["dns"]["name_servers"] =
+                        serde_json::json!(["127.0.0.1:5353", "ns 1:53"])
+                }),
             ),
             (
                 "sites[0].thresholds.quorum",

@@ -11,6 +11,7 @@
 //! (fenced by its version and epoch) and the [`DomainEvent`]s to emit.
 
 pub mod abort;
+pub mod answer;
 pub mod complete;
 pub mod config;
 pub mod deadline;

@@ -431,7 +431,19 @@ pub fn plan(
     host: &str,
 ) -> Result<Plan, PlanError> {
     let ttl = i64::from(site.dns.ttl);
-    let desired = desired_records(site, current, host)?;
+    let desired = match desired_records(site, current, host) {
+        Ok(d) => d,
+        // Already answering with the target in the other shape (a simple CNAME where failover-pin
+        // is configured, a failover pair in cname mode — a human pinned by hand, or the mode was
+        // changed): every answer Route 53 can give is the target, so nothing is changed.
+        Err(e) if other_shape_holding(current, host) && !matches!(e, PlanError::Alias { .. }) => {
+            return Ok(Plan {
+                desired: current.to_vec(),
+                changes: vec![],
+            })
+        }
+        Err(e) => return Err(e),
+    };
     let recorded = recorded.and_then(|d| Some((d.previous_records.as_deref()?, &d.new_value)));
     if let Some((expected, ours)) = recorded {
         // Acceptable: what was recorded, or a record already naming the target or an earlier
@@ -471,6 +483,41 @@ pub fn plan(
         }
     }
     Ok(Plan { desired, changes })
+}
+
+/// Every record set of the name names `host` and none is an alias: whatever the routing policy
+/// picks, the answer is `host`.
+fn other_shape_holding(current: &[RecordSet], host: &str) -> bool {
+    !current.is_empty()
+        && current.iter().all(|c| {
+            c.alias_target.is_none() && c.values.len() == 1 && same_name(&c.values[0], host)
+        })
+}
+
+/// When the writer name already answers `host` in a shape other than the site's `dns.mode`
+/// configures: how the ledger records it (`None` when the shape is the configured one).
+pub fn other_shape_note(site: &SiteConfig, current: &[RecordSet], host: &str) -> Option<String> {
+    if !other_shape_holding(current, host) || desired_records(site, current, host).is_ok() {
+        return None;
+    }
+    let found = if current.iter().any(|c| c.failover.is_some()) {
+        "a failover pair"
+    } else if current.iter().any(|c| c.set_identifier.is_some()) {
+        "records with a routing policy"
+    } else {
+        "a simple CNAME"
+    };
+    let configured = match &site.dns.mode {
+        DnsMode::Cname => "a simple CNAME (dns.mode cname)".to_string(),
+        DnsMode::FailoverPin {
+            primary_set_identifier,
+        } => {
+            format!("the failover pair of PRIMARY {primary_set_identifier} (dns.mode failover-pin)")
+        }
+    };
+    Some(format!(
+        "the name already answered {host} as {found}, not {configured}: treated as pinned, left as it is; "
+    ))
 }
 
 /// A batch that changes nothing but still gets a change id, guarded like [`plan`]'s: DELETE each
@@ -593,6 +640,7 @@ pub fn mark_pinned(
     state: &SiteState,
     event: &DomainEvent,
     insync_at: DateTime<Utc>,
+    verified: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<SiteState>, Fence> {
     let host = still_pinnable(state, event)?;
@@ -640,10 +688,10 @@ pub fn mark_pinned(
     };
     let cached = d
         .previous_ttl
-        .map(|t| format!("; resolvers may keep the old answer for up to its TTL of {t} s"))
+        .map(|t| format!("; the previous record's TTL was {t} s: resolvers may keep the old answer that long"))
         .unwrap_or_default();
     let note = format!(
-        "{} {}{set} -> {host} (was {was}); {waited}{cached}",
+        "{} {}{set} -> {host} (was {was}); {waited}; {verified}{cached}",
         d.name, d.record_type
     );
     next.transition(state.epoch, Phase::DnsPinned, now, note.clone())
@@ -1108,6 +1156,43 @@ mod tests {
     }
 
     #[test]
+    fn a_name_already_answering_the_target_in_the_other_shape_is_done_and_said_so() {
+        let host = "billing-2.x.rds.amazonaws.com";
+        // failover-pin configured, but a human already replaced the pair with a simple CNAME.
+        let failover_site = site("billing");
+        let simple = [cname("db.billing.example.com.", host, 60)];
+        let p = plan(&failover_site, &simple, None, host).unwrap();
+        assert!(p.changes.is_empty(), "{p:?}");
+        let note = other_shape_note(&failover_site, &simple, host).unwrap();
+        assert!(
+            note.contains("as a simple CNAME, not the failover pair of PRIMARY billing-primary"),
+            "{note}"
+        );
+        // cname configured, the name is a failover pair whose both members name the target.
+        let cname_site = site("orders");
+        let mut both = pair();
+        for r in &mut both {
+            r.values = vec![host.into()];
+        }
+        assert!(plan(&cname_site, &both, None, host)
+            .unwrap()
+            .changes
+            .is_empty());
+        assert!(other_shape_note(&cname_site, &both, host)
+            .unwrap()
+            .contains("as a failover pair"));
+        // Only when *every* answer is the target: a pair whose SECONDARY names another host is
+        // still refused in cname mode, and the configured shape gets no note.
+        let mut half = both.clone();
+        half[1].values = vec!["billing-3.x.rds.amazonaws.com".into()];
+        assert!(matches!(
+            plan(&cname_site, &half, None, host),
+            Err(PlanError::RoutingPolicyInCnameMode { .. })
+        ));
+        assert_eq!(other_shape_note(&failover_site, &both, host), None);
+    }
+
+    #[test]
     fn failover_pin_rewrites_both_members_of_the_pair_keeping_their_identity() {
         let s = site("billing");
         assert_eq!(query(&s).set_identifier, None, "the whole pair is read");
@@ -1285,7 +1370,9 @@ mod tests {
             .unwrap();
         let st = record_change_id(&st, &ev, "C1", t(401)).unwrap().unwrap();
         assert_eq!(record_change_id(&st, &ev, "C1", t(402)).unwrap(), None);
-        let pinned = mark_pinned(&st, &ev, t(420), t(421)).unwrap().unwrap();
+        let pinned = mark_pinned(&st, &ev, t(420), "verified: seen CNAME r1.x TTL 30", t(421))
+            .unwrap()
+            .unwrap();
         assert_eq!(pinned.phase, Phase::DnsPinned);
         assert_eq!(pinned.dns.as_ref().unwrap().insync_at, Some(t(420)));
         assert_eq!(pinned.outbox.len(), 1);
@@ -1295,7 +1382,14 @@ mod tests {
             (EventType::DnsPinned, 3, Phase::DnsPinned)
         );
         assert!(
-            e.verdict.summary.contains("orders-primary.x") && e.verdict.summary.contains("C1"),
+            e.verdict.summary.contains("orders-primary.x")
+                && e.verdict.summary.contains("C1")
+                && e.verdict
+                    .summary
+                    .contains("verified: seen CNAME r1.x TTL 30")
+                && e.verdict
+                    .summary
+                    .contains("previous record's TTL was 300 s"),
             "{}",
             e.verdict.summary
         );
@@ -1306,7 +1400,7 @@ mod tests {
         assert_eq!(pinned.timeline.last().unwrap().phase, Phase::DnsPinned);
         // Pinned is final for this delivery: nothing further to write.
         assert_eq!(
-            mark_pinned(&pinned, &ev, t(430), t(431)),
+            mark_pinned(&pinned, &ev, t(430), "v", t(431)),
             Err(Fence::AlreadyPinned)
         );
     }

@@ -50,6 +50,7 @@ fn world() -> World {
         ledger: ledger.clone(),
         bus: bus.clone(),
         dns: dns.clone(),
+        resolve: dns.clone(),
         clock: Arc::new(FixedClock::at(t0())),
         jitter: Arc::new(|| 0.5),
     };
@@ -680,6 +681,7 @@ async fn malformed_input_is_bad_input_with_no_aws_call() {
     assert_eq!(w.ledger.commit_count(), 0);
 }
 
+mod answers;
 mod compare_and_set;
 mod interleavings;
 
@@ -738,6 +740,10 @@ impl Dns for Route53Outage {
     async fn change_status(&self, change_id: &str) -> Result<pin::ChangeInfo, PortError> {
         self.check("GetChange")?;
         self.inner.change_status(change_id).await
+    }
+    async fn name_servers(&self, zone_id: &str) -> Result<Vec<String>, PortError> {
+        self.check("GetHostedZone")?;
+        self.inner.name_servers(zone_id).await
     }
 }
 

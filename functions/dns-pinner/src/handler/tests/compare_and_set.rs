@@ -100,6 +100,9 @@ impl Dns for HumanEditsFirst {
     async fn change_status(&self, change_id: &str) -> Result<pin::ChangeInfo, PortError> {
         self.inner.change_status(change_id).await
     }
+    async fn name_servers(&self, zone_id: &str) -> Result<Vec<String>, PortError> {
+        self.inner.name_servers(zone_id).await
+    }
 }
 
 #[tokio::test(start_paused = true)]

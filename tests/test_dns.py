@@ -1,0 +1,190 @@
+"""Issue 14, what resolvers get, on the emulator: the dns-pinner (cargo-lambda's runtime
+emulator, the real Route 53 adapter and hickory-client) pins against the faithful moto, and
+verifies the pin by asking a real DNS server on 127.0.0.1 that answers from the emulated zones
+with Route 53's failover semantics (tests/emulated_dns.py; health from the emulated CloudWatch
+alarm a CLOUDWATCH_METRIC health check watches).
+
+- scenario 5 + 1: failover-pin with the old primary's health check unhealthy (Route 53 answers
+  the SECONDARY, which names a reader) → after the pin the DNS server answers the new writer for
+  either health state, and `DnsPinned` says what was seen, its TTL and the previous TTL;
+- a name server that answers something else → not `DnsPinned`; the pinner says what it saw.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+
+import pytest
+from dnslib import CNAME, QTYPE, RR, DNSRecord
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+from harness import ROOT, LambdaEmulator, MotoServer, free_port
+from world import HOME_REGION, World, example_config, function_env
+
+INSYNC = 1.0
+BILLING_DNS = "db.billing.example.com"
+BILLING_OLD = "billing-1.cdef.us-west-2.rds.amazonaws.com"
+BILLING_READER = "billing-3.cdef.us-west-2.rds.amazonaws.com"
+BILLING_WRITER = "billing-cluster.cluster-cdef.us-west-2.rds.amazonaws.com"
+ORDERS_DNS = "db.orders.example.com"
+ORDERS_OLD = "orders-primary.cabc.us-east-1.rds.amazonaws.com"
+ORDERS_NEW = "orders-replica-1.cabc.us-west-2.rds.amazonaws.com"
+HEALTH_ALARM = "billing-old-primary-health"
+
+
+class StaleNameServer:
+    """A name server that still answers what the zone held before the pin (authoritatively)."""
+
+    def __init__(self, name: str, value: str, ttl: int):
+        outer = self
+
+        class Stale(BaseResolver):
+            def resolve(self, request, handler):
+                reply = request.reply()
+                reply.header.aa = 1
+                if str(request.q.qname).rstrip(".").lower() == outer.name:
+                    reply.add_answer(RR(str(request.q.qname), QTYPE.CNAME, ttl=outer.ttl, rdata=CNAME(outer.value)))
+                return reply
+
+        self.name, self.value, self.ttl = name, value, ttl
+        self.port = free_port()
+        quiet = DNSLogger(log="-recv,-send,-request,-reply,-truncated,-data", prefix=False)
+        self.server = DNSServer(Stale(), port=self.port, address="127.0.0.1", logger=quiet)
+        self.server.start_thread()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def ask(port: int, name: str, qtype: str) -> list[tuple[str, int]]:
+    """What the DNS server on 127.0.0.1:`port` answers: (CNAME target, TTL) records."""
+    reply = DNSRecord.parse(DNSRecord.question(name, qtype).send("127.0.0.1", port, timeout=3))
+    assert reply.header.aa == 1, reply
+    return [(str(r.rdata).rstrip("."), r.ttl) for r in reply.rr if r.rtype == QTYPE.CNAME]
+
+
+@pytest.fixture(scope="module")
+def faithful(workdir):
+    d = workdir / "dns-emulator"
+    d.mkdir(exist_ok=True)
+    server = MotoServer(d, promotion_secs=2.0, dns_insync_secs=INSYNC).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stale():
+    s = StaleNameServer(ORDERS_DNS, ORDERS_OLD, 300)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def site(faithful, stale, workdir, request):
+    faithful.reset()
+    world = World(faithful.endpoint).seed()
+    cfg = example_config()
+    zones = {"billing": seed_billing_pair(world), "orders": world.seed_writer_record(ORDERS_DNS, ORDERS_OLD, ttl=300)}
+    for s in cfg["sites"]:
+        if s["id"] in zones:
+            s["dns"]["zone_id"] = zones[s["id"]]
+        if s["id"] == "orders":
+            # orders names its name server explicitly: one that still answers the old primary.
+            s["dns"]["name_servers"] = [f"127.0.0.1:{stale.port}"]
+    env = function_env(faithful.endpoint, cfg) | {"RDS_FAILOVER_FALLBACK_BUDGET_SECS": "12"}
+    d = workdir / f"dns-{request.node.name}"
+    d.mkdir(exist_ok=True)
+    emu = LambdaEmulator(d).start(env, functions=("dns-pinner",))
+    yield world, emu, faithful, zones
+    emu.stop()
+
+
+def seed_billing_pair(world: World) -> str:
+    """billing's failover pair: PRIMARY → the old primary, guarded by a CLOUDWATCH_METRIC health
+    check on an alarm now in ALARM (the old primary looks down); SECONDARY → a reader."""
+    cw = world.client("cloudwatch")
+    cw.put_metric_alarm(AlarmName=HEALTH_ALARM, Namespace="rds-failover/test", MetricName="old-primary-down",
+                        Statistic="Maximum", Period=60, EvaluationPeriods=1, Threshold=0,
+                        ComparisonOperator="GreaterThanThreshold", TreatMissingData="ignore")
+    cw.set_alarm_state(AlarmName=HEALTH_ALARM, StateValue="ALARM", StateReason="the old primary is down")
+    r53 = world.client("route53")
+    hc = r53.create_health_check(CallerReference=f"hc-{dt.datetime.now().timestamp()}", HealthCheckConfig={
+        "Type": "CLOUDWATCH_METRIC", "AlarmIdentifier": {"Region": HOME_REGION, "Name": HEALTH_ALARM},
+        "InsufficientDataHealthStatus": "LastKnownStatus"})["HealthCheck"]["Id"]
+    zid = r53.create_hosted_zone(Name="billing.example.com.", CallerReference=f"billing-{dt.datetime.now().timestamp()}")[
+        "HostedZone"]["Id"].split("/")[-1]
+    changes = [{"Action": "CREATE", "ResourceRecordSet": {
+        "Name": BILLING_DNS, "Type": "CNAME", "SetIdentifier": ident, "Failover": role, "TTL": 60,
+        "ResourceRecords": [{"Value": value}], **({"HealthCheckId": hc} if role == "PRIMARY" else {})}}
+        for ident, role, value in (("billing-primary", "PRIMARY", BILLING_OLD), ("billing-secondary", "SECONDARY", BILLING_READER))]
+    r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": changes})
+    return zid
+
+
+def promoted(world: World, site: str, candidate: str, endpoint: str, epoch: int = 2) -> dict:
+    """GIVEN the promoter's ledger record (epoch promoted, endpoint verified writable); returns the
+    ReplicaPromoted it published."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ref = {"id": candidate, "region": HOME_REGION}
+    world.put_state(site, {
+        "site": site, "version": 7, "epoch": epoch, "phase": "promoted", "candidate": ref,
+        "timeline": [{"phase": "promoted", "at": now, "note": f"{candidate} accepts writes"}],
+        "promotion": {"epoch": epoch, "candidate": ref, "action": "test", "requested_at": now,
+                      "completed_at": now, "endpoint": f"{endpoint}:3306", "writable_verified_at": now},
+        "updated_at": now,
+    })
+    event = json.loads((ROOT / "events" / "domain" / "replica-promoted-orders-epoch-1.json").read_text())
+    d = event["detail"]
+    d.update(site=site, epoch=epoch, candidate=ref, occurred_at=now)
+    d["verdict"].update(site=site, epoch=epoch)
+    d["verdict"]["outcome"]["candidate"] = ref
+    event["time"] = now[:19] + "Z"
+    return event
+
+
+def pinned_message(world: World) -> str:
+    for e in world.drain_events():
+        if e["detail-type"] == "DnsPinned":
+            return e["detail"]["verdict"]["summary"]
+    raise AssertionError("no DnsPinned event")
+
+
+def test_scenario_5_a_failover_pin_is_verified_at_the_zones_dns_server_for_either_health_state(site):
+    world, emu, faithful, zones = site
+    # GIVEN the old primary's health check is unhealthy: the zone answers with the SECONDARY, a reader.
+    assert ask(faithful.dns_port, BILLING_DNS, "A") == [(BILLING_READER, 60)]
+    event = promoted(world, "billing", "billing-2", BILLING_WRITER)
+
+    r = emu.invoke("dns-pinner", event)
+
+    assert r["outcome"] == "pinned", r
+    # THEN the DNS server answers the cluster's writer endpoint, to A and CNAME queries...
+    for qtype in ("A", "CNAME"):
+        assert ask(faithful.dns_port, BILLING_DNS, qtype) == [(BILLING_WRITER, 30)]
+    # ...and keeps doing so when the old primary's health check turns healthy again (PRIMARY).
+    world.client("cloudwatch").set_alarm_state(AlarmName=HEALTH_ALARM, StateValue="OK", StateReason="back")
+    assert ask(faithful.dns_port, BILLING_DNS, "A") == [(BILLING_WRITER, 30)]
+    msg = pinned_message(world)
+    print("DnsPinned:", msg)
+    assert f"verified: {BILLING_DNS} CNAME {BILLING_WRITER} TTL 30" in msg, msg
+    assert f"127.0.0.1:{faithful.dns_port}" in msg, "the zone's delegation set was asked"
+    assert "the previous record's TTL was 60 s" in msg, msg
+    assert world.state("billing")["phase"] == "dns-pinned"
+
+
+def test_a_name_server_answering_the_old_primary_is_not_pinned_and_the_pinner_says_what_it_saw(site, stale):
+    world, emu, faithful, zones = site
+    event = promoted(world, "orders", "orders-replica-1", ORDERS_NEW)
+
+    r = emu.invoke("dns-pinner", event)
+
+    # Route 53 holds the change (INSYNC), but the name server still answers the old primary.
+    assert world.writer_record(zones["orders"], ORDERS_DNS) == (ORDERS_NEW, 30)
+    assert r["outcome"] == "continued", r
+    print("continued:", r["detail"])
+    assert f"127.0.0.1:{stale.port} (A): CNAME {ORDERS_OLD}. TTL 300" in r["detail"], r["detail"]
+    assert world.state("orders")["phase"] == "promoted", "INSYNC alone is not DnsPinned"
+    said = [e for e in world.drain_events() if e["detail-type"] == "DnsPinContinued"]
+    assert said and ORDERS_OLD in said[-1]["detail"]["verdict"]["summary"]
