@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use failover_adapters::ports::{ErrorKind, PortError};
 use failover_policy::config::DbRef;
 use failover_policy::fence::{self, Attempt, FenceRecord, Probe, Step};
+use failover_policy::gtid::Position;
 use failover_policy::SiteConfig;
 use tracing::{info, warn};
 
@@ -74,7 +75,14 @@ pub async fn reconcile_site(deps: &Deps, site: &SiteConfig, now: DateTime<Utc>) 
     pages.extend(page);
     if let (Probe::Answered { .. }, Some(ep)) = (&probe, f.endpoint.clone()) {
         match deps.old_primary.position(site, &ep).await {
-            Ok(Some(pos)) => match fence::measure(site, &st, &f, pos, now) {
+            Ok(Some(pos)) => match fence::measure(
+                site,
+                &st,
+                &f,
+                pos.clone(),
+                count_binlog(deps, site, &ep, &f, &pos).await,
+                now,
+            ) {
                 Ok((measured, page)) => {
                     f = measured;
                     pages.extend(page);
@@ -88,6 +96,34 @@ pub async fn reconcile_site(deps: &Deps, site: &SiteConfig, now: DateTime<Utc>) 
         }
     }
     commit_fence(deps, site, &st, f, pages, now).await
+}
+
+/// With GTIDs off, the lost binlog range's transactions as the old primary's binlog counts them;
+/// read again only when the old primary's position moved since the last report.
+async fn count_binlog(
+    deps: &Deps,
+    site: &SiteConfig,
+    ep: &str,
+    f: &fence::FenceRecord,
+    old: &Position,
+) -> Option<u64> {
+    let (Some(Position::Binlog(from)), Position::Binlog(to)) = (&f.promoted_position, old) else {
+        return None;
+    };
+    if let Some(d) = f.divergence.as_ref().filter(|d| &d.old_position == old) {
+        return d.lost.count;
+    }
+    match deps
+        .old_primary
+        .binlog_transactions(site, ep, from, to)
+        .await
+    {
+        Ok(n) => Some(n),
+        Err(e) => {
+            warn!(site = %site.id, error = %e, "fence: could not count the lost binlog range's transactions");
+            None
+        }
+    }
 }
 
 async fn commit_fence(

@@ -73,12 +73,28 @@ pub trait OldPrimarySql: Send + Sync {
     /// Ends every application session (not system threads, not our own) and lists what is left.
     async fn end_sessions(&self, site: &SiteConfig, endpoint: &str) -> Result<Sessions, PortError>;
     /// The server's replication position (`@@gtid_executed` on MySQL with GTIDs,
-    /// `@@gtid_binlog_state` on MariaDB); `Ok(None)` when GTIDs are off.
+    /// `@@gtid_binlog_state` on MariaDB, else `SHOW MASTER STATUS`); `Ok(None)` when binary
+    /// logging is off.
     async fn position(
         &self,
         site: &SiteConfig,
         endpoint: &str,
     ) -> Result<Option<Position>, PortError>;
+    /// The transactions in the server's binlog range `from .. to` (GTIDs off). Not every
+    /// implementation can count: the default says so with `ErrorKind::NotFound`.
+    async fn binlog_transactions(
+        &self,
+        _site: &SiteConfig,
+        _endpoint: &str,
+        _from: &failover_policy::gtid::BinlogPos,
+        _to: &failover_policy::gtid::BinlogPos,
+    ) -> Result<u64, PortError> {
+        Err(PortError::new(
+            ErrorKind::NotFound,
+            "CountBinlogTransactions",
+            "this SQL port cannot count binlog transactions",
+        ))
+    }
 }
 
 /// The login the fence's SQL uses: the fence's own administrative user, else the canary's.
@@ -374,6 +390,11 @@ pub struct FakeSqlState {
     pub read_only_delay: u32,
     pub sessions: Vec<u64>,
     pub position: Option<Position>,
+    /// With GTIDs off: binlog range (`from .. to`, as `file:pos`) → the transactions its
+    /// `SHOW BINLOG EVENTS` holds; a range not listed cannot be read (purged).
+    pub binlog: HashMap<String, u64>,
+    /// Ranges counted, in order.
+    pub binlog_reads: Vec<String>,
     /// The parameter group whose `read_only` the server applies (as RDS applies a dynamic
     /// parameter to the running server), in that fake RDS.
     pub follows: Option<(std::sync::Arc<FakeFence>, String)>,
@@ -436,5 +457,26 @@ impl OldPrimarySql for FakeOldPrimarySql {
     ) -> Result<Option<Position>, PortError> {
         self.up("ReadPosition", endpoint)?;
         Ok(self.state.lock().unwrap().position.clone())
+    }
+
+    async fn binlog_transactions(
+        &self,
+        _site: &SiteConfig,
+        endpoint: &str,
+        from: &failover_policy::gtid::BinlogPos,
+        to: &failover_policy::gtid::BinlogPos,
+    ) -> Result<u64, PortError> {
+        const OP: &str = "CountBinlogTransactions";
+        self.up(OP, endpoint)?;
+        let range = format!("{from} .. {to}");
+        let mut s = self.state.lock().unwrap();
+        s.binlog_reads.push(range.clone());
+        s.binlog.get(&range).copied().ok_or_else(|| {
+            PortError::new(
+                ErrorKind::NotFound,
+                OP,
+                format!("{endpoint}: could not find a binlog file of {range} (purged)"),
+            )
+        })
     }
 }

@@ -219,6 +219,49 @@ async fn scenario_1_a_region_dark_for_30_minutes_is_fenced_within_one_tick_of_it
     assert_eq!(st.phase, Phase::DnsPinned);
 }
 
+/// GTIDs off: the report names the binlog range between the replica's executed source
+/// coordinates and the old primary's `SHOW MASTER STATUS`, with its transactions as the old
+/// primary's binlog counts them; counted again only when the old primary's position moves.
+#[tokio::test]
+async fn with_gtids_off_the_divergence_is_the_binlog_range_with_its_counted_transactions() {
+    use failover_policy::gtid::BinlogPos;
+    let w = pinned_world(own(), None);
+    let b = |s: &str| Position::Binlog(BinlogPos::parse(s).unwrap());
+    let mut st = w.ledger.get("orders").unwrap();
+    st.fence.as_mut().unwrap().promoted_position = Some(b("mysql-bin.000007:1545"));
+    w.ledger.put(st);
+    {
+        let mut s = w.old_primary.state.lock().unwrap();
+        s.position = Some(b("mysql-bin.000008:620"));
+        s.binlog
+            .insert("mysql-bin.000007:1545 .. mysql-bin.000008:620".into(), 4);
+    }
+    w.tick(1).await;
+    w.region_back();
+    for n in 2..6 {
+        w.tick(n).await;
+    }
+    let d = w.fence().divergence.unwrap();
+    assert_eq!(d.lost.count, Some(4));
+    assert_eq!(
+        d.lost.ranges,
+        vec!["mysql-bin.000007:1545 .. mysql-bin.000008:620"]
+    );
+    let reports = w.pages("DivergenceMeasured");
+    assert!(
+        reports
+            .last()
+            .unwrap()
+            .contains("holds 4 transaction(s) (counted in its binlog; GTIDs are off)"),
+        "{reports:#?}"
+    );
+    assert_eq!(
+        w.old_primary.state.lock().unwrap().binlog_reads.len(),
+        1,
+        "the old primary did not move: counted once"
+    );
+}
+
 #[tokio::test]
 async fn scenario_2_the_old_primary_back_writable_before_the_fence_lands_pages_critical_and_the_pin_stays(
 ) {
