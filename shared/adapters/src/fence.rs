@@ -55,6 +55,12 @@ pub trait FenceControl: Send + Sync {
     ) -> Result<Option<String>, PortError>;
     /// `StopDBInstance`.
     async fn stop(&self, db: &DbRef) -> Result<(), PortError>;
+    /// `VpcSecurityGroups` of `db` as (id, status) (`Ok(None)`: the instance does not exist).
+    async fn security_groups(&self, db: &DbRef)
+        -> Result<Option<Vec<(String, String)>>, PortError>;
+    /// `ModifyDBInstance VpcSecurityGroupIds=[sg] ApplyImmediately=true`: `sg` replaces every
+    /// group of `db`.
+    async fn quarantine(&self, db: &DbRef, sg: &str) -> Result<(), PortError>;
 }
 
 /// Sessions on the old primary after asking to end them.
@@ -250,6 +256,50 @@ impl FenceControl for RdsFence {
             .map_err(|e| port_error("StopDBInstance", &e))?;
         Ok(())
     }
+
+    async fn security_groups(
+        &self,
+        db: &DbRef,
+    ) -> Result<Option<Vec<(String, String)>>, PortError> {
+        let out = match (self.rds)(&db.region)
+            .describe_db_instances()
+            .db_instance_identifier(&db.id)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(port_error("DescribeDBInstances", &e)),
+        };
+        Ok(out.db_instances().first().map(|i| {
+            i.vpc_security_groups()
+                .iter()
+                .map(|g| {
+                    (
+                        g.vpc_security_group_id().unwrap_or_default().to_owned(),
+                        g.status().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        }))
+    }
+
+    async fn quarantine(&self, db: &DbRef, sg: &str) -> Result<(), PortError> {
+        (self.rds)(&db.region)
+            .modify_db_instance()
+            .db_instance_identifier(&db.id)
+            .vpc_security_group_ids(sg)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| port_error("ModifyDBInstance", &e))?;
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------- fakes
@@ -273,6 +323,9 @@ pub struct FakeFenceState {
     /// Snapshot id → looks until available.
     pub snapshots: HashMap<String, u32>,
     pub stopped: Vec<String>,
+    /// Instance id → its VPC security groups (id, status); `ModifyDBInstance` replaces them with
+    /// the new list, `adding` for one look, then `active`.
+    pub security_groups: HashMap<String, Vec<(String, String)>>,
     /// Every mutation, in order (`ModifyDBParameterGroup <group>`, ...).
     pub calls: Vec<String>,
 }
@@ -371,6 +424,34 @@ impl FenceControl for FakeFence {
         let mut s = self.state.lock().unwrap();
         s.calls.push(format!("StopDBInstance {}", db.id));
         s.stopped.push(db.id.clone());
+        Ok(())
+    }
+
+    async fn security_groups(
+        &self,
+        db: &DbRef,
+    ) -> Result<Option<Vec<(String, String)>>, PortError> {
+        self.dark(&db.region, "DescribeDBInstances")?;
+        let mut s = self.state.lock().unwrap();
+        let Some(groups) = s.security_groups.get_mut(&db.id) else {
+            return Ok(None);
+        };
+        let seen = groups.clone();
+        for g in groups.iter_mut() {
+            g.1 = "active".into();
+        }
+        Ok(Some(seen))
+    }
+
+    async fn quarantine(&self, db: &DbRef, sg: &str) -> Result<(), PortError> {
+        self.dark(&db.region, "ModifyDBInstance")?;
+        let mut s = self.state.lock().unwrap();
+        s.calls.push(format!(
+            "ModifyDBInstance {} VpcSecurityGroupIds={sg}",
+            db.id
+        ));
+        s.security_groups
+            .insert(db.id.clone(), vec![(sg.to_owned(), "adding".into())]);
         Ok(())
     }
 }

@@ -225,11 +225,6 @@ fn plan(site: &SiteConfig) -> Vec<StepRecord> {
                             not_asked("quarantine_security_group")
                         }
                         (Step::Stop, Some(f)) if !f.stop => not_asked("stop"),
-                        (Step::Quarantine, Some(_)) => StepState::Refused {
-                            reason: "this version does not move security groups: move the old \
-                                     primary into the quarantine group by hand"
-                                .into(),
-                        },
                         _ => StepState::pending(),
                     },
                 })
@@ -956,8 +951,66 @@ mod tests {
             "quarantine_security_group": "sg-0123", "snapshot": false}));
         assert_eq!(
             states(&intent(&all, 1, None, t(0))),
-            vec!["pending", "pending", "pending", "n/a", "refused", "pending"]
+            vec!["pending", "pending", "pending", "n/a", "pending", "pending"]
         );
+    }
+
+    #[test]
+    fn quarantine_is_observed_only_with_the_quarantine_group_alone_and_active() {
+        let db = DbRef {
+            id: "orders-primary".into(),
+            region: "us-east-1".into(),
+        };
+        let g = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let app = g(&[("sg-app", "active")]);
+        assert!(needs_quarantine("sg-q", &app));
+        assert!(matches!(
+            judge_quarantine("sg-q", &db, &app),
+            Attempt::NotYet(_)
+        ));
+        let both = g(&[("sg-app", "removing"), ("sg-q", "adding")]);
+        assert!(needs_quarantine("sg-q", &both));
+        assert!(matches!(
+            judge_quarantine("sg-q", &db, &both),
+            Attempt::NotYet(_)
+        ));
+        let adding = g(&[("sg-q", "adding")]);
+        assert!(
+            !needs_quarantine("sg-q", &adding),
+            "asked already: do not ask again"
+        );
+        assert!(matches!(
+            judge_quarantine("sg-q", &db, &adding),
+            Attempt::NotYet(_)
+        ));
+        assert!(matches!(
+            judge_quarantine("sg-q", &db, &g(&[("sg-q", "active")])),
+            Attempt::Observed(_)
+        ));
+    }
+
+    #[test]
+    fn a_stopped_old_primary_started_again_is_stopped_again() {
+        let site = orders(serde_json::json!({"parameter_group": "p", "stop": true}));
+        let mut f = intent(&site, 1, None, t(0));
+        // Not stopped yet: nothing to reopen.
+        assert!(reopen_stop(&f, "available").is_none());
+        f = record(&f, Step::Stop, Attempt::Observed("stopped".into()), t(1));
+        assert!(reopen_stop(&f, "stopped").is_none());
+        assert!(reopen_stop(&f, "stopping").is_none());
+        for status in ["starting", "available"] {
+            let again = reopen_stop(&f, status).unwrap();
+            assert!(again.state(Step::Stop).unwrap().is_pending(), "{status}");
+            assert_ne!(
+                again.state_key(),
+                f.state_key(),
+                "a change of state: it pages"
+            );
+        }
     }
 
     #[test]
@@ -1391,6 +1444,55 @@ pub fn judge_parameter(
 /// The snapshot the fence takes of `f`'s old primary: one per epoch, so a retry finds it.
 pub fn snapshot_id(f: &FenceRecord) -> String {
     format!("{}-fence-epoch-{}", f.old_primary.id, f.epoch)
+}
+
+/// The quarantine step's postcondition, as `DescribeDBInstances` reports the old primary's
+/// `VpcSecurityGroups` (id, status): the site's quarantine group alone, `active`.
+/// `ModifyDBInstance VpcSecurityGroupIds` replaces the whole list (RDS API Reference,
+/// ModifyDBInstance), so any other group still listed means not yet.
+pub fn judge_quarantine(sg: &str, db: &DbRef, groups: &[(String, String)]) -> Attempt {
+    match groups {
+        [(id, status)] if id == sg && status == "active" => {
+            Attempt::Observed(format!("{db} is in security group {sg} alone (active)"))
+        }
+        _ => Attempt::NotYet(format!(
+            "{db} security groups: {}",
+            groups
+                .iter()
+                .map(|(id, st)| format!("{id} ({st})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Whether the quarantine step must (still) ask RDS: the list is not the quarantine group alone.
+pub fn needs_quarantine(sg: &str, groups: &[(String, String)]) -> bool {
+    !matches!(groups, [(id, _)] if id == sg)
+}
+
+/// RDS starts a stopped instance again after seven days (RDS User Guide, "Stopping an Amazon RDS
+/// DB instance temporarily"). A stop the fence observed, and the instance seen in any other state
+/// than stopping/stopped: the stop step is pending again (a state change, so it pages), and the
+/// reconciler stops it again. `None`: nothing to reopen.
+pub fn reopen_stop(f: &FenceRecord, status: &str) -> Option<FenceRecord> {
+    let stopped = matches!(f.state(Step::Stop), Some(StepState::Done { .. }));
+    if !stopped || matches!(status, "stopped" | "stopping") {
+        return None;
+    }
+    let mut next = f.clone();
+    next.set(
+        Step::Stop,
+        StepState::Pending {
+            attempts: 0,
+            last: Some(format!(
+                "{} was started again (status {status}; RDS starts a stopped instance after \
+                 7 days): stopping it again",
+                f.old_primary
+            )),
+        },
+    );
+    Some(next)
 }
 
 /// `StopDBInstance` is refused by RDS while the instance has read replicas (RDS User Guide,
