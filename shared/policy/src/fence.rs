@@ -948,7 +948,7 @@ mod tests {
             vec!["pending", "pending", "pending", "pending", "n/a", "n/a"]
         );
         let all = orders(serde_json::json!({"parameter_group": "p", "stop": true,
-            "quarantine_security_group": "sg-0123", "snapshot": false}));
+            "quarantine_security_group": "sg-0123abcd", "snapshot": false}));
         assert_eq!(
             states(&intent(&all, 1, None, t(0))),
             vec!["pending", "pending", "pending", "n/a", "pending", "pending"]

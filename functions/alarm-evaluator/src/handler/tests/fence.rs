@@ -268,7 +268,7 @@ async fn with_gtids_off_the_divergence_is_the_binlog_range_with_its_counted_tran
 /// sent again.
 #[tokio::test]
 async fn the_old_primary_is_quarantined_then_stopped_and_stopped_again_when_rds_restarts_it() {
-    let fence = json!({"parameter_group": GROUP, "quarantine_security_group": "sg-quarantine",
+    let fence = json!({"parameter_group": GROUP, "quarantine_security_group": "sg-0a1b2c3d4e5f60718",
         "stop": true});
     let w = pinned_world(fence, None);
     fake_fence(&w).security_groups.insert(
@@ -294,14 +294,15 @@ async fn the_old_primary_is_quarantined_then_stopped_and_stopped_again_when_rds_
     );
     assert_eq!(
         fake_fence(&w).security_groups["orders-primary"],
-        vec![("sg-quarantine".to_string(), "active".to_string())]
+        vec![("sg-0a1b2c3d4e5f60718".to_string(), "active".to_string())]
     );
     let calls = fake_fence(&w).calls.clone();
     assert_eq!(
         calls
             .iter()
-            .filter(|c| c
-                .starts_with("ModifyDBInstance orders-primary VpcSecurityGroupIds=sg-quarantine"))
+            .filter(|c| c.starts_with(
+                "ModifyDBInstance orders-primary VpcSecurityGroupIds=sg-0a1b2c3d4e5f60718"
+            ))
             .count(),
         1,
         "asked once, then read back: {calls:?}"
