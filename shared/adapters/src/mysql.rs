@@ -655,18 +655,31 @@ pub async fn read_coordinates(
     const OP: &str = "ReadBinlogCoordinates";
     let raw: Option<(String, u64)> = with_conn(endpoint, user, password, timeouts, tls, OP, |c| {
         Box::pin(async move {
-            let (sql, file_col, pos_col) = match of {
-                PositionOf::OwnBinlog => ("SHOW MASTER STATUS", "File", "Position"),
+            // MySQL 8.4 removed the old statements (8.2+: SHOW BINARY LOG STATUS; 8.0.22+:
+            // SHOW REPLICA STATUS with `Source` columns); MariaDB and older MySQL have the old
+            // ones. The new form is tried first; a server that does not know it gets the old.
+            let (sqls, file_cols, pos_cols) = match of {
+                PositionOf::OwnBinlog => (
+                    ["SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"],
+                    ["File", "File"],
+                    ["Position", "Position"],
+                ),
                 PositionOf::ExecutedOfSource => (
-                    "SHOW SLAVE STATUS",
-                    "Relay_Master_Log_File",
-                    "Exec_Master_Log_Pos",
+                    ["SHOW REPLICA STATUS", "SHOW SLAVE STATUS"],
+                    ["Relay_Source_Log_File", "Relay_Master_Log_File"],
+                    ["Exec_Source_Log_Pos", "Exec_Master_Log_Pos"],
                 ),
             };
-            let row: Option<mysql_async::Row> = c.query_first(sql).await?;
+            let row: Option<mysql_async::Row> = match c.query_first(sqls[0]).await {
+                Ok(r) => r,
+                Err(mysql_async::Error::Server(_)) => c.query_first(sqls[1]).await?,
+                Err(e) => return Err(e),
+            };
             Ok(row.and_then(|r| {
-                let file: Option<String> = r.get(file_col);
-                let pos: Option<u64> = r.get(pos_col);
+                let pick =
+                    |cols: [&str; 2]| cols.iter().find_map(|k| r.get_opt::<String, _>(*k)?.ok());
+                let file = pick(file_cols);
+                let pos = pick(pos_cols).and_then(|p| p.parse::<u64>().ok());
                 file.filter(|f| !f.is_empty()).zip(pos)
             }))
         })
