@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use failover_adapters::ports::{ErrorKind, PortError};
 use failover_policy::config::DbRef;
 use failover_policy::fence::{self, Attempt, FenceRecord, Probe, Step};
+use failover_policy::gtid::Position;
 use failover_policy::SiteConfig;
 use tracing::{info, warn};
 
@@ -38,6 +39,9 @@ pub async fn reconcile_site(deps: &Deps, site: &SiteConfig, now: DateTime<Utc>) 
         .filter(|p| p.epoch == st.epoch)
         .map(|p| p.candidate.clone())
         .or_else(|| st.candidate.clone());
+    if let Some(again) = restarted(deps, site, &f).await {
+        f = again;
+    }
     for _ in 0..STEPS_PER_TICK {
         let Some(step) = f.next_step() else { break };
         // Before a forced promotion only read_only is the promotion's precondition: ending
@@ -74,7 +78,14 @@ pub async fn reconcile_site(deps: &Deps, site: &SiteConfig, now: DateTime<Utc>) 
     pages.extend(page);
     if let (Probe::Answered { .. }, Some(ep)) = (&probe, f.endpoint.clone()) {
         match deps.old_primary.position(site, &ep).await {
-            Ok(Some(pos)) => match fence::measure(site, &st, &f, pos, now) {
+            Ok(Some(pos)) => match fence::measure(
+                site,
+                &st,
+                &f,
+                pos.clone(),
+                count_binlog(deps, site, &ep, &f, &pos).await,
+                now,
+            ) {
                 Ok((measured, page)) => {
                     f = measured;
                     pages.extend(page);
@@ -88,6 +99,52 @@ pub async fn reconcile_site(deps: &Deps, site: &SiteConfig, now: DateTime<Utc>) 
         }
     }
     commit_fence(deps, site, &st, f, pages, now).await
+}
+
+/// A stop the fence observed, undone by RDS (it starts a stopped instance after seven days): the
+/// stop step pending again. Asked only once the stop was observed.
+async fn restarted(deps: &Deps, site: &SiteConfig, f: &FenceRecord) -> Option<FenceRecord> {
+    // A human who wants the old primary up (to reconcile) sets `stop: false`.
+    let wanted = site.fence.as_ref().is_some_and(|x| x.stop);
+    if !wanted || !matches!(f.state(Step::Stop), Some(fence::StepState::Done { .. })) {
+        return None;
+    }
+    match deps.topology.instance(&f.old_primary).await {
+        Ok(Some(i)) => fence::reopen_stop(f, &i.status),
+        Ok(None) => None,
+        Err(e) => {
+            warn!(db = %f.old_primary, error = %e, "fence: could not read the stopped old primary");
+            None
+        }
+    }
+}
+
+/// With GTIDs off, the lost binlog range's transactions as the old primary's binlog counts them;
+/// read again only when the old primary's position moved since the last report.
+async fn count_binlog(
+    deps: &Deps,
+    site: &SiteConfig,
+    ep: &str,
+    f: &fence::FenceRecord,
+    old: &Position,
+) -> Option<u64> {
+    let (Some(Position::Binlog(from)), Position::Binlog(to)) = (&f.promoted_position, old) else {
+        return None;
+    };
+    if let Some(d) = f.divergence.as_ref().filter(|d| &d.old_position == old) {
+        return d.lost.count;
+    }
+    match deps
+        .old_primary
+        .binlog_transactions(site, ep, from, to)
+        .await
+    {
+        Ok(n) => Some(n),
+        Err(e) => {
+            warn!(site = %site.id, error = %e, "fence: could not count the lost binlog range's transactions");
+            None
+        }
+    }
 }
 
 async fn commit_fence(
@@ -164,7 +221,7 @@ async fn attempt(
             },
         },
         Step::Snapshot => snapshot(deps, f).await,
-        Step::Quarantine => Attempt::Refuse("not supported by this version".into()),
+        Step::Quarantine => quarantine(deps, site, f).await,
         Step::Stop => stop(deps, f).await,
     }
 }
@@ -246,6 +303,33 @@ async fn snapshot(deps: &Deps, f: &mut FenceRecord) -> Attempt {
     }
 }
 
+async fn quarantine(deps: &Deps, site: &SiteConfig, f: &FenceRecord) -> Attempt {
+    let Some(sg) = site
+        .fence
+        .as_ref()
+        .and_then(|x| x.quarantine_security_group.clone())
+    else {
+        return Attempt::Refuse("no quarantine_security_group configured".into());
+    };
+    let db = &f.old_primary;
+    let groups = match deps.fence.security_groups(db).await {
+        Ok(Some(g)) => g,
+        Ok(None) => return Attempt::NotYet(format!("{db} not found by DescribeDBInstances")),
+        Err(e) => return failed(e),
+    };
+    if fence::needs_quarantine(&sg, &groups) {
+        if let Err(e) = deps.fence.quarantine(db, &sg).await {
+            return failed(e);
+        }
+    }
+    // The postcondition is read back, never assumed from the call's answer.
+    match deps.fence.security_groups(db).await {
+        Ok(Some(g)) => fence::judge_quarantine(&sg, db, &g),
+        Ok(None) => Attempt::NotYet(format!("{db} not found by DescribeDBInstances")),
+        Err(e) => failed(e),
+    }
+}
+
 async fn stop(deps: &Deps, f: &FenceRecord) -> Attempt {
     let db = &f.old_primary;
     let info = match deps.topology.instance(db).await {
@@ -257,6 +341,9 @@ async fn stop(deps: &Deps, f: &FenceRecord) -> Attempt {
         return Attempt::Observed(format!(
             "{db} is stopped (RDS starts it again after 7 days; read_only=1 holds when it does)"
         ));
+    }
+    if info.status == "stopping" {
+        return Attempt::NotYet(format!("{db} is stopping"));
     }
     if let Err(why) = fence::may_stop(db, &info.replicas) {
         return Attempt::Refuse(why);

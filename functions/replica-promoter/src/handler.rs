@@ -444,7 +444,7 @@ impl Run<'_> {
             Err(done) => return Ok(done),
         };
         let mut attempt = 0;
-        let pre = loop {
+        let (pre, source_endpoint) = loop {
             match self.read_preflight(candidate).await {
                 Ok(p) => break p,
                 Err(e) if e.kind.is_retryable() => {
@@ -502,7 +502,13 @@ impl Run<'_> {
         guards.extend(cleared.guards);
         let action = cleared.action;
 
-        let requested = promote::request(&state, candidate, &action, now);
+        let mut requested = promote::request(&state, candidate, &action, now);
+        if let Some(ep) = &source_endpoint {
+            failover_policy::fence::note_promoted_position(
+                &mut requested,
+                self.position_before_promotion(ep).await,
+            );
+        }
         match self.deps.ledger.commit(&requested).await {
             Ok(()) => {}
             Err(e) if e.kind == ErrorKind::Conflict => return Ok(None),
@@ -740,7 +746,27 @@ impl Run<'_> {
 
     /// Reads what the pre-checks judge. Errors reading the candidate or its topology are returned
     /// (retryable ones are retried); a lag that cannot be read is `None` (the last good lag is used).
-    async fn read_preflight(&self, candidate: &DbRef) -> Result<Preflight, PortError> {
+    /// The candidate's executed position just before promotion is requested, for the divergence
+    /// report: with GTIDs off, promotion resets the source coordinates this reads. Best effort
+    /// (bounded by the canary's timeouts): it never holds the promotion back.
+    async fn position_before_promotion(
+        &self,
+        endpoint: &str,
+    ) -> Option<failover_policy::gtid::Position> {
+        match self.deps.writability.position(self.site, endpoint).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(site = %self.site.id, error = %e, "could not read the candidate's position before promotion");
+                None
+            }
+        }
+    }
+
+    /// Reads what the pre-checks judge, and (read replicas) the candidate's SQL endpoint.
+    async fn read_preflight(
+        &self,
+        candidate: &DbRef,
+    ) -> Result<(Preflight, Option<String>), PortError> {
         let topo = &self.deps.topology;
         let site = self.site;
         let lag = |metric| async move {
@@ -757,9 +783,14 @@ impl Run<'_> {
         let not_read = || DbObservation::Unreadable {
             error: "not needed for this engine".into(),
         };
-        Ok(match &site.engine {
+        let mut endpoint = None;
+        let pre = match &site.engine {
             Engine::RdsReplica => {
                 let i = topo.instance(candidate).await?;
+                endpoint = i
+                    .as_ref()
+                    .and_then(|i| i.endpoint.as_ref())
+                    .map(|(h, p)| format!("{h}:{p}"));
                 let rds_lag = lag(LagMetric::RdsReplicaLag).await;
                 Preflight {
                     candidate: i
@@ -845,7 +876,8 @@ impl Run<'_> {
                         .or_else(|| known.map(str::to_owned)),
                 }
             }
-        })
+        };
+        Ok((pre, endpoint))
     }
 
     /// One snapshot of the promotion target, per engine kind.

@@ -266,12 +266,13 @@ impl WritabilityCheck for MysqlWritability {
         };
         let password = self.credentials.password(&source).await?;
         let tls = Tls::of(canary);
-        crate::mysql::read_position(
+        crate::mysql::read_position_of(
             endpoint,
             &user,
             &password,
             Timeouts::of(canary),
             tls.as_ref(),
+            crate::mysql::PositionOf::ExecutedOfSource,
         )
         .await
     }
@@ -615,6 +616,9 @@ pub struct FakeWritability {
     pub checks: Mutex<Vec<String>>,
     /// Endpoint → the position it reports.
     pub positions: Mutex<HashMap<String, failover_policy::gtid::Position>>,
+    /// Endpoint → the source coordinates it executed (GTIDs off): reported, like
+    /// `SHOW SLAVE STATUS`, only while the instance still replicates — promotion resets them.
+    pub source_coordinates: Mutex<HashMap<String, failover_policy::gtid::BinlogPos>>,
 }
 
 impl FakeWritability {
@@ -624,6 +628,7 @@ impl FakeWritability {
             answers: Mutex::default(),
             checks: Mutex::default(),
             positions: Mutex::default(),
+            source_coordinates: Mutex::default(),
         }
     }
 
@@ -674,7 +679,23 @@ impl WritabilityCheck for FakeWritability {
         _site: &SiteConfig,
         endpoint: &str,
     ) -> Result<Option<failover_policy::gtid::Position>, PortError> {
-        Ok(self.positions.lock().unwrap().get(endpoint).cloned())
+        if let Some(p) = self.positions.lock().unwrap().get(endpoint) {
+            return Ok(Some(p.clone()));
+        }
+        let replicating = self
+            .topology
+            .reached_by(endpoint)
+            .is_some_and(|i| i.replication_source.is_some());
+        Ok(replicating
+            .then(|| {
+                self.source_coordinates
+                    .lock()
+                    .unwrap()
+                    .get(endpoint)
+                    .cloned()
+            })
+            .flatten()
+            .map(failover_policy::gtid::Position::Binlog))
     }
 }
 

@@ -55,6 +55,12 @@ pub trait FenceControl: Send + Sync {
     ) -> Result<Option<String>, PortError>;
     /// `StopDBInstance`.
     async fn stop(&self, db: &DbRef) -> Result<(), PortError>;
+    /// `VpcSecurityGroups` of `db` as (id, status) (`Ok(None)`: the instance does not exist).
+    async fn security_groups(&self, db: &DbRef)
+        -> Result<Option<Vec<(String, String)>>, PortError>;
+    /// `ModifyDBInstance VpcSecurityGroupIds=[sg] ApplyImmediately=true`: `sg` replaces every
+    /// group of `db`.
+    async fn quarantine(&self, db: &DbRef, sg: &str) -> Result<(), PortError>;
 }
 
 /// Sessions on the old primary after asking to end them.
@@ -73,12 +79,28 @@ pub trait OldPrimarySql: Send + Sync {
     /// Ends every application session (not system threads, not our own) and lists what is left.
     async fn end_sessions(&self, site: &SiteConfig, endpoint: &str) -> Result<Sessions, PortError>;
     /// The server's replication position (`@@gtid_executed` on MySQL with GTIDs,
-    /// `@@gtid_binlog_state` on MariaDB); `Ok(None)` when GTIDs are off.
+    /// `@@gtid_binlog_state` on MariaDB, else `SHOW MASTER STATUS`); `Ok(None)` when binary
+    /// logging is off.
     async fn position(
         &self,
         site: &SiteConfig,
         endpoint: &str,
     ) -> Result<Option<Position>, PortError>;
+    /// The transactions in the server's binlog range `from .. to` (GTIDs off). Not every
+    /// implementation can count: the default says so with `ErrorKind::NotFound`.
+    async fn binlog_transactions(
+        &self,
+        _site: &SiteConfig,
+        _endpoint: &str,
+        _from: &failover_policy::gtid::BinlogPos,
+        _to: &failover_policy::gtid::BinlogPos,
+    ) -> Result<u64, PortError> {
+        Err(PortError::new(
+            ErrorKind::NotFound,
+            "CountBinlogTransactions",
+            "this SQL port cannot count binlog transactions",
+        ))
+    }
 }
 
 /// The login the fence's SQL uses: the fence's own administrative user, else the canary's.
@@ -234,6 +256,50 @@ impl FenceControl for RdsFence {
             .map_err(|e| port_error("StopDBInstance", &e))?;
         Ok(())
     }
+
+    async fn security_groups(
+        &self,
+        db: &DbRef,
+    ) -> Result<Option<Vec<(String, String)>>, PortError> {
+        let out = match (self.rds)(&db.region)
+            .describe_db_instances()
+            .db_instance_identifier(&db.id)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(port_error("DescribeDBInstances", &e)),
+        };
+        Ok(out.db_instances().first().map(|i| {
+            i.vpc_security_groups()
+                .iter()
+                .map(|g| {
+                    (
+                        g.vpc_security_group_id().unwrap_or_default().to_owned(),
+                        g.status().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        }))
+    }
+
+    async fn quarantine(&self, db: &DbRef, sg: &str) -> Result<(), PortError> {
+        (self.rds)(&db.region)
+            .modify_db_instance()
+            .db_instance_identifier(&db.id)
+            .vpc_security_group_ids(sg)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| port_error("ModifyDBInstance", &e))?;
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------- fakes
@@ -257,6 +323,9 @@ pub struct FakeFenceState {
     /// Snapshot id → looks until available.
     pub snapshots: HashMap<String, u32>,
     pub stopped: Vec<String>,
+    /// Instance id → its VPC security groups (id, status); `ModifyDBInstance` replaces them with
+    /// the new list, `adding` for one look, then `active`.
+    pub security_groups: HashMap<String, Vec<(String, String)>>,
     /// Every mutation, in order (`ModifyDBParameterGroup <group>`, ...).
     pub calls: Vec<String>,
 }
@@ -357,6 +426,34 @@ impl FenceControl for FakeFence {
         s.stopped.push(db.id.clone());
         Ok(())
     }
+
+    async fn security_groups(
+        &self,
+        db: &DbRef,
+    ) -> Result<Option<Vec<(String, String)>>, PortError> {
+        self.dark(&db.region, "DescribeDBInstances")?;
+        let mut s = self.state.lock().unwrap();
+        let Some(groups) = s.security_groups.get_mut(&db.id) else {
+            return Ok(None);
+        };
+        let seen = groups.clone();
+        for g in groups.iter_mut() {
+            g.1 = "active".into();
+        }
+        Ok(Some(seen))
+    }
+
+    async fn quarantine(&self, db: &DbRef, sg: &str) -> Result<(), PortError> {
+        self.dark(&db.region, "ModifyDBInstance")?;
+        let mut s = self.state.lock().unwrap();
+        s.calls.push(format!(
+            "ModifyDBInstance {} VpcSecurityGroupIds={sg}",
+            db.id
+        ));
+        s.security_groups
+            .insert(db.id.clone(), vec![(sg.to_owned(), "adding".into())]);
+        Ok(())
+    }
 }
 
 /// An in-memory old primary's SQL side: unreachable, or answering with its `read_only`, sessions
@@ -374,6 +471,11 @@ pub struct FakeSqlState {
     pub read_only_delay: u32,
     pub sessions: Vec<u64>,
     pub position: Option<Position>,
+    /// With GTIDs off: binlog range (`from .. to`, as `file:pos`) → the transactions its
+    /// `SHOW BINLOG EVENTS` holds; a range not listed cannot be read (purged).
+    pub binlog: HashMap<String, u64>,
+    /// Ranges counted, in order.
+    pub binlog_reads: Vec<String>,
     /// The parameter group whose `read_only` the server applies (as RDS applies a dynamic
     /// parameter to the running server), in that fake RDS.
     pub follows: Option<(std::sync::Arc<FakeFence>, String)>,
@@ -436,5 +538,26 @@ impl OldPrimarySql for FakeOldPrimarySql {
     ) -> Result<Option<Position>, PortError> {
         self.up("ReadPosition", endpoint)?;
         Ok(self.state.lock().unwrap().position.clone())
+    }
+
+    async fn binlog_transactions(
+        &self,
+        _site: &SiteConfig,
+        endpoint: &str,
+        from: &failover_policy::gtid::BinlogPos,
+        to: &failover_policy::gtid::BinlogPos,
+    ) -> Result<u64, PortError> {
+        const OP: &str = "CountBinlogTransactions";
+        self.up(OP, endpoint)?;
+        let range = format!("{from} .. {to}");
+        let mut s = self.state.lock().unwrap();
+        s.binlog_reads.push(range.clone());
+        s.binlog.get(&range).copied().ok_or_else(|| {
+            PortError::new(
+                ErrorKind::NotFound,
+                OP,
+                format!("{endpoint}: could not find a binlog file of {range} (purged)"),
+            )
+        })
     }
 }

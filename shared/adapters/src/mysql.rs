@@ -593,11 +593,153 @@ impl crate::fence::OldPrimarySql for MysqlOldPrimary {
     ) -> Result<Option<failover_policy::gtid::Position>, PortError> {
         const OP: &str = "ReadPosition";
         let (user, pw, t, tls) = self.login(site, OP).await?;
-        read_position(endpoint, &user, &pw, t, tls.as_ref()).await
+        read_position_of(endpoint, &user, &pw, t, tls.as_ref(), PositionOf::OwnBinlog).await
+    }
+
+    async fn binlog_transactions(
+        &self,
+        site: &SiteConfig,
+        endpoint: &str,
+        from: &failover_policy::gtid::BinlogPos,
+        to: &failover_policy::gtid::BinlogPos,
+    ) -> Result<u64, PortError> {
+        const OP: &str = "CountBinlogTransactions";
+        let (user, pw, t, tls) = self.login(site, OP).await?;
+        count_binlog_transactions(endpoint, &user, &pw, t, tls.as_ref(), from, to).await
     }
 }
 
+/// Which server a position is read from: the coordinates of a server's *own* binlog and the
+/// coordinates it executed of its *source's* are in different files and cannot be compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PositionOf {
+    /// The old primary: its own binlog (`SHOW MASTER STATUS` when GTIDs are off).
+    OwnBinlog,
+    /// The promoted replica: what it executed of its source
+    /// (`SHOW SLAVE STATUS` `Relay_Master_Log_File:Exec_Master_Log_Pos` when GTIDs are off;
+    /// `None` once promotion has reset replication).
+    ExecutedOfSource,
+}
+
 /// The server's replication position: `@@global.gtid_binlog_state` on MariaDB (per domain and
+/// server, see [`failover_policy::gtid`]), `@@global.gtid_executed` on MySQL with
+/// `gtid_mode=ON`, else binlog coordinates as [`read_coordinates`] reads them for `of`.
+pub async fn read_position_of(
+    endpoint: &str,
+    user: &str,
+    password: &str,
+    timeouts: Timeouts,
+    tls: Option<&Tls>,
+    of: PositionOf,
+) -> Result<Option<failover_policy::gtid::Position>, PortError> {
+    match read_position(endpoint, user, password, timeouts, tls).await? {
+        Some(p) => Ok(Some(p)),
+        None => read_coordinates(endpoint, user, password, timeouts, tls, of)
+            .await
+            .map(|c| c.map(failover_policy::gtid::Position::Binlog)),
+    }
+}
+
+/// Binlog coordinates, whatever the GTID mode: `SHOW MASTER STATUS` for [`PositionOf::OwnBinlog`]
+/// (`None`: binary logging is off), `SHOW SLAVE STATUS`'s executed source coordinates for
+/// [`PositionOf::ExecutedOfSource`] (`None`: not a replica).
+pub async fn read_coordinates(
+    endpoint: &str,
+    user: &str,
+    password: &str,
+    timeouts: Timeouts,
+    tls: Option<&Tls>,
+    of: PositionOf,
+) -> Result<Option<failover_policy::gtid::BinlogPos>, PortError> {
+    use failover_policy::gtid::BinlogPos;
+    const OP: &str = "ReadBinlogCoordinates";
+    let raw: Option<(String, u64)> = with_conn(endpoint, user, password, timeouts, tls, OP, |c| {
+        Box::pin(async move {
+            // MySQL 8.4 removed the old statements (8.2+: SHOW BINARY LOG STATUS; 8.0.22+:
+            // SHOW REPLICA STATUS with `Source` columns); MariaDB and older MySQL have the old
+            // ones. The new form is tried first; a server that does not know it gets the old.
+            let (sqls, file_cols, pos_cols) = match of {
+                PositionOf::OwnBinlog => (
+                    ["SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"],
+                    ["File", "File"],
+                    ["Position", "Position"],
+                ),
+                PositionOf::ExecutedOfSource => (
+                    ["SHOW REPLICA STATUS", "SHOW SLAVE STATUS"],
+                    ["Relay_Source_Log_File", "Relay_Master_Log_File"],
+                    ["Exec_Source_Log_Pos", "Exec_Master_Log_Pos"],
+                ),
+            };
+            let row: Option<mysql_async::Row> = match c.query_first(sqls[0]).await {
+                Ok(r) => r,
+                Err(mysql_async::Error::Server(_)) => c.query_first(sqls[1]).await?,
+                Err(e) => return Err(e),
+            };
+            Ok(row.and_then(|r| {
+                let pick =
+                    |cols: [&str; 2]| cols.iter().find_map(|k| r.get_opt::<String, _>(*k)?.ok());
+                let file = pick(file_cols);
+                let pos = pick(pos_cols).and_then(|p| p.parse::<u64>().ok());
+                file.filter(|f| !f.is_empty()).zip(pos)
+            }))
+        })
+    })
+    .await?;
+    raw.map(|(file, pos)| BinlogPos::parse(&format!("{file}:{pos}")))
+        .transpose()
+        .map_err(|e| PortError::new(ErrorKind::Other, OP, e.to_string()))
+}
+
+/// The transactions in the old primary's binlog range `from .. to`, counted from
+/// `SHOW BINLOG EVENTS IN 'file' FROM pos`, file by file across rotations: one `Gtid` event
+/// (MariaDB, and MySQL with GTIDs) or `Anonymous_Gtid` event (MySQL 5.7+ with GTIDs off) opens
+/// each transaction. Needs `REPLICATION SLAVE` (MySQL 8: `REPLICATION CLIENT` too); a file the
+/// server no longer has (purged: RDS keeps binlogs only `binlog retention hours`) is an error.
+pub async fn count_binlog_transactions(
+    endpoint: &str,
+    user: &str,
+    password: &str,
+    timeouts: Timeouts,
+    tls: Option<&Tls>,
+    from: &failover_policy::gtid::BinlogPos,
+    to: &failover_policy::gtid::BinlogPos,
+) -> Result<u64, PortError> {
+    const OP: &str = "CountBinlogTransactions";
+    let segments = from
+        .segments_to(to)
+        .map_err(|e| PortError::new(ErrorKind::Other, OP, e.to_string()))?;
+    with_conn(endpoint, user, password, timeouts, tls, OP, |c| {
+        Box::pin(async move {
+            let mut n = 0u64;
+            for s in &segments {
+                // The file name comes from the server's own status output, parsed as
+                // `name.NNNNNN`; quoted for the statement all the same.
+                let file = s.file.replace('\\', "\\\\").replace('\'', "\\'");
+                let rows: Vec<(String, u64)> = c
+                    .query_map(
+                        format!("SHOW BINLOG EVENTS IN '{file}' FROM {}", s.from),
+                        |row: mysql_async::Row| {
+                            let ty: String = row.get("Event_type").unwrap_or_default();
+                            let pos: u64 = row.get("Pos").unwrap_or_default();
+                            (ty, pos)
+                        },
+                    )
+                    .await?;
+                n += rows
+                    .iter()
+                    .filter(|(ty, pos)| {
+                        s.to.is_none_or(|end| *pos < end)
+                            && (ty == "Gtid" || ty == "Anonymous_Gtid")
+                    })
+                    .count() as u64;
+            }
+            Ok(n)
+        })
+    })
+    .await
+}
+
+/// The server's GTID position: `@@global.gtid_binlog_state` on MariaDB (per domain and
 /// server, see [`failover_policy::gtid`]), `@@global.gtid_executed` on MySQL with
 /// `gtid_mode=ON`, `None` when GTIDs are off.
 pub async fn read_position(

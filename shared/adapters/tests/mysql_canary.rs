@@ -849,3 +849,182 @@ async fn divergence_counts_exactly_the_transactions_the_replica_never_applied() 
     );
     r.disconnect().await.unwrap();
 }
+
+/// GTIDs off (issue 12): the divergence from binlog coordinates, on real MariaDB replicating by
+/// file and position (`MASTER_USE_GTID=no`; MariaDB always writes GTIDs, so the coordinates path
+/// is read directly, as it is on MySQL with `gtid_mode=OFF`). The replica's SQL thread stops, N
+/// transactions commit on the primary across two binlog rotations; the replica's executed source
+/// coordinates against the primary's `SHOW MASTER STATUS` name a range over three files, and
+/// `SHOW BINLOG EVENTS` counts exactly N in it.
+#[tokio::test]
+async fn with_gtids_off_the_binlog_range_across_rotations_counts_exactly_the_lost_transactions() {
+    use failover_adapters::fence::OldPrimarySql;
+    use failover_adapters::mysql::{read_coordinates, MysqlOldPrimary, PositionOf};
+    use failover_policy::gtid::{lost, Position};
+    let bin = |id: u32| {
+        vec![
+            "--log-bin=mysql-bin".to_string(),
+            format!("--server-id={id}"),
+        ]
+    };
+    let Some(primary) = MariaDb::start_with("coord-primary", &bin(1)).await else {
+        return;
+    };
+    let Some(replica) = MariaDb::start_with("coord-replica", &bin(2)).await else {
+        return;
+    };
+    let t = Timeouts {
+        connect: Duration::from_secs(5),
+        query: Duration::from_secs(5),
+    };
+    let mut p = primary.root().await;
+    for sql in [
+        "CREATE USER 'repl'@'%' IDENTIFIED BY 'repl-pass'",
+        "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'",
+        "CREATE USER 'fencer'@'%' IDENTIFIED BY 'canary-pass'",
+        "GRANT ALL ON *.* TO 'fencer'@'%'",
+    ] {
+        p.query_drop(sql).await.unwrap();
+    }
+    let mut r = replica.root().await;
+    for sql in [
+        "CREATE USER 'fencer'@'%' IDENTIFIED BY 'canary-pass'",
+        "GRANT ALL ON *.* TO 'fencer'@'%'",
+    ] {
+        r.query_drop(sql).await.unwrap();
+    }
+    let (pe, re) = (primary.endpoint(), replica.endpoint());
+    let start = read_coordinates(&pe, "fencer", PASSWORD, t, None, PositionOf::OwnBinlog)
+        .await
+        .unwrap()
+        .expect("the primary writes a binlog");
+    r.query_drop(format!(
+        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl', \
+         MASTER_PASSWORD='repl-pass', MASTER_LOG_FILE='{}', MASTER_LOG_POS={}, \
+         MASTER_USE_GTID=no",
+        primary.port, start.file, start.pos
+    ))
+    .await
+    .unwrap();
+    r.query_drop("START SLAVE").await.unwrap();
+    for sql in [
+        "CREATE DATABASE shop",
+        "CREATE TABLE shop.orders (id INT PRIMARY KEY, note VARCHAR(40)) ENGINE=InnoDB",
+        "INSERT INTO shop.orders VALUES (1, 'replicated')",
+    ] {
+        p.query_drop(sql).await.unwrap();
+    }
+    let caught_up = read_coordinates(&pe, "fencer", PASSWORD, t, None, PositionOf::OwnBinlog)
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let applied = loop {
+        let got = read_coordinates(
+            &re,
+            "fencer",
+            PASSWORD,
+            t,
+            None,
+            PositionOf::ExecutedOfSource,
+        )
+        .await
+        .unwrap();
+        if got.as_ref() == Some(&caught_up) {
+            break got.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica never caught up: {got:?} vs {caught_up}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    r.query_drop("STOP SLAVE SQL_THREAD").await.unwrap();
+    // 7 transactions: 3 inserts, a rotation, a multi-statement transaction, a DDL, a rotation,
+    // 2 inserts (each rotation writes its own events, none of them a transaction).
+    const N: u64 = 7;
+    for sql in [
+        "INSERT INTO shop.orders VALUES (100, 'lost')",
+        "INSERT INTO shop.orders VALUES (101, 'lost')",
+        "INSERT INTO shop.orders VALUES (102, 'lost')",
+        "FLUSH BINARY LOGS",
+        "BEGIN",
+        "INSERT INTO shop.orders VALUES (103, 'lost')",
+        "UPDATE shop.orders SET note = 'lost too' WHERE id = 1",
+        "COMMIT",
+        "CREATE TABLE shop.refunds (id INT PRIMARY KEY) ENGINE=InnoDB",
+        "FLUSH BINARY LOGS",
+        "INSERT INTO shop.orders VALUES (104, 'lost')",
+    ] {
+        p.query_drop(sql).await.unwrap();
+    }
+    let mid = read_coordinates(&pe, "fencer", PASSWORD, t, None, PositionOf::OwnBinlog)
+        .await
+        .unwrap()
+        .unwrap();
+    p.query_drop("INSERT INTO shop.refunds VALUES (1)")
+        .await
+        .unwrap();
+    // What the replica executed of its source, read before it is promoted (promotion resets
+    // replication, and with it these coordinates).
+    let new = read_coordinates(
+        &re,
+        "fencer",
+        PASSWORD,
+        t,
+        None,
+        PositionOf::ExecutedOfSource,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(new, applied, "the SQL thread is stopped");
+    let old = read_coordinates(&pe, "fencer", PASSWORD, t, None, PositionOf::OwnBinlog)
+        .await
+        .unwrap()
+        .unwrap();
+    let segments = new.segments_to(&old).unwrap();
+    assert_eq!(segments.len(), 3, "two rotations: {segments:?}");
+    let l = lost(
+        &Position::Binlog(old.clone()),
+        &Position::Binlog(new.clone()),
+    )
+    .unwrap();
+    assert_eq!(l.ranges, vec![format!("{new} .. {old}")]);
+
+    let mut s = site(&pe, 5000);
+    let mut v = serde_json::to_value(&s).unwrap();
+    v["fence"] = serde_json::json!({"sql_user": "fencer",
+        "sql_credentials": {"kind": "env", "var": PASSWORD_VAR}});
+    s = serde_json::from_value(v).unwrap();
+    let creds = Arc::new(FakeCredentials::default());
+    creds
+        .secrets
+        .lock()
+        .unwrap()
+        .insert(PASSWORD_VAR.into(), PASSWORD.into());
+    let sql = MysqlOldPrimary::new(creds);
+    let counted = sql.binlog_transactions(&s, &pe, &new, &old).await.unwrap();
+    assert_eq!(counted, N, "{new} .. {old}");
+    // A range ending inside a file stops there.
+    assert_eq!(
+        sql.binlog_transactions(&s, &pe, &new, &mid).await.unwrap(),
+        N - 1,
+        "{new} .. {mid}"
+    );
+    // Nothing lost from the primary's own end, and a purged file is an error, not a zero.
+    assert_eq!(
+        sql.binlog_transactions(&s, &pe, &old, &old).await.unwrap(),
+        0
+    );
+    p.query_drop(format!("PURGE BINARY LOGS TO '{}'", old.file))
+        .await
+        .unwrap();
+    assert!(sql.binlog_transactions(&s, &pe, &new, &old).await.is_err());
+    println!(
+        "binlog divergence on real MariaDB: {new} .. {old}: {counted} transaction(s) over {} files",
+        segments.len()
+    );
+    r.disconnect().await.unwrap();
+    p.disconnect().await.unwrap();
+}

@@ -613,6 +613,22 @@ impl SiteConfig {
         }
         check_identifier(&format!("{p}.primary.id"), &self.primary.id)?;
         check_region(&format!("{p}.primary.region"), &self.primary.region)?;
+        if let Some(sg) = self
+            .fence
+            .as_ref()
+            .and_then(|f| f.quarantine_security_group.as_deref())
+        {
+            // A VPC security group id: `sg-` and 8 or 17 hex digits (EC2 resource ids).
+            let hex = sg.strip_prefix("sg-").unwrap_or("");
+            let ok = matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                return Err(invalid(
+                    format!("{p}.fence.quarantine_security_group"),
+                    "a VPC security group id (`sg-` and 8 or 17 hex digits)",
+                    format!("`{sg}`"),
+                ));
+            }
+        }
         let mut seen = BTreeSet::from([self.primary.id.as_str()]);
         for (i, c) in self.candidates.iter().enumerate() {
             check_identifier(&format!("{p}.candidates[{i}].id"), &c.id)?;
@@ -950,6 +966,24 @@ mod tests {
                 .1,
             3306
         );
+    }
+
+    #[test]
+    fn a_quarantine_group_must_be_a_security_group_id() {
+        for bad in ["sg-quarantine", "sg-0123", "0123abcd", "sg-0123abcdz"] {
+            let mut v = example();
+            v["sites"][0]["fence"] = serde_json::json!({"quarantine_security_group": bad});
+            let e = err_of(v).to_string();
+            assert!(
+                e.contains("sites[0].fence.quarantine_security_group"),
+                "{bad}: {e}"
+            );
+        }
+        for good in ["sg-0123abcd", "sg-0a1b2c3d4e5f60718"] {
+            let mut v = example();
+            v["sites"][0]["fence"] = serde_json::json!({"quarantine_security_group": good});
+            Config::from_document(&v.to_string()).unwrap();
+        }
     }
 
     #[test]

@@ -225,11 +225,6 @@ fn plan(site: &SiteConfig) -> Vec<StepRecord> {
                             not_asked("quarantine_security_group")
                         }
                         (Step::Stop, Some(f)) if !f.stop => not_asked("stop"),
-                        (Step::Quarantine, Some(_)) => StepState::Refused {
-                            reason: "this version does not move security groups: move the old \
-                                     primary into the quarantine group by hand"
-                                .into(),
-                        },
                         _ => StepState::pending(),
                     },
                 })
@@ -695,18 +690,21 @@ pub fn watch(
 
 /// The divergence report, measured from the old primary's position against the one recorded at
 /// promotion. Pages (`DivergenceMeasured`) the first time, and again whenever the loss changes
-/// (a provisional measure of a still-writable server, then the final one).
+/// (a provisional measure of a still-writable server, then the final one). With GTIDs off the
+/// positions name a binlog range; `binlog_transactions` is its transaction count as the old
+/// primary's `SHOW BINLOG EVENTS` gave it (`None`: not counted).
 pub fn measure(
     site: &SiteConfig,
     st: &SiteState,
     f: &FenceRecord,
     old: Position,
+    binlog_transactions: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<(FenceRecord, Option<DomainEvent>), PositionError> {
     let Some(new) = f.promoted_position.clone() else {
         return Ok((f.clone(), None));
     };
-    let lost = crate::gtid::lost(&old, &new)?;
+    let lost = crate::gtid::lost(&old, &new)?.counted(binlog_transactions);
     let provisional = !f.state(Step::SqlReadOnly).is_some_and(StepState::is_done);
     let snapshot_id = f
         .state(Step::Snapshot)
@@ -745,9 +743,12 @@ pub fn report(f: &FenceRecord) -> Vec<String> {
     let Some(d) = &f.divergence else {
         return vec![format!("divergence of {} not measured yet", f.old_primary)];
     };
-    let count = match d.lost.count {
-        Some(n) => format!("{n} transaction(s)"),
-        None => "a binlog range (GTIDs are off: count it with mysqlbinlog)".into(),
+    let count = match (d.lost.count, &d.old_position) {
+        (Some(n), Position::Binlog(_)) => {
+            format!("{n} transaction(s) (counted in its binlog; GTIDs are off)")
+        }
+        (Some(n), _) => format!("{n} transaction(s)"),
+        (None, _) => "a binlog range (GTIDs are off: count it with mysqlbinlog)".into(),
     };
     let mut out = vec![format!(
         "DIVERGENCE (measured RPO){}: {} holds {count} the new primary never received",
@@ -947,11 +948,69 @@ mod tests {
             vec!["pending", "pending", "pending", "pending", "n/a", "n/a"]
         );
         let all = orders(serde_json::json!({"parameter_group": "p", "stop": true,
-            "quarantine_security_group": "sg-0123", "snapshot": false}));
+            "quarantine_security_group": "sg-0123abcd", "snapshot": false}));
         assert_eq!(
             states(&intent(&all, 1, None, t(0))),
-            vec!["pending", "pending", "pending", "n/a", "refused", "pending"]
+            vec!["pending", "pending", "pending", "n/a", "pending", "pending"]
         );
+    }
+
+    #[test]
+    fn quarantine_is_observed_only_with_the_quarantine_group_alone_and_active() {
+        let db = DbRef {
+            id: "orders-primary".into(),
+            region: "us-east-1".into(),
+        };
+        let g = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let app = g(&[("sg-app", "active")]);
+        assert!(needs_quarantine("sg-q", &app));
+        assert!(matches!(
+            judge_quarantine("sg-q", &db, &app),
+            Attempt::NotYet(_)
+        ));
+        let both = g(&[("sg-app", "removing"), ("sg-q", "adding")]);
+        assert!(needs_quarantine("sg-q", &both));
+        assert!(matches!(
+            judge_quarantine("sg-q", &db, &both),
+            Attempt::NotYet(_)
+        ));
+        let adding = g(&[("sg-q", "adding")]);
+        assert!(
+            !needs_quarantine("sg-q", &adding),
+            "asked already: do not ask again"
+        );
+        assert!(matches!(
+            judge_quarantine("sg-q", &db, &adding),
+            Attempt::NotYet(_)
+        ));
+        assert!(matches!(
+            judge_quarantine("sg-q", &db, &g(&[("sg-q", "active")])),
+            Attempt::Observed(_)
+        ));
+    }
+
+    #[test]
+    fn a_stopped_old_primary_started_again_is_stopped_again() {
+        let site = orders(serde_json::json!({"parameter_group": "p", "stop": true}));
+        let mut f = intent(&site, 1, None, t(0));
+        // Not stopped yet: nothing to reopen.
+        assert!(reopen_stop(&f, "available").is_none());
+        f = record(&f, Step::Stop, Attempt::Observed("stopped".into()), t(1));
+        assert!(reopen_stop(&f, "stopped").is_none());
+        assert!(reopen_stop(&f, "stopping").is_none());
+        for status in ["starting", "available"] {
+            let again = reopen_stop(&f, status).unwrap();
+            assert!(again.state(Step::Stop).unwrap().is_pending(), "{status}");
+            assert_ne!(
+                again.state_key(),
+                f.state_key(),
+                "a change of state: it pages"
+            );
+        }
     }
 
     #[test]
@@ -1173,6 +1232,33 @@ mod tests {
     }
 
     #[test]
+    fn with_gtids_off_the_report_names_the_binlog_range_and_its_counted_transactions() {
+        use crate::gtid::BinlogPos;
+        let site = orders(own_group());
+        let mut st = pinned(&site);
+        let f = st.fence.as_mut().unwrap();
+        let b = |s: &str| Position::Binlog(BinlogPos::parse(s).unwrap());
+        f.promoted_position = Some(b("mysql-bin.000007:1545"));
+        let f = f.clone();
+        let (f1, e) = measure(&site, &st, &f, b("mysql-bin.000008:620"), Some(4), t(900)).unwrap();
+        assert!(e.is_some());
+        let lines = report(&f1);
+        assert!(lines[0].ends_with("holds 4 transaction(s) (counted in its binlog; GTIDs are off) the new primary never received"), "{lines:?}");
+        assert_eq!(
+            lines[1],
+            "  lost: mysql-bin.000007:1545 .. mysql-bin.000008:620"
+        );
+        // Not counted (the old primary refused SHOW BINLOG EVENTS): the range alone, said so.
+        let (f2, e) = measure(&site, &st, &f, b("mysql-bin.000008:620"), None, t(900)).unwrap();
+        assert!(e.is_some());
+        assert!(
+            report(&f2)[0].contains("a binlog range (GTIDs are off"),
+            "{:?}",
+            report(&f2)
+        );
+    }
+
+    #[test]
     fn the_divergence_report_counts_names_and_places_what_was_lost() {
         let site = orders(own_group());
         let mut st = pinned(&site);
@@ -1181,7 +1267,7 @@ mod tests {
         let f = f.clone();
         let old = Position::MariadbGtid(MariaPos::parse("0-1-105").unwrap());
         // Not yet confirmed read-only: provisional.
-        let (f1, e) = measure(&site, &st, &f, old.clone(), t(900)).unwrap();
+        let (f1, e) = measure(&site, &st, &f, old.clone(), None, t(900)).unwrap();
         let e = e.unwrap();
         assert_eq!(e.event_type, EventType::DivergenceMeasured);
         assert!(
@@ -1191,7 +1277,7 @@ mod tests {
         );
         assert_eq!(f1.divergence.as_ref().unwrap().lost.count, Some(5));
         assert!(
-            measure(&site, &st, &f1, old.clone(), t(960))
+            measure(&site, &st, &f1, old.clone(), None, t(960))
                 .unwrap()
                 .1
                 .is_none(),
@@ -1223,7 +1309,7 @@ mod tests {
             t(964),
         );
         f2.snapshot_id = Some("orders-primary-fence-e4".into());
-        let (f3, e) = measure(&site, &st, &f2, old, t(970)).unwrap();
+        let (f3, e) = measure(&site, &st, &f2, old, None, t(970)).unwrap();
         let lines = report(&f3);
         assert!(e.is_some());
         assert_eq!(lines[0], "DIVERGENCE (measured RPO): orders-primary (us-east-1) holds 5 transaction(s) the new primary never received");
@@ -1242,7 +1328,7 @@ mod tests {
         let mysql = Position::MysqlGtid(
             GtidSet::parse("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5").unwrap(),
         );
-        assert!(measure(&site, &st, &f3, mysql, t(980)).is_err());
+        assert!(measure(&site, &st, &f3, mysql, None, t(980)).is_err());
         // Without a recorded promotion position there is nothing to measure against.
         let mut bare = f3.clone();
         bare.promoted_position = None;
@@ -1252,6 +1338,7 @@ mod tests {
             &st,
             &bare,
             Position::MariadbGtid(MariaPos::default()),
+            None,
             t(990)
         )
         .unwrap()
@@ -1268,13 +1355,18 @@ mod tests {
     }
 }
 
-/// Records the promoted replica's executed position in the epoch's fence, at promotion: what the
-/// divergence report measures the old primary against (`None`: GTIDs off, or unreadable — no
-/// report can be computed, and the report says so by its absence).
+/// Records the promoted replica's executed position in the epoch's fence: what the divergence
+/// report measures the old primary against. Called just before promotion is requested (with
+/// GTIDs off that is the last moment the replica still reports the source coordinates it
+/// executed) and again once it is promoted; a later reading replaces an earlier one, `None`
+/// (unreadable, or coordinates reset by promotion) keeps it. A reading taken before promotion
+/// can only be behind the replica's final one, so the range measured from it over-counts what
+/// was lost (transactions applied after the reading), never under-counts. Nothing recorded: no
+/// report can be computed, and the report says so by its absence.
 pub fn note_promoted_position(st: &mut SiteState, position: Option<Position>) {
     let epoch = st.epoch;
-    if let Some(f) = st.fence.as_mut().filter(|f| f.epoch == epoch) {
-        f.promoted_position = position;
+    if let (Some(f), Some(p)) = (st.fence.as_mut().filter(|f| f.epoch == epoch), position) {
+        f.promoted_position = Some(p);
     }
 }
 
@@ -1352,6 +1444,55 @@ pub fn judge_parameter(
 /// The snapshot the fence takes of `f`'s old primary: one per epoch, so a retry finds it.
 pub fn snapshot_id(f: &FenceRecord) -> String {
     format!("{}-fence-epoch-{}", f.old_primary.id, f.epoch)
+}
+
+/// The quarantine step's postcondition, as `DescribeDBInstances` reports the old primary's
+/// `VpcSecurityGroups` (id, status): the site's quarantine group alone, `active`.
+/// `ModifyDBInstance VpcSecurityGroupIds` replaces the whole list (RDS API Reference,
+/// ModifyDBInstance), so any other group still listed means not yet.
+pub fn judge_quarantine(sg: &str, db: &DbRef, groups: &[(String, String)]) -> Attempt {
+    match groups {
+        [(id, status)] if id == sg && status == "active" => {
+            Attempt::Observed(format!("{db} is in security group {sg} alone (active)"))
+        }
+        _ => Attempt::NotYet(format!(
+            "{db} security groups: {}",
+            groups
+                .iter()
+                .map(|(id, st)| format!("{id} ({st})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Whether the quarantine step must (still) ask RDS: the list is not the quarantine group alone.
+pub fn needs_quarantine(sg: &str, groups: &[(String, String)]) -> bool {
+    !matches!(groups, [(id, _)] if id == sg)
+}
+
+/// RDS starts a stopped instance again after seven days (RDS User Guide, "Stopping an Amazon RDS
+/// DB instance temporarily"). A stop the fence observed, and the instance seen in any other state
+/// than stopping/stopped: the stop step is pending again (a state change, so it pages), and the
+/// reconciler stops it again. `None`: nothing to reopen.
+pub fn reopen_stop(f: &FenceRecord, status: &str) -> Option<FenceRecord> {
+    let stopped = matches!(f.state(Step::Stop), Some(StepState::Done { .. }));
+    if !stopped || matches!(status, "stopped" | "stopping") {
+        return None;
+    }
+    let mut next = f.clone();
+    next.set(
+        Step::Stop,
+        StepState::Pending {
+            attempts: 0,
+            last: Some(format!(
+                "{} was started again (status {status}; RDS starts a stopped instance after \
+                 7 days): stopping it again",
+                f.old_primary
+            )),
+        },
+    );
+    Some(next)
 }
 
 /// `StopDBInstance` is refused by RDS while the instance has read replicas (RDS User Guide,

@@ -333,6 +333,68 @@ impl BinlogPos {
     fn after(&self, other: &BinlogPos) -> bool {
         (Self::seq(&self.file), self.pos) > (Self::seq(&other.file), other.pos)
     }
+
+    /// The binlog's base name (`mysql-bin` of `mysql-bin.000042`).
+    fn base(&self) -> &str {
+        self.file.rsplit_once('.').map_or("", |(b, _)| b)
+    }
+
+    /// The per-file pieces of the range `self .. end` in one server's binlog, rotation included:
+    /// the first file from `self.pos`, the files between whole, the last up to `end.pos`. Files
+    /// are numbered consecutively by the server, so the names between are known; their suffix
+    /// keeps the width of `self.file`'s. Empty when `end` is not past `self`. Refused when the two
+    /// are not in one binlog (different base names), or the span is more than
+    /// [`MAX_BINLOG_FILES`] files (read it with mysqlbinlog instead).
+    pub fn segments_to(&self, end: &BinlogPos) -> Result<Vec<BinlogSegment>, PositionError> {
+        let err = |why: String| PositionError::Binlog {
+            input: format!("{self} .. {end}"),
+            why,
+        };
+        if self.base() != end.base() {
+            return Err(err(format!(
+                "`{}` and `{}` are not files of one binlog",
+                self.file, end.file
+            )));
+        }
+        if !end.after(self) {
+            return Ok(vec![]);
+        }
+        let (Some(a), Some(b)) = (Self::seq(&self.file), Self::seq(&end.file)) else {
+            return Err(err("the file name does not end in .NNNNNN".into()));
+        };
+        if b - a >= MAX_BINLOG_FILES {
+            return Err(err(format!(
+                "{} files: more than {MAX_BINLOG_FILES} to read",
+                b - a + 1
+            )));
+        }
+        let width = self.file.len() - self.base().len() - 1;
+        Ok((a..=b)
+            .map(|n| BinlogSegment {
+                file: if n == a {
+                    self.file.clone()
+                } else if n == b {
+                    end.file.clone()
+                } else {
+                    format!("{}.{n:0width$}", self.base())
+                },
+                from: if n == a { self.pos } else { 4 },
+                to: (n == b).then_some(end.pos),
+            })
+            .collect())
+    }
+}
+
+/// At most this many binlog files are read to count a lost range.
+pub const MAX_BINLOG_FILES: u64 = 64;
+
+/// One file's part of a binlog range: events starting at `from` (4, the first event, for a file
+/// after the first) and before `to` (`None`: to the end of the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinlogSegment {
+    pub file: String,
+    pub from: u64,
+    pub to: Option<u64>,
 }
 
 impl fmt::Display for BinlogPos {
@@ -387,6 +449,15 @@ impl Lost {
     pub fn is_none(&self) -> bool {
         self.ranges.is_empty()
     }
+
+    /// A binlog range with its transactions counted on the old primary (`SHOW BINLOG EVENTS`);
+    /// a count the positions already give is kept.
+    pub fn counted(mut self, transactions: Option<u64>) -> Self {
+        if self.count.is_none() && !self.is_none() {
+            self.count = transactions;
+        }
+        self
+    }
 }
 
 /// The transactions in `old` (the old primary, read when it came back) missing from `new` (the
@@ -425,10 +496,10 @@ pub fn lost(old: &Position, new: &Position) -> Result<Lost, PositionError> {
         }
         (Position::Binlog(o), Position::Binlog(n)) => Ok(Lost {
             count: None,
-            ranges: if o.after(n) {
-                vec![format!("{n} .. {o}")]
-            } else {
+            ranges: if n.segments_to(o)?.is_empty() {
                 vec![]
+            } else {
+                vec![format!("{n} .. {o}")]
             },
         }),
         (o, n) => Err(PositionError::Mismatch {
@@ -606,6 +677,58 @@ mod tests {
         ] {
             assert!(BinlogPos::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_binlog_range_is_split_per_file_across_rotations() {
+        let p = |s: &str| BinlogPos::parse(s).unwrap();
+        let seg = |file: &str, from, to| BinlogSegment {
+            file: file.into(),
+            from,
+            to,
+        };
+        assert_eq!(
+            p("mysql-bin.000042:154")
+                .segments_to(&p("mysql-bin.000042:900"))
+                .unwrap(),
+            vec![seg("mysql-bin.000042", 154, Some(900))]
+        );
+        // Two rotations: the file between is read whole, from its first event.
+        assert_eq!(
+            p("mysql-bin-changelog.000998:1200")
+                .segments_to(&p("mysql-bin-changelog.001000:310"))
+                .unwrap(),
+            vec![
+                seg("mysql-bin-changelog.000998", 1200, None),
+                seg("mysql-bin-changelog.000999", 4, None),
+                seg("mysql-bin-changelog.001000", 4, Some(310)),
+            ]
+        );
+        // The suffix grows past its width as the server's does.
+        assert_eq!(
+            p("b.999999:7").segments_to(&p("b.1000000:9")).unwrap(),
+            vec![seg("b.999999", 7, None), seg("b.1000000", 4, Some(9))]
+        );
+        // Not past: nothing to read.
+        assert!(p("b.000002:4")
+            .segments_to(&p("b.000001:900"))
+            .unwrap()
+            .is_empty());
+        assert!(p("b.000002:4")
+            .segments_to(&p("b.000002:4"))
+            .unwrap()
+            .is_empty());
+        // Not one binlog, or too many files: refused, not guessed.
+        assert!(p("a.000001:4").segments_to(&p("b.000002:4")).is_err());
+        assert!(p("b.000001:4")
+            .segments_to(&p(&format!("b.{:06}:4", 1 + MAX_BINLOG_FILES)))
+            .is_err());
+        let b = |s: &str| Position::Binlog(p(s));
+        assert!(lost(&b("a.000002:4"), &b("b.000001:4")).is_err());
+        let l = lost(&b("b.000002:80"), &b("b.000001:4")).unwrap();
+        assert_eq!(l.clone().counted(Some(3)).count, Some(3));
+        let none = lost(&b("b.000001:4"), &b("b.000001:4")).unwrap();
+        assert_eq!(none.counted(Some(3)).count, None);
     }
 
     #[test]

@@ -1400,6 +1400,49 @@ async fn the_promoted_replicas_executed_position_is_recorded_in_the_epochs_fence
     assert_eq!(st.fence.unwrap().promoted_position, Some(pos));
 }
 
+/// GTIDs off: the replica reports the source coordinates it executed only while it replicates
+/// (promotion resets them), so they are read before promotion is requested and kept.
+#[tokio::test]
+async fn with_gtids_off_the_candidates_source_coordinates_are_recorded_before_promotion_resets_them(
+) {
+    let w = world();
+    w.topology.kill_region("us-east-1");
+    let e = w.decided("orders", 3);
+    let site = w.deps.cfg.site("orders").unwrap().clone();
+    w.edit("orders", |s| {
+        s.fence = Some(failover_policy::fence::intent(
+            &site,
+            3,
+            None,
+            s.updated_at.unwrap_or_else(chrono::Utc::now),
+        ));
+    });
+    let at = failover_policy::gtid::BinlogPos::parse("mysql-bin-changelog.000412:1545").unwrap();
+    w.writability
+        .source_coordinates
+        .lock()
+        .unwrap()
+        .insert(ep("orders-replica-1"), at.clone());
+    let r = w.invoke(&e, LONG).await.unwrap();
+    assert!(
+        matches!(r.outcome, PromoterOutcome::Promoted { .. }),
+        "{r:?}"
+    );
+    let st = w.state("orders");
+    assert_eq!(
+        st.fence.unwrap().promoted_position,
+        Some(failover_policy::gtid::Position::Binlog(at))
+    );
+    // What a reading after promotion gets: nothing (replication reset).
+    assert_eq!(
+        w.writability
+            .position(&site, &ep("orders-replica-1"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 // ---------------------------------------------------------------- fence first (issue 11, defect 3)
 
 /// `orders` with a fence the tool may apply (its own parameter group), and epoch `epoch`

@@ -220,6 +220,125 @@ async fn scenario_1_a_region_dark_for_30_minutes_is_fenced_within_one_tick_of_it
     assert_eq!(st.phase, Phase::DnsPinned);
 }
 
+/// GTIDs off: the report names the binlog range between the replica's executed source
+/// coordinates and the old primary's `SHOW MASTER STATUS`, with its transactions as the old
+/// primary's binlog counts them; counted again only when the old primary's position moves.
+#[tokio::test]
+async fn with_gtids_off_the_divergence_is_the_binlog_range_with_its_counted_transactions() {
+    use failover_policy::gtid::BinlogPos;
+    let w = pinned_world(own(), None);
+    let b = |s: &str| Position::Binlog(BinlogPos::parse(s).unwrap());
+    let mut st = w.ledger.get("orders").unwrap();
+    st.fence.as_mut().unwrap().promoted_position = Some(b("mysql-bin.000007:1545"));
+    w.ledger.put(st);
+    {
+        let mut s = w.old_primary.state.lock().unwrap();
+        s.position = Some(b("mysql-bin.000008:620"));
+        s.binlog
+            .insert("mysql-bin.000007:1545 .. mysql-bin.000008:620".into(), 4);
+    }
+    w.tick(1).await;
+    w.region_back();
+    for n in 2..6 {
+        w.tick(n).await;
+    }
+    let d = w.fence().divergence.unwrap();
+    assert_eq!(d.lost.count, Some(4));
+    assert_eq!(
+        d.lost.ranges,
+        vec!["mysql-bin.000007:1545 .. mysql-bin.000008:620"]
+    );
+    let reports = w.pages("DivergenceMeasured");
+    assert!(
+        reports
+            .last()
+            .unwrap()
+            .contains("holds 4 transaction(s) (counted in its binlog; GTIDs are off)"),
+        "{reports:#?}"
+    );
+    assert_eq!(
+        w.old_primary.state.lock().unwrap().binlog_reads.len(),
+        1,
+        "the old primary did not move: counted once"
+    );
+}
+
+/// Step 4, asked for: the old primary moved into the site's quarantine security group alone
+/// (read back from DescribeDBInstances, `adding` then `active`), then stopped; when RDS starts
+/// it again by itself (seven days later) the stop step is pending again, pages, and the stop is
+/// sent again.
+#[tokio::test]
+async fn the_old_primary_is_quarantined_then_stopped_and_stopped_again_when_rds_restarts_it() {
+    let fence = json!({"parameter_group": GROUP, "quarantine_security_group": "sg-0a1b2c3d4e5f60718",
+        "stop": true});
+    let w = pinned_world(fence, None);
+    fake_fence(&w).security_groups.insert(
+        "orders-primary".into(),
+        vec![("sg-app".into(), "active".into())],
+    );
+    w.region_back();
+    for n in 0..10 {
+        w.tick(n).await;
+        if fake_fence(&w)
+            .calls
+            .iter()
+            .any(|c| c.starts_with("StopDBInstance"))
+        {
+            break;
+        }
+    }
+    let f = w.fence();
+    assert!(
+        matches!(f.state(Step::Quarantine), Some(StepState::Done { .. })),
+        "{:?}",
+        f.steps
+    );
+    assert_eq!(
+        fake_fence(&w).security_groups["orders-primary"],
+        vec![("sg-0a1b2c3d4e5f60718".to_string(), "active".to_string())]
+    );
+    let calls = fake_fence(&w).calls.clone();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with(
+                "ModifyDBInstance orders-primary VpcSecurityGroupIds=sg-0a1b2c3d4e5f60718"
+            ))
+            .count(),
+        1,
+        "asked once, then read back: {calls:?}"
+    );
+    let stops = |w: &World| {
+        fake_fence(w)
+            .calls
+            .iter()
+            .filter(|c| *c == "StopDBInstance orders-primary")
+            .count()
+    };
+    assert_eq!(stops(&w), 1, "{calls:?}");
+    assert!(w.fence().state(Step::Stop).unwrap().is_pending());
+    // RDS answers `stopping`: not asked again while it stops.
+    w.topology.set_status("orders-primary", "stopping");
+    w.tick(6).await;
+    assert_eq!(stops(&w), 1);
+    w.topology.set_status("orders-primary", "stopped");
+    w.tick(60).await;
+    assert!(
+        matches!(w.fence().state(Step::Stop), Some(StepState::Done { .. })),
+        "{:?}",
+        w.fence().steps
+    );
+    let pages = w.pages("FenceChanged").len();
+    w.tick(7).await;
+    assert_eq!(stops(&w), 1, "stopped: not asked again");
+    // Seven days on, RDS starts it again.
+    w.topology.set_status("orders-primary", "available");
+    w.tick(8).await;
+    assert_eq!(stops(&w), 2, "stopped again");
+    assert!(w.fence().state(Step::Stop).unwrap().is_pending());
+    assert!(w.pages("FenceChanged").len() > pages, "the restart pages");
+}
+
 #[tokio::test]
 async fn scenario_2_the_old_primary_back_writable_before_the_fence_lands_pages_critical_and_the_pin_stays(
 ) {
