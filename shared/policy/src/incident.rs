@@ -228,6 +228,9 @@ pub struct SiteState {
     /// it, recorded with the decision (see [`crate::fence`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence: Option<crate::fence::FenceRecord>,
+    /// The planned switchover of the current epoch, when it is one (see [`crate::switchover`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switchover: Option<crate::switchover::SwitchoverRecord>,
 }
 
 /// A failover an operator forced past the live-primary guard.
@@ -382,6 +385,7 @@ impl SiteState {
             decision: None,
             pin_continued_at: None,
             fence: None,
+            switchover: None,
         }
     }
 

@@ -26,6 +26,7 @@ pub mod pin;
 pub mod promote;
 pub mod recovery;
 pub mod signal;
+pub mod switchover;
 pub mod topology;
 pub mod vantage;
 pub mod verdict;

@@ -120,6 +120,15 @@ pub enum RefusalReason {
     NothingToAbort,
     /// The promoter found the decision older than `max_decision_age_secs`: aborted, not promoted.
     StaleDecision,
+    /// `switchover`: the primary is not healthy and reachable (a switchover fences a live
+    /// primary; an outage is a `failover`).
+    PrimaryUnhealthy,
+    /// `switchover`: a backup is running on the primary or the target.
+    BackupRunning,
+    /// `switchover`: the primary cannot be fenced by the tool (no own parameter group).
+    NotFenceable,
+    /// `switchover`: `max_wait_secs` outside its bounds.
+    BadWait,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.
