@@ -236,8 +236,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) configured: &'a SiteConfig,
     pub(crate) now: DateTime<Utc>,
     pub(crate) st: SiteState,
-    guards: Vec<GuardCheck>,
-    emit: Vec<DomainEvent>,
+    pub(crate) guards: Vec<GuardCheck>,
+    pub(crate) emit: Vec<DomainEvent>,
 }
 
 impl Ctx<'_> {
@@ -1512,6 +1512,7 @@ fn operator(
             }
         }
         OperatorAction::Abort => crate::abort::abort(cx, original, cmd, ev),
+        OperatorAction::Switchover => crate::switchover::command::switchover(cx, original, cmd, ev),
     }
 }
 
@@ -1585,7 +1586,7 @@ fn primary_may_be_replaced(
 pub(crate) const TWO_WRITERS: &str = "a second automatic promotion could make two writers";
 
 /// The promotion an epoch requested that never got DNS pinned and no human has resolved.
-fn unpinned_promotion(st: &SiteState) -> Option<&crate::incident::PromotionRecord> {
+pub(crate) fn unpinned_promotion(st: &SiteState) -> Option<&crate::incident::PromotionRecord> {
     let p = st.promotion.as_ref().filter(|p| p.resolved.is_none())?;
     let pinned = st
         .dns
@@ -1598,7 +1599,7 @@ fn unpinned_promotion(st: &SiteState) -> Option<&crate::incident::PromotionRecor
 /// pinned in DNS, as the hold's reason. A pinned epoch only closes through a human's `complete`,
 /// and so does an unpinned one (`promotion.resolved`); a withdrawn request (throttled: provably
 /// not applied) leaves no record.
-fn unresolved_promotion(st: &SiteState) -> Option<String> {
+pub(crate) fn unresolved_promotion(st: &SiteState) -> Option<String> {
     let p = unpinned_promotion(st).filter(|p| p.epoch < st.epoch)?;
     let how = if p.completed_at.is_some() {
         "was promoted"

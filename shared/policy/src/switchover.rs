@@ -51,6 +51,13 @@ use crate::gtid::{lost, Position};
 use crate::incident::SiteState;
 use crate::verdict::{Guard, GuardCheck, GuardResult, RefusalReason};
 
+/// Whether the functions carry out an RDS read replica's switchover (the fence is the tick's; the
+/// capture of the fenced position, the target's catch-up wait and the rollback's `read_only=0`
+/// have no driver yet). Until then the evaluator refuses the command for such a site after
+/// judging the preconditions, and the promoter holds any promotion a switchover record has not
+/// released ([`holds_promotion`]).
+pub const CARRIED_OUT_FOR_RDS_REPLICA: bool = false;
+
 /// How long a switchover waits for the fence and the target's catch-up when the command does
 /// not say (`max_wait_secs`).
 pub const DEFAULT_MAX_WAIT_SECS: u64 = 60;
@@ -127,8 +134,9 @@ pub struct Observed {
     pub primary_reachable: bool,
     /// The target's RDS status.
     pub target_status: Option<String>,
-    /// What the target replicates from, as RDS says (instance id), for an RDS read replica.
-    pub target_source: Option<String>,
+    /// The topology shows the target replicating from the primary (read replica source,
+    /// cluster member, global secondary); `None` when unreadable.
+    pub target_replicating: Option<bool>,
     /// The target's replica lag, seconds, when it could be read.
     pub target_lag_secs: Option<f64>,
     /// A backup is running on the primary or the target (RDS blocks promotion during one).
@@ -211,29 +219,20 @@ pub fn preconditions(
     );
     let status = seen.target_status.as_deref().unwrap_or("unreadable");
     let replicating = status == "available"
-        && match site.engine {
-            Engine::RdsReplica => seen.target_source.as_deref() == Some(site.primary.id.as_str()),
-            _ => true,
-        };
+        && (matches!(site.engine, Engine::MultiAz) || seen.target_replicating == Some(true));
+    let from = match seen.target_replicating {
+        Some(true) => "replicates from",
+        Some(false) => "does not replicate from",
+        None => "cannot be seen replicating from",
+    };
     check(
         Guard::Candidate,
         replicating,
         RefusalReason::NoHealthyCandidate,
-        match (&site.engine, seen.target_source.as_deref()) {
-            (Engine::RdsReplica, src) if !replicating => format!(
-                "{} is {status}, replicating from {}: it must be available and replicate from {}",
-                req.target,
-                src.unwrap_or("nothing"),
-                site.primary.id
-            ),
-            (_, _) if !replicating => format!("{} is {status}, not available", req.target),
-            (Engine::RdsReplica, _) => {
-                format!(
-                    "{} is available and replicates from {}",
-                    req.target, site.primary.id
-                )
-            }
-            _ => format!("{} is available", req.target),
+        if matches!(site.engine, Engine::MultiAz) {
+            format!("{} is {status} (its standby takes over)", req.target)
+        } else {
+            format!("{} is {status} and {from} {}", req.target, site.primary.id)
         },
     );
     if matches!(site.engine, Engine::RdsReplica) {
@@ -357,28 +356,52 @@ pub enum Admit {
 /// Deduplication: one switchover per site at a time; a repeated command is answered with the
 /// one in flight.
 pub fn admit(st: &SiteState, req: &Request) -> Admit {
-    if let Some(sw) = st.switchover.as_ref().filter(|s| s.epoch == st.epoch) {
-        if !sw.phase.is_terminal() {
-            return if sw.target == req.target && sw.drill == req.drill {
-                Admit::Duplicate(format!(
-                    "the switchover of epoch {} to {} is already {} (requested by {})",
-                    sw.epoch, sw.target, sw.phase, sw.by
-                ))
-            } else {
-                Admit::Busy(format!(
-                    "the switchover of epoch {} to {} is in flight ({}); wait for it to finish",
-                    sw.epoch, sw.target, sw.phase
-                ))
-            };
-        }
+    // A closed epoch's record is history, whatever phase it last recorded.
+    if !st.phase.is_open() {
+        return Admit::Start;
     }
-    if st.phase.is_open() {
-        return Admit::Busy(format!(
+    match st.switchover.as_ref().filter(|s| s.epoch == st.epoch) {
+        Some(sw) if sw.target == req.target && sw.drill == req.drill => Admit::Duplicate(format!(
+            "the {} of epoch {} to {} is already {} (requested by {})",
+            sw.kind(),
+            sw.epoch,
+            sw.target,
+            sw.phase,
+            sw.by
+        )),
+        Some(sw) => Admit::Busy(format!(
+            "the {} of epoch {} to {} is in flight ({}); wait for it to finish",
+            sw.kind(),
+            sw.epoch,
+            sw.target,
+            sw.phase
+        )),
+        None => Admit::Busy(format!(
             "epoch {} is {}: a switchover does not start while an incident is open",
             st.epoch, st.phase
-        ));
+        )),
     }
-    Admit::Start
+}
+
+/// Whether the promoter may ask AWS to promote for this epoch, as far as a switchover is
+/// concerned: `None` when the epoch is no switchover (or one already past its catch-up);
+/// `Some(Err)` when it rolled back; `Some(Ok(why))` while it must still wait.
+pub fn holds_promotion(st: &SiteState) -> Option<Result<String, String>> {
+    let sw = st.switchover.as_ref().filter(|s| s.epoch == st.epoch)?;
+    match sw.phase {
+        p if p.before_promotion() => Some(Ok(format!(
+            "{} to {} is {p}: the target has not applied the fenced position yet",
+            sw.kind(),
+            sw.target
+        ))),
+        SwPhase::RollingBack | SwPhase::RolledBack => Some(Err(format!(
+            "{} to {} was rolled back: {}",
+            sw.kind(),
+            sw.target,
+            sw.rollback.as_ref().map(|r| r.why.as_str()).unwrap_or("")
+        ))),
+        _ => None,
+    }
 }
 
 /// Why a switchover was rolled back.
@@ -767,6 +790,8 @@ fn measure(rec: &SwitchoverRecord, now: DateTime<Utc>) -> Measured {
         rpo_transactions: rpo,
     }
 }
+
+pub(crate) mod command;
 
 #[cfg(test)]
 mod tests;

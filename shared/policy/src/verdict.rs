@@ -129,6 +129,10 @@ pub enum RefusalReason {
     NotFenceable,
     /// `switchover`: `max_wait_secs` outside its bounds.
     BadWait,
+    /// `switchover` of an RDS read replica: this version judges and records it, but does not yet
+    /// carry out the capture of the fenced position and the target's catch-up wait, so it is
+    /// refused before anything is fenced.
+    NotCarriedOut,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.

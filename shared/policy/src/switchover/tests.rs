@@ -51,7 +51,7 @@ fn healthy() -> Observed {
         primary_available: true,
         primary_reachable: true,
         target_status: Some("available".into()),
-        target_source: Some("orders-primary".into()),
+        target_replicating: Some(true),
         target_lag_secs: Some(0.0),
         backup_running: false,
     }
@@ -104,12 +104,12 @@ fn preconditions_table() {
         ),
         (
             "target replicates from elsewhere",
-            |_, _, _, o| o.target_source = Some("other".into()),
+            |_, _, _, o| o.target_replicating = Some(false),
             Some(RefusalReason::NoHealthyCandidate),
         ),
         (
-            "target not replicating at all",
-            |_, _, _, o| o.target_source = None,
+            "target topology unreadable",
+            |_, _, _, o| o.target_replicating = None,
             Some(RefusalReason::NoHealthyCandidate),
         ),
         (
@@ -216,7 +216,7 @@ fn preconditions_of_managed_engines_skip_lag_and_fence() {
             ..req()
         };
         let o = Observed {
-            target_source: None,
+            target_replicating: (id != "inventory").then_some(true),
             target_lag_secs: None,
             ..healthy()
         };
@@ -251,17 +251,48 @@ fn admit_deduplicates_and_refuses_concurrent() {
         ..req()
     };
     assert!(matches!(admit(&st, &drill), Admit::Busy(_)));
-    // A finished switchover does not hold the site; an open incident does.
-    st.switchover.as_mut().unwrap().phase = SwPhase::Done;
+    // A closed epoch does not hold the site, whatever its record last said; an open incident
+    // does.
     st.phase = Phase::Completed;
     assert_eq!(admit(&st, &req()), Admit::Start);
     st.phase = Phase::Suspected;
+    st.switchover = None;
     assert!(matches!(admit(&st, &req()), Admit::Busy(d) if d.contains("incident")));
-    // A record of an older epoch is history.
-    st.phase = Phase::Idle;
-    st.switchover.as_mut().unwrap().phase = SwPhase::CatchingUp;
+    // A record of an older epoch is history: the open incident is what holds the site.
+    st.switchover = Some(start(&s, 2, &req(), t(0)));
+    assert!(matches!(admit(&st, &req()), Admit::Busy(d) if d.contains("incident")));
+}
+
+#[test]
+fn the_promotion_is_held_until_the_target_caught_up() {
+    let s = orders();
+    let mut st = SiteState::new("orders");
+    st.epoch = 3;
+    st.phase = Phase::Promoting;
+    assert_eq!(holds_promotion(&st), None, "not a switchover");
+    let mut r = start(&s, 3, &req(), t(0));
+    for o in [
+        Observation::Fenced,
+        Observation::Captured(ma("0-1-5")),
+        Observation::Applied(ma("0-1-4")),
+    ] {
+        st.switchover = Some(r.clone());
+        assert!(matches!(holds_promotion(&st), Some(Ok(_))), "{:?}", r.phase);
+        r = advance(&r, o, t(1)).unwrap().record;
+    }
+    st.switchover = Some(r.clone());
+    assert!(matches!(holds_promotion(&st), Some(Ok(_))));
+    let caught = advance(&r, Observation::Applied(ma("0-1-5")), t(2))
+        .unwrap()
+        .record;
+    st.switchover = Some(caught);
+    assert_eq!(holds_promotion(&st), None);
+    let rolled = advance(&r, Observation::Tick, t(100)).unwrap().record;
+    st.switchover = Some(rolled);
+    assert!(matches!(holds_promotion(&st), Some(Err(_))));
+    // Another epoch's record holds nothing.
     st.epoch = 4;
-    assert_eq!(admit(&st, &req()), Admit::Start);
+    assert_eq!(holds_promotion(&st), None);
 }
 
 #[test]
