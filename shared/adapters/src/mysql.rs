@@ -453,7 +453,7 @@ pub async fn check_writable(
 
 /// Connects to `endpoint` and runs `work` on the connection, each query bounded by `timeouts`;
 /// always disconnects.
-async fn with_conn<T, F>(
+pub(crate) async fn with_conn<T, F>(
     endpoint: &str,
     user: &str,
     password: &str,
