@@ -1599,7 +1599,7 @@ pub(crate) fn unpinned_promotion(st: &SiteState) -> Option<&crate::incident::Pro
 /// pinned in DNS, as the hold's reason. A pinned epoch only closes through a human's `complete`,
 /// and so does an unpinned one (`promotion.resolved`); a withdrawn request (throttled: provably
 /// not applied) leaves no record.
-pub(crate) fn unresolved_promotion(st: &SiteState) -> Option<String> {
+fn unresolved_promotion(st: &SiteState) -> Option<String> {
     let p = unpinned_promotion(st).filter(|p| p.epoch < st.epoch)?;
     let how = if p.completed_at.is_some() {
         "was promoted"

@@ -325,6 +325,16 @@ impl OperatorCommand {
                 detail: "`switchover` moves the writer on purpose: it needs the target `candidate` and a `reason`".into(),
             });
         }
+        if self.max_wait_secs.is_some() && self.command != OperatorAction::Switchover {
+            return Err(SignalError::Field {
+                shape,
+                field: "max_wait_secs".into(),
+                detail: format!(
+                    "`max_wait_secs` belongs to `switchover`, not `{}`",
+                    self.command.as_str()
+                ),
+            });
+        }
         let needs_epoch = matches!(
             self.command,
             OperatorAction::Approve | OperatorAction::Abort

@@ -344,6 +344,9 @@ fn the_command_needs_a_target_and_a_reason() {
         let e = parse_signal(&body).unwrap_err().to_string();
         assert!(e.contains(field), "{e}");
     }
+    let stray = serde_json::json!({"command": "failover", "site": "orders", "max_wait_secs": 5});
+    let e = parse_signal(&stray).unwrap_err().to_string();
+    assert!(e.contains("max_wait_secs"), "{e}");
     let ok = serde_json::json!({"command": "switchover", "site": "orders", "candidate": "orders-replica-1",
         "reason": "x", "max_wait_secs": 30});
     parse_signal(&ok).unwrap();

@@ -172,7 +172,14 @@ fn begin(mut cx: Ctx<'_>, original: &SiteState, req: Request) -> Decision {
     cx.st.fence = Some(crate::fence::intent(
         cx.site,
         epoch,
-        Some("planned switchover: RPO 0 (the target applies the fenced position first)".into()),
+        Some(if super::runs_fence(&cx.site.engine) {
+            "planned switchover: RPO 0 (the target applies the fenced position first)".into()
+        } else {
+            format!(
+                "planned switchover: {} synchronises the target before it switches the writer",
+                cx.site.engine.kind()
+            )
+        }),
         now,
     ));
     if super::runs_fence(&cx.site.engine) {
