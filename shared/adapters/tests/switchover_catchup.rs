@@ -347,7 +347,7 @@ async fn every_row_committed_before_the_fence_is_on_the_target_once_caught_up() 
     let m = r.measured.unwrap();
     assert_eq!(m.rpo_transactions, Some(0));
     eprintln!(
-        "switchover catch-up on real MariaDB: {} rows committed until the fence, all on the target; fence → caught up {} ms",
+        "switchover catch-up on real MariaDB: {} rows committed until the fence, all on the target; fence asked → catch-up judged {} ms (no promotion in this test: not a switchover RTO)",
         committed.len(),
         m.rto_ms
     );

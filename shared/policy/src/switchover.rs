@@ -685,7 +685,9 @@ pub fn advance(
             same(&next)
         }
         (P::Fencing, O::Fenced) => {
-            next.fence_started_at.get_or_insert(now);
+            // The fence's start was not observed: count write unavailability from the request
+            // (conservative: never a smaller RTO than the one paid).
+            next.fence_started_at.get_or_insert(rec.requested_at);
             next.fenced_at = Some(now);
             next.phase = P::Capturing;
             same(&next)

@@ -504,6 +504,26 @@ fn managed_engines_start_at_promoting() {
 }
 
 #[test]
+fn an_unobserved_fence_start_counts_from_the_request() {
+    let r = start(&orders(), 2, &req(), t(0));
+    let r = advance(&r, Observation::Fenced, t(4)).unwrap().record;
+    assert_eq!(r.fence_started_at, Some(t(0)));
+    let r = advance(&r, Observation::Captured(ma("0-1-1")), t(5))
+        .unwrap()
+        .record;
+    let r = advance(&r, Observation::Applied(ma("0-1-1")), t(6))
+        .unwrap()
+        .record;
+    let r = advance(&r, Observation::PromotionRequested, t(7))
+        .unwrap()
+        .record;
+    let r = advance(&r, Observation::WritesVerified, t(9))
+        .unwrap()
+        .record;
+    assert_eq!(r.measured.unwrap().rto_ms, 9_000);
+}
+
+#[test]
 fn drills_say_so() {
     let r = start(
         &orders(),
