@@ -26,6 +26,18 @@ Corrections:
                              read and write (moto checks and applies its items one by one and,
                              on a failed condition, restores a copy of the whole table taken
                              before it started, erasing writes that landed meanwhile).
+  7. ModifyDBParameterGroup  default groups refused; a dynamic `read_only` with
+                             ApplyMethod=immediate reaches the real server behind every
+                             instance using the group (`SET GLOBAL`, in the background: it waits
+                             behind running writes) and, through an option file the server reads
+                             at start, survives its restart; instances read ParameterApplyStatus
+                             `applying` then `in-sync`. A cross-region read replica gets its
+                             region's default group, not its source's.
+  8. CreateDBSnapshot        `creating` for --promotion-secs, then `available`.
+  9. StopDBInstance          refused (InvalidDBInstanceState) while the instance has read replicas
+                             or is one; `stopping`, then `stopped`.
+ 10. A region dark, then back: the CBOR shim's `/emulator/region-outage` control (cbor_shim.py),
+                             every request signed for the region answers 503.
 
 Emulator-only controls (tags no real account has): `emulator:endpoint` = host:port makes
 DescribeDBInstances report that endpoint; `emulator:mysql-socket` = a local MariaDB's admin
@@ -720,6 +732,228 @@ def _patch_endpoints() -> None:
     m.DBInstance.status = property(get_status, set_status)
 
 
+
+# =============================================================================================
+# RDS: what fencing an old primary relies on (issue 12)
+# =============================================================================================
+
+PARAMETER_FILE = "rds-parameter-group.cnf"
+
+
+def _server_socket(db) -> str | None:
+    return next((t["Value"] for t in getattr(db, "tags", None) or [] if t.get("Key") == DATABASE_TAG), None)
+
+
+def _mariadb_client() -> str:
+    import shutil
+
+    return next((c for c in (shutil.which("mariadb"), "/usr/bin/mariadb") if c and os.access(c, os.X_OK)), "mariadb")
+
+
+def _write_parameter_file(sock: str, values: dict[str, str]) -> None:
+    """The group's values where the server behind the instance reads them when it (re)starts:
+    an option file beside its socket (tests/harness.py starts mariadbd with `--defaults-file` =
+    this file). RDS starts the engine of an instance with its parameter group's values, so a
+    setting survives a reboot, a crash of the engine and the 7-day auto-start (RDS User Guide,
+    "Working with parameter groups": "a DB parameter group acts as a container for engine
+    configuration values that are applied to one or more DB instances")."""
+    path = os.path.join(os.path.dirname(sock), PARAMETER_FILE)
+    lines = ["[mysqld]"] + [f"{k}={v}" for k, v in sorted(values.items())]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def _apply_to_server(db, name: str, value: str) -> None:
+    """`SET GLOBAL <name> = <value>` on the real server behind `db`, in the background: RDS
+    applies a dynamic parameter with ApplyMethod=immediate to the running engine asynchronously,
+    and the API call does not wait for it. On MySQL/MariaDB `SET GLOBAL read_only = 1` waits for
+    running transactions and table locks to end (MySQL Reference Manual, `read_only`: "If you
+    attempt to enable read_only while other clients hold explicit table locks or have pending
+    transactions, the attempt blocks until the locks are released and the transactions end"), so
+    the server can still be writable after the API answered. A server that is down is not
+    touched here; it reads the option file when it starts."""
+    import subprocess
+
+    sock = _server_socket(db)
+    if not sock or not os.path.exists(sock):
+        return
+
+    def run() -> None:
+        try:
+            subprocess.run(
+                [_mariadb_client(), "--no-defaults", "-uroot", f"--socket={sock}", "-e",
+                 f"SET GLOBAL {name} = {int(value)};"],
+                check=True, capture_output=True, text=True, timeout=3600,
+            )
+        except (OSError, subprocess.SubprocessError) as e:
+            detail = getattr(e, "stderr", "") or e
+            print(f"faithful_moto: applying {name}={value} to the server behind "
+                  f"{db.db_instance_identifier} failed: {detail}", file=sys.stderr)
+
+    threading.Thread(target=run, name=f"apply-{name}-{db.db_instance_identifier}", daemon=True).start()
+
+
+def _patch_fence_rds() -> None:
+    """7-10: parameter groups applied to the engine, snapshots that take time, StopDBInstance's
+    refusals. Separate from `_patch_rds` (other corrections patch the same backend)."""
+    from moto.rds import models as m
+    from moto.rds.exceptions import DBInstanceNotFoundError, RDSClientError
+
+    # Parameters the emulator applies to a real server (the only ones the fence sets).
+    dynamic = {"read_only"}
+
+    def group_values(group) -> dict[str, str]:
+        return {n: str(p.get("ParameterValue")) for n, p in group.parameters.items()
+                if n in dynamic and p.get("ParameterValue") is not None}
+
+    # ------------------------------------------------------------------ 7. ModifyDBParameterGroup
+    original_modify = m.RDSBackend.modify_db_parameter_group
+
+    def modify_db_parameter_group(self, db_parameter_group_name, db_parameter_group_parameters):
+        # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_WorkingWithParamGroups.Modifying.html
+        # "You can't modify the parameter settings of a default DB parameter group."
+        # "When you change a dynamic parameter ... the change is applied immediately" with
+        # ApplyMethod=immediate; static ones (and pending-reboot) wait for a reboot. `read_only`
+        # is dynamic on RDS for MySQL. The change applies to "all DB instances that are
+        # associated with the DB parameter group"; each reports ParameterApplyStatus
+        # `applying` and then `in-sync` (API_DBParameterGroupStatus.html).
+        params = list(db_parameter_group_parameters)
+        with _LOCK:
+            name = (db_parameter_group_name or "").lower()
+            if name.startswith("default."):
+                raise RDSClientError(
+                    "InvalidParameterValue",
+                    f"Default parameter groups cannot be modified: {db_parameter_group_name}",
+                )
+            for p in params:
+                method = p.get("ApplyMethod")
+                if method not in ("immediate", "pending-reboot"):
+                    raise RDSClientError(
+                        "InvalidParameterValue",
+                        f"ApplyMethod of {p.get('ParameterName')} must be immediate or pending-reboot, not {method!r}",
+                    )
+            group = original_modify(self, db_parameter_group_name, params)
+            users = [db for db in self.databases.values() if (db.db_parameter_group_name or "").lower() == name]
+            values = group_values(group)
+            for db in users:
+                sock = _server_socket(db)
+                if sock:
+                    _write_parameter_file(sock, values)
+                for p in params:
+                    if p["ParameterName"] in dynamic and p.get("ApplyMethod") == "immediate":
+                        db.__dict__["_fm_applying_until"] = _now() + min(SETTINGS["promotion_secs"], 1.0)
+                        _apply_to_server(db, p["ParameterName"], str(p.get("ParameterValue")))
+            return group
+
+    def db_parameter_group_status_list(self):
+        # DBInstance.DBParameterGroups[]: DBParameterGroupName, ParameterApplyStatus
+        # (API_DBParameterGroupStatus.html); `applying` while an immediate change is applied.
+        applying = _now() < self.__dict__.get("_fm_applying_until", 0.0)
+        return [{"DBParameterGroupName": g.name, "ParameterApplyStatus": "applying" if applying else "in-sync"}
+                for g in self.db_parameter_groups()]
+
+    m.DBInstance.db_parameter_group_status_list = property(db_parameter_group_status_list)
+
+    # A cross-Region read replica does not inherit its source's parameter group.
+    original_create_replica = m.RDSBackend.create_db_instance_read_replica
+
+    def create_db_instance_read_replica(self, db_kwargs):
+        # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html
+        # DBParameterGroupName: "If you don't specify a value ... then Amazon RDS uses the
+        # DBParameterGroup of the source DB instance for a same Region read replica, or the
+        # default DBParameterGroup for the specified DB engine for a cross-Region read replica."
+        replica = original_create_replica(self, db_kwargs)
+        with _LOCK:
+            if not db_kwargs.get("db_parameter_group_name"):
+                group = replica.db_parameter_group_name
+                if group and group not in self.db_parameter_groups:
+                    replica.db_parameter_group_name = None
+            replica.__dict__.pop("_fm_applying_until", None)
+        return replica
+
+    # ------------------------------------------------------------------ 8. CreateDBSnapshot
+    original_create_snapshot = m.RDSBackend.create_db_snapshot
+
+    def create_db_snapshot(self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs):
+        # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBSnapshot.html
+        # errors DBInstanceNotFound, DBSnapshotAlreadyExists, InvalidDBInstanceState ("The DB
+        # instance isn't in a valid state"); API_DBSnapshot.html: Status `creating` until the
+        # snapshot is `available`. moto makes it available at once.
+        with _LOCK:
+            db = self.databases.get(db_instance_identifier)
+            if db is None:
+                raise DBInstanceNotFoundError(db_instance_identifier)
+            if db.status not in ("available", "stopped") and db_snapshot_identifier not in self.database_snapshots:
+                raise RDSClientError(
+                    "InvalidDBInstanceState",
+                    f"DB Instance {db_instance_identifier} is not in a valid state for a snapshot (status {db.status}).",
+                )
+            snap = original_create_snapshot(self, db_instance_identifier, db_snapshot_identifier, *args, **kwargs)
+            snap.__dict__["_fm_ready_at"] = _now() + SETTINGS["promotion_secs"]
+            return snap
+
+    def get_snapshot_status(self):
+        ready = self.__dict__.get("_fm_ready_at")
+        if ready is not None and _now() < ready:
+            return "creating"
+        return self.__dict__.get("_fm_snap_status", "available")
+
+    def set_snapshot_status(self, value):
+        self.__dict__["_fm_snap_status"] = value
+
+    m.DBSnapshot.status = property(get_snapshot_status, set_snapshot_status)
+
+    # ------------------------------------------------------------------ 9. StopDBInstance
+    original_stop = m.RDSBackend.stop_db_instance
+
+    def stop_db_instance(self, db_instance_identifier, db_snapshot_identifier=None):
+        # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_StopInstance.html
+        # (Limitations): "You can't stop a DB instance that has a read replica, or that is a read
+        # replica." API_StopDBInstance.html: InvalidDBInstanceState (400). The instance is
+        # `stopping`, then `stopped`; RDS starts it again by itself after seven days ("If you
+        # don't manually start your DB instance after it is stopped for seven consecutive days,
+        # RDS automatically starts your DB instance").
+        with _LOCK:
+            db = self.databases.get(db_instance_identifier)
+            if db is None:
+                raise DBInstanceNotFoundError(db_instance_identifier)
+            if db.replicas:
+                raise RDSClientError(
+                    "InvalidDBInstanceState",
+                    f"Cannot stop DB instance {db_instance_identifier}: it has read replicas "
+                    f"({', '.join(r.split(':')[-1] for r in db.replicas)}).",
+                )
+            if db.is_replica:
+                raise RDSClientError(
+                    "InvalidDBInstanceState",
+                    f"Cannot stop DB instance {db_instance_identifier}: it is a read replica.",
+                )
+            original_stop(self, db_instance_identifier, db_snapshot_identifier)
+            db.__dict__["_fm_stopped_at"] = _now() + SETTINGS["promotion_secs"]
+            db.status = "stopping"
+            return db
+
+    m.RDSBackend.modify_db_parameter_group = modify_db_parameter_group
+    m.RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica
+    m.RDSBackend.create_db_snapshot = create_db_snapshot
+    m.RDSBackend.stop_db_instance = stop_db_instance
+
+    # `stopping` becomes `stopped` once --promotion-secs have passed (lazily, like the others).
+    status = m.DBInstance.status
+
+    def get_status(self):
+        until = self.__dict__.get("_fm_stopped_at")
+        if until is not None and _now() >= until:
+            self.__dict__.pop("_fm_stopped_at", None)
+            if status.fget(self) == "stopping":
+                status.fset(self, "stopped")
+        return status.fget(self)
+
+    m.DBInstance.status = property(get_status, status.fset)
+
+
 def install(promotion_secs: float | None = None, dns_insync_secs: float | None = None) -> None:
     if promotion_secs is not None:
         SETTINGS["promotion_secs"] = float(promotion_secs)
@@ -731,6 +965,7 @@ def install(promotion_secs: float | None = None, dns_insync_secs: float | None =
     _patch_route53()
     _patch_dynamodb()
     _patch_endpoints()
+    _patch_fence_rds()  # after _patch_endpoints: it wraps the status property
     install.done = True
 
 

@@ -184,8 +184,14 @@ class MariaDB:
             )
         self.port = self.port or free_port()
         log = self.dir / "mariadbd.log"
+        # The instance's parameter group as RDS starts the engine with it: an option file the
+        # faithful emulator writes when the group is modified (faithful_moto._write_parameter_file),
+        # read at every start, so a `read_only=1` set while the server was down holds when it returns.
+        params = self.dir / "rds-parameter-group.cnf"
+        if not params.exists():
+            params.write_text("[mysqld]\n")
         cmd = [
-            mariadb_binary("mariadbd"), "--no-defaults", f"--datadir={data}", f"--socket={self.socket}",
+            mariadb_binary("mariadbd"), f"--defaults-file={params}", f"--datadir={data}", f"--socket={self.socket}",
             f"--port={self.port}", "--bind-address=127.0.0.1", f"--pid-file={self.dir / 'mysqld.pid'}",
             f"--log-error={log}", "--innodb-buffer-pool-size=32M", f"--server-id={self.server_id}",
             *([f"--log-bin={self.dir / 'binlog'}", "--binlog-format=ROW"] if self.binlog else ["--skip-log-bin"]),

@@ -562,3 +562,130 @@ def test_dynamodb_transactions_are_serializable_under_concurrent_compare_and_set
     assert lost, "the writers really raced"
     assert int(state["version"]["N"]) == won == audits, (state, won, audits)
     assert all(r and r[0] == "ConditionalCheckFailed" for r in lost), [r for r in lost if not r or r[0] != "ConditionalCheckFailed"][:5]
+
+
+# ------------------------------------------------------------------- what the fence relies on (issue 12)
+
+
+def modify_read_only(acct: World, group: str, value: str = "1", method: str = "immediate"):
+    return acct.client("rds", EAST).modify_db_parameter_group(
+        DBParameterGroupName=group,
+        Parameters=[{"ParameterName": "read_only", "ParameterValue": value, "ApplyMethod": method}],
+    )
+
+
+def global_read_only(db: MariaDB) -> str:
+    return db.sql("SELECT @@GLOBAL.read_only;").strip()
+
+
+def test_read_only_set_in_the_primarys_own_group_reaches_its_real_server_and_survives_a_restart(acct, workdir):
+    """ModifyDBParameterGroup read_only=1 ApplyMethod=immediate on orders-primary's own group: the
+    instance reads `applying` then `in-sync`, the real server behind it becomes read-only, and it
+    comes back read-only after its engine is killed and started again. A default group is refused."""
+    from world import ORDERS_GROUP
+
+    server = MariaDB(workdir, "emu-fenced", server_id=21, binlog=True).start()
+    try:
+        acct.point_endpoint("orders-primary", EAST, f"127.0.0.1:{server.port}", admin_socket=server.socket)
+        assert acct.parameter_group("orders-primary", EAST) == (ORDERS_GROUP, "in-sync")
+        assert global_read_only(server) == "0" and acct.group_value(ORDERS_GROUP, EAST) is None
+        modify_read_only(acct, ORDERS_GROUP)
+        assert acct.group_value(ORDERS_GROUP, EAST) == "1"
+        seen = watch(lambda: acct.parameter_group("orders-primary", EAST)[1], lambda s: s == "in-sync")
+        assert seen[0][1] == "applying", seen
+        watch(lambda: global_read_only(server), lambda v: v == "1")
+        server.kill()
+        server.start()
+        assert global_read_only(server) == "1", "the group's value holds when the engine starts again"
+        # Setting it back to 0 applies too (a human giving the old primary its writes back).
+        modify_read_only(acct, ORDERS_GROUP, "0")
+        watch(lambda: global_read_only(server), lambda v: v == "0")
+
+        # The cross-region replicas were given their region's default group, which cannot be modified.
+        group, _ = acct.parameter_group("orders-replica-1", HOME_REGION)
+        assert group.startswith("default."), group
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            acct.client("rds", HOME_REGION).modify_db_parameter_group(
+                DBParameterGroupName=group,
+                Parameters=[{"ParameterName": "read_only", "ParameterValue": "1", "ApplyMethod": "immediate"}])
+        assert error_of(e)[0] == "InvalidParameterValue" and "Default parameter groups" in error_of(e)[1]
+    finally:
+        server.stop()
+
+
+def test_read_only_applied_immediately_waits_behind_a_long_running_write_on_the_server(acct, workdir):
+    """The API answers and reads `in-sync` while the server is still writable: `SET GLOBAL read_only`
+    waits for the running write to finish, as MySQL and MariaDB do."""
+    import subprocess
+
+    from harness import mariadb_binary
+    from world import ORDERS_GROUP
+
+    server = MariaDB(workdir, "emu-busy", server_id=22, binlog=True).start()
+    try:
+        acct.point_endpoint("orders-primary", EAST, f"127.0.0.1:{server.port}", admin_socket=server.socket)
+        server.sql("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY); INSERT INTO shop.t VALUES (1);")
+        writer = subprocess.Popen([mariadb_binary("mariadb"), "--no-defaults", "-uroot", f"--socket={server.socket}",
+                                   "-e", "UPDATE shop.t SET id = id + SLEEP(4);"], stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            modify_read_only(acct, ORDERS_GROUP)
+            watch(lambda: acct.parameter_group("orders-primary", EAST)[1], lambda s: s == "in-sync")
+            assert writer.poll() is None and global_read_only(server) == "0", "in-sync, yet the server still takes writes"
+            watch(lambda: global_read_only(server), lambda v: v == "1", timeout=15)
+            assert writer.wait(timeout=10) == 0
+        finally:
+            if writer.poll() is None:
+                writer.kill()
+    finally:
+        server.stop()
+
+
+def test_a_db_snapshot_is_creating_before_it_is_available_and_its_identifier_is_taken(acct):
+    rds = acct.client("rds", EAST)
+    rds.create_db_snapshot(DBInstanceIdentifier="orders-primary", DBSnapshotIdentifier="orders-fence-1")
+    seen = watch(lambda: acct.snapshots("orders-primary", EAST)["orders-fence-1"], lambda s: s == "available")
+    assert seen[0][1] == "creating", seen
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        rds.create_db_snapshot(DBInstanceIdentifier="orders-primary", DBSnapshotIdentifier="orders-fence-1")
+    assert error_of(e)[0] == "DBSnapshotAlreadyExists"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        rds.create_db_snapshot(DBInstanceIdentifier="no-such-db", DBSnapshotIdentifier="x-1")
+    assert error_of(e)[0] == "DBInstanceNotFound"
+
+
+def test_stop_db_instance_is_refused_while_it_has_read_replicas_or_is_one(acct):
+    rds_east, rds_west = acct.client("rds", EAST), acct.client("rds", HOME_REGION)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        rds_east.stop_db_instance(DBInstanceIdentifier="orders-primary")
+    code, msg, status = error_of(e)
+    assert (code, status) == ("InvalidDBInstanceState", 400) and "read replicas" in msg, msg
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        rds_west.stop_db_instance(DBInstanceIdentifier="orders-replica-1")
+    assert error_of(e)[0] == "InvalidDBInstanceState"
+    assert instance(acct, EAST, "orders-primary")["DBInstanceStatus"] == "available"
+    # Once its replicas are promoted away it can be stopped: stopping, then stopped.
+    for r in ("orders-replica-1", "orders-replica-2"):
+        rds_west.promote_read_replica(DBInstanceIdentifier=r)
+    for r in ("orders-replica-1", "orders-replica-2"):
+        watch(lambda: instance(acct, HOME_REGION, r)["DBInstanceStatus"], lambda s: s == "available")
+    assert instance(acct, EAST, "orders-primary").get("ReadReplicaDBInstanceIdentifiers") == []
+    rds_east.stop_db_instance(DBInstanceIdentifier="orders-primary")
+    seen = watch(lambda: instance(acct, EAST, "orders-primary")["DBInstanceStatus"], lambda s: s == "stopped")
+    assert seen[0][1] == "stopping", seen
+
+
+def test_a_dark_region_answers_nothing_until_it_is_back(acct, faithful):
+    from world import ORDERS_GROUP
+
+    faithful.region_outage(EAST, True)
+    try:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            modify_read_only(acct, ORDERS_GROUP)
+        assert error_of(e)[2] == 503
+        assert acct.instance("orders-replica-1")["DBInstanceStatus"] == "available", "the DR region still answers"
+    finally:
+        faithful.region_outage(None, False)
+    assert acct.group_value(ORDERS_GROUP, EAST) is None, "nothing was applied while dark"
+    modify_read_only(acct, ORDERS_GROUP)
+    assert acct.group_value(ORDERS_GROUP, EAST) == "1"

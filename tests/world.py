@@ -29,6 +29,7 @@ EVENT_BUS = "rds-failover"
 ALERT_TOPIC = "rds-failover-alerts"
 OBSERVER_QUEUE = "observed-domain-events"
 CANARY_PASSWORD_VAR = "RDS_FAILOVER_CANARY_PASSWORD"
+ORDERS_GROUP = "orders-primary-params"
 
 
 def example_config() -> dict:
@@ -117,7 +118,12 @@ class World:
     def _seed_rds(self) -> None:
         east, west = self.client("rds", "us-east-1"), self.client("rds", HOME_REGION)
         common = dict(DBInstanceClass="db.t3.micro", AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="password1")
-        primary = east.create_db_instance(DBInstanceIdentifier="orders-primary", Engine="mysql", **common)
+        # orders-primary has its own custom parameter group, as a fenceable primary must (issue 12):
+        # the fence sets read_only=1 in it. Its cross-region replicas get their region's default.
+        east.create_db_parameter_group(DBParameterGroupName=ORDERS_GROUP, DBParameterGroupFamily="mysql8.0",
+                                       Description="orders-primary's own parameters")
+        primary = east.create_db_instance(DBInstanceIdentifier="orders-primary", Engine="mysql",
+                                          DBParameterGroupName=ORDERS_GROUP, **common)
         arn = primary["DBInstance"]["DBInstanceArn"]
         for r in ("orders-replica-1", "orders-replica-2"):
             west.create_db_instance_read_replica(DBInstanceIdentifier=r, SourceDBInstanceIdentifier=arn, DBInstanceClass="db.t3.micro")
@@ -239,6 +245,21 @@ class World:
             rds.remove_tags_from_resource(ResourceName=arn, TagKeys=["emulator:status"])
         else:
             rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "emulator:status", "Value": status}])
+
+    def parameter_group(self, instance: str, region: str) -> tuple[str, str]:
+        """(name, ParameterApplyStatus) of the parameter group attached to `instance`."""
+        [g] = self.instance(instance, region)["DBParameterGroups"]
+        return g["DBParameterGroupName"], g["ParameterApplyStatus"]
+
+    def group_value(self, group: str, region: str, name: str = "read_only") -> str | None:
+        """`name` as the parameter group holds it (None: not set in the group)."""
+        params = self.client("rds", region).describe_db_parameters(DBParameterGroupName=group)["Parameters"]
+        return next((p.get("ParameterValue") for p in params if p["ParameterName"] == name), None)
+
+    def snapshots(self, instance: str, region: str) -> dict[str, str]:
+        """Snapshot id -> Status of `instance`'s DB snapshots."""
+        snaps = self.client("rds", region).describe_db_snapshots(DBInstanceIdentifier=instance)["DBSnapshots"]
+        return {s["DBSnapshotIdentifier"]: s["Status"] for s in snaps}
 
     def instance(self, instance: str, region: str = HOME_REGION) -> dict:
         return self.client("rds", region).describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
