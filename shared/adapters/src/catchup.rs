@@ -104,7 +104,7 @@ pub async fn wait_applied(
     // The wait itself may take `secs`: the connection's bound covers it.
     let t = Timeouts {
         connect: timeouts.connect,
-        query: timeouts.query + Duration::from_secs(secs).div_f64(4.0),
+        query: timeouts.query + Duration::from_secs(secs),
     };
     let applied: Option<String> = with_conn(endpoint, user, password, t, tls, WAIT, |c| {
         Box::pin(async move {

@@ -595,6 +595,26 @@ impl crate::fence::OldPrimarySql for MysqlOldPrimary {
         let (user, pw, t, tls) = self.login(site, OP).await?;
         read_position(endpoint, &user, &pw, t, tls.as_ref()).await
     }
+
+    async fn capture(
+        &self,
+        site: &SiteConfig,
+        endpoint: &str,
+    ) -> Result<failover_policy::gtid::Position, PortError> {
+        let (user, pw, t, tls) = self.login(site, "CapturePosition").await?;
+        crate::catchup::capture(endpoint, &user, &pw, t, tls.as_ref()).await
+    }
+
+    async fn wait_applied(
+        &self,
+        site: &SiteConfig,
+        endpoint: &str,
+        position: &failover_policy::gtid::Position,
+        secs: u64,
+    ) -> Result<failover_policy::gtid::Position, PortError> {
+        let (user, pw, t, tls) = self.login(site, "WaitForPosition").await?;
+        crate::catchup::wait_applied(endpoint, &user, &pw, t, tls.as_ref(), position, secs).await
+    }
 }
 
 /// The server's replication position: `@@global.gtid_binlog_state` on MariaDB (per domain and

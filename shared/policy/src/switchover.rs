@@ -51,18 +51,19 @@ use crate::gtid::{lost, Position};
 use crate::incident::SiteState;
 use crate::verdict::{Guard, GuardCheck, GuardResult, RefusalReason};
 
-/// Whether the functions carry out an RDS read replica's switchover (the fence is the tick's; the
-/// capture of the fenced position, the target's catch-up wait and the rollback's `read_only=0`
-/// have no driver yet). Until then the evaluator refuses the command for such a site after
-/// judging the preconditions, and the promoter holds any promotion a switchover record has not
-/// released ([`holds_promotion`]).
-pub const CARRIED_OUT_FOR_RDS_REPLICA: bool = false;
+/// Whether the functions carry out an RDS read replica's switchover: the evaluator's tick drives
+/// it (the fence, the capture of the fenced position, the target's catch-up wait and the
+/// rollback's `read_only=0`: `alarm-evaluator`'s `switchover` module over [`drive`]), and the
+/// promoter holds any promotion a switchover record has not released ([`holds_promotion`]).
+pub const CARRIED_OUT_FOR_RDS_REPLICA: bool = true;
 
 /// How long a switchover waits for the fence and the target's catch-up when the command does
 /// not say (`max_wait_secs`).
 pub const DEFAULT_MAX_WAIT_SECS: u64 = 60;
-/// The longest wait a command may ask for: writes are refused for all of it.
-pub const MAX_WAIT_LIMIT_SECS: u64 = 900;
+/// The longest wait a command may ask for: writes are refused for all of it. Below the
+/// promoter's pre-check deadline ([`crate::promote::PREFLIGHT_DEADLINE_MINUTES`], 10 minutes),
+/// so the switchover's own rollback, not the promoter's give-up, ends a wait that ran out.
+pub const MAX_WAIT_LIMIT_SECS: u64 = 540;
 /// The target's replica lag, at the command, above which a switchover is refused (a target far
 /// behind would keep the site read-only for as long as it takes to catch up).
 pub const MAX_START_LAG_SECS: f64 = 5.0;
@@ -794,6 +795,7 @@ fn measure(rec: &SwitchoverRecord, now: DateTime<Utc>) -> Measured {
 }
 
 pub(crate) mod command;
+pub mod drive;
 
 #[cfg(test)]
 mod tests;

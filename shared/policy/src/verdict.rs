@@ -133,6 +133,10 @@ pub enum RefusalReason {
     /// carry out the capture of the fenced position and the target's catch-up wait, so it is
     /// refused before anything is fenced.
     NotCarriedOut,
+    /// A switchover was rolled back before the promotion (the fence was refused, or the target
+    /// had not applied the fenced position within `max_wait_secs`): the old primary is given
+    /// writes back, DNS is untouched.
+    SwitchoverRolledBack,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.

@@ -146,10 +146,11 @@ fn a_switchover_records_one_epoch_and_its_decision() {
     );
 }
 
-/// An RDS read replica's switchover is judged, then refused before anything is fenced: this
-/// version has no driver for the capture and catch-up wait (see `CARRIED_OUT_FOR_RDS_REPLICA`).
+/// An RDS read replica's switchover is judged, then recorded as a fence-first epoch: the tick
+/// fences, captures and waits (alarm-evaluator's `switchover` driver), and the promoter is held
+/// until the target has applied the fenced position.
 #[test]
-fn an_rds_replica_switchover_is_refused_before_any_fence() {
+fn an_rds_replica_switchover_records_a_fence_first_epoch_held_until_caught_up() {
     let c = cfg(true);
     let d = run(
         &c,
@@ -158,13 +159,21 @@ fn an_rds_replica_switchover_is_refused_before_any_fence() {
         &SiteState::new("orders"),
         0,
     );
-    assert_eq!(
-        d.verdict.outcome,
-        Outcome::Refused {
-            reason: RefusalReason::NotCarriedOut
-        }
+    assert!(
+        matches!(d.verdict.outcome, Outcome::FailoverDecided { .. }),
+        "{:?}",
+        d.verdict
     );
-    assert!(d.next.is_none() && d.emit.is_empty());
+    let next = d.next.unwrap();
+    let sw = next.switchover.as_ref().unwrap();
+    assert_eq!(sw.phase, SwPhase::Fencing);
+    assert!(next.forced.as_ref().is_some_and(|f| f.fence_first));
+    assert!(matches!(
+        failover_policy::fence::fenced_first(&next),
+        failover_policy::fence::FencedFirst::Waiting(_)
+    ));
+    assert_eq!(d.emit.len(), 1);
+    assert_eq!(d.emit[0].event_type, EventType::FailoverDecided);
     assert!(
         d.verdict
             .guards
@@ -229,7 +238,19 @@ fn a_concurrent_switchover_to_another_target_is_refused() {
         &SiteState::new("orders"),
         0,
     );
-    assert!(first.next.is_none());
+    let second = run(
+        &cfg(true),
+        &cmd("orders-replica-2", "b", Delivery::Direct),
+        &healthy(Some(0.0)),
+        first.next.as_ref().unwrap(),
+        5,
+    );
+    assert_eq!(
+        second.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::AlreadyInFlight
+        }
+    );
     let st = billing(&SiteState::new("billing"), &bcmd("a", Delivery::Direct), 0)
         .next
         .unwrap();

@@ -645,3 +645,4 @@ async fn an_epoch_in_flight_for_a_site_dropped_from_the_configuration_pages_once
 mod fanout;
 mod fence;
 mod regional;
+mod switchover;
