@@ -13,9 +13,9 @@ use crate::incident::{Phase, SiteState};
 use crate::verdict::{GuardCheck, GuardResult, Outcome, RefusalReason, Verdict};
 
 /// The fence steps a switchover waits for before it captures the position: `read_only=1` in
-/// the group and over SQL, and the application sessions ended (an open session's uncommitted
-/// transaction would otherwise be lost silently only if it committed after the capture — it
-/// cannot, being read-only, but ending them makes the clients reconnect to the new primary).
+/// the group and over SQL, and the application sessions ended (none is left holding a
+/// transaction across the capture, and the clients reconnect — through DNS, to the new primary
+/// once it moves).
 pub const FENCE_STEPS: [Step; 3] = [
     Step::ParameterReadOnly,
     Step::SqlReadOnly,
