@@ -357,6 +357,20 @@ pub enum Admit {
 /// Deduplication: one switchover per site at a time; a repeated command is answered with the
 /// one in flight.
 pub fn admit(st: &SiteState, req: &Request) -> Admit {
+    // A rolled-back epoch is closed, but its old primary may not have its writes back yet: a new
+    // epoch would drop that undo.
+    if let Some(sw) = st
+        .switchover
+        .as_ref()
+        .filter(|s| s.epoch == st.epoch && s.phase == SwPhase::RollingBack)
+    {
+        return Admit::Busy(format!(
+            "the {} of epoch {} was rolled back and {} is not yet seen writable again (read_only=0); wait for it",
+            sw.kind(),
+            sw.epoch,
+            sw.old_primary
+        ));
+    }
     // A closed epoch's record is history, whatever phase it last recorded.
     if !st.phase.is_open() {
         return Admit::Start;

@@ -138,6 +138,17 @@ fn a_rollback_closes_the_epoch_with_one_message_and_its_undo_adds_none() {
         crate::fence::fenced_first(&next),
         crate::fence::FencedFirst::NotNeeded
     );
+    let again = Request {
+        target: rec.target.clone(),
+        by: "bo".into(),
+        reason: "again".into(),
+        max_wait_secs: None,
+        drill: false,
+    };
+    assert!(
+        matches!(crate::switchover::admit(&next, &again), crate::switchover::Admit::Busy(w) if w.contains("not yet seen writable")),
+        "no new epoch drops the undo"
+    );
     let mut flushed = next.clone();
     flushed.outbox.clear();
     let undone = advance(&adv.record, Observation::WritableAgain, t(33)).unwrap();
@@ -148,5 +159,9 @@ fn a_rollback_closes_the_epoch_with_one_message_and_its_undo_adds_none() {
         commit(&site, &last, last.switchover.clone().unwrap(), None, t(40)),
         None,
         "nothing new: nothing written"
+    );
+    assert_eq!(
+        crate::switchover::admit(&last, &again),
+        crate::switchover::Admit::Start
     );
 }
