@@ -95,6 +95,7 @@ impl OpCommand {
             force: false,
             override_cooldown: false,
             primary: None,
+            max_wait_secs: None,
         };
         match self.clone() {
             Self::Pause { reason, .. } => {

@@ -78,6 +78,7 @@ async fn ask_live(target: &Target, site: &str) -> Result<Live, CliError> {
         force: false,
         override_cooldown: false,
         primary: None,
+        max_wait_secs: None,
     };
     let answer = crate::invoke::evaluator(target, &cmd).await?;
     let found = answer["evidence"]

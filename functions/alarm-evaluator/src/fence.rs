@@ -44,10 +44,11 @@ pub async fn reconcile_site(deps: &Deps, site: &SiteConfig, now: DateTime<Utc>) 
     }
     for _ in 0..STEPS_PER_TICK {
         let Some(step) = f.next_step() else { break };
-        // Before a forced promotion only read_only is the promotion's precondition: ending
-        // sessions, snapshots and stops wait until the new writer exists and DNS moves.
+        // Before a forced promotion only read_only is the promotion's precondition (and, for a
+        // switchover, ending sessions before its capture): snapshots and stops wait until the
+        // new writer exists and DNS moves.
         if fence::before_promotion(&st)
-            && !matches!(step, Step::ParameterReadOnly | Step::SqlReadOnly)
+            && !failover_policy::switchover::drive::runs_before_promotion(&st, step)
         {
             break;
         }

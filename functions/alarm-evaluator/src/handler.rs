@@ -241,7 +241,14 @@ async fn reconcile_fences(deps: &Deps, now: DateTime<Utc>) -> Vec<String> {
     let budget = deps.fanout.site_budget;
     let steps: Vec<Vec<String>> = stream::iter(deps.cfg.sites.clone())
         .map(|site| async move {
-            let step = crate::fence::reconcile_site(deps, &site, now);
+            let step = async {
+                // A switchover records its fence's start before the fence's first call, and
+                // goes on from what the fence observed.
+                let mut out = crate::switchover::drive_site(deps, &site).await;
+                out.extend(crate::fence::reconcile_site(deps, &site, now).await);
+                out.extend(crate::switchover::drive_site(deps, &site).await);
+                out
+            };
             tokio::time::timeout(budget, step).await.unwrap_or_else(|_| {
                 warn!(site = %site.id, budget_secs = budget.as_secs(), "fence step cut off by the site budget; retried next tick");
                 vec![]

@@ -4,3 +4,4 @@
 pub mod fence;
 pub mod handler;
 pub mod setup;
+pub mod switchover;

@@ -39,6 +39,9 @@ pub trait FenceControl: Send + Sync {
     async fn parameter_groups(&self, db: &DbRef) -> Result<Option<Vec<AttachedGroup>>, PortError>;
     /// `ModifyDBParameterGroup read_only=1 ApplyMethod=immediate` on `group`.
     async fn set_read_only(&self, region: &str, group: &str) -> Result<(), PortError>;
+    /// `ModifyDBParameterGroup read_only=0 ApplyMethod=immediate` on `group`: a switchover's
+    /// rollback, before any promotion was asked, gives the old primary its writes back.
+    async fn set_writable(&self, region: &str, group: &str) -> Result<(), PortError>;
     /// `read_only` as the group holds it (`None`: the engine default, not set in the group).
     async fn read_only_in_group(
         &self,
@@ -101,6 +104,18 @@ pub trait OldPrimarySql: Send + Sync {
             "this SQL port cannot count binlog transactions",
         ))
     }
+    /// A switchover's capture of the fenced primary's executed position
+    /// ([`crate::catchup::capture`]).
+    async fn capture(&self, site: &SiteConfig, endpoint: &str) -> Result<Position, PortError>;
+    /// Waits at most `secs` on the switchover's target at `endpoint` until it applied
+    /// `position`, then returns what it reports applied ([`crate::catchup::wait_applied`]).
+    async fn wait_applied(
+        &self,
+        site: &SiteConfig,
+        endpoint: &str,
+        position: &Position,
+        secs: u64,
+    ) -> Result<Position, PortError>;
 }
 
 /// The login the fence's SQL uses: the fence's own administrative user, else the canary's.
@@ -131,6 +146,30 @@ impl RdsFence {
         Self {
             rds: Box::new(move |region| clients.rds(region)),
         }
+    }
+
+    /// `read_only` is dynamic: `immediate` applies it to the running server (RDS User Guide,
+    /// "Modifying parameters in a DB parameter group").
+    async fn modify_read_only(
+        &self,
+        region: &str,
+        group: &str,
+        value: &str,
+    ) -> Result<(), PortError> {
+        use aws_sdk_rds::types::{ApplyMethod, Parameter};
+        let p = Parameter::builder()
+            .parameter_name("read_only")
+            .parameter_value(value)
+            .apply_method(ApplyMethod::Immediate)
+            .build();
+        (self.rds)(region)
+            .modify_db_parameter_group()
+            .db_parameter_group_name(group)
+            .parameters(p)
+            .send()
+            .await
+            .map_err(|e| port_error("ModifyDBParameterGroup", &e))?;
+        Ok(())
     }
 }
 
@@ -168,20 +207,11 @@ impl FenceControl for RdsFence {
     }
 
     async fn set_read_only(&self, region: &str, group: &str) -> Result<(), PortError> {
-        use aws_sdk_rds::types::{ApplyMethod, Parameter};
-        let p = Parameter::builder()
-            .parameter_name("read_only")
-            .parameter_value("1")
-            .apply_method(ApplyMethod::Immediate)
-            .build();
-        (self.rds)(region)
-            .modify_db_parameter_group()
-            .db_parameter_group_name(group)
-            .parameters(p)
-            .send()
-            .await
-            .map_err(|e| port_error("ModifyDBParameterGroup", &e))?;
-        Ok(())
+        self.modify_read_only(region, group, "1").await
+    }
+
+    async fn set_writable(&self, region: &str, group: &str) -> Result<(), PortError> {
+        self.modify_read_only(region, group, "0").await
     }
 
     async fn read_only_in_group(
@@ -385,6 +415,15 @@ impl FenceControl for FakeFence {
         Ok(())
     }
 
+    async fn set_writable(&self, region: &str, group: &str) -> Result<(), PortError> {
+        self.dark(region, "ModifyDBParameterGroup")?;
+        let mut s = self.state.lock().unwrap();
+        s.calls
+            .push(format!("ModifyDBParameterGroup {group} read_only=0"));
+        s.values.insert(group.into(), "0".into());
+        Ok(())
+    }
+
     async fn read_only_in_group(
         &self,
         region: &str,
@@ -476,6 +515,8 @@ pub struct FakeSqlState {
     pub binlog: HashMap<String, u64>,
     /// Ranges counted, in order.
     pub binlog_reads: Vec<String>,
+    /// What a switchover's target reports applied (its wait returns at once).
+    pub target_applied: Option<Position>,
     /// The parameter group whose `read_only` the server applies (as RDS applies a dynamic
     /// parameter to the running server), in that fake RDS.
     pub follows: Option<(std::sync::Arc<FakeFence>, String)>,
@@ -500,16 +541,15 @@ impl OldPrimarySql for FakeOldPrimarySql {
     async fn read_only(&self, _site: &SiteConfig, endpoint: &str) -> Result<bool, PortError> {
         self.up("SelectReadOnly", endpoint)?;
         let mut s = self.state.lock().unwrap();
-        if let Some((rds, group)) = &s.follows {
-            let set = rds
-                .state
-                .lock()
-                .unwrap()
-                .values
-                .get(group)
-                .map(String::as_str)
-                == Some("1");
-            s.read_only = s.read_only || set;
+        let held = s
+            .follows
+            .as_ref()
+            .and_then(|(rds, group)| rds.state.lock().unwrap().values.get(group).cloned());
+        // The server holds what its group says once the group says anything.
+        match held.as_deref() {
+            Some("1") => s.read_only = true,
+            Some("0") => s.read_only = false,
+            _ => {}
         }
         if s.read_only && s.read_only_delay > 0 {
             s.read_only_delay -= 1;
@@ -559,5 +599,36 @@ impl OldPrimarySql for FakeOldPrimarySql {
                 format!("{endpoint}: could not find a binlog file of {range} (purged)"),
             )
         })
+    }
+
+    async fn capture(&self, _site: &SiteConfig, endpoint: &str) -> Result<Position, PortError> {
+        self.up("CapturePosition", endpoint)?;
+        self.state
+            .lock()
+            .unwrap()
+            .position
+            .clone()
+            .ok_or_else(|| PortError::new(ErrorKind::Other, "CapturePosition", "no GTID position"))
+    }
+
+    async fn wait_applied(
+        &self,
+        _site: &SiteConfig,
+        endpoint: &str,
+        _position: &Position,
+        _secs: u64,
+    ) -> Result<Position, PortError> {
+        self.state
+            .lock()
+            .unwrap()
+            .target_applied
+            .clone()
+            .ok_or_else(|| {
+                PortError::new(
+                    ErrorKind::Unavailable,
+                    "WaitForPosition",
+                    format!("{endpoint}: Connection refused"),
+                )
+            })
     }
 }

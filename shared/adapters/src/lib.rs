@@ -5,6 +5,7 @@
 //! the real adapters — AWS SDK clients (`aws`) and a MySQL client (`mysql`) for the canary.
 
 pub mod aws;
+pub mod catchup;
 pub mod control;
 pub mod dns;
 pub mod fakes;

@@ -453,7 +453,7 @@ pub async fn check_writable(
 
 /// Connects to `endpoint` and runs `work` on the connection, each query bounded by `timeouts`;
 /// always disconnects.
-async fn with_conn<T, F>(
+pub(crate) async fn with_conn<T, F>(
     endpoint: &str,
     user: &str,
     password: &str,
@@ -606,6 +606,26 @@ impl crate::fence::OldPrimarySql for MysqlOldPrimary {
         const OP: &str = "CountBinlogTransactions";
         let (user, pw, t, tls) = self.login(site, OP).await?;
         count_binlog_transactions(endpoint, &user, &pw, t, tls.as_ref(), from, to).await
+    }
+
+    async fn capture(
+        &self,
+        site: &SiteConfig,
+        endpoint: &str,
+    ) -> Result<failover_policy::gtid::Position, PortError> {
+        let (user, pw, t, tls) = self.login(site, "CapturePosition").await?;
+        crate::catchup::capture(endpoint, &user, &pw, t, tls.as_ref()).await
+    }
+
+    async fn wait_applied(
+        &self,
+        site: &SiteConfig,
+        endpoint: &str,
+        position: &failover_policy::gtid::Position,
+        secs: u64,
+    ) -> Result<failover_policy::gtid::Position, PortError> {
+        let (user, pw, t, tls) = self.login(site, "WaitForPosition").await?;
+        crate::catchup::wait_applied(endpoint, &user, &pw, t, tls.as_ref(), position, secs).await
     }
 }
 

@@ -254,8 +254,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) configured: &'a SiteConfig,
     pub(crate) now: DateTime<Utc>,
     pub(crate) st: SiteState,
-    guards: Vec<GuardCheck>,
-    emit: Vec<DomainEvent>,
+    pub(crate) guards: Vec<GuardCheck>,
+    pub(crate) emit: Vec<DomainEvent>,
 }
 
 impl Ctx<'_> {
@@ -1530,6 +1530,7 @@ fn operator(
             }
         }
         OperatorAction::Abort => crate::abort::abort(cx, original, cmd, ev),
+        OperatorAction::Switchover => crate::switchover::command::switchover(cx, original, cmd, ev),
     }
 }
 
@@ -1603,7 +1604,7 @@ fn primary_may_be_replaced(
 pub(crate) const TWO_WRITERS: &str = "a second automatic promotion could make two writers";
 
 /// The promotion an epoch requested that never got DNS pinned and no human has resolved.
-fn unpinned_promotion(st: &SiteState) -> Option<&crate::incident::PromotionRecord> {
+pub(crate) fn unpinned_promotion(st: &SiteState) -> Option<&crate::incident::PromotionRecord> {
     let p = st.promotion.as_ref().filter(|p| p.resolved.is_none())?;
     let pinned = st
         .dns

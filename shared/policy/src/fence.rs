@@ -501,6 +501,12 @@ pub fn fenced_first(st: &SiteState) -> FencedFirst {
     let Some(f) = st.fence.as_ref().filter(|f| f.epoch == st.epoch) else {
         return FencedFirst::Refused("no fence intent was recorded with the decision".into());
     };
+    // A planned switchover promotes only once the target applied the fenced position.
+    match crate::switchover::holds_promotion(st) {
+        Some(Ok(wait)) => return FencedFirst::Waiting(wait),
+        Some(Err(why)) => return FencedFirst::Refused(why),
+        None => {}
+    }
     let mut done = vec![];
     for step in [Step::ParameterReadOnly, Step::SqlReadOnly] {
         match f.state(step) {

@@ -237,6 +237,9 @@ pub struct SiteState {
     /// under another configuration (`rds-failover what-if`, [`crate::whatif`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observation: Option<crate::whatif::Observation>,
+    /// The planned switchover of the current epoch, when it is one (see [`crate::switchover`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switchover: Option<crate::switchover::SwitchoverRecord>,
 }
 
 /// A failover an operator forced past the live-primary guard.
@@ -393,6 +396,7 @@ impl SiteState {
             fence: None,
             recheck: None,
             observation: None,
+            switchover: None,
         }
     }
 

@@ -28,6 +28,7 @@ pub mod promote;
 pub mod recheck;
 pub mod recovery;
 pub mod signal;
+pub mod switchover;
 pub mod topology;
 pub mod vantage;
 pub mod verdict;

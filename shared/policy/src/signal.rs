@@ -300,6 +300,10 @@ pub struct OperatorCommand {
     /// pinned to (failed back by hand: the configured primary). Defaults to the pinned writer.
     #[serde(default)]
     pub primary: Option<String>,
+    /// For `switchover`: how long writes may be refused while the target catches up (seconds,
+    /// default [`crate::switchover::DEFAULT_MAX_WAIT_SECS`]); past it, the switchover rolls back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wait_secs: Option<u64>,
 }
 
 impl OperatorCommand {
@@ -326,6 +330,29 @@ impl OperatorCommand {
                 detail:
                     "`complete` closes one failover: it needs the incident's `epoch` and a `reason`"
                         .into(),
+            });
+        }
+        if self.command == OperatorAction::Switchover
+            && (self
+                .candidate
+                .as_deref()
+                .is_none_or(|c| c.trim().is_empty())
+                || !has_reason)
+        {
+            return Err(SignalError::Field {
+                shape,
+                field: if has_reason { "candidate" } else { "reason" }.into(),
+                detail: "`switchover` moves the writer on purpose: it needs the target `candidate` and a `reason`".into(),
+            });
+        }
+        if self.max_wait_secs.is_some() && self.command != OperatorAction::Switchover {
+            return Err(SignalError::Field {
+                shape,
+                field: "max_wait_secs".into(),
+                detail: format!(
+                    "`max_wait_secs` belongs to `switchover`, not `{}`",
+                    self.command.as_str()
+                ),
             });
         }
         let needs_epoch = matches!(
@@ -399,6 +426,8 @@ pub enum OperatorAction {
     /// Abandon an epoch whose promotion was never asked of RDS (or is observed not to have
     /// happened), so the site is not held in `promoting` until its deadline.
     Abort,
+    /// A planned switchover (RPO 0) to a named candidate: see [`crate::switchover`].
+    Switchover,
 }
 
 impl OperatorAction {
@@ -411,6 +440,7 @@ impl OperatorAction {
             Self::Status => "status",
             Self::Complete => "complete",
             Self::Abort => "abort",
+            Self::Switchover => "switchover",
         }
     }
 }

@@ -120,6 +120,23 @@ pub enum RefusalReason {
     NothingToAbort,
     /// The promoter found the decision older than `max_decision_age_secs`: aborted, not promoted.
     StaleDecision,
+    /// `switchover`: the primary is not healthy and reachable (a switchover fences a live
+    /// primary; an outage is a `failover`).
+    PrimaryUnhealthy,
+    /// `switchover`: a backup is running on the primary or the target.
+    BackupRunning,
+    /// `switchover`: the primary cannot be fenced by the tool (no own parameter group).
+    NotFenceable,
+    /// `switchover`: `max_wait_secs` outside its bounds.
+    BadWait,
+    /// `switchover` of an RDS read replica: this version judges and records it, but does not yet
+    /// carry out the capture of the fenced position and the target's catch-up wait, so it is
+    /// refused before anything is fenced.
+    NotCarriedOut,
+    /// A switchover was rolled back before the promotion (the fence was refused, or the target
+    /// had not applied the fenced position within `max_wait_secs`): the old primary is given
+    /// writes back, DNS is untouched.
+    SwitchoverRolledBack,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.

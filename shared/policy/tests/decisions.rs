@@ -114,6 +114,7 @@ fn op(
             force: false,
             override_cooldown: false,
             primary: None,
+            max_wait_secs: None,
         }),
     }
 }

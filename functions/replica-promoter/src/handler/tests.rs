@@ -1174,6 +1174,7 @@ async fn writes_that_cannot_be_verified_fail_the_epoch_instead_of_passing_it() {
 }
 
 mod interleavings;
+mod switchover;
 
 // ---------------------------------------------------------------- the decision, re-checked
 

@@ -1,0 +1,258 @@
+//! Issue 13's rds-replica switchover on the handler, through the fakes of RDS, of the old
+//! primary's SQL and of the target's catch-up: the command records the epoch, the tick fences,
+//! captures, waits and releases the promotion, takes the promoter's and the pinner's ledger
+//! entries into the record (the RTO from their timestamps), or rolls back before the promotion.
+
+use failover_policy::fence::{AttachedGroup, Step};
+use failover_policy::gtid::{MariaPos, Position};
+use failover_policy::incident::{DnsRecord, PromotionRecord};
+use failover_policy::switchover::SwPhase;
+
+use super::*;
+
+const GROUP: &str = "orders-primary-params";
+
+fn pos(s: &str) -> Position {
+    Position::MariadbGtid(MariaPos::parse(s).unwrap())
+}
+
+/// `orders` with its own fence group, the old primary answering (read_only following the
+/// group), two sessions open, at 0-1-105; the target orders-replica-1 has applied `applied`.
+fn fenced_world(applied: &str) -> World {
+    let w = world();
+    let mut doc: Value = serde_json::from_str(EXAMPLE).unwrap();
+    doc["sites"][0]["fence"] = json!({"parameter_group": GROUP});
+    let deps = Deps {
+        cfg: Config::from_document(&doc.to_string()).unwrap(),
+        topology: w.topology.clone(),
+        metrics: w.metrics.clone(),
+        ledger: w.ledger.clone(),
+        bus: w.bus.clone(),
+        canary: w.canary.clone(),
+        clock: w.clock.clone(),
+        fanout: w.deps.fanout,
+        fence: w.fence.clone(),
+        old_primary: w.old_primary.clone(),
+        rechecks: w.rechecks.clone(),
+    };
+    let w = World {
+        deps: Arc::new(deps),
+        ..w
+    };
+    let src = "arn:aws:rds:us-east-1:123456789012:db:orders-primary";
+    w.topology.set_instance(InstanceInfo {
+        endpoint: Some((
+            "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
+            3306,
+        )),
+        ..instance("orders-replica-1", "available", Some(src))
+    });
+    w.fence.state.lock().unwrap().groups.insert(
+        "orders-primary".into(),
+        vec![AttachedGroup {
+            name: GROUP.into(),
+            apply_status: "in-sync".into(),
+        }],
+    );
+    let mut s = w.old_primary.state.lock().unwrap();
+    s.reachable = true;
+    s.follows = Some((w.fence.clone(), GROUP.into()));
+    s.sessions = vec![41, 42];
+    s.position = Some(pos("0-1-105"));
+    s.target_applied = Some(pos(applied));
+    drop(s);
+    w
+}
+
+impl World {
+    async fn switchover(&self, max_wait: u64) -> Response {
+        handle(
+            &self.deps,
+            json!({"command": "switchover", "site": "orders", "candidate": "orders-replica-1",
+                   "reason": "planned move", "max_wait_secs": max_wait, "operator": "alice"}),
+        )
+        .await
+        .unwrap()
+    }
+    async fn sw_tick(&self, n: usize, secs: i64) -> Response {
+        self.clock.advance(secs);
+        handle(&self.deps, tick_event(&format!("s{n}"), self.clock.now()))
+            .await
+            .unwrap()
+    }
+    fn record(&self) -> failover_policy::switchover::SwitchoverRecord {
+        self.ledger.get("orders").unwrap().switchover.unwrap()
+    }
+    fn published(&self, t: &str) -> Vec<String> {
+        self.bus
+            .published
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.event_type.detail_type() == t)
+            .map(|e| e.verdict.summary.clone())
+            .collect()
+    }
+    /// What the promoter and the pinner record, at these instants.
+    fn promoted_and_pinned(&self, requested: DateTime<Utc>, verified: DateTime<Utc>) {
+        let mut st = self.ledger.get("orders").unwrap();
+        st.promotion = Some(PromotionRecord {
+            epoch: st.epoch,
+            candidate: self.record().target,
+            action: "PromoteReadReplica".into(),
+            requested_at: requested,
+            completed_at: Some(verified),
+            endpoint: Some("orders-replica-1.x.us-west-2.rds.amazonaws.com:3306".into()),
+            writable_verified_at: Some(verified),
+            resolved: None,
+        });
+        st.version += 1;
+        self.ledger.put(st);
+    }
+}
+
+#[tokio::test]
+async fn scenario_1_one_tick_fences_captures_and_releases_a_caught_up_target_then_measures_the_rto()
+{
+    let w = fenced_world("0-1-105");
+    let r = w.switchover(60).await;
+    assert_eq!(
+        r.verdicts[0].outcome.name(),
+        "failover-decided",
+        "{}",
+        r.verdicts[0].summary
+    );
+    assert_eq!(w.record().phase, SwPhase::Fencing);
+    assert!(
+        w.fence.state.lock().unwrap().calls.is_empty(),
+        "the command fences nothing itself"
+    );
+    let st = w.ledger.get("orders").unwrap();
+    assert!(matches!(
+        failover_policy::fence::fenced_first(&st),
+        failover_policy::fence::FencedFirst::Waiting(_)
+    ));
+
+    w.sw_tick(1, 10).await;
+    let rec = w.record();
+    assert_eq!(rec.phase, SwPhase::Promoting, "{rec:?}");
+    assert_eq!(rec.captured, Some(pos("0-1-105")));
+    assert_eq!(rec.applied, Some(pos("0-1-105")));
+    let started = rec.fence_started_at.unwrap();
+    assert!(started <= rec.fenced_at.unwrap());
+    assert_eq!(
+        w.fence.state.lock().unwrap().calls,
+        vec![format!("ModifyDBParameterGroup {GROUP}")]
+    );
+    assert!(
+        w.old_primary.state.lock().unwrap().sessions.is_empty(),
+        "sessions ended before the capture"
+    );
+    let st = w.ledger.get("orders").unwrap();
+    assert!(
+        matches!(
+            failover_policy::fence::fenced_first(&st),
+            failover_policy::fence::FencedFirst::Done(_)
+        ),
+        "the promoter is released"
+    );
+    assert_eq!(
+        st.fence
+            .as_ref()
+            .unwrap()
+            .state(Step::Snapshot)
+            .map(|s| s.is_pending()),
+        Some(true),
+        "nothing past the sessions runs before the promotion"
+    );
+
+    // The promoter asks RDS 2 s later and verifies writes 40 s after the fence's start.
+    w.promoted_and_pinned(
+        started + Duration::seconds(2),
+        started + Duration::seconds(40),
+    );
+    w.sw_tick(2, 60).await;
+    let rec = w.record();
+    assert_eq!(rec.phase, SwPhase::MovingDns, "{rec:?}");
+    let m = rec.measured.clone().unwrap();
+    assert_eq!(
+        m.rto_ms, 40_000,
+        "from the fence's start to the promoter's verified writes"
+    );
+    assert_eq!(m.rpo_transactions, Some(0));
+
+    let mut st = w.ledger.get("orders").unwrap();
+    st.dns = Some(DnsRecord {
+        epoch: st.epoch,
+        zone_id: "Z1".into(),
+        name: "orders-writer.internal.example.com.".into(),
+        record_type: "CNAME".into(),
+        set_identifier: None,
+        previous_values: vec!["orders-primary.x".into()],
+        previous_ttl: Some(30),
+        new_value: "orders-replica-1.x".into(),
+        change_id: Some("C1".into()),
+        insync_at: Some(started + Duration::seconds(45)),
+        previous_records: None,
+    });
+    st.version += 1;
+    w.ledger.put(st);
+    w.sw_tick(3, 60).await;
+    assert_eq!(w.record().phase, SwPhase::Done);
+    assert!(w.published("FailoverAborted").is_empty());
+}
+
+#[tokio::test]
+async fn scenario_2_a_target_lagging_past_max_wait_is_rolled_back_old_primary_writable_one_message()
+{
+    let w = fenced_world("0-1-100");
+    w.switchover(30).await;
+    w.sw_tick(1, 5).await;
+    let rec = w.record();
+    assert_eq!(rec.phase, SwPhase::CatchingUp, "{rec:?}");
+    assert!(w.old_primary.state.lock().unwrap().read_only, "fenced");
+    let before = w.bus.published.lock().unwrap().len();
+
+    // The region's API is dark at the deadline: the rollback is recorded (epoch closed), the
+    // old primary cannot be given writes back yet.
+    w.fence.state.lock().unwrap().dark_regions = vec!["us-east-1".into()];
+    w.sw_tick(2, 60).await;
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::Aborted);
+    assert_eq!(w.record().phase, SwPhase::RollingBack);
+    assert!(
+        st.outbox.is_empty() && w.published("FailoverAborted").len() == 1,
+        "the message went out with the rollback's commit, before the undo"
+    );
+
+    w.fence.state.lock().unwrap().dark_regions.clear();
+    w.sw_tick(3, 60).await;
+    w.sw_tick(4, 60).await;
+    let rec = w.record();
+    assert_eq!(rec.phase, SwPhase::RolledBack, "{rec:?}");
+    assert!(rec.rollback.unwrap().writable_again_at.is_some());
+    assert!(
+        !w.old_primary.state.lock().unwrap().read_only,
+        "writable again"
+    );
+    assert_eq!(
+        w.fence
+            .state
+            .lock()
+            .unwrap()
+            .values
+            .get(GROUP)
+            .map(String::as_str),
+        Some("0")
+    );
+    let after: Vec<String> = w.bus.published.lock().unwrap()[before..]
+        .iter()
+        .map(|e| e.event_type.detail_type().to_string())
+        .collect();
+    assert_eq!(after, vec!["FailoverAborted"], "one message");
+    let m = &w.published("FailoverAborted")[0];
+    assert!(
+        m.contains("ROLLED BACK") && m.contains("DNS was not touched"),
+        "{m}"
+    );
+}

@@ -1,0 +1,167 @@
+use super::*;
+use crate::config::{Config, DbRef};
+use crate::fence::intent;
+use crate::incident::Forced;
+use crate::switchover::{advance, start, Request};
+use chrono::TimeZone;
+
+const EXAMPLE: &str = include_str!("../../../../../infra/sites.example.json");
+
+fn t(s: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_800_000_000 + s, 0).unwrap()
+}
+
+fn orders() -> SiteConfig {
+    let mut v: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    v["sites"][0]["fence"] = serde_json::json!({"parameter_group": "orders-primary-params"});
+    Config::from_document(&v.to_string())
+        .unwrap()
+        .site("orders")
+        .unwrap()
+        .clone()
+}
+
+/// The state a `switchover` command records for `orders` at t(0), max_wait 30 s.
+fn recorded() -> (SiteConfig, SiteState) {
+    let site = orders();
+    let mut st = SiteState::new("orders");
+    st.open_incident(t(0), "planned switchover").unwrap();
+    st.transition(st.epoch, Phase::Promoting, t(0), "switchover")
+        .unwrap();
+    let req = Request {
+        target: DbRef {
+            id: "orders-replica-1".into(),
+            region: "us-west-2".into(),
+        },
+        by: "ana".into(),
+        reason: "planned".into(),
+        max_wait_secs: Some(30),
+        drill: false,
+    };
+    st.switchover = Some(start(&site, st.epoch, &req, t(0)));
+    st.fence = Some(intent(&site, st.epoch, None, t(0)));
+    st.forced = Some(Forced {
+        epoch: st.epoch,
+        by: "ana".into(),
+        reason: "planned".into(),
+        at: t(0),
+        fence_first: true,
+    });
+    (site, st)
+}
+
+fn set(st: &mut SiteState, step: Step, state: StepState) {
+    let f = st.fence.as_mut().unwrap();
+    f.steps.iter_mut().find(|s| s.step == step).unwrap().state = state;
+}
+
+fn done(at: i64) -> StepState {
+    StepState::Done {
+        at: t(at),
+        observed: "seen".into(),
+    }
+}
+
+#[test]
+fn the_fence_is_observed_step_by_step_from_the_ledger() {
+    let (_, mut st) = recorded();
+    let rec = st.switchover.clone().unwrap();
+    assert_eq!(
+        from_ledger(&st, &rec, t(1)),
+        Some((Observation::FenceAsked, t(1))),
+        "the start is the driver's, before the fence's first call"
+    );
+    let mut rec = rec;
+    rec.fence_started_at = Some(t(1));
+    assert_eq!(from_ledger(&st, &rec, t(2)), None);
+    set(&mut st, Step::ParameterReadOnly, done(2));
+    set(&mut st, Step::SqlReadOnly, done(3));
+    assert_eq!(from_ledger(&st, &rec, t(4)), None, "sessions not ended yet");
+    let mut no_sessions = st.clone();
+    set(
+        &mut no_sessions,
+        Step::EndSessions,
+        StepState::NotApplicable { reason: "x".into() },
+    );
+    assert_eq!(
+        from_ledger(&no_sessions, &rec, t(4)),
+        Some((Observation::Fenced, t(3)))
+    );
+    set(&mut st, Step::EndSessions, done(5));
+    assert_eq!(
+        from_ledger(&st, &rec, t(9)),
+        Some((Observation::Fenced, t(5))),
+        "at the last step's own time"
+    );
+    set(
+        &mut st,
+        Step::SqlReadOnly,
+        StepState::Refused {
+            reason: "no SQL login".into(),
+        },
+    );
+    assert!(matches!(
+        from_ledger(&st, &rec, t(9)),
+        Some((Observation::FenceRefused(w), _)) if w.contains("no SQL login")
+    ));
+}
+
+#[test]
+fn ending_sessions_runs_before_the_promotion_only_for_a_fencing_switchover() {
+    let (_, mut st) = recorded();
+    assert!(runs_before_promotion(&st, Step::EndSessions));
+    assert!(!runs_before_promotion(&st, Step::Snapshot));
+    st.switchover.as_mut().unwrap().phase = SwPhase::Capturing;
+    assert!(!runs_before_promotion(&st, Step::EndSessions));
+    st.switchover = None;
+    assert!(!runs_before_promotion(&st, Step::EndSessions));
+    assert!(runs_before_promotion(&st, Step::ParameterReadOnly));
+}
+
+#[test]
+fn a_rollback_closes_the_epoch_with_one_message_and_its_undo_adds_none() {
+    let (site, st) = recorded();
+    let rec = st.switchover.clone().unwrap();
+    let adv = advance(&rec, Observation::Tick, t(31)).unwrap();
+    assert_eq!(adv.record.phase, SwPhase::RollingBack);
+    let next = commit(&site, &st, adv.record.clone(), adv.message, t(31)).unwrap();
+    assert_eq!(next.phase, Phase::Aborted);
+    assert_eq!(next.version, st.version + 1);
+    assert_eq!(next.outbox.len(), 1);
+    assert_eq!(next.outbox[0].event_type, EventType::FailoverAborted);
+    assert!(next.outbox[0]
+        .verdict
+        .summary
+        .contains("DNS was not touched"));
+    // The promoter's gate no longer holds a promotion: the epoch is closed.
+    assert_eq!(
+        crate::fence::fenced_first(&next),
+        crate::fence::FencedFirst::NotNeeded
+    );
+    let again = Request {
+        target: rec.target.clone(),
+        by: "bo".into(),
+        reason: "again".into(),
+        max_wait_secs: None,
+        drill: false,
+    };
+    assert!(
+        matches!(crate::switchover::admit(&next, &again), crate::switchover::Admit::Busy(w) if w.contains("not yet seen writable")),
+        "no new epoch drops the undo"
+    );
+    let mut flushed = next.clone();
+    flushed.outbox.clear();
+    let undone = advance(&adv.record, Observation::WritableAgain, t(33)).unwrap();
+    let last = commit(&site, &flushed, undone.record, undone.message, t(33)).unwrap();
+    assert_eq!(last.switchover.as_ref().unwrap().phase, SwPhase::RolledBack);
+    assert!(last.outbox.is_empty() && last.phase == Phase::Aborted);
+    assert_eq!(
+        commit(&site, &last, last.switchover.clone().unwrap(), None, t(40)),
+        None,
+        "nothing new: nothing written"
+    );
+    assert_eq!(
+        crate::switchover::admit(&last, &again),
+        crate::switchover::Admit::Start
+    );
+}
