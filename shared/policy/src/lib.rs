@@ -24,6 +24,7 @@ pub mod incident;
 pub mod notice;
 pub mod pin;
 pub mod promote;
+pub mod provenance;
 pub mod recovery;
 pub mod signal;
 pub mod topology;
