@@ -740,7 +740,7 @@ fn state_of_item(
 }
 
 /// [`LedgerRead`] over the same table: GetItem on a site's `STATE` item, nothing else (the
-/// notifier checks events against it; its role may not write the record).
+/// notifier checks events against it, and links no write of a site record).
 pub struct DynamoLedgerReader {
     client: aws_sdk_dynamodb::Client,
     table: String,
