@@ -640,8 +640,9 @@ def _domain(rng: random.Random) -> list[Case]:
         text = _enc(b).decode().replace('"' + b["padding"] + '"', b["padding"])
         out.append(Case(f"gen/domain/deep-nesting/{stem}-5000", "domain-malformed", text.encode(), {f: "Deserialize" for f in DOMAIN_FUNCTIONS}))
         # Forged but well formed: a site, epoch or candidate the ledger never decided. The
-        # promoter and the pinner fence these against the ledger; the notifier has no ledger of
-        # decisions to check them against, so they are not delivered to it (see README).
+        # promoter and the pinner fence these against the ledger. The notifier checks them too
+        # (an epoch past the ledger's is `ignored`, tests/test_action_path.py), but an earlier
+        # epoch is paged by design, so these random epochs are not delivered to it here.
         for i in range(4):
             b = copy.deepcopy(body)
             d = b["detail"]

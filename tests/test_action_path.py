@@ -357,6 +357,18 @@ def test_recorded_domain_events_replayed_through_the_functions_the_template_rout
     assert site.record() == ("127.0.0.1", 30) and site.state()["phase"] == "dns-pinned"
     assert [e["detail-type"] for e in site.world.drain_events()] == ["DnsPinned"]
 
+    # The notifier pages only for what the ledger recorded: the recorded billing and payments
+    # events were taken from runs where those sites' records said so; give them those records.
+    base = site.state()
+    for name, epoch, phase, timeline in (
+        ("billing", 1, "refused", [("suspected", "outage evidence"), ("refused", "RPO guard failed")]),
+        ("payments", 0, "idle", []),
+    ):
+        site.world.put_state(name, base | {
+            "site": name, "version": 2, "epoch": epoch, "phase": phase, "candidate": None,
+            "decision": None, "fence": None, "outbox": [],
+            "timeline": [{"phase": p, "at": "2026-11-24T03:00:00Z", "note": n} for p, n in timeline],
+        })
     # The notifier: one message per recorded event; the same delivery again sends nothing.
     for f in files:
         ev = json.loads(f.read_text())
@@ -429,3 +441,33 @@ def test_a_primary_back_up_when_the_decision_arrives_is_not_failed_over(site: Si
 
     note = assert_aborted_without_rds(site, rds_before, record_before, "primary-alive")
     assert "second writer" in note["Message"], note["Message"]
+
+
+def test_a_well_formed_forged_dns_pinned_for_an_epoch_the_ledger_does_not_hold_pages_no_one(site: Site):
+    """Issue 15: anyone who may put events on the bus can send a well-formed domain event. One for
+    an epoch the ledger never reached is ignored before it claims a dedupe key: no SNS message, no
+    NOTIFIED item; the real DnsPinned of the epoch the ledger holds still pages."""
+    site.fail_over()
+    site.chain.pump()
+    site.world.notifications()
+    assert site.state()["epoch"] == 1 and site.state()["phase"] == "dns-pinned"
+    [real] = by_type(site.chain, "DnsPinned")
+    forged = json.loads(json.dumps(real))
+    forged["id"] = "forged-dns-pinned"
+    forged["detail"]["epoch"] = forged["detail"]["verdict"]["epoch"] = 2
+    forged["detail"]["verdict"]["summary"] = "all clear, go home"
+
+    def notified() -> list[str]:
+        return sorted(i["sk"]["S"] for i in site.world.ledger_items() if i["sk"]["S"].startswith("NOTIFIED#"))
+
+    claims = notified()
+    d = site.chain.deliver("notifier", forged)
+    assert d.error is None, d.error  # ignored is an answer, not an error Lambda would retry
+    assert d.response["outcome"] == "ignored", d.response
+    assert "epoch 2 is past the ledger's epoch 1" in d.response["reason"], d.response
+    assert site.world.notifications() == [], "no page for the forgery"
+    assert notified() == claims, "no dedupe key claimed"
+    assert not any(k.startswith("NOTIFIED#000000000002#") for k in notified())
+    # The genuine event of the epoch the ledger holds was paged (once) and is still a duplicate.
+    assert "NOTIFIED#000000000001#DnsPinned" in claims
+    assert site.chain.deliver("notifier", real).response["outcome"] == "duplicate"

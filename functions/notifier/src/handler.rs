@@ -1,4 +1,11 @@
-//! The notifier's handler: parse → compose → claim → publish → mark sent.
+//! The notifier's handler: parse → check against the ledger → compose → claim → publish → mark
+//! sent.
+//!
+//! **Check** first: the event's site, epoch and phase must agree with the site's ledger record
+//! ([`failover_policy::provenance`]). Anyone who may put events on the bus can send a well-formed
+//! domain event; one the ledger never recorded is ignored (logged, `outcome: ignored`) before it
+//! claims a dedupe key, so it can neither page people with the sender's text nor use up the key
+//! of the real page.
 //!
 //! Exactly one message per (site, epoch, event type), under at-least-once delivery:
 //! - **claim** the message's key with a conditional write in the ledger table
@@ -22,8 +29,9 @@
 use std::sync::Arc;
 
 use failover_adapters::notify::{Claim, NotificationLog, Notifications};
-use failover_adapters::ports::{Clock, PortError};
+use failover_adapters::ports::{Clock, LedgerRead, PortError};
 use failover_policy::notice::{compose, parse_domain_event};
+use failover_policy::provenance;
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
@@ -36,6 +44,8 @@ pub const CLAIM_LEASE: chrono::Duration = chrono::Duration::seconds(45);
 
 /// Everything the handler talks to, built once at cold start.
 pub struct Deps {
+    /// Read only: the site's record, to check an event against (`GetItem` on its `STATE` item).
+    pub ledger: Arc<dyn LedgerRead>,
     pub log: Arc<dyn NotificationLog>,
     pub channel: Arc<dyn Notifications>,
     pub clock: Arc<dyn Clock>,
@@ -82,24 +92,19 @@ impl From<NotifyError> for Diagnostic {
 pub struct Response {
     /// `site#NOTIFIED#...`: the message's dedupe key.
     pub key: String,
-    /// `sent` or `duplicate`.
+    /// `sent`, `duplicate`, or `ignored` (the event disagrees with the ledger).
     pub outcome: &'static str,
     pub subject: String,
     pub message_id: Option<String>,
+    /// Why an `ignored` event was not sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, NotifyError> {
     let event = parse_domain_event(&payload)
         .map_err(NotifyError::BadInput)
         .inspect_err(|e| warn!(error = %e, "rejected input"))?;
-    // One log line per delivered event, with its phase: the template's metric filter counts these.
-    info!(
-        site = %event.site,
-        epoch = event.epoch,
-        phase = %event.phase,
-        event_type = event.event_type.detail_type(),
-        "domain event"
-    );
     let now = deps.clock.now();
     let notice = compose(&event, now);
     let key = format!("{}#{}", notice.key.site, notice.key.sort_key());
@@ -107,6 +112,26 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, NotifyError
         key: key.clone(),
         source,
     };
+    let record = deps.ledger.read(&event.site).await.map_err(port)?;
+    if let Err(why) = provenance::check(&event, &record) {
+        warn!(%key, reason = %why, "domain event disagrees with the ledger: ignored, nothing claimed");
+        return Ok(Response {
+            key,
+            outcome: "ignored",
+            subject: notice.subject,
+            message_id: None,
+            reason: Some(why.to_string()),
+        });
+    }
+    // One log line per event that agrees with the ledger, with its phase: the template's metric
+    // filter counts these (a forgery is not counted as an incident phase).
+    info!(
+        site = %event.site,
+        epoch = event.epoch,
+        phase = %event.phase,
+        event_type = event.event_type.detail_type(),
+        "domain event"
+    );
     let token = (deps.token)();
     match deps
         .log
@@ -122,6 +147,7 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, NotifyError
                 outcome: "duplicate",
                 subject: notice.subject,
                 message_id,
+                reason: None,
             });
         }
         Claim::Held { claimed_at } => {
@@ -159,6 +185,7 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, NotifyError
         outcome: "sent",
         subject: notice.subject,
         message_id: Some(message_id),
+        reason: None,
     })
 }
 

@@ -1,12 +1,13 @@
 //! Cold-start setup: environment → typed settings → clients → [`Deps`].
 //!
-//! Variables: `TOPIC_ARN` (the SNS topic), `LEDGER_TABLE` (claims live in the ledger table), and
+//! Variables: `TOPIC_ARN` (the SNS topic), `LEDGER_TABLE` (claims live in the ledger table; each event is checked against the site's
+//! record there), and
 //! optionally `RDS_FAILOVER_REPLAY_CLOCK`. No site configuration: messages are composed from the
 //! event alone.
 
 use std::sync::Arc;
 
-use failover_adapters::aws::AwsClients;
+use failover_adapters::aws::{AwsClients, DynamoLedgerReader};
 use failover_adapters::notify::{DynamoNotificationLog, SnsNotifications};
 use failover_adapters::ports::{Clock, FixedClock, SystemClock};
 use failover_adapters::settings::NotifierSettings;
@@ -24,6 +25,7 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
         None => Arc::new(SystemClock),
     };
     Ok(Deps {
+        ledger: Arc::new(DynamoLedgerReader::new(&clients, &settings.ledger_table)),
         log: Arc::new(DynamoNotificationLog::new(&clients, &settings.ledger_table)),
         channel: Arc::new(SnsNotifications::new(&clients, &settings.topic_arn)),
         clock,

@@ -868,6 +868,7 @@ impl World {
         let n = inj(Func::Notifier);
         let tokens = Arc::new(AtomicU64::new(0));
         let notifier = notifier::handler::Deps {
+            ledger: faulty(&ledger, &n),
             log: faulty(&claims, &n),
             channel: faulty(&sns, &n),
             clock: clock.clone(),

@@ -40,7 +40,8 @@ use failover_policy::{DomainEvent, SiteState};
 
 use crate::ports::{
     ClusterInfo, ClusterMember, Credentials, DatabaseTopology, ErrorKind, EventBus,
-    GlobalClusterInfo, GlobalMember, InstanceInfo, LagMetric, Ledger, Metrics, PortError,
+    GlobalClusterInfo, GlobalMember, InstanceInfo, LagMetric, Ledger, LedgerRead, Metrics,
+    PortError,
 };
 
 /// Per attempt: long enough for a healthy API call, short enough that three attempts against a
@@ -702,6 +703,75 @@ fn commit_error(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> PortEr
     )
 }
 
+/// A site record from its `STATE` item as GetItem returned it (none: the unwritten record).
+fn state_of_item(
+    site: &str,
+    item: Option<&HashMap<String, AttributeValue>>,
+) -> Result<SiteState, PortError> {
+    const OP: &str = "GetItem";
+    let Some(item) = item else {
+        return Ok(SiteState::new(site));
+    };
+    let json = item
+        .get("state")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| {
+            other(
+                OP,
+                format!("ledger item of site {site} has no string attribute `state`"),
+            )
+        })?;
+    let mut state: SiteState = serde_json::from_str(json).map_err(|e| {
+        other(
+            OP,
+            format!("ledger item of site {site}: `state` is not a site record: {e}"),
+        )
+    })?;
+    // The attribute is what the next write's condition compares, so it is the version that
+    // counts; a record whose JSON disagreed would otherwise lose every race forever.
+    if let Some(v) = item
+        .get("version")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+    {
+        state.version = v;
+    }
+    Ok(state)
+}
+
+/// [`LedgerRead`] over the same table: GetItem on a site's `STATE` item, nothing else (the
+/// notifier checks events against it, and links no write of a site record).
+pub struct DynamoLedgerReader {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoLedgerReader {
+    pub fn new(clients: &AwsClients, table: &str) -> Self {
+        Self {
+            client: clients.dynamodb().clone(),
+            table: table.to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl LedgerRead for DynamoLedgerReader {
+    async fn read(&self, site: &str) -> Result<SiteState, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(site))
+            .key("sk", s(STATE_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("GetItem", &e))?;
+        state_of_item(site, out.item())
+    }
+}
+
 #[async_trait]
 impl Ledger for DynamoLedger {
     async fn load(&self, site: &str) -> Result<SiteState, PortError> {
@@ -716,34 +786,7 @@ impl Ledger for DynamoLedger {
             .send()
             .await
             .map_err(|e| port_error(OP, &e))?;
-        let Some(item) = out.item() else {
-            return Ok(SiteState::new(site));
-        };
-        let json = item
-            .get("state")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| {
-                other(
-                    OP,
-                    format!("ledger item of site {site} has no string attribute `state`"),
-                )
-            })?;
-        let mut state: SiteState = serde_json::from_str(json).map_err(|e| {
-            other(
-                OP,
-                format!("ledger item of site {site}: `state` is not a site record: {e}"),
-            )
-        })?;
-        // The attribute is what the next write's condition compares, so it is the version that
-        // counts; a record whose JSON disagreed would otherwise lose every race forever.
-        if let Some(v) = item
-            .get("version")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-        {
-            state.version = v;
-        }
-        Ok(state)
+        state_of_item(site, out.item())
     }
 
     async fn in_flight(&self) -> Result<Vec<SiteState>, PortError> {

@@ -175,6 +175,22 @@ pub trait Ledger: Send + Sync {
 }
 
 /// The domain-event bus (EventBridge).
+/// The ledger, read only: a site's record and nothing else. For a function that checks what it is
+/// told against the ledger but never writes a site record (the notifier): its adapter links no
+/// write, so its role needs none. Every [`Ledger`] reads this way too.
+#[async_trait]
+pub trait LedgerRead: Send + Sync {
+    /// The site's record, or a fresh `SiteState::new(site)` (version 0) if none was ever written.
+    async fn read(&self, site: &str) -> Result<SiteState, PortError>;
+}
+
+#[async_trait]
+impl<L: Ledger + ?Sized> LedgerRead for L {
+    async fn read(&self, site: &str) -> Result<SiteState, PortError> {
+        self.load(site).await
+    }
+}
+
 #[async_trait]
 pub trait EventBus: Send + Sync {
     async fn publish(&self, events: &[DomainEvent]) -> Result<(), PortError>;

@@ -25,6 +25,7 @@ pub mod incident;
 pub mod notice;
 pub mod pin;
 pub mod promote;
+pub mod provenance;
 pub mod recheck;
 pub mod recovery;
 pub mod signal;

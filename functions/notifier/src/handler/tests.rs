@@ -1,17 +1,19 @@
 //! Handler tests over the fakes: an SNS topic that records and fails on demand, and a claim log with
-//! DynamoDB's conditional-write semantics (lease included).
+//! DynamoDB's conditional-write semantics (lease included), and a ledger holding each site's
+//! record the events are checked against.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
+use failover_adapters::fakes::FakeLedger;
 use failover_adapters::notify::{FakeNotificationLog, FakeNotifications};
 use failover_adapters::ports::{ErrorKind, FixedClock};
 use failover_policy::config::DbRef;
 use failover_policy::incident::TimelineEntry;
 use failover_policy::notice::{AttributeValue, NoticeKey};
 use failover_policy::verdict::{Guard, GuardCheck, GuardResult, Outcome, Verdict};
-use failover_policy::{DomainEvent, EventType, Phase};
+use failover_policy::{DomainEvent, EventType, Phase, SiteState};
 use serde_json::json;
 
 use super::*;
@@ -22,17 +24,52 @@ fn t0() -> DateTime<Utc> {
 
 struct World {
     deps: Arc<Deps>,
+    ledger: Arc<FakeLedger>,
     log: Arc<FakeNotificationLog>,
     sns: Arc<FakeNotifications>,
     clock: Arc<FixedClock>,
 }
 
+/// A site record that went through `epochs` incidents, the last one now in `phase` (every phase
+/// on the way entered by `transition`, as the functions do).
+fn record(site: &str, epochs: u64, phase: Phase) -> SiteState {
+    use Phase::*;
+    let mut s = SiteState::new(site);
+    for epoch in 1..=epochs {
+        s.open_incident(t0(), "alarm").unwrap();
+        let path: &[Phase] = if epoch < epochs {
+            &[Promoting, Promoted, DnsPinned, Completed]
+        } else {
+            match phase {
+                Suspected => &[],
+                Promoting => &[Promoting],
+                Promoted => &[Promoting, Promoted],
+                DnsPinned => &[Promoting, Promoted, DnsPinned],
+                Completed => &[Promoting, Promoted, DnsPinned, Completed],
+                Failed => &[Promoting, Failed],
+                p => panic!("no path to {p} in this helper"),
+            }
+        };
+        for p in path {
+            s.transition(epoch, *p, t0(), "step").unwrap();
+        }
+    }
+    s.version = epochs * 4 + 1;
+    s
+}
+
 fn world() -> World {
+    let ledger = Arc::new(FakeLedger::default());
+    // The sites the tests page for, with incidents up to epoch 20 behind them.
+    for site in ["orders", "billing"] {
+        ledger.put(record(site, 20, Phase::Completed));
+    }
     let log = Arc::new(FakeNotificationLog::default());
     let sns = Arc::new(FakeNotifications::default());
     let clock = Arc::new(FixedClock::at(t0()));
     let n = Arc::new(AtomicU64::new(0));
     let deps = Arc::new(Deps {
+        ledger: ledger.clone(),
         log: log.clone(),
         channel: sns.clone(),
         clock: clock.clone(),
@@ -40,6 +77,7 @@ fn world() -> World {
     });
     World {
         deps,
+        ledger,
         log,
         sns,
         clock,
@@ -244,6 +282,7 @@ async fn a_failed_sent_mark_does_not_fail_a_page_that_went_out() {
 async fn the_message_fits_sns_and_carries_filterable_attributes() {
     let w = world();
     let long_site = "orders-".repeat(40);
+    w.ledger.put(record(&long_site, 12, Phase::DnsPinned));
     let e = domain_event(EventType::DnsPinned, &long_site, 12, Phase::DnsPinned);
     let r = handle(&w.deps, delivery(&e)).await.unwrap();
     assert!(r.subject.len() <= 100, "{} chars", r.subject.len());
@@ -303,4 +342,78 @@ async fn ledger_failures_map_to_retryable_or_fatal_without_publishing() {
     let e = handle(&w.deps, decided(3)).await.unwrap_err();
     assert_eq!(Diagnostic::from(e).error_type, "Fatal.AccessDenied");
     assert_eq!(w.sns.count(), 0);
+}
+
+#[tokio::test]
+async fn a_well_formed_event_the_ledger_never_recorded_pages_no_one_and_claims_no_key() {
+    let w = world();
+    // Site `payments` is in epoch 3, DNS pinned.
+    w.ledger.put(record("payments", 3, Phase::DnsPinned));
+    let pinned = |epoch, phase| {
+        delivery(&domain_event(
+            EventType::DnsPinned,
+            "payments",
+            epoch,
+            phase,
+        ))
+    };
+    let forged = [
+        (
+            pinned(4, Phase::DnsPinned),
+            "epoch 4 is past the ledger's epoch 3",
+        ),
+        (
+            pinned(3, Phase::Completed),
+            "phase completed is not one the incident entered",
+        ),
+        (
+            delivery(&domain_event(
+                EventType::DnsPinned,
+                "ghost",
+                1,
+                Phase::DnsPinned,
+            )),
+            "no record of site ghost",
+        ),
+    ];
+    for (event, why) in forged {
+        let r = handle(&w.deps, event).await.unwrap();
+        assert_eq!(r.outcome, "ignored");
+        let reason = r.reason.unwrap();
+        assert!(reason.contains(why), "{reason}");
+    }
+    assert!(
+        w.log.items.lock().unwrap().is_empty(),
+        "no dedupe key claimed"
+    );
+    assert_eq!(w.sns.count(), 0);
+    // The real event for the same key still pages: the forgery used nothing up.
+    let r = handle(&w.deps, pinned(3, Phase::DnsPinned)).await.unwrap();
+    assert_eq!(r.outcome, "sent");
+    assert_eq!(r.reason, None);
+    assert_eq!(w.sns.count(), 1);
+    // So do earlier phases of the current incident and a late retry of an earlier epoch's page.
+    let decided = domain_event(EventType::FailoverDecided, "payments", 3, Phase::Promoting);
+    let done = domain_event(
+        EventType::FailoverCompleted,
+        "payments",
+        2,
+        Phase::Completed,
+    );
+    for e in [decided, done] {
+        assert_eq!(handle(&w.deps, delivery(&e)).await.unwrap().outcome, "sent");
+    }
+    assert_eq!(w.sns.count(), 3);
+}
+
+#[tokio::test]
+async fn an_unreadable_ledger_is_retried_and_claims_nothing() {
+    let w = world();
+    w.ledger.faults.inject("GetItem", ErrorKind::Throttled, 1);
+    let e = handle(&w.deps, decided(3)).await.unwrap_err();
+    assert_eq!(Diagnostic::from(e).error_type, "Retryable.Throttled");
+    assert!(w.log.items.lock().unwrap().is_empty());
+    assert_eq!(w.sns.count(), 0);
+    // The retry reads the record and pages.
+    assert_eq!(handle(&w.deps, decided(3)).await.unwrap().outcome, "sent");
 }
