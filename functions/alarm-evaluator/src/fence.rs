@@ -211,12 +211,7 @@ async fn attempt(
         Step::EndSessions => match sql_endpoint() {
             Err(a) => a,
             Ok(ep) => match deps.old_primary.end_sessions(site, &ep).await {
-                Ok(s) if s.left.is_empty() => Attempt::Observed(format!(
-                    "ended {} session(s) {:?}; none left",
-                    s.ended.len(),
-                    s.ended
-                )),
-                Ok(s) => Attempt::NotYet(format!("sessions still there: {:?}", s.left)),
+                Ok(s) => sessions_ended(&s),
                 Err(e) if e.kind == ErrorKind::NotFound => Attempt::Refuse(e.to_string()),
                 Err(e) => failed(e),
             },
@@ -225,6 +220,37 @@ async fn attempt(
         Step::Quarantine => quarantine(deps, site, f).await,
         Step::Stop => stop(deps, f).await,
     }
+}
+
+/// Every session the kill pass found is gone: done. Sessions that connected since (pooled
+/// clients that DNS still sends here) are reported, not waited for: the step runs after
+/// `read_only=1` was confirmed over SQL, which binds them, and waiting for them to stop
+/// reconnecting would never end while the old primary answers.
+fn sessions_ended(s: &failover_adapters::fence::Sessions) -> Attempt {
+    let lingering: Vec<u64> = s
+        .left
+        .iter()
+        .copied()
+        .filter(|id| s.ended.contains(id))
+        .collect();
+    if !lingering.is_empty() {
+        return Attempt::NotYet(format!("ended but still there: {lingering:?}"));
+    }
+    let again = s.left.len();
+    Attempt::Observed(if again == 0 {
+        format!(
+            "ended {} session(s) {:?}; none left",
+            s.ended.len(),
+            s.ended
+        )
+    } else {
+        format!(
+            "ended {} session(s) {:?}; {again} new one(s) since {:?}, held by read_only",
+            s.ended.len(),
+            s.ended,
+            s.left
+        )
+    })
 }
 
 async fn parameter(

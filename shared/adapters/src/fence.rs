@@ -509,6 +509,9 @@ pub struct FakeSqlState {
     /// Looks at `read_only` that still read 0 after it was set (a long transaction holds it).
     pub read_only_delay: u32,
     pub sessions: Vec<u64>,
+    /// Sessions that connect again as soon as theirs is ended (pooled clients that DNS still
+    /// sends to the old primary): listed as left after each kill pass.
+    pub reconnecting: Vec<u64>,
     pub position: Option<Position>,
     /// With GTIDs off: binlog range (`from .. to`, as `file:pos`) → the transactions its
     /// `SHOW BINLOG EVENTS` holds; a range not listed cannot be read (purged).
@@ -565,9 +568,11 @@ impl OldPrimarySql for FakeOldPrimarySql {
     ) -> Result<Sessions, PortError> {
         self.up("EndSessions", endpoint)?;
         let mut s = self.state.lock().unwrap();
+        let ended = std::mem::take(&mut s.sessions);
+        s.sessions = s.reconnecting.clone();
         Ok(Sessions {
-            ended: std::mem::take(&mut s.sessions),
-            left: vec![],
+            ended,
+            left: s.reconnecting.clone(),
         })
     }
 

@@ -282,9 +282,28 @@ impl Dns for Gated<dyn Dns> {
 /// Runs one case on a runtime of its own (`runtime` builds it: the suites pause tokio's clock,
 /// which needs tokio's `test-util`) and catches a panic in it, so a suite counts the panics it
 /// observed instead of dying at the first one — or writing a zero it never measured.
-pub fn run_isolated<Fut: std::future::Future>(
-    runtime: impl FnOnce() -> tokio::runtime::Runtime,
-    case: impl FnOnce() -> Fut,
-) -> std::thread::Result<Fut::Output> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime().block_on(case())))
+///
+/// The case runs on a thread of its own with a 16 MiB stack: a handler's whole invocation polled
+/// as one unoptimised (debug) future nests deeply enough to overflow the 2 MiB a test thread gets.
+pub fn run_isolated<Fut, Out>(
+    runtime: impl FnOnce() -> tokio::runtime::Runtime + Send,
+    case: impl FnOnce() -> Fut + Send,
+) -> std::thread::Result<Out>
+where
+    Fut: std::future::Future<Output = Out>,
+    Out: Send,
+{
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("interleaving-case".into())
+            .stack_size(16 << 20)
+            .spawn_scoped(scope, || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    runtime().block_on(case())
+                }))
+            })
+            .expect("spawn the case's thread")
+            .join()
+            .unwrap_or_else(Err)
+    })
 }

@@ -59,7 +59,7 @@ pub const CARRIED_OUT_FOR_RDS_REPLICA: bool = true;
 
 /// How long a switchover waits for the fence and the target's catch-up when the command does
 /// not say (`max_wait_secs`).
-pub const DEFAULT_MAX_WAIT_SECS: u64 = 60;
+pub const DEFAULT_MAX_WAIT_SECS: u64 = 180;
 /// The longest wait a command may ask for: writes are refused for all of it. Below the
 /// promoter's pre-check deadline ([`crate::promote::PREFLIGHT_DEADLINE_MINUTES`], 10 minutes),
 /// so the switchover's own rollback, not the promoter's give-up, ends a wait that ran out.
@@ -764,6 +764,11 @@ pub fn advance(
                 record: next,
                 message: Some(message),
             })
+        }
+        // The epoch closed before the promotion was requested (see `drive::closed_unrequested`):
+        // RDS was never asked, so rolling back cannot make two writers.
+        (P::Promoting, O::Failed(why)) if rec.promotion_requested_at.is_none() => {
+            Ok(roll_back(next, why, now))
         }
         (P::Promoting | P::VerifyingWrites | P::MovingDns, O::Failed(why)) => {
             // Roll forward only: the target may be a writer already.

@@ -55,7 +55,9 @@ pub fn from_ledger(
     let promotion = st.promotion.as_ref().filter(|p| p.epoch == rec.epoch);
     match rec.phase {
         SwPhase::Fencing => fence_observation(st, rec, now),
-        SwPhase::Promoting => promotion.map(|p| (Observation::PromotionRequested, p.requested_at)),
+        SwPhase::Promoting => promotion
+            .map(|p| (Observation::PromotionRequested, p.requested_at))
+            .or_else(|| closed_unrequested(st, rec, now)),
         SwPhase::VerifyingWrites => {
             if let Some(at) = promotion.and_then(|p| p.writable_verified_at) {
                 return Some((Observation::WritesVerified, at));
@@ -89,6 +91,33 @@ fn failed(
         .map(|t| t.note.clone())
         .unwrap_or_else(|| "the epoch failed".into());
     Some((Observation::Failed(why), now))
+}
+
+/// The epoch closed (aborted by an operator, failed by the promoter's pre-checks or deadline)
+/// while the record waited for the promotion, and the ledger holds no promotion record for it:
+/// RDS was never asked (the promoter records before it asks, with compare-and-set on an open
+/// epoch), so the target is still a replica and the old primary — read-only since the fence —
+/// must be given its writes back. Without this the record would wait at `promoting` forever with
+/// the site's only writer read-only.
+fn closed_unrequested(
+    st: &SiteState,
+    rec: &SwitchoverRecord,
+    now: DateTime<Utc>,
+) -> Option<(Observation, DateTime<Utc>)> {
+    if st.epoch != rec.epoch || st.phase.is_open() || rec.promotion_requested_at.is_some() {
+        return None;
+    }
+    let why = st
+        .timeline
+        .last()
+        .map(|t| t.note.clone())
+        .unwrap_or_else(|| format!("the epoch is {}", st.phase));
+    Some((
+        Observation::Failed(format!(
+            "the epoch ended before RDS was asked to promote: {why}"
+        )),
+        now,
+    ))
 }
 
 /// Fenced once every step of [`FENCE_STEPS`] is observed (ending sessions counts as done where
@@ -149,7 +178,12 @@ pub fn commit(
         )
         .ok()?;
     }
-    if let Some(summary) = message.filter(|_| rolling_back) {
+    // One message on entering the rollback, whether this commit closes the epoch or it was
+    // closed already (an operator's abort, the promoter's pre-checks): people must learn that
+    // the old primary is being given its writes back.
+    let entering = rec.phase == SwPhase::RollingBack
+        && st.switchover.as_ref().map(|s| s.phase) != Some(SwPhase::RollingBack);
+    if let Some(summary) = message.filter(|_| entering) {
         next.outbox
             .push(rolled_back_event(site, &next, &rec, summary, now));
     }

@@ -401,6 +401,26 @@ async fn scenario_3_a_long_transaction_delays_read_only_and_the_fence_waits_for_
     assert!(f.state(Step::EndSessions).unwrap().is_done());
 }
 
+/// Review finding: pooled clients that DNS still sends to the old primary reconnect as soon as
+/// their session is ended. Waiting for "none left" would never end (a switchover would always
+/// roll back); the step is done once every session the kill pass found is gone, the new ones
+/// reported — read_only, confirmed first, holds them.
+#[tokio::test]
+async fn sessions_that_reconnect_after_the_kill_are_reported_not_waited_for() {
+    let w = pinned_world(own(), None);
+    w.region_back();
+    w.old_primary.state.lock().unwrap().reconnecting = vec![77];
+    w.tick(0).await;
+    w.tick(1).await;
+    let f = w.fence();
+    let step = f.state(Step::EndSessions).unwrap();
+    assert!(step.is_done(), "{:?}", f.describe());
+    assert!(
+        format!("{step:?}").contains("1 new one(s) since [77]"),
+        "{step:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_group_the_new_primary_also_uses_is_never_set_read_only() {
     let w = pinned_world(own(), None);

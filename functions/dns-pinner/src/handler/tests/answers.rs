@@ -263,3 +263,23 @@ async fn a_hanging_route53_call_never_eats_the_finish_reserve() {
     );
     assert!(r.detail.contains("ListResourceRecordSets"), "{}", r.detail);
 }
+
+/// Review finding: a private hosted zone has no delegation set, and its answers are served only
+/// inside its VPCs. The pin must not wait forever for name servers that do not exist: the
+/// records read back are its proof, and the message says DNS was not asked and why.
+#[tokio::test(start_paused = true)]
+async fn a_private_zone_without_name_servers_is_pinned_on_the_records_read_back_and_says_so() {
+    let w = billing_world();
+    w.dns.name_servers.lock().unwrap().clear();
+    let r = handle(
+        &w.deps,
+        replica_promoted("billing", 5, "billing-2"),
+        later(100),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "pinned", "{r:?}");
+    let summary = pinned_summary(&w);
+    assert!(summary.contains("private hosted zone"), "{summary}");
+    assert!(w.dns.asked.lock().unwrap().is_empty(), "no DNS query sent");
+}

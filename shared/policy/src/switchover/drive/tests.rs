@@ -165,3 +165,51 @@ fn a_rollback_closes_the_epoch_with_one_message_and_its_undo_adds_none() {
         crate::switchover::Admit::Start
     );
 }
+
+/// Review finding: the epoch closed (an operator's abort, the promoter's pre-checks) while the
+/// record waited at `promoting`, before RDS was asked. The old primary is read-only since the
+/// fence: the record must roll back (writes given back), not wait forever.
+#[test]
+fn an_epoch_closed_before_the_promotion_request_rolls_back_and_says_so() {
+    let (site, mut st) = recorded();
+    let mut rec = st.switchover.clone().unwrap();
+    rec.phase = SwPhase::Promoting;
+    rec.fence_started_at = Some(t(1));
+    rec.fenced_at = Some(t(2));
+    rec.caught_up_at = Some(t(3));
+    st.switchover = Some(rec.clone());
+    st.transition(
+        st.epoch,
+        Phase::Aborted,
+        t(4),
+        "aborted by ana: wrong target",
+    )
+    .unwrap();
+    let (obs, at) = from_ledger(&st, &rec, t(5)).expect("the closed epoch is observed");
+    assert!(
+        matches!(&obs, Observation::Failed(w) if w.contains("before RDS was asked")),
+        "{obs:?}"
+    );
+    let adv = advance(&rec, obs, at).unwrap();
+    assert_eq!(adv.record.phase, SwPhase::RollingBack);
+    let next = commit(&site, &st, adv.record.clone(), adv.message, t(5)).unwrap();
+    assert_eq!(next.phase, Phase::Aborted, "the epoch stays closed");
+    assert_eq!(
+        next.outbox.len(),
+        1,
+        "one message: writes are being given back"
+    );
+    assert_eq!(next.outbox[0].event_type, EventType::FailoverAborted);
+
+    // Once RDS was asked (the promoter recorded it), a closed epoch rolls forward only.
+    let mut asked = st.clone();
+    asked.promotion = Some(
+        serde_json::from_value(serde_json::json!({
+            "epoch": st.epoch, "candidate": {"id": "orders-replica-1", "region": "us-west-2"},
+            "action": "PromoteReadReplica", "requested_at": "2027-01-15T08:00:05Z"
+        }))
+        .unwrap(),
+    );
+    let obs = from_ledger(&asked, &rec, t(6)).expect("the request is observed");
+    assert_eq!(obs.0, Observation::PromotionRequested);
+}
