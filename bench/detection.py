@@ -38,6 +38,7 @@ import uuid
 from pathlib import Path
 
 from common import ROOT, FunctionProcess, deploy_settings
+from fanout import seed
 
 from harness import MariaDB, MotoServer
 from world import ACCOUNT, CANARY_PASSWORD_VAR, HOME_REGION, World, example_config, function_env
@@ -75,24 +76,6 @@ def config(canary_port: int) -> dict:
         s["thresholds"]["sustained_secs"] = w
         sites.append(s)
     return {"account_id": base["account_id"], "region": base["region"], "sites": sites}
-
-
-def seed(world: World, cfg: dict) -> None:
-    world._seed_ledger()
-    world._seed_bus()
-    common = dict(DBInstanceClass="db.t3.micro", AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="password1")
-    west = world.client("rds", HOME_REGION)
-    for s in cfg["sites"]:
-        p = s["primary"]
-        arn = world.client("rds", p["region"]).create_db_instance(DBInstanceIdentifier=p["id"], Engine="mysql", **common)["DBInstance"]["DBInstanceArn"]
-        west.create_db_instance_read_replica(DBInstanceIdentifier=s["candidates"][0]["id"], SourceDBInstanceIdentifier=arn,
-                                             DBInstanceClass="db.t3.micro")
-        for a in s["alarms"]:
-            cw = world.client("cloudwatch", a.get("region", HOME_REGION))
-            cw.put_metric_alarm(AlarmName=a["name"], Namespace="AWS/RDS", MetricName="DatabaseConnections",
-                                Statistic="Maximum", Period=60, EvaluationPeriods=1, Threshold=1,
-                                ComparisonOperator="LessThanThreshold", TreatMissingData="breaching")
-            cw.set_alarm_state(AlarmName=a["name"], StateValue="OK", StateReason="bench")
 
 
 def stamp(t: dt.datetime) -> str:
