@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -69,6 +70,9 @@ class Recorder:
     def __init__(self, upstream: str):
         u = urllib.parse.urlsplit(upstream)
         self.calls: list[str] = []
+        # (operation, sent, answered) on time.perf_counter's clock: the emulator's service time
+        # per call, as the client sees it minus nothing but this loopback hop.
+        self.timed: list[tuple[str, float, float]] = []
         self._lock = threading.Lock()
         rec = self
 
@@ -81,9 +85,13 @@ class Recorder:
             def _forward(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
+                op = operation(self.command, self.path, self.headers, body)
                 with rec._lock:
-                    rec.calls.append(operation(self.command, self.path, self.headers, body))
+                    rec.calls.append(op)
+                sent = time.perf_counter()
                 status, rheaders, rbody = relay(self, u.hostname, u.port, self.path, body, timeout=120)
+                with rec._lock:
+                    rec.timed.append((op, sent, time.perf_counter()))
                 self.send_response(status)
                 for k, v in rheaders:
                     if k.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
@@ -102,6 +110,12 @@ class Recorder:
         """The calls recorded since the last `take`."""
         with self._lock:
             out, self.calls = self.calls, []
+        return out
+
+    def take_timed(self) -> list[tuple[str, float, float]]:
+        """The (operation, sent, answered) triples recorded since the last `take_timed`."""
+        with self._lock:
+            out, self.timed = self.timed, []
         return out
 
     def stop(self) -> None:

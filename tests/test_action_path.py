@@ -26,7 +26,9 @@ from world import HOME_REGION, World, function_env, site_config
 PROMOTION = 5.0
 INSYNC = 2.0
 # The promoter's poll schedule caps at 10 s (failover_policy::promote::poll_delay).
-MAX_POLL_STEP = 10.0
+# The longest gap between two topology polls in the first 6 s of a wait (shared/policy/src/pace.rs:
+# 0.5 s, +20 % jitter).
+MAX_POLL_GAP = 0.6
 FUNCTIONS = ("alarm-evaluator", "replica-promoter", "dns-pinner", "notifier")
 
 
@@ -250,7 +252,7 @@ def test_a_decided_failover_promotes_verifies_writes_pins_dns_and_tells_people(s
     assert site.world.instance("orders-replica-2").get("ReadReplicaSourceDBInstanceIdentifier"), "untouched"
 
 
-def test_a_promotion_taking_n_seconds_is_detected_within_one_backoff_step(site: Site):
+def test_a_promotion_taking_n_seconds_is_detected_within_one_poll_gap(site: Site):
     site.fail_over()
     site.chain.pump()
     p = site.state()["promotion"]
@@ -258,8 +260,9 @@ def test_a_promotion_taking_n_seconds_is_detected_within_one_backoff_step(site: 
     completed = dt.datetime.fromisoformat(p["completed_at"].replace("Z", "+00:00"))
     took = (completed - requested).total_seconds()
     # The emulator completes the promotion PROMOTION s after the request; the promoter must
-    # notice no earlier (topology, not the API's answer) and no later than one capped poll step.
-    assert PROMOTION <= took <= PROMOTION + MAX_POLL_STEP + 1.5, took
+    # notice no earlier (topology, not the API's answer) and no later than one poll gap (plus the
+    # emulator's and the ledger's own time).
+    assert PROMOTION <= took <= PROMOTION + MAX_POLL_GAP + 1.5, took
 
 
 def test_dns_is_never_changed_before_the_new_primary_is_verified_writable(site: Site, new_primary: MariaDB):

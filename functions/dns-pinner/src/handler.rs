@@ -32,6 +32,7 @@ use failover_adapters::resolve::Resolve;
 use failover_policy::answer;
 use failover_policy::incident::DnsRecord;
 use failover_policy::notice::parse_domain_event;
+use failover_policy::pace;
 use failover_policy::pin::{self, ChangeStatus, Fence};
 use failover_policy::{Config, DomainEvent, EventType, SiteConfig, SiteState};
 use lambda_runtime::Diagnostic;
@@ -578,14 +579,14 @@ impl Pinner<'_> {
             .map_err(|e| not(e.seen))
     }
 
-    /// Polls GetChange with capped exponential backoff until `INSYNC` or the deadline.
+    /// Polls GetChange until `INSYNC` or the deadline, each gap proportional to the wait so far
+    /// ([`pace::wait_poll_delay`]).
     async fn wait_insync(
         &mut self,
         change_id: &str,
         deadline: Instant,
     ) -> Result<DateTime<Utc>, PinError> {
         let started = Instant::now();
-        let mut attempt = 0u32;
         loop {
             self.resp.polls += 1;
             match within(
@@ -603,8 +604,9 @@ impl Pinner<'_> {
                 }
                 Err(e) => return Err(self.dns_error(e).await),
             }
-            let delay = pin::backoff_delay(attempt, (self.deps.jitter)());
-            attempt += 1;
+            // Proportional to the wait so far (pace.rs): INSYNC is seen within about a twelfth of
+            // how long Route 53 took, not up to half of it.
+            let delay = pace::wait_poll_delay(started.elapsed(), (self.deps.jitter)());
             if Instant::now() + delay > deadline {
                 return Err(PinError::NotInSync {
                     site: self.site.id.clone(),

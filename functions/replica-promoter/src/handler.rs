@@ -34,6 +34,7 @@ use failover_adapters::ports::{
 use failover_policy::config::{DbRef, Engine};
 use failover_policy::events::EVENT_SOURCE;
 use failover_policy::evidence::{CandidateEvidence, DbObservation};
+use failover_policy::pace;
 use failover_policy::promote::{
     self, Abort, AbortReason, Admission, FailureReason, FenceReason, Fenced, Observed, Preflight,
     PrimaryNow, Progress, PromotionAction,
@@ -971,8 +972,9 @@ impl Run<'_> {
         })
     }
 
-    /// Polls the topology (capped, jittered backoff) until the promotion is done and the new
-    /// primary accepts writes, it fails, its deadline passes, or this invocation's time runs low.
+    /// Polls the topology (gaps proportional to the wait so far: [`pace::wait_poll_delay`]) until
+    /// the promotion is done and the new primary accepts writes, it fails, its deadline passes, or
+    /// this invocation's time runs low.
     async fn watch(
         &mut self,
         state: SiteState,
@@ -987,7 +989,6 @@ impl Run<'_> {
             .expect("watch is only entered with this epoch's promotion recorded");
         let give_up_at = record.requested_at + promote::promotion_deadline(engine);
         let mut seen = newly_seen.is_some() || promote::transition_seen(&state);
-        let mut attempt = 0;
         // Every poll says what is still missing; the last one names the failure at the deadline.
         let mut blocked: Blocked;
         let mut last: String;
@@ -1102,8 +1103,12 @@ impl Run<'_> {
                 ));
                 return self.fail(state, reason, &detail, guards).await;
             }
-            let d = promote::poll_delay(attempt, self.deps.pacer.jitter());
-            attempt += 1;
+            // The next look is proportional to how long RDS has been at it (pace.rs): a
+            // promotion finishing now is seen within a twelfth of its duration, not up to half.
+            let waited = (self.now() - record.requested_at)
+                .to_std()
+                .unwrap_or_default();
+            let d = pace::wait_poll_delay(waited, self.deps.pacer.jitter());
             if !self.has_time_for(d) {
                 return self
                     .hand_on(state, &last, newly_seen.as_deref(), guards)

@@ -23,6 +23,7 @@ pub mod flap;
 pub mod gtid;
 pub mod incident;
 pub mod notice;
+pub mod pace;
 pub mod pin;
 pub mod promote;
 pub mod provenance;
