@@ -493,7 +493,7 @@ async fn stale_or_unpromoted_events_change_nothing_anywhere() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn pending_changes_are_polled_with_capped_exponential_backoff() {
+async fn pending_changes_are_polled_with_gaps_proportional_to_the_wait() {
     let w = orders_world();
     w.dns.insync_after_polls(6);
     let start = Instant::now();
@@ -506,8 +506,9 @@ async fn pending_changes_are_polled_with_capped_exponential_backoff() {
     .unwrap();
     assert_eq!(r.outcome, "pinned");
     assert_eq!(r.polls, 6);
-    // With jitter 0.5 each wait is 3/4 of min(10 s, 1 s * 2^n): 0.75 + 1.5 + 3 + 6 + 7.5 s.
-    assert_eq!(start.elapsed(), Duration::from_millis(18_750));
+    // With jitter 0.5 each gap is the time waited so far / 12, at least 0.5 s (pace.rs): in the
+    // first 6 s five gaps of 0.5 s — the doubling backoff waited 18.75 s for the same six polls.
+    assert_eq!(start.elapsed(), Duration::from_millis(2_500));
 }
 
 #[tokio::test(start_paused = true)]
