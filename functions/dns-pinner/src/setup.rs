@@ -10,6 +10,7 @@ use failover_adapters::dns::Route53Dns;
 use failover_adapters::ports::{Clock, FixedClock, SystemClock};
 use failover_adapters::resolve::HickoryResolve;
 use failover_adapters::settings::Settings;
+use failover_adapters::switch::CloudWatchSwitch;
 
 use crate::handler::Deps;
 
@@ -28,6 +29,7 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
         bus: Arc::new(EventBridgeBus::new(&clients, &settings.event_bus)),
         dns: Arc::new(Route53Dns::new(&clients)),
         resolve: Arc::new(HickoryResolve::default()),
+        switch: Arc::new(CloudWatchSwitch::new(&clients)),
         clock,
         jitter: Arc::new(rand::random::<f64>),
         cfg: settings.config,

@@ -248,7 +248,6 @@ pub fn hand_on_records(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::config::Config;
 
     const EXAMPLE: &str = include_str!("../../../infra/sites.example.json");
