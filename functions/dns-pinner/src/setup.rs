@@ -29,7 +29,15 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
         bus: Arc::new(EventBridgeBus::new(&clients, &settings.event_bus)),
         dns: Arc::new(Route53Dns::new(&clients)),
         resolve: Arc::new(HickoryResolve::default()),
-        switch: Arc::new(CloudWatchSwitch::new(&clients)),
+        switch: Arc::new(CloudWatchSwitch::new(
+            &clients,
+            settings
+                .config
+                .sites
+                .iter()
+                .filter_map(|s| s.dns.mode.switch_metric())
+                .map(|m| m.region.as_str()),
+        )),
         clock,
         jitter: Arc::new(rand::random::<f64>),
         cfg: settings.config,

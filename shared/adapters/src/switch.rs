@@ -8,7 +8,7 @@
 //!   the move takes the alarm's period × evaluation periods plus the health check's interval ×
 //!   failure threshold: a few minutes, not seconds.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -29,15 +29,19 @@ pub trait MetricSwitch: Send + Sync {
     async fn put(&self, metric: &SwitchMetric, value: f64) -> Result<(), PortError>;
 }
 
-/// CloudWatch in the metric's region.
+/// CloudWatch in the metric's region: one client per region the sites' switch metrics name,
+/// built at cold start.
 pub struct CloudWatchSwitch {
-    clients: AwsClients,
+    clients: HashMap<String, aws_sdk_cloudwatch::Client>,
 }
 
 impl CloudWatchSwitch {
-    pub fn new(clients: &AwsClients) -> Self {
+    pub fn new<'a>(clients: &AwsClients, regions: impl IntoIterator<Item = &'a str>) -> Self {
         Self {
-            clients: clients.clone(),
+            clients: regions
+                .into_iter()
+                .map(|r| (r.to_owned(), clients.cloudwatch(r)))
+                .collect(),
         }
     }
 }
@@ -46,6 +50,16 @@ impl CloudWatchSwitch {
 impl MetricSwitch for CloudWatchSwitch {
     async fn put(&self, metric: &SwitchMetric, value: f64) -> Result<(), PortError> {
         const OP: &str = "PutMetricData";
+        let client = self.clients.get(&metric.region).ok_or_else(|| {
+            PortError::new(
+                ErrorKind::Other,
+                OP,
+                format!(
+                    "no CloudWatch client for {} (not in the configuration)",
+                    metric.region
+                ),
+            )
+        })?;
         let mut datum = MetricDatum::builder()
             .metric_name(&metric.name)
             .value(value)
@@ -56,8 +70,7 @@ impl MetricSwitch for CloudWatchSwitch {
         for (k, v) in &metric.dimensions {
             datum = datum.dimensions(Dimension::builder().name(k).value(v).build());
         }
-        self.clients
-            .cloudwatch(&metric.region)
+        client
             .put_metric_data()
             .namespace(&metric.namespace)
             .metric_data(datum.build())
