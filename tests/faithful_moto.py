@@ -40,6 +40,11 @@ Corrections:
                              every request signed for the region answers 503.
  11. Route 53 health checks  CreateHealthCheck keeps AlarmIdentifier and
                              InsufficientDataHealthStatus (moto drops them), for the DNS server.
+ 13. PutMetricData → alarms  moto stores datapoints but never evaluates an alarm; here each
+                             datapoint of a metric moves the state of the alarms on exactly that
+                             metric (namespace, name, dimensions) to ALARM or OK by the alarm's
+                             threshold and comparison; no datapoint, no change (the tool's switch
+                             alarm uses TreatMissingData `ignore`).
  12. DNS (--dns-port)        an authoritative DNS server on 127.0.0.1 answering from the emulated
                              zones with Route 53's failover semantics (tests/emulated_dns.py).
                              Emulator-only deviation: every zone's delegation set lists it as
@@ -984,6 +989,57 @@ def _patch_health_checks() -> None:
     r.Route53.create_health_check = create_health_check
 
 
+def _patch_alarm_evaluation() -> None:
+    """Each PutMetricData datapoint drives the alarms on that metric, which moto never evaluates.
+
+    CloudWatch User Guide, "Using Amazon CloudWatch alarms": an alarm "watches a single metric
+    ... and performs one or more actions based on the value of the metric relative to a threshold";
+    "Configuring how CloudWatch alarms treat missing data": with `ignore` "the current alarm state
+    is maintained". Kept small and on the safe side of faithful: a datapoint is compared with the
+    threshold as it arrives (one datapoint decides: Period, EvaluationPeriods and
+    DatapointsToAlarm — the minutes real CloudWatch takes — are not modelled), and only a datapoint
+    changes the state, so every alarm latches as `ignore` does. Route 53's CLOUDWATCH_METRIC health
+    check then follows the alarm (tests/emulated_dns.py)."""
+    from moto.cloudwatch import models as m
+
+    crossed = {
+        "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
+        "GreaterThanThreshold": lambda v, t: v > t,
+        "LessThanThreshold": lambda v, t: v < t,
+        "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+    }
+    original = m.CloudWatchBackend.put_metric_data
+
+    def dims_of(items) -> dict[str, str]:
+        out = {}
+        for d in items or []:
+            name = d["Name"] if isinstance(d, dict) else d.name
+            value = d.get("Value") if isinstance(d, dict) else d.value
+            out[name] = value
+        return out
+
+    def put_metric_data(self, namespace: str, metric_data: list[dict[str, Any]]) -> None:
+        with _LOCK:
+            original(self, namespace, metric_data)
+            for datum in metric_data:
+                values = [datum["Value"]] if datum.get("Value") is not None else datum.get("Values") or []
+                for value in (float(v) for v in values):
+                    for alarm in self.alarms.values():
+                        op = crossed.get(alarm.comparison_operator)
+                        same = (alarm.namespace == namespace and alarm.metric_name == datum["MetricName"]
+                                and dims_of(alarm.dimensions) == dims_of(datum.get("Dimensions")))
+                        if not same or op is None:
+                            continue
+                        state = "ALARM" if op(value, float(alarm.threshold)) else "OK"
+                        if state != alarm.state_value:
+                            alarm.update_state(
+                                f"Threshold Crossed: 1 datapoint [{value}] was "
+                                f"{'' if state == 'ALARM' else 'not '}{alarm.comparison_operator} {alarm.threshold}",
+                                "{}", state)
+
+    m.CloudWatchBackend.put_metric_data = put_metric_data
+
+
 def _serve_dns(port: int) -> None:
     """The zones' authoritative DNS server on 127.0.0.1:`port`, and delegation sets naming it."""
     import emulated_dns
@@ -1011,6 +1067,7 @@ def install(promotion_secs: float | None = None, dns_insync_secs: float | None =
     _patch_endpoints()
     _patch_fence_rds()  # after _patch_endpoints: it wraps the status property
     _patch_health_checks()
+    _patch_alarm_evaluation()
     install.done = True
 
 

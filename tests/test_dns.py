@@ -20,6 +20,7 @@ import pytest
 from dnslib import CNAME, QTYPE, RR, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
+from fault_proxy import FaultProxy, Rule
 from harness import ROOT, LambdaEmulator, MotoServer, free_port
 from world import HOME_REGION, World, example_config, function_env
 
@@ -188,3 +189,145 @@ def test_a_name_server_answering_the_old_primary_is_not_pinned_and_the_pinner_sa
     assert world.state("orders")["phase"] == "promoted", "INSYNC alone is not DnsPinned"
     said = [e for e in world.drain_events() if e["detail-type"] == "DnsPinContinued"]
     assert said and ORDERS_OLD in said[-1]["detail"]["verdict"]["summary"]
+
+
+# ---------------------------------------------------------------- scenario 4: Route 53's API dark
+
+SWITCH_METRIC = {"namespace": "RdsFailover/Switch", "name": "ServeSecondary", "region": HOME_REGION,
+                 "dimensions": {"Site": "orders"}}
+SWITCH_ALARM = "rds-failover-orders-serve-secondary"
+# Route 53's API failing: every Route 53 request the pinner makes answers 500 InternalFailure
+# (tests/fault_proxy.py); CloudWatch, DynamoDB, EventBridge and the name servers answer.
+ROUTE53_DARK = [Rule(op="*", fault="internal", service="route53")]
+
+
+def seed_switch_pair(world: World) -> str:
+    """orders as the template builds a data-plane-switch site: an alarm in the DR region on the
+    tool's metric (1 = ALARM, TreatMissingData ignore), a CLOUDWATCH_METRIC health check on it
+    (LastKnownStatus) guarding the PRIMARY (the old primary); the SECONDARY names the DR replica."""
+    cw = world.client("cloudwatch")
+    dims = [{"Name": k, "Value": v} for k, v in SWITCH_METRIC["dimensions"].items()]
+    cw.put_metric_alarm(AlarmName=SWITCH_ALARM, Namespace=SWITCH_METRIC["namespace"],
+                        MetricName=SWITCH_METRIC["name"], Dimensions=dims, Statistic="Maximum", Period=60,
+                        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+                        TreatMissingData="ignore")
+    cw.put_metric_data(Namespace=SWITCH_METRIC["namespace"],
+                       MetricData=[{"MetricName": SWITCH_METRIC["name"], "Dimensions": dims, "Value": 0}])
+    r53 = world.client("route53")
+    hc = r53.create_health_check(CallerReference=f"switch-{dt.datetime.now().timestamp()}", HealthCheckConfig={
+        "Type": "CLOUDWATCH_METRIC", "AlarmIdentifier": {"Region": HOME_REGION, "Name": SWITCH_ALARM},
+        "InsufficientDataHealthStatus": "LastKnownStatus"})["HealthCheck"]["Id"]
+    zid = r53.create_hosted_zone(Name="orders.example.com.", CallerReference=f"orders-{dt.datetime.now().timestamp()}")[
+        "HostedZone"]["Id"].split("/")[-1]
+    changes = [{"Action": "CREATE", "ResourceRecordSet": {
+        "Name": ORDERS_DNS, "Type": "CNAME", "SetIdentifier": ident, "Failover": role, "TTL": 60,
+        "ResourceRecords": [{"Value": value}], **({"HealthCheckId": hc} if role == "PRIMARY" else {})}}
+        for ident, role, value in (("orders-primary", "PRIMARY", ORDERS_OLD), ("orders-secondary", "SECONDARY", ORDERS_NEW))]
+    r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": changes})
+    return zid
+
+
+def pair_values(world: World, zid: str) -> list[str]:
+    sets = world.client("route53").list_resource_record_sets(HostedZoneId=zid)["ResourceRecordSets"]
+    return sorted(rs["ResourceRecords"][0]["Value"] for rs in sets if rs["Type"] == "CNAME")
+
+
+@pytest.fixture
+def dark_route53(faithful, workdir, request):
+    """orders's failover pair in `request.param` mode, the pinner on the emulator behind the fault
+    proxy, Route 53's API failing from the start; the test lifts it (`proxy.clear()`)."""
+    faithful.reset()
+    world = World(faithful.endpoint).seed()
+    zid = seed_switch_pair(world)
+    cfg = example_config()
+    for s in cfg["sites"]:
+        if s["id"] == "orders":
+            s["dns"]["zone_id"] = zid
+            s["dns"]["name_servers"] = [f"127.0.0.1:{faithful.dns_port}"]
+            s["dns"]["mode"] = ({"kind": "failover-pin", "primary_set_identifier": "orders-primary"}
+                                if request.param == "failover-pin" else
+                                {"kind": "data-plane-switch", "primary_set_identifier": "orders-primary",
+                                 "metric": SWITCH_METRIC})
+    proxy = FaultProxy(faithful.endpoint).start()
+    proxy.set_rules(ROUTE53_DARK)
+    env = function_env(proxy.endpoint, cfg) | {"RDS_FAILOVER_FALLBACK_BUDGET_SECS": "8"}
+    d = workdir / f"dns-{request.node.name}"
+    d.mkdir(exist_ok=True)
+    emu = LambdaEmulator(d).start(env, functions=("dns-pinner",))
+    try:
+        yield world, emu, proxy, zid, faithful.dns_port
+    finally:
+        emu.stop()
+        proxy.stop()
+
+
+def until_pinned(world: World, emu, seen: list[dict], links: int = 3) -> dict:
+    """Route 53 answering again: delivers the newest DnsPinContinued, then each one it hands on
+    (an invocation may run out while the change is PENDING), until one is not `continued`."""
+    for _ in range(links):
+        r = emu.invoke("dns-pinner", next(e for e in reversed(seen) if e["detail-type"] == "DnsPinContinued"))
+        if r["outcome"] != "continued":
+            return r
+        seen += world.drain_events()
+    return r
+
+
+def continue_while_dark(world: World, emu, event: dict, links: int) -> list[dict]:
+    """Delivers `event`, then each DnsPinContinued the pinner hands on, `links` invocations in all
+    (Route 53 still dark); returns every domain event published."""
+    seen = []
+    for _ in range(links):
+        r = emu.invoke("dns-pinner", event)
+        assert r["outcome"] == "continued", r
+        seen += world.drain_events()
+        event = next(e for e in reversed(seen) if e["detail-type"] == "DnsPinContinued")
+    return seen
+
+
+@pytest.mark.parametrize("dark_route53", ["data-plane-switch"], indirect=True)
+def test_scenario_4_data_plane_switch_moves_traffic_while_route53_is_dark_then_pins_the_records(dark_route53):
+    world, emu, proxy, zid, port = dark_route53
+    assert ask(port, ORDERS_DNS, "A") == [(ORDERS_OLD, 60)]
+    event = promoted(world, "orders", "orders-replica-1", ORDERS_NEW)
+
+    seen = continue_while_dark(world, emu, event, links=2)
+
+    # THEN with Route 53's API dark, the zone's name server answers the new primary (the SECONDARY,
+    # its PRIMARY's health check unhealthy because the tool's alarm in the DR region is in ALARM).
+    assert ask(port, ORDERS_DNS, "A") == [(ORDERS_NEW, 60)]
+    alarm = world.client("cloudwatch").describe_alarms(AlarmNames=[SWITCH_ALARM])["MetricAlarms"][0]
+    assert alarm["StateValue"] == "ALARM", alarm
+    assert world.state("orders")["phase"] == "dns-pinned"
+    [pinned] = [e["detail"]["verdict"]["summary"] for e in seen if e["detail-type"] == "DnsPinned"]
+    print("DnsPinned (Route 53 dark):", pinned)
+    assert "the records are NOT pinned yet" in pinned and "InternalFailure" in pinned, pinned
+    assert f"verified: {ORDERS_DNS} CNAME {ORDERS_NEW} TTL 60" in pinned, pinned
+
+    # WHEN Route 53's API answers again, the next link pins both records too.
+    proxy.clear()
+    assert pair_values(world, zid) == sorted([ORDERS_OLD, ORDERS_NEW]), "nothing changed while dark"
+    r = until_pinned(world, emu, seen)
+    assert r["outcome"] == "pinned", r
+    print("records:", r["detail"])
+    assert r["detail"].startswith("records pinned too"), r["detail"]
+    assert pair_values(world, zid) == [ORDERS_NEW, ORDERS_NEW]
+    assert not [e for e in world.drain_events() if e["detail-type"] == "DnsPinned"], "one DnsPinned per epoch"
+    assert world.state("orders")["data_plane_switch"]["records_pending"] is False
+
+
+@pytest.mark.parametrize("dark_route53", ["failover-pin"], indirect=True)
+def test_scenario_4_failover_pin_keeps_going_while_route53_is_dark_and_pins_when_it_answers(dark_route53):
+    world, emu, proxy, zid, port = dark_route53
+    event = promoted(world, "orders", "orders-replica-1", ORDERS_NEW)
+
+    seen = continue_while_dark(world, emu, event, links=2)
+
+    assert ask(port, ORDERS_DNS, "A") == [(ORDERS_OLD, 60)], "no data-plane switch: traffic stays"
+    assert world.state("orders")["phase"] == "promoted"
+    assert not [e for e in seen if e["detail-type"] == "DnsPinned"]
+    proxy.clear()
+    r = until_pinned(world, emu, seen)
+    assert r["outcome"] == "pinned", r
+    assert pair_values(world, zid) == [ORDERS_NEW, ORDERS_NEW]
+    assert ask(port, ORDERS_DNS, "A") == [(ORDERS_NEW, 30)]
+    assert world.state("orders")["phase"] == "dns-pinned"

@@ -639,6 +639,17 @@ def test_aurora_cluster_failover_moves_the_writer_and_pins_both_failover_records
     assert cluster_writer(site.world, "billing-cluster") == "billing-1"
     assert cluster_endpoint(site.world, "billing-cluster") == writer_endpoint
     assert site.failover_records()["billing-primary"][0] == writer_endpoint
+    # What applications get: the zone's name server (tests/emulated_dns.py) answers the cluster's
+    # writer endpoint, for either health state of the PRIMARY's check.
+    from dnslib import QTYPE, DNSRecord
+    reply = DNSRecord.parse(DNSRecord.question("db.billing.example.com", "A").send(
+        "127.0.0.1", site.server.dns_port, timeout=3))
+    assert [str(r.rdata).rstrip(".") for r in reply.rr if r.rtype == QTYPE.CNAME] == [writer_endpoint], reply
+    # The evaluator does not think the pinned site is broken after Aurora moved its writer.
+    after = site.evaluate(tick(), "billing")
+    print("evaluator after the internal failover:", after["outcome"], after["summary"])
+    assert after["outcome"]["kind"] not in ("suspected", "failover-decided"), after
+    assert site.state("billing")["phase"] == "dns-pinned", "no new incident, nothing failed"
     assert site.record("orders")[1] == 300, "other sites untouched"
     assert sorted(site.message_types("billing")) == sorted(["IncidentSuspected", "FailoverDecided", "ReplicaPromoted", "DnsPinned"])
     assert "billing-2" in site.message("DnsPinned")["Subject"]

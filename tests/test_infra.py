@@ -312,3 +312,22 @@ def test_the_pinner_may_change_only_the_sites_writer_names_in_every_sites_zone(p
         "ForAllValues:StringEquals": {"route53:ChangeResourceRecordSetsNormalizedRecordNames": names}}
     assert not any("route53:ChangeResourceRecordSets" in s.get("Action", []) for sid, s in st.items()
                    if sid != "WriterRecordChange"), "no other statement grants record changes"
+
+
+def test_the_data_plane_switch_alarm_latches_its_health_check_follows_it_and_the_pinner_may_put_only_its_namespace():
+    """data-plane-switch (issue 14): the alarm in this stack's region (deployed in the DR region,
+    docs/deploy.md) is ALARM at 1 and keeps its state without data; the health check follows it
+    and keeps its last status; the pinner may PutMetricData in the tool's namespace only."""
+    res = template()["Resources"]
+    alarm, hc = res["ExampleSwitchAlarm"], res["ExampleSwitchHealthCheck"]
+    assert alarm["Condition"] == hc["Condition"] == "HasExampleSwitch"
+    a = alarm["Properties"]
+    assert (a["Threshold"], a["ComparisonOperator"], a["TreatMissingData"]) == (1, "GreaterThanOrEqualToThreshold", "ignore")
+    assert a["Namespace"] == {"Ref": "SwitchMetricNamespace"}
+    c = hc["Properties"]["HealthCheckConfig"]
+    assert c["Type"] == "CLOUDWATCH_METRIC" and c["InsufficientDataHealthStatus"] == "LastKnownStatus"
+    assert c["AlarmIdentifier"] == {"Name": {"Ref": "ExampleSwitchAlarm"}, "Region": {"Ref": "AWS::Region"}}
+    fn = res["DnsPinnerFunction"]["Properties"]["Policies"][0]["Statement"]
+    cw = [s for s in fn if any(x.startswith("cloudwatch:") for x in s["Action"])]
+    assert cw == [{"Sid": "DataPlaneSwitch", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": "*",
+                   "Condition": {"StringEquals": {"cloudwatch:namespace": {"Ref": "SwitchMetricNamespace"}}}}]

@@ -18,6 +18,11 @@
 //!   the final commit and publish always have it;
 //! - `dns-pinned` is committed with compare-and-set and its event rides in the outbox, so a crash
 //!   between commit and publish re-emits it on the next invocation instead of losing it;
+//! - `data-plane-switch` sites (`failover_policy::dataplane`): before the records are touched, one
+//!   `PutMetricData` in the DR region moves the answer (the PRIMARY's `CLOUDWATCH_METRIC` health
+//!   check follows its alarm), and the name servers are asked; when Route 53's API then fails the
+//!   site is `dns-pinned` on the switch with "records not pinned yet", and the continuation chain
+//!   goes on pinning the records; when it answers, one `dns-pinned` names both;
 //! - anything that cannot succeed by retrying (no such zone, access denied, a record the config
 //!   does not describe) moves the epoch to `failed` with a `FailoverFailed` event, so the notifier
 //!   pages a human: the database is promoted but applications may still resolve the old primary.
@@ -29,7 +34,10 @@ use chrono::{DateTime, Utc};
 use failover_adapters::dns::Dns;
 use failover_adapters::ports::{Clock, ErrorKind, EventBus, Ledger, PortError};
 use failover_adapters::resolve::Resolve;
+use failover_adapters::switch::MetricSwitch;
 use failover_policy::answer;
+use failover_policy::config::SwitchMetric;
+use failover_policy::dataplane;
 use failover_policy::incident::DnsRecord;
 use failover_policy::notice::parse_domain_event;
 use failover_policy::pace;
@@ -49,6 +57,8 @@ pub struct Deps {
     pub dns: Arc<dyn Dns>,
     /// Asks the zone's authoritative name servers what they answer.
     pub resolve: Arc<dyn Resolve>,
+    /// The data-plane switch (CloudWatch PutMetricData in the metric's region).
+    pub switch: Arc<dyn MetricSwitch>,
     pub clock: Arc<dyn Clock>,
     /// A uniform sample in `[0, 1)` for the backoff's jitter (fixed in tests).
     pub jitter: Arc<dyn Fn() -> f64 + Send + Sync>,
@@ -260,8 +270,24 @@ impl Pinner<'_> {
         // retries the function twice", AWS Lambda Developer Guide, "Asynchronous invocation") would
         // cover about 3 minutes, not the hour the runbook promises.
         let mut attempt = 0u32;
+        // data-plane-switch: the answer seen after the metric was put, not yet in the ledger.
+        let mut switched: Option<String> = None;
+        let mut switch_done = dataplane::records_pending(&state);
         loop {
-            match self.attempt(&state, &host, deadline).await {
+            if let Some(metric) = self.site.dns.mode.switch_metric() {
+                if !switch_done && switched.is_none() {
+                    match self.switch(metric, &host, deadline).await {
+                        Ok(seen) => switched = Some(seen),
+                        Err(e) => {
+                            warn!(site = %self.site.id, error = %e, "data-plane switch not seen yet")
+                        }
+                    }
+                }
+            }
+            match self
+                .attempt(&state, &host, deadline, switched.as_deref())
+                .await
+            {
                 Ok(Attempt::Stopped(resp)) => return Ok(*resp),
                 // Publishing is outside the retried attempt: a failed publish leaves the event in
                 // the outbox and fails the invocation, so Lambda's retry (or any later
@@ -271,6 +297,12 @@ impl Pinner<'_> {
                     return Ok(self.resp);
                 }
                 Err(e) if e.is_transient() => {
+                    if let Some(seen) = switched.take() {
+                        if let Some(resp) = self.commit_switch(&seen, &e.to_string()).await? {
+                            return Ok(resp);
+                        }
+                        switch_done = true;
+                    }
                     let delay = pin::backoff_delay(attempt, (self.deps.jitter)());
                     attempt += 1;
                     if Instant::now() + delay > deadline {
@@ -291,6 +323,7 @@ impl Pinner<'_> {
         state: &SiteState,
         host: &str,
         deadline: Instant,
+        switched: Option<&str>,
     ) -> Result<Attempt, PinError> {
         let deps = self.deps;
         let host = host.to_owned();
@@ -399,7 +432,13 @@ impl Pinner<'_> {
 
         // 4. What resolvers get: the records read back, and every authoritative name server asked.
         let shape = pin::other_shape_note(self.site, &current, &host).unwrap_or_default();
-        let verified = format!("{shape}{}", self.verify(&query, &host, deadline).await?);
+        let switch = switched
+            .map(|seen| format!("data-plane switch set first ({seen}); "))
+            .unwrap_or_default();
+        let verified = format!(
+            "{switch}{shape}{}",
+            self.verify(&query, &host, deadline).await?
+        );
 
         // 5. dns-pinned, with its event in the outbox.
         let st = match self
@@ -458,6 +497,7 @@ impl Pinner<'_> {
         let now = self.deps.clock.now();
         let site = self.site;
         let mut expired = false;
+        let mut abandoned = false;
         let update = self
             .update(|s| match pin::hand_on(site, s, self.event, why, now) {
                 Ok(pin::HandOn::Continue(next)) => {
@@ -466,6 +506,10 @@ impl Pinner<'_> {
                 }
                 Ok(pin::HandOn::Expired(next)) => {
                     expired = true;
+                    Ok(Some(next))
+                }
+                Ok(pin::HandOn::RecordsAbandoned(next)) => {
+                    abandoned = true;
                     Ok(Some(next))
                 }
                 Err(f) => Err(f),
@@ -495,11 +539,102 @@ impl Pinner<'_> {
                 reason,
             });
         }
+        if abandoned {
+            warn!(site = %site.id, epoch = st.epoch, why, "records not pinned by the pin deadline; traffic stays on the data-plane switch");
+            self.resp.outcome = "records-abandoned";
+            self.resp.detail = st
+                .timeline
+                .last()
+                .map(|t| t.note.clone())
+                .unwrap_or_default();
+            self.resp.dns = st.dns.clone();
+            return Ok(self.resp);
+        }
         info!(site = %site.id, epoch = st.epoch, why, "DNS pin handed on to the next invocation");
         self.resp.outcome = "continued";
         self.resp.detail = format!("handed on (DnsPinContinued): {why}");
         self.resp.dns = st.dns.clone();
         Ok(self.resp)
+    }
+
+    /// The data-plane switch: one `PutMetricData` of `SWITCH_TO_SECONDARY` in the metric's region
+    /// (re-sent on every try: the same datapoint again changes nothing), then every configured name
+    /// server asked what it answers. `Ok`: what was seen, every answer `host` (the SECONDARY
+    /// record's value, served because the PRIMARY's health check follows the alarm).
+    async fn switch(
+        &self,
+        metric: &SwitchMetric,
+        host: &str,
+        deadline: Instant,
+    ) -> Result<String, PinError> {
+        let deps = self.deps;
+        let site = &self.site.dns;
+        within(
+            deadline,
+            "PutMetricData",
+            deps.switch.put(metric, dataplane::SWITCH_TO_SECONDARY),
+        )
+        .await
+        .map_err(|e| self.port(e))?;
+        let not = |seen: String| PinError::NotVerified {
+            site: self.site.id.clone(),
+            source: answer::NotVerified {
+                name: site.name.clone(),
+                host: host.to_owned(),
+                seen,
+            },
+        };
+        let asks = site.name_servers.iter().flat_map(|ns| {
+            answer::QUERY_TYPES
+                .iter()
+                .map(move |t| deps.resolve.ask(ns, &site.name, t))
+        });
+        let answers = tokio::time::timeout_at(deadline, futures::future::join_all(asks))
+            .await
+            .map_err(|_| not("the name servers did not all answer in time".into()))?;
+        answer::judge(&site.name, host, &answers)
+            .map(|v| v.summary)
+            .map_err(|e| not(e.seen))
+    }
+
+    /// `dns-pinned` on the switch (records not pinned: `why`), its event published. `Some`: a
+    /// fence stopped it, the answer to give.
+    async fn commit_switch(&mut self, seen: &str, why: &str) -> Result<Option<Response>, PinError> {
+        let now = self.deps.clock.now();
+        let (site, event) = (self.site, self.event);
+        match self
+            .update(|s| dataplane::mark_switched(s, event, site, seen, why, now))
+            .await?
+        {
+            Update::Committed(st) => {
+                info!(site = %site.id, epoch = st.epoch, "traffic moved by the data-plane switch; records not pinned yet");
+                self.resp.outcome = "switched";
+                self.resp.detail = st
+                    .timeline
+                    .last()
+                    .map(|t| t.note.clone())
+                    .unwrap_or_default();
+                self.flush(&st).await?;
+                Ok(None)
+            }
+            Update::Unchanged(_) => Ok(None),
+            Update::Fenced(f) => {
+                let state = self
+                    .deps
+                    .ledger
+                    .load(&site.id)
+                    .await
+                    .map_err(|e| self.port(e))?;
+                let resp = self.take_resp();
+                let pinner = Pinner {
+                    deps: self.deps,
+                    site,
+                    event,
+                    resp,
+                };
+                pinner.fenced(f, &state).await.map(Some)
+            }
+        }
     }
 
     /// `INSYNC` is not proof. The records are read back (every member of the pair must now name

@@ -10,6 +10,7 @@ use failover_adapters::dns::Route53Dns;
 use failover_adapters::ports::{Clock, FixedClock, SystemClock};
 use failover_adapters::resolve::HickoryResolve;
 use failover_adapters::settings::Settings;
+use failover_adapters::switch::CloudWatchSwitch;
 
 use crate::handler::Deps;
 
@@ -28,6 +29,15 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
         bus: Arc::new(EventBridgeBus::new(&clients, &settings.event_bus)),
         dns: Arc::new(Route53Dns::new(&clients)),
         resolve: Arc::new(HickoryResolve::default()),
+        switch: Arc::new(CloudWatchSwitch::new(
+            &clients,
+            settings
+                .config
+                .sites
+                .iter()
+                .filter_map(|s| s.dns.mode.switch_metric())
+                .map(|m| m.region.as_str()),
+        )),
         clock,
         jitter: Arc::new(rand::random::<f64>),
         cfg: settings.config,

@@ -862,6 +862,10 @@ impl World {
             bus: faulty(&bus, &d),
             dns: pinner_dns.clone(),
             resolve: dns.clone(),
+            switch: Arc::new(failover_adapters::switch::FakeSwitch::new(
+                dns.clone(),
+                "hc-switch",
+            )),
             clock: clock.clone(),
             jitter: Arc::new(|| 0.5),
         };

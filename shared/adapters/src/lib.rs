@@ -20,6 +20,7 @@ pub mod recheck;
 pub mod resolve;
 pub mod runtime;
 pub mod settings;
+pub mod switch;
 pub mod witness;
 
 pub use ports::{

@@ -6,7 +6,7 @@
 //! (`sites[1].thresholds.quorum`) and what was expected, so a bad deploy fails the cold start with
 //! a message an operator can act on instead of failing over on garbage at 3 a.m.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
@@ -173,6 +173,59 @@ pub enum DnsMode {
     Cname,
     /// Rewrite the PRIMARY record of a Route 53 failover pair to the new writer (the pin).
     FailoverPin { primary_set_identifier: String },
+    /// A failover pair whose PRIMARY health check is a `CLOUDWATCH_METRIC` check on an alarm in
+    /// the DR region over `metric`, a metric the tool owns. Failover is one `PutMetricData` of
+    /// [`SWITCH_TO_SECONDARY`] there (Route 53's data plane moves the answer to the SECONDARY, no
+    /// Route 53 API call); then, when Route 53's API answers, both records are also pinned as in
+    /// `failover-pin` (`crate::dataplane`).
+    DataPlaneSwitch {
+        primary_set_identifier: String,
+        metric: SwitchMetric,
+    },
+}
+
+impl DnsMode {
+    /// The SetIdentifier of the PRIMARY failover record, in the modes that use a failover pair.
+    pub fn primary_set_identifier(&self) -> Option<&str> {
+        match self {
+            DnsMode::Cname => None,
+            DnsMode::FailoverPin {
+                primary_set_identifier,
+            }
+            | DnsMode::DataPlaneSwitch {
+                primary_set_identifier,
+                ..
+            } => Some(primary_set_identifier),
+        }
+    }
+
+    /// The data-plane switch's metric, in `data-plane-switch` mode.
+    pub fn switch_metric(&self) -> Option<&SwitchMetric> {
+        match self {
+            DnsMode::DataPlaneSwitch { metric, .. } => Some(metric),
+            _ => None,
+        }
+    }
+}
+
+/// The metric value that says "serve the SECONDARY": the alarm's threshold is
+/// `GreaterThanOrEqualToThreshold 1`, so 1 is ALARM, the health check unhealthy.
+pub const SWITCH_TO_SECONDARY: f64 = 1.0;
+/// The metric value that says "serve the PRIMARY again" (unpin). Always sent explicitly: a
+/// missing datapoint changes nothing (`TreatMissingData: ignore` keeps the alarm's state, and
+/// `InsufficientDataHealthStatus: LastKnownStatus` keeps the health check's).
+pub const SWITCH_TO_PRIMARY: f64 = 0.0;
+
+/// The CloudWatch metric a `data-plane-switch` site's alarm watches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchMetric {
+    pub namespace: String,
+    pub name: String,
+    /// The DR region: where the datapoint is put and the alarm lives.
+    pub region: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dimensions: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -554,7 +607,7 @@ fn shape_error(format: &'static str, path: String, message: String) -> ConfigErr
     }
 }
 
-fn check_region(field: &str, r: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_region(field: &str, r: &str) -> Result<(), ConfigError> {
     // e.g. us-east-1, eu-central-2, ap-southeast-4, us-gov-west-1
     let parts: Vec<&str> = r.split('-').collect();
     let ok = parts.len() >= 3
@@ -726,10 +779,7 @@ impl SiteConfig {
                 d.ttl,
             ));
         }
-        if let DnsMode::FailoverPin {
-            primary_set_identifier,
-        } = &d.mode
-        {
+        if let Some(primary_set_identifier) = d.mode.primary_set_identifier() {
             if primary_set_identifier.is_empty() || primary_set_identifier.len() > 128 {
                 return Err(invalid(
                     format!("{p}.dns.mode.primary_set_identifier"),
@@ -737,6 +787,9 @@ impl SiteConfig {
                     "an empty string",
                 ));
             }
+        }
+        if let Some(m) = d.mode.switch_metric() {
+            crate::dataplane::check_metric(&format!("{p}.dns"), m, &self.primary.region, d)?;
         }
         for (i, ns) in d.name_servers.iter().enumerate() {
             if crate::answer::server_address(ns).is_none() {

@@ -224,6 +224,10 @@ pub struct SiteState {
     /// the `ReplicaPromoted` that started it, cannot start a second chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_continued_at: Option<DateTime<Utc>>,
+    /// A `data-plane-switch` site's switch for this epoch: set, and whether the records are still
+    /// to be pinned through Route 53's API (`crate::dataplane`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_plane_switch: Option<crate::dataplane::SwitchRecord>,
     /// The old primary's fence and divergence report for the epoch that failed over away from
     /// it, recorded with the decision (see [`crate::fence`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -393,6 +397,7 @@ impl SiteState {
             watch: Default::default(),
             decision: None,
             pin_continued_at: None,
+            data_plane_switch: None,
             fence: None,
             recheck: None,
             observation: None,

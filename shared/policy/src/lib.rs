@@ -14,6 +14,7 @@ pub mod abort;
 pub mod answer;
 pub mod complete;
 pub mod config;
+pub mod dataplane;
 pub mod deadline;
 pub mod decide;
 pub mod events;

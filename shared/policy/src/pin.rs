@@ -165,6 +165,8 @@ pub fn fence(state: &SiteState, event: &DomainEvent) -> Fence {
         ));
     }
     match state.phase {
+        // Switched by the data plane, records still to pin: the chain goes on.
+        Phase::DnsPinned if crate::dataplane::records_pending(state) => {}
         Phase::DnsPinned => return Fence::AlreadyPinned,
         Phase::Promoted => {}
         other => {
@@ -374,6 +376,10 @@ pub fn desired_records(
         }
         DnsMode::FailoverPin {
             primary_set_identifier,
+        }
+        | DnsMode::DataPlaneSwitch {
+            primary_set_identifier,
+            ..
         } => {
             let primary = current
                 .iter()
@@ -511,6 +517,10 @@ pub fn other_shape_note(site: &SiteConfig, current: &[RecordSet], host: &str) ->
         DnsMode::Cname => "a simple CNAME (dns.mode cname)".to_string(),
         DnsMode::FailoverPin {
             primary_set_identifier,
+        }
+        | DnsMode::DataPlaneSwitch {
+            primary_set_identifier,
+            ..
         } => {
             format!("the failover pair of PRIMARY {primary_set_identifier} (dns.mode failover-pin)")
         }
@@ -539,7 +549,7 @@ pub fn confirming_batch(current: &[RecordSet]) -> Vec<RecordChange> {
 
 /// The fence again, for a mutation about to be committed: the record may have moved since it was
 /// first read (another delivery, a newer epoch), so every write re-checks it.
-fn still_pinnable(state: &SiteState, event: &DomainEvent) -> Result<String, Fence> {
+pub(crate) fn still_pinnable(state: &SiteState, event: &DomainEvent) -> Result<String, Fence> {
     match fence(state, event) {
         Fence::Pin { host } => Ok(host),
         other => Err(other),
@@ -578,6 +588,10 @@ pub fn record_previous(
                 DnsMode::Cname => None,
                 DnsMode::FailoverPin {
                     primary_set_identifier,
+                }
+                | DnsMode::DataPlaneSwitch {
+                    primary_set_identifier,
+                    ..
                 } => Some(primary_set_identifier.clone()),
             };
             let main = current.iter().find(|c| c.set_identifier == set_identifier);
@@ -694,6 +708,12 @@ pub fn mark_pinned(
         "{} {}{set} -> {host} (was {was}); {waited}; {verified}{cached}",
         d.name, d.record_type
     );
+    if crate::dataplane::records_pending(state) {
+        crate::dataplane::records_pinned(&mut next, &note, now);
+        next.version = state.version + 1;
+        next.updated_at = Some(now);
+        return Ok(Some(next));
+    }
     next.transition(state.epoch, Phase::DnsPinned, now, note.clone())
         .map_err(|e| fence_of(e, state))?;
     next.version = state.version + 1;
@@ -740,6 +760,10 @@ pub fn manual_pin_step(site: &SiteConfig, host: &str) -> String {
         DnsMode::Cname => format!("UPSERT {} CNAME {host} TTL {}", d.name, d.ttl),
         DnsMode::FailoverPin {
             primary_set_identifier,
+        }
+        | DnsMode::DataPlaneSwitch {
+            primary_set_identifier,
+            ..
         } => format!(
             "UPSERT both failover records of {} (the PRIMARY, SetIdentifier {primary_set_identifier}, and the SECONDARY, each keeping its HealthCheckId) to CNAME {host} TTL {}, in one change batch",
             d.name, d.ttl
@@ -759,6 +783,9 @@ pub enum HandOn {
     Continue(SiteState),
     /// Past `thresholds.pin_deadline_secs`: the epoch fails (`FailoverFailed`) with the next step.
     Expired(SiteState),
+    /// `data-plane-switch`, traffic already on the switch: past the pin deadline the records are
+    /// given up on (`DnsPinDelayed` pages with the manual step); the epoch stays `dns-pinned`.
+    RecordsAbandoned(SiteState),
 }
 
 /// Out of Lambda time, not yet pinned (`why`: the last Route 53 answer): continue, page at an
@@ -770,6 +797,9 @@ pub fn hand_on(
     why: &str,
     now: DateTime<Utc>,
 ) -> Result<HandOn, Fence> {
+    if crate::dataplane::records_pending(state) {
+        return crate::dataplane::hand_on_records(site, state, event, why, now);
+    }
     let host = still_pinnable(state, event)?;
     let started = pin_started_at(state).unwrap_or(now);
     let waited = (now - started).num_seconds();
@@ -878,7 +908,7 @@ fn fence_of(e: TransitionError, state: &SiteState) -> Fence {
     }
 }
 
-fn follow_up(
+pub(crate) fn follow_up(
     cause: &DomainEvent,
     next: &SiteState,
     event_type: EventType,

@@ -8,6 +8,7 @@ use chrono::{TimeZone, Utc};
 use failover_adapters::dns::FakeDns;
 use failover_adapters::fakes::{FakeBus, FakeLedger};
 use failover_adapters::ports::{ErrorKind, FixedClock};
+use failover_adapters::switch::FakeSwitch;
 use failover_policy::config::DbRef;
 use failover_policy::incident::{PromotionRecord, TimelineEntry};
 use failover_policy::pin::{FailoverRole, RecordQuery, RecordSet};
@@ -39,18 +40,22 @@ struct World {
     ledger: Arc<FakeLedger>,
     bus: Arc<FakeBus>,
     dns: Arc<FakeDns>,
+    /// The data-plane switch, wired to health check `hc-switch` of `dns`.
+    switch: Arc<FakeSwitch>,
 }
 
 fn world() -> World {
     let ledger = Arc::new(FakeLedger::default());
     let bus = Arc::new(FakeBus::default());
     let dns = Arc::new(FakeDns::default());
+    let switch = Arc::new(FakeSwitch::new(dns.clone(), "hc-switch"));
     let deps = Deps {
         cfg: Config::from_document(EXAMPLE).unwrap(),
         ledger: ledger.clone(),
         bus: bus.clone(),
         dns: dns.clone(),
         resolve: dns.clone(),
+        switch: switch.clone(),
         clock: Arc::new(FixedClock::at(t0())),
         jitter: Arc::new(|| 0.5),
     };
@@ -59,6 +64,7 @@ fn world() -> World {
         ledger,
         bus,
         dns,
+        switch,
     }
 }
 
@@ -684,6 +690,7 @@ async fn malformed_input_is_bad_input_with_no_aws_call() {
 
 mod answers;
 mod compare_and_set;
+mod dataplane;
 mod interleavings;
 
 // ---------------------------------------------------------------- continuing itself

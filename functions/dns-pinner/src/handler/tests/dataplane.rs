@@ -1,0 +1,254 @@
+//! `data-plane-switch` over the fakes: the switch (a datapoint that turns the PRIMARY's
+//! `CLOUDWATCH_METRIC` health check unhealthy) moves the answer while Route 53's API is down, and
+//! the records are pinned when it answers — reported for what was seen, never more.
+
+use std::time::Duration;
+
+use failover_policy::config::{DnsMode, SwitchMetric};
+
+use super::*;
+
+const NS: &str = "ns-1.awsdns-01.org";
+const NAME: &str = "db.orders.example.com";
+
+fn metric() -> SwitchMetric {
+    SwitchMetric {
+        namespace: "RdsFailover/Switch".into(),
+        name: "ServeSecondary".into(),
+        region: "us-west-2".into(),
+        dimensions: [("Site".to_string(), "orders".to_string())].into(),
+    }
+}
+
+/// Orders in data-plane-switch mode, epoch 3 promoted to orders-replica-1: the PRIMARY names the
+/// old primary behind `hc-switch` (the check on the tool's alarm), the SECONDARY the replica.
+/// Route 53's API is down for `outage` (None: for good).
+fn switch_world(outage: Option<Duration>) -> World {
+    let mut w = world();
+    w.ledger.put(promoted(
+        "orders",
+        3,
+        "orders-replica-1",
+        &format!("{NEW_HOST}:3306"),
+    ));
+    let zone = "Z0ORDERSEXAMPLE";
+    let member = |set: &str, role, value, hc: Option<&str>| RecordSet {
+        name: NAME.into(),
+        health_check_id: hc.map(Into::into),
+        ..failover(set, role, value, "")
+    };
+    let primary = member(
+        "orders-primary",
+        FailoverRole::Primary,
+        OLD_HOST,
+        Some("hc-switch"),
+    );
+    w.dns.put(zone, primary);
+    let secondary = member("orders-secondary", FailoverRole::Secondary, NEW_HOST, None);
+    w.dns.put(zone, secondary);
+    let site = w
+        .deps
+        .cfg
+        .sites
+        .iter_mut()
+        .find(|s| s.id == "orders")
+        .unwrap();
+    site.dns.name_servers = vec![NS.into()];
+    site.dns.mode = DnsMode::DataPlaneSwitch {
+        primary_set_identifier: "orders-primary".into(),
+        metric: metric(),
+    };
+    let start = Instant::now();
+    w.deps.clock = Arc::new(TokioClock { base: t0(), start });
+    w.deps.dns = Arc::new(Route53Outage {
+        inner: w.dns.clone(),
+        until: outage.map(|d| start + d),
+        calls: std::sync::Mutex::default(),
+    });
+    w
+}
+
+fn served(w: &World) -> Vec<String> {
+    w.dns.served(NAME).map(|r| r.values).unwrap_or_default()
+}
+
+fn values(w: &World) -> Vec<Vec<String>> {
+    w.dns
+        .records("Z0ORDERSEXAMPLE")
+        .into_iter()
+        .map(|r| r.values)
+        .collect()
+}
+
+fn summaries(w: &World, t: EventType) -> Vec<String> {
+    w.bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.event_type == t)
+        .map(|e| e.verdict.summary.clone())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn scenario_4_route53_dark_for_thirty_minutes_traffic_moves_by_the_switch_and_records_pin_after(
+) {
+    let w = switch_world(Some(Duration::from_secs(30 * 60)));
+    assert_eq!(served(&w), vec![OLD_HOST]);
+    let start = Instant::now();
+
+    let first = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+
+    // Traffic moved with Route 53's API dark: one datapoint, the answer seen, the records as they were.
+    assert_eq!(first.outcome, "continued", "{}", first.detail);
+    assert_eq!(*w.switch.puts.lock().unwrap(), vec![(metric(), 1.0)]);
+    assert_eq!(served(&w), vec![NEW_HOST]);
+    assert_eq!(
+        values(&w),
+        vec![vec![OLD_HOST], vec![NEW_HOST]],
+        "no record changed"
+    );
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::DnsPinned);
+    assert!(st.data_plane_switch.as_ref().unwrap().records_pending);
+    let [pinned] = &summaries(&w, EventType::DnsPinned)[..] else {
+        panic!("one DnsPinned: {:?}", w.bus.types())
+    };
+    assert!(
+        pinned.contains("the records are NOT pinned yet"),
+        "{pinned}"
+    );
+    assert!(
+        pinned.contains(&format!("verified: {NAME} CNAME {NEW_HOST}")),
+        "{pinned}"
+    );
+    assert!(
+        pinned.contains("503"),
+        "says what Route 53's API answered: {pinned}"
+    );
+
+    // The chain goes on, and pins both records once Route 53 answers.
+    let mut ev = continuation(&w);
+    let r = loop {
+        let r = handle(&w.deps, ev.clone(), later(INVOCATION))
+            .await
+            .unwrap();
+        if r.outcome != "continued" {
+            break r;
+        }
+        ev = continuation(&w);
+    };
+    assert_eq!(r.outcome, "pinned", "{}", r.detail);
+    assert!(start.elapsed() >= Duration::from_secs(30 * 60));
+    assert_eq!(values(&w), vec![vec![NEW_HOST], vec![NEW_HOST]]);
+    assert_eq!(w.dns.change_count(), 1);
+    assert_eq!(
+        w.switch.puts.lock().unwrap().len(),
+        1,
+        "the switch was set once"
+    );
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::DnsPinned);
+    assert!(!st.data_plane_switch.as_ref().unwrap().records_pending);
+    let note = &st.timeline.last().unwrap().note;
+    assert!(note.starts_with("records pinned too"), "{note}");
+    assert_eq!(count(&w.bus, "DnsPinned"), 1, "one DnsPinned per epoch");
+    assert_eq!(count(&w.bus, "FailoverFailed"), 0);
+    assert_eq!(
+        count(&w.bus, "DnsPinDelayed"),
+        0,
+        "traffic moved: nobody paged for the records"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_route53_answering_one_dns_pinned_names_the_switch_and_the_records() {
+    let w = switch_world(Some(Duration::ZERO));
+
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(r.outcome, "pinned", "{}", r.detail);
+    assert!(
+        r.detail.contains("data-plane switch set first"),
+        "{}",
+        r.detail
+    );
+    assert_eq!(values(&w), vec![vec![NEW_HOST], vec![NEW_HOST]]);
+    assert_eq!(w.bus.types(), vec!["DnsPinned"]);
+    assert_eq!(w.ledger.get("orders").unwrap().data_plane_switch, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_claimed_until_the_answer_is_seen() {
+    let w = switch_world(None);
+    w.switch.dark.lock().unwrap().insert("us-west-2".into());
+
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(r.outcome, "continued");
+    assert_eq!(w.ledger.get("orders").unwrap().phase, Phase::Promoted);
+    assert_eq!(served(&w), vec![OLD_HOST]);
+    assert_eq!(count(&w.bus, "DnsPinned"), 0);
+
+    // CloudWatch answers again: the next link switches.
+    w.switch.dark.lock().unwrap().clear();
+    let r = handle(&w.deps, continuation(&w), later(INVOCATION))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, "continued");
+    assert_eq!(served(&w), vec![NEW_HOST]);
+    assert_eq!(w.ledger.get("orders").unwrap().phase, Phase::DnsPinned);
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_never_pinned_page_once_at_the_deadline_and_the_epoch_stays_switched() {
+    let w = switch_world(None);
+
+    let (_, r) = run_chain(&w, 200).await;
+
+    let r = r.unwrap();
+    assert_eq!(r.outcome, "records-abandoned", "{}", r.detail);
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(
+        st.phase,
+        Phase::DnsPinned,
+        "traffic is on the switch: not failed"
+    );
+    assert_eq!(served(&w), vec![NEW_HOST]);
+    let [delayed] = &summaries(&w, EventType::DnsPinDelayed)[..] else {
+        panic!("one DnsPinDelayed: {:?}", w.bus.types())
+    };
+    assert!(
+        delayed.contains("held by the data-plane switch"),
+        "{delayed}"
+    );
+    assert!(
+        delayed.contains("UPSERT both failover records"),
+        "{delayed}"
+    );
+    assert_eq!(count(&w.bus, "FailoverFailed"), 0);
+    // A late link changes nothing more.
+    let again = handle(&w.deps, continuation(&w), later(INVOCATION))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, "already-pinned");
+}

@@ -1,0 +1,295 @@
+//! The `data-plane-switch` DNS mode: moving traffic without Route 53's control plane.
+//!
+//! Route 53's API (record changes, and health-check changes including `Inverted`/`Disabled`) is
+//! served from us-east-1. What its data plane acts on by itself is a health check's status. A
+//! `data-plane-switch` site is a failover pair whose PRIMARY health check is a
+//! `CLOUDWATCH_METRIC` check on an alarm, in the DR region, over a metric the tool owns:
+//! - failover is one `PutMetricData` of [`SWITCH_TO_SECONDARY`] in the metric's region: the alarm
+//!   goes to ALARM, the health check unhealthy, and Route 53 answers with the SECONDARY record,
+//!   whose value is the DR candidate's endpoint — no Route 53 API call;
+//! - the answer is then checked at the zone's authoritative name servers (the site's
+//!   `dns.name_servers`: finding them with GetHostedZone would be a control-plane call);
+//! - then, when Route 53's API answers, both records are also pinned as in `failover-pin`.
+//!
+//! What is reported, and never more than was observed:
+//! - switch seen and records pinned in the same invocation: one `dns-pinned` ([`crate::pin::mark_pinned`]),
+//!   its note naming both;
+//! - switch seen, Route 53's API failing: `dns-pinned` on the switch ([`mark_switched`]), its
+//!   `DnsPinned` message saying the records are **not pinned yet**; the pinner keeps continuing
+//!   itself (`DnsPinContinued`, [`hand_on_records`]) until `thresholds.pin_deadline_secs`; when the
+//!   records are pinned a timeline entry says so ([`records_pinned`]); past the deadline one
+//!   `DnsPinDelayed` pages with the manual step (the traffic stays on the switch);
+//! - switch not seen: nothing is claimed; the pin goes on exactly as `failover-pin`.
+//!
+//! Unpin is [`SWITCH_TO_PRIMARY`] put explicitly, never a missing metric: the alarm keeps its
+//! state on missing data (`TreatMissingData: ignore`) and the health check its last status
+//! (`InsufficientDataHealthStatus: LastKnownStatus`), so a tool that stops publishing changes
+//! nothing.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{invalid, ConfigError, DnsConfig, SiteConfig};
+pub use crate::config::{SwitchMetric, SWITCH_TO_PRIMARY, SWITCH_TO_SECONDARY};
+use crate::events::{DomainEvent, EventType};
+use crate::incident::{Phase, SiteState, TimelineEntry};
+use crate::pin::{self, Fence, HandOn};
+
+/// The region Route 53's control plane is served from. An alarm there is in the blast radius of
+/// the very outage the switch exists for (the 7 Dec 2021 us-east-1 event impaired Route 53's API
+/// and CloudWatch in us-east-1 together), so the metric may not live there.
+pub const ROUTE53_CONTROL_PLANE_REGION: &str = "us-east-1";
+
+/// CloudWatch allows at most 30 dimensions per metric (CloudWatch User Guide, "Dimensions").
+const MAX_DIMENSIONS: usize = 30;
+
+/// A site's switch for one epoch, in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchRecord {
+    pub epoch: u64,
+    /// When the name servers were seen answering `host` after the metric was put.
+    pub switched_at: DateTime<Utc>,
+    pub host: String,
+    /// The records are still to be pinned through Route 53's API (false once pinned, or once the
+    /// pin deadline passed and a human was paged).
+    pub records_pending: bool,
+}
+
+/// `data-plane-switch` configuration checks; `p` is the site's `dns` field path.
+pub fn check_metric(
+    p: &str,
+    m: &SwitchMetric,
+    primary_region: &str,
+    dns: &DnsConfig,
+) -> Result<(), ConfigError> {
+    let f = |name: &str| format!("{p}.mode.metric.{name}");
+    if m.namespace.is_empty() || m.namespace.len() > 255 || m.namespace.starts_with("AWS/") {
+        return Err(invalid(
+            f("namespace"),
+            "a custom CloudWatch namespace of 1-255 characters, not starting with `AWS/` (reserved for AWS services), such as `RdsFailover/Switch`",
+            format!("`{}`", m.namespace),
+        ));
+    }
+    if m.name.is_empty() || m.name.len() > 255 {
+        return Err(invalid(
+            f("name"),
+            "a CloudWatch metric name (1-255 chars)",
+            format!("`{}`", m.name),
+        ));
+    }
+    crate::config::check_region(&f("region"), &m.region)?;
+    if m.region == primary_region {
+        return Err(invalid(
+            f("region"),
+            "the DR region, not the primary's: an alarm in the failed region cannot move traffic away from it",
+            format!("`{}`", m.region),
+        ));
+    }
+    if m.region == ROUTE53_CONTROL_PLANE_REGION {
+        return Err(invalid(
+            f("region"),
+            "a region other than us-east-1: Route 53's control plane is served from there, and a us-east-1 outage that takes it down can take the alarm down with it, which is exactly when the switch must work",
+            format!("`{}`", m.region),
+        ));
+    }
+    if m.dimensions.len() > MAX_DIMENSIONS {
+        return Err(invalid(
+            f("dimensions"),
+            format!("at most {MAX_DIMENSIONS} dimensions (CloudWatch's limit)"),
+            m.dimensions.len(),
+        ));
+    }
+    if let Some((k, v)) = m
+        .dimensions
+        .iter()
+        .find(|(k, v)| k.is_empty() || k.len() > 255 || v.is_empty() || v.len() > 1024)
+    {
+        return Err(invalid(
+            format!("{}.{k}", f("dimensions")),
+            "a dimension name of 1-255 and a value of 1-1024 characters",
+            format!("`{k}` = `{v}`"),
+        ));
+    }
+    if dns.name_servers.is_empty() {
+        return Err(invalid(
+            format!("{p}.name_servers"),
+            "the zone's authoritative name servers (the delegation set): in data-plane-switch mode the answer is verified while Route 53's API may be down, so they cannot be looked up with GetHostedZone then",
+            "none",
+        ));
+    }
+    Ok(())
+}
+
+/// The switch is set and seen, but the records of `state`'s epoch are not pinned yet.
+pub fn records_pending(state: &SiteState) -> bool {
+    state.phase == Phase::DnsPinned
+        && state
+            .data_plane_switch
+            .as_ref()
+            .is_some_and(|s| s.epoch == state.epoch && s.records_pending)
+}
+
+/// `promoted` → `dns-pinned` on the switch: the name servers answer `host`, the records are not
+/// pinned (`why`: what Route 53's API last said). Its `DnsPinned` says exactly that.
+pub fn mark_switched(
+    state: &SiteState,
+    event: &DomainEvent,
+    site: &SiteConfig,
+    verified: &str,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<SiteState>, Fence> {
+    let host = pin::still_pinnable(state, event)?;
+    if state.phase != Phase::Promoted {
+        return Ok(None);
+    }
+    let metric = site.dns.mode.switch_metric().ok_or_else(|| Fence::Broken {
+        reason: "a data-plane switch for a site not in data-plane-switch mode".into(),
+    })?;
+    let mut next = state.clone();
+    let note = format!(
+        "{} -> {host} by the data-plane switch: {}/{} = {SWITCH_TO_SECONDARY} in {} (the PRIMARY's health check follows its alarm, Route 53 answers with the SECONDARY); {verified}; the records are NOT pinned yet (Route 53's API: {why}): the pinner keeps trying until {} after the promotion",
+        site.dns.name,
+        metric.namespace,
+        metric.name,
+        metric.region,
+        pin::human_duration(site.thresholds.pin_deadline_secs as i64),
+    );
+    next.transition(state.epoch, Phase::DnsPinned, now, note.clone())
+        .map_err(|e| Fence::Stale {
+            reason: e.to_string(),
+        })?;
+    next.data_plane_switch = Some(SwitchRecord {
+        epoch: state.epoch,
+        switched_at: now,
+        host,
+        records_pending: true,
+    });
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    next.outbox.push(pin::follow_up(
+        event,
+        &next,
+        EventType::DnsPinned,
+        format!("DNS switched (records not pinned yet): {note}. Failback is manual — see docs/runbook.md."),
+        now,
+    ));
+    Ok(Some(next))
+}
+
+/// The records are pinned after the switch: a timeline entry (no second `DnsPinned`: one per
+/// epoch), the switch no longer pending.
+pub fn records_pinned(next: &mut SiteState, note: &str, now: DateTime<Utc>) {
+    if let Some(s) = next.data_plane_switch.as_mut() {
+        s.records_pending = false;
+    }
+    next.timeline.push(TimelineEntry {
+        phase: Phase::DnsPinned,
+        at: now,
+        note: format!("records pinned too (belt and braces after the data-plane switch): {note}"),
+    });
+}
+
+/// Out of time while the records are pending: continue (`DnsPinContinued`), or past the pin
+/// deadline stop and page once (`DnsPinDelayed`) with the manual step; the epoch stays
+/// `dns-pinned`, the traffic on the switch.
+pub fn hand_on_records(
+    site: &SiteConfig,
+    state: &SiteState,
+    event: &DomainEvent,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<HandOn, Fence> {
+    let host = pin::still_pinnable(state, event)?;
+    let started = pin::pin_started_at(state).unwrap_or(now);
+    let waited = (now - started).num_seconds();
+    let deadline = site.thresholds.pin_deadline_secs as i64;
+    let mut next = state.clone();
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    if waited >= deadline {
+        if let Some(s) = next.data_plane_switch.as_mut() {
+            s.records_pending = false;
+        }
+        let note = format!(
+            "records not pinned within thresholds.pin_deadline_secs ({}) of the promotion (waited {}; last answer: {why}); the traffic is held by the data-plane switch. Next step: {}",
+            pin::human_duration(deadline),
+            pin::human_duration(waited),
+            pin::manual_pin_step(site, &host)
+        );
+        next.timeline.push(TimelineEntry {
+            phase: Phase::DnsPinned,
+            at: now,
+            note: note.clone(),
+        });
+        next.outbox.push(pin::follow_up(
+            event,
+            &next,
+            EventType::DnsPinDelayed,
+            note,
+            now,
+        ));
+        return Ok(HandOn::RecordsAbandoned(next));
+    }
+    next.pin_continued_at = Some(now);
+    next.outbox.push(pin::follow_up(
+        event,
+        &next,
+        EventType::DnsPinContinued,
+        format!(
+            "traffic is on the data-plane switch ({host}); pinning the records still in progress after {} ({why}); the pinner continues until {} after the promotion",
+            pin::human_duration(waited),
+            pin::human_duration(deadline)
+        ),
+        now,
+    ));
+    Ok(HandOn::Continue(next))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const EXAMPLE: &str = include_str!("../../../infra/sites.example.json");
+
+    /// The example's first site in data-plane-switch mode, its primary moved to us-east-2 so that
+    /// us-east-1 is rejected by its own rule.
+    fn err(metric_region: &str, name_servers: &[&str]) -> Option<String> {
+        let mut v: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+        let s = &mut v["sites"][0];
+        s["primary"]["region"] = "us-east-2".into();
+        s["dns"]["name_servers"] = serde_json::json!(name_servers);
+        s["dns"]["mode"] = serde_json::json!({
+            "kind": "data-plane-switch", "primary_set_identifier": "primary",
+            "metric": {"namespace": "RdsFailover/Switch", "name": "ServeSecondary",
+                       "region": metric_region, "dimensions": {"Site": "orders"}}});
+        Config::from_document(&v.to_string())
+            .err()
+            .map(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_metric_in_the_dr_region_with_name_servers_is_accepted() {
+        assert_eq!(err("us-west-2", &["ns-1.awsdns-01.org"]), None);
+    }
+
+    #[test]
+    fn the_metric_region_may_be_neither_the_primarys_nor_us_east_1() {
+        let e = err("us-east-2", &["ns-1.awsdns-01.org"]).unwrap();
+        assert!(
+            e.contains("sites[0].dns.mode.metric.region") && e.contains("not the primary's"),
+            "{e}"
+        );
+        let e = err("us-east-1", &["ns-1.awsdns-01.org"]).unwrap();
+        assert!(
+            e.contains("sites[0].dns.mode.metric.region") && e.contains("control plane"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn name_servers_are_required_because_get_hosted_zone_is_the_control_plane() {
+        let e = err("us-west-2", &[]).unwrap();
+        assert!(e.contains("sites[0].dns.name_servers"), "{e}");
+    }
+}
