@@ -626,18 +626,35 @@ pub struct Advanced {
 }
 
 fn roll_back(mut rec: SwitchoverRecord, why: String, now: DateTime<Utc>) -> Advanced {
+    // An engine that runs no fence of ours (Aurora, Multi-AZ) had nothing made read-only by
+    // this tool: there is nothing to give back, and the record is rolled back at once.
+    let fenced_by_us = rec.engine == Engine::RdsReplica.kind();
+    let undo = if fenced_by_us {
+        format!(
+            "{} is being given writes back (its read_only as it was before the fence)",
+            rec.old_primary
+        )
+    } else {
+        format!(
+            "AWS was never asked to switch the writer: {} stays the writer",
+            rec.old_primary
+        )
+    };
     let message = format!(
-        "{} of {} to {} ROLLED BACK before the promotion: {why}; {} is being given writes back (read_only=0), DNS was not touched",
+        "{} of {} to {} ROLLED BACK before the promotion: {why}; {undo}, DNS was not touched",
         rec.kind(),
         rec.old_primary,
         rec.target,
-        rec.old_primary
     );
-    rec.phase = SwPhase::RollingBack;
+    rec.phase = if fenced_by_us {
+        SwPhase::RollingBack
+    } else {
+        SwPhase::RolledBack
+    };
     rec.rollback = Some(Rollback {
         at: now,
         why,
-        writable_again_at: None,
+        writable_again_at: (!fenced_by_us).then_some(now),
     });
     Advanced {
         record: rec,
