@@ -429,6 +429,17 @@ pub struct Rollback {
     pub writable_again_at: Option<DateTime<Utc>>,
 }
 
+/// The old primary's `read_only` as it was before the fence, read by the driver before the
+/// fence's first call: a rollback gives back exactly this (not a blanket `read_only=0`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeforeFence {
+    /// `read_only` as the old primary's own parameter group held it (`None`: not set in the
+    /// group, the engine default — given back by resetting the parameter, not by setting `0`).
+    pub group_read_only: Option<String>,
+    /// `@@global.read_only` as the server answered.
+    pub server_read_only: bool,
+}
+
 /// The measured cost of a switchover: recorded in the ledger (and, for a drill, its report).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Measured {
@@ -456,6 +467,9 @@ pub struct SwitchoverRecord {
     /// When the fence was first asked for (writes stop being accepted from then on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence_started_at: Option<DateTime<Utc>>,
+    /// `read_only` before the fence (what a rollback restores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_fence: Option<BeforeFence>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fenced_at: Option<DateTime<Utc>>,
     /// The old primary's executed position once read-only.
@@ -505,6 +519,7 @@ pub fn start(site: &SiteConfig, epoch: u64, req: &Request, now: DateTime<Utc>) -
             SwPhase::Promoting
         },
         fence_started_at: None,
+        before_fence: None,
         fenced_at: None,
         captured: None,
         applied: None,
@@ -587,6 +602,9 @@ pub fn may_roll_back(rec: &SwitchoverRecord) -> bool {
 pub enum Observation {
     /// The fence was asked for (the first parameter-group call was sent).
     FenceAsked,
+    /// The fence is about to be asked for, and `read_only` before it was read (the driver's
+    /// first step: what a rollback gives back).
+    BeforeFence(BeforeFence),
     /// `read_only=1` observed in the group and over SQL; sessions ended.
     Fenced,
     /// A fence step was refused, or could not be done by the tool.
@@ -714,6 +732,11 @@ pub fn advance(
         (_, O::Tick) => same(rec),
         (P::Fencing, O::FenceAsked) => {
             next.fence_started_at.get_or_insert(now);
+            same(&next)
+        }
+        (P::Fencing, O::BeforeFence(b)) => {
+            next.fence_started_at.get_or_insert(now);
+            next.before_fence.get_or_insert(b);
             same(&next)
         }
         (P::Fencing, O::Fenced) => {

@@ -38,7 +38,16 @@ pub fn driven<'a>(site: &SiteConfig, st: &'a SiteState) -> Option<&'a Switchover
 /// Whether the fence step may run before the promotion: `read_only` always (fence first), and
 /// ending sessions for a switchover (its capture waits for it).
 pub fn runs_before_promotion(st: &SiteState, step: Step) -> bool {
+    let switchover = st.switchover.as_ref().filter(|s| s.epoch == st.epoch);
     match step {
+        // A switchover's fence waits for the driver to record its start and the `read_only`
+        // it found (a rollback restores exactly that, so it must be read before it changes).
+        Step::ParameterReadOnly
+            if switchover
+                .is_some_and(|s| s.phase == SwPhase::Fencing && s.fence_started_at.is_none()) =>
+        {
+            false
+        }
         Step::ParameterReadOnly | Step::SqlReadOnly => true,
         Step::EndSessions => st
             .switchover

@@ -235,16 +235,17 @@ async fn scenario_2_a_target_lagging_past_max_wait_is_rolled_back_old_primary_wr
         !w.old_primary.state.lock().unwrap().read_only,
         "writable again"
     );
+    let f = w.fence.state.lock().unwrap();
     assert_eq!(
-        w.fence
-            .state
-            .lock()
-            .unwrap()
-            .values
-            .get(GROUP)
-            .map(String::as_str),
-        Some("0")
+        f.values.get(GROUP),
+        None,
+        "the group did not set read_only before the fence: reset, not set to 0"
     );
+    assert_eq!(
+        f.calls.last().map(String::as_str),
+        Some(format!("ResetDBParameterGroup {GROUP} read_only").as_str())
+    );
+    drop(f);
     let after: Vec<String> = w.bus.published.lock().unwrap()[before..]
         .iter()
         .map(|e| e.event_type.detail_type().to_string())
@@ -254,5 +255,100 @@ async fn scenario_2_a_target_lagging_past_max_wait_is_rolled_back_old_primary_wr
     assert!(
         m.contains("ROLLED BACK") && m.contains("DNS was not touched"),
         "{m}"
+    );
+}
+
+/// Review finding a: the rollback gives back `read_only` exactly as it was before the fence —
+/// here the group held an explicit `read_only=0` set by the team, so it is set back to that
+/// (not reset), and the value is recorded before the fence's first call.
+#[tokio::test]
+async fn a_rollback_restores_the_groups_read_only_exactly_as_it_was_before_the_fence() {
+    let w = fenced_world("0-1-100");
+    w.fence
+        .state
+        .lock()
+        .unwrap()
+        .values
+        .insert(GROUP.into(), "0".into());
+    w.switchover(30).await;
+    w.sw_tick(1, 5).await;
+    let rec = w.record();
+    let before = rec.before_fence.clone().expect("recorded before the fence");
+    assert_eq!(before.group_read_only.as_deref(), Some("0"));
+    assert!(!before.server_read_only);
+    assert_eq!(rec.phase, SwPhase::CatchingUp, "{rec:?}");
+    w.sw_tick(2, 60).await;
+    w.sw_tick(3, 60).await;
+    assert_eq!(w.record().phase, SwPhase::RolledBack);
+    let f = w.fence.state.lock().unwrap();
+    assert_eq!(f.values.get(GROUP).map(String::as_str), Some("0"));
+    assert!(f.reset.is_empty(), "{:?}", f.calls);
+}
+
+/// The fence waits for the value a rollback restores: a tick whose first read of the group
+/// fails sets nothing (no `read_only=1` before the value it replaces is recorded).
+#[tokio::test]
+async fn the_fence_waits_until_the_value_it_replaces_is_recorded() {
+    let w = fenced_world("0-1-105");
+    w.switchover(60).await;
+    w.fence.state.lock().unwrap().dark_regions = vec!["us-east-1".into()];
+    w.sw_tick(1, 5).await;
+    assert!(w.record().before_fence.is_none());
+    assert!(
+        w.fence.state.lock().unwrap().calls.is_empty(),
+        "nothing fenced"
+    );
+    w.fence.state.lock().unwrap().dark_regions.clear();
+    w.sw_tick(2, 5).await;
+    assert_eq!(w.record().phase, SwPhase::Promoting);
+}
+
+/// Review finding c: a rollback left pending (the undo could not be done: the region was dark)
+/// while a newer epoch — a failover — takes the site never gives the old primary its writes
+/// back: the undo is fenced by the epoch, read from the ledger just before the AWS call.
+#[tokio::test]
+async fn a_stale_rollback_never_makes_the_old_primary_writable_once_a_newer_epoch_owns_the_site() {
+    let w = fenced_world("0-1-100");
+    w.switchover(30).await;
+    w.sw_tick(1, 5).await;
+    w.fence.state.lock().unwrap().dark_regions = vec!["us-east-1".into()];
+    w.sw_tick(2, 60).await;
+    assert_eq!(w.record().phase, SwPhase::RollingBack);
+    let stale = w.ledger.get("orders").unwrap();
+    let rec = stale.switchover.clone().unwrap();
+    // A newer epoch opens (an outage's failover) while the rollback's undo is still owed.
+    let mut st = stale.clone();
+    st.open_incident(w.clock.now(), "primary unreachable")
+        .unwrap();
+    st.version += 1;
+    w.ledger.put(st);
+    w.fence.state.lock().unwrap().dark_regions.clear();
+    // A Lambda that loaded the ledger before the new epoch (stale) reaches the undo.
+    let site = w.deps.cfg.site("orders").unwrap().clone();
+    let obs = crate::switchover::undo_fence(&w.deps, &site, &stale, &rec).await;
+    assert_eq!(obs, failover_policy::switchover::Observation::Tick);
+    assert_eq!(
+        w.fence
+            .state
+            .lock()
+            .unwrap()
+            .values
+            .get(GROUP)
+            .map(String::as_str),
+        Some("1"),
+        "the old primary stays fenced"
+    );
+    assert!(w.old_primary.state.lock().unwrap().read_only);
+    // And the tick no longer drives the old epoch's record.
+    w.sw_tick(3, 60).await;
+    assert_eq!(
+        w.fence
+            .state
+            .lock()
+            .unwrap()
+            .values
+            .get(GROUP)
+            .map(String::as_str),
+        Some("1")
     );
 }

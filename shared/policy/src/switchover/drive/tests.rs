@@ -248,19 +248,26 @@ fn a_managed_engine_switchover_is_driven_through_verified_writes_and_dns_to_done
         writable_verified_at: None,
         resolved: None,
     });
-    let mut step = |st: &mut SiteState, now: i64| {
+    let step = |st: &mut SiteState, now: i64| {
         let rec = driven(&site, st).cloned().expect("driven");
         let (obs, at) = from_ledger(st, &rec, t(now)).expect("observed");
         let adv = advance(&rec, obs, at).unwrap();
         *st = commit(&site, st, adv.record, adv.message, t(now)).unwrap();
     };
     step(&mut st, 3);
-    assert_eq!(st.switchover.as_ref().unwrap().phase, SwPhase::VerifyingWrites);
+    assert_eq!(
+        st.switchover.as_ref().unwrap().phase,
+        SwPhase::VerifyingWrites
+    );
     st.promotion.as_mut().unwrap().writable_verified_at = Some(t(30));
     step(&mut st, 31);
     let rec = st.switchover.clone().unwrap();
     assert_eq!(rec.phase, SwPhase::MovingDns);
-    assert_eq!(rec.measured.as_ref().unwrap().rto_ms, 30_000, "from the request");
+    assert_eq!(
+        rec.measured.as_ref().unwrap().rto_ms,
+        30_000,
+        "from the request"
+    );
     st.dns = Some(
         serde_json::from_value(serde_json::json!({
             "epoch": st.epoch, "zone_id": "Z1", "name": "billing.", "record_type": "CNAME",
@@ -303,5 +310,8 @@ fn a_managed_engine_switchover_closed_before_the_request_is_rolled_back_at_once(
     assert_eq!(next.outbox.len(), 1, "one message");
     assert!(driven(&site, &next).is_none());
     let again = Request { ..req };
-    assert_eq!(crate::switchover::admit(&next, &again), crate::switchover::Admit::Start);
+    assert_eq!(
+        crate::switchover::admit(&next, &again),
+        crate::switchover::Admit::Start
+    );
 }
