@@ -142,6 +142,8 @@ pub struct Observed {
     pub target_lag_secs: Option<f64>,
     /// A backup is running on the primary or the target (RDS blocks promotion during one).
     pub backup_running: bool,
+    /// The primary replicates by GTID (`None`: unread).
+    pub primary_gtid: Option<bool>,
 }
 
 /// The preconditions failed: why, and every guard as it was judged.
@@ -325,6 +327,20 @@ pub fn preconditions(
                 )
             },
         );
+    }
+    if matches!(site.engine, Engine::RdsReplica) {
+        let (ok, detail) = match seen.primary_gtid {
+            Some(true) => (true, format!("{} replicates by GTID: the target's catch-up is waited on GTIDs", site.primary)),
+            Some(false) => (false, format!(
+                "{} replicates by binlog coordinates only (GTIDs off): this version waits for the target on GTIDs, so a switchover is refused before anything is fenced (enable gtid_mode, or use `failover` with `force` for a hand-checked move)",
+                site.primary
+            )),
+            None => (false, format!(
+                "{}'s GTID mode could not be read over SQL: a switchover is refused before anything is fenced rather than guess",
+                site.primary
+            )),
+        };
+        check(Guard::Rpo, ok, RefusalReason::NoGtid, detail);
     }
     let wait = req.max_wait_secs.unwrap_or(DEFAULT_MAX_WAIT_SECS);
     check(

@@ -352,3 +352,32 @@ async fn a_stale_rollback_never_makes_the_old_primary_writable_once_a_newer_epoc
         Some("1")
     );
 }
+
+/// Review finding b: a primary on binlog coordinates only (GTIDs off) is refused at the command,
+/// with a typed reason, before any epoch, fence or AWS call — not fenced and then rolled back.
+#[tokio::test]
+async fn a_binlog_only_primary_is_refused_in_the_preconditions_nothing_fenced() {
+    let w = fenced_world("0-1-105");
+    w.old_primary.state.lock().unwrap().position = Some(Position::Binlog(
+        failover_policy::gtid::BinlogPos::parse("mysql-bin.000003:1200").unwrap(),
+    ));
+    let r = w.switchover(60).await;
+    let v = &r.verdicts[0];
+    assert_eq!(
+        v.outcome,
+        failover_policy::Outcome::Refused {
+            reason: failover_policy::verdict::RefusalReason::NoGtid
+        },
+        "{}",
+        v.summary
+    );
+    assert!(v.summary.contains("binlog coordinates"), "{}", v.summary);
+    w.sw_tick(1, 5).await;
+    let st = w.ledger.get("orders").unwrap();
+    assert!(st.switchover.is_none() && !st.phase.is_open(), "no epoch");
+    assert!(
+        w.fence.state.lock().unwrap().calls.is_empty(),
+        "no AWS mutation"
+    );
+    assert!(!w.old_primary.state.lock().unwrap().read_only);
+}
