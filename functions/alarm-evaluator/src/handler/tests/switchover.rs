@@ -381,3 +381,109 @@ async fn a_binlog_only_primary_is_refused_in_the_preconditions_nothing_fenced() 
     );
     assert!(!w.old_primary.state.lock().unwrap().read_only);
 }
+
+/// Scenario 5: two `switchover` commands for the same target sent at once (two evaluator
+/// invocations), at every interleaving of their ledger, bus, topology and metrics calls with one
+/// preemption, make ONE switchover: one epoch, one `FailoverDecided`, one record; the other is
+/// answered as a duplicate (or, having lost the compare-and-set, re-reads and finds it).
+#[test]
+fn scenario_5_concurrent_duplicate_switchover_commands_make_one_switchover() {
+    use failover_adapters::interleave::{broken, gated, run_isolated, Scheduler, WHO};
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    }
+    fn racing(s: &Arc<Scheduler>) -> World {
+        let w = fenced_world("0-1-105");
+        let d = &w.deps;
+        let deps = Deps {
+            cfg: d.cfg.clone(),
+            topology: gated(d.topology.clone(), s),
+            metrics: gated(d.metrics.clone(), s),
+            ledger: gated(d.ledger.clone(), s),
+            bus: gated(d.bus.clone(), s),
+            canary: d.canary.clone(),
+            clock: d.clock.clone(),
+            fanout: d.fanout,
+            fence: d.fence.clone(),
+            old_primary: d.old_primary.clone(),
+            rechecks: d.rechecks.clone(),
+        };
+        World {
+            deps: Arc::new(deps),
+            ..w
+        }
+    }
+    async fn race(w: &World, s: &Arc<Scheduler>) -> Vec<String> {
+        let run = |who: usize| {
+            WHO.scope(who, async move {
+                let r = w.switchover(60).await;
+                s.finished(who);
+                r.verdicts[0].summary.clone()
+            })
+        };
+        let (x, y) = tokio::join!(run(0), run(1));
+        vec![x, y]
+    }
+    let n = run_isolated(runtime, || async {
+        let solo = Arc::new(Scheduler::new(usize::MAX, 0));
+        let w = racing(&solo);
+        WHO.scope(0, w.switchover(60)).await;
+        solo.calls()[0]
+    })
+    .expect("the solo run does not panic");
+    assert!(n >= 3, "a command makes several port calls ({n})");
+    let (mut cases, mut failures) = (0usize, vec![]);
+    for i in 0..=n {
+        for j in 1..=n {
+            cases += 1;
+            let ran = run_isolated(runtime, || async {
+                let s = Arc::new(Scheduler::new(i, j));
+                let w = racing(&s);
+                let answers = race(&w, &s).await;
+                let st = w.ledger.get("orders").unwrap();
+                // The outbox is at-least-once (an invocation that finds the other's committed
+                // event still unflushed sends it too; the promoter dedupes by epoch): every
+                // FailoverDecided must be the one decision — same epoch, same instant.
+                let decided: Vec<(u64, DateTime<Utc>)> = w
+                    .bus
+                    .published
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e.event_type.detail_type() == "FailoverDecided")
+                    .map(|e| (e.epoch, e.occurred_at))
+                    .collect();
+                let one_decision = !decided.is_empty() && decided.iter().all(|d| *d == decided[0]);
+                let duplicates = answers
+                    .iter()
+                    .filter(|a| a.starts_with("duplicate"))
+                    .count();
+                let fenced = !w.fence.state.lock().unwrap().calls.is_empty();
+                broken([
+                    (st.epoch == 1, format!("epoch {}", st.epoch)),
+                    (one_decision, format!("FailoverDecided {decided:?}")),
+                    (
+                        st.switchover.as_ref().is_some_and(|r| r.epoch == 1),
+                        "no switchover record".into(),
+                    ),
+                    (duplicates == 1, format!("answers {answers:?}")),
+                    (!fenced, "the command fenced something".into()),
+                ])
+            });
+            match ran {
+                Ok(b) if b.is_empty() => {}
+                Ok(b) => failures.push(format!("({i},{j}): {b:?}")),
+                Err(_) => failures.push(format!("({i},{j}): panicked")),
+            }
+        }
+    }
+    println!(
+        "scenario 5: {cases} interleavings of two concurrent switchover commands, {} broken",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
