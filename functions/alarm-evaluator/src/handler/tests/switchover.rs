@@ -18,7 +18,7 @@ fn pos(s: &str) -> Position {
 
 /// `orders` with its own fence group, the old primary answering (read_only following the
 /// group), two sessions open, at 0-1-105; the target orders-replica-1 has applied `applied`.
-fn fenced_world(applied: &str) -> World {
+pub(super) fn fenced_world(applied: &str) -> World {
     let w = world();
     let mut doc: Value = serde_json::from_str(EXAMPLE).unwrap();
     doc["sites"][0]["fence"] = json!({"parameter_group": GROUP});
