@@ -213,6 +213,11 @@ pub(crate) async fn undo_fence(
     st: &SiteState,
     rec: &SwitchoverRecord,
 ) -> Observation {
+    if rec.before_fence.is_none() && rec.fence_started_at.is_none() {
+        // The fence never started (it waits for the value it replaces to be recorded): nothing
+        // of ours to give back, and nothing to change.
+        return Observation::WritableAgain;
+    }
     let Some(group) = site.fence.as_ref().and_then(|f| f.parameter_group.clone()) else {
         return Observation::Tick;
     };

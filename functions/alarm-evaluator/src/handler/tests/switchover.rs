@@ -487,3 +487,22 @@ fn scenario_5_concurrent_duplicate_switchover_commands_make_one_switchover() {
     );
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// A switchover whose fence never started (the old primary's SQL did not answer the read of
+/// `read_only` before it) rolls back at the deadline without touching AWS: nothing to give back.
+#[tokio::test]
+async fn a_fence_that_never_started_rolls_back_without_any_aws_call() {
+    let w = fenced_world("0-1-105");
+    w.switchover(30).await;
+    w.old_primary.state.lock().unwrap().reachable = false;
+    w.sw_tick(1, 5).await;
+    w.sw_tick(2, 60).await;
+    w.sw_tick(3, 60).await;
+    let rec = w.record();
+    assert_eq!(rec.phase, SwPhase::RolledBack, "{rec:?}");
+    assert!(
+        w.fence.state.lock().unwrap().calls.is_empty(),
+        "no AWS mutation"
+    );
+    assert_eq!(w.published("FailoverAborted").len(), 1);
+}
