@@ -872,6 +872,47 @@ def _patch_fence_rds() -> None:
 
     m.DBInstance.db_parameter_group_status_list = property(db_parameter_group_status_list)
 
+    # ------------------------------------------------------------------ 7b. ResetDBParameterGroup
+    # moto has no ResetDBParameterGroup. https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ResetDBParameterGroup.html:
+    # "To reset specific parameters, provide a list of the following: ParameterName and
+    # ApplyMethod"; the parameter goes back to the engine default (it is no longer a `user`
+    # value in DescribeDBParameters). Default groups cannot be modified (as 7). The engine
+    # default of `read_only` on RDS for MySQL/MariaDB is `{TrueIfReplica}`: 0 on an instance that
+    # is no read replica, 1 on one that is; a dynamic parameter reset with ApplyMethod=immediate is
+    # applied to the running server as a modification is.
+    from moto.rds import responses as rr
+
+    def reset_db_parameter_group(self, name, reset_all, params):
+        with _LOCK:
+            key = (name or "").lower()
+            if key.startswith("default."):
+                raise RDSClientError("InvalidParameterValue", f"Default parameter groups cannot be modified: {name}")
+            group = self.db_parameter_groups.get(key) or self.db_parameter_groups.get(name)
+            if group is None:
+                raise RDSClientError("DBParameterGroupNotFound", f"DBParameterGroup not found: {name}")
+            names = list(group.parameters) if reset_all else [p.get("ParameterName") for p in params]
+            for n in names:
+                group.parameters.pop(n, None)
+            values = group_values(group)
+            for db in [d for d in self.databases.values() if (d.db_parameter_group_name or "").lower() == key]:
+                sock = _server_socket(db)
+                if sock:
+                    _write_parameter_file(sock, values)
+                if "read_only" in names:
+                    db.__dict__["_fm_applying_until"] = _now() + min(SETTINGS["promotion_secs"], 1.0)
+                    _apply_to_server(db, "read_only", "1" if db.source_db_instance_identifier else "0")
+            return group
+
+    def reset_db_parameter_group_response(self):
+        params = [p.original_dict() for p in self.params.get("Parameters", [])]
+        reset_all = str(self.params.get("ResetAllParameters", "false")).lower() == "true"
+        group = self.backend.reset_db_parameter_group(self.params.get("DBParameterGroupName"), reset_all, params)
+        from moto.core.responses import ActionResult
+        return ActionResult({"DBParameterGroupName": group.name})
+
+    m.RDSBackend.reset_db_parameter_group = reset_db_parameter_group
+    rr.RDSResponse.reset_db_parameter_group = reset_db_parameter_group_response
+
     # A cross-Region read replica does not inherit its source's parameter group.
     original_create_replica = m.RDSBackend.create_db_instance_read_replica
 

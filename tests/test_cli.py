@@ -169,3 +169,27 @@ def test_validate_checks_the_document_then_aws(world, moto, evaluator, workdir):
     # The example's hosted zones are placeholders the emulated account does not hold.
     assert out.returncode == 1 and "ERROR site orders: zone Z0ORDERSEXAMPLE" in out.stdout, out.stdout
     assert EVENT_BUS  # the bus is not the CLI's to check
+
+
+def test_switchover_asks_like_failover_then_shows_the_preconditions_the_evaluator_judged(world, moto, evaluator, primary_up):
+    evaluator.invoke("alarm-evaluator", tick_event(now()))
+    args = ("switchover", "orders", "--candidate", "orders-replica-1", "--reason", "quarterly DR test",
+            "--max-wait-secs", "60")
+    asked = cli(moto, evaluator, *args)
+    assert asked.returncode == 4, asked
+    assert "planned switchover of site orders to orders-replica-1" in asked.stdout, asked.stdout
+    assert "WRITES PAUSE" in asked.stdout and "at most 60 s" in asked.stdout, asked.stdout
+    assert "pass --yes" in asked.stderr
+    assert not (world.state("orders") or {}).get("switchover"), "nothing was sent"
+
+    # This site has no `fence.parameter_group` (and no lag metric for the target): the evaluator
+    # refuses before anything is fenced, every precondition listed, the GTID mode read from the
+    # real server; exit 1 as for a refused failover.
+    sent = cli(moto, evaluator, *args, "--yes")
+    print(sent.stdout)
+    assert sent.returncode == 1, sent
+    assert "verdict: refused (" in sent.stdout, sent.stdout
+    assert "NO  fence" in sent.stdout and "replicates by GTID" in sent.stdout, sent.stdout
+    assert "NO " in sent.stdout and "ok " in sent.stdout, sent.stdout
+    st = world.state("orders") or {}
+    assert not st.get("switchover") and st.get("phase") in (None, "idle"), st.get("phase")

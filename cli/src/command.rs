@@ -67,6 +67,21 @@ pub enum OpCommand {
         #[arg(long)]
         reason: String,
     },
+    /// A planned switchover to a candidate (RPO 0): the primary is fenced, the target applies
+    /// every transaction it committed, then is promoted and DNS moves; rolled back (writes given
+    /// back, DNS untouched) if the target has not caught up within `--max-wait-secs`.
+    Switchover {
+        site: String,
+        /// The candidate to promote (Multi-AZ: the primary's own id, its standby takes over).
+        #[arg(long)]
+        candidate: String,
+        #[arg(long)]
+        reason: String,
+        /// The longest writes pause (fence → caught up), seconds; the evaluator's default
+        /// (180) when not given, 1..=540.
+        #[arg(long)]
+        max_wait_secs: Option<u64>,
+    },
 }
 
 impl OpCommand {
@@ -77,7 +92,8 @@ impl OpCommand {
             | Self::Approve { site, .. }
             | Self::Failover { site, .. }
             | Self::Complete { site, .. }
-            | Self::Abort { site, .. } => site,
+            | Self::Abort { site, .. }
+            | Self::Switchover { site, .. } => site,
         }
     }
 
@@ -148,6 +164,17 @@ impl OpCommand {
                 c.epoch = Some(epoch);
                 c.reason = Some(reason);
             }
+            Self::Switchover {
+                candidate,
+                reason,
+                max_wait_secs,
+                ..
+            } => {
+                c.command = OperatorAction::Switchover;
+                c.candidate = Some(candidate);
+                c.reason = Some(reason);
+                c.max_wait_secs = max_wait_secs;
+            }
         }
         c
     }
@@ -176,6 +203,21 @@ impl OpCommand {
             Self::Abort { epoch, .. } => vec![format!(
                 "abort epoch {epoch} of site {site} (only if RDS was never asked to promote)"
             )],
+            Self::Switchover {
+                candidate,
+                max_wait_secs,
+                ..
+            } => vec![
+                format!(
+                    "planned switchover of site {site} to {candidate}: the evaluator checks the preconditions, then the primary is made read-only (WRITES PAUSE), the target applies every committed transaction, is promoted, and DNS moves"
+                ),
+                format!(
+                    "  writes pause for at most {} s; if the target has not caught up by then the switchover is rolled back (writes given back, DNS untouched)",
+                    max_wait_secs
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| failover_policy::switchover::DEFAULT_MAX_WAIT_SECS.to_string())
+                ),
+            ],
         };
         if let Self::Failover {
             override_rpo,
@@ -203,5 +245,54 @@ impl OpCommand {
     /// The evaluator's action this command sends.
     pub fn action(&self) -> OperatorAction {
         self.to_command().command
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::args::{Cli, Cmd};
+
+    /// `switchover` parses into the command the evaluator parses: a switchover naming the
+    /// candidate, the reason and the wait, and the plan says writes pause and how it rolls back.
+    #[test]
+    fn switchover_sends_the_evaluators_switchover_command() {
+        let cli = Cli::try_parse_from([
+            "rds-failover",
+            "switchover",
+            "orders",
+            "--candidate",
+            "orders-replica-1",
+            "--reason",
+            "quarterly DR test",
+            "--max-wait-secs",
+            "60",
+        ])
+        .unwrap();
+        let Cmd::Op(op) = &cli.cmd else {
+            panic!("not an operator command: {:?}", cli.cmd)
+        };
+        let v = serde_json::to_value(op.to_command()).unwrap();
+        let sig = failover_policy::parse_signal(&v).unwrap();
+        let failover_policy::signal::SignalKind::Operator(c) = sig.kind else {
+            panic!("{sig:?}")
+        };
+        assert_eq!(
+            c.command,
+            failover_policy::signal::OperatorAction::Switchover
+        );
+        assert_eq!(c.candidate.as_deref(), Some("orders-replica-1"));
+        assert_eq!(c.reason.as_deref(), Some("quarterly DR test"));
+        assert_eq!(c.max_wait_secs, Some(60));
+        let plan = op.describe().join("\n");
+        assert!(
+            plan.contains("WRITES PAUSE") && plan.contains("at most 60 s"),
+            "{plan}"
+        );
+        assert!(
+            Cli::try_parse_from(["rds-failover", "switchover", "orders", "--reason", "x"]).is_err(),
+            "the candidate is required"
+        );
     }
 }

@@ -364,7 +364,9 @@ async fn evaluate_site(
         if gathered.as_ref().is_none_or(|(t, _)| *t != state.topology) {
             let ev = if needs_evidence(signal) {
                 let live = effective(site, &state);
-                Some(gather(&live, &deps.cfg.region, &ports, now).await)
+                let mut ev = gather(&live, &deps.cfg.region, &ports, now).await;
+                ev.primary_gtid = switchover_gtid(deps, &live, signal).await;
+                Some(ev)
             } else {
                 None
             };
@@ -407,6 +409,30 @@ async fn evaluate_site(
     Err(EvaluatorError::Contention {
         site: site.id.clone(),
     })
+}
+
+/// For a `switchover` command on an RDS read replica site: whether the primary replicates by
+/// GTID, read over SQL (its position's shape), so the preconditions can refuse binlog-only sites
+/// before anything is fenced. `None` for every other signal, or when it could not be read.
+async fn switchover_gtid(deps: &Deps, site: &SiteConfig, signal: &Signal) -> Option<bool> {
+    use failover_policy::gtid::Position;
+    let SignalKind::Operator(cmd) = &signal.kind else {
+        return None;
+    };
+    if cmd.command != failover_policy::signal::OperatorAction::Switchover
+        || !matches!(site.engine, failover_policy::config::Engine::RdsReplica)
+    {
+        return None;
+    }
+    let ep = site.canary.as_ref()?.endpoint.clone();
+    match deps.old_primary.position(site, &ep).await {
+        Ok(Some(Position::MysqlGtid(_) | Position::MariadbGtid(_))) => Some(true),
+        Ok(Some(Position::Binlog(_)) | None) => Some(false),
+        Err(e) => {
+            warn!(site = %site.id, error = %e, "switchover: GTID mode not read");
+            None
+        }
+    }
 }
 
 /// How long arming a re-check may take: it is an accelerator, never worth a site's budget.

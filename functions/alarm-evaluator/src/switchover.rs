@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use failover_adapters::ports::PortError;
 use failover_policy::gtid::Position;
 use failover_policy::switchover::{
-    self, drive, next_action, Action, Observation, SwitchoverRecord,
+    self, drive, next_action, Action, BeforeFence, Observation, SwPhase, SwitchoverRecord,
 };
 use failover_policy::{SiteConfig, SiteState};
 use tracing::{info, warn};
@@ -82,15 +82,20 @@ async fn observe(
     rec: &SwitchoverRecord,
 ) -> Option<(Observation, DateTime<Utc>)> {
     let now = deps.clock.now();
-    if let Some(seen) = drive::from_ledger(st, rec, now) {
-        return Some(seen);
+    match drive::from_ledger(st, rec, now) {
+        // Before the fence's first call: read what a rollback must give back.
+        Some((Observation::FenceAsked, _)) => {
+            return Some((before_fence(deps, site, st).await, deps.clock.now()))
+        }
+        Some(seen) => return Some(seen),
+        None => {}
     }
     let obs = match next_action(rec, now) {
         // The fence reconciler works the steps; the tick judges the deadline.
         Action::Fence => Observation::Tick,
         Action::CapturePosition => capture(deps, site, st).await,
         Action::WaitForTarget { position, secs } => wait(deps, site, rec, &position, secs).await,
-        Action::UndoFence => undo_fence(deps, site, st).await,
+        Action::UndoFence => undo_fence(deps, site, st, rec).await,
         // The promoter's and the pinner's: taken in from the ledger above.
         Action::Promote | Action::VerifyWrites | Action::MoveDns | Action::Finished => return None,
     };
@@ -147,17 +152,100 @@ async fn wait(
     }
 }
 
-/// `read_only=0` in the old primary's own group, then read back in the group and over SQL.
-async fn undo_fence(deps: &Deps, site: &SiteConfig, st: &SiteState) -> Observation {
+/// `read_only` in the old primary's group and on its server, before the fence changes them
+/// (the fence waits for this record: `drive::runs_before_promotion`). Unreadable: retried at
+/// the next tick, within the deadline.
+async fn before_fence(deps: &Deps, site: &SiteConfig, st: &SiteState) -> Observation {
+    let Some(group) = site.fence.as_ref().and_then(|f| f.parameter_group.clone()) else {
+        return Observation::Failed("the site has no fence.parameter_group".into());
+    };
+    let group_read_only = match deps
+        .fence
+        .read_only_in_group(&site.primary.region, &group)
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            warn!(site = %site.id, error = %e, "switchover: read_only in the group not read before the fence; retried");
+            return Observation::Tick;
+        }
+    };
+    let Some(ep) = old_primary_endpoint(st) else {
+        return Observation::Failed("no SQL endpoint (canary) for the old primary".into());
+    };
+    match deps.old_primary.read_only(site, &ep).await {
+        Ok(server_read_only) => Observation::BeforeFence(BeforeFence {
+            group_read_only,
+            server_read_only,
+        }),
+        Err(e) => judged(e),
+    }
+}
+
+/// Whether the ledger, read now, still gives the site to `rec`'s epoch and its rollback: the
+/// compare before (and after) the one AWS call that could make the old primary writable. A
+/// rollback that lands after a newer epoch (a failover) took the site must never give writes
+/// back.
+async fn still_owned(deps: &Deps, site: &SiteConfig, rec: &SwitchoverRecord) -> Option<bool> {
+    match deps.ledger.load(&site.id).await {
+        Ok(now) => Some(
+            now.epoch == rec.epoch
+                && now
+                    .switchover
+                    .as_ref()
+                    .is_some_and(|s| s.epoch == rec.epoch && s.phase == SwPhase::RollingBack),
+        ),
+        Err(e) => {
+            warn!(site = %site.id, error = %e, "switchover rollback: ledger not read; retried");
+            None
+        }
+    }
+}
+
+/// The old primary's `read_only` given back as it was before the fence (its group's value, or
+/// the parameter reset when the group did not set it; records without it: `read_only=0`), then
+/// read back in the group and over SQL — only while the ledger still gives the site to this
+/// epoch's rollback. If a newer epoch took the site while the call was in flight, the fence is
+/// put back at once (`read_only=1`): that epoch's, not ours, decides who writes.
+pub(crate) async fn undo_fence(
+    deps: &Deps,
+    site: &SiteConfig,
+    st: &SiteState,
+    rec: &SwitchoverRecord,
+) -> Observation {
+    if rec.before_fence.is_none() && rec.fence_started_at.is_none() {
+        // The fence never started (it waits for the value it replaces to be recorded): nothing
+        // of ours to give back, and nothing to change.
+        return Observation::WritableAgain;
+    }
     let Some(group) = site.fence.as_ref().and_then(|f| f.parameter_group.clone()) else {
         return Observation::Tick;
     };
+    let (want_group, want_server) = match &rec.before_fence {
+        Some(b) => (b.group_read_only.clone(), b.server_read_only),
+        None => (Some("0".to_string()), false),
+    };
     let region = &site.primary.region;
     match deps.fence.read_only_in_group(region, &group).await {
-        Ok(v) if v.as_deref() == Some("0") => {}
+        Ok(v) if v == want_group => {}
         Ok(_) => {
-            if let Err(e) = deps.fence.set_writable(region, &group).await {
-                warn!(site = %site.id, error = %e, "switchover rollback: read_only=0 not set; retried");
+            if still_owned(deps, site, rec).await != Some(true) {
+                warn!(site = %site.id, epoch = rec.epoch, "switchover rollback: the site is no longer this epoch's; nothing given back");
+                return Observation::Tick;
+            }
+            if let Err(e) = deps
+                .fence
+                .restore_read_only(region, &group, want_group.as_deref())
+                .await
+            {
+                warn!(site = %site.id, error = %e, "switchover rollback: read_only not restored; retried");
+                return Observation::Tick;
+            }
+            if still_owned(deps, site, rec).await == Some(false) {
+                warn!(site = %site.id, epoch = rec.epoch, "switchover rollback: a newer epoch took the site during the restore; fencing again");
+                if let Err(e) = deps.fence.set_read_only(region, &group).await {
+                    warn!(site = %site.id, error = %e, "switchover rollback: read_only=1 not put back");
+                }
                 return Observation::Tick;
             }
         }
@@ -170,8 +258,8 @@ async fn undo_fence(deps: &Deps, site: &SiteConfig, st: &SiteState) -> Observati
         return Observation::Tick;
     };
     match deps.old_primary.read_only(site, &ep).await {
-        Ok(false) => Observation::WritableAgain,
-        Ok(true) => Observation::Tick,
+        Ok(v) if v == want_server => Observation::WritableAgain,
+        Ok(_) => Observation::Tick,
         Err(e) => {
             warn!(site = %site.id, error = %e, "switchover rollback: old primary not read; retried");
             Observation::Tick

@@ -42,6 +42,16 @@ pub trait FenceControl: Send + Sync {
     /// `ModifyDBParameterGroup read_only=0 ApplyMethod=immediate` on `group`: a switchover's
     /// rollback, before any promotion was asked, gives the old primary its writes back.
     async fn set_writable(&self, region: &str, group: &str) -> Result<(), PortError>;
+    /// A switchover's rollback gives back `read_only` exactly as the group held it before the
+    /// fence: `Some(v)`: `ModifyDBParameterGroup read_only=v ApplyMethod=immediate`; `None` (it
+    /// was not set in the group): `ResetDBParameterGroup` of `read_only` alone, back to the
+    /// engine default (`{TrueIfReplica}` on RDS for MySQL/MariaDB: 0 on a primary).
+    async fn restore_read_only(
+        &self,
+        region: &str,
+        group: &str,
+        value: Option<&str>,
+    ) -> Result<(), PortError>;
     /// `read_only` as the group holds it (`None`: the engine default, not set in the group).
     async fn read_only_in_group(
         &self,
@@ -214,6 +224,33 @@ impl FenceControl for RdsFence {
         self.modify_read_only(region, group, "0").await
     }
 
+    async fn restore_read_only(
+        &self,
+        region: &str,
+        group: &str,
+        value: Option<&str>,
+    ) -> Result<(), PortError> {
+        use aws_sdk_rds::types::{ApplyMethod, Parameter};
+        if let Some(v) = value {
+            return self.modify_read_only(region, group, v).await;
+        }
+        // ResetDBParameterGroup: "To reset specific parameters, provide a list of ...
+        // ParameterName and ApplyMethod" (RDS API Reference); `read_only` is dynamic.
+        let p = Parameter::builder()
+            .parameter_name("read_only")
+            .apply_method(ApplyMethod::Immediate)
+            .build();
+        (self.rds)(region)
+            .reset_db_parameter_group()
+            .db_parameter_group_name(group)
+            .reset_all_parameters(false)
+            .parameters(p)
+            .send()
+            .await
+            .map_err(|e| port_error("ResetDBParameterGroup", &e))?;
+        Ok(())
+    }
+
     async fn read_only_in_group(
         &self,
         region: &str,
@@ -358,6 +395,8 @@ pub struct FakeFenceState {
     pub security_groups: HashMap<String, Vec<(String, String)>>,
     /// Every mutation, in order (`ModifyDBParameterGroup <group>`, ...).
     pub calls: Vec<String>,
+    /// Groups whose `read_only` was reset to the engine default (0 on a primary).
+    pub reset: Vec<String>,
 }
 
 impl FakeFence {
@@ -421,6 +460,30 @@ impl FenceControl for FakeFence {
         s.calls
             .push(format!("ModifyDBParameterGroup {group} read_only=0"));
         s.values.insert(group.into(), "0".into());
+        Ok(())
+    }
+
+    async fn restore_read_only(
+        &self,
+        region: &str,
+        group: &str,
+        value: Option<&str>,
+    ) -> Result<(), PortError> {
+        self.dark(region, "ModifyDBParameterGroup")?;
+        let mut s = self.state.lock().unwrap();
+        match value {
+            Some(v) => {
+                s.calls
+                    .push(format!("ModifyDBParameterGroup {group} read_only={v}"));
+                s.values.insert(group.into(), v.into());
+            }
+            None => {
+                s.calls
+                    .push(format!("ResetDBParameterGroup {group} read_only"));
+                s.values.remove(group);
+                s.reset.push(group.into());
+            }
+        }
         Ok(())
     }
 
@@ -544,14 +607,16 @@ impl OldPrimarySql for FakeOldPrimarySql {
     async fn read_only(&self, _site: &SiteConfig, endpoint: &str) -> Result<bool, PortError> {
         self.up("SelectReadOnly", endpoint)?;
         let mut s = self.state.lock().unwrap();
-        let held = s
-            .follows
-            .as_ref()
-            .and_then(|(rds, group)| rds.state.lock().unwrap().values.get(group).cloned());
-        // The server holds what its group says once the group says anything.
-        match held.as_deref() {
-            Some("1") => s.read_only = true,
-            Some("0") => s.read_only = false,
+        let held = s.follows.as_ref().map(|(rds, group)| {
+            let r = rds.state.lock().unwrap();
+            (r.values.get(group).cloned(), r.reset.contains(group))
+        });
+        // The server holds what its group says once the group says anything; a reset gives the
+        // engine default, `{TrueIfReplica}`: writable on a primary.
+        match held {
+            Some((Some(v), _)) if v == "1" => s.read_only = true,
+            Some((Some(v), _)) if v == "0" => s.read_only = false,
+            Some((None, true)) => s.read_only = false,
             _ => {}
         }
         if s.read_only && s.read_only_delay > 0 {

@@ -69,6 +69,7 @@ pub async fn gather(
         canary,
         primary_multi_az,
         vantage_region: Some(default_region.to_string()),
+        primary_gtid: None,
     }
 }
 

@@ -419,3 +419,74 @@ async fn a_lagging_target_times_out_and_the_switchover_rolls_back() {
         .unwrap();
     c.disconnect().await.unwrap();
 }
+
+/// Review finding d: which MariaDB variables are compared, on real servers. The captured
+/// position is the primary's `gtid_binlog_pos`; the target's applied one must be
+/// `gtid_slave_pos` — what its replication SQL thread applied, the position `MASTER_GTID_WAIT`
+/// itself waits on (MariaDB KB, "MASTER_GTID_WAIT", "gtid_slave_pos") — not
+/// `gtid_current_pos`, which for a domain takes the target's OWN binlog GTID when it carries the
+/// target's server_id and a higher sequence (MariaDB KB, "gtid_current_pos"). A local write on
+/// the replica by a user `read_only` does not bind (RDS's `rdsadmin` heartbeat, a SUPER session)
+/// gets such a GTID: `gtid_current_pos` then shows it in place of the primary's GTID in that
+/// domain (while the replica has not applied the primary's newer ones). The comparison is per
+/// (domain, server_id), so the local GTID cannot make the target read "caught up".
+#[tokio::test]
+async fn mariadb_applied_position_is_gtid_slave_pos_not_gtid_current_pos() {
+    let Some((src, rep)) = pair("vars").await else {
+        return;
+    };
+    rep.root_exec(&["STOP SLAVE SQL_THREAD"]).await;
+    src.root_exec(&[
+        "INSERT INTO shop.orders VALUES (1, 'a')",
+        "INSERT INTO shop.orders VALUES (2, 'b')",
+        "INSERT INTO shop.orders VALUES (3, 'c')",
+    ])
+    .await;
+    // Local writes on the replica by root (read_only does not bind it), as a heartbeat's would be.
+    rep.root_exec(&[
+        "CREATE DATABASE admin_local",
+        "CREATE TABLE admin_local.heartbeat (id INT PRIMARY KEY, at BIGINT)",
+        "INSERT INTO admin_local.heartbeat VALUES (1, 1)",
+        "UPDATE admin_local.heartbeat SET at = 2",
+        "UPDATE admin_local.heartbeat SET at = 3",
+        "UPDATE admin_local.heartbeat SET at = 4",
+        "UPDATE admin_local.heartbeat SET at = 5",
+    ])
+    .await;
+    let captured = capture(&src.endpoint(), "admin", PW, t(), None)
+        .await
+        .unwrap();
+    let current_pos = || async {
+        let mut c = mysql_async::Conn::new(rep.root_opts()).await.unwrap();
+        let v: String = c
+            .query_first("SELECT @@global.gtid_current_pos")
+            .await
+            .unwrap()
+            .unwrap();
+        c.disconnect().await.unwrap();
+        failover_policy::gtid::Position::MariadbGtid(
+            failover_policy::gtid::MariaPos::parse(&v).unwrap(),
+        )
+    };
+    let applied = wait_applied(&rep.endpoint(), "admin", PW, t(), None, &captured, 1)
+        .await
+        .unwrap();
+    assert!(
+        !switchover::caught_up(&captured, &applied),
+        "gtid_slave_pos {applied} must not be caught up with {captured}: the rows are not applied"
+    );
+    assert!(!switchover::caught_up(&captured, &current_pos().await));
+    assert_eq!(rep.ids().await, Vec::<u64>::new());
+    // Once the SQL thread applies them, gtid_slave_pos is caught up.
+    rep.root_exec(&["START SLAVE SQL_THREAD"]).await;
+    let applied = wait_applied(&rep.endpoint(), "admin", PW, t(), None, &captured, 10)
+        .await
+        .unwrap();
+    assert!(
+        switchover::caught_up(&captured, &applied),
+        "{applied} vs {captured}"
+    );
+    assert_eq!(rep.ids().await, vec![1, 2, 3]);
+    let current = current_pos().await;
+    println!("captured {captured}; target gtid_slave_pos {applied}; gtid_current_pos {current}");
+}

@@ -35,6 +35,7 @@ fn outage() -> Evidence {
     Evidence {
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
+        primary_gtid: None,
         alarms: vec![
             AlarmEvidence {
                 name: "orders-primary-availability".into(),

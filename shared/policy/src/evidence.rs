@@ -27,6 +27,11 @@ pub struct Evidence {
     /// witness's (`crate::vantage`).
     #[serde(default)]
     pub vantage_region: Option<String>,
+    /// Whether the primary replicates by GTID (MySQL `gtid_mode=ON`, MariaDB's GTIDs), read over
+    /// SQL for a `switchover` command only (`None`: not read, or unreadable). A switchover waits
+    /// for the target on GTIDs; binlog coordinates are not supported, and are refused up front.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_gtid: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -142,6 +142,8 @@ pub struct Observed {
     pub target_lag_secs: Option<f64>,
     /// A backup is running on the primary or the target (RDS blocks promotion during one).
     pub backup_running: bool,
+    /// The primary replicates by GTID (`None`: unread).
+    pub primary_gtid: Option<bool>,
 }
 
 /// The preconditions failed: why, and every guard as it was judged.
@@ -326,6 +328,20 @@ pub fn preconditions(
             },
         );
     }
+    if matches!(site.engine, Engine::RdsReplica) {
+        let (ok, detail) = match seen.primary_gtid {
+            Some(true) => (true, format!("{} replicates by GTID: the target's catch-up is waited on GTIDs", site.primary)),
+            Some(false) => (false, format!(
+                "{} replicates by binlog coordinates only (GTIDs off): this version waits for the target on GTIDs, so a switchover is refused before anything is fenced (enable gtid_mode, or use `failover` with `force` for a hand-checked move)",
+                site.primary
+            )),
+            None => (false, format!(
+                "{}'s GTID mode could not be read over SQL: a switchover is refused before anything is fenced rather than guess",
+                site.primary
+            )),
+        };
+        check(Guard::Rpo, ok, RefusalReason::NoGtid, detail);
+    }
     let wait = req.max_wait_secs.unwrap_or(DEFAULT_MAX_WAIT_SECS);
     check(
         Guard::Command,
@@ -429,6 +445,17 @@ pub struct Rollback {
     pub writable_again_at: Option<DateTime<Utc>>,
 }
 
+/// The old primary's `read_only` as it was before the fence, read by the driver before the
+/// fence's first call: a rollback gives back exactly this (not a blanket `read_only=0`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeforeFence {
+    /// `read_only` as the old primary's own parameter group held it (`None`: not set in the
+    /// group, the engine default — given back by resetting the parameter, not by setting `0`).
+    pub group_read_only: Option<String>,
+    /// `@@global.read_only` as the server answered.
+    pub server_read_only: bool,
+}
+
 /// The measured cost of a switchover: recorded in the ledger (and, for a drill, its report).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Measured {
@@ -456,6 +483,9 @@ pub struct SwitchoverRecord {
     /// When the fence was first asked for (writes stop being accepted from then on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence_started_at: Option<DateTime<Utc>>,
+    /// `read_only` before the fence (what a rollback restores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_fence: Option<BeforeFence>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fenced_at: Option<DateTime<Utc>>,
     /// The old primary's executed position once read-only.
@@ -505,6 +535,7 @@ pub fn start(site: &SiteConfig, epoch: u64, req: &Request, now: DateTime<Utc>) -
             SwPhase::Promoting
         },
         fence_started_at: None,
+        before_fence: None,
         fenced_at: None,
         captured: None,
         applied: None,
@@ -587,6 +618,9 @@ pub fn may_roll_back(rec: &SwitchoverRecord) -> bool {
 pub enum Observation {
     /// The fence was asked for (the first parameter-group call was sent).
     FenceAsked,
+    /// The fence is about to be asked for, and `read_only` before it was read (the driver's
+    /// first step: what a rollback gives back).
+    BeforeFence(BeforeFence),
     /// `read_only=1` observed in the group and over SQL; sessions ended.
     Fenced,
     /// A fence step was refused, or could not be done by the tool.
@@ -626,18 +660,35 @@ pub struct Advanced {
 }
 
 fn roll_back(mut rec: SwitchoverRecord, why: String, now: DateTime<Utc>) -> Advanced {
+    // An engine that runs no fence of ours (Aurora, Multi-AZ) had nothing made read-only by
+    // this tool: there is nothing to give back, and the record is rolled back at once.
+    let fenced_by_us = rec.engine == Engine::RdsReplica.kind();
+    let undo = if fenced_by_us {
+        format!(
+            "{} is being given writes back (its read_only as it was before the fence)",
+            rec.old_primary
+        )
+    } else {
+        format!(
+            "AWS was never asked to switch the writer: {} stays the writer",
+            rec.old_primary
+        )
+    };
     let message = format!(
-        "{} of {} to {} ROLLED BACK before the promotion: {why}; {} is being given writes back (read_only=0), DNS was not touched",
+        "{} of {} to {} ROLLED BACK before the promotion: {why}; {undo}, DNS was not touched",
         rec.kind(),
         rec.old_primary,
         rec.target,
-        rec.old_primary
     );
-    rec.phase = SwPhase::RollingBack;
+    rec.phase = if fenced_by_us {
+        SwPhase::RollingBack
+    } else {
+        SwPhase::RolledBack
+    };
     rec.rollback = Some(Rollback {
         at: now,
         why,
-        writable_again_at: None,
+        writable_again_at: (!fenced_by_us).then_some(now),
     });
     Advanced {
         record: rec,
@@ -697,6 +748,11 @@ pub fn advance(
         (_, O::Tick) => same(rec),
         (P::Fencing, O::FenceAsked) => {
             next.fence_started_at.get_or_insert(now);
+            same(&next)
+        }
+        (P::Fencing, O::BeforeFence(b)) => {
+            next.fence_started_at.get_or_insert(now);
+            next.before_fence.get_or_insert(b);
             same(&next)
         }
         (P::Fencing, O::Fenced) => {

@@ -129,6 +129,10 @@ pub enum RefusalReason {
     NotFenceable,
     /// `switchover`: `max_wait_secs` outside its bounds.
     BadWait,
+    /// `switchover` of an RDS read replica whose primary does not replicate by GTID (binlog
+    /// coordinates only), or whose GTID mode could not be read: the catch-up wait is on GTIDs,
+    /// so it is refused before anything is fenced.
+    NoGtid,
     /// `switchover` of an RDS read replica: this version judges and records it, but does not yet
     /// carry out the capture of the fenced position and the target's catch-up wait, so it is
     /// refused before anything is fenced.

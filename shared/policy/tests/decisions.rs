@@ -168,6 +168,7 @@ impl World {
         Evidence {
             primary_multi_az: None,
             vantage_region: Some("us-west-2".into()),
+            primary_gtid: None,
             alarms: vec![
                 AlarmEvidence {
                     name: "orders-primary-availability".into(),
@@ -985,6 +986,7 @@ fn billing_world() -> Evidence {
     Evidence {
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
+        primary_gtid: None,
         alarms: vec![AlarmEvidence {
             name: "billing-writer-availability".into(),
             role: AlarmRole::Availability,
@@ -1089,6 +1091,7 @@ fn shadow_mode_says_what_it_would_do_and_never_decides() {
     let ev = Evidence {
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
+        primary_gtid: None,
         // us-east-1 is lost: its alarm cannot be read; the witness's alarm in us-west-2 fires.
         alarms: vec![
             AlarmEvidence {
@@ -1218,6 +1221,7 @@ fn rds_managed_failover_in_progress_is_not_raced() {
     let ev = Evidence {
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
+        primary_gtid: None,
         alarms: vec![AlarmEvidence {
             name: "inventory-db-availability".into(),
             role: AlarmRole::Availability,

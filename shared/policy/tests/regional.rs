@@ -79,6 +79,7 @@ fn orders(
         canary,
         primary_multi_az: Some(false),
         vantage_region: Some("us-west-2".into()),
+        primary_gtid: None,
     }
 }
 
@@ -160,6 +161,7 @@ fn multi_az_failing_over(status: &'static str) -> impl Fn(i64) -> Evidence {
         },
         primary_multi_az: Some(true),
         vantage_region: Some("us-west-2".into()),
+        primary_gtid: None,
     }
 }
 

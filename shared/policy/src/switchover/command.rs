@@ -37,6 +37,7 @@ pub fn observed(ev: &Evidence, st: &SiteState, target: &DbRef) -> Observed {
         target_replicating,
         target_lag_secs,
         backup_running: st.backups_running.contains(&target.id),
+        primary_gtid: ev.primary_gtid,
     }
 }
 

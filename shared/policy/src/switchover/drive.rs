@@ -22,19 +22,32 @@ pub const FENCE_STEPS: [Step; 3] = [
     Step::EndSessions,
 ];
 
-/// The switchover record the tick drives for this site, if any: the current epoch's, for an
-/// engine whose switchover runs our fence, not yet finished.
+/// The switchover record the tick drives for this site, if any: the current epoch's, not yet
+/// finished. Every engine's: an Aurora or Multi-AZ switchover starts at `promoting` (AWS
+/// synchronises and demotes), and the tick takes the promoter's verified writes and the pinner's
+/// DNS change into it to `done`, as for an RDS read replica. A record of an engine that runs no
+/// fence of ours is only ever driven from the ledger: the fence, capture, wait and undo phases
+/// are the RDS read replica's alone.
 pub fn driven<'a>(site: &SiteConfig, st: &'a SiteState) -> Option<&'a SwitchoverRecord> {
     st.switchover
         .as_ref()
         .filter(|s| s.epoch == st.epoch && !s.phase.is_terminal())
-        .filter(|_| matches!(site.engine, Engine::RdsReplica))
+        .filter(|s| matches!(site.engine, Engine::RdsReplica) || !s.phase.before_promotion())
 }
 
 /// Whether the fence step may run before the promotion: `read_only` always (fence first), and
 /// ending sessions for a switchover (its capture waits for it).
 pub fn runs_before_promotion(st: &SiteState, step: Step) -> bool {
+    let switchover = st.switchover.as_ref().filter(|s| s.epoch == st.epoch);
     match step {
+        // A switchover's fence waits for the driver to record its start and the `read_only`
+        // it found (a rollback restores exactly that, so it must be read before it changes).
+        Step::ParameterReadOnly
+            if switchover
+                .is_some_and(|s| s.phase == SwPhase::Fencing && s.fence_started_at.is_none()) =>
+        {
+            false
+        }
         Step::ParameterReadOnly | Step::SqlReadOnly => true,
         Step::EndSessions => st
             .switchover
@@ -162,7 +175,8 @@ pub fn commit(
         return None;
     }
     let mut next = st.clone();
-    let rolling_back = rec.phase == SwPhase::RollingBack && st.phase == Phase::Promoting;
+    let undone = |p: Option<SwPhase>| matches!(p, Some(SwPhase::RollingBack | SwPhase::RolledBack));
+    let rolling_back = undone(Some(rec.phase)) && st.phase == Phase::Promoting;
     next.switchover = Some(rec.clone());
     if rolling_back {
         let why = rec
@@ -181,8 +195,7 @@ pub fn commit(
     // One message on entering the rollback, whether this commit closes the epoch or it was
     // closed already (an operator's abort, the promoter's pre-checks): people must learn that
     // the old primary is being given its writes back.
-    let entering = rec.phase == SwPhase::RollingBack
-        && st.switchover.as_ref().map(|s| s.phase) != Some(SwPhase::RollingBack);
+    let entering = undone(Some(rec.phase)) && !undone(st.switchover.as_ref().map(|s| s.phase));
     if let Some(summary) = message.filter(|_| entering) {
         next.outbox
             .push(rolled_back_event(site, &next, &rec, summary, now));

@@ -54,6 +54,7 @@ fn healthy() -> Observed {
         target_replicating: Some(true),
         target_lag_secs: Some(0.0),
         backup_running: false,
+        primary_gtid: Some(true),
     }
 }
 
@@ -156,6 +157,17 @@ fn preconditions_table() {
             "no fence section",
             |s, _, _, _| s.fence = None,
             Some(RefusalReason::NotFenceable),
+        ),
+        // Review finding b: binlog coordinates only → refused before anything is fenced.
+        (
+            "GTIDs off (binlog coordinates only)",
+            |_, _, _, o| o.primary_gtid = Some(false),
+            Some(RefusalReason::NoGtid),
+        ),
+        (
+            "GTID mode unreadable",
+            |_, _, _, o| o.primary_gtid = None,
+            Some(RefusalReason::NoGtid),
         ),
         (
             "max_wait 0",

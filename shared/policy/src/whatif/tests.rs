@@ -70,6 +70,7 @@ fn evidence(down: bool) -> Evidence {
         },
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
+        primary_gtid: None,
     }
 }
 

@@ -18,7 +18,7 @@ fn pos(s: &str) -> Position {
 
 /// `orders` with its own fence group, the old primary answering (read_only following the
 /// group), two sessions open, at 0-1-105; the target orders-replica-1 has applied `applied`.
-fn fenced_world(applied: &str) -> World {
+pub(super) fn fenced_world(applied: &str) -> World {
     let w = world();
     let mut doc: Value = serde_json::from_str(EXAMPLE).unwrap();
     doc["sites"][0]["fence"] = json!({"parameter_group": GROUP});
@@ -235,16 +235,17 @@ async fn scenario_2_a_target_lagging_past_max_wait_is_rolled_back_old_primary_wr
         !w.old_primary.state.lock().unwrap().read_only,
         "writable again"
     );
+    let f = w.fence.state.lock().unwrap();
     assert_eq!(
-        w.fence
-            .state
-            .lock()
-            .unwrap()
-            .values
-            .get(GROUP)
-            .map(String::as_str),
-        Some("0")
+        f.values.get(GROUP),
+        None,
+        "the group did not set read_only before the fence: reset, not set to 0"
     );
+    assert_eq!(
+        f.calls.last().map(String::as_str),
+        Some(format!("ResetDBParameterGroup {GROUP} read_only").as_str())
+    );
+    drop(f);
     let after: Vec<String> = w.bus.published.lock().unwrap()[before..]
         .iter()
         .map(|e| e.event_type.detail_type().to_string())
@@ -255,4 +256,253 @@ async fn scenario_2_a_target_lagging_past_max_wait_is_rolled_back_old_primary_wr
         m.contains("ROLLED BACK") && m.contains("DNS was not touched"),
         "{m}"
     );
+}
+
+/// Review finding a: the rollback gives back `read_only` exactly as it was before the fence —
+/// here the group held an explicit `read_only=0` set by the team, so it is set back to that
+/// (not reset), and the value is recorded before the fence's first call.
+#[tokio::test]
+async fn a_rollback_restores_the_groups_read_only_exactly_as_it_was_before_the_fence() {
+    let w = fenced_world("0-1-100");
+    w.fence
+        .state
+        .lock()
+        .unwrap()
+        .values
+        .insert(GROUP.into(), "0".into());
+    w.switchover(30).await;
+    w.sw_tick(1, 5).await;
+    let rec = w.record();
+    let before = rec.before_fence.clone().expect("recorded before the fence");
+    assert_eq!(before.group_read_only.as_deref(), Some("0"));
+    assert!(!before.server_read_only);
+    assert_eq!(rec.phase, SwPhase::CatchingUp, "{rec:?}");
+    w.sw_tick(2, 60).await;
+    w.sw_tick(3, 60).await;
+    assert_eq!(w.record().phase, SwPhase::RolledBack);
+    let f = w.fence.state.lock().unwrap();
+    assert_eq!(f.values.get(GROUP).map(String::as_str), Some("0"));
+    assert!(f.reset.is_empty(), "{:?}", f.calls);
+}
+
+/// The fence waits for the value a rollback restores: a tick whose first read of the group
+/// fails sets nothing (no `read_only=1` before the value it replaces is recorded).
+#[tokio::test]
+async fn the_fence_waits_until_the_value_it_replaces_is_recorded() {
+    let w = fenced_world("0-1-105");
+    w.switchover(60).await;
+    w.fence.state.lock().unwrap().dark_regions = vec!["us-east-1".into()];
+    w.sw_tick(1, 5).await;
+    assert!(w.record().before_fence.is_none());
+    assert!(
+        w.fence.state.lock().unwrap().calls.is_empty(),
+        "nothing fenced"
+    );
+    w.fence.state.lock().unwrap().dark_regions.clear();
+    w.sw_tick(2, 5).await;
+    assert_eq!(w.record().phase, SwPhase::Promoting);
+}
+
+/// Review finding c: a rollback left pending (the undo could not be done: the region was dark)
+/// while a newer epoch — a failover — takes the site never gives the old primary its writes
+/// back: the undo is fenced by the epoch, read from the ledger just before the AWS call.
+#[tokio::test]
+async fn a_stale_rollback_never_makes_the_old_primary_writable_once_a_newer_epoch_owns_the_site() {
+    let w = fenced_world("0-1-100");
+    w.switchover(30).await;
+    w.sw_tick(1, 5).await;
+    w.fence.state.lock().unwrap().dark_regions = vec!["us-east-1".into()];
+    w.sw_tick(2, 60).await;
+    assert_eq!(w.record().phase, SwPhase::RollingBack);
+    let stale = w.ledger.get("orders").unwrap();
+    let rec = stale.switchover.clone().unwrap();
+    // A newer epoch opens (an outage's failover) while the rollback's undo is still owed.
+    let mut st = stale.clone();
+    st.open_incident(w.clock.now(), "primary unreachable")
+        .unwrap();
+    st.version += 1;
+    w.ledger.put(st);
+    w.fence.state.lock().unwrap().dark_regions.clear();
+    // A Lambda that loaded the ledger before the new epoch (stale) reaches the undo.
+    let site = w.deps.cfg.site("orders").unwrap().clone();
+    let obs = crate::switchover::undo_fence(&w.deps, &site, &stale, &rec).await;
+    assert_eq!(obs, failover_policy::switchover::Observation::Tick);
+    assert_eq!(
+        w.fence
+            .state
+            .lock()
+            .unwrap()
+            .values
+            .get(GROUP)
+            .map(String::as_str),
+        Some("1"),
+        "the old primary stays fenced"
+    );
+    assert!(w.old_primary.state.lock().unwrap().read_only);
+    // And the tick no longer drives the old epoch's record.
+    w.sw_tick(3, 60).await;
+    assert_eq!(
+        w.fence
+            .state
+            .lock()
+            .unwrap()
+            .values
+            .get(GROUP)
+            .map(String::as_str),
+        Some("1")
+    );
+}
+
+/// Review finding b: a primary on binlog coordinates only (GTIDs off) is refused at the command,
+/// with a typed reason, before any epoch, fence or AWS call — not fenced and then rolled back.
+#[tokio::test]
+async fn a_binlog_only_primary_is_refused_in_the_preconditions_nothing_fenced() {
+    let w = fenced_world("0-1-105");
+    w.old_primary.state.lock().unwrap().position = Some(Position::Binlog(
+        failover_policy::gtid::BinlogPos::parse("mysql-bin.000003:1200").unwrap(),
+    ));
+    let r = w.switchover(60).await;
+    let v = &r.verdicts[0];
+    assert_eq!(
+        v.outcome,
+        failover_policy::Outcome::Refused {
+            reason: failover_policy::verdict::RefusalReason::NoGtid
+        },
+        "{}",
+        v.summary
+    );
+    assert!(v.summary.contains("binlog coordinates"), "{}", v.summary);
+    w.sw_tick(1, 5).await;
+    let st = w.ledger.get("orders").unwrap();
+    assert!(st.switchover.is_none() && !st.phase.is_open(), "no epoch");
+    assert!(
+        w.fence.state.lock().unwrap().calls.is_empty(),
+        "no AWS mutation"
+    );
+    assert!(!w.old_primary.state.lock().unwrap().read_only);
+}
+
+/// Scenario 5: two `switchover` commands for the same target sent at once (two evaluator
+/// invocations), at every interleaving of their ledger, bus, topology and metrics calls with one
+/// preemption, make ONE switchover: one epoch, one `FailoverDecided`, one record; the other is
+/// answered as a duplicate (or, having lost the compare-and-set, re-reads and finds it).
+#[test]
+fn scenario_5_concurrent_duplicate_switchover_commands_make_one_switchover() {
+    use failover_adapters::interleave::{broken, gated, run_isolated, Scheduler, WHO};
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    }
+    fn racing(s: &Arc<Scheduler>) -> World {
+        let w = fenced_world("0-1-105");
+        let d = &w.deps;
+        let deps = Deps {
+            cfg: d.cfg.clone(),
+            topology: gated(d.topology.clone(), s),
+            metrics: gated(d.metrics.clone(), s),
+            ledger: gated(d.ledger.clone(), s),
+            bus: gated(d.bus.clone(), s),
+            canary: d.canary.clone(),
+            clock: d.clock.clone(),
+            fanout: d.fanout,
+            fence: d.fence.clone(),
+            old_primary: d.old_primary.clone(),
+            rechecks: d.rechecks.clone(),
+        };
+        World {
+            deps: Arc::new(deps),
+            ..w
+        }
+    }
+    async fn race(w: &World, s: &Arc<Scheduler>) -> Vec<String> {
+        let run = |who: usize| {
+            WHO.scope(who, async move {
+                let r = w.switchover(60).await;
+                s.finished(who);
+                r.verdicts[0].summary.clone()
+            })
+        };
+        let (x, y) = tokio::join!(run(0), run(1));
+        vec![x, y]
+    }
+    let n = run_isolated(runtime, || async {
+        let solo = Arc::new(Scheduler::new(usize::MAX, 0));
+        let w = racing(&solo);
+        WHO.scope(0, w.switchover(60)).await;
+        solo.calls()[0]
+    })
+    .expect("the solo run does not panic");
+    assert!(n >= 3, "a command makes several port calls ({n})");
+    let (mut cases, mut failures) = (0usize, vec![]);
+    for i in 0..=n {
+        for j in 1..=n {
+            cases += 1;
+            let ran = run_isolated(runtime, || async {
+                let s = Arc::new(Scheduler::new(i, j));
+                let w = racing(&s);
+                let answers = race(&w, &s).await;
+                let st = w.ledger.get("orders").unwrap();
+                // The outbox is at-least-once (an invocation that finds the other's committed
+                // event still unflushed sends it too; the promoter dedupes by epoch): every
+                // FailoverDecided must be the one decision — same epoch, same instant.
+                let decided: Vec<(u64, DateTime<Utc>)> = w
+                    .bus
+                    .published
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e.event_type.detail_type() == "FailoverDecided")
+                    .map(|e| (e.epoch, e.occurred_at))
+                    .collect();
+                let one_decision = !decided.is_empty() && decided.iter().all(|d| *d == decided[0]);
+                let duplicates = answers
+                    .iter()
+                    .filter(|a| a.starts_with("duplicate"))
+                    .count();
+                let fenced = !w.fence.state.lock().unwrap().calls.is_empty();
+                broken([
+                    (st.epoch == 1, format!("epoch {}", st.epoch)),
+                    (one_decision, format!("FailoverDecided {decided:?}")),
+                    (
+                        st.switchover.as_ref().is_some_and(|r| r.epoch == 1),
+                        "no switchover record".into(),
+                    ),
+                    (duplicates == 1, format!("answers {answers:?}")),
+                    (!fenced, "the command fenced something".into()),
+                ])
+            });
+            match ran {
+                Ok(b) if b.is_empty() => {}
+                Ok(b) => failures.push(format!("({i},{j}): {b:?}")),
+                Err(_) => failures.push(format!("({i},{j}): panicked")),
+            }
+        }
+    }
+    println!(
+        "scenario 5: {cases} interleavings of two concurrent switchover commands, {} broken",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A switchover whose fence never started (the old primary's SQL did not answer the read of
+/// `read_only` before it) rolls back at the deadline without touching AWS: nothing to give back.
+#[tokio::test]
+async fn a_fence_that_never_started_rolls_back_without_any_aws_call() {
+    let w = fenced_world("0-1-105");
+    w.switchover(30).await;
+    w.old_primary.state.lock().unwrap().reachable = false;
+    w.sw_tick(1, 5).await;
+    w.sw_tick(2, 60).await;
+    w.sw_tick(3, 60).await;
+    let rec = w.record();
+    assert_eq!(rec.phase, SwPhase::RolledBack, "{rec:?}");
+    assert!(
+        w.fence.state.lock().unwrap().calls.is_empty(),
+        "no AWS mutation"
+    );
+    assert_eq!(w.published("FailoverAborted").len(), 1);
 }

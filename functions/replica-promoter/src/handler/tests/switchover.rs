@@ -50,6 +50,7 @@ fn healthy(target: &DbRef) -> Evidence {
         canary: CanaryResult::Reachable { latency_ms: 2 },
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
+        primary_gtid: Some(true),
     }
 }
 

@@ -213,3 +213,105 @@ fn an_epoch_closed_before_the_promotion_request_rolls_back_and_says_so() {
     let obs = from_ledger(&asked, &rec, t(6)).expect("the request is observed");
     assert_eq!(obs.0, Observation::PromotionRequested);
 }
+
+/// Issue 13 review finding f: an Aurora (or Multi-AZ) switchover starts at `promoting` and, like
+/// an rds-replica one, is finished by the tick from the promoter's and the pinner's ledger
+/// entries — verified writes, then DNS — to `done`, not left at `promoting`.
+#[test]
+fn a_managed_engine_switchover_is_driven_through_verified_writes_and_dns_to_done() {
+    let cfg: crate::config::Config = Config::from_document(EXAMPLE).unwrap();
+    let site = cfg.site("billing").unwrap().clone();
+    let mut st = SiteState::new("billing");
+    st.open_incident(t(0), "planned switchover").unwrap();
+    st.transition(st.epoch, Phase::Promoting, t(0), "switchover")
+        .unwrap();
+    let target = site.candidates[0].clone();
+    let req = Request {
+        target: target.clone(),
+        by: "ana".into(),
+        reason: "planned".into(),
+        max_wait_secs: Some(60),
+        drill: false,
+    };
+    st.switchover = Some(start(&site, st.epoch, &req, t(0)));
+    assert_eq!(st.switchover.as_ref().unwrap().phase, SwPhase::Promoting);
+    assert!(driven(&site, &st).is_some(), "the tick drives it");
+    assert_eq!(from_ledger(&st, driven(&site, &st).unwrap(), t(1)), None);
+
+    st.promotion = Some(crate::incident::PromotionRecord {
+        epoch: st.epoch,
+        candidate: target.clone(),
+        action: "FailoverDBCluster".into(),
+        requested_at: t(2),
+        completed_at: None,
+        endpoint: None,
+        writable_verified_at: None,
+        resolved: None,
+    });
+    let step = |st: &mut SiteState, now: i64| {
+        let rec = driven(&site, st).cloned().expect("driven");
+        let (obs, at) = from_ledger(st, &rec, t(now)).expect("observed");
+        let adv = advance(&rec, obs, at).unwrap();
+        *st = commit(&site, st, adv.record, adv.message, t(now)).unwrap();
+    };
+    step(&mut st, 3);
+    assert_eq!(
+        st.switchover.as_ref().unwrap().phase,
+        SwPhase::VerifyingWrites
+    );
+    st.promotion.as_mut().unwrap().writable_verified_at = Some(t(30));
+    step(&mut st, 31);
+    let rec = st.switchover.clone().unwrap();
+    assert_eq!(rec.phase, SwPhase::MovingDns);
+    assert_eq!(
+        rec.measured.as_ref().unwrap().rto_ms,
+        30_000,
+        "from the request"
+    );
+    st.dns = Some(
+        serde_json::from_value(serde_json::json!({
+            "epoch": st.epoch, "zone_id": "Z1", "name": "billing.", "record_type": "CNAME",
+            "previous_values": ["billing-1.x"], "new_value": "billing-2.x",
+            "insync_at": "2027-01-15T08:00:40Z"
+        }))
+        .unwrap(),
+    );
+    step(&mut st, 41);
+    assert_eq!(st.switchover.as_ref().unwrap().phase, SwPhase::Done);
+    assert!(driven(&site, &st).is_none(), "finished");
+}
+
+/// A managed-engine switchover whose epoch closed before the promoter asked AWS is rolled back
+/// at once (nothing of ours to undo), with one message, and frees the site.
+#[test]
+fn a_managed_engine_switchover_closed_before_the_request_is_rolled_back_at_once() {
+    let cfg: crate::config::Config = Config::from_document(EXAMPLE).unwrap();
+    let site = cfg.site("billing").unwrap().clone();
+    let mut st = SiteState::new("billing");
+    st.open_incident(t(0), "planned switchover").unwrap();
+    st.transition(st.epoch, Phase::Promoting, t(0), "switchover")
+        .unwrap();
+    let req = Request {
+        target: site.candidates[0].clone(),
+        by: "ana".into(),
+        reason: "planned".into(),
+        max_wait_secs: Some(60),
+        drill: false,
+    };
+    st.switchover = Some(start(&site, st.epoch, &req, t(0)));
+    st.transition(st.epoch, Phase::Aborted, t(1), "aborted by ana")
+        .unwrap();
+    let rec = driven(&site, &st).cloned().expect("driven");
+    let (obs, at) = from_ledger(&st, &rec, t(2)).expect("observed");
+    let adv = advance(&rec, obs, at).unwrap();
+    assert_eq!(adv.record.phase, SwPhase::RolledBack);
+    assert!(adv.message.as_deref().unwrap().contains("stays the writer"));
+    let next = commit(&site, &st, adv.record, adv.message, t(2)).unwrap();
+    assert_eq!(next.outbox.len(), 1, "one message");
+    assert!(driven(&site, &next).is_none());
+    let again = Request { ..req };
+    assert_eq!(
+        crate::switchover::admit(&next, &again),
+        crate::switchover::Admit::Start
+    );
+}
