@@ -33,9 +33,12 @@ REGION = "us-west-2"
 
 
 class QuietServer(ThreadingHTTPServer):
-    """Daemon handler threads; a client hanging up (a process stopped mid-poll) is not an error."""
+    """Daemon handler threads; a client hanging up (a process stopped mid-poll) is not an error.
+    A backlog of 128 (socketserver's default of 5 drops the SYNs of a burst of concurrent
+    connections, which come back after the client's 1 s retransmission timeout)."""
 
     daemon_threads = True
+    request_queue_size = 128
 
     def handle_error(self, request, client_address):
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):

@@ -164,7 +164,18 @@ def main() -> None:
     Shim.moto = moto.rstrip("/")
     u = urllib.parse.urlsplit(Shim.moto)
     Shim.moto_host, Shim.moto_port = u.hostname, u.port
-    ThreadingHTTPServer(("127.0.0.1", port), Shim).serve_forever()
+    Server(("127.0.0.1", port), Shim).serve_forever()
+
+
+class Server(ThreadingHTTPServer):
+    """Every AWS call of the functions passes here. socketserver listens with a backlog of 5: a
+    function that opens a dozen connections at once (the evaluator reads every site's evidence
+    concurrently, one client per service and region) overflows it, Linux drops the extra SYNs and
+    the client retransmits them after its initial 1 s RTO — a one-second stall no AWS endpoint
+    imposes. moto's own server (werkzeug) listens with 128; so does this."""
+
+    request_queue_size = 128
+    daemon_threads = True
 
 
 if __name__ == "__main__":

@@ -164,9 +164,7 @@ class FaultProxy:
             owner = proxy
             up_host, up_port = u.hostname, u.port
 
-        ThreadingHTTPServer.daemon_threads = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.request_queue_size = 256
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
         self._thread.start()
@@ -362,3 +360,13 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv)
+
+
+class _Server(ThreadingHTTPServer):
+    """The backlog is read by listen() in the constructor, so it must be a class attribute (set on
+    the instance afterwards it changes nothing): with socketserver's default of 5, a dozen
+    concurrent connections overflow it and the dropped SYNs come back after the client's 1 s
+    retransmission timeout, a stall no AWS endpoint imposes."""
+
+    request_queue_size = 256
+    daemon_threads = True

@@ -184,9 +184,25 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
         Routing::Sites(ids) => {
             let total = ids.len();
             let mut failed = vec![];
-            for (id, result) in evaluate_sites(deps, ids, &signal, now).await {
+            let tick = matches!(signal.kind, SignalKind::Tick);
+            // Sites the configuration no longer names are listed while the others are judged.
+            let (results, dropped) = tokio::join!(evaluate_sites(deps, ids, &signal, now), async {
+                if tick {
+                    watch_dropped_sites(deps, now).await
+                } else {
+                    vec![]
+                }
+            });
+            let mut fenced = vec![];
+            for (id, result, fence_emitted) in results {
+                fenced.extend(fence_emitted);
                 match result {
-                    Ok((verdict, emitted, seen)) => {
+                    Ok(Evaluated {
+                        verdict,
+                        emitted,
+                        evidence: seen,
+                        ..
+                    }) => {
                         if let (true, Some(evidence), Some(site)) =
                             (is_status, seen, deps.cfg.site(&id))
                         {
@@ -216,13 +232,8 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
                     }
                 }
             }
-            if matches!(signal.kind, SignalKind::Tick) {
-                // The old primaries: fence, watch, measure (one self-contained step per site),
-                // with the same fan-out and per-site budget as the evaluation: a dark old
-                // region's API calls must not add up across sites past the function's timeout.
-                resp.emitted.extend(reconcile_fences(deps, now).await);
-                resp.emitted.extend(watch_dropped_sites(deps, now).await);
-            }
+            resp.emitted.extend(fenced);
+            resp.emitted.extend(dropped);
             match failed.len() {
                 0 => {}
                 1 => return Err(failed.remove(0)),
@@ -233,45 +244,58 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
     Ok(resp)
 }
 
-type SiteResult = Result<(Verdict, Vec<String>, Option<Evidence>), EvaluatorError>;
-
-/// Every site's fence step, at most `deps.fanout.concurrency` at once, each within the site
-/// budget. A step cut off by its budget recorded nothing and is retried at the next tick.
-async fn reconcile_fences(deps: &Deps, now: DateTime<Utc>) -> Vec<String> {
-    let budget = deps.fanout.site_budget;
-    let steps: Vec<Vec<String>> = stream::iter(deps.cfg.sites.clone())
-        .map(|site| async move {
-            let step = async {
-                // One read finds the sites with nothing to fence or drive (most, on most ticks):
-                // they cost no more calls. The steps below re-read what they act on.
-                if quiet(deps, &site).await {
-                    return vec![];
-                }
-                // A switchover records its fence's start before the fence's first call, and
-                // goes on from what the fence observed.
-                let mut out = crate::switchover::drive_site(deps, &site).await;
-                out.extend(crate::fence::reconcile_site(deps, &site, now).await);
-                out.extend(crate::switchover::drive_site(deps, &site).await);
-                out
-            };
-            tokio::time::timeout(budget, step).await.unwrap_or_else(|_| {
-                warn!(site = %site.id, budget_secs = budget.as_secs(), "fence step cut off by the site budget; retried next tick");
-                vec![]
-            })
-        })
-        .buffer_unordered(deps.fanout.concurrency.max(1))
-        .collect()
-        .await;
-    steps.into_iter().flatten().collect()
+/// One site's evaluation: its verdict, the events it emitted, the evidence it judged on, and the
+/// record as the evaluation left it (`None` when a lost race or a failed write leaves it unknown).
+struct Evaluated {
+    verdict: Verdict,
+    emitted: Vec<String>,
+    evidence: Option<Evidence>,
+    state: Option<SiteState>,
 }
 
-/// Whether the ledger shows the site with no fence of its current epoch to work and no switchover
-/// to drive. An unreadable ledger is not quiet: the steps read it again and report why.
-async fn quiet(deps: &Deps, site: &SiteConfig) -> bool {
-    deps.ledger.load(&site.id).await.is_ok_and(|st| {
-        failover_policy::fence::active(&st).is_none()
-            && failover_policy::switchover::drive::driven(site, &st).is_none()
+type SiteResult = Result<Evaluated, EvaluatorError>;
+
+/// A tick's second step for one site, right after its evaluation: the old primary's fence, watch
+/// and measurement, and a switchover's next steps, within the site budget (a dark old region's
+/// calls must not add up across sites). A step cut off by its budget recorded nothing and is
+/// retried at the next tick. `known`: the record as the evaluation just left it — a site it shows
+/// with nothing to fence or drive (most sites, on most ticks) costs no further call.
+async fn fence_step(
+    deps: &Deps,
+    site: &SiteConfig,
+    now: DateTime<Utc>,
+    known: Option<&SiteState>,
+) -> Vec<String> {
+    let budget = deps.fanout.site_budget;
+    let step = async {
+        let quiet = match known {
+            Some(st) => quiet(site, st),
+            None => deps
+                .ledger
+                .load(&site.id)
+                .await
+                .is_ok_and(|st| quiet(site, &st)),
+        };
+        if quiet {
+            return vec![];
+        }
+        // A switchover records its fence's start before the fence's first call, and goes on from
+        // what the fence observed. Each step re-reads what it acts on.
+        let mut out = crate::switchover::drive_site(deps, site).await;
+        out.extend(crate::fence::reconcile_site(deps, site, now).await);
+        out.extend(crate::switchover::drive_site(deps, site).await);
+        out
+    };
+    tokio::time::timeout(budget, step).await.unwrap_or_else(|_| {
+        warn!(site = %site.id, budget_secs = budget.as_secs(), "fence step cut off by the site budget; retried next tick");
+        vec![]
     })
+}
+
+/// Whether the record shows no fence of its current epoch to work and no switchover to drive.
+fn quiet(site: &SiteConfig, st: &SiteState) -> bool {
+    failover_policy::fence::active(st).is_none()
+        && failover_policy::switchover::drive::driven(site, st).is_none()
 }
 
 /// Every routed site, at most `deps.fanout.concurrency` at once, each within its own budget;
@@ -281,26 +305,39 @@ async fn evaluate_sites(
     ids: Vec<String>,
     signal: &Signal,
     now: DateTime<Utc>,
-) -> Vec<(String, SiteResult)> {
+) -> Vec<(String, SiteResult, Vec<String>)> {
     let budget = deps.fanout.site_budget;
-    let mut results: Vec<(usize, String, SiteResult)> = stream::iter(ids.into_iter().enumerate())
-        .map(|(i, id)| async move {
-            let site = deps.cfg.site(&id).expect("router returns configured sites");
-            let result = tokio::time::timeout(budget, evaluate_site(deps, site, signal, now))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(EvaluatorError::Timeout {
-                        site: id.clone(),
-                        budget,
-                    })
-                });
-            (i, id, result)
-        })
-        .buffer_unordered(deps.fanout.concurrency.max(1))
+    let tick = matches!(signal.kind, SignalKind::Tick);
+    let mut results: Vec<(usize, String, SiteResult, Vec<String>)> =
+        stream::iter(ids.into_iter().enumerate())
+            .map(|(i, id)| async move {
+                let site = deps.cfg.site(&id).expect("router returns configured sites");
+                let result = tokio::time::timeout(budget, evaluate_site(deps, site, signal, now))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(EvaluatorError::Timeout {
+                            site: id.clone(),
+                            budget,
+                        })
+                    });
+                // A site whose evaluation failed still gets its fence step: the old primary's
+                // region may answer when the new one's evidence does not.
+                let fenced = if tick {
+                    let known = result.as_ref().ok().and_then(|e| e.state.as_ref());
+                    fence_step(deps, site, now, known).await
+                } else {
+                    vec![]
+                };
+                (i, id, result, fenced)
+            })
+            .buffer_unordered(deps.fanout.concurrency.max(1))
+            .collect()
+            .await;
+    results.sort_by_key(|(i, _, _, _)| *i);
+    results
+        .into_iter()
+        .map(|(_, id, r, f)| (id, r, f))
         .collect()
-        .await;
-    results.sort_by_key(|(i, _, _)| *i);
-    results.into_iter().map(|(_, id, r)| (id, r)).collect()
 }
 
 /// The tick also finds epochs in flight for sites the configuration no longer names (nothing
@@ -376,7 +413,12 @@ async fn evaluate_site(
         let d = decide(site, signal, evidence, &state, now);
         let seen = evidence.cloned();
         let Some(mut next) = d.next else {
-            return Ok((d.verdict, emitted, seen));
+            return Ok(Evaluated {
+                verdict: d.verdict,
+                emitted,
+                evidence: seen,
+                state: Some(state),
+            });
         };
         // What this decision was made on, in the record (and so in its audit item): the audit
         // trail then says which configuration each decision used, and `what-if` can decide it again.
@@ -399,12 +441,17 @@ async fn evaluate_site(
         }
         // Committed: the events are in the outbox. Emit and clear; a failure here is retried by
         // the next invocation's flush, never lost.
-        match flush_outbox(deps, next, &mut emitted).await {
-            Ok(st) => arm_recheck(deps, site, signal, st).await,
-            Err(e) if e.kind == ErrorKind::Conflict => {}
+        let state = match flush_outbox(deps, next, &mut emitted).await {
+            Ok(st) => Some(arm_recheck(deps, site, signal, st).await),
+            Err(e) if e.kind == ErrorKind::Conflict => None,
             Err(e) => return Err(port_err(e)),
-        }
-        return Ok((d.verdict, emitted, seen));
+        };
+        return Ok(Evaluated {
+            verdict: d.verdict,
+            emitted,
+            evidence: seen,
+            state,
+        });
     }
     Err(EvaluatorError::Contention {
         site: site.id.clone(),
@@ -444,21 +491,26 @@ const RECHECK_SEND_BUDGET: std::time::Duration = std::time::Duration::from_secs(
 /// observation (the window's start); a lost race or failed send only means the next evaluation
 /// arms it (a duplicate message only makes the evaluator look twice), and the tick decides anyway.
 /// The delay is counted from now, after the evidence was gathered, not from the invocation's start.
-async fn arm_recheck(deps: &Deps, site: &SiteConfig, signal: &Signal, mut st: SiteState) {
+/// Returns the record as it now is in the ledger (with the re-check, once recorded).
+async fn arm_recheck(deps: &Deps, site: &SiteConfig, signal: &Signal, st: SiteState) -> SiteState {
     if !deps.rechecks.enabled() {
-        return;
+        return st;
     }
     let now = deps.clock.now();
     let Some(arm) = failover_policy::recheck::plan(site, signal, &st, now) else {
-        return;
+        return st;
     };
     match tokio::time::timeout(RECHECK_SEND_BUDGET, deps.rechecks.arm(&arm)).await {
         Ok(Ok(())) => {
             info!(site = %site.id, due = %arm.armed.due, delay_secs = arm.delay_secs, "re-check armed for the end of the sustained window");
-            st.recheck = Some(arm.armed);
-            st.version += 1;
-            if let Err(e) = deps.ledger.commit(&st).await {
-                warn!(site = %site.id, error = %e, "re-check armed but not recorded; the next evaluation may arm another");
+            let mut armed = st.clone();
+            armed.recheck = Some(arm.armed);
+            armed.version += 1;
+            match deps.ledger.commit(&armed).await {
+                Ok(()) => return armed,
+                Err(e) => {
+                    warn!(site = %site.id, error = %e, "re-check armed but not recorded; the next evaluation may arm another")
+                }
             }
         }
         Ok(Err(e)) => {
@@ -468,6 +520,7 @@ async fn arm_recheck(deps: &Deps, site: &SiteConfig, signal: &Signal, mut st: Si
             warn!(site = %site.id, budget_secs = RECHECK_SEND_BUDGET.as_secs(), "re-check not armed in time; the scheduled tick will decide")
         }
     }
+    st
 }
 
 /// Publishes events left in the record's outbox, then clears it with a compare-and-set write.

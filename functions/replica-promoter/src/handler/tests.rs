@@ -509,10 +509,11 @@ async fn rds_read_replica_is_promoted_and_done_only_when_detached_and_writable()
         .guards
         .iter()
         .any(|g| g.guard == Guard::Rpo && g.result == GuardResult::Pass));
-    // Polls back off: 1 s doubling, capped at 10 s (jitter 0.5 of the upper half).
+    // Polls come at gaps proportional to the wait so far (pace.rs; jitter 0.5 = no scaling):
+    // 0.5 s in the first seconds, never more than 10 s.
     let sleeps = w.pacer.sleeps.lock().unwrap().clone();
-    assert_eq!(sleeps[0], Duration::from_millis(750));
-    assert_eq!(sleeps[1], Duration::from_millis(1500));
+    assert_eq!(sleeps[0], Duration::from_millis(500));
+    assert_eq!(sleeps[1], Duration::from_millis(500));
     assert!(sleeps.iter().all(|d| *d <= Duration::from_secs(10)));
 }
 
@@ -806,7 +807,8 @@ async fn pre_checks_that_see_a_concurrent_promotion_in_motion_watch_it_instead_o
 #[tokio::test]
 async fn a_continuation_resumes_watching_without_promoting_again() {
     let w = world();
-    w.control.inner.set_polls_per_phase(10);
+    // Long enough to outlast the invocation at the watch's pace (0.5 s gaps at first).
+    w.control.inner.set_polls_per_phase(30);
     let e = w.decided("orders", 3);
 
     // Little Lambda time left: the promotion is sent, watched a while, then handed on.
@@ -845,7 +847,7 @@ async fn a_continuation_resumes_watching_without_promoting_again() {
 #[tokio::test]
 async fn multi_az_remembers_the_reboot_it_saw_across_a_continuation() {
     let w = world();
-    w.control.inner.set_polls_per_phase(10);
+    w.control.inner.set_polls_per_phase(30);
     let e = w.decided("inventory", 1);
     let r = w.invoke(&e, Duration::from_secs(20)).await.unwrap();
     assert!(
