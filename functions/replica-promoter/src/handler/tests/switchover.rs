@@ -119,7 +119,6 @@ async fn an_rds_replica_switchover_that_has_not_caught_up_is_never_promoted() {
             by: "alice".into(),
             reason: "planned".into(),
             max_wait_secs: Some(60),
-            principal: None,
             drill: false,
         };
         let mut r = switchover::start(&site, 3, &req, now);
