@@ -169,3 +169,24 @@ def test_validate_checks_the_document_then_aws(world, moto, evaluator, workdir):
     # The example's hosted zones are placeholders the emulated account does not hold.
     assert out.returncode == 1 and "ERROR site orders: zone Z0ORDERSEXAMPLE" in out.stdout, out.stdout
     assert EVENT_BUS  # the bus is not the CLI's to check
+
+
+def test_a_deployment_that_denies_direct_commands_refuses_a_pause_and_still_answers_status(
+        world, moto, evaluator, primary_up, workdir):
+    """The deployed default (`DirectOperatorCommands=deny`): a mutating command by direct invoke
+    carries no verified principal and is refused (exit 1, the setting named), nothing written;
+    `status` still works. Mutating commands then go through the AWS_IAM function URL."""
+    env = function_env(moto.endpoint, evaluator.cfg)
+    env.pop("RDS_FAILOVER_DIRECT_COMMANDS")
+    (workdir / "deny").mkdir(exist_ok=True)
+    deny = LambdaEmulator(workdir / "deny").start(env)
+    try:
+        before = world.state("orders")
+        refused = cli(moto, deny, "pause", "orders", "--reason", "db maintenance", "--yes")
+        assert refused.returncode == 1, refused
+        assert "RDS_FAILOVER_DIRECT_COMMANDS" in refused.stderr, refused.stderr
+        assert world.state("orders") == before, "nothing was written"
+        st = cli(moto, deny, "status", "orders")
+        assert st.returncode == 0, st.stderr
+    finally:
+        deny.stop()
