@@ -193,3 +193,24 @@ def test_switchover_asks_like_failover_then_shows_the_preconditions_the_evaluato
     assert "NO " in sent.stdout and "ok " in sent.stdout, sent.stdout
     st = world.state("orders") or {}
     assert not st.get("switchover") and st.get("phase") in (None, "idle"), st.get("phase")
+
+
+def test_a_deployment_that_denies_direct_commands_refuses_a_pause_and_still_answers_status(
+        world, moto, evaluator, primary_up, workdir):
+    """The deployed default (`DirectOperatorCommands=deny`): a mutating command by direct invoke
+    carries no verified principal and is refused (exit 1, the setting named), nothing written;
+    `status` still works. Mutating commands then go through the AWS_IAM function URL."""
+    env = function_env(moto.endpoint, evaluator.cfg)
+    env.pop("RDS_FAILOVER_DIRECT_COMMANDS")
+    (workdir / "deny").mkdir(exist_ok=True)
+    deny = LambdaEmulator(workdir / "deny").start(env)
+    try:
+        before = world.state("orders")
+        refused = cli(moto, deny, "pause", "orders", "--reason", "db maintenance", "--yes")
+        assert refused.returncode == 1, refused
+        assert "RDS_FAILOVER_DIRECT_COMMANDS" in refused.stderr, refused.stderr
+        assert world.state("orders") == before, "nothing was written"
+        st = cli(moto, deny, "status", "orders")
+        assert st.returncode == 0, st.stderr
+    finally:
+        deny.stop()

@@ -331,3 +331,99 @@ def test_the_data_plane_switch_alarm_latches_its_health_check_follows_it_and_the
     cw = [s for s in fn if any(x.startswith("cloudwatch:") for x in s["Action"])]
     assert cw == [{"Sid": "DataPlaneSwitch", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": "*",
                    "Condition": {"StringEquals": {"cloudwatch:namespace": {"Ref": "SwitchMetricNamespace"}}}}]
+
+
+def _statements(resource: str) -> dict[str, dict]:
+    res = template()["Resources"][resource]["Properties"]
+    return {s["Sid"]: s for s in res["Policies"][0]["Statement"]}
+
+
+def _actions(st: dict) -> set[str]:
+    a = st["Action"]
+    return {a} if isinstance(a, str) else set(a)
+
+
+def test_only_the_projects_functions_may_put_events_on_the_project_bus():
+    """Same-account Allows need no resource policy, so the bus policy must be a Deny for every
+    principal but the functions that emit domain events (EventBridge: "Permissions for Amazon
+    EventBridge event buses" — identity and resource policies are evaluated together)."""
+    res = template()["Resources"]
+    [pol] = [r for r in res.values() if r["Type"] == "AWS::Events::EventBusPolicy"]
+    p = pol["Properties"]
+    assert p["EventBusName"] == {"Ref": "DomainBus"}
+    st = p["Statement"]
+    assert st["Effect"] == "Deny" and st["Principal"] == "*" and st["Action"] == "events:PutEvents"
+    allowed = st["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    emitters = {name for name, r in res.items() if r["Type"] == "AWS::Serverless::Function"
+                and any("events:PutEvents" in _actions(s) and s["Resource"] == {"Fn::GetAtt": ["DomainBus", "Arn"]}
+                        for s in r["Properties"]["Policies"][0]["Statement"])}
+    assert emitters == {"AlarmEvaluatorFunction", "ReplicaPromoterFunction", "DnsPinnerFunction"}
+    assert allowed == [{"Fn::GetAtt": [f"{e}Role", "Arn"]} for e in
+                       ["AlarmEvaluatorFunction", "ReplicaPromoterFunction", "DnsPinnerFunction"]]
+
+
+def test_the_notifier_cannot_write_or_delete_a_sites_state_item():
+    """IAM has no condition on a sort key (dynamodb:LeadingKeys is the partition key), so the
+    notifier's claims live in a table of their own and the ledger is read-only to it."""
+    st = _statements("NotifierFunction")
+    writes = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+              "dynamodb:TransactWriteItems", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete", "dynamodb:PartiQLInsert"}
+    ledger = {"Fn::GetAtt": ["LedgerTable", "Arn"]}
+    on_ledger = [s for s in st.values() if s["Resource"] == ledger or ledger in (s["Resource"] if isinstance(s["Resource"], list) else [])]
+    assert on_ledger and all(not (_actions(s) & writes) for s in on_ledger), on_ledger
+    assert all(not any(a.endswith("*") for a in _actions(s)) for s in st.values())
+    assert st["Dedupe"]["Resource"] == {"Fn::GetAtt": ["NoticeTable", "Arn"]}
+    env = template()["Resources"]["NotifierFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["NOTICE_TABLE"] == {"Ref": "NoticeTable"}
+    table = template()["Resources"]["NoticeTable"]["Properties"]
+    assert table["SSESpecification"]["SSEEnabled"] and table["TimeToLiveSpecification"]["Enabled"]
+
+
+MUTATING_RDS = {"rds:PromoteReadReplica", "rds:FailoverDBCluster", "rds:SwitchoverGlobalCluster",
+                "rds:FailoverGlobalCluster", "rds:RebootDBInstance", "rds:CreateDBSnapshot",
+                "rds:StopDBInstance", "rds:ModifyDBInstance", "rds:ModifyDBParameterGroup"}
+
+
+def test_the_promoter_changes_only_candidates_and_the_fence_only_primaries():
+    promoter = _statements("ReplicaPromoterFunction")
+    for sid, s in promoter.items():
+        if _actions(s) & MUTATING_RDS:
+            assert s["Resource"] == {"Ref": "CandidateDbArns"}, sid
+    assert _actions(promoter["Promote"]) == {"rds:PromoteReadReplica", "rds:FailoverDBCluster",
+                                            "rds:SwitchoverGlobalCluster", "rds:FailoverGlobalCluster",
+                                            "rds:RebootDBInstance"}
+    evaluator = _statements("AlarmEvaluatorFunction")
+    for sid, s in evaluator.items():
+        mutating = _actions(s) & MUTATING_RDS
+        if not mutating:
+            continue
+        if mutating == {"rds:ModifyDBParameterGroup"}:
+            assert s["Resource"] == {"Ref": "FenceParameterGroupArns"}, sid
+        elif sid == "FenceSnapshot":  # the fence's own snapshot names, not a database
+            assert s["Resource"]["Fn::Sub"].endswith(":snapshot:*-fence-epoch-*"), sid
+        else:
+            assert s["Resource"] == {"Ref": "PrimaryDbArns"}, sid
+
+
+def test_operators_read_or_act_through_iam_authenticated_urls_on_two_aliases():
+    res = template()["Resources"]
+    urls = {n: r["Properties"] for n, r in res.items() if r["Type"] == "AWS::Lambda::Url"}
+    assert {u["Qualifier"]: u["AuthType"] for u in urls.values()} == {"read": "AWS_IAM", "operate": "AWS_IAM"}
+    aliases = {r["Properties"]["Name"] for r in res.values() if r["Type"] == "AWS::Lambda::Alias"}
+    assert aliases == {"read", "operate"}
+
+    def url_resources(policy: str) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for s in res[policy]["Properties"]["PolicyDocument"]["Statement"]:
+            rs = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+            for a in _actions(s):
+                if a.startswith("lambda:"):
+                    out.setdefault(a, set()).update(r["Fn::Sub"].rsplit(":", 1)[1] for r in rs)
+        return out
+
+    both = {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}
+    assert url_resources("OperatorReadOnly") == {a: {"read"} for a in both}
+    assert url_resources("OperatorActions") == {a: {"read", "operate"} for a in both}
+    outputs = template()["Outputs"]
+    assert outputs["OperatorReadUrl"]["Value"] == {"Fn::GetAtt": ["EvaluatorReadUrl", "FunctionUrl"]}
+    assert outputs["OperatorActionsUrl"]["Value"] == {"Fn::GetAtt": ["EvaluatorOperateUrl", "FunctionUrl"]}

@@ -86,6 +86,10 @@ def function_env(endpoint: str, cfg: dict, replay_clock: str | None = None) -> d
         # moto resolves a queue URL by its last path segment, whatever the host.
         "RECHECK_QUEUE_URL": f"{endpoint}/{ACCOUNT}/{RECHECK_QUEUE}",
         CANARY_PASSWORD_VAR: "canary-pass",
+        # The scenarios send mutating operator commands by direct invoke: allowed here only. A
+        # deployed stack leaves it unset, and commands go through the AWS_IAM function URLs
+        # (failover_policy::signal::url; tests/test_cli.py drives both doors).
+        "RDS_FAILOVER_DIRECT_COMMANDS": "allow",
     }
     if replay_clock:
         env["RDS_FAILOVER_REPLAY_CLOCK"] = replay_clock

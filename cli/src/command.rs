@@ -112,6 +112,7 @@ impl OpCommand {
             override_cooldown: false,
             primary: None,
             max_wait_secs: None,
+            principal: None,
         };
         match self.clone() {
             Self::Pause { reason, .. } => {

@@ -5,7 +5,7 @@
 //! drill or smoke invoke after a bad deploy says exactly what to fix, and nothing is evaluated
 //! against a configuration we could not read.
 
-use alarm_evaluator::{handler::handle, setup::deps_from_env};
+use alarm_evaluator::{door, setup::deps_from_env};
 use failover_adapters::runtime::ScreenInput;
 use lambda_runtime::layers::TracingLayer;
 use lambda_runtime::{service_fn, tracing, Error, LambdaEvent, Runtime};
@@ -16,8 +16,16 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     match deps_from_env().await {
         Ok(deps) => {
-            Runtime::new(service_fn(|event: LambdaEvent<Value>| {
-                handle(&deps, event.payload)
+            let admission = door::admission_from_env();
+            let deps = &deps;
+            Runtime::new(service_fn(move |event: LambdaEvent<Value>| async move {
+                door::invoke(
+                    deps,
+                    admission,
+                    event.payload,
+                    &event.context.invoked_function_arn,
+                )
+                .await
             }))
             .layer(ScreenInput)
             .layer(TracingLayer::new())

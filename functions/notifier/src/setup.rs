@@ -1,7 +1,7 @@
 //! Cold-start setup: environment → typed settings → clients → [`Deps`].
 //!
-//! Variables: `TOPIC_ARN` (the SNS topic), `LEDGER_TABLE` (claims live in the ledger table; each event is checked against the site's
-//! record there), and
+//! Variables: `TOPIC_ARN` (the SNS topic), `LEDGER_TABLE` (each event is checked against the site's record there, read only),
+//! `NOTICE_TABLE` (the dedupe claims; defaults to the ledger table), and
 //! optionally `RDS_FAILOVER_REPLAY_CLOCK`. No site configuration: messages are composed from the
 //! event alone.
 
@@ -26,7 +26,7 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
     };
     Ok(Deps {
         ledger: Arc::new(DynamoLedgerReader::new(&clients, &settings.ledger_table)),
-        log: Arc::new(DynamoNotificationLog::new(&clients, &settings.ledger_table)),
+        log: Arc::new(DynamoNotificationLog::new(&clients, &settings.notice_table)),
         channel: Arc::new(SnsNotifications::new(&clients, &settings.topic_arn)),
         clock,
         token: Arc::new(|| format!("{:032x}", rand::random::<u128>())),

@@ -161,6 +161,11 @@ pub fn replay_clock(
 #[derive(Debug, Clone)]
 pub struct NotifierSettings {
     pub ledger_table: String,
+    /// Where the notifier's dedupe claims live: `NOTICE_TABLE`, a table of its own in the
+    /// template, so the notifier's role can write there and only read the ledger (it cannot
+    /// touch a site's `STATE` item: IAM has no condition on the sort key). Defaults to the
+    /// ledger table (the local emulated world).
+    pub notice_table: String,
     pub topic_arn: String,
     pub replay_clock: Option<DateTime<Utc>>,
 }
@@ -187,6 +192,18 @@ impl NotifierSettings {
                 got: ledger_table,
             });
         }
+        let notice_table = non_empty("NOTICE_TABLE").unwrap_or_else(|| ledger_table.clone());
+        let notice_ok = (3..=255).contains(&notice_table.len())
+            && notice_table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !notice_ok {
+            return Err(SettingsError::Invalid {
+                var: "NOTICE_TABLE",
+                expected: "a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)",
+                got: notice_table,
+            });
+        }
         let topic_arn = non_empty("TOPIC_ARN").ok_or(SettingsError::Missing {
             var: "TOPIC_ARN",
             expected: "the SNS topic ARN notifications are published to",
@@ -207,6 +224,7 @@ impl NotifierSettings {
         let replay_clock = replay_clock(&get)?;
         Ok(Self {
             ledger_table,
+            notice_table,
             topic_arn,
             replay_clock,
         })
@@ -346,6 +364,16 @@ mod tests {
         let table = ("LEDGER_TABLE", "rds-failover-ledger");
         let s = env(&[topic, table]).unwrap();
         assert_eq!(s.topic_arn, topic.1);
+        assert_eq!(
+            s.notice_table, table.1,
+            "claims default to the ledger table"
+        );
+        let s = env(&[topic, table, ("NOTICE_TABLE", "rds-failover-notices")]).unwrap();
+        assert_eq!(s.notice_table, "rds-failover-notices");
+        let e = env(&[topic, table, ("NOTICE_TABLE", "no spaces")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("NOTICE_TABLE"), "{e}");
         let e = env(&[table]).unwrap_err().to_string();
         assert!(e.contains("TOPIC_ARN"), "{e}");
         let e = env(&[topic]).unwrap_err().to_string();

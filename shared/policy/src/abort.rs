@@ -26,7 +26,7 @@ pub(crate) fn abort(
     cmd: &OperatorCommand,
     ev: Option<&Evidence>,
 ) -> Decision {
-    let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
+    let by = cmd.by().unwrap_or_else(|| "an operator".into());
     let why = cmd.reason.clone().unwrap_or_default();
     let epoch = cx.st.epoch;
     if cmd.epoch != Some(epoch) || !cx.st.phase.is_open() || cx.st.phase == Phase::DnsPinned {

@@ -39,7 +39,7 @@ pub(crate) fn back_to_configuration(
         let d = format!("cannot hand the site back to the configuration: {configured} {why}");
         return refuse(cx, original, d);
     }
-    let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
+    let by = cmd.by().unwrap_or_else(|| "an operator".into());
     let why = cmd.reason.clone().unwrap_or_default();
     let d = format!(
         "epoch {epoch} completed by {by}: {why}; {configured} is the writer again, the configuration is the topology"

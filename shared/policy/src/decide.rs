@@ -813,7 +813,7 @@ fn decide_failover(
                     GuardResult::NotApplicable,
                     format!(
                         "last failover {since} s ago (cooldown {cooldown} s), overridden by {}: {}",
-                        c.operator.as_deref().unwrap_or("an operator"),
+                        c.by().as_deref().unwrap_or("an operator"),
                         c.reason.as_deref().unwrap_or_default()
                     ),
                 )
@@ -923,13 +923,12 @@ fn decide_failover(
         (_, t) => {
             let who = match t {
                 Trigger::Automatic => "automatic (approval mode auto)".to_string(),
-                Trigger::Approved(c) => format!(
-                    "approved by {}",
-                    c.operator.as_deref().unwrap_or("an operator")
-                ),
+                Trigger::Approved(c) => {
+                    format!("approved by {}", c.by().as_deref().unwrap_or("an operator"))
+                }
                 Trigger::Manual(c) => format!(
                     "requested by {}",
-                    c.operator.as_deref().unwrap_or("an operator")
+                    c.by().as_deref().unwrap_or("an operator")
                 ),
             };
             cx.guard(GuardCheck::new(
@@ -958,7 +957,7 @@ fn decide_failover(
                 epoch: cx.st.epoch,
                 trigger,
                 at: now,
-                by: human.and_then(|c| c.operator.clone()),
+                by: human.and_then(|c| c.by()),
                 reason: human.and_then(|c| c.reason.clone()),
             });
             // The old primary's fence is recorded with the decision; the tick works on it once
@@ -1202,7 +1201,7 @@ fn overridden(
         Ok(l) => l.clone(),
         Err(d) => return Err(no_candidate(cx, d, GuardResult::Unknown)),
     };
-    let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
+    let by = cmd.by().unwrap_or_else(|| "an operator".into());
     let reason = cmd.reason.clone().unwrap_or_default();
     cx.st.rpo_override = Some(RpoOverride {
         by: by.clone(),
@@ -1242,7 +1241,7 @@ fn operator(
     ev: Option<&Evidence>,
 ) -> Decision {
     let now = cx.now;
-    let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
+    let by = cmd.by().unwrap_or_else(|| "an operator".into());
     let reason = cmd.reason.clone().filter(|r| !r.trim().is_empty());
     match cmd.command {
         OperatorAction::Status => {

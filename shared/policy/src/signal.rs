@@ -22,6 +22,7 @@
 mod identity;
 mod sqs;
 mod time;
+pub mod url;
 
 use aws_lambda_events::event::cloudwatch_alarms::{
     CloudWatchAlarm, CloudWatchAlarmData, CloudWatchAlarmStateValue,
@@ -104,6 +105,9 @@ pub enum Delivery {
     /// An SQS message through Lambda's event source mapping (the evaluator's re-check queue).
     Sqs,
     Direct,
+    /// An operator command through one of the evaluator's `AWS_IAM` function URLs: the command
+    /// carries the authenticated principal ([`url`]).
+    FunctionUrl,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -304,12 +308,30 @@ pub struct OperatorCommand {
     /// default [`crate::switchover::DEFAULT_MAX_WAIT_SECS`]); past it, the switchover rolls back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_wait_secs: Option<u64>,
+    /// The IAM principal (ARN) that sent the command through a function URL, from the request
+    /// context Lambda wrote after verifying the signature ([`url`]). Never accepted from a body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
 }
 
 impl OperatorCommand {
+    /// Who sent the command, as recorded: the authenticated principal when the command came
+    /// through a function URL, else the typed `operator` name (direct invoke or bus, allowed only
+    /// by [`url::Admission::direct_commands`]).
+    pub fn by(&self) -> Option<String> {
+        self.principal.clone().or_else(|| self.operator.clone())
+    }
+
     /// Checks what the types cannot: an empty site, or an RPO override with no reason (accepting
     /// data loss must always say why, for the timeline and the post-incident review).
     fn validated(self, shape: &'static str) -> Result<Self, SignalError> {
+        if self.principal.is_some() {
+            return Err(SignalError::Field {
+                shape,
+                field: "principal".into(),
+                detail: "the sender's principal is taken from the function URL's IAM request context, never from the command".into(),
+            });
+        }
         if self.site.trim().is_empty() {
             return Err(SignalError::Field {
                 shape,
@@ -487,6 +509,12 @@ pub enum SignalError {
     SqsRecordCount(usize),
     #[error("SNS message is neither a CloudWatch alarm nor an RDS event notification: {0}")]
     UnknownSnsMessage(String),
+    /// A function-URL request without the IAM authorizer context (`requestContext.authorizer.iam.userArn`).
+    #[error("function URL request carries no IAM principal (requestContext.authorizer.iam.userArn): the URL must use AuthType AWS_IAM; refusing an unauthenticated command")]
+    Unauthenticated,
+    /// The command may not come through this door ([`url::admit`]).
+    #[error("not permitted through `{door}`: {detail}")]
+    NotPermitted { door: String, detail: String },
 }
 
 fn field(shape: &'static str, field: &str, detail: impl ToString) -> SignalError {
@@ -525,6 +553,9 @@ pub fn parse_signal(v: &Value) -> Result<Signal, SignalError> {
         .ok_or_else(|| SignalError::NotAnObject(type_name(v)))?;
     if let Some(refusal) = refused_input(v) {
         return Err(SignalError::Refused(refusal));
+    }
+    if url::is_function_url(v) {
+        return url::parse(v);
     }
     if obj.contains_key("Records") {
         if sqs::is_sqs(v) {

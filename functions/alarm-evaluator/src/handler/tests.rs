@@ -645,6 +645,7 @@ async fn an_epoch_in_flight_for_a_site_dropped_from_the_configuration_pages_once
     );
 }
 
+mod door;
 /// Regional loss and honest votes through the handler (issue 10, scenarios 1-6).
 mod fanout;
 mod fence;

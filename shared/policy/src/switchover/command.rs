@@ -47,7 +47,7 @@ pub(crate) fn switchover(
     cmd: &OperatorCommand,
     ev: Option<&Evidence>,
 ) -> Decision {
-    let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
+    let by = cmd.by().unwrap_or_else(|| "an operator".into());
     let named = cmd.candidate.clone().unwrap_or_default();
     let target = match &cx.site.engine {
         Engine::MultiAz => Some(cx.site.primary.clone()).filter(|p| p.id == named),
