@@ -229,7 +229,7 @@ pub fn needs_evidence(signal: &Signal) -> bool {
     !matches!(
         &signal.kind,
         SignalKind::Operator(OperatorCommand {
-            command: OperatorAction::Pause | OperatorAction::Resume,
+            command: OperatorAction::Pause | OperatorAction::Resume | OperatorAction::Unpin,
             ..
         }) | SignalKind::Rds(crate::signal::RdsSignal {
             meaning: RdsMeaning::Unidentified,
@@ -1531,6 +1531,7 @@ fn operator(
         }
         OperatorAction::Abort => crate::abort::abort(cx, original, cmd, ev),
         OperatorAction::Switchover => crate::switchover::command::switchover(cx, original, cmd, ev),
+        OperatorAction::Unpin => crate::unpin::command(cx, original, cmd),
     }
 }
 

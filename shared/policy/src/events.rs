@@ -53,6 +53,10 @@ pub enum EventType {
     OldPrimaryWritable,
     /// What the old primary holds that the new primary never received, measured.
     DivergenceMeasured,
+    /// An operator's `unpin` was accepted: the dns-pinner restores the recorded record set.
+    UnpinRequested,
+    /// The writer name holds the record set recorded before the pin again (`INSYNC`).
+    DnsUnpinned,
 }
 
 impl EventType {
@@ -80,6 +84,8 @@ impl EventType {
             EventType::FenceChanged => "FenceChanged",
             EventType::OldPrimaryWritable => "OldPrimaryWritable",
             EventType::DivergenceMeasured => "DivergenceMeasured",
+            EventType::UnpinRequested => "UnpinRequested",
+            EventType::DnsUnpinned => "DnsUnpinned",
         }
     }
 
@@ -99,7 +105,8 @@ impl EventType {
             | EventType::DnsPinned
             | EventType::AutomationPaused
             | EventType::EvidenceWarning
-            | EventType::FenceChanged => "warning",
+            | EventType::FenceChanged
+            | EventType::DnsUnpinned => "warning",
             _ => "info",
         }
     }

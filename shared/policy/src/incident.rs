@@ -240,6 +240,9 @@ pub struct SiteState {
     /// The planned switchover of the current epoch, when it is one (see [`crate::switchover`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switchover: Option<crate::switchover::SwitchoverRecord>,
+    /// An `unpin` asked for and how far it got (see [`crate::unpin`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpin: Option<crate::unpin::UnpinRecord>,
 }
 
 /// A failover an operator forced past the live-primary guard.
@@ -397,6 +400,7 @@ impl SiteState {
             recheck: None,
             observation: None,
             switchover: None,
+            unpin: None,
         }
     }
 

@@ -31,6 +31,7 @@ pub mod recovery;
 pub mod signal;
 pub mod switchover;
 pub mod topology;
+pub mod unpin;
 pub mod vantage;
 pub mod verdict;
 pub mod whatif;

@@ -47,6 +47,8 @@ impl NoticeKey {
                 | EventType::FenceChanged
                 | EventType::OldPrimaryWritable
                 | EventType::DivergenceMeasured
+                | EventType::UnpinRequested
+                | EventType::DnsUnpinned
         ) || is_resolution(event);
         Self {
             site: event.site.clone(),
@@ -166,6 +168,8 @@ fn headline(e: &DomainEvent) -> String {
         EventType::OldPrimaryWritable => {
             "OLD PRIMARY IS WRITABLE - split brain risk, act now".into()
         }
+        EventType::UnpinRequested => "unpin requested: DNS back to its recorded shape next".into(),
+        EventType::DnsUnpinned => "writer DNS restored to its recorded shape".into(),
         EventType::DivergenceMeasured => {
             "DIVERGENCE measured: transactions the new primary never received".into()
         }
@@ -449,6 +453,16 @@ fn steps(e: &DomainEvent) -> Steps {
             vec![e.verdict.summary.clone()],
             vec!["Nothing was copied back: these transactions exist only on the old primary (and its snapshot).".into()],
             vec![format!("Reconcile them by hand from the positions above ({RUNBOOK}, \"The divergence report\").")],
+        ),
+        EventType::UnpinRequested => (
+            vec![e.verdict.summary.clone()],
+            vec!["Route 53 is not changed yet: the dns-pinner does it, in one compare-and-set batch.".into()],
+            vec![format!("Wait for DnsUnpinned; a failure pages with what Route 53 holds ({RUNBOOK}, \"Failback\").")],
+        ),
+        EventType::DnsUnpinned => (
+            vec![e.verdict.summary.clone()],
+            vec!["No database was changed.".into()],
+            vec!["Check that applications resolve the writer name to the writer.".into()],
         ),
         EventType::FailoverFailed => (
             vec![format!("The failover of epoch {} stopped in phase {}.", e.epoch, e.phase)],

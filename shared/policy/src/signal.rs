@@ -375,6 +375,8 @@ impl OperatorCommand {
             Some("override_cooldown")
         } else if self.command == OperatorAction::Abort {
             Some("abort")
+        } else if self.command == OperatorAction::Unpin {
+            Some("unpin")
         } else {
             None
         };
@@ -428,6 +430,8 @@ pub enum OperatorAction {
     Abort,
     /// A planned switchover (RPO 0) to a named candidate: see [`crate::switchover`].
     Switchover,
+    /// The writer name back to the record set recorded before the pin: see [`crate::unpin`].
+    Unpin,
 }
 
 impl OperatorAction {
@@ -441,6 +445,7 @@ impl OperatorAction {
             Self::Complete => "complete",
             Self::Abort => "abort",
             Self::Switchover => "switchover",
+            Self::Unpin => "unpin",
         }
     }
 }

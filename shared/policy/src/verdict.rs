@@ -137,6 +137,9 @@ pub enum RefusalReason {
     /// had not applied the fenced position within `max_wait_secs`): the old primary is given
     /// writes back, DNS is untouched.
     SwitchoverRolledBack,
+    /// `unpin` refused before any Route 53 call: nothing recorded, an incident in flight, or the
+    /// recorded set would not name the writer (see `crate::unpin::Refused`).
+    NothingToUnpin,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.
