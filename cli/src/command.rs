@@ -67,6 +67,12 @@ pub enum OpCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Restore the writer name's record set recorded before the pin (after a failback).
+    Unpin {
+        site: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 impl OpCommand {
@@ -77,7 +83,8 @@ impl OpCommand {
             | Self::Approve { site, .. }
             | Self::Failover { site, .. }
             | Self::Complete { site, .. }
-            | Self::Abort { site, .. } => site,
+            | Self::Abort { site, .. }
+            | Self::Unpin { site, .. } => site,
         }
     }
 
@@ -148,6 +155,10 @@ impl OpCommand {
                 c.epoch = Some(epoch);
                 c.reason = Some(reason);
             }
+            Self::Unpin { reason, .. } => {
+                c.command = OperatorAction::Unpin;
+                c.reason = Some(reason);
+            }
         }
         c
     }
@@ -175,6 +186,9 @@ impl OpCommand {
             )],
             Self::Abort { epoch, .. } => vec![format!(
                 "abort epoch {epoch} of site {site} (only if RDS was never asked to promote)"
+            )],
+            Self::Unpin { .. } => vec![format!(
+                "unpin site {site}: the dns-pinner restores the writer name's record set recorded before the pin, in one compare-and-set batch (refused unless it names the writer now)"
             )],
         };
         if let Self::Failover {

@@ -57,6 +57,9 @@ pub enum EventType {
     UnpinRequested,
     /// The writer name holds the record set recorded before the pin again (`INSYNC`).
     DnsUnpinned,
+    /// The dns-pinner could not restore it (the name is not what the pin left, or Route 53
+    /// refused the batch): nothing was overwritten, a human decides.
+    UnpinFailed,
 }
 
 impl EventType {
@@ -86,6 +89,7 @@ impl EventType {
             EventType::DivergenceMeasured => "DivergenceMeasured",
             EventType::UnpinRequested => "UnpinRequested",
             EventType::DnsUnpinned => "DnsUnpinned",
+            EventType::UnpinFailed => "UnpinFailed",
         }
     }
 
@@ -98,7 +102,8 @@ impl EventType {
             | EventType::ApprovalRequested
             | EventType::DnsPinDelayed
             | EventType::OldPrimaryWritable
-            | EventType::DivergenceMeasured => "critical",
+            | EventType::DivergenceMeasured
+            | EventType::UnpinFailed => "critical",
             EventType::IncidentSuspected
             | EventType::FailoverAborted
             | EventType::ReplicaPromoted

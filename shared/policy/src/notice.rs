@@ -49,6 +49,7 @@ impl NoticeKey {
                 | EventType::DivergenceMeasured
                 | EventType::UnpinRequested
                 | EventType::DnsUnpinned
+                | EventType::UnpinFailed
         ) || is_resolution(event);
         Self {
             site: event.site.clone(),
@@ -170,6 +171,7 @@ fn headline(e: &DomainEvent) -> String {
         }
         EventType::UnpinRequested => "unpin requested: DNS back to its recorded shape next".into(),
         EventType::DnsUnpinned => "writer DNS restored to its recorded shape".into(),
+        EventType::UnpinFailed => "unpin FAILED - DNS left as it was".into(),
         EventType::DivergenceMeasured => {
             "DIVERGENCE measured: transactions the new primary never received".into()
         }
@@ -463,6 +465,11 @@ fn steps(e: &DomainEvent) -> Steps {
             vec![e.verdict.summary.clone()],
             vec!["No database was changed.".into()],
             vec!["Check that applications resolve the writer name to the writer.".into()],
+        ),
+        EventType::UnpinFailed => (
+            vec![e.verdict.summary.clone()],
+            vec!["Route 53 was not changed (the batch is all or nothing).".into()],
+            vec![format!("Compare what the name holds with the recorded set ({status}), fix by hand or unpin again ({RUNBOOK}, \"Failback\").")],
         ),
         EventType::FailoverFailed => (
             vec![format!("The failover of epoch {} stopped in phase {}.", e.epoch, e.phase)],

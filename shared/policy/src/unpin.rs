@@ -52,6 +52,9 @@ pub struct UnpinRecord {
     /// When the change was `INSYNC` and the recorded set was back.
     #[serde(default)]
     pub restored_at: Option<DateTime<Utc>>,
+    /// Why the pinner could not restore it (nothing was changed, or Route 53 refused the batch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// Why an unpin is refused. Every refusal is made before any Route 53 mutation.
@@ -226,11 +229,10 @@ pub(crate) fn command(mut cx: Ctx<'_>, original: &SiteState, cmd: &OperatorComma
     let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
     let why = cmd.reason.clone().unwrap_or_default();
     let what = describe_records(&r.records);
-    let pending = cx
-        .st
-        .unpin
-        .as_ref()
-        .is_some_and(|u| u.epoch == r.dns.epoch && u.restored_at.is_none());
+    let pending =
+        cx.st.unpin.as_ref().is_some_and(|u| {
+            u.epoch == r.dns.epoch && u.restored_at.is_none() && u.failed.is_none()
+        });
     let d = if pending {
         format!(
             "unpin of {} already requested; the dns-pinner is restoring {what}",
@@ -255,6 +257,7 @@ pub(crate) fn command(mut cx: Ctx<'_>, original: &SiteState, cmd: &OperatorComma
             requested_at: cx.now,
             change_id: None,
             restored_at: None,
+            failed: None,
         });
         cx.event(EventType::UnpinRequested, &d, &Outcome::Watch);
     }
@@ -263,13 +266,18 @@ pub(crate) fn command(mut cx: Ctx<'_>, original: &SiteState, cmd: &OperatorComma
 
 /// The pending request the pinner should carry out, if any.
 pub fn pending(st: &SiteState) -> Option<&UnpinRecord> {
-    st.unpin.as_ref().filter(|u| u.restored_at.is_none())
+    st.unpin
+        .as_ref()
+        .filter(|u| u.restored_at.is_none() && u.failed.is_none())
 }
 
 /// Remembers the submitted change, so a retry waits on it instead of changing again.
 pub fn record_change(st: &SiteState, change_id: &str, now: DateTime<Utc>) -> Option<SiteState> {
     let mut next = st.clone();
-    let u = next.unpin.as_mut().filter(|u| u.restored_at.is_none())?;
+    let u = next
+        .unpin
+        .as_mut()
+        .filter(|u| u.restored_at.is_none() && u.failed.is_none())?;
     if u.change_id.as_deref() == Some(change_id) {
         return None;
     }
@@ -287,7 +295,10 @@ pub fn mark_restored(
     now: DateTime<Utc>,
 ) -> Option<SiteState> {
     let mut next = st.clone();
-    let u = next.unpin.as_mut().filter(|u| u.restored_at.is_none())?;
+    let u = next
+        .unpin
+        .as_mut()
+        .filter(|u| u.restored_at.is_none() && u.failed.is_none())?;
     u.restored_at = Some(insync_at);
     let (by, reason) = (u.by.clone(), u.reason.clone());
     let restored = st
@@ -300,16 +311,65 @@ pub fn mark_restored(
         "{} restored to the record set recorded before the pin: {restored} (unpin by {by}: {reason})",
         site.dns.name
     );
+    Some(announce(
+        site,
+        st,
+        next,
+        EventType::DnsUnpinned,
+        summary,
+        now,
+    ))
+}
+
+/// The pinner could not restore the set: recorded, with `UnpinFailed` (pages) in the outbox.
+pub fn mark_failed(
+    site: &SiteConfig,
+    st: &SiteState,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Option<SiteState> {
+    let mut next = st.clone();
+    let u = next
+        .unpin
+        .as_mut()
+        .filter(|u| u.restored_at.is_none() && u.failed.is_none())?;
+    u.failed = Some(why.to_owned());
+    let summary = format!(
+        "unpin of {} NOT done: {why}; the writer name is as it was",
+        site.dns.name
+    );
+    Some(announce(
+        site,
+        st,
+        next,
+        EventType::UnpinFailed,
+        summary,
+        now,
+    ))
+}
+
+fn announce(
+    site: &SiteConfig,
+    st: &SiteState,
+    mut next: SiteState,
+    event_type: EventType,
+    summary: String,
+    now: DateTime<Utc>,
+) -> SiteState {
+    let result = match event_type {
+        EventType::UnpinFailed => GuardResult::Fail,
+        _ => GuardResult::Pass,
+    };
     let verdict = crate::verdict::Verdict {
         site: Some(site.id.clone()),
         epoch: st.epoch,
         phase: st.phase,
         outcome: Outcome::Watch,
         summary: summary.clone(),
-        guards: vec![GuardCheck::new(Guard::Command, GuardResult::Pass, summary)],
+        guards: vec![GuardCheck::new(Guard::Command, result, summary)],
     };
     next.outbox.push(crate::events::DomainEvent {
-        event_type: EventType::DnsUnpinned,
+        event_type,
         site: site.id.clone(),
         epoch: st.epoch,
         phase: st.phase,
@@ -323,7 +383,7 @@ pub fn mark_restored(
     });
     next.version = st.version + 1;
     next.updated_at = Some(now);
-    Some(next)
+    next
 }
 
 #[cfg(test)]

@@ -684,6 +684,7 @@ async fn malformed_input_is_bad_input_with_no_aws_call() {
 mod answers;
 mod compare_and_set;
 mod interleavings;
+mod unpin;
 
 // ---------------------------------------------------------------- continuing itself
 
