@@ -243,6 +243,11 @@ pub struct SiteState {
     /// An `unpin` asked for and how far it got (see [`crate::unpin`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unpin: Option<crate::unpin::UnpinRecord>,
+    /// The writer name's shape before the first of a run of pins (a failover, then a switchover
+    /// back): what `unpin` restores. Carried over by a pin that finds the name as the previous
+    /// pin left it (see [`crate::unpin::carry`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_dns: Option<crate::unpin::Original>,
 }
 
 /// A failover an operator forced past the live-primary guard.
@@ -401,6 +406,7 @@ impl SiteState {
             observation: None,
             switchover: None,
             unpin: None,
+            original_dns: None,
         }
     }
 

@@ -57,6 +57,44 @@ pub struct UnpinRecord {
     pub failed: Option<String>,
 }
 
+/// The record set `unpin` restores, and the epoch whose pin first changed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Original {
+    pub epoch: u64,
+    pub records: Vec<RecordSet>,
+}
+
+/// What a pin of a new epoch keeps as the original shape, given the records it found: the
+/// earlier original when the name is still exactly as the previous pin left it (every record
+/// naming that pin's target: a failover, then a switchover back), else what it found.
+pub fn carry(state: &SiteState, current: &[RecordSet]) -> Original {
+    let as_left = state.dns.as_ref().is_some_and(|d| {
+        !current.is_empty()
+            && current
+                .iter()
+                .all(|c| c.values.len() == 1 && same_name(&c.values[0], &d.new_value))
+    });
+    match restore_set(state).filter(|_| as_left) {
+        Some(o) => o,
+        None => Original {
+            epoch: state.epoch,
+            records: current.to_vec(),
+        },
+    }
+}
+
+/// The set `unpin` restores: the carried original, or (records written before it existed) the
+/// last pin's previous records.
+fn restore_set(st: &SiteState) -> Option<Original> {
+    st.original_dns.clone().or_else(|| {
+        let d = st.dns.as_ref()?;
+        Some(Original {
+            epoch: d.epoch,
+            records: d.previous_records.clone()?,
+        })
+    })
+}
+
 /// Why an unpin is refused. Every refusal is made before any Route 53 mutation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
@@ -132,16 +170,14 @@ pub fn check(site: &SiteConfig, st: &SiteState) -> Result<Restore, Refused> {
     let dns = st.dns.clone().ok_or_else(|| Refused::NothingRecorded {
         site: site.id.clone(),
     })?;
-    let records = dns
-        .previous_records
-        .clone()
-        .ok_or_else(|| Refused::NothingRecorded {
-            site: site.id.clone(),
-        })?;
+    let original = restore_set(st).ok_or_else(|| Refused::NothingRecorded {
+        site: site.id.clone(),
+    })?;
+    let records = original.records;
     if records.is_empty() {
         return Err(Refused::NameDidNotExist {
             name: dns.name.clone(),
-            epoch: dns.epoch,
+            epoch: original.epoch,
         });
     }
     let main = main_record(&records).ok_or_else(|| Refused::NoMainRecord {
@@ -168,11 +204,12 @@ pub fn check(site: &SiteConfig, st: &SiteState) -> Result<Restore, Refused> {
     })
 }
 
-/// The record sets as the pin left them: every recorded set naming the pinned writer.
-fn as_pinned(site: &SiteConfig, dns: &DnsRecord, recorded: &[RecordSet]) -> Vec<RecordSet> {
-    match crate::pin::desired_records(site, recorded, &dns.new_value) {
+/// The record sets as the last pin left them: every set it found, naming its target.
+fn as_pinned(site: &SiteConfig, dns: &DnsRecord) -> Vec<RecordSet> {
+    let before = dns.previous_records.clone().unwrap_or_default();
+    match crate::pin::desired_records(site, &before, &dns.new_value) {
         Ok(d) => d,
-        Err(_) => recorded.to_vec(),
+        Err(_) => before,
     }
 }
 
@@ -192,7 +229,7 @@ pub fn plan(
     if same_sets(current, &r.records) {
         return Ok(vec![]);
     }
-    let pinned = as_pinned(site, &r.dns, &r.records);
+    let pinned = as_pinned(site, &r.dns);
     if !same_sets(current, &pinned) {
         return Err(Refused::ChangedConcurrently {
             name: r.dns.name.clone(),
@@ -301,11 +338,8 @@ pub fn mark_restored(
         .filter(|u| u.restored_at.is_none() && u.failed.is_none())?;
     u.restored_at = Some(insync_at);
     let (by, reason) = (u.by.clone(), u.reason.clone());
-    let restored = st
-        .dns
-        .as_ref()
-        .and_then(|d| d.previous_records.as_deref())
-        .map(describe_records)
+    let restored = restore_set(st)
+        .map(|o| describe_records(&o.records))
         .unwrap_or_default();
     let summary = format!(
         "{} restored to the record set recorded before the pin: {restored} (unpin by {by}: {reason})",

@@ -237,3 +237,60 @@ fn restored_is_recorded_with_dns_unpinned() {
     );
     assert!(pending(&done).is_none());
 }
+
+/// Epoch 2 switched back to the old primary: its pin found the name as epoch 1 left it.
+fn switched_back() -> SiteState {
+    let epoch1 = completed();
+    let mut s = completed();
+    s.epoch = 2;
+    s.original_dns = Some(carry(&epoch1, &pinned()));
+    let d = s.dns.as_mut().unwrap();
+    d.epoch = 2;
+    d.previous_records = Some(pinned());
+    d.new_value = OLD.into();
+    let t = s.topology.as_mut().unwrap();
+    t.epoch = 2;
+    t.primary = DbRef {
+        id: "orders-primary".into(),
+        region: "us-east-1".into(),
+    };
+    t.endpoint = Some(format!("{OLD}:3306"));
+    s
+}
+
+fn pinned_to(host: &str) -> Vec<RecordSet> {
+    pinned()
+        .into_iter()
+        .map(|r| RecordSet {
+            values: vec![host.into()],
+            ..r
+        })
+        .collect()
+}
+
+#[test]
+fn a_switchover_back_keeps_the_original_shape_for_unpin() {
+    let s = switched_back();
+    assert_eq!(s.original_dns.as_ref().unwrap().records, recorded());
+    let changes = plan(&site(), &s, &pinned_to(OLD)).unwrap();
+    let creates: Vec<_> = changes
+        .iter()
+        .filter(|c| c.action == ChangeAction::Create)
+        .map(|c| c.record.clone())
+        .collect();
+    assert_eq!(creates, recorded());
+    let deletes = changes.iter().filter(|c| c.action == ChangeAction::Delete);
+    assert!(deletes.clone().all(|c| c.record.values == [OLD]) && deletes.count() == 2);
+}
+
+#[test]
+fn a_name_edited_since_the_earlier_pin_is_the_new_original() {
+    let edited = vec![rec(
+        "orders-primary",
+        FailoverRole::Primary,
+        "elsewhere.example.com",
+        None,
+    )];
+    assert_eq!(carry(&completed(), &edited).records, edited);
+    assert_eq!(carry(&completed(), &edited).epoch, 1);
+}

@@ -19,6 +19,11 @@ async fn pinned_failed_back_unpin_requested() -> (World, Vec<RecordSet>) {
     .unwrap();
     assert_eq!(r.outcome, "pinned", "{r:?}");
     let mut st = w.ledger.get("billing").unwrap();
+    assert_eq!(
+        st.original_dns.as_ref().map(|o| &o.records),
+        Some(&before),
+        "the pin keeps the original shape"
+    );
     st.phase = Phase::Completed;
     st.topology = Some(Topology {
         epoch: 5,
