@@ -248,6 +248,9 @@ pub struct SiteState {
     /// pin left it (see [`crate::unpin::carry`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_dns: Option<crate::unpin::Original>,
+    /// A re-protection in flight or done (see [`crate::reprotect`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprotect: Option<crate::reprotect::ReprotectRecord>,
 }
 
 /// A failover an operator forced past the live-primary guard.
@@ -407,6 +410,7 @@ impl SiteState {
             switchover: None,
             unpin: None,
             original_dns: None,
+            reprotect: None,
         }
     }
 

@@ -28,6 +28,7 @@ pub mod promote;
 pub mod provenance;
 pub mod recheck;
 pub mod recovery;
+pub mod reprotect;
 pub mod signal;
 pub mod switchover;
 pub mod topology;
