@@ -136,9 +136,13 @@ pub struct Restore {
 }
 
 /// The host the writer answers at, as the ledger says: the topology's endpoint after a completed
-/// failover, the configured canary endpoint when the configuration is the topology.
+/// failover, the configured canary endpoint when the configuration is the topology (or names
+/// another primary since).
 pub fn writer_host(site: &SiteConfig, st: &SiteState) -> Option<(String, String)> {
-    match &st.topology {
+    // The ledger's topology, while automation uses it (an edited configuration naming another
+    // primary wins, as in `topology::effective`).
+    let live = crate::topology::effective(site, st).primary.clone();
+    match st.topology.as_ref().filter(|t| t.primary == live) {
         Some(t) => {
             let host = endpoint_host(t.endpoint.as_deref()?)?;
             Some((t.primary.to_string(), host))
