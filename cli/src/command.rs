@@ -73,6 +73,13 @@ pub enum OpCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Create a new replica of the ledger's primary (after a failover), as the site's
+    /// `reprotect` section configures it; the scheduled tick carries it out.
+    Reprotect {
+        site: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 impl OpCommand {
@@ -84,7 +91,8 @@ impl OpCommand {
             | Self::Failover { site, .. }
             | Self::Complete { site, .. }
             | Self::Abort { site, .. }
-            | Self::Unpin { site, .. } => site,
+            | Self::Unpin { site, .. }
+            | Self::Reprotect { site, .. } => site,
         }
     }
 
@@ -159,6 +167,10 @@ impl OpCommand {
                 c.command = OperatorAction::Unpin;
                 c.reason = Some(reason);
             }
+            Self::Reprotect { reason, .. } => {
+                c.command = OperatorAction::Reprotect;
+                c.reason = Some(reason);
+            }
         }
         c
     }
@@ -190,6 +202,9 @@ impl OpCommand {
             Self::Unpin { .. } => vec![format!(
                 "unpin site {site}: the dns-pinner restores the writer name's record set recorded before the pin, in one compare-and-set batch (refused unless it names the writer now)"
             )],
+            Self::Reprotect { .. } => vec![format!(
+                "reprotect site {site}: the scheduled tick creates a read replica of the ledger's primary in the site's `reprotect` region, with its parameter group, security groups, subnet group and KMS key (automated backups are turned on first when off)"
+            )],
         };
         if let Self::Failover {
             override_rpo,
@@ -217,5 +232,25 @@ impl OpCommand {
     /// The evaluator's action this command sends.
     pub fn action(&self) -> OperatorAction {
         self.to_command().command
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reprotect_is_sent_as_the_evaluator_parses_it() {
+        let op = OpCommand::Reprotect {
+            site: "orders".into(),
+            reason: "after epoch 3".into(),
+        };
+        let v = serde_json::to_value(op.to_command()).unwrap();
+        let s = failover_policy::parse_signal(&v).unwrap();
+        let failover_policy::signal::SignalKind::Operator(c) = s.kind else {
+            panic!("not an operator command: {v}");
+        };
+        assert_eq!(c.command, OperatorAction::Reprotect);
+        assert_eq!(c.reason.as_deref(), Some("after epoch 3"));
     }
 }

@@ -229,7 +229,10 @@ pub fn needs_evidence(signal: &Signal) -> bool {
     !matches!(
         &signal.kind,
         SignalKind::Operator(OperatorCommand {
-            command: OperatorAction::Pause | OperatorAction::Resume | OperatorAction::Unpin,
+            command: OperatorAction::Pause
+                | OperatorAction::Resume
+                | OperatorAction::Unpin
+                | OperatorAction::Reprotect,
             ..
         }) | SignalKind::Rds(crate::signal::RdsSignal {
             meaning: RdsMeaning::Unidentified,
@@ -371,7 +374,7 @@ pub fn decide(
     ));
 
     if let SignalKind::Operator(cmd) = &signal.kind {
-        return operator(cx, state, cmd, evidence);
+        return operator(cx, state, cmd, evidence, &signal.id);
     }
     if let SignalKind::Rds(r) = &signal.kind {
         if r.meaning == RdsMeaning::Unidentified {
@@ -1240,6 +1243,7 @@ fn operator(
     original: &SiteState,
     cmd: &OperatorCommand,
     ev: Option<&Evidence>,
+    signal_id: &str,
 ) -> Decision {
     let now = cx.now;
     let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
@@ -1532,6 +1536,7 @@ fn operator(
         OperatorAction::Abort => crate::abort::abort(cx, original, cmd, ev),
         OperatorAction::Switchover => crate::switchover::command::switchover(cx, original, cmd, ev),
         OperatorAction::Unpin => crate::unpin::command(cx, original, cmd),
+        OperatorAction::Reprotect => crate::reprotect::command(cx, original, cmd, signal_id),
     }
 }
 

@@ -60,6 +60,9 @@ pub enum EventType {
     /// The dns-pinner could not restore it (the name is not what the pin left, or Route 53
     /// refused the batch): nothing was overwritten, a human decides.
     UnpinFailed,
+    /// A re-protection changed state (requested, waiting for a dark region, backups turned on,
+    /// created, protected, failed): one per change, never one per tick.
+    ReprotectChanged,
 }
 
 impl EventType {
@@ -90,6 +93,7 @@ impl EventType {
             EventType::UnpinRequested => "UnpinRequested",
             EventType::DnsUnpinned => "DnsUnpinned",
             EventType::UnpinFailed => "UnpinFailed",
+            EventType::ReprotectChanged => "ReprotectChanged",
         }
     }
 
@@ -111,7 +115,8 @@ impl EventType {
             | EventType::AutomationPaused
             | EventType::EvidenceWarning
             | EventType::FenceChanged
-            | EventType::DnsUnpinned => "warning",
+            | EventType::DnsUnpinned
+            | EventType::ReprotectChanged => "warning",
             _ => "info",
         }
     }

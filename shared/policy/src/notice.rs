@@ -50,6 +50,7 @@ impl NoticeKey {
                 | EventType::UnpinRequested
                 | EventType::DnsUnpinned
                 | EventType::UnpinFailed
+                | EventType::ReprotectChanged
         ) || is_resolution(event);
         Self {
             site: event.site.clone(),
@@ -172,6 +173,7 @@ fn headline(e: &DomainEvent) -> String {
         EventType::UnpinRequested => "unpin requested: DNS back to its recorded shape next".into(),
         EventType::DnsUnpinned => "writer DNS restored to its recorded shape".into(),
         EventType::UnpinFailed => "unpin FAILED - DNS left as it was".into(),
+        EventType::ReprotectChanged => "re-protection changed state".into(),
         EventType::DivergenceMeasured => {
             "DIVERGENCE measured: transactions the new primary never received".into()
         }
@@ -470,6 +472,11 @@ fn steps(e: &DomainEvent) -> Steps {
             vec![e.verdict.summary.clone()],
             vec!["Route 53 was not changed (the batch is all or nothing).".into()],
             vec![format!("Compare what the name holds with the recorded set ({status}), fix by hand or unpin again ({RUNBOOK}, \"Failback\").")],
+        ),
+        EventType::ReprotectChanged => (
+            vec![e.verdict.summary.clone()],
+            vec!["No failover is made by it, and DNS is not touched.".into()],
+            vec![format!("Watch the next ReprotectChanged; the site is unprotected until one says protected ({RUNBOOK}, \"Re-protecting\").")],
         ),
         EventType::FailoverFailed => (
             vec![format!("The failover of epoch {} stopped in phase {}.", e.epoch, e.phase)],

@@ -1,6 +1,6 @@
 //! `reprotect`: a new replica of the ledger's primary, so the site is protected again after a
-//! failover — the pure half (the state machine and its refusals). NOT yet driven: no tick driver,
-//! no RDS port method and no emulator support exist for it yet (see docs/architecture.md).
+//! failover — the pure half (the command, the state machine and its refusals). The evaluator's
+//! tick drives it (functions/alarm-evaluator/src/reprotect.rs).
 //!
 //! ```text
 //! waiting-for-region ──region answers──► enabling-backups ──BackupRetentionPeriod > 0──► creating
@@ -21,8 +21,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DbRef, ReprotectConfig, SiteConfig};
+use crate::decide::{refuse_command, Ctx, Decision};
+use crate::events::EventType;
 use crate::incident::SiteState;
+use crate::signal::OperatorCommand;
 use crate::topology::Topology;
+use crate::verdict::{Guard, GuardCheck, GuardResult, Outcome, RefusalReason};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -60,6 +64,12 @@ pub enum Refused {
         site: String,
         phase: crate::incident::Phase,
         epoch: u64,
+    },
+    #[error("site {site} is already protected: {replica} replicates from {primary} (the ledger's primary)")]
+    AlreadyProtected {
+        site: String,
+        replica: String,
+        primary: String,
     },
     #[error("a re-protection of site {site} is already in flight ({replica}, {phase:?})")]
     InFlight {
@@ -100,6 +110,17 @@ pub fn start(
         .clone()
         .ok_or_else(|| Refused::NotConfigured(site.id.clone()))?;
     let source = crate::topology::effective(site, st).primary.clone();
+    if let Some(r) = st
+        .reprotect
+        .as_ref()
+        .filter(|r| r.phase == RpPhase::Protected && r.source == source)
+    {
+        return Err(Refused::AlreadyProtected {
+            site: site.id.clone(),
+            replica: r.replica.to_string(),
+            primary: source.to_string(),
+        });
+    }
     let id = replica_id
         .map(String::from)
         .unwrap_or_else(|| format!("{}-rp{}", source.id, st.epoch));
@@ -116,6 +137,53 @@ pub fn start(
         note: None,
         protected_at: None,
     })
+}
+
+/// The evaluator's arm for `reprotect`: judged on the ledger, recorded in it (the tick then
+/// drives it). Refused with no ledger write and no AWS call; the same command delivered again
+/// (same request id) changes nothing.
+pub(crate) fn command(
+    mut cx: Ctx<'_>,
+    original: &SiteState,
+    cmd: &OperatorCommand,
+    request_id: &str,
+) -> Decision {
+    let rec = match start(cx.configured, &cx.st, request_id, None, cx.now) {
+        Ok(r) => r,
+        Err(e) => {
+            let d = e.to_string();
+            cx.guard(GuardCheck::new(
+                Guard::Command,
+                GuardResult::Fail,
+                d.clone(),
+            ));
+            return refuse_command(cx, original, RefusalReason::NotReprotectable, d);
+        }
+    };
+    let again = cx.st.reprotect.as_ref() == Some(&rec);
+    let by = cmd.operator.clone().unwrap_or_else(|| "an operator".into());
+    let why = cmd.reason.clone().unwrap_or_default();
+    let d = if again {
+        format!(
+            "re-protection of {} already in flight ({})",
+            rec.source, rec.replica
+        )
+    } else {
+        format!(
+            "re-protection requested by {by}: {why}; the tick creates {} from {} with parameter group {} (the site is UNPROTECTED until it replicates with lag 0)",
+            rec.replica, rec.source, rec.config.parameter_group
+        )
+    };
+    cx.guard(GuardCheck::new(
+        Guard::Command,
+        GuardResult::Pass,
+        d.clone(),
+    ));
+    if !again {
+        cx.st.reprotect = Some(rec);
+        cx.event(EventType::ReprotectChanged, &d, &Outcome::Watch);
+    }
+    cx.finish(original, Outcome::Watch, d)
 }
 
 fn is_done(p: RpPhase) -> bool {

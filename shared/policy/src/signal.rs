@@ -377,6 +377,8 @@ impl OperatorCommand {
             Some("abort")
         } else if self.command == OperatorAction::Unpin {
             Some("unpin")
+        } else if self.command == OperatorAction::Reprotect {
+            Some("reprotect")
         } else {
             None
         };
@@ -432,6 +434,8 @@ pub enum OperatorAction {
     Switchover,
     /// The writer name back to the record set recorded before the pin: see [`crate::unpin`].
     Unpin,
+    /// A new replica of the ledger's primary after a failover: see [`crate::reprotect`].
+    Reprotect,
 }
 
 impl OperatorAction {
@@ -446,6 +450,7 @@ impl OperatorAction {
             Self::Abort => "abort",
             Self::Switchover => "switchover",
             Self::Unpin => "unpin",
+            Self::Reprotect => "reprotect",
         }
     }
 }

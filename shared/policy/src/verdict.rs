@@ -140,6 +140,10 @@ pub enum RefusalReason {
     /// `unpin` refused before any Route 53 call: nothing recorded, an incident in flight, or the
     /// recorded set would not name the writer (see `crate::unpin::Refused`).
     NothingToUnpin,
+    /// `reprotect` refused before any RDS call: no `reprotect` section, an incident in flight,
+    /// one already in flight, or the ledger's primary already protected (see
+    /// `crate::reprotect::Refused`).
+    NotReprotectable,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.

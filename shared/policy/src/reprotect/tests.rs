@@ -158,3 +158,80 @@ fn scenario_4_a_dark_region_waits_and_says_so_once_then_creates_when_it_answers(
     st.topology = Some(topo);
     assert_eq!(unprotected(&st), None);
 }
+
+fn reprotect_signal(reason: &str) -> crate::Signal {
+    crate::parse_signal(&serde_json::json!({
+        "command": "reprotect", "site": "orders", "operator": "alice", "reason": reason
+    }))
+    .unwrap()
+}
+
+#[test]
+fn the_command_records_the_request_once_and_says_so() {
+    let d = crate::decide(
+        &site(),
+        &reprotect_signal("after epoch 1"),
+        None,
+        &completed(),
+        t(100),
+    );
+    let next = d.next.expect("recorded");
+    let r = next.reprotect.clone().unwrap();
+    assert_eq!(r.phase, RpPhase::WaitingForRegion);
+    assert_eq!(r.source.id, "orders-replica-1");
+    assert_eq!(d.emit.len(), 1);
+    assert_eq!(d.emit[0].event_type, EventType::ReprotectChanged);
+    assert!(d.verdict.summary.contains("alice"), "{}", d.verdict.summary);
+    // The same command again (a direct invoke's id is per site and command): nothing new.
+    let again = crate::decide(&site(), &reprotect_signal("again"), None, &next, t(101));
+    assert!(again.next.is_none() && again.emit.is_empty());
+    assert!(
+        again.verdict.summary.contains("already in flight"),
+        "{}",
+        again.verdict.summary
+    );
+    // Another request (another EventBridge event id) while it is in flight: refused, typed.
+    let mut other = reprotect_signal("other");
+    other.id = "evt-2".into();
+    let refused = crate::decide(&site(), &other, None, &next, t(102));
+    assert!(refused.next.is_none() && refused.emit.is_empty());
+    assert_eq!(
+        refused.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::NotReprotectable
+        }
+    );
+}
+
+#[test]
+fn the_command_is_refused_typed_without_a_section_or_mid_incident_or_reason() {
+    let mut bare = site();
+    bare.reprotect = None;
+    let d = crate::decide(&bare, &reprotect_signal("x"), None, &completed(), t(100));
+    assert!(d.next.is_none() && d.emit.is_empty());
+    assert!(
+        d.verdict.summary.contains("no `reprotect` section"),
+        "{}",
+        d.verdict.summary
+    );
+    let mut open = completed();
+    open.phase = Phase::Promoting;
+    let d = crate::decide(&site(), &reprotect_signal("x"), None, &open, t(100));
+    assert!(d.next.is_none() && d.emit.is_empty());
+    assert!(
+        crate::parse_signal(&serde_json::json!({"command": "reprotect", "site": "orders"}))
+            .is_err()
+    );
+}
+
+#[test]
+fn a_protected_primary_is_not_reprotected_twice() {
+    let mut st = completed();
+    let mut r = start(&site(), &st, "req-1", None, t(1)).unwrap();
+    r.phase = RpPhase::Protected;
+    st.reprotect = Some(r);
+    assert!(matches!(
+        start(&site(), &st, "req-2", None, t(2)),
+        Err(Refused::AlreadyProtected { .. })
+    ));
+}
