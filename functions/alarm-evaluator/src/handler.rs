@@ -247,6 +247,7 @@ async fn reconcile_fences(deps: &Deps, now: DateTime<Utc>) -> Vec<String> {
                 let mut out = crate::switchover::drive_site(deps, &site).await;
                 out.extend(crate::fence::reconcile_site(deps, &site, now).await);
                 out.extend(crate::switchover::drive_site(deps, &site).await);
+                out.extend(crate::reprotect::drive_site(deps, &site).await);
                 out
             };
             tokio::time::timeout(budget, step).await.unwrap_or_else(|_| {

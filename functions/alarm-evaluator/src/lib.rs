@@ -3,5 +3,6 @@
 
 pub mod fence;
 pub mod handler;
+pub mod reprotect;
 pub mod setup;
 pub mod switchover;

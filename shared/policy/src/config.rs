@@ -109,6 +109,14 @@ pub struct ReprotectConfig {
     /// Re-protect by itself after `complete`, once the region answers.
     #[serde(default)]
     pub auto: bool,
+    /// The `BackupRetentionPeriod` (days) set on the source when its automated backups are off
+    /// (a replication source needs them); an existing period is never changed.
+    #[serde(default = "default_backup_retention_days")]
+    pub backup_retention_days: u32,
+}
+
+fn default_backup_retention_days() -> u32 {
+    7
 }
 
 /// How the old primary is fenced after a failover away from it.
@@ -674,6 +682,13 @@ impl SiteConfig {
                         format!("`{sg}`"),
                     ));
                 }
+            }
+            if !(1..=35).contains(&r.backup_retention_days) {
+                return Err(invalid(
+                    format!("{p}.reprotect.backup_retention_days"),
+                    "1 to 35 days (RDS's BackupRetentionPeriod range; 0 would turn backups off)",
+                    r.backup_retention_days.to_string(),
+                ));
             }
         }
         let mut seen = BTreeSet::from([self.primary.id.as_str()]);

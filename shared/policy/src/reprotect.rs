@@ -186,6 +186,11 @@ pub(crate) fn command(
     cx.finish(original, Outcome::Watch, d)
 }
 
+/// The re-protection the tick still has to drive, if any.
+pub fn in_flight(st: &SiteState) -> Option<&ReprotectRecord> {
+    st.reprotect.as_ref().filter(|r| !is_done(r.phase))
+}
+
 fn is_done(p: RpPhase) -> bool {
     matches!(p, RpPhase::Protected | RpPhase::Failed)
 }
@@ -256,6 +261,56 @@ pub fn advance(
         _ => None,
     };
     (next, msg)
+}
+
+/// The record to write after one driven step: `rec` in the ledger, the topology gaining the
+/// replica once it is protected, and `message` (a state change) in the outbox as one
+/// `ReprotectChanged`. `None`: nothing changed, nothing to write.
+pub fn commit(
+    site: &SiteConfig,
+    st: &SiteState,
+    rec: ReprotectRecord,
+    message: Option<String>,
+    now: DateTime<Utc>,
+) -> Option<SiteState> {
+    if st.reprotect.as_ref() == Some(&rec) && message.is_none() {
+        return None;
+    }
+    let mut next = st.clone();
+    if let Some(t) = protected_topology(site, st, &rec, now) {
+        next.topology = Some(t);
+    }
+    next.reprotect = Some(rec.clone());
+    if let Some(summary) = message {
+        let result = if rec.phase == RpPhase::Failed {
+            GuardResult::Fail
+        } else {
+            GuardResult::Pass
+        };
+        next.outbox.push(crate::events::DomainEvent {
+            event_type: EventType::ReprotectChanged,
+            site: site.id.clone(),
+            epoch: st.epoch,
+            phase: st.phase,
+            engine: site.engine.kind().into(),
+            occurred_at: now,
+            primary: Some(rec.source.clone()),
+            candidate: Some(rec.replica.clone()),
+            rpo_override: None,
+            verdict: crate::verdict::Verdict {
+                site: Some(site.id.clone()),
+                epoch: st.epoch,
+                phase: st.phase,
+                outcome: Outcome::Watch,
+                summary: summary.clone(),
+                guards: vec![GuardCheck::new(Guard::Command, result, summary)],
+            },
+            timeline: vec![],
+        });
+    }
+    next.version = st.version + 1;
+    next.updated_at = Some(now);
+    Some(next)
 }
 
 /// The ledger's topology once `rec` is protected: the replica first among the candidates.

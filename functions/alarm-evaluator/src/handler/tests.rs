@@ -699,4 +699,5 @@ async fn a_committed_decision_records_its_observation_and_config_version() {
     assert_eq!(ev.tally().down, 2);
     assert_eq!(obs.phase, st.phase);
 }
+mod reprotect;
 mod switchover;

@@ -18,6 +18,7 @@ fn cfg(group: &str) -> ReprotectConfig {
         kms_key_id: Some("alias/orders".into()),
         instance_class: None,
         auto: false,
+        backup_retention_days: 7,
     }
 }
 
