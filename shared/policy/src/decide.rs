@@ -1256,8 +1256,11 @@ fn operator(
                 .as_ref()
                 .map(|p| format!("; paused by {}: {}", p.by, p.reason))
                 .unwrap_or_default();
+            let protection = crate::reprotect::unprotected(&cx.st)
+                .map(|u| format!("; {u}"))
+                .unwrap_or_default();
             let s = format!(
-                "site {} is {} at epoch {}{paused}",
+                "site {} is {} at epoch {}{paused}{protection}",
                 cx.site.id, cx.st.phase, cx.st.epoch
             );
             cx.guard(GuardCheck::new(

@@ -236,3 +236,25 @@ fn a_protected_primary_is_not_reprotected_twice() {
         Err(Refused::AlreadyProtected { .. })
     ));
 }
+
+#[test]
+fn status_says_unprotected_until_the_primary_is_reprotected() {
+    let status =
+        crate::parse_signal(&serde_json::json!({"command": "status", "site": "orders"})).unwrap();
+    let d = crate::decide(&site(), &status, None, &completed(), t(100));
+    assert!(
+        d.verdict.summary.contains("UNPROTECTED"),
+        "{}",
+        d.verdict.summary
+    );
+    let mut st = completed();
+    let mut r = start(&site(), &st, "req-1", None, t(1)).unwrap();
+    r.phase = RpPhase::Protected;
+    st.reprotect = Some(r);
+    let d = crate::decide(&site(), &status, None, &st, t(100));
+    assert!(
+        !d.verdict.summary.contains("UNPROTECTED"),
+        "{}",
+        d.verdict.summary
+    );
+}
