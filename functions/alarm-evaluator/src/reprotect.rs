@@ -73,7 +73,12 @@ fn judged(e: PortError, region: &str) -> Observation {
 async fn observe(deps: &Deps, rec: &ReprotectRecord) -> Option<Observation> {
     match rec.phase {
         RpPhase::WaitingForRegion | RpPhase::EnablingBackups => source_backups(deps, rec).await,
-        RpPhase::Creating => Some(create(deps, rec).await),
+        RpPhase::Creating => {
+            if !source_settled(deps, rec).await {
+                return None;
+            }
+            Some(create(deps, rec).await)
+        }
         RpPhase::CatchingUp => catching_up(deps, rec).await,
         RpPhase::Protected | RpPhase::Failed => None,
     }
@@ -100,6 +105,9 @@ async fn source_backups(deps: &Deps, rec: &ReprotectRecord) -> Option<Observatio
         Err(e) => return Some(Observation::Failed(e.to_string())),
     };
     if src.backup_retention_days == 0 && rec.phase == RpPhase::EnablingBackups {
+        if !source_settled(deps, rec).await {
+            return None;
+        }
         let days = rec.config.backup_retention_days;
         if let Err(e) = deps.fence.enable_backups(&rec.source, days).await {
             if !e.kind.is_retryable() {
@@ -110,6 +118,20 @@ async fn source_backups(deps: &Deps, rec: &ReprotectRecord) -> Option<Observatio
         return None;
     }
     Some(Observation::SourceBackups(src.backup_retention_days))
+}
+
+/// Whether the source is `available`: turning backups on starts a backup and the instance is
+/// `modifying` / `backing-up` meanwhile, when RDS refuses another modification or a replica
+/// (InvalidDBInstanceState) — so the step waits for it instead of failing.
+async fn source_settled(deps: &Deps, rec: &ReprotectRecord) -> bool {
+    match deps.topology.instance(&rec.source).await {
+        Ok(Some(i)) => i.status == "available",
+        Ok(None) => true, // `replication_source` / the create step report a missing source
+        Err(e) => {
+            warn!(source = %rec.source, error = %e, "reprotect: source status not read; retried");
+            false
+        }
+    }
 }
 
 async fn create(deps: &Deps, rec: &ReprotectRecord) -> Observation {

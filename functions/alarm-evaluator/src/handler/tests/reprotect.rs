@@ -175,3 +175,23 @@ async fn scenario_4_dark_region_waits_once_then_backups_then_created_then_protec
     tick(&w, 8).await;
     assert_eq!(w.fence.state.lock().unwrap().replicas_created.len(), 1);
 }
+
+#[tokio::test]
+async fn a_source_still_backing_up_is_waited_for_not_failed() {
+    let w = failed_over_world();
+    w.topology.dead_regions.lock().unwrap().clear();
+    w.fence.state.lock().unwrap().dark_regions.clear();
+    handle(&w.deps, command()).await.unwrap();
+    tick(&w, 1).await; // enabling-backups: backups turned on
+    w.topology.set_status("orders-replica-1", "backing-up");
+    tick(&w, 2).await;
+    tick(&w, 3).await;
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.reprotect.as_ref().unwrap().phase, RpPhase::Creating);
+    assert!(w.fence.state.lock().unwrap().replicas_created.is_empty());
+    w.topology.set_status("orders-replica-1", "available");
+    tick(&w, 4).await;
+    assert_eq!(w.fence.state.lock().unwrap().replicas_created.len(), 1);
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.reprotect.as_ref().unwrap().phase, RpPhase::CatchingUp);
+}
