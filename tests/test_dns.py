@@ -331,3 +331,64 @@ def test_scenario_4_failover_pin_keeps_going_while_route53_is_dark_and_pins_when
     assert pair_values(world, zid) == [ORDERS_NEW, ORDERS_NEW]
     assert ask(port, ORDERS_DNS, "A") == [(ORDERS_NEW, 30)]
     assert world.state("orders")["phase"] == "dns-pinned"
+
+
+@pytest.fixture
+def site_and_evaluator(faithful, workdir):
+    faithful.reset()
+    world = World(faithful.endpoint).seed()
+    cfg = example_config()
+    zone = seed_billing_pair(world)
+    for s in cfg["sites"]:
+        if s["id"] == "billing":
+            s["dns"]["zone_id"] = zone
+    env = function_env(faithful.endpoint, cfg) | {"RDS_FAILOVER_FALLBACK_BUDGET_SECS": "12"}
+    d = workdir / "dns-unpin"
+    d.mkdir(exist_ok=True)
+    emu = LambdaEmulator(d).start(env, functions=("alarm-evaluator", "dns-pinner"))
+    yield world, emu, faithful
+    emu.stop()
+
+
+def unpin(emu, world) -> dict:
+    return emu.invoke("alarm-evaluator", {"command": "unpin", "site": "billing", "operator": "alice",
+                                          "reason": "failed back to billing-1"})["verdicts"][0]
+
+
+def test_unpin_after_failback_restores_the_recorded_failover_pair_as_the_dns_server_answers(site_and_evaluator):
+    world, emu, faithful = site_and_evaluator
+    # GIVEN a failover-pin to the cluster's writer (both members rewritten)...
+    r = emu.invoke("dns-pinner", promoted(world, "billing", "billing-2", BILLING_WRITER))
+    assert r["outcome"] == "pinned", r
+    assert ask(faithful.dns_port, BILLING_DNS, "A") == [(BILLING_WRITER, 30)]
+    world.drain_events()
+    # ...while the pinned writer is the writer, unpin is refused: the recorded PRIMARY is billing-1.
+    st = world.state("billing")
+    st.update(phase="completed", version=st["version"] + 1, topology={
+        "epoch": 2, "primary": {"id": "billing-2", "region": HOME_REGION}, "endpoint": f"{BILLING_WRITER}:3306",
+        "candidates": [], "at": st["updated_at"]})
+    world.put_state("billing", st)
+    v = unpin(emu, world)
+    print("refused:", v["summary"])
+    assert v["outcome"] == {"kind": "refused", "reason": "nothing-to-unpin"}, v
+    assert BILLING_OLD in v["summary"] and "billing-2" in v["summary"], v["summary"]
+    assert world.drain_events() == [] and ask(faithful.dns_port, BILLING_DNS, "A") == [(BILLING_WRITER, 30)]
+    # WHEN the team has failed back by hand (billing-1 the writer, as the ledger says) and unpins...
+    st = world.state("billing")
+    st.update(version=st["version"] + 1, topology=st["topology"] | {
+        "primary": {"id": "billing-1", "region": HOME_REGION}, "endpoint": f"{BILLING_OLD}:3306"})
+    world.put_state("billing", st)
+    v = unpin(emu, world)
+    assert v["outcome"] == {"kind": "watch"}, v
+    [requested] = [e for e in world.drain_events() if e["detail-type"] == "UnpinRequested"]
+    r = emu.invoke("dns-pinner", requested)
+    # THEN the zone holds the recorded pair again: PRIMARY (billing-1, health-checked) while its
+    # check is healthy, SECONDARY (the reader) while it is not, each with its recorded TTL.
+    assert r["outcome"] == "unpinned", r
+    print("unpinned:", r["detail"])
+    assert ask(faithful.dns_port, BILLING_DNS, "A") == [(BILLING_READER, 60)]
+    world.client("cloudwatch").set_alarm_state(AlarmName=HEALTH_ALARM, StateValue="OK", StateReason="back")
+    assert ask(faithful.dns_port, BILLING_DNS, "A") == [(BILLING_OLD, 60)]
+    said = [e["detail"]["verdict"]["summary"] for e in world.drain_events() if e["detail-type"] == "DnsUnpinned"]
+    assert said and BILLING_OLD in said[0] and BILLING_READER in said[0], said
+    assert world.state("billing")["unpin"]["restored_at"]

@@ -82,6 +82,19 @@ pub enum OpCommand {
         #[arg(long)]
         max_wait_secs: Option<u64>,
     },
+    /// Restore the writer name's record set recorded before the pin (after a failback).
+    Unpin {
+        site: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Create a new replica of the ledger's primary (after a failover), as the site's
+    /// `reprotect` section configures it; the scheduled tick carries it out.
+    Reprotect {
+        site: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 impl OpCommand {
@@ -93,7 +106,9 @@ impl OpCommand {
             | Self::Failover { site, .. }
             | Self::Complete { site, .. }
             | Self::Abort { site, .. }
-            | Self::Switchover { site, .. } => site,
+            | Self::Switchover { site, .. }
+            | Self::Unpin { site, .. }
+            | Self::Reprotect { site, .. } => site,
         }
     }
 
@@ -176,6 +191,14 @@ impl OpCommand {
                 c.reason = Some(reason);
                 c.max_wait_secs = max_wait_secs;
             }
+            Self::Unpin { reason, .. } => {
+                c.command = OperatorAction::Unpin;
+                c.reason = Some(reason);
+            }
+            Self::Reprotect { reason, .. } => {
+                c.command = OperatorAction::Reprotect;
+                c.reason = Some(reason);
+            }
         }
         c
     }
@@ -219,6 +242,12 @@ impl OpCommand {
                         .unwrap_or_else(|| failover_policy::switchover::DEFAULT_MAX_WAIT_SECS.to_string())
                 ),
             ],
+            Self::Unpin { .. } => vec![format!(
+                "unpin site {site}: the dns-pinner restores the writer name's record set recorded before the pin, in one compare-and-set batch (refused unless it names the writer now)"
+            )],
+            Self::Reprotect { .. } => vec![format!(
+                "reprotect site {site}: the scheduled tick creates a read replica of the ledger's primary in the site's `reprotect` region, with its parameter group, security groups, subnet group and KMS key (automated backups are turned on first when off)"
+            )],
         };
         if let Self::Failover {
             override_rpo,
@@ -295,5 +324,22 @@ mod tests {
             Cli::try_parse_from(["rds-failover", "switchover", "orders", "--reason", "x"]).is_err(),
             "the candidate is required"
         );
+    }
+
+    use super::*;
+
+    #[test]
+    fn reprotect_is_sent_as_the_evaluator_parses_it() {
+        let op = OpCommand::Reprotect {
+            site: "orders".into(),
+            reason: "after epoch 3".into(),
+        };
+        let v = serde_json::to_value(op.to_command()).unwrap();
+        let s = failover_policy::parse_signal(&v).unwrap();
+        let failover_policy::signal::SignalKind::Operator(c) = s.kind else {
+            panic!("not an operator command: {v}");
+        };
+        assert_eq!(c.command, OperatorAction::Reprotect);
+        assert_eq!(c.reason.as_deref(), Some("after epoch 3"));
     }
 }

@@ -165,6 +165,20 @@ fn details(s: &SiteStatus) -> String {
         out += &format!(", last decided with config {v}");
     }
     out += ")\n";
+    if let Some(u) = failover_policy::reprotect::unprotected(st) {
+        out += &format!("  {u}\n");
+    }
+    if let Some(r) = failover_policy::reprotect::in_flight(st) {
+        out += &format!(
+            "  reprotect {}: {:?}{}\n",
+            r.replica,
+            r.phase,
+            r.note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        );
+    }
     match (&s.live, &s.live_error) {
         (Some(l), _) => {
             out += "  votes:\n";
@@ -226,4 +240,41 @@ fn candidate_line(
         c.status.describe(),
         lag
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use failover_policy::config::DbRef;
+    use failover_policy::topology::Topology;
+
+    #[test]
+    fn a_failed_over_site_with_no_reprotection_says_unprotected() {
+        let mut st = SiteState::new("orders");
+        st.epoch = 1;
+        st.phase = failover_policy::Phase::Completed;
+        let healthy = render(&[SiteStatus {
+            record: st.clone(),
+            live: None,
+            live_error: None,
+        }]);
+        assert!(!healthy.contains("UNPROTECTED"), "{healthy}");
+        st.topology = Some(Topology {
+            epoch: 1,
+            primary: DbRef {
+                id: "orders-replica-1".into(),
+                region: "us-west-2".into(),
+            },
+            endpoint: None,
+            candidates: vec![],
+            at: chrono::Utc::now(),
+            configured_primary: None,
+        });
+        let out = render(&[SiteStatus {
+            record: st,
+            live: None,
+            live_error: None,
+        }]);
+        assert!(out.contains("UNPROTECTED: orders-replica-1"), "{out}");
+    }
 }

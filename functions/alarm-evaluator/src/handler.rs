@@ -284,6 +284,7 @@ async fn fence_step(
         let mut out = crate::switchover::drive_site(deps, site).await;
         out.extend(crate::fence::reconcile_site(deps, site, now).await);
         out.extend(crate::switchover::drive_site(deps, site).await);
+        out.extend(crate::reprotect::drive_site(deps, site).await);
         out
     };
     tokio::time::timeout(budget, step).await.unwrap_or_else(|_| {
@@ -296,6 +297,7 @@ async fn fence_step(
 fn quiet(site: &SiteConfig, st: &SiteState) -> bool {
     failover_policy::fence::active(st).is_none()
         && failover_policy::switchover::drive::driven(site, st).is_none()
+        && failover_policy::reprotect::in_flight(st).is_none()
 }
 
 /// Every routed site, at most `deps.fanout.concurrency` at once, each within its own budget;

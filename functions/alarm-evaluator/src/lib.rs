@@ -4,5 +4,6 @@
 pub mod door;
 pub mod fence;
 pub mod handler;
+pub mod reprotect;
 pub mod setup;
 pub mod switchover;

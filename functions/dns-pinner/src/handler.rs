@@ -153,7 +153,7 @@ impl From<PinError> for Diagnostic {
 pub struct Response {
     pub site: String,
     pub epoch: u64,
-    /// `pinned`, `already-pinned` or `ignored`.
+    /// `pinned`, `already-pinned`, `unpinned` or `ignored`.
     pub outcome: &'static str,
     pub detail: String,
     /// The ledger's DNS record: previous values, new value, change id, when INSYNC.
@@ -167,6 +167,9 @@ pub struct Response {
 }
 
 impl Response {
+    pub(crate) fn for_event(e: &DomainEvent) -> Self {
+        Self::new(e)
+    }
     fn new(e: &DomainEvent) -> Self {
         Self {
             site: e.site.clone(),
@@ -201,6 +204,12 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Instant) -> Result<Re
         .map_err(PinError::BadInput)
         .inspect_err(|e| warn!(error = %e, "rejected input"))?;
     let resp = Response::new(&event);
+    if event.event_type == EventType::UnpinRequested {
+        return match deps.cfg.site(&event.site) {
+            Some(site) => crate::unpin::run(deps, site, &event, deadline).await,
+            None => Ok(resp.ignored(format!("site {} is not configured", event.site))),
+        };
+    }
     if !matches!(
         event.event_type,
         EventType::ReplicaPromoted | EventType::DnsPinContinued
@@ -926,7 +935,7 @@ impl Pinner<'_> {
 
 /// `call`, or a retryable timeout when `deadline` comes first: no call outlives the time kept
 /// for the final commit and publish.
-async fn within<T>(
+pub(crate) async fn within<T>(
     deadline: Instant,
     operation: &'static str,
     call: impl std::future::Future<Output = Result<T, PortError>>,

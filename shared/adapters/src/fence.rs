@@ -74,6 +74,37 @@ pub trait FenceControl: Send + Sync {
     /// `ModifyDBInstance VpcSecurityGroupIds=[sg] ApplyImmediately=true`: `sg` replaces every
     /// group of `db`.
     async fn quarantine(&self, db: &DbRef, sg: &str) -> Result<(), PortError>;
+    /// `reprotect`: the would-be replication source's ARN and `BackupRetentionPeriod`
+    /// (`Ok(None)`: no such instance).
+    async fn replication_source(&self, db: &DbRef) -> Result<Option<SourceInfo>, PortError>;
+    /// `ModifyDBInstance BackupRetentionPeriod=days ApplyImmediately=true`: "the source DB
+    /// instance must have automated backups enabled" before it can have a read replica (RDS User
+    /// Guide, "Working with DB instance read replicas"; `BackupRetentionPeriod` 0 turns them off).
+    async fn enable_backups(&self, db: &DbRef, days: u32) -> Result<(), PortError>;
+    /// `CreateDBInstanceReadReplica`, called in the replica's region; an identifier already in
+    /// use is success (a resumed step: the tick then reads what it is a replica of).
+    async fn create_read_replica(&self, r: &ReplicaRequest) -> Result<(), PortError>;
+}
+
+/// What `reprotect` reads of the source before creating its replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub arn: String,
+    pub backup_retention_days: u32,
+}
+
+/// One `CreateDBInstanceReadReplica`, as the site's `reprotect` section configures it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaRequest {
+    /// The source's ARN: a cross-region source is named by ARN (RDS API reference,
+    /// CreateDBInstanceReadReplica, `SourceDBInstanceIdentifier`).
+    pub source_arn: String,
+    pub replica: DbRef,
+    pub instance_class: Option<String>,
+    pub parameter_group: String,
+    pub security_groups: Vec<String>,
+    pub subnet_group: Option<String>,
+    pub kms_key_id: Option<String>,
 }
 
 /// Sessions on the old primary after asking to end them.
@@ -367,6 +398,70 @@ impl FenceControl for RdsFence {
             .map_err(|e| port_error("ModifyDBInstance", &e))?;
         Ok(())
     }
+
+    async fn replication_source(&self, db: &DbRef) -> Result<Option<SourceInfo>, PortError> {
+        let out = match (self.rds)(&db.region)
+            .describe_db_instances()
+            .db_instance_identifier(&db.id)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(port_error("DescribeDBInstances", &e)),
+        };
+        Ok(out.db_instances().first().map(|i| SourceInfo {
+            arn: i.db_instance_arn().unwrap_or_default().to_owned(),
+            backup_retention_days: i.backup_retention_period().unwrap_or(0).max(0) as u32,
+        }))
+    }
+
+    async fn enable_backups(&self, db: &DbRef, days: u32) -> Result<(), PortError> {
+        (self.rds)(&db.region)
+            .modify_db_instance()
+            .db_instance_identifier(&db.id)
+            .backup_retention_period(days as i32)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| port_error("ModifyDBInstance", &e))?;
+        Ok(())
+    }
+
+    /// Called in the replica's region with the source named by its ARN ("if the source DB
+    /// instance is in a different AWS Region from the read replica, specify a valid DB instance
+    /// ARN", RDS API reference, CreateDBInstanceReadReplica). The Rust SDK has no `SourceRegion`
+    /// member (boto3 and the CLI add it to presign), and no `PreSignedUrl` is sent: it "applies
+    /// only to AWS GovCloud (US) Regions and China AWS Regions. It's ignored in other AWS
+    /// Regions" (same page) — so this does not support those partitions.
+    async fn create_read_replica(&self, r: &ReplicaRequest) -> Result<(), PortError> {
+        let req = (self.rds)(&r.replica.region)
+            .create_db_instance_read_replica()
+            .db_instance_identifier(&r.replica.id)
+            .source_db_instance_identifier(&r.source_arn)
+            .db_parameter_group_name(&r.parameter_group)
+            .set_vpc_security_group_ids(
+                (!r.security_groups.is_empty()).then(|| r.security_groups.clone()),
+            )
+            .set_db_subnet_group_name(r.subnet_group.clone())
+            .set_kms_key_id(r.kms_key_id.clone())
+            .set_db_instance_class(r.instance_class.clone());
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_instance_already_exists_fault()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(port_error("CreateDBInstanceReadReplica", &e)),
+        }
+    }
 }
 
 // ---------------------------------------------------------------- fakes
@@ -397,6 +492,10 @@ pub struct FakeFenceState {
     pub calls: Vec<String>,
     /// Groups whose `read_only` was reset to the engine default (0 on a primary).
     pub reset: Vec<String>,
+    /// Instance id → (ARN, `BackupRetentionPeriod`) of a would-be replication source.
+    pub sources: HashMap<String, (String, u32)>,
+    /// Every `CreateDBInstanceReadReplica` RDS accepted (a repeated identifier is not one).
+    pub replicas_created: Vec<ReplicaRequest>,
 }
 
 impl FakeFence {
@@ -421,6 +520,71 @@ impl FakeFence {
 
 #[async_trait]
 impl FenceControl for FakeFence {
+    async fn replication_source(&self, db: &DbRef) -> Result<Option<SourceInfo>, PortError> {
+        self.dark(&db.region, "DescribeDBInstances")?;
+        let s = self.state.lock().unwrap();
+        Ok(s.sources.get(&db.id).map(|(arn, days)| SourceInfo {
+            arn: arn.clone(),
+            backup_retention_days: *days,
+        }))
+    }
+
+    async fn enable_backups(&self, db: &DbRef, days: u32) -> Result<(), PortError> {
+        self.dark(&db.region, "ModifyDBInstance")?;
+        let mut s = self.state.lock().unwrap();
+        s.calls.push(format!(
+            "ModifyDBInstance {} BackupRetentionPeriod={days}",
+            db.id
+        ));
+        match s.sources.get_mut(&db.id) {
+            Some(src) => src.1 = days,
+            None => {
+                return Err(PortError::new(
+                    ErrorKind::NotFound,
+                    "ModifyDBInstance",
+                    format!("DBInstanceNotFound: {}", db.id),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// RDS refuses a source without automated backups (InvalidDBInstanceState) and answers
+    /// DBInstanceAlreadyExists for an identifier in use (success here: a resumed step).
+    async fn create_read_replica(&self, r: &ReplicaRequest) -> Result<(), PortError> {
+        self.dark(&r.replica.region, "CreateDBInstanceReadReplica")?;
+        let mut s = self.state.lock().unwrap();
+        let backups = s
+            .sources
+            .values()
+            .find(|(arn, _)| *arn == r.source_arn)
+            .map(|(_, d)| *d);
+        match backups {
+            None => {
+                return Err(PortError::new(
+                    ErrorKind::NotFound,
+                    "CreateDBInstanceReadReplica",
+                    format!("DBInstanceNotFound: {}", r.source_arn),
+                ))
+            }
+            Some(0) => {
+                return Err(PortError::new(
+                    ErrorKind::Other,
+                    "CreateDBInstanceReadReplica",
+                    "InvalidDBInstanceState: automated backups are not enabled on the source",
+                ))
+            }
+            Some(_) => {}
+        }
+        if s.replicas_created.iter().any(|c| c.replica == r.replica) {
+            return Ok(());
+        }
+        s.calls
+            .push(format!("CreateDBInstanceReadReplica {}", r.replica.id));
+        s.replicas_created.push(r.clone());
+        Ok(())
+    }
+
     async fn parameter_groups(&self, db: &DbRef) -> Result<Option<Vec<AttachedGroup>>, PortError> {
         self.dark(&db.region, "DescribeDBInstances")?;
         let mut s = self.state.lock().unwrap();

@@ -82,6 +82,41 @@ pub struct SiteConfig {
     /// nothing in AWS; the old primary is still watched and the divergence still measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence: Option<FenceConfig>,
+    /// Where and how a new replica of the primary is created after a failover (see
+    /// [`crate::reprotect`]). Absent: `reprotect` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprotect: Option<ReprotectConfig>,
+}
+
+/// The new replica `reprotect` creates with `CreateDBInstanceReadReplica`: never AWS's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReprotectConfig {
+    /// The region the replica goes to (usually the original primary's).
+    pub region: String,
+    /// The replica's own custom parameter group. A default group (`default.*`) cannot be
+    /// modified, so the replica could never be fenced after a later failover: refused.
+    pub parameter_group: String,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_group: Option<String>,
+    /// The KMS key in `region` (an encrypted source needs one there for a cross-region replica).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_class: Option<String>,
+    /// Re-protect by itself after `complete`, once the region answers.
+    #[serde(default)]
+    pub auto: bool,
+    /// The `BackupRetentionPeriod` (days) set on the source when its automated backups are off
+    /// (a replication source needs them); an existing period is never changed.
+    #[serde(default = "default_backup_retention_days")]
+    pub backup_retention_days: u32,
+}
+
+fn default_backup_retention_days() -> u32 {
+    7
 }
 
 /// How the old primary is fenced after a failover away from it.
@@ -679,6 +714,33 @@ impl SiteConfig {
                     format!("{p}.fence.quarantine_security_group"),
                     "a VPC security group id (`sg-` and 8 or 17 hex digits)",
                     format!("`{sg}`"),
+                ));
+            }
+        }
+        if let Some(r) = &self.reprotect {
+            check_region(&format!("{p}.reprotect.region"), &r.region)?;
+            if r.parameter_group.trim().is_empty() || r.parameter_group.starts_with("default.") {
+                return Err(invalid(
+                    format!("{p}.reprotect.parameter_group"),
+                    "the replica's own custom DB parameter group (a `default.*` group cannot be modified, so the replica could not be fenced later)",
+                    format!("`{}`", r.parameter_group),
+                ));
+            }
+            for (i, sg) in r.security_groups.iter().enumerate() {
+                let hex = sg.strip_prefix("sg-").unwrap_or("");
+                if !(matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())) {
+                    return Err(invalid(
+                        format!("{p}.reprotect.security_groups[{i}]"),
+                        "a VPC security group id (`sg-` and 8 or 17 hex digits)",
+                        format!("`{sg}`"),
+                    ));
+                }
+            }
+            if !(1..=35).contains(&r.backup_retention_days) {
+                return Err(invalid(
+                    format!("{p}.reprotect.backup_retention_days"),
+                    "1 to 35 days (RDS's BackupRetentionPeriod range; 0 would turn backups off)",
+                    r.backup_retention_days.to_string(),
                 ));
             }
         }

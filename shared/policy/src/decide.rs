@@ -229,7 +229,10 @@ pub fn needs_evidence(signal: &Signal) -> bool {
     !matches!(
         &signal.kind,
         SignalKind::Operator(OperatorCommand {
-            command: OperatorAction::Pause | OperatorAction::Resume,
+            command: OperatorAction::Pause
+                | OperatorAction::Resume
+                | OperatorAction::Unpin
+                | OperatorAction::Reprotect,
             ..
         }) | SignalKind::Rds(crate::signal::RdsSignal {
             meaning: RdsMeaning::Unidentified,
@@ -371,7 +374,7 @@ pub fn decide(
     ));
 
     if let SignalKind::Operator(cmd) = &signal.kind {
-        return operator(cx, state, cmd, evidence);
+        return operator(cx, state, cmd, evidence, &signal.id);
     }
     if let SignalKind::Rds(r) = &signal.kind {
         if r.meaning == RdsMeaning::Unidentified {
@@ -1239,6 +1242,7 @@ fn operator(
     original: &SiteState,
     cmd: &OperatorCommand,
     ev: Option<&Evidence>,
+    signal_id: &str,
 ) -> Decision {
     let now = cx.now;
     let by = cmd.by().unwrap_or_else(|| "an operator".into());
@@ -1251,8 +1255,11 @@ fn operator(
                 .as_ref()
                 .map(|p| format!("; paused by {}: {}", p.by, p.reason))
                 .unwrap_or_default();
+            let protection = crate::reprotect::unprotected(&cx.st)
+                .map(|u| format!("; {u}"))
+                .unwrap_or_default();
             let s = format!(
-                "site {} is {} at epoch {}{paused}",
+                "site {} is {} at epoch {}{paused}{protection}",
                 cx.site.id, cx.st.phase, cx.st.epoch
             );
             cx.guard(GuardCheck::new(
@@ -1530,6 +1537,8 @@ fn operator(
         }
         OperatorAction::Abort => crate::abort::abort(cx, original, cmd, ev),
         OperatorAction::Switchover => crate::switchover::command::switchover(cx, original, cmd, ev),
+        OperatorAction::Unpin => crate::unpin::command(cx, original, cmd),
+        OperatorAction::Reprotect => crate::reprotect::command(cx, original, cmd, signal_id),
     }
 }
 

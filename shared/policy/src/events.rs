@@ -53,6 +53,16 @@ pub enum EventType {
     OldPrimaryWritable,
     /// What the old primary holds that the new primary never received, measured.
     DivergenceMeasured,
+    /// An operator's `unpin` was accepted: the dns-pinner restores the recorded record set.
+    UnpinRequested,
+    /// The writer name holds the record set recorded before the pin again (`INSYNC`).
+    DnsUnpinned,
+    /// The dns-pinner could not restore it (the name is not what the pin left, or Route 53
+    /// refused the batch): nothing was overwritten, a human decides.
+    UnpinFailed,
+    /// A re-protection changed state (requested, waiting for a dark region, backups turned on,
+    /// created, protected, failed): one per change, never one per tick.
+    ReprotectChanged,
 }
 
 impl EventType {
@@ -80,6 +90,10 @@ impl EventType {
             EventType::FenceChanged => "FenceChanged",
             EventType::OldPrimaryWritable => "OldPrimaryWritable",
             EventType::DivergenceMeasured => "DivergenceMeasured",
+            EventType::UnpinRequested => "UnpinRequested",
+            EventType::DnsUnpinned => "DnsUnpinned",
+            EventType::UnpinFailed => "UnpinFailed",
+            EventType::ReprotectChanged => "ReprotectChanged",
         }
     }
 
@@ -92,14 +106,17 @@ impl EventType {
             | EventType::ApprovalRequested
             | EventType::DnsPinDelayed
             | EventType::OldPrimaryWritable
-            | EventType::DivergenceMeasured => "critical",
+            | EventType::DivergenceMeasured
+            | EventType::UnpinFailed => "critical",
             EventType::IncidentSuspected
             | EventType::FailoverAborted
             | EventType::ReplicaPromoted
             | EventType::DnsPinned
             | EventType::AutomationPaused
             | EventType::EvidenceWarning
-            | EventType::FenceChanged => "warning",
+            | EventType::FenceChanged
+            | EventType::DnsUnpinned
+            | EventType::ReprotectChanged => "warning",
             _ => "info",
         }
     }

@@ -244,6 +244,17 @@ pub struct SiteState {
     /// The planned switchover of the current epoch, when it is one (see [`crate::switchover`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switchover: Option<crate::switchover::SwitchoverRecord>,
+    /// An `unpin` asked for and how far it got (see [`crate::unpin`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpin: Option<crate::unpin::UnpinRecord>,
+    /// The writer name's shape before the first of a run of pins (a failover, then a switchover
+    /// back): what `unpin` restores. Carried over by a pin that finds the name as the previous
+    /// pin left it (see [`crate::unpin::carry`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_dns: Option<crate::unpin::Original>,
+    /// A re-protection in flight or done (see [`crate::reprotect`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprotect: Option<crate::reprotect::ReprotectRecord>,
 }
 
 /// A failover an operator forced past the live-primary guard.
@@ -402,6 +413,9 @@ impl SiteState {
             recheck: None,
             observation: None,
             switchover: None,
+            unpin: None,
+            original_dns: None,
+            reprotect: None,
         }
     }
 

@@ -47,6 +47,10 @@ impl NoticeKey {
                 | EventType::FenceChanged
                 | EventType::OldPrimaryWritable
                 | EventType::DivergenceMeasured
+                | EventType::UnpinRequested
+                | EventType::DnsUnpinned
+                | EventType::UnpinFailed
+                | EventType::ReprotectChanged
         ) || is_resolution(event);
         Self {
             site: event.site.clone(),
@@ -166,6 +170,10 @@ fn headline(e: &DomainEvent) -> String {
         EventType::OldPrimaryWritable => {
             "OLD PRIMARY IS WRITABLE - split brain risk, act now".into()
         }
+        EventType::UnpinRequested => "unpin requested: DNS back to its recorded shape next".into(),
+        EventType::DnsUnpinned => "writer DNS restored to its recorded shape".into(),
+        EventType::UnpinFailed => "unpin FAILED - DNS left as it was".into(),
+        EventType::ReprotectChanged => "re-protection changed state".into(),
         EventType::DivergenceMeasured => {
             "DIVERGENCE measured: transactions the new primary never received".into()
         }
@@ -449,6 +457,26 @@ fn steps(e: &DomainEvent) -> Steps {
             vec![e.verdict.summary.clone()],
             vec!["Nothing was copied back: these transactions exist only on the old primary (and its snapshot).".into()],
             vec![format!("Reconcile them by hand from the positions above ({RUNBOOK}, \"The divergence report\").")],
+        ),
+        EventType::UnpinRequested => (
+            vec![e.verdict.summary.clone()],
+            vec!["Route 53 is not changed yet: the dns-pinner does it, in one compare-and-set batch.".into()],
+            vec![format!("Wait for DnsUnpinned; a failure pages with what Route 53 holds ({RUNBOOK}, \"Failback\").")],
+        ),
+        EventType::DnsUnpinned => (
+            vec![e.verdict.summary.clone()],
+            vec!["No database was changed.".into()],
+            vec!["Check that applications resolve the writer name to the writer.".into()],
+        ),
+        EventType::UnpinFailed => (
+            vec![e.verdict.summary.clone()],
+            vec!["Route 53 was not changed (the batch is all or nothing).".into()],
+            vec![format!("Compare what the name holds with the recorded set ({status}), fix by hand or unpin again ({RUNBOOK}, \"Failback\").")],
+        ),
+        EventType::ReprotectChanged => (
+            vec![e.verdict.summary.clone()],
+            vec!["No failover is made by it, and DNS is not touched.".into()],
+            vec![format!("Watch the next ReprotectChanged; the site is unprotected until one says protected ({RUNBOOK}, \"Re-protecting\").")],
         ),
         EventType::FailoverFailed => (
             vec![format!("The failover of epoch {} stopped in phase {}.", e.epoch, e.phase)],

@@ -595,6 +595,7 @@ pub fn record_previous(
                 } => Some(primary_set_identifier.clone()),
             };
             let main = current.iter().find(|c| c.set_identifier == set_identifier);
+            next.original_dns = Some(crate::unpin::carry(state, current));
             next.dns = Some(DnsRecord {
                 epoch: state.epoch,
                 zone_id: site.dns.zone_id.clone(),

@@ -397,6 +397,10 @@ impl OperatorCommand {
             Some("override_cooldown")
         } else if self.command == OperatorAction::Abort {
             Some("abort")
+        } else if self.command == OperatorAction::Unpin {
+            Some("unpin")
+        } else if self.command == OperatorAction::Reprotect {
+            Some("reprotect")
         } else {
             None
         };
@@ -450,6 +454,10 @@ pub enum OperatorAction {
     Abort,
     /// A planned switchover (RPO 0) to a named candidate: see [`crate::switchover`].
     Switchover,
+    /// The writer name back to the record set recorded before the pin: see [`crate::unpin`].
+    Unpin,
+    /// A new replica of the ledger's primary after a failover: see [`crate::reprotect`].
+    Reprotect,
 }
 
 impl OperatorAction {
@@ -463,6 +471,8 @@ impl OperatorAction {
             Self::Complete => "complete",
             Self::Abort => "abort",
             Self::Switchover => "switchover",
+            Self::Unpin => "unpin",
+            Self::Reprotect => "reprotect",
         }
     }
 }

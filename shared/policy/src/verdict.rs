@@ -141,6 +141,13 @@ pub enum RefusalReason {
     /// had not applied the fenced position within `max_wait_secs`): the old primary is given
     /// writes back, DNS is untouched.
     SwitchoverRolledBack,
+    /// `unpin` refused before any Route 53 call: nothing recorded, an incident in flight, or the
+    /// recorded set would not name the writer (see `crate::unpin::Refused`).
+    NothingToUnpin,
+    /// `reprotect` refused before any RDS call: no `reprotect` section, an incident in flight,
+    /// one already in flight, or the ledger's primary already protected (see
+    /// `crate::reprotect::Refused`).
+    NotReprotectable,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.

@@ -701,4 +701,5 @@ async fn a_committed_decision_records_its_observation_and_config_version() {
     assert_eq!(obs.phase, st.phase);
 }
 mod crash;
+mod reprotect;
 mod switchover;

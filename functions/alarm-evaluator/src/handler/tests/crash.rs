@@ -130,6 +130,24 @@ impl FenceControl for C<dyn FenceControl> {
         self.1.gate().await;
         self.0.quarantine(db, sg).await
     }
+    async fn replication_source(
+        &self,
+        db: &DbRef,
+    ) -> Result<Option<failover_adapters::fence::SourceInfo>, PortError> {
+        self.1.gate().await;
+        self.0.replication_source(db).await
+    }
+    async fn enable_backups(&self, db: &DbRef, days: u32) -> Result<(), PortError> {
+        self.1.gate().await;
+        self.0.enable_backups(db, days).await
+    }
+    async fn create_read_replica(
+        &self,
+        r: &failover_adapters::fence::ReplicaRequest,
+    ) -> Result<(), PortError> {
+        self.1.gate().await;
+        self.0.create_read_replica(r).await
+    }
 }
 
 #[async_trait]

@@ -1,0 +1,114 @@
+//! `unpin` over the faithful fakes: after a failover-pin and a failback, the recorded pair comes
+//! back in ONE batch; a human edit since the pin fails it loudly with nothing changed.
+
+use failover_policy::topology::Topology;
+
+use super::*;
+
+/// billing pinned to billing-2 at epoch 5, then failed back by hand to billing-1, which the
+/// ledger's topology names as the writer again; the evaluator accepted `unpin`.
+async fn pinned_failed_back_unpin_requested() -> (World, Vec<RecordSet>) {
+    let w = billing_world();
+    let before = w.dns.records("Z0BILLINGEXAMPLE");
+    let r = handle(
+        &w.deps,
+        replica_promoted("billing", 5, "billing-2"),
+        later(100),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "pinned", "{r:?}");
+    let mut st = w.ledger.get("billing").unwrap();
+    assert_eq!(
+        st.original_dns.as_ref().map(|o| &o.records),
+        Some(&before),
+        "the pin keeps the original shape"
+    );
+    st.phase = Phase::Completed;
+    st.topology = Some(Topology {
+        epoch: 5,
+        primary: db("billing-1"),
+        endpoint: Some(format!("{BILLING_OLD}:3306")),
+        candidates: vec![db("billing-2")],
+        at: t0(),
+        configured_primary: None,
+    });
+    w.ledger.put(st.clone());
+    let cmd = failover_policy::parse_signal(&json!({
+        "command": "unpin", "site": "billing", "operator": "alice", "reason": "failed back"
+    }))
+    .unwrap();
+    let site = w.deps.cfg.site("billing").unwrap();
+    let d = failover_policy::decide(site, &cmd, None, &st, t0());
+    assert!(d.next.is_some(), "{:?}", d.verdict);
+    w.ledger.put(d.next.unwrap());
+    (w, before)
+}
+
+fn unpin_requested() -> Value {
+    let mut e: DomainEvent =
+        serde_json::from_value(replica_promoted("billing", 5, "billing-2")["detail"].clone())
+            .unwrap();
+    e.event_type = EventType::UnpinRequested;
+    let mut v = replica_promoted("billing", 5, "billing-2");
+    v["detail-type"] = json!("UnpinRequested");
+    v["detail"] = serde_json::to_value(e).unwrap();
+    v
+}
+
+#[tokio::test(start_paused = true)]
+async fn unpin_restores_the_recorded_pair_in_one_batch_and_says_what() {
+    let (w, before) = pinned_failed_back_unpin_requested().await;
+    let batches_before = w.dns.batches.lock().unwrap().len();
+    let r = handle(&w.deps, unpin_requested(), later(100))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, "unpinned", "{r:?}");
+    let now = w.dns.records("Z0BILLINGEXAMPLE");
+    assert_eq!(now.len(), 2);
+    for b in &before {
+        assert!(
+            now.iter().any(|n| pin::same_record_set(n, b)),
+            "{b:?} not restored: {now:?}"
+        );
+    }
+    let batches = w.dns.batches.lock().unwrap().clone();
+    assert_eq!(batches.len(), batches_before + 1, "one batch");
+    let last = &batches.last().unwrap().1;
+    assert_eq!(last.len(), 4);
+    let published = w.bus.published.lock().unwrap().clone();
+    let ev = published.last().unwrap();
+    assert_eq!(ev.event_type, EventType::DnsUnpinned);
+    assert!(
+        ev.verdict.summary.contains(BILLING_OLD) && ev.verdict.summary.contains("hc-primary"),
+        "{}",
+        ev.verdict.summary
+    );
+    // A re-delivery changes nothing.
+    let again = handle(&w.deps, unpin_requested(), later(100))
+        .await
+        .unwrap();
+    assert_eq!((again.outcome, again.changed), ("ignored", false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_human_edit_since_the_pin_fails_the_unpin_loudly_and_changes_nothing() {
+    let (w, _) = pinned_failed_back_unpin_requested().await;
+    let mut edited = w.dns.records("Z0BILLINGEXAMPLE")[1].clone();
+    edited.values = vec!["hand-picked.cdef.us-west-2.rds.amazonaws.com".into()];
+    w.dns.put("Z0BILLINGEXAMPLE", edited);
+    let held = w.dns.records("Z0BILLINGEXAMPLE");
+    let batches_before = w.dns.batches.lock().unwrap().len();
+    let e = handle(&w.deps, unpin_requested(), later(100))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("hand-picked"), "{e}");
+    assert_eq!(
+        w.dns.batches.lock().unwrap().len(),
+        batches_before,
+        "no change sent"
+    );
+    assert_eq!(w.dns.records("Z0BILLINGEXAMPLE"), held);
+    let published = w.bus.published.lock().unwrap().clone();
+    assert_eq!(published.last().unwrap().event_type, EventType::UnpinFailed);
+}

@@ -1,0 +1,226 @@
+//! The pinner's half of `unpin` (`failover_policy::unpin`): the evaluator recorded the request
+//! (`UnpinRequested`); here the records are read, judged against the ledger as it is now, and
+//! restored in ONE compare-and-set batch; the change id is recorded before the wait, so a retry
+//! waits on the same change; `INSYNC` is recorded with `DnsUnpinned`. Anything that cannot
+//! succeed by retrying (the name is not what the pin left, Route 53 refused the batch) records
+//! `UnpinFailed` (a page) and changes nothing.
+
+use failover_adapters::ports::{ErrorKind, PortError};
+use failover_policy::pin::{self, ChangeStatus};
+use failover_policy::unpin;
+use failover_policy::{DomainEvent, SiteConfig, SiteState};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::handler::{within, Deps, PinError, Response};
+
+const MAX_COMMIT_ATTEMPTS: usize = 5;
+
+pub async fn run(
+    deps: &Deps,
+    site: &SiteConfig,
+    event: &DomainEvent,
+    deadline: Instant,
+) -> Result<Response, PinError> {
+    let mut resp = Response::for_event(event);
+    let port = |source: PortError| PinError::Port {
+        site: site.id.clone(),
+        source,
+    };
+    let st = deps.ledger.load(&site.id).await.map_err(port)?;
+    publish(deps, site, &st, &mut resp).await?;
+    let Some(u) = unpin::pending(&st).cloned() else {
+        resp.outcome = "ignored";
+        resp.detail = "no unpin pending in the ledger (done, failed or never asked)".into();
+        return Ok(resp);
+    };
+    let change_id = match u.change_id.clone() {
+        Some(id) => id,
+        None => {
+            let current = within(
+                deadline,
+                "ListResourceRecordSets",
+                deps.dns.record_sets(&pin::query(site)),
+            )
+            .await
+            .map_err(port)?;
+            let changes = match unpin::plan(site, &st, &current) {
+                Ok(c) => c,
+                Err(e) => {
+                    return fail(deps, site, &e.to_string(), "Fatal.UnpinRefused", resp).await
+                }
+            };
+            if changes.is_empty() {
+                return finish(deps, site, deps.clock.now(), resp).await;
+            }
+            let comment = format!("rds-failover: unpin {} (epoch {})", site.id, u.epoch);
+            let info = match within(
+                deadline,
+                "ChangeResourceRecordSets",
+                deps.dns.change(&site.dns.zone_id, &changes, &comment),
+            )
+            .await
+            {
+                Ok(i) => i,
+                Err(e) if e.kind.is_retryable() => return Err(port(e)),
+                // A human edit between the read and the change: the batch was refused whole.
+                Err(e) => {
+                    let why =
+                        format!("Route 53 refused the restoring batch, nothing was changed: {e}");
+                    return fail(deps, site, &why, "Fatal.UnpinRefused", resp).await;
+                }
+            };
+            resp.changed = true;
+            info!(site = %site.id, change_id = %info.id, "unpin: Route 53 change submitted");
+            let now = deps.clock.now();
+            update(deps, site, |s| unpin::record_change(s, &info.id, now)).await?;
+            info.id
+        }
+    };
+    let insync_at = wait_insync(deps, site, &change_id, deadline, &mut resp).await?;
+    finish(deps, site, insync_at, resp).await
+}
+
+async fn finish(
+    deps: &Deps,
+    site: &SiteConfig,
+    insync_at: chrono::DateTime<chrono::Utc>,
+    mut resp: Response,
+) -> Result<Response, PinError> {
+    let now = deps.clock.now();
+    let st = update(deps, site, |s| {
+        unpin::mark_restored(site, s, insync_at, now)
+    })
+    .await?;
+    publish(deps, site, &st, &mut resp).await?;
+    resp.outcome = "unpinned";
+    resp.detail = st
+        .outbox
+        .last()
+        .map(|e| e.verdict.summary.clone())
+        .unwrap_or_else(|| "unpinned".into());
+    resp.dns = st.dns.clone();
+    Ok(resp)
+}
+
+async fn fail(
+    deps: &Deps,
+    site: &SiteConfig,
+    why: &str,
+    error_type: &str,
+    mut resp: Response,
+) -> Result<Response, PinError> {
+    warn!(site = %site.id, reason = %why, "unpin not done");
+    let now = deps.clock.now();
+    let st = update(deps, site, |s| unpin::mark_failed(site, s, why, now)).await?;
+    publish(deps, site, &st, &mut resp).await?;
+    Err(PinError::Failed {
+        site: site.id.clone(),
+        epoch: st.epoch,
+        error_type: error_type.into(),
+        reason: why.into(),
+    })
+}
+
+async fn wait_insync(
+    deps: &Deps,
+    site: &SiteConfig,
+    change_id: &str,
+    deadline: Instant,
+    resp: &mut Response,
+) -> Result<chrono::DateTime<chrono::Utc>, PinError> {
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        resp.polls += 1;
+        match within(deadline, "GetChange", deps.dns.change_status(change_id)).await {
+            Ok(i) if i.status == ChangeStatus::Insync => return Ok(deps.clock.now()),
+            Ok(_) => {}
+            Err(e) if e.kind.is_retryable() => {
+                warn!(site = %site.id, error = %e, "GetChange failed; polling on")
+            }
+            Err(e) => {
+                return Err(PinError::Port {
+                    site: site.id.clone(),
+                    source: e,
+                })
+            }
+        }
+        let delay = pin::backoff_delay(attempt, (deps.jitter)());
+        attempt += 1;
+        if Instant::now() + delay > deadline {
+            return Err(PinError::NotInSync {
+                site: site.id.clone(),
+                change_id: change_id.to_owned(),
+                waited_secs: started.elapsed().as_secs(),
+            });
+        }
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Load, apply, compare-and-set; a lost race re-reads. `f` returning `None`: nothing to write.
+async fn update(
+    deps: &Deps,
+    site: &SiteConfig,
+    f: impl Fn(&SiteState) -> Option<SiteState>,
+) -> Result<SiteState, PinError> {
+    let port = |source: PortError| PinError::Port {
+        site: site.id.clone(),
+        source,
+    };
+    for attempt in 1..=MAX_COMMIT_ATTEMPTS {
+        let st = deps.ledger.load(&site.id).await.map_err(port)?;
+        let Some(next) = f(&st) else { return Ok(st) };
+        match deps.ledger.commit(&next).await {
+            Ok(()) => return Ok(next),
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                warn!(site = %site.id, attempt, "unpin: lost a compare-and-set race; re-reading")
+            }
+            Err(e) => return Err(port(e)),
+        }
+    }
+    Err(PinError::Contention {
+        site: site.id.clone(),
+    })
+}
+
+/// Publishes the record's outbox, then clears exactly those events (consumers dedupe a re-send).
+async fn publish(
+    deps: &Deps,
+    site: &SiteConfig,
+    st: &SiteState,
+    resp: &mut Response,
+) -> Result<(), PinError> {
+    if st.outbox.is_empty() {
+        return Ok(());
+    }
+    deps.bus
+        .publish(&st.outbox)
+        .await
+        .map_err(|source| PinError::Port {
+            site: site.id.clone(),
+            source,
+        })?;
+    resp.emitted.extend(
+        st.outbox
+            .iter()
+            .map(|e| e.event_type.detail_type().to_string()),
+    );
+    let sent: Vec<String> = st.outbox.iter().map(|e| e.dedupe_key()).collect();
+    let now = deps.clock.now();
+    let cleared = update(deps, site, |s| {
+        let mut next = s.clone();
+        next.outbox.retain(|e| !sent.contains(&e.dedupe_key()));
+        (next.outbox.len() != s.outbox.len()).then(|| {
+            next.version = s.version + 1;
+            next.updated_at = Some(now);
+            next
+        })
+    })
+    .await;
+    if let Err(e) = cleared {
+        warn!(site = %site.id, error = %e, "published the outbox but could not clear it");
+    }
+    Ok(())
+}
