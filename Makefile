@@ -32,6 +32,8 @@ demo: setup
 lint: setup
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	# The Lambda binaries as they are deployed: without the adapters' `test-util` fakes.
+	cargo clippy --quiet -p alarm-evaluator -p replica-promoter -p dns-pinner -p notifier -p witness -- -D warnings
 
 test-rust: setup
 	cargo test --workspace --quiet

@@ -16,6 +16,11 @@
 //!   `tests/faithful_moto.py` (and AWS): promotion `modifying` → `rebooting` → `available` with the
 //!   replication source cleared; a non-replica or a busy instance is `InvalidDBInstanceState`;
 //!   cluster and global failovers move the writer flag only when they finish.
+// Imports and helpers that only the fakes below use are unused when they are compiled out.
+#![cfg_attr(
+    not(any(test, feature = "test-util")),
+    allow(unused_imports, dead_code)
+)]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +31,7 @@ use aws_smithy_types::retry::RetryConfig;
 use failover_policy::config::{DbRef, SiteConfig};
 
 use crate::aws::{port_error, AwsClients};
+#[cfg(any(test, feature = "test-util"))]
 use crate::fakes::{FakeTopology, Faults};
 use crate::mysql::{check_writable, Timeouts, Tls, Writability};
 use crate::ports::{ClusterMember, Credentials, ErrorKind, PortError};
@@ -280,6 +286,7 @@ impl WritabilityCheck for MysqlWritability {
 
 // ---------------------------------------------------------------- fakes
 
+#[cfg(any(test, feature = "test-util"))]
 /// [`DatabaseControl`] over a [`FakeTopology`]: a mutation changes what the topology's describes
 /// return, over the next describes of its target (`polls_per_phase` each), like RDS does.
 pub struct FakeControl {
@@ -303,6 +310,7 @@ fn not_found(op: &'static str, code: &str, what: &str) -> PortError {
     )
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl FakeControl {
     pub fn new(topology: Arc<FakeTopology>) -> Self {
         Self {
@@ -406,6 +414,7 @@ impl FakeControl {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait]
 impl DatabaseControl for FakeControl {
     async fn promote_read_replica(&self, instance: &DbRef) -> Result<MutationAck, PortError> {
@@ -605,6 +614,7 @@ impl DatabaseControl for FakeControl {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 /// [`WritabilityCheck`] answering like MySQL on the fake topology: the instance whose endpoint is
 /// asked is read-only while it replicates (RDS replicas run with `read_only=1`) and, in an Aurora
 /// cluster, unless it is the writer (`innodb_read_only=1` on readers). An unknown endpoint refuses
@@ -621,6 +631,7 @@ pub struct FakeWritability {
     pub source_coordinates: Mutex<HashMap<String, failover_policy::gtid::BinlogPos>>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl FakeWritability {
     pub fn new(topology: Arc<FakeTopology>) -> Self {
         Self {
@@ -637,6 +648,7 @@ impl FakeWritability {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait]
 impl WritabilityCheck for FakeWritability {
     async fn check(&self, site: &SiteConfig, endpoint: &str) -> Result<Writability, PortError> {

@@ -10,6 +10,11 @@
 //!
 //! The record shapes are the policy's ([`failover_policy::pin`]), so the plan is pure and the
 //! adapter only translates.
+// Imports and helpers that only the fakes below use are unused when they are compiled out.
+#![cfg_attr(
+    not(any(test, feature = "test-util")),
+    allow(unused_imports, dead_code)
+)]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -28,6 +33,7 @@ use failover_policy::pin::{
 };
 
 use crate::aws::{port_error, AwsClients};
+#[cfg(any(test, feature = "test-util"))]
 use crate::fakes::Faults;
 use crate::ports::{ErrorKind, PortError};
 use crate::resolve::Resolve;
@@ -274,6 +280,7 @@ struct FakeChange {
     submitted_at: DateTime<Utc>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 /// Route 53 in memory: hosted zones of record sets, atomic change batches validated the way
 /// Route 53 validates them, a new change id per accepted batch, and changes that stay `PENDING`
 /// for a number of `GetChange` polls (set with [`FakeDns::insync_after_polls`]; `u32::MAX` never
@@ -299,6 +306,7 @@ pub struct FakeDns {
     pub asked: Mutex<Vec<(String, String, String)>>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Default for FakeDns {
     fn default() -> Self {
         Self {
@@ -410,6 +418,7 @@ fn apply(zone: &mut Vec<RecordSet>, c: &RecordChange) -> Result<(), PortError> {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl FakeDns {
     pub fn add_zone(&self, zone_id: &str) {
         self.zones
@@ -488,6 +497,7 @@ impl FakeDns {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait]
 impl Dns for FakeDns {
     async fn record_sets(&self, q: &RecordQuery) -> Result<Vec<RecordSet>, PortError> {
@@ -586,6 +596,7 @@ impl Dns for FakeDns {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 /// The zone's name servers as a failover-aware Route 53 name server answers: what
 /// [`FakeDns::served`] picks, authoritatively, or a server's [`FakeDns::stale`] answer.
 #[async_trait]

@@ -20,6 +20,11 @@
 //! - On RDS the master user has no `SUPER`/`CONNECTION_ADMIN` over other users' sessions; it ends
 //!   them with `CALL mysql.rds_kill(id)` (RDS User Guide, "Ending a session or query"). Where
 //!   that procedure does not exist (MariaDB or MySQL outside RDS, in tests), `KILL id`.
+// Imports and helpers that only the fakes below use are unused when they are compiled out.
+#![cfg_attr(
+    not(any(test, feature = "test-util")),
+    allow(unused_imports, dead_code)
+)]
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -466,6 +471,7 @@ impl FenceControl for RdsFence {
 
 // ---------------------------------------------------------------- fakes
 
+#[cfg(any(test, feature = "test-util"))]
 /// An in-memory [`FenceControl`] with RDS's semantics: a dark region answers `Unavailable` to
 /// everything; `read_only=1` reads `applying` for `applying_polls` looks and then `in-sync`; a
 /// default group refuses modification; a snapshot is `creating` once, then `available`.
@@ -474,6 +480,7 @@ pub struct FakeFence {
     pub state: Mutex<FakeFenceState>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Default)]
 pub struct FakeFenceState {
     pub dark_regions: Vec<String>,
@@ -498,6 +505,7 @@ pub struct FakeFenceState {
     pub replicas_created: Vec<ReplicaRequest>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl FakeFence {
     fn dark(&self, region: &str, op: &'static str) -> Result<(), PortError> {
         if self
@@ -518,6 +526,7 @@ impl FakeFence {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait]
 impl FenceControl for FakeFence {
     async fn replication_source(&self, db: &DbRef) -> Result<Option<SourceInfo>, PortError> {
@@ -722,6 +731,7 @@ impl FenceControl for FakeFence {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 /// An in-memory old primary's SQL side: unreachable, or answering with its `read_only`, sessions
 /// that end when asked (unless `sticky`), and a position.
 #[derive(Default)]
@@ -729,6 +739,7 @@ pub struct FakeOldPrimarySql {
     pub state: Mutex<FakeSqlState>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Default)]
 pub struct FakeSqlState {
     pub reachable: bool,
@@ -752,6 +763,7 @@ pub struct FakeSqlState {
     pub follows: Option<(std::sync::Arc<FakeFence>, String)>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl FakeOldPrimarySql {
     fn up(&self, op: &'static str, endpoint: &str) -> Result<(), PortError> {
         if self.state.lock().unwrap().reachable {
@@ -766,6 +778,7 @@ impl FakeOldPrimarySql {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait]
 impl OldPrimarySql for FakeOldPrimarySql {
     async fn read_only(&self, _site: &SiteConfig, endpoint: &str) -> Result<bool, PortError> {

@@ -8,10 +8,13 @@ pub mod aws;
 pub mod catchup;
 pub mod control;
 pub mod dns;
+#[cfg(any(test, feature = "test-util"))]
 pub mod fakes;
 pub mod fence;
+#[cfg(any(test, feature = "test-util"))]
 pub mod figures;
 pub mod gather;
+#[cfg(any(test, feature = "test-util"))]
 pub mod interleave;
 pub mod mysql;
 pub mod notify;

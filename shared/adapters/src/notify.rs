@@ -16,6 +16,11 @@
 //!
 //! Claims live in the ledger table beside the site's `STATE` item: `pk = site`,
 //! `sk = NOTIFIED#{epoch:012}#{detail-type}`, expiring with the audit items (`expires_at`).
+// Imports and helpers that only the fakes below use are unused when they are compiled out.
+#![cfg_attr(
+    not(any(test, feature = "test-util")),
+    allow(unused_imports, dead_code)
+)]
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,6 +36,7 @@ use chrono::{DateTime, Utc};
 use failover_policy::notice::{Notice, NoticeKey};
 
 use crate::aws::{port_error, AwsClients, AUDIT_RETENTION};
+#[cfg(any(test, feature = "test-util"))]
 use crate::fakes::Faults;
 use crate::ports::{ErrorKind, PortError};
 
@@ -320,6 +326,7 @@ impl NotificationLog for DynamoNotificationLog {
 
 // ---------------------------------------------------------------- fakes
 
+#[cfg(any(test, feature = "test-util"))]
 /// An SNS topic in memory: records what was published, fails on demand.
 #[derive(Default)]
 pub struct FakeNotifications {
@@ -327,6 +334,7 @@ pub struct FakeNotifications {
     pub faults: Faults,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl FakeNotifications {
     pub fn count(&self) -> usize {
         self.published.lock().unwrap().len()
@@ -341,6 +349,7 @@ impl FakeNotifications {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait]
 impl Notifications for FakeNotifications {
     async fn publish(&self, notice: &Notice) -> Result<String, PortError> {
@@ -351,6 +360,7 @@ impl Notifications for FakeNotifications {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeClaim {
     pub status: &'static str,
@@ -359,6 +369,7 @@ pub struct FakeClaim {
     pub message_id: Option<String>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 /// The claim log with DynamoDB's conditional-write semantics, keyed like the real table.
 #[derive(Default)]
 pub struct FakeNotificationLog {
@@ -366,6 +377,7 @@ pub struct FakeNotificationLog {
     pub faults: Faults,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl FakeNotificationLog {
     pub fn get(&self, key: &NoticeKey) -> Option<FakeClaim> {
         self.items
@@ -384,6 +396,7 @@ fn conflict(op: &'static str) -> PortError {
     )
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait]
 impl NotificationLog for FakeNotificationLog {
     async fn claim(

@@ -1,6 +1,11 @@
 //! The evaluator's re-check at the end of a sustained window ([`failover_policy::recheck`]): one
 //! SQS message with a per-message delay, delivered back to the evaluator by Lambda's event source
 //! mapping (infra/template.yaml `RecheckQueue`).
+// Imports and helpers that only the fakes below use are unused when they are compiled out.
+#![cfg_attr(
+    not(any(test, feature = "test-util")),
+    allow(unused_imports, dead_code)
+)]
 
 use async_trait::async_trait;
 use failover_policy::recheck::Arm;
@@ -78,6 +83,7 @@ impl Rechecks for TickOnly {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 /// Records every re-check armed (tests), with scripted failures and an optional delay before it
 /// answers (a slow SQS).
 #[derive(Default)]
@@ -87,6 +93,7 @@ pub struct RecordedRechecks {
     pub delay: Mutex<Option<std::time::Duration>>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait]
 impl Rechecks for RecordedRechecks {
     async fn arm(&self, arm: &Arm) -> Result<(), PortError> {

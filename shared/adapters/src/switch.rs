@@ -7,6 +7,11 @@
 //! - a standard-resolution datapoint is evaluated by the alarm at its period (60 s at least), so
 //!   the move takes the alarm's period × evaluation periods plus the health check's interval ×
 //!   failure threshold: a few minutes, not seconds.
+// Imports and helpers that only the fakes below use are unused when they are compiled out.
+#![cfg_attr(
+    not(any(test, feature = "test-util")),
+    allow(unused_imports, dead_code)
+)]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -16,7 +21,9 @@ use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use failover_policy::config::SwitchMetric;
 
 use crate::aws::{port_error, AwsClients};
+#[cfg(any(test, feature = "test-util"))]
 use crate::dns::FakeDns;
+#[cfg(any(test, feature = "test-util"))]
 use crate::fakes::Faults;
 use crate::ports::{ErrorKind, PortError};
 
@@ -81,6 +88,7 @@ impl MetricSwitch for CloudWatchSwitch {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 /// A switch wired to a [`FakeDns`] health check, as Route 53 wires a `CLOUDWATCH_METRIC` check
 /// to its alarm: a datapoint ≥ 1 makes `health_check` unhealthy (Route 53 then answers with the
 /// SECONDARY), a datapoint < 1 healthy again; no datapoint, no change.
@@ -94,6 +102,7 @@ pub struct FakeSwitch {
     pub dark: Mutex<HashSet<String>>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl FakeSwitch {
     pub fn new(dns: Arc<FakeDns>, health_check: impl Into<String>) -> Self {
         Self {
@@ -106,6 +115,7 @@ impl FakeSwitch {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait]
 impl MetricSwitch for FakeSwitch {
     async fn put(&self, metric: &SwitchMetric, value: f64) -> Result<(), PortError> {

@@ -15,6 +15,11 @@
 //! transitions to INSUFFICIENT_DATA", CloudWatch User Guide, "Configuring how CloudWatch alarms
 //! treat missing data"; high-resolution metrics take `StorageResolution: 1` and alarms on them
 //! may use a 10 s period, "High-resolution metrics" in the same guide.)
+// Imports and helpers that only the fakes below use are unused when they are compiled out.
+#![cfg_attr(
+    not(any(test, feature = "test-util")),
+    allow(unused_imports, dead_code)
+)]
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -27,6 +32,7 @@ use failover_policy::evidence::CanaryResult;
 use failover_policy::vantage::probe_value;
 
 use crate::aws::{port_error, AwsClients};
+#[cfg(any(test, feature = "test-util"))]
 use crate::fakes::Faults;
 use crate::ports::{ErrorKind, PortError};
 
@@ -171,6 +177,7 @@ impl ProbeSink for CloudWatchProbeSink {
 
 // ---------------------------------------------------------------- fakes
 
+#[cfg(any(test, feature = "test-util"))]
 /// The TCP connect's answer per site; sites not set are refused.
 #[derive(Default)]
 pub struct FakeTcpProbe {
@@ -179,12 +186,14 @@ pub struct FakeTcpProbe {
     pub delay: Mutex<std::time::Duration>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl FakeTcpProbe {
     pub fn set(&self, site: &str, r: CanaryResult) {
         self.results.lock().unwrap().insert(site.into(), r);
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait]
 impl TcpProbe for FakeTcpProbe {
     async fn connect(&self, site: &SiteConfig) -> CanaryResult {
@@ -204,6 +213,7 @@ impl TcpProbe for FakeTcpProbe {
 /// One datum as CloudWatch would store it: (region, site, vantage, metric, value, at).
 pub type StoredDatum = (String, String, String, &'static str, f64, DateTime<Utc>);
 
+#[cfg(any(test, feature = "test-util"))]
 /// CloudWatch in the DR region as the witness sees it: datapoints land, or the region (or the
 /// path to it) is dark and every call times out.
 #[derive(Default)]
@@ -215,6 +225,7 @@ pub struct FakeProbeSink {
     pub faults: Faults,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl FakeProbeSink {
     /// The values of `metric` for `site` from `vantage`, oldest first.
     pub fn values(&self, site: &str, vantage: &str, metric: &str) -> Vec<f64> {
@@ -228,6 +239,7 @@ impl FakeProbeSink {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 #[async_trait]
 impl ProbeSink for FakeProbeSink {
     async fn publish(&self, region: &str, samples: &[ProbeSample]) -> Result<(), PortError> {
