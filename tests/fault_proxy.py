@@ -358,10 +358,6 @@ def main(argv: list[str]) -> None:
         proxy.stop()
 
 
-if __name__ == "__main__":
-    main(sys.argv)
-
-
 class _Server(ThreadingHTTPServer):
     """The backlog is read by listen() in the constructor, so it must be a class attribute (set on
     the instance afterwards it changes nothing): with socketserver's default of 5, a dozen
@@ -370,3 +366,8 @@ class _Server(ThreadingHTTPServer):
 
     request_queue_size = 256
     daemon_threads = True
+
+
+
+if __name__ == "__main__":
+    main(sys.argv)

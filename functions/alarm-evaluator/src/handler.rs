@@ -16,6 +16,9 @@
 //! reach a human) — and never stops or delays another site past its budget.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures::stream::{self, StreamExt};
 
@@ -193,16 +196,18 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
                     vec![]
                 }
             });
-            let mut fenced = vec![];
-            for (id, result, fence_emitted) in results {
-                fenced.extend(fence_emitted);
+            let mut known = std::collections::HashMap::new();
+            for (id, result) in results {
                 match result {
                     Ok(Evaluated {
                         verdict,
                         emitted,
                         evidence: seen,
-                        ..
+                        state,
                     }) => {
+                        if let Some(st) = state {
+                            known.insert(id.clone(), st);
+                        }
                         if let (true, Some(evidence), Some(site)) =
                             (is_status, seen, deps.cfg.site(&id))
                         {
@@ -232,8 +237,12 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
                     }
                 }
             }
-            resp.emitted.extend(fenced);
-            resp.emitted.extend(dropped);
+            if tick {
+                // The old primaries: fence, watch, measure, and switchovers and re-protections,
+                // once every site is judged (a fence step's time never delays a decision).
+                resp.emitted.extend(fence_steps(deps, now, &known).await);
+                resp.emitted.extend(dropped);
+            }
             match failed.len() {
                 0 => {}
                 1 => return Err(failed.remove(0)),
@@ -250,16 +259,47 @@ struct Evaluated {
     verdict: Verdict,
     emitted: Vec<String>,
     evidence: Option<Evidence>,
-    state: Option<SiteState>,
+    /// The record and when it was read or written.
+    state: Option<(SiteState, Instant)>,
+}
+
+/// How old a record the evaluation left may be for the fence step to judge "quiet" on it without
+/// reading it again: a promotion completed in between must not wait a tick for its fence.
+const KNOWN_STATE_FRESH: Duration = Duration::from_secs(2);
+
+/// Every configured site's fence step, at most `deps.fanout.concurrency` at once.
+async fn fence_steps(
+    deps: &Deps,
+    now: DateTime<Utc>,
+    known: &std::collections::HashMap<String, (SiteState, Instant)>,
+) -> Vec<String> {
+    let sites: Vec<(SiteConfig, Option<SiteState>)> = deps
+        .cfg
+        .sites
+        .iter()
+        .map(|site| {
+            let fresh = known
+                .get(&site.id)
+                .filter(|(_, at)| at.elapsed() < KNOWN_STATE_FRESH)
+                .map(|(st, _)| st.clone());
+            (site.clone(), fresh)
+        })
+        .collect();
+    let steps: Vec<Vec<String>> = stream::iter(sites)
+        .map(|(site, fresh)| async move { fence_step(deps, &site, now, fresh.as_ref()).await })
+        .buffer_unordered(deps.fanout.concurrency.max(1))
+        .collect()
+        .await;
+    steps.into_iter().flatten().collect()
 }
 
 type SiteResult = Result<Evaluated, EvaluatorError>;
 
-/// A tick's second step for one site, right after its evaluation: the old primary's fence, watch
-/// and measurement, and a switchover's next steps, within the site budget (a dark old region's
+/// A tick's second step for one site: the old primary's fence, watch and measurement, a
+/// switchover's and a re-protection's next steps, within the site budget (a dark old region's
 /// calls must not add up across sites). A step cut off by its budget recorded nothing and is
-/// retried at the next tick. `known`: the record as the evaluation just left it — a site it shows
-/// with nothing to fence or drive (most sites, on most ticks) costs no further call.
+/// retried at the next tick. `known`: the record as the evaluation just left it (seconds ago) — a
+/// site it shows with nothing to fence or drive (most sites, on most ticks) costs no further call.
 async fn fence_step(
     deps: &Deps,
     site: &SiteConfig,
@@ -307,39 +347,26 @@ async fn evaluate_sites(
     ids: Vec<String>,
     signal: &Signal,
     now: DateTime<Utc>,
-) -> Vec<(String, SiteResult, Vec<String>)> {
+) -> Vec<(String, SiteResult)> {
     let budget = deps.fanout.site_budget;
-    let tick = matches!(signal.kind, SignalKind::Tick);
-    let mut results: Vec<(usize, String, SiteResult, Vec<String>)> =
-        stream::iter(ids.into_iter().enumerate())
-            .map(|(i, id)| async move {
-                let site = deps.cfg.site(&id).expect("router returns configured sites");
-                let result = tokio::time::timeout(budget, evaluate_site(deps, site, signal, now))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(EvaluatorError::Timeout {
-                            site: id.clone(),
-                            budget,
-                        })
-                    });
-                // A site whose evaluation failed still gets its fence step: the old primary's
-                // region may answer when the new one's evidence does not.
-                let fenced = if tick {
-                    let known = result.as_ref().ok().and_then(|e| e.state.as_ref());
-                    fence_step(deps, site, now, known).await
-                } else {
-                    vec![]
-                };
-                (i, id, result, fenced)
-            })
-            .buffer_unordered(deps.fanout.concurrency.max(1))
-            .collect()
-            .await;
-    results.sort_by_key(|(i, _, _, _)| *i);
-    results
-        .into_iter()
-        .map(|(_, id, r, f)| (id, r, f))
+    let mut results: Vec<(usize, String, SiteResult)> = stream::iter(ids.into_iter().enumerate())
+        .map(|(i, id)| async move {
+            let site = deps.cfg.site(&id).expect("router returns configured sites");
+            let result = tokio::time::timeout(budget, evaluate_site(deps, site, signal, now))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(EvaluatorError::Timeout {
+                        site: id.clone(),
+                        budget,
+                    })
+                });
+            (i, id, result)
+        })
+        .buffer_unordered(deps.fanout.concurrency.max(1))
         .collect()
+        .await;
+    results.sort_by_key(|(i, _, _)| *i);
+    results.into_iter().map(|(_, id, r)| (id, r)).collect()
 }
 
 /// The tick also finds epochs in flight for sites the configuration no longer names (nothing
@@ -395,6 +422,7 @@ async fn evaluate_site(
     let mut emitted = vec![];
     for attempt in 1..=MAX_COMMIT_ATTEMPTS {
         let state = deps.ledger.load(&site.id).await.map_err(port_err)?;
+        let loaded = Instant::now();
         let state = match flush_outbox(deps, state, &mut emitted).await {
             Ok(s) => s,
             Err(e) if e.kind == ErrorKind::Conflict => continue,
@@ -419,7 +447,7 @@ async fn evaluate_site(
                 verdict: d.verdict,
                 emitted,
                 evidence: seen,
-                state: Some(state),
+                state: Some((state, loaded)),
             });
         };
         // What this decision was made on, in the record (and so in its audit item): the audit
@@ -444,7 +472,9 @@ async fn evaluate_site(
         // Committed: the events are in the outbox. Emit and clear; a failure here is retried by
         // the next invocation's flush, never lost.
         let state = match flush_outbox(deps, next, &mut emitted).await {
-            Ok(st) => Some(arm_recheck(deps, site, signal, st).await),
+            Ok(st) => arm_recheck(deps, site, signal, st)
+                .await
+                .map(|st| (st, Instant::now())),
             Err(e) if e.kind == ErrorKind::Conflict => None,
             Err(e) => return Err(port_err(e)),
         };
@@ -493,14 +523,20 @@ const RECHECK_SEND_BUDGET: std::time::Duration = std::time::Duration::from_secs(
 /// observation (the window's start); a lost race or failed send only means the next evaluation
 /// arms it (a duplicate message only makes the evaluator look twice), and the tick decides anyway.
 /// The delay is counted from now, after the evidence was gathered, not from the invocation's start.
-/// Returns the record as it now is in the ledger (with the re-check, once recorded).
-async fn arm_recheck(deps: &Deps, site: &SiteConfig, signal: &Signal, st: SiteState) -> SiteState {
+/// Returns the record as it now is in the ledger (with the re-check, once recorded); `None` when
+/// recording it failed (a lost race proves a newer record exists).
+async fn arm_recheck(
+    deps: &Deps,
+    site: &SiteConfig,
+    signal: &Signal,
+    st: SiteState,
+) -> Option<SiteState> {
     if !deps.rechecks.enabled() {
-        return st;
+        return Some(st);
     }
     let now = deps.clock.now();
     let Some(arm) = failover_policy::recheck::plan(site, signal, &st, now) else {
-        return st;
+        return Some(st);
     };
     match tokio::time::timeout(RECHECK_SEND_BUDGET, deps.rechecks.arm(&arm)).await {
         Ok(Ok(())) => {
@@ -509,9 +545,10 @@ async fn arm_recheck(deps: &Deps, site: &SiteConfig, signal: &Signal, st: SiteSt
             armed.recheck = Some(arm.armed);
             armed.version += 1;
             match deps.ledger.commit(&armed).await {
-                Ok(()) => return armed,
+                Ok(()) => return Some(armed),
                 Err(e) => {
-                    warn!(site = %site.id, error = %e, "re-check armed but not recorded; the next evaluation may arm another")
+                    warn!(site = %site.id, error = %e, "re-check armed but not recorded; the next evaluation may arm another");
+                    return None;
                 }
             }
         }
@@ -522,7 +559,7 @@ async fn arm_recheck(deps: &Deps, site: &SiteConfig, signal: &Signal, st: SiteSt
             warn!(site = %site.id, budget_secs = RECHECK_SEND_BUDGET.as_secs(), "re-check not armed in time; the scheduled tick will decide")
         }
     }
-    st
+    Some(st)
 }
 
 /// Publishes events left in the record's outbox, then clears it with a compare-and-set write.

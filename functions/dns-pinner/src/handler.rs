@@ -731,6 +731,10 @@ impl Pinner<'_> {
         deadline: Instant,
     ) -> Result<DateTime<Utc>, PinError> {
         let started = Instant::now();
+        // When Route 53 accepted the change (GetChange's SubmittedAt): a retry or a continuation
+        // waiting on the same change keeps the pace of the whole wait, not a fresh start.
+        let mut submitted: Option<DateTime<Utc>> = None;
+        let mut errors = 0u32;
         loop {
             self.resp.polls += 1;
             match within(
@@ -741,16 +745,23 @@ impl Pinner<'_> {
             .await
             {
                 Ok(i) if i.status == ChangeStatus::Insync => return Ok(self.deps.clock.now()),
-                Ok(_) => {}
-                // A throttled or failed poll is just a poll that said nothing; keep waiting.
+                Ok(i) => {
+                    errors = 0;
+                    submitted = i.submitted_at.or(submitted);
+                }
+                // A throttled or failed poll said nothing; keep waiting, backing off.
                 Err(e) if e.kind.is_retryable() => {
+                    errors += 1;
                     warn!(site = %self.site.id, error = %e, "GetChange failed; polling on")
                 }
                 Err(e) => return Err(self.dns_error(e).await),
             }
             // Proportional to the wait so far (pace.rs): INSYNC is seen within about a twelfth of
-            // how long Route 53 took, not up to half of it.
-            let delay = pace::wait_poll_delay(started.elapsed(), (self.deps.jitter)());
+            // how long Route 53 took, not up to half of it; failed polls back off.
+            let waited = submitted
+                .and_then(|at| (self.deps.clock.now() - at).to_std().ok())
+                .unwrap_or_else(|| started.elapsed());
+            let delay = pace::after_error_delay(waited, errors, (self.deps.jitter)());
             if Instant::now() + delay > deadline {
                 return Err(PinError::NotInSync {
                     site: self.site.id.clone(),

@@ -989,12 +989,18 @@ impl Run<'_> {
             .expect("watch is only entered with this epoch's promotion recorded");
         let give_up_at = record.requested_at + promote::promotion_deadline(engine);
         let mut seen = newly_seen.is_some() || promote::transition_seen(&state);
+        // Polls in a row that failed (throttled, unavailable): they back off (pace.rs).
+        let mut errors = 0u32;
         // Every poll says what is still missing; the last one names the failure at the deadline.
         let mut blocked: Blocked;
         let mut last: String;
         loop {
             self.polls += 1;
-            match self.observe(candidate).await {
+            let observed = self.observe(candidate).await;
+            if observed.is_ok() {
+                errors = 0;
+            }
+            match observed {
                 Ok(snap) => match promote::judge(engine, candidate, &snap.observed, seen) {
                     Progress::Done => match snap.endpoint {
                         None => {
@@ -1074,6 +1080,7 @@ impl Run<'_> {
                     }
                 },
                 Err(e) if e.kind.is_retryable() => {
+                    errors += 1;
                     blocked = Blocked::Topology;
                     last = format!("topology unreadable: {e}");
                 }
@@ -1108,7 +1115,7 @@ impl Run<'_> {
             let waited = (self.now() - record.requested_at)
                 .to_std()
                 .unwrap_or_default();
-            let d = pace::wait_poll_delay(waited, self.deps.pacer.jitter());
+            let d = pace::after_error_delay(waited, errors, self.deps.pacer.jitter());
             if !self.has_time_for(d) {
                 return self
                     .hand_on(state, &last, newly_seen.as_deref(), guards)

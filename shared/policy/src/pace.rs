@@ -10,14 +10,14 @@
 //! be in — up to half the wait at the start. [`wait_poll_delay`] keeps the overshoot proportional to
 //! the time already waited instead: the next poll comes after about a twelfth of it (between
 //! [`WAIT_POLL_MIN`] and [`WAIT_POLL_MAX`]), so a wait of W seconds is seen at most about W/12 + the
-//! jitter late (≤ 0.6 s for the first 6 s, ≤ 12 s once waits are minutes long). It costs about
-//! as many polls as the backoff: 12 in the first 6 s, about 40 for a minute, about 100 for a
-//! 10-minute promotion (the jittered doubling backoff: about 80) — one call every few seconds per
-//! site, well inside RDS's and Route 53's request quotas (Route 53's is 5 requests per second per
-//! account, "Quotas on API requests", Route 53 Developer Guide, DNSLimitations.html).
-//!
-//! Retries after an *error* (throttling, a region not answering) keep the exponential backoff of
-//! [`crate::promote::poll_delay`]: there, a fast schedule makes things worse.
+//! jitter late (≤ 0.6 s for the first 6 s, ≤ 12 s once waits pass two minutes). It costs more
+//! polls than the backoff early on — 12 in the first 6 s, about 40 for a minute, about 100 for a
+//! 10-minute promotion (the jittered doubling backoff: about 80) — which matters when many sites
+//! fail over at once and share one account's request budget (RDS and Route 53 both throttle per
+//! account: "Request throttling for the Amazon RDS API", RDS User Guide; "Quotas on API
+//! requests", Route 53 Developer Guide). So polls that fail (throttled, a region not answering)
+//! back off exponentially instead ([`after_error_delay`]): there, a fast schedule makes things
+//! worse.
 
 use std::time::Duration;
 
@@ -41,6 +41,20 @@ pub fn wait_poll_delay(waited: Duration, unit: f64) -> Duration {
     base.mul_f64(0.8 + 0.4 * unit)
 }
 
+/// The gap after the `errors`-th poll in a row that failed (throttled, timed out, unavailable):
+/// never shorter than the wait's own pace, and doubling from 1 s to 10 s with each further error
+/// ([`crate::promote::poll_delay`]). RDS and Route 53 ask callers to back off exponentially when
+/// throttled ("Request throttling for the Amazon RDS API", RDS User Guide; "Throttling for Route 53
+/// API requests", Route 53 Developer Guide): many sites failing over at once share one account's
+/// request budget, and a poll at the normal pace would only be throttled again.
+pub fn after_error_delay(waited: Duration, errors: u32, unit: f64) -> Duration {
+    let paced = wait_poll_delay(waited, unit);
+    match errors {
+        0 => paced,
+        n => paced.max(crate::promote::poll_delay(n - 1, unit)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +70,19 @@ mod tests {
         assert!((secs(24.0, 0.5) - 2.0).abs() < 1e-9);
         assert!((secs(120.0, 0.5) - 10.0).abs() < 1e-9);
         assert!((secs(3600.0, 0.5) - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn failed_polls_back_off_exponentially_and_success_resets_the_pace() {
+        let d = |errors| after_error_delay(Duration::ZERO, errors, 0.5).as_secs_f64();
+        assert!((d(0) - 0.5).abs() < 1e-9, "no error: the wait's pace");
+        assert!((d(1) - 0.75).abs() < 1e-9);
+        assert!((d(2) - 1.5).abs() < 1e-9);
+        assert!((d(4) - 6.0).abs() < 1e-9);
+        assert!((d(30) - 7.5).abs() < 1e-9, "capped");
+        // A long wait's own pace is never undercut by the error schedule.
+        let late = after_error_delay(Duration::from_secs(600), 1, 0.5);
+        assert_eq!(late, Duration::from_secs(10));
     }
 
     #[test]
