@@ -11,7 +11,7 @@ use super::*;
 const NS: &str = "ns-1.awsdns-01.org";
 const NAME: &str = "db.orders.example.com";
 
-fn metric() -> SwitchMetric {
+pub(super) fn metric() -> SwitchMetric {
     SwitchMetric {
         namespace: "RdsFailover/Switch".into(),
         name: "ServeSecondary".into(),
@@ -23,7 +23,7 @@ fn metric() -> SwitchMetric {
 /// Orders in data-plane-switch mode, epoch 3 promoted to orders-replica-1: the PRIMARY names the
 /// old primary behind `hc-switch` (the check on the tool's alarm), the SECONDARY the replica.
 /// Route 53's API is down for `outage` (None: for good).
-fn switch_world(outage: Option<Duration>) -> World {
+pub(super) fn switch_world(outage: Option<Duration>) -> World {
     switch_world_promoting(outage, "orders-replica-1", NEW_HOST)
 }
 
@@ -71,7 +71,7 @@ fn switch_world_promoting(outage: Option<Duration>, candidate: &str, host: &str)
     w
 }
 
-fn served(w: &World) -> Vec<String> {
+pub(super) fn served(w: &World) -> Vec<String> {
     w.dns.served(NAME).map(|r| r.values).unwrap_or_default()
 }
 
