@@ -58,6 +58,16 @@ pub struct SwitchRecord {
     pub records_pending: bool,
 }
 
+/// How the `DnsPinned` of an epoch switched but not pinned ([`mark_switched`]) begins: the mark
+/// the notifier reads ([`is_switched_notice`]) so it says what was and was not done.
+pub const SWITCHED_NOT_PINNED: &str = "DNS switched (records not pinned yet): ";
+
+/// A `DnsPinned` that announces traffic moved on the data-plane switch with the records not
+/// pinned yet (not one that names the records pinned too).
+pub fn is_switched_notice(e: &DomainEvent) -> bool {
+    e.event_type == EventType::DnsPinned && e.verdict.summary.starts_with(SWITCHED_NOT_PINNED)
+}
+
 /// `data-plane-switch` configuration checks; `p` is the site's `dns` field path.
 pub fn check_metric(
     p: &str,
@@ -233,7 +243,7 @@ pub fn mark_switched(
         event,
         &next,
         EventType::DnsPinned,
-        format!("DNS switched (records not pinned yet): {note}. Failback is manual — see docs/runbook.md."),
+        format!("{SWITCHED_NOT_PINNED}{note}. Failback is manual — see docs/runbook.md."),
         now,
     ));
     Ok(Some(next))

@@ -136,6 +136,20 @@ async fn scenario_4_route53_dark_for_thirty_minutes_traffic_moves_by_the_switch_
         pinned.contains("503"),
         "says what Route 53's API answered: {pinned}"
     );
+    let ev = w
+        .bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|e| e.event_type == EventType::DnsPinned)
+        .unwrap()
+        .clone();
+    let subject = failover_policy::notice::subject(&ev);
+    assert!(
+        subject.contains("data-plane switch") && subject.contains("NOT pinned"),
+        "the notifier says the records are not pinned: {subject}"
+    );
 
     // The chain goes on, and pins both records once Route 53 answers.
     let mut ev = continuation(&w);
@@ -192,6 +206,9 @@ async fn with_route53_answering_one_dns_pinned_names_the_switch_and_the_records(
     assert_eq!(values(&w), vec![vec![NEW_HOST], vec![NEW_HOST]]);
     assert_eq!(w.bus.types(), vec!["DnsPinned"]);
     assert_eq!(w.ledger.get("orders").unwrap().data_plane_switch, None);
+    let ev = w.bus.published.lock().unwrap()[0].clone();
+    let subject = failover_policy::notice::subject(&ev);
+    assert!(subject.contains("DNS pinned to"), "{subject}");
 }
 
 #[tokio::test(start_paused = true)]
