@@ -352,7 +352,7 @@ pub fn mark_restored(
         .switch_metric()
         .map(|m| {
             format!(
-                "; the data-plane switch set back first: {}/{} = {} in {} (the alarm returns to OK, the PRIMARY's health check healthy, Route 53 answers with the PRIMARY)",
+                "; the data-plane switch set back first: {}/{} = {} in {} (the alarm returns to OK and the PRIMARY's health check to healthy within a few minutes; until then Route 53 may still answer the SECONDARY)",
                 m.namespace,
                 m.name,
                 crate::config::SWITCH_TO_PRIMARY,
