@@ -247,7 +247,7 @@ def dark_route53(faithful, workdir, request):
             s["dns"]["mode"] = ({"kind": "failover-pin", "primary_set_identifier": "orders-primary"}
                                 if request.param == "failover-pin" else
                                 {"kind": "data-plane-switch", "primary_set_identifier": "orders-primary",
-                                 "metric": SWITCH_METRIC})
+                                 "secondary_candidate": "orders-replica-1", "metric": SWITCH_METRIC})
     proxy = FaultProxy(faithful.endpoint).start()
     proxy.set_rules(ROUTE53_DARK)
     env = function_env(proxy.endpoint, cfg) | {"RDS_FAILOVER_FALLBACK_BUDGET_SECS": "8"}

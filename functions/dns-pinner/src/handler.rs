@@ -18,7 +18,9 @@
 //!   the final commit and publish always have it;
 //! - `dns-pinned` is committed with compare-and-set and its event rides in the outbox, so a crash
 //!   between commit and publish re-emits it on the next invocation instead of losing it;
-//! - `data-plane-switch` sites (`failover_policy::dataplane`): before the records are touched, one
+//! - `data-plane-switch` sites (`failover_policy::dataplane`), when the epoch promoted the
+//!   candidate the SECONDARY names (`dns.mode.secondary_candidate`; any other promotion is pinned as
+//!   `failover-pin`, the switch untouched, the note saying so): before the records are touched, one
 //!   `PutMetricData` in the DR region moves the answer (the PRIMARY's `CLOUDWATCH_METRIC` health
 //!   check follows its alarm), and the name servers are asked; when Route 53's API then fails the
 //!   site is `dns-pinned` on the switch with "records not pinned yet", and the continuation chain
@@ -282,8 +284,18 @@ impl Pinner<'_> {
         // data-plane-switch: the answer seen after the metric was put, not yet in the ledger.
         let mut switched: Option<String> = None;
         let mut switch_done = dataplane::records_pending(&state);
+        // The switch moves traffic to whatever the SECONDARY names: only for the epoch that
+        // promoted that candidate. Any other promotion is pinned as failover-pin, and says so.
+        let (metric, not_switched) = match dataplane::switch_for(self.site, &state) {
+            Some(Ok(m)) => (Some(m), None),
+            Some(Err(note)) => {
+                warn!(site = %self.site.id, epoch = state.epoch, %note, "data-plane switch left alone");
+                (None, Some(note))
+            }
+            None => (None, None),
+        };
         loop {
-            if let Some(metric) = self.site.dns.mode.switch_metric() {
+            if let Some(metric) = metric {
                 if !switch_done && switched.is_none() {
                     match self.switch(metric, &host, deadline).await {
                         Ok(seen) => switched = Some(seen),
@@ -293,10 +305,12 @@ impl Pinner<'_> {
                     }
                 }
             }
-            match self
-                .attempt(&state, &host, deadline, switched.as_deref())
-                .await
-            {
+            let first = match (&switched, &not_switched) {
+                (Some(seen), _) => format!("data-plane switch set first ({seen}); "),
+                (None, Some(note)) => format!("{note}; "),
+                (None, None) => String::new(),
+            };
+            match self.attempt(&state, &host, deadline, &first).await {
                 Ok(Attempt::Stopped(resp)) => return Ok(*resp),
                 // Publishing is outside the retried attempt: a failed publish leaves the event in
                 // the outbox and fails the invocation, so Lambda's retry (or any later
@@ -326,13 +340,14 @@ impl Pinner<'_> {
     }
 
     /// One try at the pin: record the previous record set, change it (once), wait for INSYNC,
-    /// commit `dns-pinned` (its event still in the outbox).
+    /// commit `dns-pinned` (its event still in the outbox); `first` opens its note (what the
+    /// data-plane switch did, if anything).
     async fn attempt(
         &mut self,
         state: &SiteState,
         host: &str,
         deadline: Instant,
-        switched: Option<&str>,
+        first: &str,
     ) -> Result<Attempt, PinError> {
         let deps = self.deps;
         let host = host.to_owned();
@@ -441,11 +456,8 @@ impl Pinner<'_> {
 
         // 4. What resolvers get: the records read back, and every authoritative name server asked.
         let shape = pin::other_shape_note(self.site, &current, &host).unwrap_or_default();
-        let switch = switched
-            .map(|seen| format!("data-plane switch set first ({seen}); "))
-            .unwrap_or_default();
         let verified = format!(
-            "{switch}{shape}{}",
+            "{first}{shape}{}",
             self.verify(&query, &host, deadline).await?
         );
 

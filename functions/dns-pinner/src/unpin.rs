@@ -3,9 +3,14 @@
 //! restored in ONE compare-and-set batch; the change id is recorded before the wait, so a retry
 //! waits on the same change; `INSYNC` is recorded with `DnsUnpinned`. Anything that cannot
 //! succeed by retrying (the name is not what the pin left, Route 53 refused the batch) records
-//! `UnpinFailed` (a page) and changes nothing.
+//! `UnpinFailed` (a page) and changes nothing. A `data-plane-switch` site's switch is set back
+//! (`SWITCH_TO_PRIMARY`, explicitly) BEFORE the batch: the pinned records still name the writer
+//! then, so the switch moving changes no answer; restored records behind a switch left at 1 would
+//! serve the SECONDARY, the demoted server.
 
 use failover_adapters::ports::{ErrorKind, PortError};
+use failover_policy::config::SwitchMetric;
+use failover_policy::dataplane;
 use failover_policy::pin::{self, ChangeStatus};
 use failover_policy::unpin;
 use failover_policy::{DomainEvent, SiteConfig, SiteState};
@@ -50,6 +55,15 @@ pub async fn run(
                     return fail(deps, site, &e.to_string(), "Fatal.UnpinRefused", resp).await
                 }
             };
+            // The switch back first: the records still name the writer (the pin left both
+            // members naming it, or they are already the recorded set, which names it too), so
+            // which member Route 53 serves does not matter yet. Restored records behind a switch
+            // left at 1 would serve the SECONDARY: the demoted server.
+            if let Some(metric) = site.dns.mode.switch_metric() {
+                if let Err(why) = switch_back(deps, site, metric, deadline, &mut resp).await? {
+                    return fail(deps, site, &why, "Fatal.UnpinSwitchRefused", resp).await;
+                }
+            }
             if changes.is_empty() {
                 return finish(deps, site, deps.clock.now(), resp).await;
             }
@@ -79,6 +93,38 @@ pub async fn run(
     };
     let insync_at = wait_insync(deps, site, &change_id, deadline, &mut resp).await?;
     finish(deps, site, insync_at, resp).await
+}
+
+/// One `PutMetricData` of `SWITCH_TO_PRIMARY` (the alarm back to OK, the PRIMARY's health check
+/// healthy). Failing retryably fails the invocation (Lambda retries, nothing else changed);
+/// refused (`Ok(Err(why))`), the caller records the unpin failed (a page) with nothing changed.
+async fn switch_back(
+    deps: &Deps,
+    site: &SiteConfig,
+    metric: &SwitchMetric,
+    deadline: Instant,
+    resp: &mut Response,
+) -> Result<Result<(), String>, PinError> {
+    match within(
+        deadline,
+        "PutMetricData",
+        deps.switch.put(metric, dataplane::SWITCH_TO_PRIMARY),
+    )
+    .await
+    {
+        Ok(()) => {
+            resp.changed = true;
+            info!(site = %site.id, "unpin: data-plane switch set back to the PRIMARY");
+            Ok(Ok(()))
+        }
+        Err(e) if e.kind.is_retryable() => Err(PinError::Port {
+            site: site.id.clone(),
+            source: e,
+        }),
+        Err(e) => Ok(Err(format!(
+            "CloudWatch refused the datapoint that sets the data-plane switch back, the records were not touched: {e}"
+        ))),
+    }
 }
 
 async fn finish(

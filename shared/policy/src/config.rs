@@ -212,9 +212,13 @@ pub enum DnsMode {
     /// the DR region over `metric`, a metric the tool owns. Failover is one `PutMetricData` of
     /// [`SWITCH_TO_SECONDARY`] there (Route 53's data plane moves the answer to the SECONDARY, no
     /// Route 53 API call); then, when Route 53's API answers, both records are also pinned as in
-    /// `failover-pin` (`crate::dataplane`).
+    /// `failover-pin` (`crate::dataplane`). The switch is set only when the epoch promoted
+    /// `secondary_candidate` (the candidate whose endpoint the SECONDARY record names): any other
+    /// promotion is pinned as in `failover-pin`, the switch untouched.
     DataPlaneSwitch {
         primary_set_identifier: String,
+        /// The `id` of the site's candidate the SECONDARY record names.
+        secondary_candidate: String,
         metric: SwitchMetric,
     },
 }
@@ -238,6 +242,17 @@ impl DnsMode {
     pub fn switch_metric(&self) -> Option<&SwitchMetric> {
         match self {
             DnsMode::DataPlaneSwitch { metric, .. } => Some(metric),
+            _ => None,
+        }
+    }
+
+    /// The candidate id the SECONDARY record names, in `data-plane-switch` mode.
+    pub fn secondary_candidate(&self) -> Option<&str> {
+        match self {
+            DnsMode::DataPlaneSwitch {
+                secondary_candidate,
+                ..
+            } => Some(secondary_candidate),
             _ => None,
         }
     }
@@ -852,6 +867,9 @@ impl SiteConfig {
         }
         if let Some(m) = d.mode.switch_metric() {
             crate::dataplane::check_metric(&format!("{p}.dns"), m, &self.primary.region, d)?;
+        }
+        if let Some(c) = d.mode.secondary_candidate() {
+            crate::dataplane::check_secondary_candidate(&format!("{p}.dns"), c, &self.candidates)?;
         }
         for (i, ns) in d.name_servers.iter().enumerate() {
             if crate::answer::server_address(ns).is_none() {

@@ -4,6 +4,9 @@
 //! served from us-east-1. What its data plane acts on by itself is a health check's status. A
 //! `data-plane-switch` site is a failover pair whose PRIMARY health check is a
 //! `CLOUDWATCH_METRIC` check on an alarm, in the DR region, over a metric the tool owns:
+//! - the SECONDARY names one candidate, `secondary_candidate` ([`check_secondary_candidate`]);
+//!   the switch is only for an epoch that promoted it ([`switch_for`]): any other promotion is
+//!   pinned as in `failover-pin`, the switch untouched (it would serve a stale read replica);
 //! - failover is one `PutMetricData` of [`SWITCH_TO_SECONDARY`] in the metric's region: the alarm
 //!   goes to ALARM, the health check unhealthy, and Route 53 answers with the SECONDARY record,
 //!   whose value is the DR candidate's endpoint — no Route 53 API call;
@@ -29,7 +32,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{invalid, ConfigError, DnsConfig, SiteConfig};
+use crate::config::{invalid, ConfigError, DbRef, DnsConfig, SiteConfig};
 pub use crate::config::{SwitchMetric, SWITCH_TO_PRIMARY, SWITCH_TO_SECONDARY};
 use crate::events::{DomainEvent, EventType};
 use crate::incident::{Phase, SiteState, TimelineEntry};
@@ -53,6 +56,16 @@ pub struct SwitchRecord {
     /// The records are still to be pinned through Route 53's API (false once pinned, or once the
     /// pin deadline passed and a human was paged).
     pub records_pending: bool,
+}
+
+/// How the `DnsPinned` of an epoch switched but not pinned ([`mark_switched`]) begins: the mark
+/// the notifier reads ([`is_switched_notice`]) so it says what was and was not done.
+pub const SWITCHED_NOT_PINNED: &str = "DNS switched (records not pinned yet): ";
+
+/// A `DnsPinned` that announces traffic moved on the data-plane switch with the records not
+/// pinned yet (not one that names the records pinned too).
+pub fn is_switched_notice(e: &DomainEvent) -> bool {
+    e.event_type == EventType::DnsPinned && e.verdict.summary.starts_with(SWITCHED_NOT_PINNED)
 }
 
 /// `data-plane-switch` configuration checks; `p` is the site's `dns` field path.
@@ -120,6 +133,59 @@ pub fn check_metric(
     Ok(())
 }
 
+/// `secondary_candidate` must be one of the site's candidates: the switch moves traffic to
+/// whatever the SECONDARY record names, so the pinner must know whose endpoint that is.
+pub fn check_secondary_candidate(
+    p: &str,
+    id: &str,
+    candidates: &[DbRef],
+) -> Result<(), ConfigError> {
+    if candidates.iter().any(|c| c.id == id) {
+        return Ok(());
+    }
+    let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+    Err(invalid(
+        format!("{p}.mode.secondary_candidate"),
+        format!(
+            "the id of the site's candidate whose endpoint the SECONDARY record names (one of: {})",
+            if ids.is_empty() {
+                "none configured".to_owned()
+            } else {
+                ids.join(", ")
+            }
+        ),
+        format!("`{id}`"),
+    ))
+}
+
+/// Whether this epoch may move traffic by the switch: `None` outside `data-plane-switch` mode;
+/// `Some(Ok(metric))` when the epoch promoted `secondary_candidate` (the SECONDARY names it);
+/// `Some(Err(note))` when it promoted another candidate: the switch would send traffic to the
+/// SECONDARY, a server that is not the writer, so it is left alone and the records are pinned as
+/// in `failover-pin` (`note` says so, for the `DnsPinned` message).
+pub fn switch_for<'a>(
+    site: &'a SiteConfig,
+    state: &SiteState,
+) -> Option<Result<&'a SwitchMetric, String>> {
+    let metric = site.dns.mode.switch_metric()?;
+    let secondary = site.dns.mode.secondary_candidate().unwrap_or_default();
+    let promoted = state
+        .promotion
+        .as_ref()
+        .filter(|p| p.epoch == state.epoch)
+        .map(|p| &p.candidate);
+    let names_secondary =
+        promoted.is_some_and(|c| site.candidates.iter().any(|k| k.id == secondary && k == c));
+    if names_secondary {
+        return Some(Ok(metric));
+    }
+    let promoted = promoted.map_or_else(|| "no recorded candidate".to_owned(), |c| c.to_string());
+    Some(Err(format!(
+        "data-plane switch NOT set: epoch {} promoted {promoted}, but the SECONDARY record names {secondary} (dns.mode.secondary_candidate), so the switch would move traffic to a server that is not the writer; the records are pinned as in failover-pin",
+        state.epoch
+    )))
+}
+
 /// The switch is set and seen, but the records of `state`'s epoch are not pinned yet.
 pub fn records_pending(state: &SiteState) -> bool {
     state.phase == Phase::DnsPinned
@@ -143,9 +209,15 @@ pub fn mark_switched(
     if state.phase != Phase::Promoted {
         return Ok(None);
     }
-    let metric = site.dns.mode.switch_metric().ok_or_else(|| Fence::Broken {
-        reason: "a data-plane switch for a site not in data-plane-switch mode".into(),
-    })?;
+    let metric = match switch_for(site, state) {
+        Some(Ok(m)) => m,
+        Some(Err(note)) => return Err(Fence::Broken { reason: note }),
+        None => {
+            return Err(Fence::Broken {
+                reason: "a data-plane switch for a site not in data-plane-switch mode".into(),
+            })
+        }
+    };
     let mut next = state.clone();
     let note = format!(
         "{} -> {host} by the data-plane switch: {}/{} = {SWITCH_TO_SECONDARY} in {} (the PRIMARY's health check follows its alarm, Route 53 answers with the SECONDARY); {verified}; the records are NOT pinned yet (Route 53's API: {why}): the pinner keeps trying until {} after the promotion",
@@ -171,7 +243,7 @@ pub fn mark_switched(
         event,
         &next,
         EventType::DnsPinned,
-        format!("DNS switched (records not pinned yet): {note}. Failback is manual — see docs/runbook.md."),
+        format!("{SWITCHED_NOT_PINNED}{note}. Failback is manual — see docs/runbook.md."),
         now,
     ));
     Ok(Some(next))
@@ -248,19 +320,26 @@ pub fn hand_on_records(
 
 #[cfg(test)]
 mod tests {
+    use super::switch_for;
     use crate::config::Config;
+    use crate::incident::SiteState;
 
     const EXAMPLE: &str = include_str!("../../../infra/sites.example.json");
 
     /// The example's first site in data-plane-switch mode, its primary moved to us-east-2 so that
     /// us-east-1 is rejected by its own rule.
     fn err(metric_region: &str, name_servers: &[&str]) -> Option<String> {
+        err_with(metric_region, name_servers, "orders-replica-1")
+    }
+
+    fn err_with(metric_region: &str, name_servers: &[&str], secondary: &str) -> Option<String> {
         let mut v: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
         let s = &mut v["sites"][0];
         s["primary"]["region"] = "us-east-2".into();
         s["dns"]["name_servers"] = serde_json::json!(name_servers);
         s["dns"]["mode"] = serde_json::json!({
             "kind": "data-plane-switch", "primary_set_identifier": "primary",
+            "secondary_candidate": secondary,
             "metric": {"namespace": "RdsFailover/Switch", "name": "ServeSecondary",
                        "region": metric_region, "dimensions": {"Site": "orders"}}});
         Config::from_document(&v.to_string())
@@ -291,5 +370,63 @@ mod tests {
     fn name_servers_are_required_because_get_hosted_zone_is_the_control_plane() {
         let e = err("us-west-2", &[]).unwrap();
         assert!(e.contains("sites[0].dns.name_servers"), "{e}");
+    }
+
+    #[test]
+    fn the_secondary_candidate_must_be_one_of_the_sites_candidates() {
+        assert_eq!(
+            err_with("us-west-2", &["ns-1.awsdns-01.org"], "orders-replica-2"),
+            None
+        );
+        let e = err_with("us-west-2", &["ns-1.awsdns-01.org"], "orders-primary").unwrap();
+        assert!(
+            e.contains("sites[0].dns.mode.secondary_candidate")
+                && e.contains("`orders-primary`")
+                && e.contains("orders-replica-1, orders-replica-2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_switch_is_for_the_secondary_candidate_only() {
+        let mut v: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+        let s = &mut v["sites"][0];
+        s["primary"]["region"] = "us-east-2".into();
+        s["dns"]["name_servers"] = serde_json::json!(["ns-1.awsdns-01.org"]);
+        s["dns"]["mode"] = serde_json::json!({
+            "kind": "data-plane-switch", "primary_set_identifier": "primary",
+            "secondary_candidate": "orders-replica-1",
+            "metric": {"namespace": "RdsFailover/Switch", "name": "ServeSecondary",
+                       "region": "us-west-2"}});
+        let cfg = Config::from_document(&v.to_string()).unwrap();
+        let site = &cfg.sites[0];
+        let promoted = |id: &str| {
+            let mut st = SiteState::new(&site.id);
+            st.epoch = 3;
+            st.promotion = Some(crate::incident::PromotionRecord {
+                epoch: 3,
+                candidate: site.candidates.iter().find(|c| c.id == id).unwrap().clone(),
+                action: "PromoteReadReplica".into(),
+                requested_at: chrono::Utc::now(),
+                completed_at: None,
+                endpoint: None,
+                writable_verified_at: None,
+                resolved: None,
+            });
+            st
+        };
+        assert!(matches!(
+            switch_for(site, &promoted("orders-replica-1")),
+            Some(Ok(_))
+        ));
+        let Some(Err(note)) = switch_for(site, &promoted("orders-replica-2")) else {
+            panic!("replica-2 is not what the SECONDARY names")
+        };
+        assert!(
+            note.contains("NOT set")
+                && note.contains("orders-replica-2")
+                && note.contains("failover-pin"),
+            "{note}"
+        );
     }
 }

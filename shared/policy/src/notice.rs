@@ -151,6 +151,9 @@ fn headline(e: &DomainEvent) -> String {
         EventType::ReplicaPromoted => format!("{c} promoted, DNS next"),
         EventType::DnsPinContinued => format!("DNS pin to {c} still in progress"),
         EventType::DnsPinDelayed => format!("DNS pin to {c} DELAYED - check Route 53"),
+        EventType::DnsPinned if crate::dataplane::is_switched_notice(e) => {
+            format!("records NOT pinned; traffic on data-plane switch to {c}")
+        }
         EventType::DnsPinned => format!("DNS pinned to {c}; failback is manual"),
         EventType::FailoverCompleted if is_resolution(e) => {
             "earlier promotion resolved by a human; automation no longer held".into()
@@ -399,6 +402,23 @@ fn steps(e: &DomainEvent) -> Steps {
                 format!("Check Route 53 (ChangeResourceRecordSets is served from us-east-1; see the AWS Health Dashboard) and {status}."),
                 format!("If it will not recover soon, repoint DNS by hand ({RUNBOOK}, \"Repoint DNS by hand\"): the pinner then finds the target in place and finishes."),
                 fence_old.clone(),
+            ],
+        ),
+        EventType::DnsPinned if crate::dataplane::is_switched_notice(e) => (
+            vec![
+                format!("{c} is promoted and accepts writes."),
+                format!("Traffic moved on the data-plane switch: the tool's metric was set to 1, the PRIMARY's health check follows its alarm, and the zone's name servers were seen answering the SECONDARY, {c} (see the summary)."),
+                "The previous record set is kept in the ledger for failback/unpin.".into(),
+            ],
+            vec![
+                "The failover records are NOT pinned yet: Route 53's API did not answer (see the summary); until they are, the answer rests on the switch alone.".into(),
+                format!("{old} was not deleted; its fence is reported in its own messages."),
+            ],
+            vec![
+                "Nothing while the pinner retries: it keeps pinning the records until the pin deadline (the ledger's data_plane_switch.records_pending turns false when done); past it, DnsPinDelayed pages with the record change to make by hand.".into(),
+                format!("Do NOT set the switch back (metric 0) while the records are not pinned: Route 53 would answer the PRIMARY, the old primary ({RUNBOOK}, data-plane-switch mode)."),
+                fence_old,
+                failback,
             ],
         ),
         EventType::DnsPinned => (
@@ -930,6 +950,33 @@ mod tests {
         let mut e = event(EventType::FailoverDecided, "orders", Phase::Promoting);
         e.candidate = Some(db(&"x".repeat(300), "us-west-2"));
         subject_ok(&subject(&e));
+    }
+
+    #[test]
+    fn a_switched_dns_pinned_says_traffic_moved_on_the_switch_and_the_records_are_not_pinned() {
+        let mut e = event(EventType::DnsPinned, "orders", Phase::DnsPinned);
+        e.verdict.summary = format!(
+            "{}db.orders.example.com -> orders-replica-1.cabc.us-west-2.rds.amazonaws.com by the data-plane switch; the records are NOT pinned yet (Route 53's API: 503)",
+            crate::dataplane::SWITCHED_NOT_PINNED
+        );
+        let s = subject(&e);
+        subject_ok(&s);
+        assert!(
+            s.contains("data-plane switch") && s.contains("NOT pinned"),
+            "{s}"
+        );
+        let b = compose(&e, t(460)).body;
+        assert!(b.contains("Traffic moved on the data-plane switch"), "{b}");
+        assert!(b.contains("The failover records are NOT pinned yet"), "{b}");
+        assert!(!b.contains("INSYNC"), "nothing was INSYNC: {b}");
+        assert!(!b.contains("The writer name is pinned"), "{b}");
+        // A DnsPinned that names the switch AND the records pinned is an ordinary pin.
+        let mut pinned = event(EventType::DnsPinned, "orders", Phase::DnsPinned);
+        pinned.verdict.summary =
+            "DNS pinned: data-plane switch set first (verified ...); records read back".into();
+        let b = compose(&pinned, t(460)).body;
+        assert!(b.contains("Route 53 reports the change INSYNC"), "{b}");
+        assert!(subject(&pinned).contains("DNS pinned to"));
     }
 
     #[test]

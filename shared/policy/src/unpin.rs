@@ -345,8 +345,23 @@ pub fn mark_restored(
     let restored = restore_set(st)
         .map(|o| describe_records(&o.records))
         .unwrap_or_default();
+    // The pinner sets a data-plane switch back before it restores the records.
+    let switch = site
+        .dns
+        .mode
+        .switch_metric()
+        .map(|m| {
+            format!(
+                "; the data-plane switch set back first: {}/{} = {} in {} (the alarm returns to OK and the PRIMARY's health check to healthy within a few minutes; until then Route 53 may still answer the SECONDARY)",
+                m.namespace,
+                m.name,
+                crate::config::SWITCH_TO_PRIMARY,
+                m.region
+            )
+        })
+        .unwrap_or_default();
     let summary = format!(
-        "{} restored to the record set recorded before the pin: {restored} (unpin by {by}: {reason})",
+        "{} restored to the record set recorded before the pin: {restored}{switch} (unpin by {by}: {reason})",
         site.dns.name
     );
     Some(announce(

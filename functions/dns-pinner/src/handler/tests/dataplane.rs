@@ -11,7 +11,7 @@ use super::*;
 const NS: &str = "ns-1.awsdns-01.org";
 const NAME: &str = "db.orders.example.com";
 
-fn metric() -> SwitchMetric {
+pub(super) fn metric() -> SwitchMetric {
     SwitchMetric {
         namespace: "RdsFailover/Switch".into(),
         name: "ServeSecondary".into(),
@@ -23,14 +23,16 @@ fn metric() -> SwitchMetric {
 /// Orders in data-plane-switch mode, epoch 3 promoted to orders-replica-1: the PRIMARY names the
 /// old primary behind `hc-switch` (the check on the tool's alarm), the SECONDARY the replica.
 /// Route 53's API is down for `outage` (None: for good).
-fn switch_world(outage: Option<Duration>) -> World {
+pub(super) fn switch_world(outage: Option<Duration>) -> World {
+    switch_world_promoting(outage, "orders-replica-1", NEW_HOST)
+}
+
+/// The same pair (the SECONDARY names orders-replica-1, `dns.mode.secondary_candidate`), epoch 3
+/// having promoted `candidate` at `host`.
+fn switch_world_promoting(outage: Option<Duration>, candidate: &str, host: &str) -> World {
     let mut w = world();
-    w.ledger.put(promoted(
-        "orders",
-        3,
-        "orders-replica-1",
-        &format!("{NEW_HOST}:3306"),
-    ));
+    w.ledger
+        .put(promoted("orders", 3, candidate, &format!("{host}:3306")));
     let zone = "Z0ORDERSEXAMPLE";
     let member = |set: &str, role, value, hc: Option<&str>| RecordSet {
         name: NAME.into(),
@@ -56,6 +58,7 @@ fn switch_world(outage: Option<Duration>) -> World {
     site.dns.name_servers = vec![NS.into()];
     site.dns.mode = DnsMode::DataPlaneSwitch {
         primary_set_identifier: "orders-primary".into(),
+        secondary_candidate: "orders-replica-1".into(),
         metric: metric(),
     };
     let start = Instant::now();
@@ -68,7 +71,7 @@ fn switch_world(outage: Option<Duration>) -> World {
     w
 }
 
-fn served(w: &World) -> Vec<String> {
+pub(super) fn served(w: &World) -> Vec<String> {
     w.dns.served(NAME).map(|r| r.values).unwrap_or_default()
 }
 
@@ -133,6 +136,20 @@ async fn scenario_4_route53_dark_for_thirty_minutes_traffic_moves_by_the_switch_
         pinned.contains("503"),
         "says what Route 53's API answered: {pinned}"
     );
+    let ev = w
+        .bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|e| e.event_type == EventType::DnsPinned)
+        .unwrap()
+        .clone();
+    let subject = failover_policy::notice::subject(&ev);
+    assert!(
+        subject.contains("data-plane switch") && subject.contains("NOT pinned"),
+        "the notifier says the records are not pinned: {subject}"
+    );
 
     // The chain goes on, and pins both records once Route 53 answers.
     let mut ev = continuation(&w);
@@ -189,6 +206,9 @@ async fn with_route53_answering_one_dns_pinned_names_the_switch_and_the_records(
     assert_eq!(values(&w), vec![vec![NEW_HOST], vec![NEW_HOST]]);
     assert_eq!(w.bus.types(), vec!["DnsPinned"]);
     assert_eq!(w.ledger.get("orders").unwrap().data_plane_switch, None);
+    let ev = w.bus.published.lock().unwrap()[0].clone();
+    let subject = failover_policy::notice::subject(&ev);
+    assert!(subject.contains("DNS pinned to"), "{subject}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -251,4 +271,63 @@ async fn records_never_pinned_page_once_at_the_deadline_and_the_epoch_stays_swit
         .await
         .unwrap();
     assert_eq!(again.outcome, "already-pinned");
+}
+
+const REPLICA_2: &str = "orders-replica-2.cabc.us-west-2.rds.amazonaws.com";
+
+#[tokio::test(start_paused = true)]
+async fn another_candidate_promoted_leaves_the_switch_alone_and_pins_the_records() {
+    // The promoter picked orders-replica-2; the SECONDARY names orders-replica-1, a read replica
+    // that is not the writer: the switch would send the traffic there.
+    let w = switch_world_promoting(Some(Duration::ZERO), "orders-replica-2", REPLICA_2);
+
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-2"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(r.outcome, "pinned", "{}", r.detail);
+    assert!(
+        w.switch.puts.lock().unwrap().is_empty(),
+        "no datapoint put: {:?}",
+        w.switch.puts.lock().unwrap()
+    );
+    assert_eq!(values(&w), vec![vec![REPLICA_2], vec![REPLICA_2]]);
+    assert_eq!(served(&w), vec![REPLICA_2]);
+    let [pinned] = &summaries(&w, EventType::DnsPinned)[..] else {
+        panic!("one DnsPinned: {:?}", w.bus.types())
+    };
+    assert!(
+        pinned.contains("data-plane switch NOT set")
+            && pinned.contains("orders-replica-2")
+            && pinned.contains("SECONDARY record names orders-replica-1"),
+        "{pinned}"
+    );
+    assert_eq!(w.ledger.get("orders").unwrap().data_plane_switch, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_candidate_promoted_with_route53_dark_is_not_switched_either() {
+    let w = switch_world_promoting(None, "orders-replica-2", REPLICA_2);
+
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-2"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(r.outcome, "continued", "{}", r.detail);
+    assert!(w.switch.puts.lock().unwrap().is_empty());
+    assert_eq!(
+        served(&w),
+        vec![OLD_HOST],
+        "traffic not moved to the stale replica"
+    );
+    assert_eq!(w.ledger.get("orders").unwrap().phase, Phase::Promoted);
+    assert_eq!(count(&w.bus, "DnsPinned"), 0);
 }

@@ -112,3 +112,95 @@ async fn a_human_edit_since_the_pin_fails_the_unpin_loudly_and_changes_nothing()
     let published = w.bus.published.lock().unwrap().clone();
     assert_eq!(published.last().unwrap().event_type, EventType::UnpinFailed);
 }
+
+/// Records, at each datapoint put, how many Route 53 batches had been sent and what was served:
+/// the order of the switch against the restoring batch.
+struct OrderedSwitch {
+    inner: Arc<FakeSwitch>,
+    dns: Arc<FakeDns>,
+    seen: std::sync::Mutex<Vec<(f64, usize, Vec<String>)>>,
+}
+
+#[async_trait::async_trait]
+impl failover_adapters::switch::MetricSwitch for OrderedSwitch {
+    async fn put(
+        &self,
+        metric: &failover_policy::config::SwitchMetric,
+        value: f64,
+    ) -> Result<(), PortError> {
+        let batches = self.dns.batches.lock().unwrap().len();
+        let served = self
+            .dns
+            .served("db.orders.example.com")
+            .map(|r| r.values)
+            .unwrap_or_default();
+        self.seen.lock().unwrap().push((value, batches, served));
+        self.inner.put(metric, value).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_data_plane_sites_unpin_puts_0_before_the_restoring_batch() {
+    use super::dataplane::{served, switch_world};
+    let mut w = switch_world(Some(std::time::Duration::ZERO));
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "pinned", "{}", r.detail);
+    assert_eq!(w.switch.puts.lock().unwrap().last().unwrap().1, 1.0);
+    // Failed back by hand to orders-primary; the evaluator accepted `unpin`.
+    let site = w.deps.cfg.site("orders").unwrap().clone();
+    let mut st = w.ledger.get("orders").unwrap();
+    st.phase = Phase::Completed;
+    st.topology = Some(Topology {
+        epoch: 3,
+        primary: site.primary.clone(),
+        endpoint: Some(format!("{OLD_HOST}:3306")),
+        candidates: site.candidates.clone(),
+        at: t0(),
+        configured_primary: None,
+    });
+    w.ledger.put(st.clone());
+    let cmd = failover_policy::parse_signal(&json!({
+        "command": "unpin", "site": "orders", "operator": "alice", "reason": "failed back"
+    }))
+    .unwrap();
+    let d = failover_policy::decide(&site, &cmd, None, &st, t0());
+    assert!(d.next.is_some(), "{:?}", d.verdict);
+    w.ledger.put(d.next.unwrap());
+    let ordered = Arc::new(OrderedSwitch {
+        inner: w.switch.clone(),
+        dns: w.dns.clone(),
+        seen: std::sync::Mutex::default(),
+    });
+    w.deps.switch = ordered.clone();
+    let batches_before = w.dns.batches.lock().unwrap().len();
+    let mut ev = unpin_requested();
+    ev["detail"]["site"] = json!("orders");
+    ev["detail"]["epoch"] = json!(3);
+
+    let r = handle(&w.deps, ev, later(100)).await.unwrap();
+
+    assert_eq!(r.outcome, "unpinned", "{r:?}");
+    let seen = ordered.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![(0.0, batches_before, vec![NEW_HOST.to_string()])],
+        "one 0, put before the restoring batch, while the pinned records still served"
+    );
+    assert_eq!(w.dns.batches.lock().unwrap().len(), batches_before + 1);
+    assert_eq!(served(&w), vec![OLD_HOST], "the PRIMARY answers again");
+    let published = w.bus.published.lock().unwrap().clone();
+    let ev = published.last().unwrap();
+    assert_eq!(ev.event_type, EventType::DnsUnpinned);
+    assert!(
+        ev.verdict.summary.contains("switch set back")
+            && ev.verdict.summary.contains("ServeSecondary"),
+        "{}",
+        ev.verdict.summary
+    );
+}
