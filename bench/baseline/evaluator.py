@@ -90,9 +90,14 @@ def canary(site):
 
 def evaluate(site, now):
     engine = site["engine"]["kind"]
-    names = [a["name"] for a in site["alarms"]]
-    alarms = client("cloudwatch", HOME).describe_alarms(AlarmNames=names, AlarmTypes=["MetricAlarm", "CompositeAlarm"])
-    in_alarm = [a["AlarmName"] for a in alarms["MetricAlarms"] + alarms["CompositeAlarms"] if a["StateValue"] == "ALARM"]
+    # Each alarm is read in its own region (an alarm in the primary's region votes too).
+    by_region = {}
+    for a in site["alarms"]:
+        by_region.setdefault(a.get("region") or HOME, []).append(a["name"])
+    in_alarm = []
+    for region, names in by_region.items():
+        alarms = client("cloudwatch", region).describe_alarms(AlarmNames=names, AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+        in_alarm += [a["AlarmName"] for a in alarms["MetricAlarms"] + alarms["CompositeAlarms"] if a["StateValue"] == "ALARM"]
     candidates = []
     if engine == "aurora-global":
         primary = cluster(site["primary"]["id"], site["primary"]["region"])
@@ -149,4 +154,10 @@ def record(site_id, item, candidates, now):
 
 def handler(event, context):
     now = dt.datetime.now(dt.timezone.utc)
-    return {"sites": [evaluate(site, now) for site in CONFIG["sites"]]}
+    sites = [evaluate(site, now) for site in CONFIG["sites"]]
+    # Epochs in flight for sites the configuration no longer names (the ledger's sparse index).
+    configured = {s["id"] for s in CONFIG["sites"]}
+    orphans = [i["pk"]["S"] for i in dynamodb.query(
+        TableName=TABLE, IndexName="InFlight", KeyConditionExpression="in_flight = :yes",
+        ExpressionAttributeValues={":yes": {"S": "IN_FLIGHT"}})["Items"] if i["pk"]["S"] not in configured]
+    return {"sites": sites, "orphaned": orphans}

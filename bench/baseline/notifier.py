@@ -31,6 +31,11 @@ def handler(event, context):
     key = {"pk": {"S": site}, "sk": {"S": f"NOTIFIED#{epoch:012}#{kind}"}}
     token = uuid.uuid4().hex
     now = int(time.time())
+    # Page only for what the ledger recorded: the site's record must know the epoch.
+    state = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": site}, "sk": {"S": "STATE"}},
+                              ConsistentRead=True).get("Item")
+    if not state or int(state["epoch"]["N"]) < epoch:
+        return {"outcome": "ignored", "site": site, "epoch": epoch, "event": kind}
     try:
         dynamodb.put_item(
             TableName=TABLE,
