@@ -194,6 +194,28 @@ impl RdsFence {
         }
     }
 
+    /// The instance as DescribeDBInstances gives it; `None` when RDS does not know it.
+    async fn instance(
+        &self,
+        db: &DbRef,
+    ) -> Result<Option<aws_sdk_rds::types::DbInstance>, PortError> {
+        match (self.rds)(&db.region)
+            .describe_db_instances()
+            .db_instance_identifier(&db.id)
+            .send()
+            .await
+        {
+            Ok(o) => Ok(o.db_instances().first().cloned()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(port_error("DescribeDBInstances", &e)),
+        }
+    }
+
     /// `read_only` is dynamic: `immediate` applies it to the running server (RDS User Guide,
     /// "Modifying parameters in a DB parameter group").
     async fn modify_read_only(
@@ -222,23 +244,7 @@ impl RdsFence {
 #[async_trait]
 impl FenceControl for RdsFence {
     async fn parameter_groups(&self, db: &DbRef) -> Result<Option<Vec<AttachedGroup>>, PortError> {
-        const OP: &str = "DescribeDBInstances";
-        let out = match (self.rds)(&db.region)
-            .describe_db_instances()
-            .db_instance_identifier(&db.id)
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
-            {
-                return Ok(None)
-            }
-            Err(e) => return Err(port_error(OP, &e)),
-        };
-        let Some(i) = out.db_instances().first() else {
+        let Some(i) = self.instance(db).await? else {
             return Ok(None);
         };
         Ok(Some(
@@ -364,22 +370,8 @@ impl FenceControl for RdsFence {
         &self,
         db: &DbRef,
     ) -> Result<Option<Vec<(String, String)>>, PortError> {
-        let out = match (self.rds)(&db.region)
-            .describe_db_instances()
-            .db_instance_identifier(&db.id)
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
-            {
-                return Ok(None)
-            }
-            Err(e) => return Err(port_error("DescribeDBInstances", &e)),
-        };
-        Ok(out.db_instances().first().map(|i| {
+        let out = self.instance(db).await?;
+        Ok(out.map(|i| {
             i.vpc_security_groups()
                 .iter()
                 .map(|g| {
@@ -405,22 +397,8 @@ impl FenceControl for RdsFence {
     }
 
     async fn replication_source(&self, db: &DbRef) -> Result<Option<SourceInfo>, PortError> {
-        let out = match (self.rds)(&db.region)
-            .describe_db_instances()
-            .db_instance_identifier(&db.id)
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
-            {
-                return Ok(None)
-            }
-            Err(e) => return Err(port_error("DescribeDBInstances", &e)),
-        };
-        Ok(out.db_instances().first().map(|i| SourceInfo {
+        let out = self.instance(db).await?;
+        Ok(out.map(|i| SourceInfo {
             arn: i.db_instance_arn().unwrap_or_default().to_owned(),
             backup_retention_days: i.backup_retention_period().unwrap_or(0).max(0) as u32,
         }))
