@@ -301,7 +301,8 @@ def test_the_pinner_may_change_only_the_sites_writer_names_in_every_sites_zone(p
     zones = [s["dns"]["zone_id"] for s in cfg["sites"]]
     names = [s["dns"]["name"] for s in cfg["sites"]]
     assert len(set(zones)) == 4, "the example spreads its sites over four zones"
-    params = {"HostedZoneIds": zones, "WriterRecordNames": names}
+    params = {"HostedZoneIds": zones, "WriterRecordNames": names,
+              "SwitchMetricNamespace": "RdsFailover/Switch"}
     fn = template()["Resources"]["DnsPinnerFunction"]["Properties"]["Policies"][0]["Statement"]
     st = {s["Sid"]: _eval(s, params, partition) for s in fn}
     arns = [f"arn:{partition}:route53:::hostedzone/{z}" for z in zones]
