@@ -262,7 +262,9 @@ pub async fn handle(deps: &Deps, event: LambdaEvent<Value>) -> Result<Response, 
         emitted: vec![],
         verdict: None,
     };
-    let outcome = run.run().await?;
+    // The record just read for the topology is the first attempt's too: a second read would only
+    // add a round trip before a fenced or duplicate event is dropped.
+    let outcome = run.run(state).await?;
     info!(
         site = %site.id,
         epoch = run.event.epoch,
@@ -385,9 +387,13 @@ impl Run<'_> {
         }
     }
 
-    async fn run(&mut self) -> Result<PromoterOutcome, PromoterError> {
+    async fn run(&mut self, first: SiteState) -> Result<PromoterOutcome, PromoterError> {
+        let mut first = Some(first);
         for _ in 0..MAX_COMMIT_ATTEMPTS {
-            let state = self.load().await?;
+            let state = match first.take() {
+                Some(read) => self.flush(read).await?,
+                None => self.load().await?,
+            };
             let (candidate, requested) = match promote::admit(Some(self.site), &self.event, &state)
             {
                 Err(f) => return Ok(fenced_outcome(f)),

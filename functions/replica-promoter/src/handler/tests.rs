@@ -652,12 +652,18 @@ async fn a_stale_or_foreign_event_mutates_nothing() {
     let mut unknown = current.clone();
     unknown.site = "nope".into();
 
-    for (e, reason) in [
-        (&stale, FenceReason::StaleEpoch),
-        (&forged, FenceReason::ForeignCandidate),
-        (&unknown, FenceReason::UnknownSite),
+    for (e, reason, reads) in [
+        (&stale, FenceReason::StaleEpoch, 1),
+        (&forged, FenceReason::ForeignCandidate, 1),
+        (&unknown, FenceReason::UnknownSite, 0),
     ] {
+        let before = w.ledger.loads.load(std::sync::atomic::Ordering::SeqCst);
         let r = w.invoke(e, LONG).await.unwrap();
+        let read = w.ledger.loads.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert_eq!(
+            read, reads,
+            "{reason:?}: the record is read once, not again for the admission"
+        );
         assert!(
             matches!(r.outcome, PromoterOutcome::Fenced { reason: got, .. } if got == reason),
             "{:?}",
