@@ -45,6 +45,18 @@ Corrections:
                              metric (namespace, name, dimensions) to ALARM or OK by the alarm's
                              threshold and comparison; no datapoint, no change (the tool's switch
                              alarm uses TreatMissingData `ignore`).
+ 14. CreateDBInstanceReadReplica of a source backed by a real server (issue 13, re-protect):
+                             refused when the source's BackupRetentionPeriod is 0
+                             (InvalidDBInstanceState) or the named parameter group does not
+                             exist in the replica's region (DBParameterGroupNotFound); the new
+                             instance keeps the requested DBParameterGroupName,
+                             VpcSecurityGroupIds, DBSubnetGroupName and KmsKeyId, never the
+                             source's emulator tags; a REAL MariaDB server is started for it,
+                             loaded from a consistent dump of the source's server and set up as
+                             its GTID replica; the instance is `creating` until that replication
+                             runs, then `available`, and its `ReplicaLag` metric is the real
+                             replica's Seconds_Behind_Master (-1 while replication is not
+                             running), published every second.
  12. DNS (--dns-port)        an authoritative DNS server on 127.0.0.1 answering from the emulated
                              zones with Route 53's failover semantics (tests/emulated_dns.py).
                              Emulator-only deviation: every zone's delegation set lists it as
@@ -1009,6 +1021,196 @@ def _patch_fence_rds() -> None:
         return status.fget(self)
 
     m.DBInstance.status = property(get_status, status.fset)
+# =============================================================================================
+# RDS: CreateDBInstanceReadReplica backed by a real MariaDB replica (issue 13, re-protect)
+# =============================================================================================
+
+# Where the servers of replicas created through the API keep their data directories (one
+# temporary directory per emulator process, removed at its exit with the servers in it).
+_REPLICA_SERVERS: list[Any] = []
+_REPLICA_DIR: list[str] = []
+_REPLICA_SERVER_IDS = iter(range(1000, 1_000_000))
+
+
+def _replica_dir() -> str:
+    import atexit
+    import shutil
+    import tempfile
+
+    if not _REPLICA_DIR:
+        _REPLICA_DIR.append(tempfile.mkdtemp(prefix="faithful-moto-replicas-"))
+
+        def stop_all() -> None:
+            for server in list(_REPLICA_SERVERS):
+                try:
+                    server.stop()
+                except Exception as e:  # noqa: BLE001 - at exit, report and go on with the others
+                    print(f"faithful_moto: stopping {server.dir}: {e}", file=sys.stderr)
+            shutil.rmtree(_REPLICA_DIR[0], ignore_errors=True)
+
+        atexit.register(stop_all)
+    return _REPLICA_DIR[0]
+
+
+def _tag(db, key: str) -> str | None:
+    return next((t["Value"] for t in getattr(db, "tags", None) or [] if t.get("Key") == key), None)
+
+
+def _build_real_replica(replica, source_sock: str, source_port: int) -> None:
+    """Starts a MariaDB server for `replica`, loads it from a consistent dump of the source's
+    server taken with its GTID position (`mariadb-dump --single-transaction --gtid
+    --master-data`), points it at the source with GTID replication (MASTER_USE_GTID=slave_pos,
+    as tests/harness.py `MariaDB.replicate_from` wires the world's replicas) and read-only (RDS
+    sets `read_only=ON` on every replica), then — once both replication threads run — tags the
+    instance with the server's endpoint and socket and makes it `available`. On any failure the
+    instance is `failed` and the reason is logged."""
+    import re
+    import subprocess
+
+    from harness import MariaDB, mariadb_binary, wait_for
+
+    ident = replica.db_instance_identifier
+    server = None
+    try:
+        server = MariaDB(__import__("pathlib").Path(_replica_dir()), f"rds-{ident}",
+                         server_id=next(_REPLICA_SERVER_IDS), binlog=True)
+        _REPLICA_SERVERS.append(server)
+        server.start()
+        user, password = MariaDB.REPL_USER, MariaDB.REPL_PASSWORD
+        # The replication user on the source is the service's, not a transaction of the database.
+        subprocess.run([mariadb_binary("mariadb"), "--no-defaults", "-uroot", f"--socket={source_sock}", "-e",
+                        "SET SESSION sql_log_bin = 0;"
+                        f"CREATE USER IF NOT EXISTS '{user}'@'127.0.0.1' IDENTIFIED BY '{password}';"
+                        f"GRANT REPLICATION SLAVE ON *.* TO '{user}'@'127.0.0.1';"],
+                       check=True, capture_output=True, text=True, timeout=60)
+        dump = subprocess.run(
+            [mariadb_binary("mariadb-dump"), "--no-defaults", "-uroot", f"--socket={source_sock}",
+             "--all-databases", "--single-transaction", "--gtid", "--master-data=2", "--flush-privileges",
+             "--ignore-table=mysql.gtid_slave_pos"],
+            check=True, capture_output=True, text=True, timeout=600,
+        ).stdout
+        found = re.search(r"SET GLOBAL gtid_slave_pos\s*=\s*'([^']*)'", dump)
+        if found is None:
+            raise RuntimeError("the source's dump carries no GTID position")
+        # Loaded outside the replica's own binary log: its executed position is the source's.
+        subprocess.run([mariadb_binary("mariadb"), "--no-defaults", "-uroot", f"--socket={server.socket}"],
+                       input="SET SESSION sql_log_bin = 0;\n" + dump, check=True, capture_output=True, text=True,
+                       timeout=600)
+        server.sql(
+            "STOP SLAVE; RESET SLAVE ALL;"
+            f"SET GLOBAL gtid_slave_pos = '{found.group(1)}';"
+            f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={source_port}, "
+            f"MASTER_USER='{user}', MASTER_PASSWORD='{password}', "
+            "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;"
+            "START SLAVE; SET GLOBAL read_only = ON;"
+        )
+        wait_for(lambda: (lambda s: s.get("Slave_IO_Running") == "Yes" and s.get("Slave_SQL_Running") == "Yes")(
+            server.replica_status()), 60, f"replication of {ident}")
+    except Exception as e:  # noqa: BLE001 - the instance says `failed`, as RDS would
+        detail = getattr(e, "stderr", "") or e
+        print(f"faithful_moto: creating the server behind {ident} failed: {detail}", file=sys.stderr)
+        with _LOCK:
+            replica.status = "failed"
+        return
+    with _LOCK:
+        if replica.backend.databases.get(ident) is not replica:
+            return  # deleted (or the account reset) meanwhile; stopped at exit
+        replica.tags = [t for t in replica.tags if t.get("Key") not in (ENDPOINT_TAG, DATABASE_TAG)] + [
+            {"Key": ENDPOINT_TAG, "Value": f"127.0.0.1:{server.port}"},
+            {"Key": DATABASE_TAG, "Value": server.socket},
+        ]
+        replica.status = "available"
+    threading.Thread(target=_publish_replica_lag, args=(replica, server), name=f"lag-{ident}", daemon=True).start()
+
+
+def _publish_replica_lag(replica, server) -> None:
+    """RDS's `ReplicaLag` metric for the replica (AWS/RDS, DBInstanceIdentifier; "the amount of
+    time a read replica DB instance lags behind the source DB instance", RDS User Guide, "Amazon
+    CloudWatch metrics for Amazon RDS"; for MySQL/MariaDB it is the engine's Seconds_Behind_Master,
+    and -1 when replication is not active — "Monitoring read replication"), read from the real
+    server once a second while the instance exists and is a replica."""
+    import boto3
+
+    region = replica.backend.region_name
+    cw = boto3.client("cloudwatch", region_name=region, endpoint_url=f"http://127.0.0.1:{os.environ['MOTO_PORT']}",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    ident = replica.db_instance_identifier
+    while True:
+        with _LOCK:
+            if replica.backend.databases.get(ident) is not replica or not replica.is_replica:
+                return
+        try:
+            status = server.replica_status()
+            behind = status.get("Seconds_Behind_Master", "NULL")
+            running = status.get("Slave_IO_Running") == "Yes" and status.get("Slave_SQL_Running") == "Yes"
+            lag = float(behind) if running and behind not in ("", "NULL") else -1.0
+            cw.put_metric_data(Namespace="AWS/RDS", MetricData=[{
+                "MetricName": "ReplicaLag", "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": ident}],
+                "Value": lag, "Unit": "Seconds"}])
+        except Exception as e:  # noqa: BLE001 - a server gone (stopped at exit) ends the metric
+            print(f"faithful_moto: ReplicaLag of {ident} not published: {e}", file=sys.stderr)
+            if server.proc is None or server.proc.poll() is not None:
+                return
+        time.sleep(1.0)
+
+
+def _patch_reprotect_rds() -> None:
+    """14: CreateDBInstanceReadReplica's refusals and settings, and a real replica behind it."""
+    from moto.rds import models as m
+    from moto.rds.exceptions import DBInstanceNotFoundError, RDSClientError
+
+    previous = m.RDSBackend.create_db_instance_read_replica
+
+    def create_db_instance_read_replica(self, db_kwargs):
+        # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html
+        # SourceDBInstanceIdentifier: "The source DB instance must have backup retention
+        # enabled"; "If the source DB instance is in a different AWS Region from the read
+        # replica, specify a valid DB instance ARN." Errors: DBInstanceNotFound (404),
+        # DBParameterGroupNotFound (404, "DBParameterGroupName doesn't refer to an existing DB
+        # parameter group"), InvalidDBInstanceState (400). DBParameterGroupName: for a
+        # cross-Region replica "The specified DB parameter group must be in the same AWS Region
+        # in which the read replica is created" (the call is made in that region).
+        with _LOCK:
+            ref = db_kwargs.get("source_db_instance_identifier") or ""
+            source = None
+            if ref.startswith("arn:"):
+                parts = ref.split(":")
+                if len(parts) > 6 and parts[4] in m.rds_backends and parts[3] in m.rds_backends[parts[4]].keys():
+                    source = m.rds_backends[parts[4]][parts[3]].databases.get(parts[-1])
+            else:
+                source = self.databases.get(ref)
+            if source is None:
+                raise DBInstanceNotFoundError(ref)
+            if not int(source.backup_retention_period or 0):
+                raise RDSClientError(
+                    "InvalidDBInstanceState",
+                    f"Automated backups are not enabled for the source DB instance {source.db_instance_identifier} "
+                    "(BackupRetentionPeriod 0): a read replica needs backup retention on its source.",
+                )
+            group = db_kwargs.get("db_parameter_group_name")
+            if group and not group.lower().startswith("default.") and group not in self.db_parameter_groups \
+                    and group.lower() not in self.db_parameter_groups:
+                raise RDSClientError("DBParameterGroupNotFound", f"DBParameterGroup not found: {group}")
+            source_sock, source_endpoint = _tag(source, DATABASE_TAG), _tag(source, ENDPOINT_TAG)
+            # moto sets the replica's `backend` (its region) after the other members, so a
+            # DBSubnetGroupName was looked up in the source's region: the destination's first.
+            replica = previous(self, {"backend": self, **db_kwargs})
+            # moto's replica is a copy.copy of its source: its tag list is the source's own list.
+            # The emulator's tags belong to the source's server, never to the new instance.
+            replica.tags = [dict(t) for t in (replica.tags or []) if not str(t.get("Key", "")).startswith("emulator:")]
+            for k in ("_fm_stopped_at", "_fm_applying_until"):
+                replica.__dict__.pop(k, None)
+            if source_sock and source_endpoint and os.path.exists(source_sock):
+                # API_DBInstance.html DBInstanceStatus; "creating" until the replica runs.
+                replica.status = "creating"
+                port = int(source_endpoint.rsplit(":", 1)[1])
+                threading.Thread(target=_build_real_replica, args=(replica, source_sock, port),
+                                 name=f"create-{replica.db_instance_identifier}", daemon=True).start()
+            return replica
+
+    m.RDSBackend.create_db_instance_read_replica = create_db_instance_read_replica
+
+
 def _patch_health_checks() -> None:
     """CreateHealthCheck keeps AlarmIdentifier and InsufficientDataHealthStatus of a
     CLOUDWATCH_METRIC check (Route 53 API reference, HealthCheckConfig), which moto 5.2 drops."""
@@ -1107,6 +1309,7 @@ def install(promotion_secs: float | None = None, dns_insync_secs: float | None =
     _patch_dynamodb()
     _patch_endpoints()
     _patch_fence_rds()  # after _patch_endpoints: it wraps the status property
+    _patch_reprotect_rds()  # after _patch_fence_rds: it wraps its CreateDBInstanceReadReplica
     _patch_health_checks()
     _patch_alarm_evaluation()
     install.done = True
