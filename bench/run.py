@@ -1,10 +1,11 @@
-"""`make bench`: the four benchmarks in one run, and the report.
+"""`make bench`: the benchmarks in one run, and the report.
 
 1. cold start → first response, peak RSS and zip size per function (bench/coldstart.py);
 2. orchestration overhead of one failover (bench/orchestration.py);
 3. policy throughput (`cargo bench -p failover-policy --bench verdicts`, criterion);
 4. one tick over many sites, healthy and with one region blackholed (bench/fanout.py);
-5. the decision at the sustained window's end, with and without the re-check (bench/detection.py).
+5. the decision at the sustained window's end, with and without the re-check (bench/detection.py);
+6. the planned switchover's RTO and RPO on real MariaDB, from the ledger (bench/switchover.py).
 
 Part 3 runs first, on a machine otherwise as quiet as the bench can make it; then 1 and 2, each
 measuring ours and the baseline side by side, interleaved. Writes bench-results/report.md (the
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import coldstart  # noqa: E402
 import detection  # noqa: E402
+import switchover  # noqa: E402
 import fanout  # noqa: E402
 import orchestration  # noqa: E402
 from common import FUNCTIONS, ROOT  # noqa: E402
@@ -178,7 +180,7 @@ def detection_section(d: dict | None) -> list[str]:
 
 
 def report(when: str, env: str, cold: dict, orch: dict, policy: dict, runs: int, incidents: int,
-           fan: dict | None = None, det: dict | None = None) -> str:
+           fan: dict | None = None, det: dict | None = None, sw: dict | None = None) -> str:
     L = [f"# rds-failover benchmarks — {when}", "",
          f"Machine: {env}.", "",
          "Every ratio is baseline ÷ ours, from figures measured side by side in this one run "
@@ -234,6 +236,7 @@ def report(when: str, env: str, cold: dict, orch: dict, policy: dict, runs: int,
         L += ["", f"parse+route+decide ÷ decide: {policy[full]['mean_ns'] / policy[dec]['mean_ns']:.1f}× in time per verdict."]
     L += fanout_section(fan)
     L += detection_section(det)
+    L += switchover.section(sw)
     return "\n".join(L) + "\n"
 
 
@@ -241,7 +244,7 @@ def render() -> int:
     """`python bench/run.py --render`: rewrites report.md from results.json (no measuring)."""
     r = json.loads((OUT / "results.json").read_text())
     text = report(r["when"], r["machine"], r["cold_start"], r["orchestration"], r["policy"], r["runs"], r["incidents"],
-                  r.get("fanout"), r.get("detection"))
+                  r.get("fanout"), r.get("detection"), r.get("switchover"))
     (OUT / "report.md").write_text(text)
     print(text)
     return 0
@@ -260,23 +263,26 @@ def main() -> int:
     t0 = time.monotonic()
     print("bench: building the release binaries (cargo build --release)", flush=True)
     subprocess.run(["cargo", "build", "--release", "--quiet", *sum((["-p", f] for f in FUNCTIONS), [])], cwd=ROOT, check=True)
-    print("bench 3/5 first: policy throughput (cargo bench, criterion)", flush=True)
+    print("bench 3/6 first: policy throughput (cargo bench, criterion)", flush=True)
     policy = policy_bench()
-    print(f"bench 1/5: cold starts ({runs} per function and implementation)", flush=True)
+    print(f"bench 1/6: cold starts ({runs} per function and implementation)", flush=True)
     cold = coldstart.summary(coldstart.run(runs, ROOT / ".run" / "bench-coldstart"))
-    print(f"bench 2/5: orchestration overhead ({incidents} failovers per implementation)", flush=True)
+    print(f"bench 2/6: orchestration overhead ({incidents} failovers per implementation)", flush=True)
     orch = orchestration.summary(orchestration.run(incidents, ROOT / ".run" / "bench-orchestration", promotion, insync),
                                  promotion, insync)
     sites = int(os.environ.get("BENCH_SITES", "100"))
-    print(f"bench 4/5: one tick over {sites} sites, healthy and with {fanout.DARK} blackholed", flush=True)
+    print(f"bench 4/6: one tick over {sites} sites, healthy and with {fanout.DARK} blackholed", flush=True)
     fan = fanout.run(sites, ROOT / ".run" / "bench-fanout")
-    print("bench 5/5: the decision at the window's end (windows 30, 60, 120 s; with and without the re-check)", flush=True)
+    print("bench 5/6: the decision at the window's end (windows 30, 60, 120 s; with and without the re-check)", flush=True)
     det = json.loads(json.dumps(detection.run(ROOT / ".run" / "bench-detection"), default=str))
-    text = report(when, env, cold, orch, policy, runs, incidents, fan, det)
+    switchovers = int(os.environ.get("BENCH_SWITCHOVERS", "3"))
+    print(f"bench 6/6: the planned switchover's RTO and RPO ({switchovers} switchovers on real MariaDB)", flush=True)
+    sw = switchover.run(switchovers, ROOT / ".run" / "bench-switchover")
+    text = report(when, env, cold, orch, policy, runs, incidents, fan, det, sw)
     (OUT / "report.md").write_text(text)
     (OUT / "results.json").write_text(json.dumps({"when": when, "machine": env, "runs": runs, "incidents": incidents,
                                                   "cold_start": cold, "orchestration": orch, "policy": policy,
-                                                  "fanout": fan, "detection": det}, indent=2))
+                                                  "fanout": fan, "detection": det, "switchover": sw}, indent=2))
     print(f"\n{text}\n(bench took {time.monotonic() - t0:.0f} s; written to bench-results/report.md and results.json)")
     bad = [fn for fn, r in cold.items() if r["parity"].startswith("DIFF")]
     if bad:
