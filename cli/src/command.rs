@@ -88,6 +88,18 @@ pub enum OpCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Back to the original region once it is re-protected there: a switchover (RPO 0, rolled
+    /// back if the target has not caught up) to the site's replica in its original region, then
+    /// the writer name back to the record set recorded before the pins.
+    Failback {
+        site: String,
+        #[arg(long)]
+        reason: String,
+        /// The longest writes pause (fence → caught up), seconds; the evaluator's default
+        /// (180) when not given, 1..=540.
+        #[arg(long)]
+        max_wait_secs: Option<u64>,
+    },
     /// Create a new replica of the ledger's primary (after a failover), as the site's
     /// `reprotect` section configures it; the scheduled tick carries it out.
     Reprotect {
@@ -108,7 +120,8 @@ impl OpCommand {
             | Self::Abort { site, .. }
             | Self::Switchover { site, .. }
             | Self::Unpin { site, .. }
-            | Self::Reprotect { site, .. } => site,
+            | Self::Reprotect { site, .. }
+            | Self::Failback { site, .. } => site,
         }
     }
 
@@ -199,6 +212,15 @@ impl OpCommand {
                 c.command = OperatorAction::Reprotect;
                 c.reason = Some(reason);
             }
+            Self::Failback {
+                reason,
+                max_wait_secs,
+                ..
+            } => {
+                c.command = OperatorAction::Failback;
+                c.reason = Some(reason);
+                c.max_wait_secs = max_wait_secs;
+            }
         }
         c
     }
@@ -245,6 +267,18 @@ impl OpCommand {
             Self::Unpin { .. } => vec![format!(
                 "unpin site {site}: the dns-pinner restores the writer name's record set recorded before the pin, in one compare-and-set batch (refused unless it names the writer now)"
             )],
+            Self::Failback { max_wait_secs, .. } => vec![
+                format!(
+                    "failback of site {site}: the evaluator checks it is re-protected in its original region (a replica there replicating within the lag bound, no incident open), then a planned switchover to that replica — the writer is made read-only (WRITES PAUSE), the target applies every committed transaction, is promoted, and DNS moves"
+                ),
+                format!(
+                    "  writes pause for at most {} s; if the target has not caught up by then the failback is rolled back (writes given back, DNS untouched)",
+                    max_wait_secs
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| failover_policy::switchover::DEFAULT_MAX_WAIT_SECS.to_string())
+                ),
+                "  once done, the epoch is completed and the writer name's recorded record set is restored (the unpin path, refused if it would not name the writer)".to_string(),
+            ],
             Self::Reprotect { .. } => vec![format!(
                 "reprotect site {site}: the scheduled tick creates a read replica of the ledger's primary in the site's `reprotect` region, with its parameter group, security groups, subnet group and KMS key (automated backups are turned on first when off)"
             )],
@@ -327,6 +361,45 @@ mod tests {
     }
 
     use super::*;
+
+    /// `failback` parses into the evaluator's failback command (no candidate: the evaluator picks
+    /// the original region's replica), with the reason and the wait; the plan says writes pause.
+    #[test]
+    fn failback_sends_the_evaluators_failback_command() {
+        let cli = Cli::try_parse_from([
+            "rds-failover",
+            "failback",
+            "orders",
+            "--reason",
+            "back home after epoch 3",
+            "--max-wait-secs",
+            "90",
+        ])
+        .unwrap();
+        let Cmd::Op(op) = &cli.cmd else {
+            panic!("not an operator command: {:?}", cli.cmd)
+        };
+        let v = serde_json::to_value(op.to_command()).unwrap();
+        let sig = failover_policy::parse_signal(&v).unwrap();
+        let failover_policy::signal::SignalKind::Operator(c) = sig.kind else {
+            panic!("{sig:?}")
+        };
+        assert_eq!(c.command, OperatorAction::Failback);
+        assert_eq!(c.candidate, None);
+        assert_eq!(c.reason.as_deref(), Some("back home after epoch 3"));
+        assert_eq!(c.max_wait_secs, Some(90));
+        let plan = op.describe().join("\n");
+        assert!(
+            plan.contains("WRITES PAUSE")
+                && plan.contains("at most 90 s")
+                && plan.contains("restored"),
+            "{plan}"
+        );
+        assert!(
+            Cli::try_parse_from(["rds-failover", "failback", "orders"]).is_err(),
+            "the reason is required"
+        );
+    }
 
     #[test]
     fn reprotect_is_sent_as_the_evaluator_parses_it() {

@@ -498,7 +498,8 @@ async fn switchover_gtid(deps: &Deps, site: &SiteConfig, signal: &Signal) -> Opt
     let SignalKind::Operator(cmd) = &signal.kind else {
         return None;
     };
-    if cmd.command != failover_policy::signal::OperatorAction::Switchover
+    use failover_policy::signal::OperatorAction as A;
+    if !matches!(cmd.command, A::Switchover | A::Failback)
         || !matches!(site.engine, failover_policy::config::Engine::RdsReplica)
     {
         return None;

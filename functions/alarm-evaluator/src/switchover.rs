@@ -85,7 +85,7 @@ async fn observe(
     match drive::from_ledger(st, rec, now) {
         // Before the fence's first call: read what a rollback must give back.
         Some((Observation::FenceAsked, _)) => {
-            return Some((before_fence(deps, site, st).await, deps.clock.now()))
+            return Some((before_fence(deps, site, st, rec).await, deps.clock.now()))
         }
         Some(seen) => return Some(seen),
         None => {}
@@ -155,13 +155,20 @@ async fn wait(
 /// `read_only` in the old primary's group and on its server, before the fence changes them
 /// (the fence waits for this record: `drive::runs_before_promotion`). Unreadable: retried at
 /// the next tick, within the deadline.
-async fn before_fence(deps: &Deps, site: &SiteConfig, st: &SiteState) -> Observation {
+async fn before_fence(
+    deps: &Deps,
+    site: &SiteConfig,
+    st: &SiteState,
+    rec: &SwitchoverRecord,
+) -> Observation {
     let Some(group) = site.fence.as_ref().and_then(|f| f.parameter_group.clone()) else {
         return Observation::Failed("the site has no fence.parameter_group".into());
     };
     let group_read_only = match deps
         .fence
-        .read_only_in_group(&site.primary.region, &group)
+        // The writer's region as the switchover recorded it (after a failover, and for a
+        // failback, not the configured primary's).
+        .read_only_in_group(&rec.old_primary.region, &group)
         .await
     {
         Ok(v) => v,
@@ -225,7 +232,7 @@ pub(crate) async fn undo_fence(
         Some(b) => (b.group_read_only.clone(), b.server_read_only),
         None => (Some("0".to_string()), false),
     };
-    let region = &site.primary.region;
+    let region = &rec.old_primary.region;
     match deps.fence.read_only_in_group(region, &group).await {
         Ok(v) if v == want_group => {}
         Ok(_) => {

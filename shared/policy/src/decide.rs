@@ -1539,6 +1539,7 @@ fn operator(
         OperatorAction::Switchover => crate::switchover::command::switchover(cx, original, cmd, ev),
         OperatorAction::Unpin => crate::unpin::command(cx, original, cmd),
         OperatorAction::Reprotect => crate::reprotect::command(cx, original, cmd, signal_id),
+        OperatorAction::Failback => crate::failback::command(cx, original, cmd, ev),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod deadline;
 pub mod decide;
 pub mod events;
 pub mod evidence;
+pub mod failback;
 pub mod fence;
 pub mod flap;
 pub mod gtid;

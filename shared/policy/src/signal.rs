@@ -367,12 +367,16 @@ impl OperatorCommand {
                 detail: "`switchover` moves the writer on purpose: it needs the target `candidate` and a `reason`".into(),
             });
         }
-        if self.max_wait_secs.is_some() && self.command != OperatorAction::Switchover {
+        let waits = matches!(
+            self.command,
+            OperatorAction::Switchover | OperatorAction::Failback
+        );
+        if self.max_wait_secs.is_some() && !waits {
             return Err(SignalError::Field {
                 shape,
                 field: "max_wait_secs".into(),
                 detail: format!(
-                    "`max_wait_secs` belongs to `switchover`, not `{}`",
+                    "`max_wait_secs` belongs to `switchover` and `failback`, not `{}`",
                     self.command.as_str()
                 ),
             });
@@ -401,6 +405,8 @@ impl OperatorCommand {
             Some("unpin")
         } else if self.command == OperatorAction::Reprotect {
             Some("reprotect")
+        } else if self.command == OperatorAction::Failback {
+            Some("failback")
         } else {
             None
         };
@@ -458,6 +464,9 @@ pub enum OperatorAction {
     Unpin,
     /// A new replica of the ledger's primary after a failover: see [`crate::reprotect`].
     Reprotect,
+    /// A switchover back to the original region once it is re-protected there, then the writer
+    /// name back to its recorded shape: see [`crate::failback`].
+    Failback,
 }
 
 impl OperatorAction {
@@ -473,6 +482,7 @@ impl OperatorAction {
             Self::Switchover => "switchover",
             Self::Unpin => "unpin",
             Self::Reprotect => "reprotect",
+            Self::Failback => "failback",
         }
     }
 }

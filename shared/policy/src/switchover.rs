@@ -477,6 +477,10 @@ pub struct SwitchoverRecord {
     pub reason: String,
     #[serde(default)]
     pub drill: bool,
+    /// A `failback`: once done, the epoch is completed and the writer name's recorded shape is
+    /// restored (see [`crate::failback`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failback: bool,
     pub max_wait_secs: u64,
     pub requested_at: DateTime<Utc>,
     pub phase: SwPhase,
@@ -527,6 +531,7 @@ pub fn start(site: &SiteConfig, epoch: u64, req: &Request, now: DateTime<Utc>) -
         by: req.by.clone(),
         reason: req.reason.clone(),
         drill: req.drill,
+        failback: false,
         max_wait_secs: req.max_wait_secs.unwrap_or(DEFAULT_MAX_WAIT_SECS),
         requested_at: now,
         phase: if runs_fence(&site.engine) {
@@ -701,6 +706,8 @@ impl SwitchoverRecord {
     pub fn kind(&self) -> &'static str {
         if self.drill {
             "DRILL switchover"
+        } else if self.failback {
+            "failback switchover"
         } else {
             "switchover"
         }

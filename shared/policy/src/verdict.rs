@@ -148,6 +148,10 @@ pub enum RefusalReason {
     /// one already in flight, or the ledger's primary already protected (see
     /// `crate::reprotect::Refused`).
     NotReprotectable,
+    /// `failback` refused before anything is fenced: the site is not failed over, an incident
+    /// is open, or it is not re-protected in its original region (see
+    /// `crate::failback::Refused`).
+    NotFailbackable,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.

@@ -701,5 +701,6 @@ async fn a_committed_decision_records_its_observation_and_config_version() {
     assert_eq!(obs.phase, st.phase);
 }
 mod crash;
+mod failback;
 mod reprotect;
 mod switchover;

@@ -42,10 +42,22 @@ pub fn observed(ev: &Evidence, st: &SiteState, target: &DbRef) -> Observed {
 }
 
 pub(crate) fn switchover(
+    cx: Ctx<'_>,
+    original: &SiteState,
+    cmd: &OperatorCommand,
+    ev: Option<&Evidence>,
+) -> Decision {
+    switchover_as(cx, original, cmd, ev, false)
+}
+
+/// A switchover to `cmd.candidate`; `failback`: it is a `failback`'s (see [`crate::failback`]),
+/// recorded as such so its end completes the epoch and restores the writer name's shape.
+pub(crate) fn switchover_as(
     mut cx: Ctx<'_>,
     original: &SiteState,
     cmd: &OperatorCommand,
     ev: Option<&Evidence>,
+    failback: bool,
 ) -> Decision {
     let by = cmd.by().unwrap_or_else(|| "an operator".into());
     let named = cmd.candidate.clone().unwrap_or_default();
@@ -141,14 +153,18 @@ pub(crate) fn switchover(
                 ));
                 return refuse_command(cx, original, RefusalReason::NotCarriedOut, d);
             }
-            begin(cx, original, req)
+            begin(cx, original, req, failback)
         }
     }
 }
 
-fn begin(mut cx: Ctx<'_>, original: &SiteState, req: Request) -> Decision {
+fn begin(mut cx: Ctx<'_>, original: &SiteState, req: Request, failback: bool) -> Decision {
     let now = cx.now;
-    let what = if req.drill { "drill" } else { "switchover" };
+    let what = match (req.drill, failback) {
+        (true, _) => "drill",
+        (false, true) => "failback",
+        (false, false) => "switchover",
+    };
     let note = format!(
         "planned {what} to {} requested by {}: {}",
         req.target, req.by, req.reason
@@ -167,7 +183,8 @@ fn begin(mut cx: Ctx<'_>, original: &SiteState, req: Request) -> Decision {
         by: Some(req.by.clone()),
         reason: Some(req.reason.clone()),
     });
-    let record = start(cx.site, epoch, &req, now);
+    let mut record = start(cx.site, epoch, &req, now);
+    record.failback = failback;
     // The fence intent, as a failover records it (steps "not applicable" where AWS demotes the
     // old writer itself).
     cx.st.fence = Some(crate::fence::intent(

@@ -195,6 +195,12 @@ pub fn commit(
     // One message on entering the rollback, whether this commit closes the epoch or it was
     // closed already (an operator's abort, the promoter's pre-checks): people must learn that
     // the old primary is being given its writes back.
+    // A failback's switchover just done: its second step (the epoch completed, the writer
+    // name's recorded shape requested back) is written in this same commit.
+    let was_done = st.switchover.as_ref().map(|s| s.phase) == Some(SwPhase::Done);
+    if rec.failback && rec.phase == SwPhase::Done && !was_done {
+        crate::failback::finish(site, &mut next, &rec, now);
+    }
     let entering = undone(Some(rec.phase)) && !undone(st.switchover.as_ref().map(|s| s.phase));
     if let Some(summary) = message.filter(|_| entering) {
         next.outbox
