@@ -123,6 +123,10 @@ pub fn check_metric(
             format!("`{k}` = `{v}`"),
         ));
     }
+    // Every configured name server must answer the new value (`answer::judge` counts each one;
+    // one that does not answer is not verified, and the message names it). A single configured
+    // server is not refused here (yet): the emulator's DNS tests (tests/test_dns.py) serve the
+    // zone from one server on 127.0.0.1. On AWS list all four of the zone's delegation set.
     if dns.name_servers.is_empty() {
         return Err(invalid(
             format!("{p}.name_servers"),
