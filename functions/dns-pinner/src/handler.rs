@@ -293,7 +293,17 @@ impl Pinner<'_> {
         // cover about 3 minutes, not the hour the runbook promises.
         let mut attempt = 0u32;
         // data-plane-switch: the answer seen after the metric was put, not yet in the ledger.
-        let mut switched: Option<String> = None;
+        // A run that died after the switch was seen (recorded at `promoted`) resumes from that
+        // fact: the traffic moved, whatever CloudWatch answers now.
+        let mut switched: Option<String> = dataplane::switch_seen(&state)
+            .filter(|_| state.phase == failover_policy::Phase::Promoted)
+            .map(|s| {
+                format!(
+                    "the name servers answered {} at {} after the switch",
+                    s.host,
+                    s.switched_at.to_rfc3339()
+                )
+            });
         let mut switch_done = dataplane::records_pending(&state);
         // The switch moves traffic to whatever the SECONDARY names: only for the epoch that
         // promoted that candidate. Any other promotion is pinned as failover-pin, and says so.

@@ -1632,10 +1632,12 @@ pub(crate) fn unpinned_promotion(st: &SiteState) -> Option<&crate::incident::Pro
         .is_some_and(|d| d.epoch == p.epoch && d.insync_at.is_some());
     // data-plane-switch: the answer moved to the promoted writer on the switch (the name servers
     // were seen answering it), the records maybe never pinned: not an unpinned promotion.
+    // Only once the pinner is done with it (records pinned, given up, or failed for good, all at
+    // `dns-pinned`): a switch noted by a run that died at `promoted` still holds.
     let switched = st
         .data_plane_switch
         .as_ref()
-        .is_some_and(|s| s.epoch == p.epoch);
+        .is_some_and(|s| s.epoch == p.epoch && !s.records_pending);
     (!pinned && !switched).then_some(p)
 }
 

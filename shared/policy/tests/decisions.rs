@@ -2493,10 +2493,21 @@ fn a_completed_switched_epoch_does_not_hold_the_next_failover_as_an_unpinned_pro
         host: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
         records_pending: false,
     });
+    let mut failed = st.clone();
     let d = confirmed_outage(&World::outage(), &mut st);
     assert!(
         matches!(d.verdict.outcome, Outcome::FailoverDecided { .. }),
         "{:#?}",
         d.verdict
+    );
+    // A switch noted by a pinner run that died at `promoted` (records still pending) and an epoch
+    // that ended failed: that promotion still holds automation.
+    failed.phase = Phase::Failed;
+    failed.data_plane_switch.as_mut().unwrap().records_pending = true;
+    refused_with(
+        failed,
+        World::outage(),
+        0,
+        RefusalReason::UnresolvedPromotion,
     );
 }

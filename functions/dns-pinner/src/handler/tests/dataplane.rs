@@ -539,3 +539,27 @@ async fn access_denied_on_a_later_link_after_the_switch_is_committed_and_paged()
     assert_eq!(e.error_type(), "Fatal.AccessDenied", "{e}");
     assert_records_failed_paged(&w, "AccessDenied").await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_died_after_the_switch_was_seen_resumes_from_it_and_never_fails_the_epoch() {
+    // The ledger holds the switch seen at `promoted` (the run died before anything else); now
+    // CloudWatch is dark too and Route 53 never answers.
+    let w = switch_world(None);
+    let mut st = w.ledger.get("orders").unwrap();
+    st.data_plane_switch = Some(failover_policy::dataplane::SwitchRecord {
+        epoch: 3,
+        switched_at: t0(),
+        host: NEW_HOST.into(),
+        records_pending: true,
+    });
+    w.ledger.put(st);
+    w.switch.dark.lock().unwrap().insert("us-west-2".into());
+
+    let (_, r) = run_chain(&w, 200).await;
+
+    let r = r.unwrap();
+    assert_eq!(r.outcome, "records-abandoned", "{}", r.detail);
+    assert_eq!(w.ledger.get("orders").unwrap().phase, Phase::DnsPinned);
+    assert_eq!(count(&w.bus, "FailoverFailed"), 0, "{:?}", w.bus.types());
+    assert_eq!(count(&w.bus, "DnsPinned"), 1);
+}
