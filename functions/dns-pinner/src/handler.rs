@@ -96,6 +96,13 @@ pub enum PinError {
         site: String,
         source: answer::NotVerified,
     },
+    #[error("site {site} epoch {epoch}: traffic IS on the new primary by the data-plane switch, but the records cannot be pinned (retrying cannot fix it); the epoch stays dns-pinned, people are paged: {reason}")]
+    RecordsFailed {
+        site: String,
+        epoch: u64,
+        error_type: String,
+        reason: String,
+    },
     #[error(
         "site {site}: ledger contention: lost {MAX_COMMIT_ATTEMPTS} compare-and-set races in a row"
     )]
@@ -120,7 +127,9 @@ impl PinError {
             | PinError::NotVerified { .. }
             | PinError::Contention { .. }
             | PinError::RaceLost { .. } => true,
-            PinError::BadInput(_) | PinError::Failed { .. } => false,
+            PinError::BadInput(_) | PinError::Failed { .. } | PinError::RecordsFailed { .. } => {
+                false
+            }
         }
     }
 
@@ -136,7 +145,9 @@ impl PinError {
             PinError::Contention { .. } | PinError::RaceLost { .. } => {
                 "Retryable.Contention".into()
             }
-            PinError::Failed { error_type, .. } => error_type.clone(),
+            PinError::Failed { error_type, .. } | PinError::RecordsFailed { error_type, .. } => {
+                error_type.clone()
+            }
         }
     }
 }
@@ -282,7 +293,17 @@ impl Pinner<'_> {
         // cover about 3 minutes, not the hour the runbook promises.
         let mut attempt = 0u32;
         // data-plane-switch: the answer seen after the metric was put, not yet in the ledger.
-        let mut switched: Option<String> = None;
+        // A run that died after the switch was seen (recorded at `promoted`) resumes from that
+        // fact: the traffic moved, whatever CloudWatch answers now.
+        let mut switched: Option<String> = dataplane::switch_seen(&state)
+            .filter(|_| state.phase == failover_policy::Phase::Promoted)
+            .map(|s| {
+                format!(
+                    "the name servers answered {} at {} after the switch",
+                    s.host,
+                    s.switched_at.to_rfc3339()
+                )
+            });
         let mut switch_done = dataplane::records_pending(&state);
         // The switch moves traffic to whatever the SECONDARY names: only for the epoch that
         // promoted that candidate. Any other promotion is pinned as failover-pin, and says so.
@@ -298,7 +319,13 @@ impl Pinner<'_> {
             if let Some(metric) = metric {
                 if !switch_done && switched.is_none() {
                     match self.switch(metric, &host, deadline).await {
-                        Ok(seen) => switched = Some(seen),
+                        Ok(seen) => {
+                            // Traffic moved: in the ledger before anything else can fail.
+                            if let Some(resp) = self.note_switch(&seen).await? {
+                                return Ok(resp);
+                            }
+                            switched = Some(seen)
+                        }
                         Err(e) => {
                             warn!(site = %self.site.id, error = %e, "data-plane switch not seen yet")
                         }
@@ -618,6 +645,35 @@ impl Pinner<'_> {
             .map_err(|e| not(e.seen))
     }
 
+    /// The switch seen, recorded at `promoted` (no event: the `DnsPinned` that follows says it).
+    /// `Some`: a fence stopped it, the answer to give.
+    async fn note_switch(&mut self, seen: &str) -> Result<Option<Response>, PinError> {
+        let now = self.deps.clock.now();
+        let event = self.event;
+        match self
+            .update(|s| dataplane::note_switch_seen(s, event, seen, now))
+            .await?
+        {
+            Update::Committed(_) | Update::Unchanged(_) => Ok(None),
+            Update::Fenced(f) => {
+                let state = self
+                    .deps
+                    .ledger
+                    .load(&self.site.id)
+                    .await
+                    .map_err(|e| self.port(e))?;
+                let resp = self.take_resp();
+                let pinner = Pinner {
+                    deps: self.deps,
+                    site: self.site,
+                    event,
+                    resp,
+                };
+                pinner.fenced(f, &state).await.map(Some)
+            }
+        }
+    }
+
     /// `dns-pinned` on the switch (records not pinned: `why`), its event published. `Some`: a
     /// fence stopped it, the answer to give.
     async fn commit_switch(&mut self, seen: &str, why: &str) -> Result<Option<Response>, PinError> {
@@ -851,13 +907,40 @@ impl Pinner<'_> {
     }
 
     /// `promoted` → `failed` with a `FailoverFailed` event (emitted), then the error to return.
+    /// With the data-plane switch seen for the epoch the traffic already moved: the epoch is
+    /// `dns-pinned` on the switch, the records given up on, and `DnsPinDelayed` pages CRITICAL
+    /// (`dataplane::records_failed`) — never `failed`, never quiet.
     async fn fail(&self, reason: String, error_type: String) -> PinError {
         warn!(site = %self.site.id, epoch = self.event.epoch, %reason, "DNS cannot be pinned");
         let now = self.deps.clock.now();
-        match self
-            .update(|s| Ok(pin::mark_failed(s, self.event, &reason, now)))
-            .await
-        {
+        let mut on_switch = false;
+        let (site, event) = (self.site, self.event);
+        let update = self
+            .update(|s| {
+                on_switch = dataplane::switch_seen(s).is_some();
+                Ok(if on_switch {
+                    dataplane::records_failed(s, event, site, &reason, now)
+                } else {
+                    pin::mark_failed(s, event, &reason, now)
+                })
+            })
+            .await;
+        let failed = if on_switch {
+            PinError::RecordsFailed {
+                site: self.site.id.clone(),
+                epoch: self.event.epoch,
+                error_type,
+                reason,
+            }
+        } else {
+            PinError::Failed {
+                site: self.site.id.clone(),
+                epoch: self.event.epoch,
+                error_type,
+                reason,
+            }
+        };
+        match update {
             Ok(Update::Committed(st)) => {
                 let mut emitted = vec![];
                 if let Err(e) = self.publish_outbox(&st, &mut emitted).await {
@@ -868,12 +951,7 @@ impl Pinner<'_> {
             Ok(_) => {}
             Err(e) => return e,
         }
-        PinError::Failed {
-            site: self.site.id.clone(),
-            epoch: self.event.epoch,
-            error_type,
-            reason,
-        }
+        failed
     }
 
     /// Loads, applies `f` (which re-checks the fence), and commits by compare-and-set; a lost race

@@ -123,6 +123,10 @@ pub fn check_metric(
             format!("`{k}` = `{v}`"),
         ));
     }
+    // Every configured name server must answer the new value (`answer::judge` counts each one;
+    // one that does not answer is not verified, and the message names it). A single configured
+    // server is not refused here (yet): the emulator's DNS tests (tests/test_dns.py) serve the
+    // zone from one server on 127.0.0.1. On AWS list all four of the zone's delegation set.
     if dns.name_servers.is_empty() {
         return Err(invalid(
             format!("{p}.name_servers"),
@@ -186,6 +190,127 @@ pub fn switch_for<'a>(
     )))
 }
 
+/// The switch of `state`'s epoch, when the name servers were seen answering after it was set:
+/// traffic moved, whatever happens to the records after.
+pub fn switch_seen(state: &SiteState) -> Option<&SwitchRecord> {
+    state
+        .data_plane_switch
+        .as_ref()
+        .filter(|s| s.epoch == state.epoch)
+}
+
+/// Whether epoch `epoch`'s answer moved to the new writer on the data-plane switch, with the
+/// failover records not pinned (no `INSYNC` recorded for that epoch).
+pub fn moved_by_switch_only(state: &SiteState, epoch: u64) -> bool {
+    let switched = state
+        .data_plane_switch
+        .as_ref()
+        .is_some_and(|s| s.epoch == epoch);
+    let pinned = state
+        .dns
+        .as_ref()
+        .is_some_and(|d| d.epoch == epoch && d.insync_at.is_some());
+    switched && !pinned
+}
+
+/// The switch seen at `promoted`: the fact that traffic moved goes into the ledger **before**
+/// anything else this invocation does can fail (the records' change, a fatal Route 53 answer, a
+/// crash). No phase change and no event: the `DnsPinned` that follows (records pinned, or
+/// [`mark_switched`], or [`records_failed`]) says it. `None`: already recorded, or not promoted.
+pub fn note_switch_seen(
+    state: &SiteState,
+    event: &DomainEvent,
+    seen: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<SiteState>, Fence> {
+    let host = pin::still_pinnable(state, event)?;
+    if state.phase != Phase::Promoted || switch_seen(state).is_some() {
+        return Ok(None);
+    }
+    let mut next = state.clone();
+    next.data_plane_switch = Some(SwitchRecord {
+        epoch: state.epoch,
+        switched_at: now,
+        host: host.clone(),
+        records_pending: true,
+    });
+    next.timeline.push(TimelineEntry {
+        phase: Phase::Promoted,
+        at: now,
+        note: format!("traffic moved to {host} by the data-plane switch ({seen}); the records are not pinned yet"),
+    });
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    Ok(Some(next))
+}
+
+/// How the summary of the page sent when the pinner stops trying to pin the records of a switched
+/// epoch begins ([`records_failed`], and [`hand_on_records`] past the deadline).
+pub const RECORDS_GIVEN_UP: &str = "CRITICAL: records NOT pinned, the pinner stopped: ";
+
+/// A fatal Route 53 answer (the records changed by a human — the compare-and-set refused —,
+/// access denied, a record the configuration does not describe) after the switch was seen: the
+/// traffic IS on the new primary, so the epoch is `dns-pinned` (on the switch, never `failed`:
+/// failed would tell people and the evaluator the answer did not move), the records are given up
+/// on, and one `DnsPinDelayed` pages with what a human must do. `None`: no switch seen for the
+/// epoch (the caller fails the epoch as in `failover-pin`), or the epoch moved on.
+pub fn records_failed(
+    state: &SiteState,
+    event: &DomainEvent,
+    site: &SiteConfig,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Option<SiteState> {
+    let seen = switch_seen(state)?.clone();
+    if state.epoch != event.epoch || state.site != event.site {
+        return None;
+    }
+    let mut next = match state.phase {
+        Phase::Promoted => {
+            let verified = format!(
+                "the name servers answered {} at {}",
+                seen.host,
+                seen.switched_at.to_rfc3339()
+            );
+            mark_switched(state, event, site, &verified, reason, now).ok()??
+        }
+        Phase::DnsPinned if seen.records_pending => state.clone(),
+        _ => return None,
+    };
+    if let Some(s) = next.data_plane_switch.as_mut() {
+        s.records_pending = false;
+    }
+    let note = format!(
+        "{RECORDS_GIVEN_UP}traffic is on the new primary {} via the data-plane switch, but Route 53 refused the records' change and retrying cannot fix it: {reason}. A human must act (fix the permission, or look at who edited the records and why) and then: {}; {}. Until then the answer rests on the switch alone: do NOT set it back (metric 0).",
+        seen.host,
+        pin::manual_pin_step(site, &seen.host),
+        complete_step(state)
+    );
+    next.timeline.push(TimelineEntry {
+        phase: Phase::DnsPinned,
+        at: now,
+        note: note.clone(),
+    });
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    next.outbox.push(pin::follow_up(
+        event,
+        &next,
+        EventType::DnsPinDelayed,
+        note,
+        now,
+    ));
+    Some(next)
+}
+
+/// How a human closes an epoch whose records the pinner gave up on.
+fn complete_step(state: &SiteState) -> String {
+    format!(
+        "the incident closes with {{\"command\":\"complete\",\"site\":\"{}\",\"epoch\":{},\"reason\":\"...\"}} (accepted with the records not pinned; it says so)",
+        state.site, state.epoch
+    )
+}
+
 /// The switch is set and seen, but the records of `state`'s epoch are not pinned yet.
 pub fn records_pending(state: &SiteState) -> bool {
     state.phase == Phase::DnsPinned
@@ -231,9 +356,10 @@ pub fn mark_switched(
         .map_err(|e| Fence::Stale {
             reason: e.to_string(),
         })?;
+    let switched_at = switch_seen(state).map_or(now, |s| s.switched_at);
     next.data_plane_switch = Some(SwitchRecord {
         epoch: state.epoch,
-        switched_at: now,
+        switched_at,
         host,
         records_pending: true,
     });
@@ -284,10 +410,11 @@ pub fn hand_on_records(
             s.records_pending = false;
         }
         let note = format!(
-            "records not pinned within thresholds.pin_deadline_secs ({}) of the promotion (waited {}; last answer: {why}); the traffic is held by the data-plane switch. Next step: {}",
+            "{RECORDS_GIVEN_UP}records not pinned within thresholds.pin_deadline_secs ({}) of the promotion (waited {}; last answer: {why}); the traffic is held by the data-plane switch. Next step: {}; {}",
             pin::human_duration(deadline),
             pin::human_duration(waited),
-            pin::manual_pin_step(site, &host)
+            pin::manual_pin_step(site, &host),
+            complete_step(state)
         );
         next.timeline.push(TimelineEntry {
             phase: Phase::DnsPinned,

@@ -1407,8 +1407,20 @@ fn operator(
                 format!("failover of epoch {epoch} completed by {by}: {why}"),
             ));
             let others: Vec<String> = topo.candidates.iter().map(|c| c.to_string()).collect();
+            // Never a completion that claims records that were not pinned.
+            let records = if crate::dataplane::moved_by_switch_only(&cx.st, epoch) {
+                let host = crate::dataplane::switch_seen(&cx.st)
+                    .map(|s| s.host.clone())
+                    .unwrap_or_default();
+                format!(
+                    "; the failover records are NOT pinned: the answer rests on the data-plane switch alone (metric at 1). Do NOT set the switch back (metric 0, or unpin) before the records are pinned: Route 53 would answer the PRIMARY, the old primary. Pin them by hand: {}",
+                    crate::pin::manual_pin_step(cx.configured, &host)
+                )
+            } else {
+                String::new()
+            };
             let topo_note = format!(
-                "the ledger now owns the topology: primary {}; promotable only once they replicate from it: {}",
+                "the ledger now owns the topology: primary {}; promotable only once they replicate from it: {}{records}",
                 topo.primary,
                 if others.is_empty() { "none".to_string() } else { others.join(", ") }
             );
@@ -1435,7 +1447,7 @@ fn operator(
                 &format!("completed by {by}: {why}; {topo_note}"),
             );
             let s = format!(
-                "failover of epoch {epoch} completed by {by}; automation watches the site again, on the ledger's topology"
+                "failover of epoch {epoch} completed by {by}; automation watches the site again, on the ledger's topology{records}"
             );
             let o = Outcome::Completed;
             cx.event(EventType::FailoverCompleted, &s, &o);
@@ -1619,7 +1631,15 @@ pub(crate) fn unpinned_promotion(st: &SiteState) -> Option<&crate::incident::Pro
         .dns
         .as_ref()
         .is_some_and(|d| d.epoch == p.epoch && d.insync_at.is_some());
-    (!pinned).then_some(p)
+    // data-plane-switch: the answer moved to the promoted writer on the switch (the name servers
+    // were seen answering it), the records maybe never pinned: not an unpinned promotion.
+    // Only once the pinner is done with it (records pinned, given up, or failed for good, all at
+    // `dns-pinned`): a switch noted by a run that died at `promoted` still holds.
+    let switched = st
+        .data_plane_switch
+        .as_ref()
+        .is_some_and(|s| s.epoch == p.epoch && !s.records_pending);
+    (!pinned && !switched).then_some(p)
 }
 
 /// The promotion of an earlier epoch that was requested (sent to RDS, or maybe sent) and never

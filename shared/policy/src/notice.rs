@@ -150,6 +150,11 @@ fn headline(e: &DomainEvent) -> String {
         EventType::PromotionContinued => format!("promotion of {c} still running"),
         EventType::ReplicaPromoted => format!("{c} promoted, DNS next"),
         EventType::DnsPinContinued => format!("DNS pin to {c} still in progress"),
+        EventType::DnsPinDelayed if is_records_given_up(e) => {
+            format!(
+                "records NOT pinned, pinner stopped; traffic on data-plane switch to {c} - act now"
+            )
+        }
         EventType::DnsPinDelayed => format!("DNS pin to {c} DELAYED - check Route 53"),
         EventType::DnsPinned if crate::dataplane::is_switched_notice(e) => {
             format!("records NOT pinned; traffic on data-plane switch to {c}")
@@ -195,6 +200,15 @@ fn is_promoter_abort(e: &DomainEvent) -> bool {
                 crate::verdict::Guard::DecisionAge | crate::verdict::Guard::PrimaryStillDown
             ) && g.result == crate::verdict::GuardResult::Fail
         })
+}
+
+/// A `DnsPinDelayed` saying the pinner stopped trying to pin the records of a switched epoch
+/// (the deadline passed, or Route 53 refused the change for good).
+fn is_records_given_up(e: &DomainEvent) -> bool {
+    e.event_type == EventType::DnsPinDelayed
+        && e.verdict
+            .summary
+            .starts_with(crate::dataplane::RECORDS_GIVEN_UP)
 }
 
 fn is_resolution(e: &DomainEvent) -> bool {
@@ -390,6 +404,21 @@ fn steps(e: &DomainEvent) -> Steps {
             vec!["The writer name may still resolve to the old primary.".into()],
             vec![
                 "Nothing yet: you are paged again if it takes longer than 5 min, 15 min, and when the pin deadline passes.".into(),
+                fence_old.clone(),
+            ],
+        ),
+        EventType::DnsPinDelayed if is_records_given_up(e) => (
+            vec![
+                format!("{c} is promoted and accepts writes."),
+                format!("Traffic moved to {c} on the data-plane switch (the zone's name servers were seen answering it)."),
+            ],
+            vec![
+                "The failover records are NOT pinned and the pinner has STOPPED trying (see the summary for why): the answer rests on the switch alone.".into(),
+            ],
+            vec![
+                "Fix what the summary names (a permission, a record someone edited by hand), then make the record change it gives by hand.".into(),
+                format!("Do NOT set the switch back (metric 0, or unpin) before the records are pinned: Route 53 would answer the PRIMARY, the old primary ({RUNBOOK}, data-plane-switch mode)."),
+                "Close the incident with `complete` naming the epoch: it is accepted with the records not pinned, and says so.".into(),
                 fence_old.clone(),
             ],
         ),

@@ -717,6 +717,15 @@ pub fn mark_pinned(
     }
     next.transition(state.epoch, Phase::DnsPinned, now, note.clone())
         .map_err(|e| fence_of(e, state))?;
+    // The switch seen earlier in this invocation (recorded before the records were touched):
+    // nothing is pending any more.
+    if let Some(s) = next
+        .data_plane_switch
+        .as_mut()
+        .filter(|s| s.epoch == state.epoch)
+    {
+        s.records_pending = false;
+    }
     next.version = state.version + 1;
     next.updated_at = Some(now);
     next.outbox.push(follow_up(

@@ -70,21 +70,32 @@ pub fn after_pinned_failover(
                 st.epoch
             ))
         })?;
-    let d = st
+    // The answer moved: the records pinned (INSYNC), or — data-plane-switch — the name servers
+    // seen answering the new writer on the switch, the records never pinned (the pinner gave up
+    // at the deadline or on a fatal answer): without it such a site could never be completed.
+    let pinned = st
         .dns
         .as_ref()
         .filter(|d| d.epoch == st.epoch && d.insync_at.is_some())
-        .ok_or_else(|| {
-            NotPinned(format!(
-                "the ledger holds no in-sync DNS pin for epoch {}",
-                st.epoch
-            ))
-        })?;
+        .map(|d| d.new_value.clone());
+    let switched = crate::dataplane::switch_seen(st)
+        .filter(|s| !s.records_pending)
+        .map(|s| s.host.clone());
+    let moved_to = pinned.or(switched).ok_or_else(|| match crate::dataplane::switch_seen(st) {
+        Some(s) => NotPinned(format!(
+            "traffic is on {} by the data-plane switch and the pinner is still pinning the records of epoch {}: complete once it has pinned them or given up (at thresholds.pin_deadline_secs, paged)",
+            s.host, st.epoch
+        )),
+        None => NotPinned(format!(
+            "the ledger holds no in-sync DNS pin for epoch {}",
+            st.epoch
+        )),
+    })?;
     if let Some(host) = p.endpoint.as_deref().and_then(crate::pin::endpoint_host) {
-        if !crate::pin::same_name(&host, &d.new_value) {
+        if !crate::pin::same_name(&host, &moved_to) {
             return Err(NotPinned(format!(
-                "DNS was pinned to {} but the promoted writer {} answers at {host}",
-                d.new_value, p.candidate
+                "DNS was pinned to {moved_to} but the promoted writer {} answers at {host}",
+                p.candidate
             )));
         }
     }

@@ -2402,3 +2402,112 @@ fn the_ledgers_topology_yields_to_an_edited_configuration_and_to_a_verified_fail
     assert_eq!(d.verdict.outcome, Outcome::Completed, "{:#?}", d.verdict);
     assert!(st.topology.is_none());
 }
+
+/// data-plane-switch, epoch 1: traffic moved to orders-replica-1 on the switch, the failover
+/// records never pinned (`records_pending`: whether the pinner is still trying).
+fn switched_epoch_1(records_pending: bool) -> SiteState {
+    let mut st = pinned_epoch_1();
+    st.dns.as_mut().unwrap().insync_at = None;
+    st.data_plane_switch = Some(failover_policy::dataplane::SwitchRecord {
+        epoch: 1,
+        switched_at: t0(),
+        host: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
+        records_pending,
+    });
+    st
+}
+
+#[test]
+fn a_switched_epoch_whose_records_were_never_pinned_can_be_completed_and_says_they_are_not() {
+    let complete = op(
+        "orders",
+        OperatorAction::Complete,
+        false,
+        Some("DR site serving"),
+        Some(1),
+    );
+    // Traffic on the switch, the records never pinned (no INSYNC), the pinner given up: the
+    // operator has a way out, and the completion says the records are NOT pinned and what to do.
+    let mut st = switched_epoch_1(false);
+    let d = step_ev(&complete, &World::healthy().evidence(), &mut st, at(600));
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Completed,
+        "{}",
+        d.verdict.summary
+    );
+    assert_eq!(st.phase, Phase::Completed);
+    assert_eq!(st.topology.as_ref().unwrap().primary.id, "orders-replica-1");
+    let s = &d.verdict.summary;
+    assert!(
+        s.contains("records are NOT pinned")
+            && s.contains("Do NOT set the switch back")
+            && s.contains("UPSERT"),
+        "{s}"
+    );
+    assert!(!s.contains("DNS was pinned"), "{s}");
+    let [done] = &d.emit[..] else {
+        panic!("one event: {:?}", d.emit)
+    };
+    assert!(
+        done.verdict.summary.contains("NOT pinned"),
+        "{}",
+        done.verdict.summary
+    );
+    // A pinned epoch's completion says nothing of the sort.
+    let mut st = pinned_epoch_1();
+    let d = step_ev(&complete, &World::healthy().evidence(), &mut st, at(600));
+    assert_eq!(d.verdict.outcome, Outcome::Completed);
+    assert!(
+        !d.verdict.summary.contains("NOT pinned"),
+        "{}",
+        d.verdict.summary
+    );
+
+    // While the pinner is still pinning the records: refused, saying why and when to come back.
+    let mut st = switched_epoch_1(true);
+    let d = step_ev(&complete, &World::healthy().evidence(), &mut st, at(600));
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::NothingToComplete
+        }
+    );
+    assert!(
+        d.verdict.summary.contains("still pinning the records"),
+        "{}",
+        d.verdict.summary
+    );
+    assert_eq!(st.phase, Phase::DnsPinned);
+}
+
+#[test]
+fn a_completed_switched_epoch_does_not_hold_the_next_failover_as_an_unpinned_promotion() {
+    // The answer moved on the switch (records never pinned) and a human completed the epoch: the
+    // next outage is not refused as an `unresolved-promotion`.
+    let mut st = after_a_promotion(false);
+    st.phase = Phase::Completed;
+    st.data_plane_switch = Some(failover_policy::dataplane::SwitchRecord {
+        epoch: 1,
+        switched_at: at(-7000),
+        host: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
+        records_pending: false,
+    });
+    let mut failed = st.clone();
+    let d = confirmed_outage(&World::outage(), &mut st);
+    assert!(
+        matches!(d.verdict.outcome, Outcome::FailoverDecided { .. }),
+        "{:#?}",
+        d.verdict
+    );
+    // A switch noted by a pinner run that died at `promoted` (records still pending) and an epoch
+    // that ended failed: that promotion still holds automation.
+    failed.phase = Phase::Failed;
+    failed.data_plane_switch.as_mut().unwrap().records_pending = true;
+    refused_with(
+        failed,
+        World::outage(),
+        0,
+        RefusalReason::UnresolvedPromotion,
+    );
+}

@@ -205,7 +205,11 @@ async fn with_route53_answering_one_dns_pinned_names_the_switch_and_the_records(
     );
     assert_eq!(values(&w), vec![vec![NEW_HOST], vec![NEW_HOST]]);
     assert_eq!(w.bus.types(), vec!["DnsPinned"]);
-    assert_eq!(w.ledger.get("orders").unwrap().data_plane_switch, None);
+    let sw = w.ledger.get("orders").unwrap().data_plane_switch.unwrap();
+    assert!(
+        sw.epoch == 3 && !sw.records_pending,
+        "the switch is on record, nothing pending: {sw:?}"
+    );
     let ev = w.bus.published.lock().unwrap()[0].clone();
     let subject = failover_policy::notice::subject(&ev);
     assert!(subject.contains("DNS pinned to"), "{subject}");
@@ -264,6 +268,18 @@ async fn records_never_pinned_page_once_at_the_deadline_and_the_epoch_stays_swit
     assert!(
         delayed.contains("UPSERT both failover records"),
         "{delayed}"
+    );
+    // The way out: `complete` is accepted with the records not pinned (decide.rs), and the page
+    // names it.
+    assert!(
+        delayed.starts_with("CRITICAL: records NOT pinned")
+            && delayed.contains("{\"command\":\"complete\",\"site\":\"orders\",\"epoch\":3"),
+        "{delayed}"
+    );
+    let sw = st.data_plane_switch.as_ref().unwrap();
+    assert!(
+        !sw.records_pending && st.dns.as_ref().is_none_or(|d| d.insync_at.is_none()),
+        "nothing claims the records were pinned"
     );
     assert_eq!(count(&w.bus, "FailoverFailed"), 0);
     // A late link changes nothing more.
@@ -330,4 +346,220 @@ async fn another_candidate_promoted_with_route53_dark_is_not_switched_either() {
     );
     assert_eq!(w.ledger.get("orders").unwrap().phase, Phase::Promoted);
     assert_eq!(count(&w.bus, "DnsPinned"), 0);
+}
+
+/// What Route 53's API does in [`Flaky`]: down (503), refusing the change (IAM), or a human's
+/// edit landing between the pinner's read and its change (the compare-and-set then fails).
+#[derive(Clone)]
+enum Api {
+    Down,
+    Denied,
+    HumanEdits(RecordSet),
+}
+
+struct Flaky {
+    inner: Arc<FakeDns>,
+    api: std::sync::Mutex<Api>,
+}
+
+impl Flaky {
+    fn down(&self, op: &'static str) -> Result<(), PortError> {
+        match *self.api.lock().unwrap() {
+            Api::Down => Err(PortError::new(
+                ErrorKind::Unavailable,
+                op,
+                "503 Service Unavailable",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Dns for Flaky {
+    async fn record_sets(&self, q: &RecordQuery) -> Result<Vec<RecordSet>, PortError> {
+        self.down("ListResourceRecordSets")?;
+        self.inner.record_sets(q).await
+    }
+    async fn change(
+        &self,
+        zone_id: &str,
+        changes: &[pin::RecordChange],
+        comment: &str,
+    ) -> Result<pin::ChangeInfo, PortError> {
+        self.down("ChangeResourceRecordSets")?;
+        let api = self.api.lock().unwrap().clone();
+        match api {
+            Api::Denied => {
+                return Err(PortError::new(
+                    ErrorKind::AccessDenied,
+                    "ChangeResourceRecordSets",
+                    "AccessDenied: not authorized to perform route53:ChangeResourceRecordSets",
+                ))
+            }
+            Api::HumanEdits(edit) => self.inner.put("Z0ORDERSEXAMPLE", edit),
+            Api::Down => {}
+        }
+        self.inner.change(zone_id, changes, comment).await
+    }
+    async fn change_status(&self, change_id: &str) -> Result<pin::ChangeInfo, PortError> {
+        self.down("GetChange")?;
+        self.inner.change_status(change_id).await
+    }
+    async fn name_servers(&self, zone_id: &str) -> Result<Vec<String>, PortError> {
+        self.down("GetHostedZone")?;
+        self.inner.name_servers(zone_id).await
+    }
+}
+
+fn flaky_world(api: Api) -> (World, Arc<Flaky>) {
+    let mut w = switch_world(Some(Duration::ZERO));
+    let flaky = Arc::new(Flaky {
+        inner: w.dns.clone(),
+        api: std::sync::Mutex::new(api),
+    });
+    w.deps.dns = flaky.clone();
+    (w, flaky)
+}
+
+const HUMAN: &str = "hand-picked.cabc.us-east-1.rds.amazonaws.com";
+
+fn human_edit() -> RecordSet {
+    RecordSet {
+        name: NAME.into(),
+        health_check_id: Some("hc-switch".into()),
+        ..failover("orders-primary", FailoverRole::Primary, HUMAN, "")
+    }
+}
+
+/// The page sent when the records cannot be pinned after the switch: CRITICAL, it says traffic
+/// moved and the records did not, and what a human must do.
+async fn assert_records_failed_paged(w: &World, why: &str) {
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(
+        st.phase,
+        Phase::DnsPinned,
+        "traffic moved: the epoch is not failed"
+    );
+    let sw = st
+        .data_plane_switch
+        .as_ref()
+        .expect("the switch is on record");
+    assert!(sw.epoch == 3 && !sw.records_pending, "{sw:?}");
+    assert_eq!(served(w), vec![NEW_HOST], "traffic stays on the switch");
+    assert_eq!(count(&w.bus, "FailoverFailed"), 0);
+    let [page] = &summaries(w, EventType::DnsPinDelayed)[..] else {
+        panic!("one DnsPinDelayed: {:?}", w.bus.types())
+    };
+    assert!(
+        page.starts_with("CRITICAL: records NOT pinned")
+            && page.contains(&format!("traffic is on the new primary {NEW_HOST}"))
+            && page.contains("UPSERT both failover records")
+            && page.contains("\"command\":\"complete\"")
+            && page.contains(why),
+        "{page}"
+    );
+    let ev = w
+        .bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|e| e.event_type == EventType::DnsPinDelayed)
+        .unwrap()
+        .clone();
+    assert!(
+        failover_policy::notice::subject(&ev).starts_with("[CRITICAL]"),
+        "{}",
+        failover_policy::notice::subject(&ev)
+    );
+    // The chain is over: a late link changes nothing more.
+    let again = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await;
+    assert!(
+        matches!(again, Ok(ref r) if r.outcome == "already-pinned"),
+        "{again:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_human_edit_in_the_same_run_as_the_switch_keeps_the_fact_that_traffic_moved_and_pages() {
+    let (w, _) = flaky_world(Api::HumanEdits(human_edit()));
+
+    let e = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap_err();
+
+    assert_eq!(e.error_type(), "Fatal.RecordChangedConcurrently", "{e}");
+    assert!(
+        e.to_string().contains("traffic IS on the new primary"),
+        "{e}"
+    );
+    assert!(
+        w.dns
+            .records("Z0ORDERSEXAMPLE")
+            .iter()
+            .any(|r| r.values == vec![HUMAN]),
+        "the human's edit is not overwritten"
+    );
+    assert_eq!(w.dns.change_count(), 0);
+    assert_eq!(count(&w.bus, "DnsPinned"), 1, "{:?}", w.bus.types());
+    assert_records_failed_paged(&w, HUMAN).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn access_denied_on_a_later_link_after_the_switch_is_committed_and_paged() {
+    let (w, flaky) = flaky_world(Api::Down);
+    let first = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.outcome, "continued", "{}", first.detail);
+    assert!(failover_policy::dataplane::records_pending(
+        &w.ledger.get("orders").unwrap()
+    ));
+
+    // Route 53 answers again, but IAM refuses the change.
+    *flaky.api.lock().unwrap() = Api::Denied;
+    let e = handle(&w.deps, continuation(&w), later(INVOCATION))
+        .await
+        .unwrap_err();
+
+    assert_eq!(e.error_type(), "Fatal.AccessDenied", "{e}");
+    assert_records_failed_paged(&w, "AccessDenied").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_died_after_the_switch_was_seen_resumes_from_it_and_never_fails_the_epoch() {
+    // The ledger holds the switch seen at `promoted` (the run died before anything else); now
+    // CloudWatch is dark too and Route 53 never answers.
+    let w = switch_world(None);
+    let mut st = w.ledger.get("orders").unwrap();
+    st.data_plane_switch = Some(failover_policy::dataplane::SwitchRecord {
+        epoch: 3,
+        switched_at: t0(),
+        host: NEW_HOST.into(),
+        records_pending: true,
+    });
+    w.ledger.put(st);
+    w.switch.dark.lock().unwrap().insert("us-west-2".into());
+
+    let (_, r) = run_chain(&w, 200).await;
+
+    let r = r.unwrap();
+    assert_eq!(r.outcome, "records-abandoned", "{}", r.detail);
+    assert_eq!(w.ledger.get("orders").unwrap().phase, Phase::DnsPinned);
+    assert_eq!(count(&w.bus, "FailoverFailed"), 0, "{:?}", w.bus.types());
+    assert_eq!(count(&w.bus, "DnsPinned"), 1);
 }
