@@ -2,6 +2,7 @@
 
 Usage:
     python tests/faithful_moto.py -H 127.0.0.1 -p PORT [--promotion-secs 3] [--dns-insync-secs 2]
+        [--alarm-period-scale 1]
 
 moto 5.2 is imported in-process and some of its backend model methods are replaced before its
 server starts (see /work/shared/AWS-EMULATION.md for what plain moto gets wrong). Every
@@ -41,10 +42,15 @@ Corrections:
  11. Route 53 health checks  CreateHealthCheck keeps AlarmIdentifier and
                              InsufficientDataHealthStatus (moto drops them), for the DNS server.
  13. PutMetricData → alarms  moto stores datapoints but never evaluates an alarm; here each
-                             datapoint of a metric moves the state of the alarms on exactly that
-                             metric (namespace, name, dimensions) to ALARM or OK by the alarm's
-                             threshold and comparison; no datapoint, no change (the tool's switch
-                             alarm uses TreatMissingData `ignore`).
+                             datapoint of a metric re-evaluates the alarms on exactly that metric
+                             (namespace, name, dimensions) as CloudWatch does, "M out of N": the
+                             datapoints are grouped into the alarm's Periods, each period's
+                             Statistic compared with the threshold; ALARM when DatapointsToAlarm
+                             (M) of the last EvaluationPeriods (N) periods breach, OK when too few
+                             can, missing periods keep the state (the tool's switch alarm uses
+                             TreatMissingData `ignore`). Emulator knob --alarm-period-scale: a
+                             Period of P seconds lasts P × scale real seconds (default 1: real
+                             minutes; the tests use 1/60, a 60 s period lasting 1 s).
  14. CreateDBInstanceReadReplica of a source backed by a real server (issue 13, re-protect):
                              refused when the source's BackupRetentionPeriod is 0
                              (InvalidDBInstanceState) or the named parameter group does not
@@ -83,7 +89,7 @@ import uuid
 from typing import Any
 
 # Timing knobs (seconds). Set from the command line in main(); importable for in-process use.
-SETTINGS = {"promotion_secs": 3.0, "dns_insync_secs": 2.0}
+SETTINGS = {"promotion_secs": 3.0, "dns_insync_secs": 2.0, "alarm_period_scale": 1.0}
 
 # moto's server is threaded; every patched read or write of the emulated topology holds this.
 _LOCK = threading.RLock()
@@ -1233,16 +1239,22 @@ def _patch_health_checks() -> None:
 
 
 def _patch_alarm_evaluation() -> None:
-    """Each PutMetricData datapoint drives the alarms on that metric, which moto never evaluates.
+    """Each PutMetricData datapoint re-evaluates the alarms on that metric, which moto never does.
 
-    CloudWatch User Guide, "Using Amazon CloudWatch alarms": an alarm "watches a single metric
-    ... and performs one or more actions based on the value of the metric relative to a threshold";
-    "Configuring how CloudWatch alarms treat missing data": with `ignore` "the current alarm state
-    is maintained". Kept small and on the safe side of faithful: a datapoint is compared with the
-    threshold as it arrives (one datapoint decides: Period, EvaluationPeriods and
-    DatapointsToAlarm — the minutes real CloudWatch takes — are not modelled), and only a datapoint
-    changes the state, so every alarm latches as `ignore` does. Route 53's CLOUDWATCH_METRIC health
-    check then follows the alarm (tests/emulated_dns.py)."""
+    CloudWatch User Guide, "Using Amazon CloudWatch alarms" → "Evaluating an alarm": Period is "the
+    length of time to use to evaluate the metric ... to create each individual data point for an
+    alarm"; Evaluation Periods "the number of the most recent periods, or data points, to evaluate
+    when determining alarm state"; Datapoints to Alarm "the number of data points within the
+    Evaluation Periods that must be breaching to cause the alarm to go to the ALARM state" ("M out
+    of N"). "Configuring how CloudWatch alarms treat missing data": with `ignore` "the current
+    alarm state is maintained". So here: every datapoint is kept per alarm, bucketed into the
+    alarm's periods by when it arrives (the tool's datapoints carry the time they are sent; a
+    Period lasts Period × --alarm-period-scale real seconds); each of the last N periods that has
+    data gets the alarm's Statistic of its values and breaches or not; ALARM when at least M
+    breach, OK when the periods that do not breach leave fewer than M that could, else (too many
+    periods missing to decide) the state is kept, as `ignore` does. Evaluation happens when a
+    datapoint arrives (lazy: with `ignore`, only data changes the state). Route 53's
+    CLOUDWATCH_METRIC health check then follows the alarm (tests/emulated_dns.py)."""
     from moto.cloudwatch import models as m
 
     crossed = {
@@ -1250,6 +1262,10 @@ def _patch_alarm_evaluation() -> None:
         "GreaterThanThreshold": lambda v, t: v > t,
         "LessThanThreshold": lambda v, t: v < t,
         "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+    }
+    statistic = {
+        "Maximum": max, "Minimum": min, "Sum": sum, "SampleCount": len,
+        "Average": lambda vs: sum(vs) / len(vs),
     }
     original = m.CloudWatchBackend.put_metric_data
 
@@ -1261,9 +1277,31 @@ def _patch_alarm_evaluation() -> None:
             out[name] = value
         return out
 
+    def evaluate(alarm, op, now: float) -> tuple[str, str] | None:
+        period = float(alarm.period or 60) * SETTINGS["alarm_period_scale"]
+        n = int(alarm.evaluation_periods or 1)
+        m_of_n = int(alarm.datapoints_to_alarm or n)
+        current = int(now // period)
+        stat = statistic.get(alarm.statistic or "Maximum", max)
+        buckets: dict[int, list[float]] = {}
+        for at, v in alarm.__dict__.get("_fm_points", []):
+            b = int(at // period)
+            if current - n < b <= current:
+                buckets.setdefault(b, []).append(v)
+        values = [stat(vs) for _, vs in sorted(buckets.items())]
+        breaching = sum(1 for v in values if op(v, float(alarm.threshold)))
+        clear = len(values) - breaching
+        detail = f"{breaching} of the last {n} periods breaching ({len(values)} with data, {m_of_n} to alarm): {values}"
+        if breaching >= m_of_n:
+            return "ALARM", detail
+        if n - clear < m_of_n:
+            return "OK", detail
+        return None  # too many periods missing to decide: `ignore` keeps the state
+
     def put_metric_data(self, namespace: str, metric_data: list[dict[str, Any]]) -> None:
         with _LOCK:
             original(self, namespace, metric_data)
+            now = time.time()
             for datum in metric_data:
                 values = [datum["Value"]] if datum.get("Value") is not None else datum.get("Values") or []
                 for value in (float(v) for v in values):
@@ -1273,12 +1311,13 @@ def _patch_alarm_evaluation() -> None:
                                 and dims_of(alarm.dimensions) == dims_of(datum.get("Dimensions")))
                         if not same or op is None:
                             continue
-                        state = "ALARM" if op(value, float(alarm.threshold)) else "OK"
-                        if state != alarm.state_value:
-                            alarm.update_state(
-                                f"Threshold Crossed: 1 datapoint [{value}] was "
-                                f"{'' if state == 'ALARM' else 'not '}{alarm.comparison_operator} {alarm.threshold}",
-                                "{}", state)
+                        points = alarm.__dict__.setdefault("_fm_points", [])
+                        points.append((now, value))
+                        keep = float(alarm.period or 60) * SETTINGS["alarm_period_scale"] * (int(alarm.evaluation_periods or 1) + 1)
+                        points[:] = [(at, v) for at, v in points if at > now - keep]
+                        judged = evaluate(alarm, op, now)
+                        if judged and judged[0] != alarm.state_value:
+                            alarm.update_state(f"Threshold Crossed: {judged[1]}", "{}", judged[0])
 
     m.CloudWatchBackend.put_metric_data = put_metric_data
 
@@ -1297,7 +1336,10 @@ def _serve_dns(port: int) -> None:
     emulated_dns.start(port, _LOCK)
 
 
-def install(promotion_secs: float | None = None, dns_insync_secs: float | None = None) -> None:
+def install(promotion_secs: float | None = None, dns_insync_secs: float | None = None,
+            alarm_period_scale: float | None = None) -> None:
+    if alarm_period_scale is not None:
+        SETTINGS["alarm_period_scale"] = float(alarm_period_scale)
     if promotion_secs is not None:
         SETTINGS["promotion_secs"] = float(promotion_secs)
     if dns_insync_secs is not None:
@@ -1325,8 +1367,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="how long a Route 53 change stays PENDING before INSYNC (default 2)")
     parser.add_argument("--dns-port", type=int, default=0,
                         help="serve the zones over DNS on 127.0.0.1:PORT, UDP and TCP (default: off)")
+    parser.add_argument("--alarm-period-scale", type=float, default=1.0,
+                        help="an alarm Period of P seconds lasts P x SCALE real seconds (default 1)")
     args = parser.parse_args(argv)
-    install(args.promotion_secs, args.dns_insync_secs)
+    install(args.promotion_secs, args.dns_insync_secs, args.alarm_period_scale)
     if args.dns_port:
         _serve_dns(args.dns_port)
 

@@ -80,8 +80,12 @@ class MotoServer:
     (getmoto/moto#9195); those it translates. `moto_endpoint` is moto itself.
     """
 
-    def __init__(self, workdir: Path, promotion_secs: float = 3.0, dns_insync_secs: float = 2.0):
+    def __init__(self, workdir: Path, promotion_secs: float = 3.0, dns_insync_secs: float = 2.0,
+                 alarm_period_scale: float = 1 / 60):
         self.workdir = workdir
+        # An alarm's Period of P seconds lasts P × this real seconds on the emulator (a 60 s period:
+        # 1 s), so an "M out of N" alarm moves in seconds, as it moves in minutes on AWS.
+        self.alarm_period_scale = alarm_period_scale
         # Timing knobs of the faithful launcher (tests/faithful_moto.py): how long promotions,
         # reboots and failovers take, and how long a Route 53 change stays PENDING.
         self.promotion_secs = promotion_secs
@@ -111,7 +115,8 @@ class MotoServer:
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "python"), str(ROOT / "tests" / "faithful_moto.py"), "-H", "127.0.0.1",
              "-p", str(self.moto_port), "--promotion-secs", str(self.promotion_secs),
-             "--dns-insync-secs", str(self.dns_insync_secs), "--dns-port", str(self.dns_port)],
+             "--dns-insync-secs", str(self.dns_insync_secs), "--dns-port", str(self.dns_port),
+             "--alarm-period-scale", str(self.alarm_period_scale)],
             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         wait_for(lambda: port_open(self.moto_port), 30, "moto server", self.proc, log)

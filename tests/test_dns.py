@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 
 import pytest
 from dnslib import CNAME, QTYPE, RR, DNSRecord
@@ -200,26 +201,39 @@ def test_a_name_server_answering_the_old_primary_is_not_pinned_and_the_pinner_sa
 
 # ---------------------------------------------------------------- scenario 4: Route 53's API dark
 
-SWITCH_METRIC = {"namespace": "RdsFailover/Switch", "name": "ServeSecondary", "region": HOME_REGION,
-                 "dimensions": {"Site": "orders"}}
 SWITCH_ALARM = "rds-failover-orders-serve-secondary"
+SWITCH_METRIC = {"namespace": "RdsFailover/Switch", "name": "ServeSecondary", "region": HOME_REGION,
+                 "alarm": SWITCH_ALARM, "dimensions": {"Site": "orders"}}
 # Route 53's API failing: every Route 53 request the pinner makes answers 500 InternalFailure
 # (tests/fault_proxy.py); CloudWatch, DynamoDB, EventBridge and the name servers answer.
 ROUTE53_DARK = [Rule(op="*", fault="internal", service="route53")]
 
 
-def seed_switch_pair(world: World) -> str:
+SWITCH_DIMS = [{"Name": k, "Value": v} for k, v in SWITCH_METRIC["dimensions"].items()]
+
+
+def put_switch(world: World, value: float) -> None:
+    world.client("cloudwatch").put_metric_data(Namespace=SWITCH_METRIC["namespace"], MetricData=[
+        {"MetricName": SWITCH_METRIC["name"], "Dimensions": SWITCH_DIMS, "Value": value}])
+
+
+def switch_alarm_state(world: World) -> str:
+    return world.client("cloudwatch").describe_alarms(AlarmNames=[SWITCH_ALARM])["MetricAlarms"][0]["StateValue"]
+
+
+def seed_switch_pair(world: World, datapoints_to_alarm: int = 2) -> str:
     """orders as the template builds a data-plane-switch site: an alarm in the DR region on the
     tool's metric (1 = ALARM, TreatMissingData ignore), a CLOUDWATCH_METRIC health check on it
-    (LastKnownStatus) guarding the PRIMARY (the old primary); the SECONDARY names the DR replica."""
+    (LastKnownStatus) guarding the PRIMARY (the old primary); the SECONDARY names the DR replica.
+    "M out of N" with M = N = `datapoints_to_alarm` periods of 60 s (1 s each on the emulator:
+    harness.MotoServer's alarm_period_scale): one datapoint of 1 does not move it, so the pinner
+    must keep putting 1 while it waits for the answer, as it must on AWS."""
     cw = world.client("cloudwatch")
-    dims = [{"Name": k, "Value": v} for k, v in SWITCH_METRIC["dimensions"].items()]
     cw.put_metric_alarm(AlarmName=SWITCH_ALARM, Namespace=SWITCH_METRIC["namespace"],
-                        MetricName=SWITCH_METRIC["name"], Dimensions=dims, Statistic="Maximum", Period=60,
-                        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
-                        TreatMissingData="ignore")
-    cw.put_metric_data(Namespace=SWITCH_METRIC["namespace"],
-                       MetricData=[{"MetricName": SWITCH_METRIC["name"], "Dimensions": dims, "Value": 0}])
+                        MetricName=SWITCH_METRIC["name"], Dimensions=SWITCH_DIMS, Statistic="Maximum", Period=60,
+                        EvaluationPeriods=datapoints_to_alarm, DatapointsToAlarm=datapoints_to_alarm, Threshold=1,
+                        ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="ignore")
+    put_switch(world, 0)
     r53 = world.client("route53")
     hc = r53.create_health_check(CallerReference=f"switch-{dt.datetime.now().timestamp()}", HealthCheckConfig={
         "Type": "CLOUDWATCH_METRIC", "AlarmIdentifier": {"Region": HOME_REGION, "Name": SWITCH_ALARM},
@@ -289,6 +303,54 @@ def continue_while_dark(world: World, emu, event: dict, links: int) -> list[dict
         seen += world.drain_events()
         event = next(e for e in reversed(seen) if e["detail-type"] == "DnsPinContinued")
     return seen
+
+
+SLOW_PERIOD = 3.0  # real seconds one 60 s alarm period lasts on slow_alarms' emulator
+
+
+@pytest.fixture
+def slow_alarms(workdir):
+    """An emulator of its own whose alarm periods last SLOW_PERIOD s: long enough for a few API
+    calls inside one period on a loaded machine."""
+    d = workdir / "dns-slow-alarms"
+    d.mkdir(exist_ok=True)
+    server = MotoServer(d, dns_insync_secs=INSYNC, alarm_period_scale=SLOW_PERIOD / 60).start()
+    yield server
+    server.stop()
+
+
+def next_period() -> None:
+    """Sleeps until just after the next alarm period of slow_alarms begins."""
+    time.sleep(SLOW_PERIOD - time.time() % SLOW_PERIOD + 0.05)
+
+
+def test_an_m_of_n_switch_alarm_needs_m_periods_and_the_health_check_follows_only_the_alarm(slow_alarms):
+    """Correction 13 (faithful_moto): the emulated alarm evaluates "M out of N" periods as
+    CloudWatch does, and Route 53's CLOUDWATCH_METRIC health check follows the alarm, not the
+    datapoint."""
+    world = World(slow_alarms.endpoint).seed()
+    seed_switch_pair(world, datapoints_to_alarm=2)
+    port = slow_alarms.dns_port
+    # ONE datapoint of 1 with DatapointsToAlarm 2: the alarm stays OK, the PRIMARY is answered.
+    next_period()
+    put_switch(world, 1)
+    assert switch_alarm_state(world) == "OK"
+    assert ask(port, ORDERS_DNS, "A") == [(ORDERS_OLD, 60)], "the health check moved without the alarm"
+    # A second 1 in the next period: 2 of the last 2 breach, ALARM, the SECONDARY is answered.
+    next_period()
+    put_switch(world, 1)
+    assert switch_alarm_state(world) == "ALARM"
+    assert ask(port, ORDERS_DNS, "A") == [(ORDERS_NEW, 60)]
+    # A 0 in the same period as a 1: the period's Maximum is still 1, the alarm stays in ALARM (why
+    # unpin waits for the alarm to read OK before it restores the records).
+    put_switch(world, 0)
+    assert switch_alarm_state(world) == "ALARM"
+    assert ask(port, ORDERS_DNS, "A") == [(ORDERS_NEW, 60)]
+    # A 0 in the next period: only 1 of the last 2 breaches, back to OK and the PRIMARY.
+    next_period()
+    put_switch(world, 0)
+    assert switch_alarm_state(world) == "OK"
+    assert ask(port, ORDERS_DNS, "A") == [(ORDERS_OLD, 60)]
 
 
 @pytest.mark.parametrize("dark_route53", ["data-plane-switch"], indirect=True)

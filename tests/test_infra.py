@@ -331,7 +331,11 @@ def test_the_data_plane_switch_alarm_latches_its_health_check_follows_it_and_the
     fn = res["DnsPinnerFunction"]["Properties"]["Policies"][0]["Statement"]
     cw = [s for s in fn if any(x.startswith("cloudwatch:") for x in s["Action"])]
     assert cw == [{"Sid": "DataPlaneSwitch", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": "*",
-                   "Condition": {"StringEquals": {"cloudwatch:namespace": {"Ref": "SwitchMetricNamespace"}}}}]
+                   "Condition": {"StringEquals": {"cloudwatch:namespace": {"Ref": "SwitchMetricNamespace"}}}},
+                  # unpin reads the switch alarm (named as the template names it) before it restores the records
+                  {"Sid": "SwitchAlarmRead", "Effect": "Allow", "Action": ["cloudwatch:DescribeAlarms"],
+                   "Resource": {"Fn::Sub": "arn:${AWS::Partition}:cloudwatch:*:${AWS::AccountId}:alarm:rds-failover-*-serve-secondary"}}]
+    assert a["AlarmName"] == {"Fn::Sub": "rds-failover-${ExampleSwitchSite}-serve-secondary"}, "matches SwitchAlarmRead"
 
 
 def _statements(resource: str) -> dict[str, dict]:

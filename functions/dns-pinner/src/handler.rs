@@ -217,7 +217,10 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Instant) -> Result<Re
         .map_err(PinError::BadInput)
         .inspect_err(|e| warn!(error = %e, "rejected input"))?;
     let resp = Response::new(&event);
-    if event.event_type == EventType::UnpinRequested {
+    if matches!(
+        event.event_type,
+        EventType::UnpinRequested | EventType::UnpinContinued
+    ) {
         return match deps.cfg.site(&event.site) {
             Some(site) => crate::unpin::run(deps, site, &event, deadline).await,
             None => Ok(resp.ignored(format!("site {} is not configured", event.site))),

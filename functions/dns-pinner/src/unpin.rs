@@ -11,6 +11,7 @@
 use failover_adapters::ports::{ErrorKind, PortError};
 use failover_policy::config::SwitchMetric;
 use failover_policy::dataplane;
+use failover_policy::pace;
 use failover_policy::pin::{self, ChangeStatus};
 use failover_policy::unpin;
 use failover_policy::{DomainEvent, SiteConfig, SiteState};
@@ -39,6 +40,15 @@ pub async fn run(
         resp.detail = "no unpin pending in the ledger (done, failed or never asked)".into();
         return Ok(resp);
     };
+    if !unpin::may_continue(&u, event) {
+        resp.outcome = "ignored";
+        resp.detail = format!(
+            "a stale or duplicate {}: the unpin was handed on at {:?}, only that continuation carries it on",
+            event.event_type.detail_type(),
+            u.continued_at
+        );
+        return Ok(resp);
+    }
     let change_id = match u.change_id.clone() {
         Some(id) => id,
         None => {
@@ -58,10 +68,18 @@ pub async fn run(
             // The switch back first: the records still name the writer (the pin left both
             // members naming it, or they are already the recorded set, which names it too), so
             // which member Route 53 serves does not matter yet. Restored records behind a switch
-            // left at 1 would serve the SECONDARY: the demoted server.
+            // whose alarm has not followed would serve the SECONDARY: the demoted server. So the
+            // records wait for the alarm to read OK (`unpin::follow`).
             if let Some(metric) = site.dns.mode.switch_metric() {
-                if let Err(why) = switch_back(deps, site, metric, deadline, &mut resp).await? {
-                    return fail(deps, site, &why, "Fatal.UnpinSwitchRefused", resp).await;
+                match follow_switch(deps, site, metric, event, deadline, &mut resp).await? {
+                    Followed::Yes => {}
+                    Followed::Refused(why) => {
+                        return fail(deps, site, &why, "Fatal.UnpinSwitchRefused", resp).await
+                    }
+                    Followed::Expired(why) => {
+                        return fail(deps, site, &why, "Fatal.UnpinSwitchDeadline", resp).await
+                    }
+                    Followed::HandedOn => return Ok(resp),
                 }
             }
             if changes.is_empty() {
@@ -95,35 +113,103 @@ pub async fn run(
     finish(deps, site, insync_at, resp).await
 }
 
-/// One `PutMetricData` of `SWITCH_TO_PRIMARY` (the alarm back to OK, the PRIMARY's health check
-/// healthy). Failing retryably fails the invocation (Lambda retries, nothing else changed);
-/// refused (`Ok(Err(why))`), the caller records the unpin failed (a page) with nothing changed.
-async fn switch_back(
+/// How the wait for the switch alarm to follow the 0 ended.
+enum Followed {
+    /// The alarm reads OK: restore the records.
+    Yes,
+    /// CloudWatch refused the datapoint or the read (not retryable): nothing else changed.
+    Refused(String),
+    /// Past the deadline, the alarm not OK: the records stay pinned.
+    Expired(String),
+    /// Out of invocation time: `UnpinContinued` committed and published; `resp` says so.
+    HandedOn,
+}
+
+/// Puts `SWITCH_TO_PRIMARY` and reads the switch alarm until it is OK, paced as the pinner's
+/// other waits (`pace::after_error_delay`). The 0 is put again before every read: an "M out of N"
+/// alarm needs non-breaching data in its recent periods to return to OK (with `TreatMissingData:
+/// ignore`, periods without data keep it in ALARM, and a 0 in the same period as the last 1 is not
+/// one: the period's Maximum is 1). Re-putting 0 changes nothing else. The first put is recorded
+/// (`switched_back_at`): the deadline counts from it across invocations.
+async fn follow_switch(
     deps: &Deps,
     site: &SiteConfig,
     metric: &SwitchMetric,
+    event: &DomainEvent,
     deadline: Instant,
     resp: &mut Response,
-) -> Result<Result<(), String>, PinError> {
-    match within(
-        deadline,
-        "PutMetricData",
-        deps.switch.put(metric, dataplane::SWITCH_TO_PRIMARY),
-    )
-    .await
-    {
-        Ok(()) => {
-            resp.changed = true;
-            info!(site = %site.id, "unpin: data-plane switch set back to the PRIMARY");
-            Ok(Ok(()))
+) -> Result<Followed, PinError> {
+    let port = |source: PortError| PinError::Port {
+        site: site.id.clone(),
+        source,
+    };
+    let started = Instant::now();
+    let mut errors = 0u32;
+    loop {
+        let mut seen = None;
+        match within(
+            deadline,
+            "PutMetricData",
+            deps.switch.put(metric, dataplane::SWITCH_TO_PRIMARY),
+        )
+        .await
+        {
+            Ok(()) => {
+                resp.changed = true;
+                let now = deps.clock.now();
+                update(deps, site, |s| unpin::record_switched_back(s, now)).await?;
+                match within(deadline, "DescribeAlarms", deps.switch.alarm_state(metric)).await {
+                    Ok(state) => {
+                        errors = 0;
+                        seen = Some(state);
+                    }
+                    Err(e) if e.kind.is_retryable() => {
+                        errors += 1;
+                        warn!(site = %site.id, error = %e, "unpin: the switch alarm could not be read; trying again");
+                    }
+                    Err(e) => return Ok(Followed::Refused(format!(
+                        "the data-plane switch was set back but its alarm cannot be read ({e}), so the records were not restored (they stay pinned to the writer)"
+                    ))),
+                }
+            }
+            Err(e) if e.kind.is_retryable() => {
+                errors += 1;
+                warn!(site = %site.id, error = %e, "unpin: PutMetricData failed; trying again");
+            }
+            Err(e) => return Ok(Followed::Refused(format!(
+                "CloudWatch refused the datapoint that sets the data-plane switch back, the records were not touched: {e}"
+            ))),
         }
-        Err(e) if e.kind.is_retryable() => Err(PinError::Port {
-            site: site.id.clone(),
-            source: e,
-        }),
-        Err(e) => Ok(Err(format!(
-            "CloudWatch refused the datapoint that sets the data-plane switch back, the records were not touched: {e}"
-        ))),
+        resp.polls += 1;
+        let st = deps.ledger.load(&site.id).await.map_err(port)?;
+        let Some(u) = unpin::pending(&st) else {
+            resp.outcome = "ignored";
+            resp.detail = "the unpin is no longer pending in the ledger".into();
+            return Ok(Followed::HandedOn);
+        };
+        match unpin::follow(site, u, seen, deps.clock.now()) {
+            unpin::Follow::Followed => {
+                info!(site = %site.id, alarm = %metric.alarm, "unpin: the switch alarm reads OK");
+                return Ok(Followed::Yes);
+            }
+            unpin::Follow::Expired(why) => return Ok(Followed::Expired(why)),
+            unpin::Follow::Wait => {}
+        }
+        let delay = pace::after_error_delay(started.elapsed(), errors, (deps.jitter)());
+        if Instant::now() + delay > deadline {
+            let now = deps.clock.now();
+            let st = update(deps, site, |s| unpin::hand_on(site, s, seen, now)).await?;
+            publish(deps, site, &st, resp).await?;
+            info!(site = %site.id, ?seen, "unpin: the switch alarm has not followed yet; handed on (UnpinContinued)");
+            resp.outcome = "continued";
+            resp.detail = format!(
+                "handed on (UnpinContinued): the switch alarm {} reads {}",
+                metric.alarm,
+                seen.map_or("nothing readable".to_owned(), |a| format!("{a:?}"))
+            );
+            return Ok(Followed::HandedOn);
+        }
+        tokio::time::sleep(delay).await;
     }
 }
 

@@ -17,8 +17,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use aws_sdk_cloudwatch::types::{AlarmType, Dimension, MetricDatum, StandardUnit};
 use failover_policy::config::SwitchMetric;
+use failover_policy::signal::AlarmState;
 
 use crate::aws::{port_error, AwsClients};
 #[cfg(any(test, feature = "test-util"))]
@@ -34,6 +35,10 @@ pub trait MetricSwitch: Send + Sync {
     /// `SWITCH_TO_SECONDARY` to fail over; unpin (issue 13's command) puts `SWITCH_TO_PRIMARY`,
     /// explicitly: a missing datapoint changes nothing.
     async fn put(&self, metric: &SwitchMetric, value: f64) -> Result<(), PortError>;
+
+    /// The state of the switch alarm (`metric.alarm`, in the metric's region): one
+    /// `DescribeAlarms` naming it. An alarm that does not exist is `NotFound`.
+    async fn alarm_state(&self, metric: &SwitchMetric) -> Result<AlarmState, PortError>;
 }
 
 /// CloudWatch in the metric's region: one client per region the sites' switch metrics name,
@@ -53,20 +58,57 @@ impl CloudWatchSwitch {
     }
 }
 
+impl CloudWatchSwitch {
+    fn client(&self, op: &str, region: &str) -> Result<&aws_sdk_cloudwatch::Client, PortError> {
+        self.clients.get(region).ok_or_else(|| {
+            PortError::new(
+                ErrorKind::Other,
+                op,
+                format!("no CloudWatch client for {region} (not in the configuration)"),
+            )
+        })
+    }
+}
+
 #[async_trait]
 impl MetricSwitch for CloudWatchSwitch {
-    async fn put(&self, metric: &SwitchMetric, value: f64) -> Result<(), PortError> {
-        const OP: &str = "PutMetricData";
-        let client = self.clients.get(&metric.region).ok_or_else(|| {
+    async fn alarm_state(&self, metric: &SwitchMetric) -> Result<AlarmState, PortError> {
+        const OP: &str = "DescribeAlarms";
+        let out = self
+            .client(OP, &metric.region)?
+            .describe_alarms()
+            .alarm_names(&metric.alarm)
+            .alarm_types(AlarmType::MetricAlarm)
+            .send()
+            .await
+            .map_err(|e| port_error(OP, &e))?;
+        let alarm = out
+            .metric_alarms()
+            .iter()
+            .find(|a| a.alarm_name() == Some(metric.alarm.as_str()))
+            .ok_or_else(|| {
+                PortError::new(
+                    ErrorKind::NotFound,
+                    OP,
+                    format!(
+                        "no metric alarm named {} in {} (dns.mode.metric.alarm)",
+                        metric.alarm, metric.region
+                    ),
+                )
+            })?;
+        let state = alarm.state_value().map(|s| s.as_str()).unwrap_or_default();
+        AlarmState::parse(state).ok_or_else(|| {
             PortError::new(
                 ErrorKind::Other,
                 OP,
-                format!(
-                    "no CloudWatch client for {} (not in the configuration)",
-                    metric.region
-                ),
+                format!("alarm {} has state `{state}`", metric.alarm),
             )
-        })?;
+        })
+    }
+
+    async fn put(&self, metric: &SwitchMetric, value: f64) -> Result<(), PortError> {
+        const OP: &str = "PutMetricData";
+        let client = self.client(OP, &metric.region)?;
         let mut datum = MetricDatum::builder()
             .metric_name(&metric.name)
             .value(value)
@@ -90,8 +132,10 @@ impl MetricSwitch for CloudWatchSwitch {
 
 #[cfg(any(test, feature = "test-util"))]
 /// A switch wired to a [`FakeDns`] health check, as Route 53 wires a `CLOUDWATCH_METRIC` check
-/// to its alarm: a datapoint ≥ 1 makes `health_check` unhealthy (Route 53 then answers with the
-/// SECONDARY), a datapoint < 1 healthy again; no datapoint, no change.
+/// to its alarm. The alarm is "M out of N" in puts: it follows once `datapoints_to_alarm` puts in
+/// a row are on the same side of the threshold (≥ 1: ALARM; < 1: OK; 1 by default), and the
+/// health check follows the alarm (ALARM: `health_check` unhealthy, Route 53 then answers the
+/// SECONDARY). No datapoint, no change.
 pub struct FakeSwitch {
     pub dns: Arc<FakeDns>,
     pub health_check: String,
@@ -100,6 +144,12 @@ pub struct FakeSwitch {
     pub puts: Mutex<Vec<(SwitchMetric, f64)>>,
     /// Regions whose CloudWatch does not answer.
     pub dark: Mutex<HashSet<String>>,
+    /// Puts in a row on one side before the alarm follows (`u32::MAX`: it never does).
+    pub datapoints_to_alarm: Mutex<u32>,
+    /// The alarm's state and the current run of puts: (breaching side, length).
+    pub alarm: Mutex<(AlarmState, Option<(bool, u32)>)>,
+    /// Every `alarm_state` read, with what it answered.
+    pub reads: Mutex<Vec<AlarmState>>,
 }
 
 #[cfg(any(test, feature = "test-util"))]
@@ -111,7 +161,22 @@ impl FakeSwitch {
             faults: Faults::default(),
             puts: Mutex::default(),
             dark: Mutex::default(),
+            datapoints_to_alarm: Mutex::new(1),
+            alarm: Mutex::new((AlarmState::Ok, None)),
+            reads: Mutex::default(),
         }
+    }
+
+    fn answers(&self, op: &str, region: &str) -> Result<(), PortError> {
+        self.faults.check(op)?;
+        if self.dark.lock().unwrap().contains(region) {
+            return Err(PortError::new(
+                ErrorKind::Unavailable,
+                op,
+                format!("CloudWatch in {region} does not answer"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -119,22 +184,36 @@ impl FakeSwitch {
 #[async_trait]
 impl MetricSwitch for FakeSwitch {
     async fn put(&self, metric: &SwitchMetric, value: f64) -> Result<(), PortError> {
-        const OP: &str = "PutMetricData";
-        self.faults.check(OP)?;
-        if self.dark.lock().unwrap().contains(&metric.region) {
-            return Err(PortError::new(
-                ErrorKind::Unavailable,
-                OP,
-                format!("CloudWatch in {} does not answer", metric.region),
-            ));
-        }
+        self.answers("PutMetricData", &metric.region)?;
         self.puts.lock().unwrap().push((metric.clone(), value));
+        let breaching = value >= failover_policy::config::SWITCH_TO_SECONDARY;
+        let m = *self.datapoints_to_alarm.lock().unwrap();
+        let mut alarm = self.alarm.lock().unwrap();
+        let run = match alarm.1 {
+            Some((side, n)) if side == breaching => n.saturating_add(1),
+            _ => 1,
+        };
+        alarm.1 = Some((breaching, run));
+        if run >= m {
+            alarm.0 = if breaching {
+                AlarmState::Alarm
+            } else {
+                AlarmState::Ok
+            };
+        }
         let mut unhealthy = self.dns.unhealthy.lock().unwrap();
-        if value >= failover_policy::config::SWITCH_TO_SECONDARY {
+        if alarm.0 == AlarmState::Alarm {
             unhealthy.insert(self.health_check.clone());
         } else {
             unhealthy.remove(&self.health_check);
         }
         Ok(())
+    }
+
+    async fn alarm_state(&self, metric: &SwitchMetric) -> Result<AlarmState, PortError> {
+        self.answers("DescribeAlarms", &metric.region)?;
+        let state = self.alarm.lock().unwrap().0;
+        self.reads.lock().unwrap().push(state);
+        Ok(state)
     }
 }

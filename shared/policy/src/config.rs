@@ -274,6 +274,10 @@ pub struct SwitchMetric {
     pub name: String,
     /// The DR region: where the datapoint is put and the alarm lives.
     pub region: String,
+    /// The name of the switch alarm over this metric (in `region`; the one the PRIMARY's
+    /// `CLOUDWATCH_METRIC` health check watches). `unpin` waits for it to read OK after putting
+    /// [`SWITCH_TO_PRIMARY`] before it restores the records (`crate::unpin::follow`).
+    pub alarm: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dimensions: BTreeMap<String, String>,
 }

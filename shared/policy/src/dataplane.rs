@@ -90,6 +90,13 @@ pub fn check_metric(
             format!("`{}`", m.name),
         ));
     }
+    if m.alarm.is_empty() || m.alarm.len() > 255 {
+        return Err(invalid(
+            f("alarm"),
+            "the name of the switch alarm over this metric, in its region (1-255 chars), such as `rds-failover-orders-serve-secondary`: unpin waits for it to read OK before it restores the records",
+            format!("`{}`", m.alarm),
+        ));
+    }
     crate::config::check_region(&f("region"), &m.region)?;
     if m.region == primary_region {
         return Err(invalid(
@@ -468,7 +475,8 @@ mod tests {
             "kind": "data-plane-switch", "primary_set_identifier": "primary",
             "secondary_candidate": secondary,
             "metric": {"namespace": "RdsFailover/Switch", "name": "ServeSecondary",
-                       "region": metric_region, "dimensions": {"Site": "orders"}}});
+                       "region": metric_region, "alarm": "rds-failover-orders-serve-secondary",
+                       "dimensions": {"Site": "orders"}}});
         Config::from_document(&v.to_string())
             .err()
             .map(|e| e.to_string())
@@ -491,6 +499,34 @@ mod tests {
             e.contains("sites[0].dns.mode.metric.region") && e.contains("control plane"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_switch_alarm_is_named_because_unpin_waits_for_it() {
+        let mut v: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+        let s = &mut v["sites"][0];
+        s["primary"]["region"] = "us-east-2".into();
+        s["dns"]["name_servers"] = serde_json::json!(["ns-1.awsdns-01.org"]);
+        let mode = |alarm: serde_json::Value| {
+            let mut m = serde_json::json!({
+                "kind": "data-plane-switch", "primary_set_identifier": "primary",
+                "secondary_candidate": "orders-replica-1",
+                "metric": {"namespace": "RdsFailover/Switch", "name": "ServeSecondary",
+                           "region": "us-west-2"}});
+            if !alarm.is_null() {
+                m["metric"]["alarm"] = alarm;
+            }
+            m
+        };
+        s["dns"]["mode"] = mode(serde_json::json!(""));
+        let e = Config::from_document(&v.to_string()).unwrap_err().to_string();
+        assert!(
+            e.contains("sites[0].dns.mode.metric.alarm") && e.contains("unpin waits"),
+            "{e}"
+        );
+        v["sites"][0]["dns"]["mode"] = mode(serde_json::Value::Null);
+        let e = Config::from_document(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains("alarm"), "a missing alarm name is refused: {e}");
     }
 
     #[test]
@@ -524,7 +560,7 @@ mod tests {
             "kind": "data-plane-switch", "primary_set_identifier": "primary",
             "secondary_candidate": "orders-replica-1",
             "metric": {"namespace": "RdsFailover/Switch", "name": "ServeSecondary",
-                       "region": "us-west-2"}});
+                       "region": "us-west-2", "alarm": "rds-failover-orders-serve-secondary"}});
         let cfg = Config::from_document(&v.to_string()).unwrap();
         let site = &cfg.sites[0];
         let promoted = |id: &str| {

@@ -55,6 +55,9 @@ pub enum EventType {
     DivergenceMeasured,
     /// An operator's `unpin` was accepted: the dns-pinner restores the recorded record set.
     UnpinRequested,
+    /// The dns-pinner handed an unpin on to itself: a `data-plane-switch` site's alarm has not
+    /// followed the switch set back yet, the records stay pinned meanwhile.
+    UnpinContinued,
     /// The writer name holds the record set recorded before the pin again (`INSYNC`).
     DnsUnpinned,
     /// The dns-pinner could not restore it (the name is not what the pin left, or Route 53
@@ -91,6 +94,7 @@ impl EventType {
             EventType::OldPrimaryWritable => "OldPrimaryWritable",
             EventType::DivergenceMeasured => "DivergenceMeasured",
             EventType::UnpinRequested => "UnpinRequested",
+            EventType::UnpinContinued => "UnpinContinued",
             EventType::DnsUnpinned => "DnsUnpinned",
             EventType::UnpinFailed => "UnpinFailed",
             EventType::ReprotectChanged => "ReprotectChanged",

@@ -253,6 +253,8 @@ pub fn finish(site: &SiteConfig, next: &mut SiteState, rec: &SwitchoverRecord, n
                 change_id: None,
                 restored_at: None,
                 failed: None,
+                switched_back_at: None,
+                continued_at: None,
             });
             let s = format!(
                 "failback: the dns-pinner restores {} to {} (recorded before epoch {} pinned it; {} is the writer)",

@@ -48,6 +48,7 @@ impl NoticeKey {
                 | EventType::OldPrimaryWritable
                 | EventType::DivergenceMeasured
                 | EventType::UnpinRequested
+                | EventType::UnpinContinued
                 | EventType::DnsUnpinned
                 | EventType::UnpinFailed
                 | EventType::ReprotectChanged
@@ -179,6 +180,7 @@ fn headline(e: &DomainEvent) -> String {
             "OLD PRIMARY IS WRITABLE - split brain risk, act now".into()
         }
         EventType::UnpinRequested => "unpin requested: DNS back to its recorded shape next".into(),
+        EventType::UnpinContinued => "unpin waiting for the data-plane switch alarm".into(),
         EventType::DnsUnpinned => "writer DNS restored to its recorded shape".into(),
         EventType::UnpinFailed => "unpin FAILED - DNS left as it was".into(),
         EventType::ReprotectChanged => "re-protection changed state".into(),
@@ -511,6 +513,11 @@ fn steps(e: &DomainEvent) -> Steps {
             vec![e.verdict.summary.clone()],
             vec!["Route 53 is not changed yet: the dns-pinner does it, in one compare-and-set batch.".into()],
             vec![format!("Wait for DnsUnpinned; a failure pages with what Route 53 holds ({RUNBOOK}, \"Failback\").")],
+        ),
+        EventType::UnpinContinued => (
+            vec![e.verdict.summary.clone()],
+            vec!["The records stay pinned to the writer (both members name it) until the alarm reads OK.".into()],
+            vec!["Nothing yet: DnsUnpinned follows once the alarm reads OK; UnpinFailed pages if it does not by the deadline.".into()],
         ),
         EventType::DnsUnpinned => (
             vec![e.verdict.summary.clone()],

@@ -55,6 +55,14 @@ pub struct UnpinRecord {
     /// Why the pinner could not restore it (nothing was changed, or Route 53 refused the batch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+    /// `data-plane-switch`: when the pinner first put `SWITCH_TO_PRIMARY`; the wait for the alarm
+    /// to follow is measured from it ([`follow`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_back_at: Option<DateTime<Utc>>,
+    /// When the pinner last handed the wait on to itself (`UnpinContinued`): the token only that
+    /// continuation carries, so a stale or duplicated one does not start a second chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continued_at: Option<DateTime<Utc>>,
 }
 
 /// The record set `unpin` restores, and the epoch whose pin first changed it.
@@ -299,6 +307,8 @@ pub(crate) fn command(mut cx: Ctx<'_>, original: &SiteState, cmd: &OperatorComma
             change_id: None,
             restored_at: None,
             failed: None,
+            switched_back_at: None,
+            continued_at: None,
         });
         cx.event(EventType::UnpinRequested, &d, &Outcome::Watch);
     }
@@ -328,6 +338,105 @@ pub fn record_change(st: &SiteState, change_id: &str, now: DateTime<Utc>) -> Opt
     Some(next)
 }
 
+/// What the wait for a `data-plane-switch` site's alarm to follow the 0 decides ([`follow`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Follow {
+    /// The alarm reads OK: the PRIMARY's health check follows it, the records may be restored.
+    Followed,
+    /// Not yet, and the deadline has not passed: put the 0 again and look again.
+    Wait,
+    /// Past the deadline: stop, page (`UnpinFailed`), the records stay pinned; the reason.
+    Expired(String),
+}
+
+/// Restoring the records is safe only once the PRIMARY's health check is healthy again: Route 53
+/// answers the SECONDARY of the restored pair — after a failback the demoted, read-only server —
+/// while it is not. The check follows the alarm, and the alarm follows the 0 only after its
+/// "M out of N" periods (CloudWatch User Guide, "Evaluating an alarm": minutes). So after the 0
+/// the pinner reads the alarm until it is OK, up to `thresholds.pin_deadline_secs` after the
+/// first 0 (`switched_back_at`; `now` when none is recorded yet).
+/// `alarm` is what the read answered (`None`: it could not be read, which is not OK either).
+pub fn follow(
+    site: &SiteConfig,
+    u: &UnpinRecord,
+    alarm: Option<crate::signal::AlarmState>,
+    now: DateTime<Utc>,
+) -> Follow {
+    if alarm == Some(crate::signal::AlarmState::Ok) {
+        return Follow::Followed;
+    }
+    let since = u.switched_back_at.unwrap_or(now);
+    let limit = site.thresholds.pin_deadline_secs as i64;
+    let waited = (now - since).num_seconds();
+    if waited < limit {
+        return Follow::Wait;
+    }
+    let alarm_name = site
+        .dns
+        .mode
+        .switch_metric()
+        .map(|m| format!("{} in {}", m.alarm, m.region))
+        .unwrap_or_default();
+    Follow::Expired(format!(
+        "the data-plane switch was set back ({} put since {}) but its alarm {alarm_name} still reads {} after {waited} s (thresholds.pin_deadline_secs {limit}); the records were NOT restored and stay pinned to the writer (restored now, Route 53 would answer the SECONDARY: the demoted server); find why the alarm does not follow, then unpin again",
+        crate::config::SWITCH_TO_PRIMARY,
+        since.to_rfc3339(),
+        describe_alarm(alarm),
+    ))
+}
+
+fn describe_alarm(alarm: Option<crate::signal::AlarmState>) -> String {
+    alarm.map_or_else(|| "nothing readable".to_owned(), |a| format!("{a:?}"))
+}
+
+/// The first `SWITCH_TO_PRIMARY` put: recorded once, the wait's deadline counts from it.
+pub fn record_switched_back(st: &SiteState, now: DateTime<Utc>) -> Option<SiteState> {
+    let mut next = st.clone();
+    let u = next
+        .unpin
+        .as_mut()
+        .filter(|u| u.restored_at.is_none() && u.failed.is_none() && u.switched_back_at.is_none())?;
+    u.switched_back_at = Some(now);
+    next.version = st.version + 1;
+    next.updated_at = Some(now);
+    Some(next)
+}
+
+/// Whether `event` may carry the pending unpin on: the `UnpinRequested` itself (no continuation
+/// yet), or the newest `UnpinContinued` (its time is the recorded token).
+pub fn may_continue(u: &UnpinRecord, event: &crate::events::DomainEvent) -> bool {
+    match event.event_type {
+        EventType::UnpinContinued => u.continued_at == Some(event.occurred_at),
+        _ => u.continued_at.is_none(),
+    }
+}
+
+/// Out of time in this invocation while the alarm has not followed: the wait is handed on
+/// (`UnpinContinued` in the outbox, its time the new token).
+pub fn hand_on(
+    site: &SiteConfig,
+    st: &SiteState,
+    alarm: Option<crate::signal::AlarmState>,
+    now: DateTime<Utc>,
+) -> Option<SiteState> {
+    let mut next = st.clone();
+    let u = next
+        .unpin
+        .as_mut()
+        .filter(|u| u.restored_at.is_none() && u.failed.is_none())?;
+    u.continued_at = Some(now);
+    let since = u.switched_back_at.unwrap_or(now);
+    let summary = format!(
+        "unpin of {}: the data-plane switch is set back but its alarm still reads {} ({} s since the first {}); the records stay pinned to the writer until it reads OK (deadline thresholds.pin_deadline_secs {} s)",
+        site.dns.name,
+        describe_alarm(alarm),
+        (now - since).num_seconds(),
+        crate::config::SWITCH_TO_PRIMARY,
+        site.thresholds.pin_deadline_secs,
+    );
+    Some(announce(site, st, next, EventType::UnpinContinued, summary, now))
+}
+
 /// The recorded set is back and `INSYNC`: recorded, with `DnsUnpinned` in the outbox.
 pub fn mark_restored(
     site: &SiteConfig,
@@ -352,11 +461,12 @@ pub fn mark_restored(
         .switch_metric()
         .map(|m| {
             format!(
-                "; the data-plane switch set back first: {}/{} = {} in {} (the alarm returns to OK and the PRIMARY's health check to healthy within a few minutes; until then Route 53 may still answer the SECONDARY)",
+                "; the data-plane switch set back first: {}/{} = {} in {}, and its alarm {} read OK before the records were restored (the PRIMARY's health check follows the alarm)",
                 m.namespace,
                 m.name,
                 crate::config::SWITCH_TO_PRIMARY,
-                m.region
+                m.region,
+                m.alarm
             )
         })
         .unwrap_or_default();

@@ -294,3 +294,78 @@ fn a_name_edited_since_the_earlier_pin_is_the_new_original() {
     assert_eq!(carry(&completed(), &edited).records, edited);
     assert_eq!(carry(&completed(), &edited).epoch, 1);
 }
+
+fn switch_site() -> SiteConfig {
+    let mut s = site();
+    s.dns.mode = DnsMode::DataPlaneSwitch {
+        primary_set_identifier: "orders-primary".into(),
+        secondary_candidate: "orders-replica-1".into(),
+        metric: crate::config::SwitchMetric {
+            namespace: "RdsFailover/Switch".into(),
+            name: "ServeSecondary".into(),
+            region: "us-west-2".into(),
+            alarm: "rds-failover-orders-serve-secondary".into(),
+            dimensions: Default::default(),
+        },
+    };
+    s
+}
+
+fn requested() -> UnpinRecord {
+    UnpinRecord {
+        epoch: 3,
+        by: "alice".into(),
+        reason: "failed back".into(),
+        requested_at: t(0),
+        change_id: None,
+        restored_at: None,
+        failed: None,
+        switched_back_at: Some(t(10)),
+        continued_at: None,
+    }
+}
+
+#[test]
+fn the_records_wait_for_the_alarm_to_read_ok_until_the_deadline_counted_from_the_first_0() {
+    use crate::signal::AlarmState;
+    let site = switch_site();
+    let limit = site.thresholds.pin_deadline_secs as i64;
+    let u = requested();
+    assert_eq!(follow(&site, &u, Some(AlarmState::Ok), t(11)), Follow::Followed);
+    assert_eq!(follow(&site, &u, Some(AlarmState::Alarm), t(11)), Follow::Wait);
+    assert_eq!(follow(&site, &u, None, t(10 + limit - 1)), Follow::Wait);
+    let Follow::Expired(why) = follow(&site, &u, Some(AlarmState::Alarm), t(10 + limit)) else {
+        panic!("past the deadline")
+    };
+    assert!(
+        why.contains("rds-failover-orders-serve-secondary in us-west-2")
+            && why.contains("still reads Alarm")
+            && why.contains("NOT restored and stay pinned"),
+        "{why}"
+    );
+    // A late OK still counts: the alarm followed.
+    assert_eq!(follow(&site, &u, Some(AlarmState::Ok), t(10 + limit)), Follow::Followed);
+}
+
+#[test]
+fn only_the_newest_continuation_carries_the_wait_on() {
+    let site = switch_site();
+    let mut st = failed_back();
+    st.unpin = Some(requested());
+    let next = hand_on(&site, &st, None, t(130)).unwrap();
+    let u = next.unpin.as_ref().unwrap();
+    let cont = next.outbox.last().unwrap().clone();
+    assert_eq!(cont.event_type, EventType::UnpinContinued);
+    assert!(cont.verdict.summary.contains("stay pinned"), "{}", cont.verdict.summary);
+    assert!(may_continue(u, &cont));
+    let mut stale = cont.clone();
+    stale.occurred_at = t(10);
+    assert!(!may_continue(u, &stale), "an older continuation");
+    let mut again = cont;
+    again.event_type = EventType::UnpinRequested;
+    assert!(!may_continue(u, &again), "the request delivered again once a chain runs");
+    assert!(
+        record_switched_back(&next, t(200)).is_none(),
+        "the first 0 is recorded once"
+    );
+}

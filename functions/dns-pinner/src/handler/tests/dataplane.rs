@@ -16,6 +16,7 @@ pub(super) fn metric() -> SwitchMetric {
         namespace: "RdsFailover/Switch".into(),
         name: "ServeSecondary".into(),
         region: "us-west-2".into(),
+        alarm: "rds-failover-orders-serve-secondary".into(),
         dimensions: [("Site".to_string(), "orders".to_string())].into(),
     }
 }

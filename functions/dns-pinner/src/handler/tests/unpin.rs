@@ -1,6 +1,7 @@
 //! `unpin` over the faithful fakes: after a failover-pin and a failback, the recorded pair comes
 //! back in ONE batch; a human edit since the pin fails it loudly with nothing changed.
 
+use failover_policy::signal::AlarmState;
 use failover_policy::topology::Topology;
 
 use super::*;
@@ -119,6 +120,8 @@ struct OrderedSwitch {
     inner: Arc<FakeSwitch>,
     dns: Arc<FakeDns>,
     seen: std::sync::Mutex<Vec<(f64, usize, Vec<String>)>>,
+    /// At each alarm read: what it answered, how many batches had been sent.
+    reads: std::sync::Mutex<Vec<(AlarmState, usize)>>,
 }
 
 #[async_trait::async_trait]
@@ -137,6 +140,162 @@ impl failover_adapters::switch::MetricSwitch for OrderedSwitch {
         self.seen.lock().unwrap().push((value, batches, served));
         self.inner.put(metric, value).await
     }
+
+    async fn alarm_state(
+        &self,
+        metric: &failover_policy::config::SwitchMetric,
+    ) -> Result<failover_policy::signal::AlarmState, PortError> {
+        let state = self.inner.alarm_state(metric).await?;
+        let batches = self.dns.batches.lock().unwrap().len();
+        self.reads.lock().unwrap().push((state, batches));
+        Ok(state)
+    }
+}
+
+/// orders pinned on the data-plane switch at epoch 3 (Route 53 answering), failed back by hand to
+/// orders-primary, `unpin` accepted; the switch's reads and puts recorded in order. Returns the
+/// world, the recorder and the UnpinRequested to deliver.
+async fn switch_pinned_failed_back() -> (World, Arc<OrderedSwitch>, Value) {
+    use super::dataplane::switch_world;
+    let mut w = switch_world(Some(std::time::Duration::ZERO));
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "pinned", "{}", r.detail);
+    assert_eq!(w.switch.puts.lock().unwrap().last().unwrap().1, 1.0);
+    // Failed back by hand to orders-primary; the evaluator accepted `unpin`.
+    let site = w.deps.cfg.site("orders").unwrap().clone();
+    let mut st = w.ledger.get("orders").unwrap();
+    st.phase = Phase::Completed;
+    st.topology = Some(Topology {
+        epoch: 3,
+        primary: site.primary.clone(),
+        endpoint: Some(format!("{OLD_HOST}:3306")),
+        candidates: site.candidates.clone(),
+        at: t0(),
+        configured_primary: None,
+    });
+    w.ledger.put(st.clone());
+    let cmd = failover_policy::parse_signal(&json!({
+        "command": "unpin", "site": "orders", "operator": "alice", "reason": "failed back"
+    }))
+    .unwrap();
+    let d = failover_policy::decide(&site, &cmd, None, &st, t0());
+    assert!(d.next.is_some(), "{:?}", d.verdict);
+    w.ledger.put(d.next.unwrap());
+    let ordered = Arc::new(OrderedSwitch {
+        inner: w.switch.clone(),
+        dns: w.dns.clone(),
+        seen: std::sync::Mutex::default(),
+        reads: std::sync::Mutex::default(),
+    });
+    w.deps.switch = ordered.clone();
+    let mut ev = unpin_requested();
+    ev["detail"]["site"] = json!("orders");
+    ev["detail"]["epoch"] = json!(3);
+    (w, ordered, ev)
+}
+
+/// Finding 3: the alarm follows the 0 only after its "M out of N" periods (here: three puts). While
+/// it reads ALARM the records are not restored (restored, Route 53 would answer the SECONDARY, the
+/// demoted server); the 0 is put again before each read; restored once it reads OK.
+#[tokio::test(start_paused = true)]
+async fn a_data_plane_unpin_restores_the_records_only_once_the_alarm_reads_ok() {
+    use super::dataplane::served;
+    let (w, ordered, ev) = switch_pinned_failed_back().await;
+    *w.switch.datapoints_to_alarm.lock().unwrap() = 3;
+    let batches_before = w.dns.batches.lock().unwrap().len();
+
+    let r = handle(&w.deps, ev, later(INVOCATION)).await.unwrap();
+
+    assert_eq!(r.outcome, "unpinned", "{r:?}");
+    let reads = ordered.reads.lock().unwrap().clone();
+    assert_eq!(
+        reads,
+        vec![
+            (AlarmState::Alarm, batches_before),
+            (AlarmState::Alarm, batches_before),
+            (AlarmState::Ok, batches_before)
+        ],
+        "no restoring batch while the alarm read ALARM"
+    );
+    let puts: Vec<f64> = ordered.seen.lock().unwrap().iter().map(|p| p.0).collect();
+    assert_eq!(puts, vec![0.0, 0.0, 0.0], "the 0 put again before every read");
+    assert_eq!(w.dns.batches.lock().unwrap().len(), batches_before + 1);
+    assert_eq!(served(&w), vec![OLD_HOST], "the PRIMARY answers again");
+    let st = w.ledger.get("orders").unwrap();
+    assert!(st.unpin.as_ref().unwrap().switched_back_at.is_some());
+}
+
+/// The alarm never follows: the wait hands itself on across invocations (`UnpinContinued`, a stale
+/// one ignored) until `thresholds.pin_deadline_secs` after the first 0, then ONE page
+/// (`UnpinFailed`) saying the records stay pinned — and they do, both naming the writer.
+#[tokio::test(start_paused = true)]
+async fn a_switch_alarm_that_never_follows_pages_once_at_the_deadline_and_the_records_stay_pinned() {
+    use super::dataplane::served;
+    let (mut w, _ordered, ev) = switch_pinned_failed_back().await;
+    w.deps.clock = Arc::new(TokioClock {
+        base: t0(),
+        start: Instant::now(),
+    });
+    *w.switch.datapoints_to_alarm.lock().unwrap() = u32::MAX;
+    let pinned = w.dns.records("Z0ORDERSEXAMPLE");
+    let batches_before = w.dns.batches.lock().unwrap().len();
+    let deadline = w.deps.cfg.site("orders").unwrap().thresholds.pin_deadline_secs;
+    let mut event = ev;
+    let mut first_continuation = None;
+    let mut links = 0;
+    let err = loop {
+        links += 1;
+        assert!(links < 200, "the chain does not end");
+        match handle(&w.deps, event.clone(), later(INVOCATION)).await {
+            Ok(r) => {
+                assert_eq!(r.outcome, "continued", "{r:?}");
+                let published = w.bus.published.lock().unwrap().clone();
+                let next = published
+                    .iter()
+                    .rfind(|e| e.event_type == EventType::UnpinContinued)
+                    .unwrap()
+                    .clone();
+                let mut v = event.clone();
+                v["detail-type"] = json!("UnpinContinued");
+                v["detail"] = serde_json::to_value(&next).unwrap();
+                first_continuation.get_or_insert_with(|| event.clone());
+                event = v;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(links > 2, "it continued itself ({links} invocations)");
+    let PinError::Failed {
+        error_type, reason, ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(error_type, "Fatal.UnpinSwitchDeadline");
+    assert!(
+        reason.contains("NOT restored and stay pinned") && reason.contains(&format!("{deadline}")),
+        "{reason}"
+    );
+    assert_eq!(w.dns.batches.lock().unwrap().len(), batches_before, "no batch");
+    assert_eq!(w.dns.records("Z0ORDERSEXAMPLE"), pinned);
+    assert_eq!(served(&w), vec![NEW_HOST], "still the writer");
+    let published = w.bus.published.lock().unwrap().clone();
+    let pages: Vec<_> = published
+        .iter()
+        .filter(|e| e.event_type == EventType::UnpinFailed)
+        .collect();
+    assert_eq!(pages.len(), 1, "one page");
+    // A stale continuation delivered again after the end changes nothing.
+    let r = handle(&w.deps, first_continuation.unwrap(), later(INVOCATION))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, "ignored", "{r:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -176,6 +335,7 @@ async fn a_data_plane_sites_unpin_puts_0_before_the_restoring_batch() {
         inner: w.switch.clone(),
         dns: w.dns.clone(),
         seen: std::sync::Mutex::default(),
+        reads: std::sync::Mutex::default(),
     });
     w.deps.switch = ordered.clone();
     let batches_before = w.dns.batches.lock().unwrap().len();
