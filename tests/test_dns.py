@@ -221,13 +221,16 @@ def switch_alarm_state(world: World) -> str:
     return world.client("cloudwatch").describe_alarms(AlarmNames=[SWITCH_ALARM])["MetricAlarms"][0]["StateValue"]
 
 
-def seed_switch_pair(world: World, datapoints_to_alarm: int = 2) -> str:
+def seed_switch_pair(world: World, datapoints_to_alarm: int = 1) -> str:
     """orders as the template builds a data-plane-switch site: an alarm in the DR region on the
     tool's metric (1 = ALARM, TreatMissingData ignore), a CLOUDWATCH_METRIC health check on it
     (LastKnownStatus) guarding the PRIMARY (the old primary); the SECONDARY names the DR replica.
-    "M out of N" with M = N = `datapoints_to_alarm` periods of 60 s (1 s each on the emulator:
-    harness.MotoServer's alarm_period_scale): one datapoint of 1 does not move it, so the pinner
-    must keep putting 1 while it waits for the answer, as it must on AWS."""
+    "M out of N" with M = N = `datapoints_to_alarm` periods of 60 s (the template's is 1 of 1).
+    The pinner's scenarios keep 1 of 1: the emulator's periods are scaled down
+    (harness.MotoServer alarm_period_scale) but the pinner's pace is not, so "2 of 2" would need
+    datapoints in two consecutive 1 s periods, which a pinner that polls every few seconds does
+    not put (on AWS, 60 s periods, it does: it re-puts 1 on every try, at most 10 s apart). The
+    re-put is proven on the fakes (handler/tests/dataplane.rs, an alarm needing two datapoints)."""
     cw = world.client("cloudwatch")
     cw.put_metric_alarm(AlarmName=SWITCH_ALARM, Namespace=SWITCH_METRIC["namespace"],
                         MetricName=SWITCH_METRIC["name"], Dimensions=SWITCH_DIMS, Statistic="Maximum", Period=60,

@@ -5,8 +5,11 @@
 //! succeed by retrying (the name is not what the pin left, Route 53 refused the batch) records
 //! `UnpinFailed` (a page) and changes nothing. A `data-plane-switch` site's switch is set back
 //! (`SWITCH_TO_PRIMARY`, explicitly) BEFORE the batch: the pinned records still name the writer
-//! then, so the switch moving changes no answer; restored records behind a switch left at 1 would
-//! serve the SECONDARY, the demoted server.
+//! then, so the switch moving changes no answer; and the batch waits until the switch alarm reads
+//! OK (`unpin::follow`): restored records behind an alarm still in ALARM would serve the
+//! SECONDARY, the demoted server. The wait re-puts the 0 before each read, hands itself on
+//! (`UnpinContinued`) when the invocation runs out, and past the deadline pages once with the
+//! records left pinned.
 
 use failover_adapters::ports::{ErrorKind, PortError};
 use failover_policy::config::SwitchMetric;
@@ -71,7 +74,7 @@ pub async fn run(
             // whose alarm has not followed would serve the SECONDARY: the demoted server. So the
             // records wait for the alarm to read OK (`unpin::follow`).
             if let Some(metric) = site.dns.mode.switch_metric() {
-                match follow_switch(deps, site, metric, event, deadline, &mut resp).await? {
+                match follow_switch(deps, site, metric, deadline, &mut resp).await? {
                     Followed::Yes => {}
                     Followed::Refused(why) => {
                         return fail(deps, site, &why, "Fatal.UnpinSwitchRefused", resp).await
@@ -135,7 +138,6 @@ async fn follow_switch(
     deps: &Deps,
     site: &SiteConfig,
     metric: &SwitchMetric,
-    event: &DomainEvent,
     deadline: Instant,
     resp: &mut Response,
 ) -> Result<Followed, PinError> {

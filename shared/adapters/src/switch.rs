@@ -59,7 +59,11 @@ impl CloudWatchSwitch {
 }
 
 impl CloudWatchSwitch {
-    fn client(&self, op: &str, region: &str) -> Result<&aws_sdk_cloudwatch::Client, PortError> {
+    fn client(
+        &self,
+        op: &'static str,
+        region: &str,
+    ) -> Result<&aws_sdk_cloudwatch::Client, PortError> {
         self.clients.get(region).ok_or_else(|| {
             PortError::new(
                 ErrorKind::Other,
@@ -167,7 +171,7 @@ impl FakeSwitch {
         }
     }
 
-    fn answers(&self, op: &str, region: &str) -> Result<(), PortError> {
+    fn answers(&self, op: &'static str, region: &str) -> Result<(), PortError> {
         self.faults.check(op)?;
         if self.dark.lock().unwrap().contains(region) {
             return Err(PortError::new(

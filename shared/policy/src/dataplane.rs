@@ -519,13 +519,17 @@ mod tests {
             m
         };
         s["dns"]["mode"] = mode(serde_json::json!(""));
-        let e = Config::from_document(&v.to_string()).unwrap_err().to_string();
+        let e = Config::from_document(&v.to_string())
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("sites[0].dns.mode.metric.alarm") && e.contains("unpin waits"),
             "{e}"
         );
         v["sites"][0]["dns"]["mode"] = mode(serde_json::Value::Null);
-        let e = Config::from_document(&v.to_string()).unwrap_err().to_string();
+        let e = Config::from_document(&v.to_string())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("alarm"), "a missing alarm name is refused: {e}");
     }
 

@@ -392,10 +392,9 @@ fn describe_alarm(alarm: Option<crate::signal::AlarmState>) -> String {
 /// The first `SWITCH_TO_PRIMARY` put: recorded once, the wait's deadline counts from it.
 pub fn record_switched_back(st: &SiteState, now: DateTime<Utc>) -> Option<SiteState> {
     let mut next = st.clone();
-    let u = next
-        .unpin
-        .as_mut()
-        .filter(|u| u.restored_at.is_none() && u.failed.is_none() && u.switched_back_at.is_none())?;
+    let u = next.unpin.as_mut().filter(|u| {
+        u.restored_at.is_none() && u.failed.is_none() && u.switched_back_at.is_none()
+    })?;
     u.switched_back_at = Some(now);
     next.version = st.version + 1;
     next.updated_at = Some(now);
@@ -434,7 +433,14 @@ pub fn hand_on(
         crate::config::SWITCH_TO_PRIMARY,
         site.thresholds.pin_deadline_secs,
     );
-    Some(announce(site, st, next, EventType::UnpinContinued, summary, now))
+    Some(announce(
+        site,
+        st,
+        next,
+        EventType::UnpinContinued,
+        summary,
+        now,
+    ))
 }
 
 /// The recorded set is back and `INSYNC`: recorded, with `DnsUnpinned` in the outbox.

@@ -331,8 +331,14 @@ fn the_records_wait_for_the_alarm_to_read_ok_until_the_deadline_counted_from_the
     let site = switch_site();
     let limit = site.thresholds.pin_deadline_secs as i64;
     let u = requested();
-    assert_eq!(follow(&site, &u, Some(AlarmState::Ok), t(11)), Follow::Followed);
-    assert_eq!(follow(&site, &u, Some(AlarmState::Alarm), t(11)), Follow::Wait);
+    assert_eq!(
+        follow(&site, &u, Some(AlarmState::Ok), t(11)),
+        Follow::Followed
+    );
+    assert_eq!(
+        follow(&site, &u, Some(AlarmState::Alarm), t(11)),
+        Follow::Wait
+    );
     assert_eq!(follow(&site, &u, None, t(10 + limit - 1)), Follow::Wait);
     let Follow::Expired(why) = follow(&site, &u, Some(AlarmState::Alarm), t(10 + limit)) else {
         panic!("past the deadline")
@@ -344,7 +350,10 @@ fn the_records_wait_for_the_alarm_to_read_ok_until_the_deadline_counted_from_the
         "{why}"
     );
     // A late OK still counts: the alarm followed.
-    assert_eq!(follow(&site, &u, Some(AlarmState::Ok), t(10 + limit)), Follow::Followed);
+    assert_eq!(
+        follow(&site, &u, Some(AlarmState::Ok), t(10 + limit)),
+        Follow::Followed
+    );
 }
 
 #[test]
@@ -356,14 +365,21 @@ fn only_the_newest_continuation_carries_the_wait_on() {
     let u = next.unpin.as_ref().unwrap();
     let cont = next.outbox.last().unwrap().clone();
     assert_eq!(cont.event_type, EventType::UnpinContinued);
-    assert!(cont.verdict.summary.contains("stay pinned"), "{}", cont.verdict.summary);
+    assert!(
+        cont.verdict.summary.contains("stay pinned"),
+        "{}",
+        cont.verdict.summary
+    );
     assert!(may_continue(u, &cont));
     let mut stale = cont.clone();
     stale.occurred_at = t(10);
     assert!(!may_continue(u, &stale), "an older continuation");
     let mut again = cont;
     again.event_type = EventType::UnpinRequested;
-    assert!(!may_continue(u, &again), "the request delivered again once a chain runs");
+    assert!(
+        !may_continue(u, &again),
+        "the request delivered again once a chain runs"
+    );
     assert!(
         record_switched_back(&next, t(200)).is_none(),
         "the first 0 is recorded once"

@@ -186,6 +186,34 @@ async fn scenario_4_route53_dark_for_thirty_minutes_traffic_moves_by_the_switch_
     );
 }
 
+/// Finding 4: an "M out of N" alarm does not follow one datapoint (AWS has no latch on the first
+/// one). While the answer has not moved and Route 53's API fails, the pinner puts 1 again on every
+/// try, until the alarm (two datapoints here) follows and the answer is seen.
+#[tokio::test(start_paused = true)]
+async fn an_alarm_needing_two_datapoints_gets_them_because_the_pinner_re_puts_while_it_waits() {
+    let w = switch_world(Some(Duration::from_secs(30 * 60)));
+    *w.switch.datapoints_to_alarm.lock().unwrap() = 2;
+
+    let first = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(first.outcome, "continued", "{}", first.detail);
+    assert_eq!(
+        *w.switch.puts.lock().unwrap(),
+        vec![(metric(), 1.0), (metric(), 1.0)],
+        "put again until the answer moved, then no more"
+    );
+    assert_eq!(served(&w), vec![NEW_HOST]);
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::DnsPinned);
+    assert_eq!(summaries(&w, EventType::DnsPinned).len(), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn with_route53_answering_one_dns_pinned_names_the_switch_and_the_records() {
     let w = switch_world(Some(Duration::ZERO));

@@ -224,7 +224,11 @@ async fn a_data_plane_unpin_restores_the_records_only_once_the_alarm_reads_ok() 
         "no restoring batch while the alarm read ALARM"
     );
     let puts: Vec<f64> = ordered.seen.lock().unwrap().iter().map(|p| p.0).collect();
-    assert_eq!(puts, vec![0.0, 0.0, 0.0], "the 0 put again before every read");
+    assert_eq!(
+        puts,
+        vec![0.0, 0.0, 0.0],
+        "the 0 put again before every read"
+    );
     assert_eq!(w.dns.batches.lock().unwrap().len(), batches_before + 1);
     assert_eq!(served(&w), vec![OLD_HOST], "the PRIMARY answers again");
     let st = w.ledger.get("orders").unwrap();
@@ -235,7 +239,8 @@ async fn a_data_plane_unpin_restores_the_records_only_once_the_alarm_reads_ok() 
 /// one ignored) until `thresholds.pin_deadline_secs` after the first 0, then ONE page
 /// (`UnpinFailed`) saying the records stay pinned — and they do, both naming the writer.
 #[tokio::test(start_paused = true)]
-async fn a_switch_alarm_that_never_follows_pages_once_at_the_deadline_and_the_records_stay_pinned() {
+async fn a_switch_alarm_that_never_follows_pages_once_at_the_deadline_and_the_records_stay_pinned()
+{
     use super::dataplane::served;
     let (mut w, _ordered, ev) = switch_pinned_failed_back().await;
     w.deps.clock = Arc::new(TokioClock {
@@ -245,7 +250,13 @@ async fn a_switch_alarm_that_never_follows_pages_once_at_the_deadline_and_the_re
     *w.switch.datapoints_to_alarm.lock().unwrap() = u32::MAX;
     let pinned = w.dns.records("Z0ORDERSEXAMPLE");
     let batches_before = w.dns.batches.lock().unwrap().len();
-    let deadline = w.deps.cfg.site("orders").unwrap().thresholds.pin_deadline_secs;
+    let deadline = w
+        .deps
+        .cfg
+        .site("orders")
+        .unwrap()
+        .thresholds
+        .pin_deadline_secs;
     let mut event = ev;
     let mut first_continuation = None;
     let mut links = 0;
@@ -282,7 +293,11 @@ async fn a_switch_alarm_that_never_follows_pages_once_at_the_deadline_and_the_re
         reason.contains("NOT restored and stay pinned") && reason.contains(&format!("{deadline}")),
         "{reason}"
     );
-    assert_eq!(w.dns.batches.lock().unwrap().len(), batches_before, "no batch");
+    assert_eq!(
+        w.dns.batches.lock().unwrap().len(),
+        batches_before,
+        "no batch"
+    );
     assert_eq!(w.dns.records("Z0ORDERSEXAMPLE"), pinned);
     assert_eq!(served(&w), vec![NEW_HOST], "still the writer");
     let published = w.bus.published.lock().unwrap().clone();
