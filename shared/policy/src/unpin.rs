@@ -354,7 +354,8 @@ pub enum Follow {
 /// while it is not. The check follows the alarm, and the alarm follows the 0 only after its
 /// "M out of N" periods (CloudWatch User Guide, "Evaluating an alarm": minutes). So after the 0
 /// the pinner reads the alarm until it is OK, up to `thresholds.pin_deadline_secs` after the
-/// first 0 (`switched_back_at`; `now` when none is recorded yet).
+/// first 0 (`switched_back_at`; the request's time while no 0 was accepted yet, so a CloudWatch
+/// that never answers ends the wait too).
 /// `alarm` is what the read answered (`None`: it could not be read, which is not OK either).
 pub fn follow(
     site: &SiteConfig,
@@ -365,7 +366,7 @@ pub fn follow(
     if alarm == Some(crate::signal::AlarmState::Ok) {
         return Follow::Followed;
     }
-    let since = u.switched_back_at.unwrap_or(now);
+    let since = u.switched_back_at.unwrap_or(u.requested_at);
     let limit = site.thresholds.pin_deadline_secs as i64;
     let waited = (now - since).num_seconds();
     if waited < limit {
@@ -378,7 +379,7 @@ pub fn follow(
         .map(|m| format!("{} in {}", m.alarm, m.region))
         .unwrap_or_default();
     Follow::Expired(format!(
-        "the data-plane switch was set back ({} put since {}) but its alarm {alarm_name} still reads {} after {waited} s (thresholds.pin_deadline_secs {limit}); the records were NOT restored and stay pinned to the writer (restored now, Route 53 would answer the SECONDARY: the demoted server); find why the alarm does not follow, then unpin again",
+        "the data-plane switch was set back ({} put, first accepted or asked at {}) but its alarm {alarm_name} still reads {} after {waited} s (thresholds.pin_deadline_secs {limit}); the records were NOT restored and stay pinned to the writer (restored now, Route 53 would answer the SECONDARY: the demoted server); find why the alarm does not follow, then unpin again",
         crate::config::SWITCH_TO_PRIMARY,
         since.to_rfc3339(),
         describe_alarm(alarm),
@@ -424,7 +425,7 @@ pub fn hand_on(
         .as_mut()
         .filter(|u| u.restored_at.is_none() && u.failed.is_none())?;
     u.continued_at = Some(now);
-    let since = u.switched_back_at.unwrap_or(now);
+    let since = u.switched_back_at.unwrap_or(u.requested_at);
     let summary = format!(
         "unpin of {}: the data-plane switch is set back but its alarm still reads {} ({} s since the first {}); the records stay pinned to the writer until it reads OK (deadline thresholds.pin_deadline_secs {} s)",
         site.dns.name,

@@ -349,6 +349,16 @@ fn the_records_wait_for_the_alarm_to_read_ok_until_the_deadline_counted_from_the
             && why.contains("NOT restored and stay pinned"),
         "{why}"
     );
+    // No 0 ever accepted (CloudWatch dark): the deadline counts from the request.
+    let dark = UnpinRecord {
+        switched_back_at: None,
+        ..requested()
+    };
+    assert_eq!(follow(&site, &dark, None, t(limit - 1)), Follow::Wait);
+    assert!(matches!(
+        follow(&site, &dark, None, t(limit)),
+        Follow::Expired(_)
+    ));
     // A late OK still counts: the alarm followed.
     assert_eq!(
         follow(&site, &u, Some(AlarmState::Ok), t(10 + limit)),
