@@ -59,6 +59,13 @@ impl CloudWatchSwitch {
 }
 
 impl CloudWatchSwitch {
+    /// One region's client (the adapter's tests inject a mocked one).
+    pub fn from_client(region: impl Into<String>, client: aws_sdk_cloudwatch::Client) -> Self {
+        Self {
+            clients: HashMap::from([(region.into(), client)]),
+        }
+    }
+
     fn client(
         &self,
         op: &'static str,

@@ -506,6 +506,69 @@ async fn alarm_states_batch_by_100_follow_next_token_and_read_composites() {
     assert_eq!(rule.num_calls(), 3);
 }
 
+/// The data-plane switch's alarm read (unpin waits for it): one DescribeAlarms naming exactly the
+/// configured alarm, metric alarms only, in the metric's region; an alarm CloudWatch does not know
+/// is NotFound (not OK).
+#[tokio::test]
+async fn the_switch_alarm_is_read_by_name_and_a_missing_one_is_not_found() {
+    use failover_adapters::switch::{CloudWatchSwitch, MetricSwitch};
+    let seen = recorder::<aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsInput>();
+    let rec = seen.clone();
+    let rule = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+        .match_requests(move |r| {
+            rec.lock().unwrap().push(r.clone());
+            true
+        })
+        .then_compute_output(|r| {
+            let mut out = DescribeAlarmsOutput::builder();
+            for name in r.alarm_names().iter().filter(|n| *n != "gone") {
+                out = out.metric_alarms(
+                    MetricAlarm::builder()
+                        .alarm_name(name)
+                        .state_value(StateValue::Alarm)
+                        .build(),
+                );
+            }
+            out.build()
+        });
+    let switch = CloudWatchSwitch::from_client("us-west-2", cloudwatch(&[&rule]));
+    let mut metric = failover_policy::config::SwitchMetric {
+        namespace: "RdsFailover/Switch".into(),
+        name: "ServeSecondary".into(),
+        region: "us-west-2".into(),
+        alarm: "rds-failover-orders-serve-secondary".into(),
+        dimensions: Default::default(),
+    };
+
+    assert_eq!(
+        switch.alarm_state(&metric).await.unwrap(),
+        AlarmState::Alarm
+    );
+    let sent = seen.lock().unwrap().clone();
+    assert_eq!(
+        sent[0].alarm_names(),
+        ["rds-failover-orders-serve-secondary"]
+    );
+    assert_eq!(sent[0].alarm_types(), [AlarmType::MetricAlarm]);
+
+    metric.alarm = "gone".into();
+    let err = switch.alarm_state(&metric).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert!(
+        err.message.contains("gone") && err.message.contains("us-west-2"),
+        "{}",
+        err.message
+    );
+
+    metric.region = "eu-west-1".into();
+    let err = switch.alarm_state(&metric).await.unwrap_err();
+    assert!(
+        err.message.contains("no CloudWatch client for eu-west-1"),
+        "{}",
+        err.message
+    );
+}
+
 #[tokio::test]
 async fn alarm_read_access_denied_is_access_denied() {
     let rule = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_error(|| {
