@@ -1252,7 +1252,9 @@ def _patch_alarm_evaluation() -> None:
     Period lasts Period × --alarm-period-scale real seconds); each of the last N periods that has
     data gets the alarm's Statistic of its values and breaches or not; ALARM when at least M
     breach, OK when the periods that do not breach leave fewer than M that could, else (too many
-    periods missing to decide) the state is kept, as `ignore` does. Evaluation happens when a
+    periods missing to decide) the state is kept, as `ignore` does. That OK rule is on the safe
+    side of CloudWatch's (which evaluates the periods it has): the emulated alarm never leaves
+    ALARM earlier than AWS would, so a test cannot pass on an unpin that restores too early. Evaluation happens when a
     datapoint arrives (lazy: with `ignore`, only data changes the state). Route 53's
     CLOUDWATCH_METRIC health check then follows the alarm (tests/emulated_dns.py)."""
     from moto.cloudwatch import models as m
