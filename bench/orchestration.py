@@ -300,7 +300,19 @@ def breakdown(r: Run) -> dict[str, float]:
 
 def goals(o: dict) -> list[tuple[str, str, bool]]:
     """Issue 16 goal 2: (goal, figure, met)."""
-    return [("orchestration overhead ≤ 1 s (median)", f"{o['ours']['overhead_s']:.2f} s", o["ours"]["overhead_s"] <= 1.0)]
+    ours = o["ours"]["overhead_s"]
+    figure = f"{ours:.2f} s"
+    if ours > 1.0:
+        # What stands in the way, from this run's own figures: the parts that are not our code.
+        b, floor = o["ours"]["breakdown"], o["floor"]["aws_service_s"]
+        fixed = b["bus_s"] + floor
+        figure += (f"; in the way: the emulated bus's hand-offs {b['bus_s']:.2f} s (EventBridge's part on AWS; "
+                   f"only chaining the functions without the bus would remove it) + the emulator's own service time "
+                   f"on the critical path {floor:.2f} s = {fixed:.2f} s not spent in our code"
+                   f"{' (alone over the goal)' if fixed > 1.0 else ''}; of the {max(ours - fixed, 0):.2f} s left, the "
+                   f"polled waits seen late {b['promotion_seen_late_s'] + b['insync_seen_late_s']:.2f} s (shorter gaps "
+                   f"would cost RDS and Route 53 request quota in a storm)")
+    return [("orchestration overhead ≤ 1 s (median)", figure, ours <= 1.0)]
 
 
 def run(runs: int, workdir: Path, promotion_secs: float, insync_secs: float, ours_only: bool = False) -> list[Run]:
