@@ -101,9 +101,11 @@ def site(faithful, mariadb, workdir, request):
         cfg["sites"][0]["fence"] = {"parameter_group": ORDERS_GROUP, "sql_user": FENCER,
                                     "sql_credentials": {"kind": "env", "var": FENCE_PASSWORD_VAR}, "snapshot": True}
         if getattr(request, "param", {}).get("shared"):
-            # Another site's fence names the same group: fencing one would fence both.
-            inventory = next(x for x in cfg["sites"] if x["id"] == "inventory")
-            inventory["fence"] = {"parameter_group": ORDERS_GROUP}
+            # Another site whose primary is in the same region names the same group: fencing one
+            # would fence both (a group of that name in another region would be another group).
+            payments = next(x for x in cfg["sites"] if x["id"] == "payments")
+            assert payments["primary"]["region"] == EAST
+            payments["fence"] = {"parameter_group": ORDERS_GROUP}
         env = function_env(faithful.endpoint, cfg) | {"TOPIC_ARN": topic, "RDS_FAILOVER_FALLBACK_BUDGET_SECS": "30",
                                                      FENCE_PASSWORD_VAR: FENCER_PASSWORD}
         d = workdir / f"chain-{request.node.name}"
@@ -258,7 +260,7 @@ def test_a_long_running_write_delays_read_only_and_the_fence_is_done_only_when_s
 
 @pytest.mark.parametrize("site", [{"shared": True}], indirect=True)
 def test_a_shared_parameter_group_is_flagged_at_validation_and_refused_by_the_fence(site, faithful):
-    """Scenario 5: orders' group is also named by the inventory site. The cold start's validation
+    """Scenario 5: orders' group is also named by the payments site (its primary in us-east-1 too). The cold start's validation
     warns; the fence refuses the parameter step with the reason and never modifies the group; the
     old primary stays writable, and the CRITICAL page says the tool will not set read_only."""
     fail_over_with_the_old_primary_back(site, faithful)
@@ -266,9 +268,9 @@ def test_a_shared_parameter_group_is_flagged_at_validation_and_refused_by_the_fe
     site.tick()
     site.tick()
     log = site.log.read_text()
-    assert "shared with site(s) inventory" in log and "cannot be fenced without affecting others" in log
+    assert "shared with site(s) payments" in log and "cannot be fenced without affecting others" in log
     p = steps(site)["parameter-read-only"]
-    assert p["state"] == "refused" and "shared with site(s) inventory" in p["reason"], p
+    assert p["state"] == "refused" and "shared with site(s) payments" in p["reason"], p
     assert site.world.group_value(ORDERS_GROUP, EAST) is None, "ModifyDBParameterGroup never sent"
     assert read_only(site.old) == "0"
     critical = [e for e in site.chain.seen if e["detail-type"] == "OldPrimaryWritable"]

@@ -282,7 +282,7 @@ async fn parameter(
     };
     match deps.fence.parameter_groups(new).await {
         Ok(Some(g)) => {
-            if let Err(why) = fence::shared_with_new_primary(&group, new, &g) {
+            if let Err(why) = fence::shared_with_new_primary(&group, db, new, &g) {
                 return Attempt::Refuse(why);
             }
         }

@@ -279,6 +279,9 @@ pub fn parameter_group_problem(cfg: &Config, site: &SiteConfig) -> Option<String
         .sites
         .iter()
         .filter(|s| s.id != site.id)
+        // A parameter group is regional (its ARN names the region): the same name in another
+        // region is another group, which read_only=1 here does not touch.
+        .filter(|s| s.primary.region == site.primary.region)
         .filter(|s| s.fence.as_ref().and_then(|f| f.parameter_group.as_deref()) == Some(g))
         .map(|s| s.id.as_str())
         .collect();
@@ -962,6 +965,29 @@ mod tests {
     }
 
     #[test]
+    fn a_same_named_group_in_another_region_is_another_group_and_does_not_refuse_the_fence() {
+        let dbr = |id: &str, region: &str| DbRef {
+            id: id.into(),
+            region: region.into(),
+        };
+        let old = dbr("orders-primary", "us-east-1");
+        let attached = [AttachedGroup {
+            name: "orders-primary-params".into(),
+            apply_status: "in-sync".into(),
+        }];
+        let cross = dbr("orders-replica-1", "us-west-2");
+        assert_eq!(
+            shared_with_new_primary("orders-primary-params", &old, &cross, &attached),
+            Ok(()),
+            "us-west-2's group of that name is not the one ModifyDBParameterGroup in us-east-1 changes"
+        );
+        let same = dbr("orders-replica-2", "us-east-1");
+        let why = shared_with_new_primary("orders-primary-params", &old, &same, &attached)
+            .expect_err("a same-region replica on the group would be made read-only too");
+        assert!(why.contains("same parameter group"), "{why}");
+    }
+
+    #[test]
     fn quarantine_is_observed_only_with_the_quarantine_group_alone_and_active() {
         let db = DbRef {
             id: "orders-primary".into(),
@@ -1205,11 +1231,23 @@ mod tests {
     #[test]
     fn a_shared_or_default_parameter_group_is_flagged_and_the_step_refuses_saying_why() {
         let shared = serde_json::json!({"parameter_group": "shared-params"});
-        let cfg = cfg_with(&[("orders", shared.clone()), ("billing", shared)]);
+        // payments' primary is in us-east-1 as orders' is: one group; billing's is in us-west-2,
+        // where a group of that name is another group.
+        let cfg = cfg_with(&[
+            ("orders", shared.clone()),
+            ("payments", shared.clone()),
+            ("billing", shared),
+        ]);
         let p = parameter_group_problem(&cfg, cfg.site("orders").unwrap()).unwrap();
         assert!(
-            p.contains("shared with site(s) billing") && p.contains("without affecting others"),
+            p.contains("shared with site(s) payments") && p.contains("without affecting others"),
             "{p}"
+        );
+        assert!(!p.contains("billing"), "{p}");
+        assert_eq!(
+            parameter_group_problem(&cfg, cfg.site("billing").unwrap()),
+            None,
+            "billing's us-west-2 group shares only a name"
         );
         assert!(warnings(&cfg)
             .iter()
@@ -1401,11 +1439,21 @@ pub fn may_modify(configured: &str, db: &DbRef, attached: &[AttachedGroup]) -> R
 
 /// The new primary must not use the group: RDS replicas commonly share their source's group, and
 /// `read_only=1` set in it would make the new writer read-only too.
+///
+/// Only a group in the old primary's own region can be that group: a DB parameter group is a
+/// regional resource (its ARN is `arn:aws:rds:<region>:<account>:pg:<name>`, "Amazon Resource
+/// Names (ARNs) in Amazon RDS"; ModifyDBParameterGroup acts in the region it is sent to), so a
+/// cross-region replica's group of the same name — what infrastructure-as-code makes in every
+/// region — is another group, and refusing the fence for it would leave the old primary unfenced.
 pub fn shared_with_new_primary(
     configured: &str,
+    old_primary: &DbRef,
     new_primary: &DbRef,
     its_groups: &[AttachedGroup],
 ) -> Result<(), String> {
+    if old_primary.region != new_primary.region {
+        return Ok(());
+    }
     if its_groups.iter().any(|g| g.name == configured) {
         return Err(format!(
             "the new primary {new_primary} uses the same parameter group `{configured}`: \

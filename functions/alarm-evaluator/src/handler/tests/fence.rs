@@ -11,12 +11,16 @@ const GROUP: &str = "orders-primary-params";
 
 /// The world with `orders` fenced by `fence` (and `billing` by `billing_fence`, if any), and
 /// orders' failover to orders-replica-1 complete and pinned, recorded as the functions do.
-fn pinned_world(fence: Value, billing_fence: Option<Value>) -> World {
+/// `payments_fence`: the fence of payments, whose primary is in us-east-1 as orders' is (a
+/// parameter group is regional, so only a same-region site can share orders' group).
+fn pinned_world(fence: Value, payments_fence: Option<Value>) -> World {
     let w = world();
     let mut doc: Value = serde_json::from_str(EXAMPLE).unwrap();
     doc["sites"][0]["fence"] = fence;
-    if let Some(b) = billing_fence {
-        doc["sites"][1]["fence"] = b;
+    if let Some(b) = payments_fence {
+        assert_eq!(doc["sites"][2]["id"], "payments");
+        assert_eq!(doc["sites"][2]["primary"]["region"], "us-east-1");
+        doc["sites"][2]["fence"] = b;
     }
     let cfg = Config::from_document(&doc.to_string()).unwrap();
     let site = cfg.site("orders").unwrap().clone();
@@ -425,6 +429,18 @@ async fn sessions_that_reconnect_after_the_kill_are_reported_not_waited_for() {
 async fn the_group_the_new_primary_also_uses_is_never_set_read_only() {
     let w = pinned_world(own(), None);
     w.region_back();
+    // A same-region new primary (moved to us-east-1 in the record) on the old primary's group.
+    let mut st = w.ledger.get("orders").unwrap();
+    for c in [
+        st.candidate.as_mut(),
+        st.promotion.as_mut().map(|p| &mut p.candidate),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        c.region = "us-east-1".into();
+    }
+    w.ledger.put(st);
     fake_fence(&w).groups.insert(
         "orders-replica-1".into(),
         vec![AttachedGroup {
@@ -440,6 +456,37 @@ async fn the_group_the_new_primary_also_uses_is_never_set_read_only() {
         other => panic!("{other:?}"),
     }
     assert!(fake_fence(&w).calls.is_empty());
+}
+
+/// A parameter group is regional (ARN `arn:aws:rds:<region>:…:pg:<name>`): the DR replica's group
+/// of the same name — what infrastructure-as-code creates in every region — is another group, and
+/// the old primary's must still be fenced (today's refusal left the old primary writable).
+#[tokio::test]
+async fn a_cross_region_new_primary_on_a_same_named_group_does_not_stop_the_fence() {
+    let w = pinned_world(own(), None);
+    w.region_back();
+    fake_fence(&w).groups.insert(
+        "orders-replica-1".into(),
+        vec![AttachedGroup {
+            name: GROUP.into(),
+            apply_status: "in-sync".into(),
+        }],
+    );
+    w.tick(0).await;
+    let f = w.fence();
+    assert!(
+        !matches!(
+            f.state(Step::ParameterReadOnly),
+            Some(StepState::Refused { .. })
+        ),
+        "{:?}",
+        f.describe()
+    );
+    let calls = fake_fence(&w).calls.clone();
+    assert!(
+        calls.iter().any(|c| c.contains("ModifyDBParameterGroup")),
+        "{calls:?}"
+    );
 }
 
 #[tokio::test]
@@ -474,7 +521,7 @@ async fn scenario_5_a_shared_parameter_group_is_refused_with_the_reason_and_neve
     let f = w.fence();
     match f.state(Step::ParameterReadOnly) {
         Some(StepState::Refused { reason }) => {
-            assert!(reason.contains("shared with site(s) billing"), "{reason}")
+            assert!(reason.contains("shared with site(s) payments"), "{reason}")
         }
         other => panic!("{other:?}"),
     }
