@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use futures::stream::{self, StreamExt};
+use futures::FutureExt;
 
 use chrono::{DateTime, Utc};
 use failover_adapters::gather::{gather, Ports};
@@ -77,6 +78,9 @@ pub enum EvaluatorError {
         site: String,
         budget: std::time::Duration,
     },
+    /// The site's evaluation panicked (a bug): that site's verdict, never the other sites'.
+    #[error("site {site}: evaluation panicked: {message}")]
+    Panicked { site: String, message: String },
     /// More than one site failed; every other site was evaluated. Listed in configuration order.
     #[error("{} of {total} sites failed: {}", .failed.len(), .failed.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Sites {
@@ -96,6 +100,7 @@ impl EvaluatorError {
             EvaluatorError::Port { source, .. } => format!("Fatal.{:?}", source.kind),
             EvaluatorError::Contention { .. } => "Retryable.Contention".into(),
             EvaluatorError::Timeout { .. } => "Retryable.Timeout".into(),
+            EvaluatorError::Panicked { .. } => "Fatal.Panic".into(),
             // Retried if retrying can help any of them (the others' re-evaluation is idempotent).
             EvaluatorError::Sites { failed, .. } => {
                 let types: Vec<String> = failed.iter().map(|e| e.error_type()).collect();
@@ -327,10 +332,27 @@ async fn fence_step(
         out.extend(crate::reprotect::drive_site(deps, site).await);
         out
     };
-    tokio::time::timeout(budget, step).await.unwrap_or_else(|_| {
-        warn!(site = %site.id, budget_secs = budget.as_secs(), "fence step cut off by the site budget; retried next tick");
-        vec![]
-    })
+    match tokio::time::timeout(budget, std::panic::AssertUnwindSafe(step).catch_unwind()).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(panic)) => {
+            let message = panic_message(panic.as_ref());
+            error!(site = %site.id, %message, "fence step panicked; the other sites' steps go on");
+            vec![format!("site {}: fence step panicked: {message}", site.id)]
+        }
+        Err(_) => {
+            warn!(site = %site.id, budget_secs = budget.as_secs(), "fence step cut off by the site budget; retried next tick");
+            vec![]
+        }
+    }
+}
+
+/// A panic payload's text (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text panic payload".into())
 }
 
 /// Whether the record shows no fence of its current epoch to work and no switchover to drive.
@@ -352,14 +374,21 @@ async fn evaluate_sites(
     let mut results: Vec<(usize, String, SiteResult)> = stream::iter(ids.into_iter().enumerate())
         .map(|(i, id)| async move {
             let site = deps.cfg.site(&id).expect("router returns configured sites");
-            let result = tokio::time::timeout(budget, evaluate_site(deps, site, signal, now))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(EvaluatorError::Timeout {
-                        site: id.clone(),
-                        budget,
-                    })
-                });
+            // A panic in one site's evaluation (a bug) is that site's failure: the sites share
+            // one task, so without this it would unwind through every other site's verdict.
+            let guarded =
+                std::panic::AssertUnwindSafe(evaluate_site(deps, site, signal, now)).catch_unwind();
+            let result = match tokio::time::timeout(budget, guarded).await {
+                Err(_) => Err(EvaluatorError::Timeout {
+                    site: id.clone(),
+                    budget,
+                }),
+                Ok(Err(panic)) => Err(EvaluatorError::Panicked {
+                    site: id.clone(),
+                    message: panic_message(panic.as_ref()),
+                }),
+                Ok(Ok(r)) => r,
+            };
             (i, id, result)
         })
         .buffer_unordered(deps.fanout.concurrency.max(1))

@@ -54,6 +54,8 @@ pub struct FakeLedger {
     /// Sites whose every read fails with this kind (one site's record unreadable, others fine).
     pub failing_sites: Mutex<HashMap<String, ErrorKind>>,
     pub commits: Mutex<Vec<SiteState>>,
+    /// Sites whose every read panics (a bug in one site's path, for the handlers' isolation).
+    pub panicking_sites: Mutex<std::collections::HashSet<String>>,
     /// Every `load` (GetItem), counted: a handler's reads are part of what it costs.
     pub loads: std::sync::atomic::AtomicUsize,
 }
@@ -75,6 +77,9 @@ impl Ledger for FakeLedger {
     async fn load(&self, site: &str) -> Result<SiteState, PortError> {
         self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.faults.check("GetItem")?;
+        if self.panicking_sites.lock().unwrap().contains(site) {
+            panic!("injected panic reading {site}");
+        }
         if let Some(kind) = self.failing_sites.lock().unwrap().get(site).copied() {
             return Err(PortError::new(
                 kind,

@@ -72,6 +72,36 @@ async fn one_sites_unreadable_record_does_not_stop_a_later_sites_failover() {
     );
 }
 
+/// Goal 3 of the RTO issue: one site's failure is that site's verdict — a panic too (the sites
+/// share one task: unguarded, it unwound through every other site's evaluation).
+#[tokio::test]
+async fn one_sites_panic_is_that_sites_failure_and_a_later_sites_failover_is_still_decided() {
+    let w = orders_last(world());
+    w.ledger
+        .panicking_sites
+        .lock()
+        .unwrap()
+        .insert("inventory".into());
+
+    let err = tick_through_the_window(&w).await.unwrap_err();
+
+    let d = Diagnostic::from(err);
+    assert_eq!(d.error_type, "Fatal.Panic");
+    assert!(
+        d.error_message
+            .contains("site inventory: evaluation panicked"),
+        "{}",
+        d.error_message
+    );
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!((st.phase, st.epoch), (Phase::Promoting, 1));
+    assert!(
+        w.bus.types().contains(&"FailoverDecided"),
+        "{:?}",
+        w.bus.types()
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_hung_region_times_its_sites_out_within_budget_while_the_others_are_evaluated() {
     let w = world();
