@@ -66,7 +66,10 @@ class Site:
             "command": "switchover", "site": "orders", "candidate": "orders-replica-1", "operator": "alice",
             "reason": "planned move to us-west-2", "max_wait_secs": max_wait})["verdicts"][0]
 
+    ticks = 0  # ticks sent so far (bench part 6 reports how many the fence and catch-up took)
+
     def tick(self) -> dict:
+        self.ticks += 1
         return self.emu.invoke("alarm-evaluator", tick_event(dt.datetime.now(dt.timezone.utc)))
 
     def sw(self) -> dict:
@@ -167,7 +170,9 @@ def test_scenario_1_writes_until_the_fence_are_all_on_the_new_primary_rpo_0(site
         v = site.switchover(max_wait=60)
         assert v["outcome"]["kind"] == "failover-decided", v["summary"]
         assert site.sw()["phase"] == "fencing"
+        ticks_before = site.ticks
         sw = site.tick_while(("fencing", "capturing", "catching-up"))
+        ticks = site.ticks - ticks_before
         assert sw["phase"] == "promoting", sw
         refused_after = len(committed)
         time.sleep(0.5)
@@ -190,9 +195,12 @@ def test_scenario_1_writes_until_the_fence_are_all_on_the_new_primary_rpo_0(site
     assert len(committed) > 20
     figures = os.environ.get("RDS_FAILOVER_SWITCHOVER_FIGURES")
     if figures:  # bench/switchover.py (make bench part 6) reads the ledger's figures from here
-        Path(figures).write_text(json.dumps({"rto_ms": sw["measured"]["rto_ms"],
-                                             "rpo_transactions": sw["measured"]["rpo_transactions"],
-                                             "rows": len(committed)}))
+        at = lambda k: dt.datetime.fromisoformat(sw[k].replace("Z", "+00:00"))  # noqa: E731
+        Path(figures).write_text(json.dumps({
+            "rto_ms": sw["measured"]["rto_ms"], "rpo_transactions": sw["measured"]["rpo_transactions"],
+            "rows": len(committed), "ticks_to_promoting": ticks,
+            "fence_to_dns_moved_ms": round((at("dns_moved_at") - at("fence_started_at")).total_seconds() * 1000)
+            if sw.get("dns_moved_at") else None}))
     print(f"\nswitchover measured (ledger): RTO {sw['measured']['rto_ms']} ms from the fence's start "
           f"({sw['fence_started_at']}) to verified writes ({sw['writes_verified_at']}); RPO "
           f"{sw['measured']['rpo_transactions']} transactions; {len(committed)} rows committed before the fence, "
