@@ -101,6 +101,27 @@ fn world() -> World {
 }
 
 impl World {
+    /// The same world (fakes shared) under another configuration.
+    fn with_config(self, cfg: Config) -> World {
+        let deps = Deps {
+            cfg,
+            topology: self.topology.clone(),
+            metrics: self.metrics.clone(),
+            ledger: self.ledger.clone(),
+            bus: self.bus.clone(),
+            canary: self.canary.clone(),
+            clock: self.clock.clone(),
+            fanout: self.deps.fanout,
+            fence: self.fence.clone(),
+            old_primary: self.old_primary.clone(),
+            rechecks: self.rechecks.clone(),
+        };
+        World {
+            deps: Arc::new(deps),
+            ..self
+        }
+    }
+
     /// The primary's region goes dark: alarms fire, SQL is refused, lag reads -1.
     fn lose_primary(&self) {
         self.topology.kill_region("us-east-1");

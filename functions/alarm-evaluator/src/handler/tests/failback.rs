@@ -69,23 +69,7 @@ fn failed_over_and_reprotected(applied: &str) -> World {
     doc["sites"][0]["fence"] = json!({"parameter_group": GROUP});
     doc["sites"][0]["dns"]["mode"] =
         json!({"kind": "failover-pin", "primary_set_identifier": "orders-primary"});
-    let deps = Deps {
-        cfg: Config::from_document(&doc.to_string()).unwrap(),
-        topology: w.topology.clone(),
-        metrics: w.metrics.clone(),
-        ledger: w.ledger.clone(),
-        bus: w.bus.clone(),
-        canary: w.canary.clone(),
-        clock: w.clock.clone(),
-        fanout: w.deps.fanout,
-        fence: w.fence.clone(),
-        old_primary: w.old_primary.clone(),
-        rechecks: w.rechecks.clone(),
-    };
-    let w = World {
-        deps: Arc::new(deps),
-        ..w
-    };
+    let w = w.with_config(Config::from_document(&doc.to_string()).unwrap());
     let dr_arn = "arn:aws:rds:us-west-2:123456789012:db:orders-replica-1";
     w.topology.set_instance(InstanceInfo {
         endpoint: Some((DR.into(), 3306)),

@@ -12,23 +12,7 @@ fn orders_last(w: World) -> World {
     let mut cfg = Config::from_document(EXAMPLE).unwrap();
     cfg.sites.reverse();
     assert_eq!(cfg.sites.last().map(|s| s.id.as_str()), Some("orders"));
-    let deps = Deps {
-        cfg,
-        topology: w.topology.clone(),
-        metrics: w.metrics.clone(),
-        ledger: w.ledger.clone(),
-        bus: w.bus.clone(),
-        canary: w.canary.clone(),
-        clock: w.clock.clone(),
-        fanout: w.deps.fanout,
-        fence: w.fence.clone(),
-        old_primary: w.old_primary.clone(),
-        rechecks: w.rechecks.clone(),
-    };
-    World {
-        deps: Arc::new(deps),
-        ..w
-    }
+    w.with_config(cfg)
 }
 
 /// Ticks a minute apart through `orders`' sustained window (120 s); returns the decisive tick's result.

@@ -24,23 +24,7 @@ fn pinned_world(fence: Value, payments_fence: Option<Value>) -> World {
     }
     let cfg = Config::from_document(&doc.to_string()).unwrap();
     let site = cfg.site("orders").unwrap().clone();
-    let deps = Deps {
-        cfg,
-        topology: w.topology.clone(),
-        metrics: w.metrics.clone(),
-        ledger: w.ledger.clone(),
-        bus: w.bus.clone(),
-        canary: w.canary.clone(),
-        clock: w.clock.clone(),
-        fanout: w.deps.fanout,
-        fence: w.fence.clone(),
-        old_primary: w.old_primary.clone(),
-        rechecks: w.rechecks.clone(),
-    };
-    let w = World {
-        deps: Arc::new(deps),
-        ..w
-    };
+    let w = w.with_config(cfg);
     let now = w.clock.now();
     let mut st = SiteState::new("orders");
     st.epoch = 1;

@@ -22,23 +22,7 @@ fn failed_over_world() -> World {
         "security_groups": ["sg-0123abcd"], "subnet_group": "orders-subnets",
         "kms_key_id": "alias/orders-east"
     });
-    let deps = Deps {
-        cfg: Config::from_document(&doc.to_string()).unwrap(),
-        topology: w.topology.clone(),
-        metrics: w.metrics.clone(),
-        ledger: w.ledger.clone(),
-        bus: w.bus.clone(),
-        canary: w.canary.clone(),
-        clock: w.clock.clone(),
-        fanout: w.deps.fanout,
-        fence: w.fence.clone(),
-        old_primary: w.old_primary.clone(),
-        rechecks: w.rechecks.clone(),
-    };
-    let w = World {
-        deps: Arc::new(deps),
-        ..w
-    };
+    let w = w.with_config(Config::from_document(&doc.to_string()).unwrap());
     let mut st = failover_policy::SiteState::new("orders");
     st.epoch = 1;
     st.phase = Phase::Completed;

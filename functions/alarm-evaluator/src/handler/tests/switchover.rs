@@ -22,23 +22,7 @@ pub(super) fn fenced_world(applied: &str) -> World {
     let w = world();
     let mut doc: Value = serde_json::from_str(EXAMPLE).unwrap();
     doc["sites"][0]["fence"] = json!({"parameter_group": GROUP});
-    let deps = Deps {
-        cfg: Config::from_document(&doc.to_string()).unwrap(),
-        topology: w.topology.clone(),
-        metrics: w.metrics.clone(),
-        ledger: w.ledger.clone(),
-        bus: w.bus.clone(),
-        canary: w.canary.clone(),
-        clock: w.clock.clone(),
-        fanout: w.deps.fanout,
-        fence: w.fence.clone(),
-        old_primary: w.old_primary.clone(),
-        rechecks: w.rechecks.clone(),
-    };
-    let w = World {
-        deps: Arc::new(deps),
-        ..w
-    };
+    let w = w.with_config(Config::from_document(&doc.to_string()).unwrap());
     let src = "arn:aws:rds:us-east-1:123456789012:db:orders-primary";
     w.topology.set_instance(InstanceInfo {
         endpoint: Some((
