@@ -149,6 +149,9 @@ async fn follow_switch(
     let mut errors = 0u32;
     loop {
         let mut seen = None;
+        // The record as `update` just read or wrote it, when the put went through; read afresh
+        // only when it did not (no second GetItem of what was just read).
+        let mut read = None;
         match within(
             deadline,
             "PutMetricData",
@@ -159,7 +162,7 @@ async fn follow_switch(
             Ok(()) => {
                 resp.changed = true;
                 let now = deps.clock.now();
-                update(deps, site, |s| unpin::record_switched_back(s, now)).await?;
+                read = Some(update(deps, site, |s| unpin::record_switched_back(s, now)).await?);
                 match within(deadline, "DescribeAlarms", deps.switch.alarm_state(metric)).await {
                     Ok(state) => {
                         errors = 0;
@@ -183,7 +186,10 @@ async fn follow_switch(
             ))),
         }
         resp.polls += 1;
-        let st = deps.ledger.load(&site.id).await.map_err(port)?;
+        let st = match read {
+            Some(st) => st,
+            None => deps.ledger.load(&site.id).await.map_err(port)?,
+        };
         let Some(u) = unpin::pending(&st) else {
             resp.outcome = "ignored";
             resp.detail = "the unpin is no longer pending in the ledger".into();
