@@ -39,7 +39,7 @@ test-rust: setup
 	cargo test --workspace --quiet
 
 test-replay: setup
-	$(VENV)/pytest -q tests
+	$(VENV)/pytest -q --durations=40 tests
 
 test: reliability-clean lint test-rust test-replay
 
