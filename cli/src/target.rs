@@ -1,5 +1,6 @@
 //! Which deployment the CLI talks to, resolved once: the SDK configuration (the caller's normal
-//! credentials and region, or an emulator's endpoint), the ledger table and the evaluator.
+//! credentials and region, or an emulator's endpoint), the ledger table, the evaluator, and the
+//! evaluator's two `AWS_IAM` function URLs that operator commands are signed to.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
@@ -10,12 +11,18 @@ pub struct Target {
     pub sdk: SdkConfig,
     pub ledger_table: String,
     pub evaluator: String,
+    /// Where commands are sent, signed; `None` only when no stack and no URLs were named (the
+    /// local world, whose evaluator accepts direct invoke).
+    pub urls: Option<crate::url::Urls>,
     lambda_endpoint: Option<String>,
 }
 
 /// The stack's logical ids (infra/template.yaml).
 const LEDGER_LOGICAL_ID: &str = "LedgerTable";
 const EVALUATOR_LOGICAL_ID: &str = "AlarmEvaluatorFunction";
+/// The stack's outputs naming the function URLs (infra/template.yaml `Outputs`).
+const READ_URL_OUTPUT: &str = "OperatorReadUrl";
+const OPERATE_URL_OUTPUT: &str = "OperatorActionsUrl";
 
 pub async fn sdk_config(args: &TargetArgs) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
@@ -26,6 +33,42 @@ pub async fn sdk_config(args: &TargetArgs) -> SdkConfig {
         loader = loader.endpoint_url(e);
     }
     loader.load().await
+}
+
+/// The function URLs from the stack's outputs (CloudFormation `DescribeStacks`).
+async fn stack_urls(sdk: &SdkConfig, stack: &str) -> Result<crate::url::Urls, CliError> {
+    let what = format!("stack {stack}: outputs {READ_URL_OUTPUT}, {OPERATE_URL_OUTPUT}");
+    let out = aws_sdk_cloudformation::Client::new(sdk)
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| CliError::Aws {
+            what: what.clone(),
+            error: aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string(),
+        })?;
+    let outputs = out
+        .stacks()
+        .first()
+        .map(|s| s.outputs())
+        .unwrap_or_default();
+    let find = |key: &str| {
+        outputs
+            .iter()
+            .find(|o| o.output_key() == Some(key))
+            .and_then(|o| o.output_value())
+            .map(str::to_string)
+            .ok_or_else(|| CliError::Aws {
+                what: what.clone(),
+                error: format!(
+                    "no output {key} (a stack from before the function URLs? redeploy it)"
+                ),
+            })
+    };
+    Ok(crate::url::Urls {
+        read: find(READ_URL_OUTPUT)?,
+        operate: find(OPERATE_URL_OUTPUT)?,
+    })
 }
 
 impl Target {
@@ -69,10 +112,19 @@ impl Target {
                 evaluator = Some(physical(EVALUATOR_LOGICAL_ID).await?);
             }
         }
+        let urls = match (&args.read_url, &args.operate_url, &args.stack) {
+            (Some(read), Some(operate), _) => Some(crate::url::Urls {
+                read: read.clone(),
+                operate: operate.clone(),
+            }),
+            (_, _, Some(stack)) => Some(stack_urls(&sdk, stack).await?),
+            _ => None,
+        };
         Ok(Self {
             sdk,
             ledger_table: table.unwrap_or_default(),
             evaluator: evaluator.unwrap_or_default(),
+            urls,
             lambda_endpoint: args.lambda_endpoint_url.clone(),
         })
     }
@@ -81,6 +133,14 @@ impl Target {
         crate::ledger::LedgerReader {
             client: aws_sdk_dynamodb::Client::new(&self.sdk),
             table: self.ledger_table.clone(),
+        }
+    }
+
+    /// Where this command goes: its function URL, or the evaluator by direct invoke.
+    pub fn destination(&self, cmd: &failover_policy::signal::OperatorCommand) -> String {
+        match &self.urls {
+            Some(u) => u.for_command(cmd).to_string(),
+            None => self.evaluator.clone(),
         }
     }
 
