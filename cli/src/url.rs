@@ -26,6 +26,10 @@ use crate::CliError;
 /// The signing name of Lambda (function URLs are signed as `lambda`).
 pub const SERVICE: &str = "lambda";
 
+/// How long to wait for a URL's answer: past the evaluator's `Timeout: 60` (infra/template.yaml),
+/// so its own answer or Lambda's timeout error arrives first.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(90);
+
 /// The two URLs, from the stack's outputs (`OperatorReadUrl`, `OperatorActionsUrl`) or flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Urls {
@@ -151,17 +155,28 @@ pub async fn send(
         .build();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build::<_, Full<bytes::Bytes>>(https);
-    let resp = client
-        .request(req.map(|b| Full::new(bytes::Bytes::from(b))))
+    let exchange = async {
+        let resp = client
+            .request(req.map(|b| Full::new(bytes::Bytes::from(b))))
+            .await
+            .map_err(|e| failed(crate::aws_error("", e).to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .to_bytes();
+        Ok::<_, CliError>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(ANSWER_WITHIN, exchange)
         .await
-        .map_err(|e| failed(crate::aws_error("", e).to_string()))?;
-    let status = resp.status().as_u16();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| failed(e.to_string()))?
-        .to_bytes();
+        .map_err(|_| {
+            failed(format!(
+                "no answer within {} s (the evaluator's own timeout is 60 s)",
+                ANSWER_WITHIN.as_secs()
+            ))
+        })??;
     interpret(url, status, &body)
 }
 
