@@ -34,6 +34,9 @@ lint: setup
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	# The Lambda binaries as they are deployed: without the adapters' `test-util` fakes.
 	cargo clippy --quiet -p alarm-evaluator -p replica-promoter -p dns-pinner -p notifier -p witness -- -D warnings
+	# The SAM CLI's own check, offline: a region and no credentials (tests/test_infra.py too).
+	env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
+	  AWS_DEFAULT_REGION=us-west-2 SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint -t infra/template.yaml
 
 test-rust: setup
 	cargo test --workspace --quiet

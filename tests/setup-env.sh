@@ -32,6 +32,20 @@ need_lint() {
   fi
 }
 
+# The SAM CLI in a venv of its own: aws-sam-cli 1.170.0 and checkov 3.3.30 pin boto3 versions that
+# pip cannot satisfy together ("ResolutionImpossible"), so it cannot share .venv-lint.
+need_sam() {
+  if [[ ! -x .venv-sam/bin/python ]]; then
+    echo "setup: creating .venv-sam (aws-sam-cli)"
+    python3 -m venv .venv-sam
+  fi
+  if ! cmp -s tests/sam-requirements.txt .venv-sam/.requirements.installed 2>/dev/null; then
+    echo "setup: installing tests/sam-requirements.txt into .venv-sam"
+    .venv-sam/bin/pip install --quiet --disable-pip-version-check -r tests/sam-requirements.txt
+    cp tests/sam-requirements.txt .venv-sam/.requirements.installed
+  fi
+}
+
 need_mariadb() {
   if command -v mariadbd >/dev/null 2>&1 || [[ -x /usr/sbin/mariadbd ]]; then
     return
@@ -53,6 +67,7 @@ need_rust_tools() {
 
 need_python
 need_lint
+need_sam
 need_mariadb
 need_rust_tools
 mariadbd_bin=$(command -v mariadbd || echo /usr/sbin/mariadbd)

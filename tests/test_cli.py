@@ -12,8 +12,9 @@ import time
 
 import pytest
 
+from function_url import OPERATOR, READER, FunctionUrls, Principal
 from harness import ROOT, LambdaEmulator, MariaDB
-from world import EVENT_BUS, LEDGER_TABLE, alarm_event, function_env, now, site_config, tick_event
+from world import EVENT_BUS, HOME_REGION, LEDGER_TABLE, alarm_event, function_env, now, site_config, tick_event
 
 SUSTAINED = 2
 AVAIL, CANARY_ALARM = "orders-primary-availability", "orders-primary-canary"
@@ -38,6 +39,15 @@ def evaluator(moto, orders_primary, mariadb, workdir):
     emu.stop()
 
 
+@pytest.fixture(scope="module")
+def function_urls(moto, evaluator, workdir):
+    """The template's two AWS_IAM URLs (tests/function_url.py) in front of the evaluator on its
+    `read` and `operate` aliases, configured as the deployed default (no direct commands)."""
+    urls = FunctionUrls(function_env(moto.endpoint, evaluator.cfg), HOME_REGION, workdir)
+    yield urls
+    urls.stop()
+
+
 @pytest.fixture
 def primary_up(orders_primary):
     orders_primary.start()
@@ -58,6 +68,17 @@ def cli(moto, evaluator, *args: str, stdin: str | None = "") -> subprocess.Compl
     target = ["--endpoint-url", moto.endpoint, "--lambda-endpoint-url", f"http://127.0.0.1:{evaluator.port}",
               "--ledger-table", LEDGER_TABLE, "--evaluator", "alarm-evaluator"]
     return subprocess.run([str(BINARY), *target, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120)
+
+
+def signed_cli(moto, urls: FunctionUrls, principal: Principal, *args: str, secret: str | None = None):
+    """The binary as a deployed stack's operator runs it: commands signed with the principal's
+    credentials to the function URLs (the ledger read at the emulator, as before)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "AWS_REGION": HOME_REGION,
+           "AWS_ACCESS_KEY_ID": principal.access_key, "AWS_SECRET_ACCESS_KEY": secret or principal.secret}
+    target = ["--endpoint-url", moto.endpoint, "--ledger-table", LEDGER_TABLE, "--evaluator", "alarm-evaluator",
+              "--read-url", urls.read.url, "--operate-url", urls.operate.url]
+    return subprocess.run([str(BINARY), *target, *args], input="", capture_output=True, text=True, env=env,
+                          timeout=120)
 
 
 def test_status_shows_phase_live_votes_with_sources_and_lag_against_the_rpo(world, moto, evaluator, primary_up):
@@ -214,3 +235,45 @@ def test_a_deployment_that_denies_direct_commands_refuses_a_pause_and_still_answ
         assert st.returncode == 0, st.stderr
     finally:
         deny.stop()
+
+
+def test_a_pause_through_the_operate_url_is_recorded_under_the_signers_iam_principal(
+        world, moto, function_urls, primary_up):
+    """The operator's `pause`, SigV4-signed to the operate URL: the ledger names the principal
+    Lambda authenticated (the IAM user's ARN), not the name typed in the command."""
+    world.put_lag("orders-replica-1", 3.0, now())
+    world.put_lag("orders-replica-2", 3.0, now())
+    t0 = time.monotonic()
+    done = signed_cli(moto, function_urls, OPERATOR, "pause", "orders", "--reason", "db maintenance", "--yes")
+    print(done.stdout, done.stderr, f"pause through the URL: {time.monotonic() - t0:.1f} s")
+    assert done.returncode == 0, done
+    assert "verdict: paused" in done.stdout, done.stdout
+    paused = world.state("orders")["paused"]
+    assert paused["by"] == OPERATOR.user_arn, paused
+    resumed = signed_cli(moto, function_urls, OPERATOR, "resume", "orders", "--yes")
+    assert resumed.returncode == 0, resumed
+    assert world.state("orders").get("paused") is None
+
+
+def test_the_read_only_principal_reads_but_is_refused_a_pause_and_a_bad_signature_is_refused(
+        world, moto, function_urls, primary_up):
+    """IAM's decision, from the template's policies: `OperatorReadOnly` reaches the read URL only.
+    Its `status` works; its `pause` is refused (403, the reason printed, exit 1) before the
+    evaluator runs, nothing written; a request signed with the wrong secret is refused likewise."""
+    world.put_lag("orders-replica-1", 3.0, now())
+    world.put_lag("orders-replica-2", 3.0, now())
+    st = signed_cli(moto, function_urls, READER, "status", "orders")
+    assert st.returncode == 0, st
+    assert "sql canary: reachable" in st.stdout, st.stdout  # live evidence, through the read URL
+    before = world.state("orders")
+
+    refused = signed_cli(moto, function_urls, READER, "pause", "orders", "--reason", "not mine", "--yes")
+    print(refused.stderr)
+    assert refused.returncode == 1, refused
+    assert "HTTP 403" in refused.stderr and "Forbidden" in refused.stderr, refused.stderr
+    forged = signed_cli(moto, function_urls, OPERATOR, "pause", "orders", "--reason", "x", "--yes",
+                        secret="not-the-operators-secret")
+    print(forged.stderr)
+    assert forged.returncode == 1, forged
+    assert "signature we calculated does not match" in forged.stderr, forged.stderr
+    assert world.state("orders") == before, "nothing was written"

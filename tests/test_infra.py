@@ -1,6 +1,7 @@
 """Static checks of infra/template.yaml, and its EventBridge patterns against the recorded events.
 
-- cfn-lint and checkov are clean (every checkov skip carries its justification inline);
+- cfn-lint and checkov are clean (every checkov skip carries its justification inline), and so is
+  `sam validate --lint`, run as CI runs it: no AWS credentials, no network needed;
 - every pattern the template attaches to a function is exercised by the recorded events in
   events/ with moto's EventBridge matcher: positives reach the evaluator, foreign accounts, other
   resources and irrelevant RDS event ids do not;
@@ -22,6 +23,7 @@ from infra import FORWARDER, TEMPLATE, WITNESS, rules, targets, template
 EVENTS = ROOT / "events"
 MANIFEST = json.loads((EVENTS / "MANIFEST.json").read_text())
 LINT_BIN = ROOT / ".venv-lint" / "bin"
+SAM_BIN = ROOT / ".venv-sam" / "bin"
 
 
 TEMPLATES = [TEMPLATE, FORWARDER, WITNESS]
@@ -31,6 +33,18 @@ TEMPLATES = [TEMPLATE, FORWARDER, WITNESS]
 def test_cfn_lint_is_clean(path):
     out = subprocess.run([str(VENV_BIN / "cfn-lint"), str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_sam_validate_lint_is_clean_without_credentials(path, tmp_path):
+    """The SAM CLI (aws-sam-cli from PyPI, in .venv-sam) transforms the template and lints the
+    result locally; it needs a region and nothing else (no credentials in this environment)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_DEFAULT_REGION": "us-west-2",
+           "SAM_CLI_TELEMETRY": "0"}
+    out = subprocess.run([str(SAM_BIN / "sam"), "validate", "--lint", "-t", str(path)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "is a valid SAM Template" in out.stdout + out.stderr, out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)

@@ -49,6 +49,24 @@ pub struct TargetArgs {
     /// The evaluator function (default: the stack's `AlarmEvaluator`).
     #[arg(long, env = "RDS_FAILOVER_EVALUATOR", global = true)]
     pub evaluator: Option<String>,
+    /// The evaluator's read-only function URL, where `status` is sent signed (default: the
+    /// stack's `OperatorReadUrl` output). Give both URLs, or neither.
+    #[arg(
+        long,
+        env = "RDS_FAILOVER_READ_URL",
+        global = true,
+        requires = "operate_url"
+    )]
+    pub read_url: Option<String>,
+    /// The evaluator's operate function URL, where every mutating command is sent signed
+    /// (default: the stack's `OperatorActionsUrl` output).
+    #[arg(
+        long,
+        env = "RDS_FAILOVER_OPERATE_URL",
+        global = true,
+        requires = "read_url"
+    )]
+    pub operate_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

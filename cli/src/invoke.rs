@@ -1,5 +1,6 @@
-//! The evaluator, invoked with one operator command (the Lambda Invoke API: `lambda:InvokeFunction`
-//! on the evaluator is the IAM permission a mutating operator needs).
+//! The evaluator, sent one operator command: signed to its function URL when the target has URLs
+//! (a deployed stack: [`crate::url`]), else by the Lambda Invoke API (the local world, whose
+//! evaluator is deployed with `RDS_FAILOVER_DIRECT_COMMANDS=allow`).
 
 use aws_sdk_lambda::primitives::Blob;
 use failover_policy::signal::OperatorCommand;
@@ -11,6 +12,9 @@ use crate::{aws_error, CliError};
 /// The evaluator's answer, or [`CliError::Refused`] when it refused the input itself (`BadInput`:
 /// a malformed command, a missing reason) and [`CliError::Aws`] when it failed.
 pub async fn evaluator(target: &Target, cmd: &OperatorCommand) -> Result<Value, CliError> {
+    if let Some(urls) = &target.urls {
+        return crate::url::send(&target.sdk, urls, cmd).await;
+    }
     let payload = serde_json::to_vec(cmd).expect("a command serialises");
     let out = target
         .lambda()

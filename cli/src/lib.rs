@@ -1,8 +1,10 @@
 //! `rds-failover`: the operator's command line for a deployment of this workspace.
 //!
 //! Reads go to the ledger table directly (DynamoDB, read-only); everything the evaluator decides
-//! — the live evidence of `status`, every operator command — goes to the evaluator function, so
-//! the CLI never judges or writes anything itself. `validate` and `what-if` run the policy crate's
+//! — the live evidence of `status`, every operator command — goes to the evaluator, so the CLI
+//! never judges or writes anything itself. A deployed stack is reached through its `AWS_IAM`
+//! function URLs, signed with the caller's credentials ([`url`]), so the ledger records the
+//! caller's IAM principal; without URLs (the local world) the evaluator is invoked directly. `validate` and `what-if` run the policy crate's
 //! own code locally: the same validation as a cold start, the same `decide`.
 
 pub mod args;
@@ -12,6 +14,7 @@ pub mod invoke;
 pub mod ledger;
 pub mod status;
 pub mod target;
+pub mod url;
 pub mod validate;
 pub mod whatif;
 

@@ -103,7 +103,7 @@ async fn operate(cli: &Cli, op: &OpCommand) -> Result<i32, CliError> {
         print!(
             "send `{}` to {}? [y/N] ",
             op.action().as_str(),
-            target.evaluator
+            target.destination(&op.to_command())
         );
         std::io::stdout().flush().ok();
         let mut answer = String::new();
