@@ -18,7 +18,7 @@ import subprocess
 import pytest
 
 from harness import ROOT, VENV_BIN
-from infra import FORWARDER, TEMPLATE, WITNESS, rules, targets, template
+from infra import FORWARDER, FUNCTION_OF_RESOURCE, TEMPLATE, WITNESS, rules, targets, template
 
 EVENTS = ROOT / "events"
 MANIFEST = json.loads((EVENTS / "MANIFEST.json").read_text())
@@ -446,3 +446,69 @@ def test_operators_read_or_act_through_iam_authenticated_urls_on_two_aliases():
     outputs = template()["Outputs"]
     assert outputs["OperatorReadUrl"]["Value"] == {"Fn::GetAtt": ["EvaluatorReadUrl", "FunctionUrl"]}
     assert outputs["OperatorActionsUrl"]["Value"] == {"Fn::GetAtt": ["EvaluatorOperateUrl", "FunctionUrl"]}
+
+
+def _alarms(path=TEMPLATE) -> dict[str, dict]:
+    return {k: r["Properties"] for k, r in template(path)["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def test_every_function_has_errors_and_throttles_alarms_that_page_the_topic():
+    res = template()["Resources"]
+    functions = {k for k, r in res.items() if r["Type"] == "AWS::Serverless::Function"}
+    assert functions == set(FUNCTION_OF_RESOURCE), functions
+    watched: dict[str, set[str]] = {f: set() for f in functions}
+    for name, a in _alarms().items():
+        if a.get("Namespace") != "AWS/Lambda":
+            continue
+        dims = {d["Name"]: d["Value"] for d in a["Dimensions"]}
+        fn = dims["FunctionName"]["Ref"]
+        watched[fn].add(a["MetricName"])
+        assert a["Statistic"] == "Sum" and a["Threshold"] == 0 and a["ComparisonOperator"] == "GreaterThanThreshold", name
+        assert a["TreatMissingData"] == "notBreaching", f"{name}: no invocations is not an error"
+    assert all(m == {"Errors", "Throttles"} for m in watched.values()), watched
+
+
+def test_every_alarm_of_the_tool_notifies_the_alert_topic_directly():
+    """The notifier may be what failed: the tool's own alarms publish to the topic themselves."""
+    for name, a in _alarms().items():
+        if name.startswith("Example"):
+            continue  # the protected site's voters: read by the evaluator, not paging people
+        assert a.get("AlarmActions") == [{"Ref": "AlertTopic"}], name
+        assert "TreatMissingData" in a, f"{name}: what no data means is chosen, not defaulted"
+    for name, a in _alarms(FORWARDER).items():
+        assert a.get("AlarmActions") == [{"Ref": "ForwarderAlertTopic"}], name
+        assert "TreatMissingData" in a, name
+
+
+def test_a_missing_heartbeat_is_breaching_over_three_of_three_tick_periods():
+    a = _alarms()["HeartbeatAlarm"]
+    fn = template()["Resources"]["AlarmEvaluatorFunction"]["Properties"]
+    assert fn["Events"]["Tick"]["Properties"]["Schedule"] == "rate(1 minute)" and a["Period"] == 60
+    assert a["TreatMissingData"] == "breaching", "a missing heartbeat IS the failure"
+    assert (a["Namespace"], a["MetricName"], a.get("Dimensions")) == ("rds-failover", "Heartbeat", None)
+    assert a["Statistic"] == "Sum" and a["Threshold"] == 1 and a["ComparisonOperator"] == "LessThanThreshold"
+    assert a["EvaluationPeriods"] == a["DatapointsToAlarm"] == 3
+
+
+def test_the_overdue_and_heartbeat_alarms_watch_metrics_the_evaluator_writes():
+    """The names are the EMF members failover_policy::selfwatch writes, without dimensions."""
+    code = (ROOT / "shared" / "policy" / "src" / "selfwatch.rs").read_text()
+    for name in ("HeartbeatAlarm", "PhaseOverdueAlarm"):
+        a = _alarms()[name]
+        assert f'"{a["MetricName"]}"' in code, name
+        assert a.get("Dimensions") is None, f"{name}: published with an empty dimension set"
+    od = _alarms()["PhaseOverdueAlarm"]
+    assert od["Statistic"] == "Maximum" and od["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert od["TreatMissingData"] == "ignore", "a stuck incident must not read OK because ticks stopped"
+    body = template()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    for metric in ("PhaseCode", "VotesDown", "VotesUnknown", "LagToRpo", "FenceState", "Protected"):
+        assert f'{{rds-failover,Site}} MetricName=\\"{metric}\\"' in body, metric
+        assert f'"{metric}"' in code, metric
+
+
+def test_each_forwarder_rule_has_a_failed_invocations_alarm():
+    fwd = template(FORWARDER)["Resources"]
+    rules_ = {k for k, r in fwd.items() if r["Type"] == "AWS::Events::Rule"}
+    watched = {a["Dimensions"][0]["Value"]["Ref"] for a in _alarms(FORWARDER).values()
+               if (a["Namespace"], a["MetricName"]) == ("AWS/Events", "FailedInvocations")}
+    assert watched == rules_ and rules_, (watched, rules_)

@@ -26,7 +26,7 @@ use futures::FutureExt;
 use chrono::{DateTime, Utc};
 use failover_adapters::gather::{gather, Ports};
 use failover_adapters::ports::{
-    Canary, Clock, DatabaseTopology, ErrorKind, EventBus, Ledger, Metrics, PortError,
+    Canary, Clock, DatabaseTopology, ErrorKind, EventBus, Ledger, MetricLines, Metrics, PortError,
 };
 pub use failover_adapters::settings::Fanout;
 use failover_policy::evidence::Evidence;
@@ -58,6 +58,8 @@ pub struct Deps {
     pub old_primary: Arc<dyn failover_adapters::fence::OldPrimarySql>,
     /// The re-check at the end of a sustained window (SQS with a delay; `TickOnly` without one).
     pub rechecks: Arc<dyn failover_adapters::recheck::Rechecks>,
+    /// Where each tick's Embedded Metric Format lines go (stdout on Lambda).
+    pub metric_lines: Arc<dyn MetricLines>,
 }
 
 /// How many times a lost compare-and-set is retried with a fresh read before giving up.
@@ -202,7 +204,10 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
                 }
             });
             let mut known = std::collections::HashMap::new();
-            for (id, result) in results {
+            for (id, result, latency) in results {
+                if tick {
+                    site_metrics(deps, &id, result.as_ref().ok(), latency, now);
+                }
                 match result {
                     Ok(Evaluated {
                         verdict,
@@ -247,6 +252,8 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
                 // once every site is judged (a fence step's time never delays a decision).
                 resp.emitted.extend(fence_steps(deps, now, &known).await);
                 resp.emitted.extend(dropped);
+                let beat = failover_policy::selfwatch::heartbeat_document(now, total, failed.len());
+                write_metrics(deps, &beat);
             }
             match failed.len() {
                 0 => {}
@@ -256,6 +263,35 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Response, EvaluatorEr
         }
     }
     Ok(resp)
+}
+
+/// A tick's metric line for one site: what its evaluation left (`None`: it failed), printed
+/// as EMF. A document the formatter refuses is logged, never printed half-valid.
+fn site_metrics(
+    deps: &Deps,
+    id: &str,
+    evaluated: Option<&Evaluated>,
+    latency: Duration,
+    now: DateTime<Utc>,
+) {
+    let Some(site) = deps.cfg.site(id) else {
+        return;
+    };
+    let doc = failover_policy::selfwatch::site_document(&failover_policy::selfwatch::SiteTick {
+        site,
+        state: evaluated.and_then(|e| e.state.as_ref().map(|(st, _)| st)),
+        evidence: evaluated.and_then(|e| e.evidence.as_ref()),
+        latency: evaluated.map(|_| latency),
+        now,
+    });
+    write_metrics(deps, &doc);
+}
+
+fn write_metrics(deps: &Deps, doc: &failover_policy::emf::Document) {
+    match doc.to_line() {
+        Ok(line) => deps.metric_lines.write_line(&line),
+        Err(e) => warn!(error = %e, "metric line not written"),
+    }
 }
 
 /// One site's evaluation: its verdict, the events it emitted, the evidence it judged on, and the
@@ -363,39 +399,45 @@ fn quiet(site: &SiteConfig, st: &SiteState) -> bool {
 }
 
 /// Every routed site, at most `deps.fanout.concurrency` at once, each within its own budget;
-/// the results come back in the router's (configuration) order.
+/// the results come back in the router's (configuration) order, each with how long after the
+/// start of the evaluation its verdict came (the decision latency, queueing included).
 async fn evaluate_sites(
     deps: &Deps,
     ids: Vec<String>,
     signal: &Signal,
     now: DateTime<Utc>,
-) -> Vec<(String, SiteResult)> {
+) -> Vec<(String, SiteResult, Duration)> {
     let budget = deps.fanout.site_budget;
-    let mut results: Vec<(usize, String, SiteResult)> = stream::iter(ids.into_iter().enumerate())
-        .map(|(i, id)| async move {
-            let site = deps.cfg.site(&id).expect("router returns configured sites");
-            // A panic in one site's evaluation (a bug) is that site's failure: the sites share
-            // one task, so without this it would unwind through every other site's verdict.
-            let guarded =
-                std::panic::AssertUnwindSafe(evaluate_site(deps, site, signal, now)).catch_unwind();
-            let result = match tokio::time::timeout(budget, guarded).await {
-                Err(_) => Err(EvaluatorError::Timeout {
-                    site: id.clone(),
-                    budget,
-                }),
-                Ok(Err(panic)) => Err(EvaluatorError::Panicked {
-                    site: id.clone(),
-                    message: panic_message(panic.as_ref()),
-                }),
-                Ok(Ok(r)) => r,
-            };
-            (i, id, result)
-        })
-        .buffer_unordered(deps.fanout.concurrency.max(1))
+    let started = Instant::now();
+    let mut results: Vec<(usize, String, SiteResult, Duration)> =
+        stream::iter(ids.into_iter().enumerate())
+            .map(|(i, id)| async move {
+                let site = deps.cfg.site(&id).expect("router returns configured sites");
+                // A panic in one site's evaluation (a bug) is that site's failure: the sites share
+                // one task, so without this it would unwind through every other site's verdict.
+                let guarded = std::panic::AssertUnwindSafe(evaluate_site(deps, site, signal, now))
+                    .catch_unwind();
+                let result = match tokio::time::timeout(budget, guarded).await {
+                    Err(_) => Err(EvaluatorError::Timeout {
+                        site: id.clone(),
+                        budget,
+                    }),
+                    Ok(Err(panic)) => Err(EvaluatorError::Panicked {
+                        site: id.clone(),
+                        message: panic_message(panic.as_ref()),
+                    }),
+                    Ok(Ok(r)) => r,
+                };
+                (i, id, result, started.elapsed())
+            })
+            .buffer_unordered(deps.fanout.concurrency.max(1))
+            .collect()
+            .await;
+    results.sort_by_key(|(i, _, _, _)| *i);
+    results
+        .into_iter()
+        .map(|(_, id, r, l)| (id, r, l))
         .collect()
-        .await;
-    results.sort_by_key(|(i, _, _)| *i);
-    results.into_iter().map(|(_, id, r)| (id, r)).collect()
 }
 
 /// The tick also finds epochs in flight for sites the configuration no longer names (nothing

@@ -11,7 +11,7 @@ use failover_adapters::aws::{
 };
 use failover_adapters::fence::RdsFence;
 use failover_adapters::mysql::{MysqlCanary, MysqlOldPrimary};
-use failover_adapters::ports::{Clock, FixedClock, SystemClock};
+use failover_adapters::ports::{Clock, FixedClock, StdoutLines, SystemClock};
 use failover_adapters::recheck::{Rechecks, SqsRechecks, TickOnly};
 use failover_adapters::settings::{Fanout, Settings};
 
@@ -54,5 +54,6 @@ pub async fn deps_from_env() -> Result<Deps, lambda_runtime::Error> {
         clock,
         fanout,
         cfg: settings.config,
+        metric_lines: Arc::new(StdoutLines),
     })
 }

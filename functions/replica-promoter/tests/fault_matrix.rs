@@ -834,6 +834,7 @@ impl World {
             fence: Arc::new(failover_adapters::fence::FakeFence::default()),
             old_primary: Arc::new(failover_adapters::fence::FakeOldPrimarySql::default()),
             rechecks: Arc::new(failover_adapters::recheck::RecordedRechecks::default()),
+            metric_lines: Arc::new(failover_adapters::fakes::RecordedLines::default()),
         };
         let p = inj(Func::Promoter);
         let promoter = replica_promoter::handler::Deps {

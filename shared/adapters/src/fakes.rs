@@ -506,6 +506,25 @@ impl Credentials for FakeCredentials {
     }
 }
 
+/// Records every metric line, in order (the handler tests read what a tick wrote).
+#[derive(Default)]
+pub struct RecordedLines(Mutex<Vec<String>>);
+
+impl RecordedLines {
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().expect("lines lock").clone()
+    }
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("lines lock"))
+    }
+}
+
+impl MetricLines for RecordedLines {
+    fn write_line(&self, line: &str) {
+        self.0.lock().expect("lines lock").push(line.to_owned());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

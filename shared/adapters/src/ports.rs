@@ -209,6 +209,29 @@ pub trait Canary: Send + Sync {
     async fn probe(&self, site: &SiteConfig) -> CanaryResult;
 }
 
+/// Where the evaluator's Embedded Metric Format lines go. CloudWatch Logs extracts metrics only
+/// from a log event that is exactly one JSON object ("Specification: Embedded metric format"),
+/// so a line goes out as it is given, never through the tracing subscriber (whose JSON format
+/// wraps every message in its own object).
+pub trait MetricLines: Send + Sync {
+    fn write_line(&self, line: &str);
+}
+
+/// Standard output, one line per write: on Lambda's `provided.al2023` runtime stdout is the
+/// function's log stream, each newline-terminated line one log event; Lambda does not re-encode
+/// a line that already is JSON (Lambda Developer Guide, "Configuring JSON and plain text log
+/// formats"). The lock keeps the line whole beside tracing's writes (the same `Stdout`).
+pub struct StdoutLines;
+
+impl MetricLines for StdoutLines {
+    fn write_line(&self, line: &str) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        // A metric line that cannot be written is lost, never the tick's work.
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    }
+}
+
 /// Time, injected so the policy's windows are testable and replays can pin the clock.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;

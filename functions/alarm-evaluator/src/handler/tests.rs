@@ -32,6 +32,7 @@ struct World {
     fence: Arc<failover_adapters::fence::FakeFence>,
     old_primary: Arc<failover_adapters::fence::FakeOldPrimarySql>,
     rechecks: Arc<failover_adapters::recheck::RecordedRechecks>,
+    lines: Arc<RecordedLines>,
 }
 
 fn instance(id: &str, status: &str, source: Option<&str>) -> InstanceInfo {
@@ -73,8 +74,10 @@ fn world() -> World {
     let fence = Arc::new(failover_adapters::fence::FakeFence::default());
     let old_primary = Arc::new(failover_adapters::fence::FakeOldPrimarySql::default());
     let rechecks = Arc::new(failover_adapters::recheck::RecordedRechecks::default());
+    let lines = Arc::new(RecordedLines::default());
     let deps = Arc::new(Deps {
         rechecks: rechecks.clone(),
+        metric_lines: lines.clone(),
         cfg: Config::from_document(EXAMPLE).unwrap(),
         topology: topology.clone(),
         metrics: metrics.clone(),
@@ -97,6 +100,7 @@ fn world() -> World {
         fence,
         old_primary,
         rechecks,
+        lines,
     }
 }
 
@@ -115,6 +119,7 @@ impl World {
             fence: self.fence.clone(),
             old_primary: self.old_primary.clone(),
             rechecks: self.rechecks.clone(),
+            metric_lines: self.lines.clone(),
         };
         World {
             deps: Arc::new(deps),
@@ -672,6 +677,8 @@ mod fanout;
 mod fence;
 mod recheck;
 mod regional;
+/// The tick's own metrics (issue 15).
+mod selfwatch;
 
 /// `status` answers with what the evaluator sees now (issue 15): the votes with their sources and
 /// each candidate's lag, and writes nothing.

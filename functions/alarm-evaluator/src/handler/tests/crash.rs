@@ -195,6 +195,7 @@ fn crashing(w: &World, crash: &Arc<Crash>) -> Deps {
         fence: Arc::new(C(d.fence.clone(), crash.clone())),
         old_primary: Arc::new(C(d.old_primary.clone(), crash.clone())),
         rechecks: d.rechecks.clone(),
+        metric_lines: d.metric_lines.clone(),
     }
 }
 

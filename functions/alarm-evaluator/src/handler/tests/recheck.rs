@@ -112,6 +112,7 @@ async fn a_recheck_after_the_outage_cleared_decides_nothing() {
         fence: w2.fence.clone(),
         old_primary: w2.old_primary.clone(),
         rechecks: w2.rechecks.clone(),
+        metric_lines: w2.lines.clone(),
     };
     w2.clock.set(arm.armed.at);
     let r = handle(&deps, sqs_event("m-1", &arm)).await.unwrap();
@@ -212,6 +213,7 @@ async fn without_a_queue_nothing_is_armed_or_recorded() {
     let w = world();
     let deps = Deps {
         rechecks: Arc::new(failover_adapters::recheck::TickOnly),
+        metric_lines: w.lines.clone(),
         cfg: w.deps.cfg.clone(),
         topology: w.topology.clone(),
         metrics: w.metrics.clone(),

@@ -246,6 +246,7 @@ async fn scenario_6_a_canary_answered_with_1045_for_an_hour_on_quorum_1_is_one_w
         fence: w.fence.clone(),
         old_primary: w.old_primary.clone(),
         rechecks: w.rechecks.clone(),
+        metric_lines: w.lines.clone(),
     };
     let w = World {
         deps: Arc::new(deps),

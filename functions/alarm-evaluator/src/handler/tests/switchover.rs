@@ -395,6 +395,7 @@ fn scenario_5_concurrent_duplicate_switchover_commands_make_one_switchover() {
             fence: d.fence.clone(),
             old_primary: d.old_primary.clone(),
             rechecks: d.rechecks.clone(),
+            metric_lines: d.metric_lines.clone(),
         };
         World {
             deps: Arc::new(deps),
