@@ -96,7 +96,7 @@ pub enum PinError {
         site: String,
         source: answer::NotVerified,
     },
-    #[error("site {site} epoch {epoch}: traffic IS on the new primary by the data-plane switch, but the records cannot be pinned (retrying cannot fix it); the epoch stays dns-pinned, people are paged: {reason}")]
+    #[error("site {site} epoch {epoch}: traffic IS on the new primary by the data-plane switch (or, the switch put and not yet seen, may move there at any moment), but the records cannot be pinned (retrying cannot fix it); the epoch stays dns-pinned, people are paged: {reason}")]
     RecordsFailed {
         site: String,
         epoch: u64,
@@ -321,6 +321,12 @@ impl Pinner<'_> {
         loop {
             if let Some(metric) = metric {
                 if !switch_done && switched.is_none() {
+                    // "Switch put" in the ledger BEFORE the PutMetricData: once it may have been
+                    // sent the alarm can latch and move traffic at any moment, so nothing after
+                    // this may fail the epoch (dataplane::note_switch_put).
+                    if let Some(resp) = self.note_put().await? {
+                        return Ok(resp);
+                    }
                     match self.switch(metric, &host, deadline).await {
                         Ok(seen) => {
                             // Traffic moved: in the ledger before anything else can fail.
@@ -648,6 +654,35 @@ impl Pinner<'_> {
             .map_err(|e| not(e.seen))
     }
 
+    /// The switch about to be put, recorded at `promoted` before the `PutMetricData`. `Some`: a
+    /// fence stopped it, the answer to give.
+    async fn note_put(&mut self) -> Result<Option<Response>, PinError> {
+        let now = self.deps.clock.now();
+        let event = self.event;
+        match self
+            .update(|s| dataplane::note_switch_put(s, event, now))
+            .await?
+        {
+            Update::Committed(_) | Update::Unchanged(_) => Ok(None),
+            Update::Fenced(f) => {
+                let state = self
+                    .deps
+                    .ledger
+                    .load(&self.site.id)
+                    .await
+                    .map_err(|e| self.port(e))?;
+                let resp = self.take_resp();
+                let pinner = Pinner {
+                    deps: self.deps,
+                    site: self.site,
+                    event,
+                    resp,
+                };
+                pinner.fenced(f, &state).await.map(Some)
+            }
+        }
+    }
+
     /// The switch seen, recorded at `promoted` (no event: the `DnsPinned` that follows says it).
     /// `Some`: a fence stopped it, the answer to give.
     async fn note_switch(&mut self, seen: &str) -> Result<Option<Response>, PinError> {
@@ -920,7 +955,8 @@ impl Pinner<'_> {
         let (site, event) = (self.site, self.event);
         let update = self
             .update(|s| {
-                on_switch = dataplane::switch_seen(s).is_some();
+                // Put counts as seen: the alarm may latch at any moment.
+                on_switch = dataplane::switch_put(s).is_some();
                 Ok(if on_switch {
                     dataplane::records_failed(s, event, site, &reason, now)
                 } else {

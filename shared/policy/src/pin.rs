@@ -821,6 +821,16 @@ pub fn hand_on(
             human_duration(waited),
             manual_pin_step(site, &host)
         );
+        // data-plane-switch: the metric was put (the answer maybe not seen moving yet): the alarm
+        // may latch at any moment, so the epoch is never failed — the records are given up on,
+        // the epoch `dns-pinned` on the switch, and a CRITICAL page says traffic may move.
+        if crate::dataplane::switch_put(state).is_some() {
+            return crate::dataplane::records_failed(state, event, site, &reason, now)
+                .map(HandOn::RecordsAbandoned)
+                .ok_or_else(|| Fence::Stale {
+                    reason: "the epoch moved on".into(),
+                });
+        }
         return mark_failed(state, event, &reason, now)
             .map(HandOn::Expired)
             .ok_or_else(|| Fence::Stale {
@@ -890,6 +900,11 @@ pub fn mark_failed(
     now: DateTime<Utc>,
 ) -> Option<SiteState> {
     if state.epoch != event.epoch || state.phase != Phase::Promoted || state.site != event.site {
+        return None;
+    }
+    // The data-plane switch was put for this epoch: traffic moved or may move at any moment, so
+    // `failed` would be a lie (`dataplane::records_failed` is the way out instead).
+    if crate::dataplane::switch_put(state).is_some() {
         return None;
     }
     let mut next = state.clone();

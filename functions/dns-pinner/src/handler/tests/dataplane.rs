@@ -580,6 +580,7 @@ async fn a_run_that_died_after_the_switch_was_seen_resumes_from_it_and_never_fai
         switched_at: t0(),
         host: NEW_HOST.into(),
         records_pending: true,
+        put_only: false,
     });
     w.ledger.put(st);
     w.switch.dark.lock().unwrap().insert("us-west-2".into());
@@ -591,4 +592,87 @@ async fn a_run_that_died_after_the_switch_was_seen_resumes_from_it_and_never_fai
     assert_eq!(w.ledger.get("orders").unwrap().phase, Phase::DnsPinned);
     assert_eq!(count(&w.bus, "FailoverFailed"), 0, "{:?}", w.bus.types());
     assert_eq!(count(&w.bus, "DnsPinned"), 1);
+}
+
+/// H1: the switch metric is put, the answer has not moved yet (the alarm needs more datapoints),
+/// and Route 53 refuses the records for good. The alarm may latch at any moment and move the
+/// traffic, so the epoch must never go `failed` (a later `complete` would hand the site back to
+/// the old primary: two writers): `dns-pinned` on the switch, and a CRITICAL page saying so.
+#[tokio::test(start_paused = true)]
+async fn a_switch_put_but_not_seen_then_a_fatal_answer_never_fails_the_epoch() {
+    let (w, _) = flaky_world(Api::Denied);
+    *w.switch.datapoints_to_alarm.lock().unwrap() = u32::MAX;
+
+    let e = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap_err();
+
+    assert_eq!(e.error_type(), "Fatal.AccessDenied", "{e}");
+    assert!(
+        !w.switch.puts.lock().unwrap().is_empty(),
+        "the switch was put"
+    );
+    assert_eq!(served(&w), vec![OLD_HOST], "the answer has not moved yet");
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(
+        st.phase,
+        Phase::DnsPinned,
+        "never failed: {:?}",
+        st.timeline
+    );
+    assert_eq!(count(&w.bus, "FailoverFailed"), 0, "{:?}", w.bus.types());
+    let sw = st.data_plane_switch.as_ref().expect("the put is on record");
+    assert!(
+        sw.put_only && sw.epoch == 3 && !sw.records_pending,
+        "{sw:?}"
+    );
+    let [page] = &summaries(&w, EventType::DnsPinDelayed)[..] else {
+        panic!("one DnsPinDelayed: {:?}", w.bus.types())
+    };
+    assert!(
+        page.starts_with("CRITICAL: records NOT pinned")
+            && page.contains("MAY MOVE AT ANY MOMENT")
+            && page.contains(NEW_HOST),
+        "{page}"
+    );
+    // The put was on record before the PutMetricData: a run that dies right after it (or whose
+    // put timed out) leaves the same fact for the next one.
+    let put_noted = st
+        .timeline
+        .iter()
+        .position(|t| t.note.contains("data-plane switch being put"))
+        .expect("the put noted");
+    assert!(put_noted < st.timeline.len() - 1);
+}
+
+/// H1: the put is committed before the PutMetricData, and a chain whose answer never moves and
+/// whose Route 53 never answers ends with the records abandoned at the deadline, never `failed`.
+#[tokio::test(start_paused = true)]
+async fn a_switch_put_never_seen_is_abandoned_at_the_deadline_never_failed() {
+    let w = switch_world(None);
+    *w.switch.datapoints_to_alarm.lock().unwrap() = u32::MAX;
+
+    let (_, r) = run_chain(&w, 200).await;
+
+    let r = r.unwrap();
+    assert_eq!(r.outcome, "records-abandoned", "{}", r.detail);
+    assert_eq!(served(&w), vec![OLD_HOST]);
+    assert_eq!(w.ledger.get("orders").unwrap().phase, Phase::DnsPinned);
+    assert_eq!(count(&w.bus, "FailoverFailed"), 0, "{:?}", w.bus.types());
+    // The escalation pages on the way (at `promoted`), then one CRITICAL.
+    let pages = summaries(&w, EventType::DnsPinDelayed);
+    let critical: Vec<_> = pages
+        .iter()
+        .filter(|p| p.starts_with("CRITICAL: records NOT pinned"))
+        .collect();
+    assert_eq!(critical.len(), 1, "{pages:?}");
+    assert!(
+        critical[0].contains("MAY MOVE AT ANY MOMENT"),
+        "{}",
+        critical[0]
+    );
 }
