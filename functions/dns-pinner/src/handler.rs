@@ -44,6 +44,7 @@ use failover_policy::incident::DnsRecord;
 use failover_policy::notice::parse_domain_event;
 use failover_policy::pace;
 use failover_policy::pin::{self, ChangeStatus, Fence};
+use failover_policy::secondary;
 use failover_policy::{Config, DomainEvent, EventType, SiteConfig, SiteState};
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
@@ -310,7 +311,7 @@ impl Pinner<'_> {
         let mut switch_done = dataplane::records_pending(&state);
         // The switch moves traffic to whatever the SECONDARY names: only for the epoch that
         // promoted that candidate. Any other promotion is pinned as failover-pin, and says so.
-        let (metric, not_switched) = match dataplane::switch_for(self.site, &state) {
+        let (mut metric, mut not_switched) = match dataplane::switch_for(self.site, &state) {
             Some(Ok(m)) => (Some(m), None),
             Some(Err(note)) => {
                 warn!(site = %self.site.id, epoch = state.epoch, %note, "data-plane switch left alone");
@@ -318,25 +319,46 @@ impl Pinner<'_> {
             }
             None => (None, None),
         };
+        // Whether the switch was (maybe) put for this epoch already: then the SECONDARY was
+        // checked before it, and re-putting the same datapoint changes nothing.
+        let mut put_recorded = dataplane::switch_put(&state).is_some();
         loop {
-            if let Some(metric) = metric {
-                if !switch_done && switched.is_none() {
-                    // "Switch put" in the ledger BEFORE the PutMetricData: once it may have been
-                    // sent the alarm can latch and move traffic at any moment, so nothing after
-                    // this may fail the epoch (dataplane::note_switch_put).
-                    if let Some(resp) = self.note_put().await? {
-                        return Ok(resp);
+            if let Some(m) = metric.filter(|_| !switch_done && switched.is_none()) {
+                // What the SECONDARY names, before the switch moves traffic to it (secondary.rs).
+                let checked = if put_recorded {
+                    Ok(None)
+                } else {
+                    self.check_secondary(&host, deadline).await?.map(Some)
+                };
+                match checked {
+                    Err(why) => {
+                        warn!(site = %self.site.id, %why, "data-plane switch refused: the SECONDARY does not name the promoted writer");
+                        metric = None;
+                        not_switched = Some(format!("{}{why}", secondary::SWITCH_REFUSED));
                     }
-                    match self.switch(metric, &host, deadline).await {
-                        Ok(seen) => {
-                            // Traffic moved: in the ledger before anything else can fail.
-                            if let Some(resp) = self.note_switch(&seen).await? {
-                                return Ok(resp);
-                            }
-                            switched = Some(seen)
+                    Ok(checked) => {
+                        // "Switch put" in the ledger BEFORE the PutMetricData: once it may have
+                        // been sent the alarm can latch and move traffic at any moment, so
+                        // nothing after this may fail the epoch (dataplane::note_switch_put).
+                        if let Some(resp) = self.note_put().await? {
+                            return Ok(resp);
                         }
-                        Err(e) => {
-                            warn!(site = %self.site.id, error = %e, "data-plane switch not seen yet")
+                        put_recorded = true;
+                        match self.switch(m, &host, deadline).await {
+                            Ok(seen) => {
+                                let seen = match checked {
+                                    Some(c) => format!("{seen}; {c}"),
+                                    None => seen,
+                                };
+                                // Traffic moved: in the ledger before anything else can fail.
+                                if let Some(resp) = self.note_switch(&seen).await? {
+                                    return Ok(resp);
+                                }
+                                switched = Some(seen)
+                            }
+                            Err(e) => {
+                                warn!(site = %self.site.id, error = %e, "data-plane switch not seen yet")
+                            }
                         }
                     }
                 }
@@ -652,6 +674,49 @@ impl Pinner<'_> {
         answer::judge(&site.name, host, &answers)
             .map(|v| v.summary)
             .map_err(|e| not(e.seen))
+    }
+
+    /// Reads the record pair (Route 53's control plane; dark: the ledger's last reading decides)
+    /// and judges whether the SECONDARY names `host` ([`secondary::judge`]); the reading, and a
+    /// refusal's CRITICAL page, go into the ledger. `Ok(Err(why))`: do not put the switch.
+    async fn check_secondary(
+        &mut self,
+        host: &str,
+        deadline: Instant,
+    ) -> Result<Result<String, String>, PinError> {
+        let deps = self.deps;
+        let query = pin::query(self.site);
+        let read = within(
+            deadline,
+            "ListResourceRecordSets",
+            deps.dns.record_sets(&query),
+        )
+        .await;
+        let state = deps
+            .ledger
+            .load(&self.site.id)
+            .await
+            .map_err(|e| self.port(e))?;
+        let now = deps.clock.now();
+        let why: String;
+        let sets = match &read {
+            Ok(v) => Ok(v.as_slice()),
+            Err(e) => {
+                why = e.to_string();
+                Err(why.as_str())
+            }
+        };
+        let judged = secondary::judge(host, sets, state.secondary_reading.as_ref(), now);
+        let reading = read.as_deref().ok().map(secondary::secondary_values);
+        let refused = judged.as_ref().err().map(String::as_str);
+        let event = self.event;
+        if let Update::Committed(st) = self
+            .update(|s| Ok(secondary::note(s, event, reading.clone(), refused, now)))
+            .await?
+        {
+            self.flush(&st).await?;
+        }
+        Ok(judged)
     }
 
     /// The switch about to be put, recorded at `promoted` before the `PutMetricData`. `Some`: a

@@ -32,6 +32,7 @@ pub mod provenance;
 pub mod recheck;
 pub mod recovery;
 pub mod reprotect;
+pub mod secondary;
 pub mod signal;
 pub mod switchover;
 pub mod topology;

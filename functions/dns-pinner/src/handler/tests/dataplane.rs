@@ -676,3 +676,141 @@ async fn a_switch_put_never_seen_is_abandoned_at_the_deadline_never_failed() {
         critical[0]
     );
 }
+
+/// The SECONDARY as a human re-pointed it, at `value`.
+fn secondary_at(value: &str) -> RecordSet {
+    RecordSet {
+        name: NAME.into(),
+        health_check_id: None,
+        ..failover("orders-secondary", FailoverRole::Secondary, value, "")
+    }
+}
+
+fn refusal_pages(w: &World) -> Vec<String> {
+    summaries(w, EventType::DnsPinDelayed)
+        .into_iter()
+        .filter(|p| p.starts_with(failover_policy::secondary::SWITCH_REFUSED))
+        .collect()
+}
+
+/// H2: a human pointed the SECONDARY at a third host. The switch would move the writes there: it
+/// is not put, people are paged CRITICAL, and the records path pins both records to the writer.
+#[tokio::test(start_paused = true)]
+async fn a_secondary_naming_a_third_host_refuses_the_switch_and_the_records_are_pinned() {
+    let w = switch_world(Some(Duration::ZERO));
+    w.dns.put("Z0ORDERSEXAMPLE", secondary_at(HUMAN));
+
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(r.outcome, "pinned", "{}", r.detail);
+    assert!(
+        w.switch.puts.lock().unwrap().is_empty(),
+        "no datapoint: {:?}",
+        w.switch.puts.lock().unwrap()
+    );
+    assert_eq!(values(&w), vec![vec![NEW_HOST], vec![NEW_HOST]]);
+    assert_eq!(served(&w), vec![NEW_HOST]);
+    let [page] = &refusal_pages(&w)[..] else {
+        panic!("one refusal page: {:?}", w.bus.types())
+    };
+    assert!(
+        page.contains(&format!(
+            "names {HUMAN}, not the promoted writer {NEW_HOST}"
+        )),
+        "{page}"
+    );
+    let ev = w
+        .bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e.verdict
+                .summary
+                .starts_with(failover_policy::secondary::SWITCH_REFUSED)
+        })
+        .unwrap()
+        .clone();
+    assert!(
+        failover_policy::notice::subject(&ev).starts_with("[CRITICAL]"),
+        "{}",
+        failover_policy::notice::subject(&ev)
+    );
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::DnsPinned);
+    assert_eq!(st.data_plane_switch, None, "never put");
+    let [pinned] = &summaries(&w, EventType::DnsPinned)[..] else {
+        panic!("one DnsPinned: {:?}", w.bus.types())
+    };
+    assert!(pinned.contains("data-plane switch NOT put"), "{pinned}");
+}
+
+/// H2 with Route 53's API dark: the last reading in the ledger decides, and the messages say it
+/// was not read now. A reading naming another host refuses the switch; one naming the writer
+/// lets it be put, saying how old the reading is.
+#[tokio::test(start_paused = true)]
+async fn with_route53_dark_the_last_reading_of_the_secondary_decides_and_says_so() {
+    let reading = |v: &str| failover_policy::secondary::SecondaryReading {
+        values: vec![v.into()],
+        at: t0() - chrono::Duration::hours(2),
+        epoch: 2,
+    };
+    // Last read naming a third host: refused, paged once over the whole chain, never switched.
+    let w = switch_world(None);
+    let mut st = w.ledger.get("orders").unwrap();
+    st.secondary_reading = Some(reading(HUMAN));
+    w.ledger.put(st);
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "continued", "{}", r.detail);
+    let again = handle(&w.deps, continuation(&w), later(INVOCATION))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, "continued", "{}", again.detail);
+    assert!(w.switch.puts.lock().unwrap().is_empty());
+    assert_eq!(served(&w), vec![OLD_HOST]);
+    let [page] = &refusal_pages(&w)[..] else {
+        panic!("one refusal page: {:?}", w.bus.types())
+    };
+    assert!(
+        page.contains("did not answer") && page.contains(&format!("named {HUMAN}")),
+        "{page}"
+    );
+
+    // Last read naming the writer: put, and the note says the SECONDARY was not read now.
+    let w = switch_world(None);
+    let mut st = w.ledger.get("orders").unwrap();
+    st.secondary_reading = Some(reading(NEW_HOST));
+    w.ledger.put(st);
+    handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+    assert_eq!(*w.switch.puts.lock().unwrap(), vec![(metric(), 1.0)]);
+    assert_eq!(served(&w), vec![NEW_HOST]);
+    let [pinned] = &summaries(&w, EventType::DnsPinned)[..] else {
+        panic!("one DnsPinned: {:?}", w.bus.types())
+    };
+    assert!(
+        pinned.contains("the SECONDARY was NOT read now")
+            && pinned.contains("2h 00m old")
+            && pinned.contains(&format!("named {NEW_HOST}")),
+        "{pinned}"
+    );
+    assert!(refusal_pages(&w).is_empty());
+}
