@@ -71,7 +71,13 @@ pub fn judge(
         (Ok(sets), _) => {
             let v = secondary_values(sets);
             if names(&v, host) {
-                Ok(format!("the SECONDARY record, read just before the switch, names {host}"))
+                let cached = sets
+                    .iter()
+                    .find(|r| r.failover == Some(FailoverRole::Primary))
+                    .and_then(|r| r.ttl)
+                    .map(|t| format!("; the PRIMARY's TTL is {t} s: resolvers may keep the old answer that long"))
+                    .unwrap_or_default();
+                Ok(format!("the SECONDARY record, read just before the switch, names {host}{cached}"))
             } else {
                 Err(format!(
                     "the SECONDARY record names {}, not the promoted writer {host}: the switch would move the writes there (a human changed it, or dns.mode.secondary_candidate is wrong); the records are pinned as in failover-pin instead. Check who changed the SECONDARY and why",
@@ -192,7 +198,8 @@ mod tests {
             e.contains("names third.example.com, not the promoted writer new.example.com"),
             "{e}"
         );
-        assert!(judge("new.example.com.", Ok(&pair("NEW.example.com")), None, t(9)).is_ok());
+        let ok = judge("new.example.com.", Ok(&pair("NEW.example.com")), None, t(9)).unwrap();
+        assert!(ok.contains("the PRIMARY's TTL is 60 s"), "{ok}");
     }
 
     #[test]

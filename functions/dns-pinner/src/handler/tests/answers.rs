@@ -64,7 +64,7 @@ async fn scenario_1_the_pin_is_verified_at_every_name_server_with_the_old_primar
     }
     let msg = pinned_summary(&w);
     assert!(
-        msg.contains(&format!("verified: db.billing.example.com CNAME {BILLING_NEW} TTL 30 from all 2 authoritative name server(s)")),
+        msg.contains(&format!("verified: db.billing.example.com CNAME {BILLING_NEW} TTL 30 from all 2 authoritative name servers")),
         "{msg}"
     );
     assert!(msg.contains("the previous record's TTL was 60 s"), "{msg}");
