@@ -387,7 +387,8 @@ impl Pinner<'_> {
                     let delay = pin::backoff_delay(attempt, (self.deps.jitter)());
                     attempt += 1;
                     if Instant::now() + delay > deadline {
-                        return self.hand_on(&e.to_string()).await;
+                        let why = self.why_now(&e, &host).await;
+                        return self.hand_on(&why).await;
                     }
                     warn!(site = %self.site.id, error = %e, "Route 53 not done yet; trying again");
                     tokio::time::sleep(delay).await;
@@ -674,6 +675,53 @@ impl Pinner<'_> {
         answer::judge(&site.name, host, &answers)
             .map(|v| v.summary)
             .map_err(|e| not(e.seen))
+    }
+
+    /// What the hand-on says: the error, except that a wrong answer about to be paged (an
+    /// escalation or the deadline, `pin::pages_now`) is asked of the name servers again first,
+    /// so the page states what they answer now.
+    async fn why_now(&self, e: &PinError, host: &str) -> String {
+        let PinError::NotVerified { .. } = e else {
+            return e.to_string();
+        };
+        let Ok(state) = self.deps.ledger.load(&self.site.id).await else {
+            return e.to_string();
+        };
+        if !pin::pages_now(self.site, &state, self.deps.clock.now()) {
+            return e.to_string();
+        }
+        // A few seconds of the finish reserve: DNS queries answer in milliseconds.
+        let by = Instant::now() + FINISH_RESERVE / 2;
+        let servers = if self.site.dns.name_servers.is_empty() {
+            match within(
+                by,
+                "GetHostedZone",
+                self.deps.dns.name_servers(&self.site.dns.zone_id),
+            )
+            .await
+            {
+                Ok(s) => s,
+                Err(_) => return e.to_string(),
+            }
+        } else {
+            self.site.dns.name_servers.clone()
+        };
+        let name = &self.site.dns.name;
+        let asks = servers.iter().flat_map(|ns| {
+            answer::QUERY_TYPES
+                .iter()
+                .map(move |t| self.deps.resolve.ask(ns, name, t))
+        });
+        match tokio::time::timeout_at(by, futures::future::join_all(asks)).await {
+            Err(_) => format!("{e} (asked again just before this message: no answer in time)"),
+            Ok(answers) => match answer::judge(name, host, &answers) {
+                Ok(v) => format!(
+                    "{e}; asked again just before this message, they now answer it ({}): the next link confirms the pin",
+                    v.summary
+                ),
+                Err(fresh) => format!("{fresh} (asked again just before this message)"),
+            },
+        }
     }
 
     /// Reads the record pair (Route 53's control plane; dark: the ledger's last reading decides)

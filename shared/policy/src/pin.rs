@@ -841,19 +841,7 @@ pub fn hand_on(
     next.version = state.version + 1;
     next.updated_at = Some(now);
     next.pin_continued_at = Some(now);
-    let step = PIN_ESCALATIONS_SECS
-        .iter()
-        .copied()
-        .filter(|s| *s < deadline && waited >= *s)
-        .max();
-    let paged = |s: i64| {
-        state.timeline.iter().any(|t| {
-            t.phase == Phase::Promoted
-                && t.note
-                    .starts_with(&format!("{DELAYED_NOTE}{}", human_duration(s)))
-        })
-    };
-    if let Some(s) = step.filter(|s| !paged(*s)) {
+    if let Some(s) = unpaged_step(state, waited, deadline) {
         let note = format!(
             "{DELAYED_NOTE}{}: waited {} for Route 53 ({why}); continuing until {} after the promotion",
             human_duration(s),
@@ -889,6 +877,34 @@ pub fn hand_on(
         now,
     ));
     Ok(HandOn::Continue(next))
+}
+
+/// The escalation step due at `waited` and not paged yet for the epoch.
+fn unpaged_step(state: &SiteState, waited: i64, deadline: i64) -> Option<i64> {
+    let paged = |s: i64| {
+        state.timeline.iter().any(|t| {
+            t.phase == Phase::Promoted
+                && t.note
+                    .starts_with(&format!("{DELAYED_NOTE}{}", human_duration(s)))
+        })
+    };
+    PIN_ESCALATIONS_SECS
+        .iter()
+        .copied()
+        .filter(|s| *s < deadline && waited >= *s)
+        .max()
+        .filter(|s| !paged(*s))
+}
+
+/// Whether [`hand_on`] now would page people (an escalation step not paged yet, or the pin
+/// deadline): the pinner then asks the name servers again first, so a page about a wrong answer
+/// states what they answer now, not what they answered a while ago.
+pub fn pages_now(site: &SiteConfig, state: &SiteState, now: DateTime<Utc>) -> bool {
+    let waited = (now - pin_started_at(state).unwrap_or(now)).num_seconds();
+    let deadline = site.thresholds.pin_deadline_secs as i64;
+    waited >= deadline
+        || (!crate::dataplane::records_pending(state)
+            && unpaged_step(state, waited, deadline).is_some())
 }
 
 /// Promoted → Failed with a `FailoverFailed` event: the database was promoted but the writer name
