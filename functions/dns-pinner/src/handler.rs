@@ -69,6 +69,9 @@ pub struct Deps {
 
 /// How many times a lost compare-and-set is retried with a fresh read before giving up.
 const MAX_COMMIT_ATTEMPTS: usize = 5;
+/// How long the pre-switch read of the record pair may take (`check_secondary`) before Route 53's
+/// API counts as dark and the ledger's last reading decides.
+const SECONDARY_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Kept back from the Lambda deadline for the final commit and publish after the wait.
 pub const FINISH_RESERVE: Duration = Duration::from_secs(5);
 
@@ -734,12 +737,10 @@ impl Pinner<'_> {
     ) -> Result<Result<String, String>, PinError> {
         let deps = self.deps;
         let query = pin::query(self.site);
-        let read = within(
-            deadline,
-            "ListResourceRecordSets",
-            deps.dns.record_sets(&query),
-        )
-        .await;
+        // Bounded short: a control plane that hangs instead of failing must not hold the switch
+        // (the data-plane path) back for the whole invocation; no answer = dark (last reading).
+        let by = deadline.min(Instant::now() + SECONDARY_READ_TIMEOUT);
+        let read = within(by, "ListResourceRecordSets", deps.dns.record_sets(&query)).await;
         let state = deps
             .ledger
             .load(&self.site.id)

@@ -438,7 +438,7 @@ fn steps(e: &DomainEvent) -> Steps {
         EventType::DnsPinned if crate::dataplane::is_switched_notice(e) => (
             vec![
                 format!("{c} is promoted and accepts writes."),
-                format!("Traffic moved on the data-plane switch: the tool's metric was set to 1, the PRIMARY's health check follows its alarm, and the zone's name servers were seen answering the SECONDARY, {c} (see the summary)."),
+                format!("Traffic moved on the data-plane switch: the tool's metric was set to 1, the PRIMARY's health check follows its alarm, and the zone's name servers were seen answering the SECONDARY, {c} (see the summary) — unless the summary says they were NOT seen answering it yet: then the metric was put and traffic may move there at any moment (its alarm latches)."),
                 "The previous record set is kept in the ledger for failback/unpin.".into(),
             ],
             vec![

@@ -814,3 +814,52 @@ async fn with_route53_dark_the_last_reading_of_the_secondary_decides_and_says_so
     );
     assert!(refusal_pages(&w).is_empty());
 }
+
+/// Route 53's API that never answers (a blackhole, not an error).
+struct Hanging;
+
+#[async_trait::async_trait]
+impl Dns for Hanging {
+    async fn record_sets(&self, _: &RecordQuery) -> Result<Vec<RecordSet>, PortError> {
+        std::future::pending().await
+    }
+    async fn change(
+        &self,
+        _: &str,
+        _: &[pin::RecordChange],
+        _: &str,
+    ) -> Result<pin::ChangeInfo, PortError> {
+        std::future::pending().await
+    }
+    async fn change_status(&self, _: &str) -> Result<pin::ChangeInfo, PortError> {
+        std::future::pending().await
+    }
+    async fn name_servers(&self, _: &str) -> Result<Vec<String>, PortError> {
+        std::future::pending().await
+    }
+}
+
+/// H2's pre-switch read must not hold the switch back when Route 53's API hangs instead of
+/// failing: it is bounded short, then counts as dark, and the switch moves the traffic in the
+/// same invocation.
+#[tokio::test(start_paused = true)]
+async fn a_hanging_route53_api_does_not_hold_the_switch_back() {
+    let mut w = switch_world(None);
+    w.deps.dns = Arc::new(Hanging);
+
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(r.outcome, "continued", "{}", r.detail);
+    assert_eq!(*w.switch.puts.lock().unwrap(), vec![(metric(), 1.0)]);
+    assert_eq!(served(&w), vec![NEW_HOST]);
+    let [pinned] = &summaries(&w, EventType::DnsPinned)[..] else {
+        panic!("one DnsPinned: {:?}", w.bus.types())
+    };
+    assert!(pinned.contains("the SECONDARY was NOT checked"), "{pinned}");
+}
