@@ -44,6 +44,7 @@ use failover_policy::incident::DnsRecord;
 use failover_policy::notice::parse_domain_event;
 use failover_policy::pace;
 use failover_policy::pin::{self, ChangeStatus, Fence};
+use failover_policy::secondary;
 use failover_policy::{Config, DomainEvent, EventType, SiteConfig, SiteState};
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
@@ -68,6 +69,9 @@ pub struct Deps {
 
 /// How many times a lost compare-and-set is retried with a fresh read before giving up.
 const MAX_COMMIT_ATTEMPTS: usize = 5;
+/// How long the pre-switch read of the record pair may take (`check_secondary`) before Route 53's
+/// API counts as dark and the ledger's last reading decides.
+const SECONDARY_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Kept back from the Lambda deadline for the final commit and publish after the wait.
 pub const FINISH_RESERVE: Duration = Duration::from_secs(5);
 
@@ -96,7 +100,7 @@ pub enum PinError {
         site: String,
         source: answer::NotVerified,
     },
-    #[error("site {site} epoch {epoch}: traffic IS on the new primary by the data-plane switch, but the records cannot be pinned (retrying cannot fix it); the epoch stays dns-pinned, people are paged: {reason}")]
+    #[error("site {site} epoch {epoch}: traffic IS on the new primary by the data-plane switch (or, the switch put and not yet seen, may move there at any moment), but the records cannot be pinned (retrying cannot fix it); the epoch stays dns-pinned, people are paged: {reason}")]
     RecordsFailed {
         site: String,
         epoch: u64,
@@ -310,7 +314,7 @@ impl Pinner<'_> {
         let mut switch_done = dataplane::records_pending(&state);
         // The switch moves traffic to whatever the SECONDARY names: only for the epoch that
         // promoted that candidate. Any other promotion is pinned as failover-pin, and says so.
-        let (metric, not_switched) = match dataplane::switch_for(self.site, &state) {
+        let (mut metric, mut not_switched) = match dataplane::switch_for(self.site, &state) {
             Some(Ok(m)) => (Some(m), None),
             Some(Err(note)) => {
                 warn!(site = %self.site.id, epoch = state.epoch, %note, "data-plane switch left alone");
@@ -318,19 +322,46 @@ impl Pinner<'_> {
             }
             None => (None, None),
         };
+        // Whether the switch was (maybe) put for this epoch already: then the SECONDARY was
+        // checked before it, and re-putting the same datapoint changes nothing.
+        let mut put_recorded = dataplane::switch_put(&state).is_some();
         loop {
-            if let Some(metric) = metric {
-                if !switch_done && switched.is_none() {
-                    match self.switch(metric, &host, deadline).await {
-                        Ok(seen) => {
-                            // Traffic moved: in the ledger before anything else can fail.
-                            if let Some(resp) = self.note_switch(&seen).await? {
-                                return Ok(resp);
-                            }
-                            switched = Some(seen)
+            if let Some(m) = metric.filter(|_| !switch_done && switched.is_none()) {
+                // What the SECONDARY names, before the switch moves traffic to it (secondary.rs).
+                let checked = if put_recorded {
+                    Ok(None)
+                } else {
+                    self.check_secondary(&host, deadline).await?.map(Some)
+                };
+                match checked {
+                    Err(why) => {
+                        warn!(site = %self.site.id, %why, "data-plane switch refused: the SECONDARY does not name the promoted writer");
+                        metric = None;
+                        not_switched = Some(format!("{}{why}", secondary::SWITCH_REFUSED));
+                    }
+                    Ok(checked) => {
+                        // "Switch put" in the ledger BEFORE the PutMetricData: once it may have
+                        // been sent the alarm can latch and move traffic at any moment, so
+                        // nothing after this may fail the epoch (dataplane::note_switch_put).
+                        if let Some(resp) = self.note_put().await? {
+                            return Ok(resp);
                         }
-                        Err(e) => {
-                            warn!(site = %self.site.id, error = %e, "data-plane switch not seen yet")
+                        put_recorded = true;
+                        match self.switch(m, &host, deadline).await {
+                            Ok(seen) => {
+                                let seen = match checked {
+                                    Some(c) => format!("{seen}; {c}"),
+                                    None => seen,
+                                };
+                                // Traffic moved: in the ledger before anything else can fail.
+                                if let Some(resp) = self.note_switch(&seen).await? {
+                                    return Ok(resp);
+                                }
+                                switched = Some(seen)
+                            }
+                            Err(e) => {
+                                warn!(site = %self.site.id, error = %e, "data-plane switch not seen yet")
+                            }
                         }
                     }
                 }
@@ -359,7 +390,8 @@ impl Pinner<'_> {
                     let delay = pin::backoff_delay(attempt, (self.deps.jitter)());
                     attempt += 1;
                     if Instant::now() + delay > deadline {
-                        return self.hand_on(&e.to_string()).await;
+                        let why = self.why_now(&e, &host).await;
+                        return self.hand_on(&why).await;
                     }
                     warn!(site = %self.site.id, error = %e, "Route 53 not done yet; trying again");
                     tokio::time::sleep(delay).await;
@@ -648,6 +680,123 @@ impl Pinner<'_> {
             .map_err(|e| not(e.seen))
     }
 
+    /// What the hand-on says: the error, except that a wrong answer about to be paged (an
+    /// escalation or the deadline, `pin::pages_now`) is asked of the name servers again first,
+    /// so the page states what they answer now.
+    async fn why_now(&self, e: &PinError, host: &str) -> String {
+        let PinError::NotVerified { .. } = e else {
+            return e.to_string();
+        };
+        let Ok(state) = self.deps.ledger.load(&self.site.id).await else {
+            return e.to_string();
+        };
+        if !pin::pages_now(self.site, &state, self.deps.clock.now()) {
+            return e.to_string();
+        }
+        // A few seconds of the finish reserve: DNS queries answer in milliseconds.
+        let by = Instant::now() + FINISH_RESERVE / 2;
+        let servers = if self.site.dns.name_servers.is_empty() {
+            match within(
+                by,
+                "GetHostedZone",
+                self.deps.dns.name_servers(&self.site.dns.zone_id),
+            )
+            .await
+            {
+                Ok(s) => s,
+                Err(_) => return e.to_string(),
+            }
+        } else {
+            self.site.dns.name_servers.clone()
+        };
+        let name = &self.site.dns.name;
+        let asks = servers.iter().flat_map(|ns| {
+            answer::QUERY_TYPES
+                .iter()
+                .map(move |t| self.deps.resolve.ask(ns, name, t))
+        });
+        match tokio::time::timeout_at(by, futures::future::join_all(asks)).await {
+            Err(_) => format!("{e} (asked again just before this message: no answer in time)"),
+            Ok(answers) => match answer::judge(name, host, &answers) {
+                Ok(v) => format!(
+                    "{e}; asked again just before this message, they now answer it ({}): the next link confirms the pin",
+                    v.summary
+                ),
+                Err(fresh) => format!("{fresh} (asked again just before this message)"),
+            },
+        }
+    }
+
+    /// Reads the record pair (Route 53's control plane; dark: the ledger's last reading decides)
+    /// and judges whether the SECONDARY names `host` ([`secondary::judge`]); the reading, and a
+    /// refusal's CRITICAL page, go into the ledger. `Ok(Err(why))`: do not put the switch.
+    async fn check_secondary(
+        &mut self,
+        host: &str,
+        deadline: Instant,
+    ) -> Result<Result<String, String>, PinError> {
+        let deps = self.deps;
+        let query = pin::query(self.site);
+        // Bounded short: a control plane that hangs instead of failing must not hold the switch
+        // (the data-plane path) back for the whole invocation; no answer = dark (last reading).
+        let by = deadline.min(Instant::now() + SECONDARY_READ_TIMEOUT);
+        let read = within(by, "ListResourceRecordSets", deps.dns.record_sets(&query)).await;
+        let state = deps
+            .ledger
+            .load(&self.site.id)
+            .await
+            .map_err(|e| self.port(e))?;
+        let now = deps.clock.now();
+        let why: String;
+        let sets = match &read {
+            Ok(v) => Ok(v.as_slice()),
+            Err(e) => {
+                why = e.to_string();
+                Err(why.as_str())
+            }
+        };
+        let judged = secondary::judge(host, sets, state.secondary_reading.as_ref(), now);
+        let reading = read.as_deref().ok().map(secondary::secondary_values);
+        let refused = judged.as_ref().err().map(String::as_str);
+        let event = self.event;
+        if let Update::Committed(st) = self
+            .update(|s| Ok(secondary::note(s, event, reading.clone(), refused, now)))
+            .await?
+        {
+            self.flush(&st).await?;
+        }
+        Ok(judged)
+    }
+
+    /// The switch about to be put, recorded at `promoted` before the `PutMetricData`. `Some`: a
+    /// fence stopped it, the answer to give.
+    async fn note_put(&mut self) -> Result<Option<Response>, PinError> {
+        let now = self.deps.clock.now();
+        let event = self.event;
+        match self
+            .update(|s| dataplane::note_switch_put(s, event, now))
+            .await?
+        {
+            Update::Committed(_) | Update::Unchanged(_) => Ok(None),
+            Update::Fenced(f) => {
+                let state = self
+                    .deps
+                    .ledger
+                    .load(&self.site.id)
+                    .await
+                    .map_err(|e| self.port(e))?;
+                let resp = self.take_resp();
+                let pinner = Pinner {
+                    deps: self.deps,
+                    site: self.site,
+                    event,
+                    resp,
+                };
+                pinner.fenced(f, &state).await.map(Some)
+            }
+        }
+    }
+
     /// The switch seen, recorded at `promoted` (no event: the `DnsPinned` that follows says it).
     /// `Some`: a fence stopped it, the answer to give.
     async fn note_switch(&mut self, seen: &str) -> Result<Option<Response>, PinError> {
@@ -920,7 +1069,8 @@ impl Pinner<'_> {
         let (site, event) = (self.site, self.event);
         let update = self
             .update(|s| {
-                on_switch = dataplane::switch_seen(s).is_some();
+                // Put counts as seen: the alarm may latch at any moment.
+                on_switch = dataplane::switch_put(s).is_some();
                 Ok(if on_switch {
                     dataplane::records_failed(s, event, site, &reason, now)
                 } else {

@@ -169,9 +169,12 @@ pub fn judge(name: &str, host: &str, answers: &[Answer]) -> Result<Verified, Not
     servers.dedup();
     Ok(Verified {
         summary: format!(
-            "verified: {} CNAME {host} TTL {ttl} from all {} authoritative name server(s) ({}), to {} queries",
+            "verified: {} CNAME {host} TTL {ttl} from {} ({}), to {} queries",
             name.trim_end_matches('.'),
-            servers.len(),
+            match servers.len() {
+                1 => "the one authoritative name server".to_owned(),
+                n => format!("all {n} authoritative name servers"),
+            },
             servers.join(", "),
             QUERY_TYPES.join(" and ")
         ),
@@ -234,9 +237,16 @@ mod tests {
         );
         assert!(
             v.summary
-                .contains("all 2 authoritative name server(s) (ns1, ns2)"),
+                .contains("all 2 authoritative name servers (ns1, ns2)"),
             "{}",
             v.summary
+        );
+        let one = judge("db.example.com", "new.rds.amazonaws.com", &ok[..2]).unwrap();
+        assert!(
+            one.summary
+                .contains("from the one authoritative name server (ns1)"),
+            "{}",
+            one.summary
         );
 
         // One server still serving the old primary: not verified, and the message says who said what.

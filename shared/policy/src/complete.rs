@@ -35,6 +35,16 @@ pub(crate) fn back_to_configuration(
         );
         return refuse(cx, original, d);
     }
+    // data-plane-switch: once the metric was put for this epoch Route 53 answers (or, the alarm
+    // latching, will answer) the SECONDARY; handing the site back to the configured primary now
+    // would make two writers. Unpin (which sets the switch back) comes after a completion.
+    if let Some(s) = crate::dataplane::switch_put(&cx.st).filter(|_| pinned_now) {
+        let d = format!(
+            "cannot hand epoch {epoch} back to the configuration ({configured}): the data-plane switch was put for it, so Route 53 answers — or at any moment will answer — {}, the promoted writer: two writers. Complete it naming the promoted writer, then fail back and unpin (docs/runbook.md)",
+            s.host
+        );
+        return refuse(cx, original, d);
+    }
     if let Err(why) = live_standalone(&cx, ev) {
         let d = format!("cannot hand the site back to the configuration: {configured} {why}");
         return refuse(cx, original, d);

@@ -50,12 +50,20 @@ const MAX_DIMENSIONS: usize = 30;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwitchRecord {
     pub epoch: u64,
-    /// When the name servers were seen answering `host` after the metric was put.
+    /// When the name servers were seen answering `host` after the metric was put; while
+    /// `put_only`, when the pinner committed that it was about to put it.
     pub switched_at: DateTime<Utc>,
     pub host: String,
     /// The records are still to be pinned through Route 53's API (false once pinned, or once the
     /// pin deadline passed and a human was paged).
     pub records_pending: bool,
+    /// The metric was (maybe) put, the answer not yet seen moving ([`note_switch_put`], committed
+    /// BEFORE the `PutMetricData`): the alarm can latch at any moment and move the traffic, so
+    /// from then on the epoch is treated like a switch seen for everything that could fail or
+    /// abandon it ([`switch_put`]): it never goes `failed`, and `complete` never hands the site
+    /// back to the old primary. Absent in records written before this field: seen.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub put_only: bool,
 }
 
 /// How the `DnsPinned` of an epoch switched but not pinned ([`mark_switched`]) begins: the mark
@@ -200,10 +208,64 @@ pub fn switch_for<'a>(
 /// The switch of `state`'s epoch, when the name servers were seen answering after it was set:
 /// traffic moved, whatever happens to the records after.
 pub fn switch_seen(state: &SiteState) -> Option<&SwitchRecord> {
+    switch_put(state).filter(|s| !s.put_only)
+}
+
+/// The switch of `state`'s epoch once its `PutMetricData` may have been sent (seen or not): the
+/// traffic moved or may move at any moment (the alarm latches, `TreatMissingData: ignore`), so
+/// nothing may fail the epoch or restore the old topology any more.
+pub fn switch_put(state: &SiteState) -> Option<&SwitchRecord> {
     state
         .data_plane_switch
         .as_ref()
         .filter(|s| s.epoch == state.epoch)
+}
+
+/// The switch is about to be put: in the ledger BEFORE the `PutMetricData` call, so a fatal
+/// answer, a crash or the deadline after it can never mark the epoch `failed` while the alarm may
+/// still latch and move the traffic. `None`: already recorded (put or seen), or not promoted.
+pub fn note_switch_put(
+    state: &SiteState,
+    event: &DomainEvent,
+    now: DateTime<Utc>,
+) -> Result<Option<SiteState>, Fence> {
+    let host = pin::still_pinnable(state, event)?;
+    if state.phase != Phase::Promoted || switch_put(state).is_some() {
+        return Ok(None);
+    }
+    let mut next = state.clone();
+    next.data_plane_switch = Some(SwitchRecord {
+        epoch: state.epoch,
+        switched_at: now,
+        host: host.clone(),
+        records_pending: true,
+        put_only: true,
+    });
+    next.timeline.push(TimelineEntry {
+        phase: Phase::Promoted,
+        at: now,
+        note: format!("data-plane switch being put ({SWITCH_TO_SECONDARY}): from now on traffic may move to {host} at any moment (the alarm latches); the epoch can no longer fail"),
+    });
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    Ok(Some(next))
+}
+
+/// What the ledger says about the answer of a switched epoch, for the messages.
+fn switch_fact(s: &SwitchRecord) -> String {
+    if s.put_only {
+        format!(
+            "the switch metric was put at {} but the name servers were NOT seen answering {} yet: traffic may move there at any moment (the alarm latches)",
+            s.switched_at.to_rfc3339(),
+            s.host
+        )
+    } else {
+        format!(
+            "the name servers answered {} at {}",
+            s.host,
+            s.switched_at.to_rfc3339()
+        )
+    }
 }
 
 /// Whether epoch `epoch`'s answer moved to the new writer on the data-plane switch, with the
@@ -240,6 +302,7 @@ pub fn note_switch_seen(
         switched_at: now,
         host: host.clone(),
         records_pending: true,
+        put_only: false,
     });
     next.timeline.push(TimelineEntry {
         phase: Phase::Promoted,
@@ -268,18 +331,13 @@ pub fn records_failed(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Option<SiteState> {
-    let seen = switch_seen(state)?.clone();
+    let seen = switch_put(state)?.clone();
     if state.epoch != event.epoch || state.site != event.site {
         return None;
     }
     let mut next = match state.phase {
         Phase::Promoted => {
-            let verified = format!(
-                "the name servers answered {} at {}",
-                seen.host,
-                seen.switched_at.to_rfc3339()
-            );
-            mark_switched(state, event, site, &verified, reason, now).ok()??
+            mark_switched(state, event, site, &switch_fact(&seen), reason, now).ok()??
         }
         Phase::DnsPinned if seen.records_pending => state.clone(),
         _ => return None,
@@ -288,8 +346,8 @@ pub fn records_failed(
         s.records_pending = false;
     }
     let note = format!(
-        "{RECORDS_GIVEN_UP}traffic is on the new primary {} via the data-plane switch, but Route 53 refused the records' change and retrying cannot fix it: {reason}. A human must act (fix the permission, or look at who edited the records and why) and then: {}; {}. Until then the answer rests on the switch alone: do NOT set it back (metric 0).",
-        seen.host,
+        "{RECORDS_GIVEN_UP}{}, but Route 53 refused the records' change and retrying cannot fix it: {reason}. A human must act (fix the permission, or look at who edited the records and why) and then: {}; {}. Until then the answer rests on the switch alone: do NOT set it back (metric 0).",
+        traffic_on(&seen),
         pin::manual_pin_step(site, &seen.host),
         complete_step(state)
     );
@@ -308,6 +366,22 @@ pub fn records_failed(
         now,
     ));
     Some(next)
+}
+
+/// Where the traffic is, for a page: on the switch, or — put, not seen — about to be.
+fn traffic_on(s: &SwitchRecord) -> String {
+    if s.put_only {
+        format!(
+            "traffic MAY MOVE AT ANY MOMENT to the new primary {} via the data-plane switch (the metric was put at {}; the name servers did not answer it yet; the alarm latches, so it will not move back by itself)",
+            s.host,
+            s.switched_at.to_rfc3339()
+        )
+    } else {
+        format!(
+            "traffic is on the new primary {} via the data-plane switch",
+            s.host
+        )
+    }
 }
 
 /// How a human closes an epoch whose records the pinner gave up on.
@@ -363,12 +437,13 @@ pub fn mark_switched(
         .map_err(|e| Fence::Stale {
             reason: e.to_string(),
         })?;
-    let switched_at = switch_seen(state).map_or(now, |s| s.switched_at);
+    let switched_at = switch_put(state).map_or(now, |s| s.switched_at);
     next.data_plane_switch = Some(SwitchRecord {
         epoch: state.epoch,
         switched_at,
         host,
         records_pending: true,
+        put_only: switch_put(state).is_some_and(|s| s.put_only),
     });
     next.version = state.version + 1;
     next.updated_at = Some(now);

@@ -98,6 +98,22 @@ pub fn overdue(site: &SiteConfig, st: &SiteState, now: DateTime<Utc>) -> Option<
                 )
             })
         }
+        // data-plane-switch: traffic on the switch, the records still to be pinned. The pinner's
+        // chain gives them up (and pages) at the pin deadline; past it and the slack with the
+        // records still pending, the chain stopped without saying so.
+        Phase::DnsPinned if crate::dataplane::records_pending(st) => {
+            let since = crate::pin::pin_started_at(st)?;
+            let due = since + pin_deadline(site) + SLACK;
+            let host =
+                crate::dataplane::switch_put(st).map_or("the promoted writer", |s| s.host.as_str());
+            (now >= due).then(|| {
+                format!(
+                    "traffic is on {host} by the data-plane switch, but the failover records were never pinned and the pinner stopped without giving them up: do NOT set the switch back (metric 0); {}; then send {}",
+                    crate::pin::manual_pin_step(site, host),
+                    cmd("complete")
+                )
+            })
+        }
         _ => None,
     }
 }
@@ -194,5 +210,30 @@ mod tests {
             let why = overdue(&site, &st, at(paged_at)).expect("overdue");
             assert!(why.contains("never pinned"), "{why}");
         }
+
+        // data-plane-switch: on the switch, the records still pending past the same deadline.
+        site.thresholds.pin_deadline_secs = 600;
+        st.transition(1, Phase::DnsPinned, t0, "switched").unwrap();
+        st.data_plane_switch = Some(crate::dataplane::SwitchRecord {
+            epoch: 1,
+            switched_at: t0,
+            host: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
+            records_pending: true,
+            put_only: false,
+        });
+        let at = |m: i64| t0 + Duration::minutes(m);
+        assert!(overdue(&site, &st, at(14)).is_none());
+        let why = overdue(&site, &st, at(15)).expect("records pending past the deadline");
+        assert!(
+            why.contains("never pinned")
+                && why.contains("do NOT set the switch back")
+                && why.contains("UPSERT db.orders.example.com"),
+            "{why}"
+        );
+        st.data_plane_switch.as_mut().unwrap().records_pending = false;
+        assert!(
+            overdue(&site, &st, at(60)).is_none(),
+            "given up (and paged) by the pinner"
+        );
     }
 }

@@ -1409,7 +1409,7 @@ fn operator(
             let others: Vec<String> = topo.candidates.iter().map(|c| c.to_string()).collect();
             // Never a completion that claims records that were not pinned.
             let records = if crate::dataplane::moved_by_switch_only(&cx.st, epoch) {
-                let host = crate::dataplane::switch_seen(&cx.st)
+                let host = crate::dataplane::switch_put(&cx.st)
                     .map(|s| s.host.clone())
                     .unwrap_or_default();
                 format!(

@@ -228,6 +228,13 @@ pub struct SiteState {
     /// to be pinned through Route 53's API (`crate::dataplane`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_plane_switch: Option<crate::dataplane::SwitchRecord>,
+    /// `data-plane-switch`: the SECONDARY record's value as last read before a switch
+    /// (`crate::secondary`): what decides when Route 53's API is dark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_reading: Option<crate::secondary::SecondaryReading>,
+    /// The epoch whose switch was refused because the SECONDARY named another host (paged once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch_refused: Option<u64>,
     /// The old primary's fence and divergence report for the epoch that failed over away from
     /// it, recorded with the decision (see [`crate::fence`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -409,6 +416,8 @@ impl SiteState {
             decision: None,
             pin_continued_at: None,
             data_plane_switch: None,
+            secondary_reading: None,
+            switch_refused: None,
             fence: None,
             recheck: None,
             observation: None,

@@ -33,6 +33,7 @@ pub mod provenance;
 pub mod recheck;
 pub mod recovery;
 pub mod reprotect;
+pub mod secondary;
 pub mod selfwatch;
 pub mod signal;
 pub mod switchover;

@@ -412,7 +412,7 @@ fn steps(e: &DomainEvent) -> Steps {
         EventType::DnsPinDelayed if is_records_given_up(e) => (
             vec![
                 format!("{c} is promoted and accepts writes."),
-                format!("Traffic moved to {c} on the data-plane switch (the zone's name servers were seen answering it)."),
+                format!("Traffic moved to {c} on the data-plane switch (the zone's name servers were seen answering it) — or, when the summary says the answer was NOT seen moving yet, the switch was put and traffic may move there at any moment (its alarm latches)."),
             ],
             vec![
                 "The failover records are NOT pinned and the pinner has STOPPED trying (see the summary for why): the answer rests on the switch alone.".into(),
@@ -438,7 +438,7 @@ fn steps(e: &DomainEvent) -> Steps {
         EventType::DnsPinned if crate::dataplane::is_switched_notice(e) => (
             vec![
                 format!("{c} is promoted and accepts writes."),
-                format!("Traffic moved on the data-plane switch: the tool's metric was set to 1, the PRIMARY's health check follows its alarm, and the zone's name servers were seen answering the SECONDARY, {c} (see the summary)."),
+                format!("Traffic moved on the data-plane switch: the tool's metric was set to 1, the PRIMARY's health check follows its alarm, and the zone's name servers were seen answering the SECONDARY, {c} (see the summary) — unless the summary says they were NOT seen answering it yet: then the metric was put and traffic may move there at any moment (its alarm latches)."),
                 "The previous record set is kept in the ledger for failback/unpin.".into(),
             ],
             vec![

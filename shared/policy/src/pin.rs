@@ -821,6 +821,16 @@ pub fn hand_on(
             human_duration(waited),
             manual_pin_step(site, &host)
         );
+        // data-plane-switch: the metric was put (the answer maybe not seen moving yet): the alarm
+        // may latch at any moment, so the epoch is never failed — the records are given up on,
+        // the epoch `dns-pinned` on the switch, and a CRITICAL page says traffic may move.
+        if crate::dataplane::switch_put(state).is_some() {
+            return crate::dataplane::records_failed(state, event, site, &reason, now)
+                .map(HandOn::RecordsAbandoned)
+                .ok_or_else(|| Fence::Stale {
+                    reason: "the epoch moved on".into(),
+                });
+        }
         return mark_failed(state, event, &reason, now)
             .map(HandOn::Expired)
             .ok_or_else(|| Fence::Stale {
@@ -831,19 +841,7 @@ pub fn hand_on(
     next.version = state.version + 1;
     next.updated_at = Some(now);
     next.pin_continued_at = Some(now);
-    let step = PIN_ESCALATIONS_SECS
-        .iter()
-        .copied()
-        .filter(|s| *s < deadline && waited >= *s)
-        .max();
-    let paged = |s: i64| {
-        state.timeline.iter().any(|t| {
-            t.phase == Phase::Promoted
-                && t.note
-                    .starts_with(&format!("{DELAYED_NOTE}{}", human_duration(s)))
-        })
-    };
-    if let Some(s) = step.filter(|s| !paged(*s)) {
+    if let Some(s) = unpaged_step(state, waited, deadline) {
         let note = format!(
             "{DELAYED_NOTE}{}: waited {} for Route 53 ({why}); continuing until {} after the promotion",
             human_duration(s),
@@ -881,6 +879,34 @@ pub fn hand_on(
     Ok(HandOn::Continue(next))
 }
 
+/// The escalation step due at `waited` and not paged yet for the epoch.
+fn unpaged_step(state: &SiteState, waited: i64, deadline: i64) -> Option<i64> {
+    let paged = |s: i64| {
+        state.timeline.iter().any(|t| {
+            t.phase == Phase::Promoted
+                && t.note
+                    .starts_with(&format!("{DELAYED_NOTE}{}", human_duration(s)))
+        })
+    };
+    PIN_ESCALATIONS_SECS
+        .iter()
+        .copied()
+        .filter(|s| *s < deadline && waited >= *s)
+        .max()
+        .filter(|s| !paged(*s))
+}
+
+/// Whether [`hand_on`] now would page people (an escalation step not paged yet, or the pin
+/// deadline): the pinner then asks the name servers again first, so a page about a wrong answer
+/// states what they answer now, not what they answered a while ago.
+pub fn pages_now(site: &SiteConfig, state: &SiteState, now: DateTime<Utc>) -> bool {
+    let waited = (now - pin_started_at(state).unwrap_or(now)).num_seconds();
+    let deadline = site.thresholds.pin_deadline_secs as i64;
+    waited >= deadline
+        || (!crate::dataplane::records_pending(state)
+            && unpaged_step(state, waited, deadline).is_some())
+}
+
 /// Promoted → Failed with a `FailoverFailed` event: the database was promoted but the writer name
 /// could not be moved. A human must act (the notifier pages), so this is never silent.
 pub fn mark_failed(
@@ -890,6 +916,11 @@ pub fn mark_failed(
     now: DateTime<Utc>,
 ) -> Option<SiteState> {
     if state.epoch != event.epoch || state.phase != Phase::Promoted || state.site != event.site {
+        return None;
+    }
+    // The data-plane switch was put for this epoch: traffic moved or may move at any moment, so
+    // `failed` would be a lie (`dataplane::records_failed` is the way out instead).
+    if crate::dataplane::switch_put(state).is_some() {
         return None;
     }
     let mut next = state.clone();

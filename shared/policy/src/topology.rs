@@ -78,10 +78,11 @@ pub fn after_pinned_failover(
         .as_ref()
         .filter(|d| d.epoch == st.epoch && d.insync_at.is_some())
         .map(|d| d.new_value.clone());
-    let switched = crate::dataplane::switch_seen(st)
+    // A switch put but not seen counts too: the alarm latches, the traffic moves to it.
+    let switched = crate::dataplane::switch_put(st)
         .filter(|s| !s.records_pending)
         .map(|s| s.host.clone());
-    let moved_to = pinned.or(switched).ok_or_else(|| match crate::dataplane::switch_seen(st) {
+    let moved_to = pinned.or(switched).ok_or_else(|| match crate::dataplane::switch_put(st) {
         Some(s) => NotPinned(format!(
             "traffic is on {} by the data-plane switch and the pinner is still pinning the records of epoch {}: complete once it has pinned them or given up (at thresholds.pin_deadline_secs, paged)",
             s.host, st.epoch

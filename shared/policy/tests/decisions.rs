@@ -2413,6 +2413,7 @@ fn switched_epoch_1(records_pending: bool) -> SiteState {
         switched_at: t0(),
         host: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
         records_pending,
+        put_only: false,
     });
     st
 }
@@ -2492,6 +2493,7 @@ fn a_completed_switched_epoch_does_not_hold_the_next_failover_as_an_unpinned_pro
         switched_at: at(-7000),
         host: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
         records_pending: false,
+        put_only: false,
     });
     let mut failed = st.clone();
     let d = confirmed_outage(&World::outage(), &mut st);
@@ -2509,5 +2511,52 @@ fn a_completed_switched_epoch_does_not_hold_the_next_failover_as_an_unpinned_pro
         World::outage(),
         0,
         RefusalReason::UnresolvedPromotion,
+    );
+}
+
+#[test]
+fn a_complete_naming_the_configured_primary_is_refused_once_the_switch_was_put() {
+    // H1: the switch metric was put for epoch 1 (maybe not seen yet): Route 53 answers, or at any
+    // moment will answer, the SECONDARY (the promoted writer). Handing the site back to the
+    // configured primary — live and healthy — would make two writers.
+    let mut c = op(
+        "orders",
+        OperatorAction::Complete,
+        false,
+        Some("looks fine"),
+        Some(1),
+    );
+    if let SignalKind::Operator(o) = &mut c.kind {
+        o.primary = Some("orders-primary".into());
+    }
+    for put_only in [true, false] {
+        let mut st = switched_epoch_1(false);
+        st.data_plane_switch.as_mut().unwrap().put_only = put_only;
+        let d = step_ev(&c, &World::healthy().evidence(), &mut st, at(600));
+        assert_eq!(
+            d.verdict.outcome,
+            Outcome::Refused {
+                reason: RefusalReason::NothingToComplete
+            },
+            "{}",
+            d.verdict.summary
+        );
+        assert!(
+            d.verdict.summary.contains("data-plane switch was put")
+                && d.verdict.summary.contains("two writers"),
+            "{}",
+            d.verdict.summary
+        );
+        assert_eq!(st.phase, Phase::DnsPinned, "nothing changed");
+        assert!(st.topology.is_none());
+    }
+    // Without a switch the same command is judged as before (the primary is live: accepted).
+    let mut st = pinned_epoch_1();
+    let d = step_ev(&c, &World::healthy().evidence(), &mut st, at(600));
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Completed,
+        "{}",
+        d.verdict.summary
     );
 }

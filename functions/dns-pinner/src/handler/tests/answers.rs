@@ -64,7 +64,7 @@ async fn scenario_1_the_pin_is_verified_at_every_name_server_with_the_old_primar
     }
     let msg = pinned_summary(&w);
     assert!(
-        msg.contains(&format!("verified: db.billing.example.com CNAME {BILLING_NEW} TTL 30 from all 2 authoritative name server(s)")),
+        msg.contains(&format!("verified: db.billing.example.com CNAME {BILLING_NEW} TTL 30 from all 2 authoritative name servers")),
         "{msg}"
     );
     assert!(msg.contains("the previous record's TTL was 60 s"), "{msg}");
@@ -282,4 +282,67 @@ async fn a_private_zone_without_name_servers_is_pinned_on_the_records_read_back_
     let summary = pinned_summary(&w);
     assert!(summary.contains("private hosted zone"), "{summary}");
     assert!(w.dns.asked.lock().unwrap().is_empty(), "no DNS query sent");
+}
+
+/// Medium (issue 14 review): the name servers are asked again right before a CRITICAL page about
+/// a wrong answer (the escalations and the deadline), so the page states what they answer then.
+#[tokio::test(start_paused = true)]
+async fn the_name_servers_are_asked_again_right_before_a_page_about_a_wrong_answer() {
+    let mut w = orders_world();
+    w.deps.clock = Arc::new(TokioClock {
+        base: t0(),
+        start: Instant::now(),
+    });
+    w.dns.stale.lock().unwrap().insert(
+        STALE_NS.into(),
+        vec![AnswerRecord {
+            name: "db.orders.example.com.".into(),
+            record_type: "CNAME".into(),
+            value: format!("{OLD_HOST}."),
+            ttl: 300,
+        }],
+    );
+
+    let (_, r) = run_chain(&w, 200).await;
+
+    assert!(r.is_err(), "the deadline fails the epoch: {r:?}");
+    let pages: Vec<String> = w
+        .bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.event_type,
+                EventType::DnsPinDelayed | EventType::FailoverFailed
+            )
+        })
+        .map(|e| e.verdict.summary.clone())
+        .collect();
+    assert!(
+        pages.len() >= 3,
+        "two escalations and the deadline: {pages:?}"
+    );
+    for p in &pages {
+        assert!(
+            p.contains("(asked again just before this message)")
+                && p.contains(&format!("{STALE_NS} (A): CNAME {OLD_HOST}. TTL 300")),
+            "{p}"
+        );
+    }
+    // A plain hand-on (no page due) does not ask again.
+    let continued: Vec<String> = w
+        .bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.event_type == EventType::DnsPinContinued)
+        .map(|e| e.verdict.summary.clone())
+        .collect();
+    assert!(
+        continued.iter().any(|c| !c.contains("asked again")),
+        "{continued:?}"
+    );
 }

@@ -580,6 +580,7 @@ async fn a_run_that_died_after_the_switch_was_seen_resumes_from_it_and_never_fai
         switched_at: t0(),
         host: NEW_HOST.into(),
         records_pending: true,
+        put_only: false,
     });
     w.ledger.put(st);
     w.switch.dark.lock().unwrap().insert("us-west-2".into());
@@ -591,4 +592,274 @@ async fn a_run_that_died_after_the_switch_was_seen_resumes_from_it_and_never_fai
     assert_eq!(w.ledger.get("orders").unwrap().phase, Phase::DnsPinned);
     assert_eq!(count(&w.bus, "FailoverFailed"), 0, "{:?}", w.bus.types());
     assert_eq!(count(&w.bus, "DnsPinned"), 1);
+}
+
+/// H1: the switch metric is put, the answer has not moved yet (the alarm needs more datapoints),
+/// and Route 53 refuses the records for good. The alarm may latch at any moment and move the
+/// traffic, so the epoch must never go `failed` (a later `complete` would hand the site back to
+/// the old primary: two writers): `dns-pinned` on the switch, and a CRITICAL page saying so.
+#[tokio::test(start_paused = true)]
+async fn a_switch_put_but_not_seen_then_a_fatal_answer_never_fails_the_epoch() {
+    let (w, _) = flaky_world(Api::Denied);
+    *w.switch.datapoints_to_alarm.lock().unwrap() = u32::MAX;
+
+    let e = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap_err();
+
+    assert_eq!(e.error_type(), "Fatal.AccessDenied", "{e}");
+    assert!(
+        !w.switch.puts.lock().unwrap().is_empty(),
+        "the switch was put"
+    );
+    assert_eq!(served(&w), vec![OLD_HOST], "the answer has not moved yet");
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(
+        st.phase,
+        Phase::DnsPinned,
+        "never failed: {:?}",
+        st.timeline
+    );
+    assert_eq!(count(&w.bus, "FailoverFailed"), 0, "{:?}", w.bus.types());
+    let sw = st.data_plane_switch.as_ref().expect("the put is on record");
+    assert!(
+        sw.put_only && sw.epoch == 3 && !sw.records_pending,
+        "{sw:?}"
+    );
+    let [page] = &summaries(&w, EventType::DnsPinDelayed)[..] else {
+        panic!("one DnsPinDelayed: {:?}", w.bus.types())
+    };
+    assert!(
+        page.starts_with("CRITICAL: records NOT pinned")
+            && page.contains("MAY MOVE AT ANY MOMENT")
+            && page.contains(NEW_HOST),
+        "{page}"
+    );
+    // The put was on record before the PutMetricData: a run that dies right after it (or whose
+    // put timed out) leaves the same fact for the next one.
+    let put_noted = st
+        .timeline
+        .iter()
+        .position(|t| t.note.contains("data-plane switch being put"))
+        .expect("the put noted");
+    assert!(put_noted < st.timeline.len() - 1);
+}
+
+/// H1: the put is committed before the PutMetricData, and a chain whose answer never moves and
+/// whose Route 53 never answers ends with the records abandoned at the deadline, never `failed`.
+#[tokio::test(start_paused = true)]
+async fn a_switch_put_never_seen_is_abandoned_at_the_deadline_never_failed() {
+    let w = switch_world(None);
+    *w.switch.datapoints_to_alarm.lock().unwrap() = u32::MAX;
+
+    let (_, r) = run_chain(&w, 200).await;
+
+    let r = r.unwrap();
+    assert_eq!(r.outcome, "records-abandoned", "{}", r.detail);
+    assert_eq!(served(&w), vec![OLD_HOST]);
+    assert_eq!(w.ledger.get("orders").unwrap().phase, Phase::DnsPinned);
+    assert_eq!(count(&w.bus, "FailoverFailed"), 0, "{:?}", w.bus.types());
+    // The escalation pages on the way (at `promoted`), then one CRITICAL.
+    let pages = summaries(&w, EventType::DnsPinDelayed);
+    let critical: Vec<_> = pages
+        .iter()
+        .filter(|p| p.starts_with("CRITICAL: records NOT pinned"))
+        .collect();
+    assert_eq!(critical.len(), 1, "{pages:?}");
+    assert!(
+        critical[0].contains("MAY MOVE AT ANY MOMENT"),
+        "{}",
+        critical[0]
+    );
+}
+
+/// The SECONDARY as a human re-pointed it, at `value`.
+fn secondary_at(value: &str) -> RecordSet {
+    RecordSet {
+        name: NAME.into(),
+        health_check_id: None,
+        ..failover("orders-secondary", FailoverRole::Secondary, value, "")
+    }
+}
+
+fn refusal_pages(w: &World) -> Vec<String> {
+    summaries(w, EventType::DnsPinDelayed)
+        .into_iter()
+        .filter(|p| p.starts_with(failover_policy::secondary::SWITCH_REFUSED))
+        .collect()
+}
+
+/// H2: a human pointed the SECONDARY at a third host. The switch would move the writes there: it
+/// is not put, people are paged CRITICAL, and the records path pins both records to the writer.
+#[tokio::test(start_paused = true)]
+async fn a_secondary_naming_a_third_host_refuses_the_switch_and_the_records_are_pinned() {
+    let w = switch_world(Some(Duration::ZERO));
+    w.dns.put("Z0ORDERSEXAMPLE", secondary_at(HUMAN));
+
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(r.outcome, "pinned", "{}", r.detail);
+    assert!(
+        w.switch.puts.lock().unwrap().is_empty(),
+        "no datapoint: {:?}",
+        w.switch.puts.lock().unwrap()
+    );
+    assert_eq!(values(&w), vec![vec![NEW_HOST], vec![NEW_HOST]]);
+    assert_eq!(served(&w), vec![NEW_HOST]);
+    let [page] = &refusal_pages(&w)[..] else {
+        panic!("one refusal page: {:?}", w.bus.types())
+    };
+    assert!(
+        page.contains(&format!(
+            "names {HUMAN}, not the promoted writer {NEW_HOST}"
+        )),
+        "{page}"
+    );
+    let ev = w
+        .bus
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e.verdict
+                .summary
+                .starts_with(failover_policy::secondary::SWITCH_REFUSED)
+        })
+        .unwrap()
+        .clone();
+    assert!(
+        failover_policy::notice::subject(&ev).starts_with("[CRITICAL]"),
+        "{}",
+        failover_policy::notice::subject(&ev)
+    );
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::DnsPinned);
+    assert_eq!(st.data_plane_switch, None, "never put");
+    let [pinned] = &summaries(&w, EventType::DnsPinned)[..] else {
+        panic!("one DnsPinned: {:?}", w.bus.types())
+    };
+    assert!(pinned.contains("data-plane switch NOT put"), "{pinned}");
+}
+
+/// H2 with Route 53's API dark: the last reading in the ledger decides, and the messages say it
+/// was not read now. A reading naming another host refuses the switch; one naming the writer
+/// lets it be put, saying how old the reading is.
+#[tokio::test(start_paused = true)]
+async fn with_route53_dark_the_last_reading_of_the_secondary_decides_and_says_so() {
+    let reading = |v: &str| failover_policy::secondary::SecondaryReading {
+        values: vec![v.into()],
+        at: t0() - chrono::Duration::hours(2),
+        epoch: 2,
+    };
+    // Last read naming a third host: refused, paged once over the whole chain, never switched.
+    let w = switch_world(None);
+    let mut st = w.ledger.get("orders").unwrap();
+    st.secondary_reading = Some(reading(HUMAN));
+    w.ledger.put(st);
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "continued", "{}", r.detail);
+    let again = handle(&w.deps, continuation(&w), later(INVOCATION))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, "continued", "{}", again.detail);
+    assert!(w.switch.puts.lock().unwrap().is_empty());
+    assert_eq!(served(&w), vec![OLD_HOST]);
+    let [page] = &refusal_pages(&w)[..] else {
+        panic!("one refusal page: {:?}", w.bus.types())
+    };
+    assert!(
+        page.contains("did not answer") && page.contains(&format!("named {HUMAN}")),
+        "{page}"
+    );
+
+    // Last read naming the writer: put, and the note says the SECONDARY was not read now.
+    let w = switch_world(None);
+    let mut st = w.ledger.get("orders").unwrap();
+    st.secondary_reading = Some(reading(NEW_HOST));
+    w.ledger.put(st);
+    handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+    assert_eq!(*w.switch.puts.lock().unwrap(), vec![(metric(), 1.0)]);
+    assert_eq!(served(&w), vec![NEW_HOST]);
+    let [pinned] = &summaries(&w, EventType::DnsPinned)[..] else {
+        panic!("one DnsPinned: {:?}", w.bus.types())
+    };
+    assert!(
+        pinned.contains("the SECONDARY was NOT read now")
+            && pinned.contains("2h 00m old")
+            && pinned.contains(&format!("named {NEW_HOST}")),
+        "{pinned}"
+    );
+    assert!(refusal_pages(&w).is_empty());
+}
+
+/// Route 53's API that never answers (a blackhole, not an error).
+struct Hanging;
+
+#[async_trait::async_trait]
+impl Dns for Hanging {
+    async fn record_sets(&self, _: &RecordQuery) -> Result<Vec<RecordSet>, PortError> {
+        std::future::pending().await
+    }
+    async fn change(
+        &self,
+        _: &str,
+        _: &[pin::RecordChange],
+        _: &str,
+    ) -> Result<pin::ChangeInfo, PortError> {
+        std::future::pending().await
+    }
+    async fn change_status(&self, _: &str) -> Result<pin::ChangeInfo, PortError> {
+        std::future::pending().await
+    }
+    async fn name_servers(&self, _: &str) -> Result<Vec<String>, PortError> {
+        std::future::pending().await
+    }
+}
+
+/// H2's pre-switch read must not hold the switch back when Route 53's API hangs instead of
+/// failing: it is bounded short, then counts as dark, and the switch moves the traffic in the
+/// same invocation.
+#[tokio::test(start_paused = true)]
+async fn a_hanging_route53_api_does_not_hold_the_switch_back() {
+    let mut w = switch_world(None);
+    w.deps.dns = Arc::new(Hanging);
+
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(r.outcome, "continued", "{}", r.detail);
+    assert_eq!(*w.switch.puts.lock().unwrap(), vec![(metric(), 1.0)]);
+    assert_eq!(served(&w), vec![NEW_HOST]);
+    let [pinned] = &summaries(&w, EventType::DnsPinned)[..] else {
+        panic!("one DnsPinned: {:?}", w.bus.types())
+    };
+    assert!(pinned.contains("the SECONDARY was NOT checked"), "{pinned}");
 }

@@ -1,0 +1,235 @@
+//! `data-plane-switch`: what the SECONDARY record names, checked before the switch is put.
+//!
+//! The switch moves traffic to whatever the SECONDARY record's value is. The configuration says
+//! whose endpoint that should be (`dns.mode.secondary_candidate`), but a human may have pointed
+//! the record elsewhere since: the switch would then send the writes to a third host. So before
+//! the `PutMetricData` the pinner reads the record pair (ListResourceRecordSets) and refuses to
+//! put the switch unless the SECONDARY names the promoted writer ([`judge`]); refused, it pages
+//! CRITICAL once per epoch ([`note`]) and the records path (as in `failover-pin`) still runs,
+//! pinning both records when Route 53's API answers.
+//!
+//! ListResourceRecordSets is Route 53's control plane (us-east-1), which may be dark exactly when
+//! the switch is needed. Then the last reading the ledger holds ([`SecondaryReading`]) decides,
+//! and the message says it was not read now and how old the reading is. What is NOT built: a
+//! peace-time reading on the evaluator's tick. The readings come only from the pinner's own
+//! pre-switch checks (of earlier epochs); with none on record and the API dark, the switch is put
+//! on the configuration's word and the message says the SECONDARY was NOT checked.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::events::{DomainEvent, EventType};
+use crate::incident::{Phase, SiteState, TimelineEntry};
+use crate::pin::{self, FailoverRole, RecordSet};
+
+/// The SECONDARY record's value as the pinner last read it from Route 53.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondaryReading {
+    /// The values (or the alias target) it named; empty: there was no SECONDARY record.
+    pub values: Vec<String>,
+    pub at: DateTime<Utc>,
+    /// The epoch whose pre-switch check read it.
+    pub epoch: u64,
+}
+
+/// How the page refusing the switch begins.
+pub const SWITCH_REFUSED: &str = "CRITICAL: data-plane switch NOT put: ";
+
+/// The SECONDARY's values in `sets` (its alias target when it is an alias).
+pub fn secondary_values(sets: &[RecordSet]) -> Vec<String> {
+    sets.iter()
+        .filter(|r| r.failover == Some(FailoverRole::Secondary))
+        .flat_map(|r| match &r.alias_target {
+            Some(t) => vec![t.clone()],
+            None => r.values.clone(),
+        })
+        .collect()
+}
+
+fn names(values: &[String], host: &str) -> bool {
+    values.len() == 1 && pin::same_name(&values[0], host)
+}
+
+fn describe(values: &[String]) -> String {
+    if values.is_empty() {
+        "no SECONDARY record".into()
+    } else {
+        values.join(", ")
+    }
+}
+
+/// Whether the switch may be put for `host`: `read` is the record pair as ListResourceRecordSets
+/// answered now (`Err`: why it could not be read), `last` the ledger's last reading. `Ok`: the
+/// note saying what the decision rests on; `Err`: why the switch is refused.
+pub fn judge(
+    host: &str,
+    read: Result<&[RecordSet], &str>,
+    last: Option<&SecondaryReading>,
+    now: DateTime<Utc>,
+) -> Result<String, String> {
+    match (read, last) {
+        (Ok(sets), _) => {
+            let v = secondary_values(sets);
+            if names(&v, host) {
+                let cached = sets
+                    .iter()
+                    .find(|r| r.failover == Some(FailoverRole::Primary))
+                    .and_then(|r| r.ttl)
+                    .map(|t| format!("; the PRIMARY's TTL is {t} s: resolvers may keep the old answer that long"))
+                    .unwrap_or_default();
+                Ok(format!("the SECONDARY record, read just before the switch, names {host}{cached}"))
+            } else {
+                Err(format!(
+                    "the SECONDARY record names {}, not the promoted writer {host}: the switch would move the writes there (a human changed it, or dns.mode.secondary_candidate is wrong); the records are pinned as in failover-pin instead. Check who changed the SECONDARY and why",
+                    describe(&v)
+                ))
+            }
+        }
+        (Err(why), Some(r)) => {
+            let age = pin::human_duration((now - r.at).num_seconds().max(0));
+            if names(&r.values, host) {
+                Ok(format!(
+                    "the SECONDARY was NOT read now (Route 53's API: {why}); the last reading on record, {age} old ({}, epoch {}), named {host}",
+                    r.at.to_rfc3339(),
+                    r.epoch
+                ))
+            } else {
+                Err(format!(
+                    "Route 53's API did not answer ({why}) and the last reading of the SECONDARY on record, {age} old ({}, epoch {}), named {}, not the promoted writer {host}: the switch could move the writes there; the records are pinned as in failover-pin when the API answers",
+                    r.at.to_rfc3339(),
+                    r.epoch,
+                    describe(&r.values)
+                ))
+            }
+        }
+        (Err(why), None) => Ok(format!(
+            "the SECONDARY was NOT checked: Route 53's API did not answer ({why}) and the ledger holds no earlier reading; the switch is put on dns.mode.secondary_candidate's word"
+        )),
+    }
+}
+
+/// Records what was read (`reading`) and, when the switch is refused (`refused`), pages CRITICAL
+/// once for the epoch (`DnsPinDelayed`). `None`: nothing to record.
+pub fn note(
+    state: &SiteState,
+    event: &DomainEvent,
+    reading: Option<Vec<String>>,
+    refused: Option<&str>,
+    now: DateTime<Utc>,
+) -> Option<SiteState> {
+    if state.epoch != event.epoch || state.site != event.site || state.phase != Phase::Promoted {
+        return None;
+    }
+    let mut next = state.clone();
+    let mut changed = false;
+    if let Some(values) = reading {
+        next.secondary_reading = Some(SecondaryReading {
+            values,
+            at: now,
+            epoch: state.epoch,
+        });
+        changed = true;
+    }
+    if let Some(why) = refused.filter(|_| state.switch_refused != Some(state.epoch)) {
+        next.switch_refused = Some(state.epoch);
+        let note = format!("{SWITCH_REFUSED}{why}");
+        next.timeline.push(TimelineEntry {
+            phase: Phase::Promoted,
+            at: now,
+            note: note.clone(),
+        });
+        next.outbox.push(pin::follow_up(
+            event,
+            &next,
+            EventType::DnsPinDelayed,
+            note,
+            now,
+        ));
+        changed = true;
+    }
+    if !changed {
+        return None;
+    }
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    Some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
+    }
+
+    fn pair(secondary: &str) -> Vec<RecordSet> {
+        let m = |role, v: &str| RecordSet {
+            name: "db.example.com.".into(),
+            record_type: "CNAME".into(),
+            set_identifier: Some(format!("{role:?}")),
+            failover: Some(role),
+            ttl: Some(60),
+            values: vec![v.into()],
+            health_check_id: None,
+            alias_target: None,
+        };
+        vec![
+            m(FailoverRole::Primary, "old.example.com"),
+            m(FailoverRole::Secondary, secondary),
+        ]
+    }
+
+    #[test]
+    fn a_secondary_naming_another_host_refuses_the_switch_whatever_the_ledger_says() {
+        let last = SecondaryReading {
+            values: vec!["new.example.com".into()],
+            at: t(0),
+            epoch: 1,
+        };
+        let e = judge(
+            "new.example.com",
+            Ok(&pair("third.example.com")),
+            Some(&last),
+            t(9),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("names third.example.com, not the promoted writer new.example.com"),
+            "{e}"
+        );
+        let ok = judge("new.example.com.", Ok(&pair("NEW.example.com")), None, t(9)).unwrap();
+        assert!(ok.contains("the PRIMARY's TTL is 60 s"), "{ok}");
+    }
+
+    #[test]
+    fn with_the_api_dark_the_last_reading_decides_and_the_note_says_so() {
+        let last = |v: &str| SecondaryReading {
+            values: vec![v.into()],
+            at: t(0),
+            epoch: 1,
+        };
+        let ok = judge(
+            "new.example.com",
+            Err("503"),
+            Some(&last("new.example.com")),
+            t(7200),
+        )
+        .unwrap();
+        assert!(
+            ok.contains("NOT read now") && ok.contains("2h 00m old"),
+            "{ok}"
+        );
+        assert!(ok.contains("epoch 1"), "{ok}");
+        let e = judge(
+            "new.example.com",
+            Err("503"),
+            Some(&last("third.example.com")),
+            t(60),
+        )
+        .unwrap_err();
+        assert!(e.contains("named third.example.com"), "{e}");
+        let none = judge("new.example.com", Err("503"), None, t(60)).unwrap();
+        assert!(none.contains("NOT checked"), "{none}");
+    }
+}
