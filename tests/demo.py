@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chain import Chain  # noqa: E402
 from infra import targets  # noqa: E402
-from harness import ROOT, LambdaEmulator, MariaDB, MotoServer  # noqa: E402
+from harness import ROOT, InvokeError, LambdaEmulator, MariaDB, MotoServer  # noqa: E402
 from timeline import Marks, incident_timeline, render_svg, render_text  # noqa: E402
 from world import ACCOUNT, HOME_REGION, LEDGER_TABLE, ORDERS_GROUP, World, alarm_event, function_env, now, site_config, tick_event  # noqa: E402
 
@@ -55,6 +55,7 @@ MARK = {"pass": "ok ", "fail": "NO ", "unknown": "?  ", "not-applicable": "-  "}
 EAST = "us-east-1"
 LOST_ROWS = 3  # committed on the primary after the replica stopped applying
 FENCER, FENCER_PASSWORD, FENCE_PASSWORD_VAR = "fencer", "fencer-pass", "RDS_FAILOVER_FENCE_PASSWORD"
+RP_GROUP, RP_SUBNETS, RP_SG, RP_KMS = "orders-east-replica-params", "orders-east-subnets", "sg-0e57a11c", "alias/orders-east"
 
 
 def show(step: str, resp: dict, world: World, t0: float) -> dict:
@@ -217,6 +218,166 @@ def fence_the_old_primary(emu, chain, world, moto, primary: MariaDB, t0: float) 
     return bool(reports)
 
 
+def rows_of(socket: str) -> list[int]:
+    """The order ids a real server holds, read over its admin socket."""
+    import subprocess
+
+    from harness import mariadb_binary
+
+    out = subprocess.run([mariadb_binary("mariadb"), "--no-defaults", "-uroot", f"--socket={socket}", "-N", "-B", "-e",
+                          "SELECT id FROM shop.orders ORDER BY id;"], check=True, capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def sql_on(socket: str, statements: str) -> str:
+    import subprocess
+
+    from harness import mariadb_binary
+
+    return subprocess.run([mariadb_binary("mariadb"), "--no-defaults", "-uroot", f"--socket={socket}", "-N", "-B", "-e",
+                           statements], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def east_network(world: World) -> None:
+    """us-east-1's own parameter group, subnet group and security group for the re-protect replica,
+    as the site's `reprotect` section names them (a cross-region replica's group is in its region);
+    and orders-replica-1's own group in us-west-2 under the site's fence group name, so that the
+    failback can fence it (docs/runbook.md section 9)."""
+    rds, ec2 = world.client("rds", EAST), world.client("ec2", EAST)
+    rds.create_db_parameter_group(DBParameterGroupName=RP_GROUP, DBParameterGroupFamily="mysql8.0",
+                                  Description="orders' us-east-1 replica: its own, so it can be fenced")
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{EAST}{z}")["Subnet"]["SubnetId"]
+               for i, z in ((1, "a"), (2, "b"))]
+    rds.create_db_subnet_group(DBSubnetGroupName=RP_SUBNETS, DBSubnetGroupDescription="orders in us-east-1",
+                               SubnetIds=subnets)
+    west = world.client("rds", HOME_REGION)
+    west.create_db_parameter_group(DBParameterGroupName=ORDERS_GROUP, DBParameterGroupFamily="mysql8.0",
+                                   Description="orders' us-west-2 writer-to-be: its own, so a failback can fence it")
+    west.modify_db_instance(DBInstanceIdentifier="orders-replica-1", DBParameterGroupName=ORDERS_GROUP,
+                            ApplyImmediately=True)
+
+
+def tick_until(emu, chain, world, done, what: str, t0: float, ticks: int = 60, pause: float = 0.5,
+               pump: bool = True) -> bool:
+    """Scheduled ticks (`pause` apart: the schedule's minute, compressed) until `done()`, the bus
+    pumped after each unless `pump` is false (a switchover's fence and catch-up are the tick's: the
+    promoter, delivered meanwhile, would wait out its budget for them); printed once, at the end."""
+    start = time.monotonic()
+    for n in range(1, ticks + 1):
+        emu.invoke("alarm-evaluator", tick_event(now()))
+        if pump:
+            chain.pump()
+        if done():
+            print(f"  [{time.monotonic() - t0:5.1f}s] {what}: after {n} tick(s), {time.monotonic() - start:.1f}s")
+            return True
+        time.sleep(pause)
+    print(f"\n{what}: not reached after {ticks} ticks", file=sys.stderr)
+    return False
+
+
+def reprotect_and_fail_back(emu, chain, world, replica: MariaDB, zone: str, recorded: str, t0: float) -> bool:
+    """The rest of the incident's life (issue 13): `complete`, `reprotect` into us-east-1 (a real
+    MariaDB replica of the new primary, created by the emulator), rows checked on it, then
+    `failback` — a switchover back, RPO 0 — and every row checked on the restored primary."""
+    print("\n--- re-protect and fail back (issue 13) ---")
+    v = show("Operator: complete epoch 1", emu.invoke("alarm-evaluator", {
+        "command": "complete", "site": SITE, "epoch": 1, "operator": "alice",
+        "reason": "orders-replica-1 is the primary"}), world, t0)
+    chain.pump()
+    if v["outcome"]["kind"] != "completed":
+        print("\nthe failover could not be completed", file=sys.stderr)
+        return False
+    v = show("Operator: reprotect into us-east-1", emu.invoke("alarm-evaluator", {
+        "command": "reprotect", "site": SITE, "operator": "alice", "reason": "epoch 1 completed: rebuild us-east-1"}),
+        world, t0)
+    rp = lambda: (world.state(SITE).get("reprotect") or {})  # noqa: E731
+    if not tick_until(emu, chain, world, lambda: rp().get("phase") in ("protected", "failed"),
+                      "re-protect settled", t0, ticks=120):
+        return False
+    rec = rp()
+    if rec["phase"] != "protected":
+        print(f"\nre-protect failed: {rec}", file=sys.stderr)
+        return False
+    rid = rec["replica"]["id"]
+    inst = world.instance(rid, EAST)
+    sock = next(t["Value"] for t in world.client("rds", EAST).list_tags_for_resource(
+        ResourceName=inst["DBInstanceArn"])["TagList"] if t["Key"] == "emulator:mysql-socket")
+    print(f"  RDS: {rid} ({EAST}) is {inst['DBInstanceStatus']}, parameter group "
+          f"{inst['DBParameterGroups'][0]['DBParameterGroupName']}, replicating from "
+          f"{inst['ReadReplicaSourceDBInstanceIdentifier'].split(':')[-1]}")
+    for s in [e["detail"]["verdict"]["summary"] for e in chain.seen if e["detail-type"] == "ReprotectChanged"]:
+        print(f"  message: {s[:160]}")
+    primary_rows = [int(x) for x in replica.sql("SELECT id FROM shop.orders ORDER BY id;").split()]
+    if not wait_rows(sock, primary_rows):
+        return False
+    print(f"  rows: new primary orders-replica-1 {primary_rows}; its new replica {rid} {rows_of(sock)} "
+          f"(read_only={sql_on(sock, 'SELECT @@GLOBAL.read_only;')})")
+
+    replica.sql("INSERT INTO shop.orders VALUES (4, 'written while re-protected'), (5, 'the last before the failback');")
+    written = [int(x) for x in replica.sql("SELECT id FROM shop.orders ORDER BY id;").split()]
+    if not wait_rows(sock, written):
+        return False
+    print(f"  two rows written on orders-replica-1, replicated to {rid}: {rows_of(sock)}")
+
+    for r in ("orders-replica-1", "orders-replica-2"):  # their newest ReplicaLag datapoints
+        world.put_lag(r, 0.0, now())
+    v = show("Operator: failback", emu.invoke("alarm-evaluator", {
+        "command": "failback", "site": SITE, "operator": "alice", "reason": "us-east-1 is back: go home",
+        "max_wait_secs": 60}), world, t0)
+    if v["outcome"]["kind"] != "failover-decided":
+        print("\nthe failback was refused", file=sys.stderr)
+        return False
+    sw = lambda: world.state(SITE)["switchover"]  # noqa: E731
+    # As tests/test_switchover.py drives it: the ticks fence, capture and wait for the target; then
+    # the bus (the promoter, released, promotes; the pinner moves DNS); then a tick takes it in.
+    if not tick_until(emu, chain, world, lambda: sw()["phase"] not in ("fencing", "capturing", "catching-up"),
+                      f"failback fenced orders-replica-1, {world.state(SITE)['switchover']['target']['id']} caught up",
+                      t0, ticks=40, pump=False):
+        return False
+    print(f"  switchover phase: {sw()['phase']}; captured position {sw().get('captured')}")
+    route(chain, t0)
+    if not tick_until(emu, chain, world, lambda: sw()["phase"] in ("done", "rolled-back", "failed"),
+                      "failback switchover settled", t0, ticks=20):
+        return False
+    s = sw()
+    if s["phase"] != "done":
+        print(f"\nthe failback did not complete: {s}", file=sys.stderr)
+        return False
+    chain.pump()
+    restored = rows_of(sock)
+    missing = sorted(set(written) - set(restored))
+    print(f"  rows on the restored primary {rid}: {restored}; every row of orders-replica-1 there: "
+          f"{'yes' if not missing else f'NO, missing {missing}'}")
+    if missing:
+        return False
+    sql_on(sock, "INSERT INTO shop.orders VALUES (6, 'written after the failback');")
+    print(f"  a write to the restored primary: ok (read_only={sql_on(sock, 'SELECT @@GLOBAL.read_only;')}, "
+          f"{len(rows_of(sock))} rows); orders-replica-1 now read_only="
+          f"{replica.sql('SELECT @@GLOBAL.read_only;').strip()}")
+    m = s["measured"]
+    print(f"\nfailback measured (the ledger's switchover record): RTO {m['rto_ms']} ms of write unavailability, "
+          f"from the fence's start ({s['fence_started_at']}) to verified writes ({s['writes_verified_at']}); "
+          f"RPO {m['rpo_transactions']} transactions")
+    for e in chain.seen:
+        if e["detail-type"] in ("FailoverCompleted", "UnpinRequested", "DnsUnpinned") and e["detail"]["epoch"] == s["epoch"]:
+            print(f"  {e['detail-type']}: {e['detail']['verdict']['summary']}")
+    print(f"DNS: {WRITER} -> {world.writer_record(zone, WRITER)}  (recorded before the failover: ({recorded!r}, 300))")
+    st = world.state(SITE)
+    print(f"ledger: epoch {st['epoch']}, phase {st['phase']}; topology primary {st['topology']['primary']['id']}")
+    return m["rpo_transactions"] == 0 and st["phase"] == "completed"
+
+
+def wait_rows(sock: str, want: list[int], secs: float = 20) -> bool:
+    deadline = time.monotonic() + secs
+    while rows_of(sock) != want:
+        if time.monotonic() > deadline:
+            print(f"\nrows on the replica {rows_of(sock)}, not {want}", file=sys.stderr)
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def main() -> int:
     work = ROOT / ".run" / "demo"
     shutil.rmtree(work, ignore_errors=True)
@@ -257,9 +418,28 @@ def main() -> int:
         cfg["sites"][0]["dns"]["zone_id"] = zone
         cfg["sites"][0]["fence"] = {"parameter_group": ORDERS_GROUP, "sql_user": FENCER,
                                     "sql_credentials": {"kind": "env", "var": FENCE_PASSWORD_VAR}}
+        cfg["sites"][0]["reprotect"] = {"region": EAST, "parameter_group": RP_GROUP, "security_groups": [RP_SG],
+                                        "subnet_group": RP_SUBNETS, "kms_key_id": RP_KMS}
+        east_network(world)
         env = function_env(moto.endpoint, cfg) | {"TOPIC_ARN": topic, "RDS_FAILOVER_FALLBACK_BUDGET_SECS": "60",
                                                   FENCE_PASSWORD_VAR: FENCER_PASSWORD}
         emu.start(env, functions=FUNCTIONS)
+        warmed = time.monotonic()
+        for fn in FUNCTIONS:
+            # `cargo lambda watch` builds and starts each function at its first invocation (on a
+            # loaded machine, or after a source change, longer than one invoke's timeout): a
+            # malformed event (a typed error, nothing read or changed) is sent until it answers,
+            # so that the incident's figures below are the chain's, not the emulator's start-up.
+            while True:
+                try:
+                    emu.invoke(fn, {"warm": True})
+                    break
+                except InvokeError:
+                    break
+                except OSError:
+                    if time.monotonic() - warmed > 900:
+                        raise
+        print(f"functions started in {time.monotonic() - warmed:.1f}s")
         print(f"four functions under `cargo lambda watch` on 127.0.0.1:{emu.port}; sustained window {SUSTAINED}s, quorum 2 of 4")
         print(f"{WRITER} -> {world.writer_record(zone, WRITER)}")
 
@@ -373,13 +553,17 @@ def main() -> int:
         print(f"DNS: {WRITER} -> {world.writer_record(zone, WRITER)}: still pinned to the new primary; the old one"
               " takes no writes through the writer name. Failback is a planned, manual step.")
         show("Operator: status", emu.invoke("alarm-evaluator", {"command": "status", "site": SITE}), world, t0)
-        ok = world.state(SITE)["phase"] == "dns-pinned" and world.writer_record(zone, WRITER)[0] == "127.0.0.1"
-        print("\n(the site stays pinned — automation stands down for it — until an operator has made the")
-        print(" configuration name the new primary and closes the failover with the `complete` command,")
-        print(' e.g. {"command":"complete","site":"orders","epoch":1,"operator":"...","reason":"..."}: docs/runbook.md)')
+        if not (world.state(SITE)["phase"] == "dns-pinned" and world.writer_record(zone, WRITER)[0] == "127.0.0.1"):
+            print("\nthe failover did not stay pinned", file=sys.stderr)
+            return 1
+        print("\n(the site stays pinned — automation stands down for it — until an operator closes the failover")
+        print(" with the `complete` command: docs/runbook.md section 9a)")
+        if not reprotect_and_fail_back(emu, chain, world, replica, zone, old, t0):
+            return 1
         cli_status(moto, emu)
-        print(f"\ndone in {time.monotonic() - t0:.1f}s: " + ("failed over, writes verified, DNS pinned." if ok else "the failover did not complete"))
-        return 0 if ok else 1
+        print(f"\ndone in {time.monotonic() - t0:.1f}s: failed over, fenced, re-protected, failed back; "
+              "every row checked on both sides.")
+        return 0
     finally:
         emu.stop()
         replica.stop()

@@ -61,11 +61,12 @@ def test_the_chart_is_an_svg_with_a_bar_per_stage():
     assert len(bars) == 1 + sum(1 for s in stages if s.ours > 0) + 2
 
 
-def test_make_demo_fails_over_with_real_replication_and_writes_its_timeline_chart():
-    """The whole demo as a user runs it: exit status 0, the story's key lines, the chart, and no
-    process left behind (the demo stops every server it started)."""
+def test_make_demo_fails_over_fences_reprotects_and_fails_back_with_real_replication():
+    """The whole demo as a user runs it: exit status 0, the story's key lines (failover, fence and
+    divergence, re-protect, failback with rows checked on both sides), the chart, and no process
+    left behind (the demo stops every server it started)."""
     out = subprocess.run([sys.executable, str(ROOT / "tests" / "demo.py")], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     text = out.stdout
     assert "rows replicated: 2" in text and "read_only=1" in text
@@ -88,6 +89,19 @@ def test_make_demo_fails_over_with_real_replication_and_writes_its_timeline_char
     assert "holds 3 transaction(s) the new primary never received" in text
     assert f"lost: domain 0: {first}..{last}" in text, (first, last)
     assert "recover from: DB snapshot `orders-primary-fence-epoch-1`" in text
+    # Issue 13: re-protect into us-east-1 (a real replica), rows on both sides, failback with RPO 0.
+    assert "the site is protected again: orders-replica-1-rp1 (us-east-1)" in text
+    assert "its new replica orders-replica-1-rp1 [1, 2, 3] (read_only=1)" in text
+    assert "replicated to orders-replica-1-rp1: [1, 2, 3, 4, 5]" in text
+    assert "rows on the restored primary orders-replica-1-rp1: [1, 2, 3, 4, 5]; every row of orders-replica-1 there: yes" in text
+    assert "a write to the restored primary: ok (read_only=0, 6 rows); orders-replica-1 now read_only=1" in text
+    rto = re.search(r"failback measured \(the ledger's switchover record\): RTO (\d+) ms .*; RPO (\d+) transactions", text)
+    assert rto, "the failback's measured RTO and RPO are printed"
+    assert int(rto.group(1)) > 0 and rto.group(2) == "0", rto.group(0)
+    assert f"write unavailability {rto.group(1)} ms, RPO 0 transactions; the epoch is completed" in text, \
+        "the printed RTO is the one the FailoverCompleted message carries (the ledger's)"
+    assert "ledger: epoch 2, phase completed; topology primary orders-replica-1-rp1" in text
+    assert re.search(r"done in \d+\.\d+s: failed over, fenced, re-protected, failed back", text)
     chart = ROOT / ".run" / "demo" / "incident-timeline.svg"
     assert ET.parse(chart).getroot().tag.endswith("svg")
     left = subprocess.run(["pgrep", "-f", str(ROOT / ".run" / "demo")], capture_output=True, text=True).stdout

@@ -1321,6 +1321,14 @@ fn operator(
             cx.finish(original, o, s)
         }
         OperatorAction::Complete => {
+            if let Some(d) = crate::failback::complete_refused(&cx.st) {
+                cx.guard(GuardCheck::new(
+                    Guard::Command,
+                    GuardResult::Fail,
+                    d.clone(),
+                ));
+                return refuse_command(cx, original, RefusalReason::FailbackInFlight, d);
+            }
             if crate::complete::names_configured(&cx, cmd) {
                 return crate::complete::back_to_configuration(cx, original, cmd, ev);
             }

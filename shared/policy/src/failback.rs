@@ -208,6 +208,23 @@ pub(crate) fn command(
     crate::switchover::command::switchover_as(cx, original, &sw, Some(ev), true)
 }
 
+/// Why `complete` is refused while a failback is in flight (its epoch is the site's and the
+/// site's phase is still open: neither done nor rolled back): the failback completes the epoch
+/// itself once the switchover is done, on its own topology, and restores the writer name; a
+/// hand-made `complete` in between would write another topology under it.
+pub fn complete_refused(st: &SiteState) -> Option<String> {
+    let rec = in_flight(st)?;
+    Some(format!(
+        "cannot complete epoch {}: it is the failback of {} → {} ({} by {}), in flight ({}); the failback completes the epoch itself once its switchover is done, then restores the writer name — nothing to do by hand (roll back: the switchover does so by itself if the target does not catch up)",
+        rec.epoch,
+        rec.old_primary,
+        rec.target,
+        rec.reason,
+        rec.by,
+        rec.phase.as_str()
+    ))
+}
+
 /// The second step of a failback, when its switchover has just reached `done` (the driver's
 /// commit, `next` holding the done record): the epoch is completed on the ledger's topology
 /// (the pinned target is the writer) and the writer name's recorded shape is requested back

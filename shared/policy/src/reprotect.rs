@@ -53,7 +53,16 @@ pub struct ReprotectRecord {
     pub note: Option<String>,
     #[serde(default)]
     pub protected_at: Option<DateTime<Utc>>,
+    /// When the replica was created (the catch-up wait's start, for its deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
 }
+
+/// How long a created replica may take to be `available`, replicating and at lag 0 before the
+/// re-protection is `failed` (with a page) instead of waiting for ever: 6 hours. RDS builds a
+/// cross-region replica from a snapshot of the source and then replays what it missed, which
+/// for a large database can take hours; beyond this a human looks (the replica is left as is).
+pub const CATCH_UP_DEADLINE_SECS: i64 = 6 * 3600;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
@@ -136,6 +145,7 @@ pub fn start(
         requested_at: now,
         note: None,
         protected_at: None,
+        created_at: None,
     })
 }
 
@@ -248,19 +258,60 @@ pub fn advance(
                 "the site is UNPROTECTED: creating {r} from {} with parameter group {}", rec.source, rec.config.parameter_group
             ))
         }
-        (RpPhase::Creating, Observation::Created) => say(&mut next, RpPhase::CatchingUp, format!(
-            "the site is UNPROTECTED until {r} is available and replicating with lag 0"
-        )),
+        (RpPhase::Creating, Observation::Created) => {
+            next.created_at = Some(now);
+            say(&mut next, RpPhase::CatchingUp, format!(
+                "the site is UNPROTECTED until {r} is available and replicating with lag 0"
+            ))
+        }
         (RpPhase::CatchingUp, Observation::Replica { available: true, replicating_from_source: true, lag_secs: Some(l) }) if l <= 0.0 => {
             next.protected_at = Some(now);
             say(&mut next, RpPhase::Protected, format!(
                 "the site is protected again: {r} replicates from {} with lag 0 and is a candidate", rec.source
             ))
         }
+        (RpPhase::CatchingUp, obs) => {
+            // A record written before `created_at` existed starts its deadline now.
+            let since = *next.created_at.get_or_insert(now);
+            if (now - since).num_seconds() > CATCH_UP_DEADLINE_SECS {
+                say(&mut next, RpPhase::Failed, format!(
+                    "re-protection of {} FAILED: {r} was created at {since} but is not available, replicating from it \
+                     with lag 0 after {} h (last seen: {}); the site is still UNPROTECTED. The replica is left as is: \
+                     look at it in {} (its status, ReplicaLag, RDS events), then delete it or `reprotect` again",
+                    rec.source, CATCH_UP_DEADLINE_SECS / 3600, seen(&obs), r.region
+                ))
+            } else {
+                None
+            }
+        }
         // Anything else: the step is not done yet; ask again next tick, saying nothing new.
         _ => None,
     };
     (next, msg)
+}
+
+fn seen(obs: &Observation) -> String {
+    match obs {
+        Observation::Replica {
+            available,
+            replicating_from_source,
+            lag_secs,
+        } => format!(
+            "{}, {}, lag {}",
+            if *available {
+                "available"
+            } else {
+                "not available"
+            },
+            if *replicating_from_source {
+                "replicating from the source"
+            } else {
+                "not replicating from the source"
+            },
+            lag_secs.map_or("unknown".into(), |l| format!("{l} s"))
+        ),
+        other => format!("{other:?}"),
+    }
 }
 
 /// The record to write after one driven step: `rec` in the ledger, the topology gaining the

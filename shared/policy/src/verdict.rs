@@ -152,6 +152,9 @@ pub enum RefusalReason {
     /// is open, or it is not re-protected in its original region (see
     /// `crate::failback::Refused`).
     NotFailbackable,
+    /// `complete` while a `failback` switchover is in flight: the failback completes its epoch
+    /// itself once its switchover is done (see `crate::failback::finish`); nothing is changed.
+    FailbackInFlight,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.

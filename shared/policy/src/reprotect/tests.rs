@@ -258,3 +258,50 @@ fn status_says_unprotected_until_the_primary_is_reprotected() {
         d.verdict.summary
     );
 }
+
+#[test]
+fn catching_up_has_a_deadline_then_fails_with_a_page_naming_the_replica() {
+    let r = start(&site(), &completed(), "req-1", None, t(1)).unwrap();
+    let (r, _) = advance(&r, Observation::SourceBackups(1), t(10));
+    // A dark region before the creation does not count against the catch-up deadline.
+    let created = 10 * 3600;
+    let (r, _) = advance(&r, Observation::Created, t(created));
+    assert_eq!(r.phase, RpPhase::CatchingUp);
+    let lagging = || Observation::Replica {
+        available: true,
+        replicating_from_source: true,
+        lag_secs: Some(30.0),
+    };
+    let limit = CATCH_UP_DEADLINE_SECS;
+    let (r, m) = advance(&r, lagging(), t(created + limit - 60));
+    assert_eq!(
+        (r.phase, m),
+        (RpPhase::CatchingUp, None),
+        "within the deadline: waits"
+    );
+    let (r, m) = advance(&r, lagging(), t(created + limit + 1));
+    assert_eq!(r.phase, RpPhase::Failed);
+    let m = m.expect("a page");
+    assert!(
+        m.contains("FAILED")
+            && m.contains("orders-replica-1-rp1")
+            && m.contains("UNPROTECTED")
+            && m.contains(&format!("{} h", limit / 3600)),
+        "{m}"
+    );
+    // A failed re-protection is done: a new command may start another.
+    assert!(start(
+        &site(),
+        &completed_with(r),
+        "req-2",
+        Some("other-rp"),
+        t(created + limit + 60)
+    )
+    .is_ok());
+}
+
+fn completed_with(r: ReprotectRecord) -> SiteState {
+    let mut st = completed();
+    st.reprotect = Some(r);
+    st
+}

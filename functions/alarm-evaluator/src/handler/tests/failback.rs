@@ -11,6 +11,7 @@ use failover_policy::incident::{DnsRecord, PromotionRecord};
 use failover_policy::pin::{ChangeAction, FailoverRole, RecordSet};
 use failover_policy::switchover::SwPhase;
 use failover_policy::topology::Topology;
+use failover_policy::verdict::{Outcome, RefusalReason};
 
 use super::*;
 
@@ -316,4 +317,70 @@ async fn a_failback_whose_target_never_catches_up_rolls_back_dr_writer_writable_
         msgs.len() == 1 && msgs[0].contains("failback switchover"),
         "{msgs:?}"
     );
+}
+
+#[tokio::test]
+async fn complete_during_a_failback_is_a_typed_refusal_naming_the_failback_and_changes_nothing() {
+    let w = failed_over_and_reprotected("0-1-105");
+    assert_eq!(
+        orders_verdict(&w.failback().await).outcome.name(),
+        "failover-decided"
+    );
+    w.fb_tick(1, 10).await;
+    let complete = || async {
+        let r = handle(
+            &w.deps,
+            json!({"command": "complete", "site": "orders", "epoch": 2,
+                   "reason": "done, I think", "operator": "bob"}),
+        )
+        .await
+        .unwrap();
+        orders_verdict(&r).clone()
+    };
+    // While the switchover promotes, and once the promoter and the pinner have recorded theirs
+    // but before the tick has taken them in: the failback completes the epoch itself.
+    let v = complete().await;
+    let started = w
+        .ledger
+        .get("orders")
+        .unwrap()
+        .switchover
+        .unwrap()
+        .fence_started_at
+        .unwrap();
+    w.promoter_and_pinner(
+        started + Duration::seconds(3),
+        started + Duration::seconds(27),
+        started + Duration::seconds(33),
+    );
+    let pinned = w.ledger.get("orders").unwrap();
+    let v2 = complete().await;
+    for v in [v, v2] {
+        assert_eq!(
+            v.outcome,
+            Outcome::Refused {
+                reason: RefusalReason::FailbackInFlight
+            },
+            "{}",
+            v.summary
+        );
+        assert!(
+            v.summary.contains("failback") && v.summary.contains("epoch 2"),
+            "{}",
+            v.summary
+        );
+    }
+    let after = w.ledger.get("orders").unwrap();
+    assert_eq!(after.phase, pinned.phase);
+    assert_eq!(
+        after.topology, pinned.topology,
+        "the topology is the failback's to write"
+    );
+    assert!(w.summaries(EventType::FailoverCompleted).is_empty());
+    // The failback goes on and completes the epoch as before.
+    w.fb_tick(2, 60).await;
+    w.fb_tick(3, 60).await;
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.switchover.unwrap().phase, SwPhase::Done);
+    assert_eq!(st.phase, Phase::Completed);
 }
