@@ -140,6 +140,7 @@ impl OpCommand {
             override_cooldown: false,
             primary: None,
             max_wait_secs: None,
+            outside_window: false,
             principal: None,
         };
         match self.clone() {

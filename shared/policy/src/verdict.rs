@@ -152,6 +152,10 @@ pub enum RefusalReason {
     /// is open, or it is not re-protected in its original region (see
     /// `crate::failback::Refused`).
     NotFailbackable,
+    /// `drill` refused before any AWS call: paused, an incident or switchover open, a drill in
+    /// flight, outside every maintenance window, shadow mode, or no way back configured (see
+    /// `crate::drill::Refused`).
+    NotDrillable,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.
