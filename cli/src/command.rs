@@ -107,6 +107,23 @@ pub enum OpCommand {
         #[arg(long)]
         reason: String,
     },
+    /// A DR drill: a switchover to `--target` and back (rds-replica: re-protected into the
+    /// original region in between), each leg's RTO and RPO recorded in the ledger; inside one of
+    /// the site's maintenance windows unless `--outside-window` (with the reason recorded).
+    Drill {
+        site: String,
+        /// The DR candidate the out leg switches over to.
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        reason: String,
+        /// Run outside every maintenance window of the site (the reason is recorded).
+        #[arg(long)]
+        outside_window: bool,
+        /// The longest writes pause in each leg, seconds (1..=540; 180 when not given).
+        #[arg(long)]
+        max_wait_secs: Option<u64>,
+    },
 }
 
 impl OpCommand {
@@ -121,7 +138,8 @@ impl OpCommand {
             | Self::Switchover { site, .. }
             | Self::Unpin { site, .. }
             | Self::Reprotect { site, .. }
-            | Self::Failback { site, .. } => site,
+            | Self::Failback { site, .. }
+            | Self::Drill { site, .. } => site,
         }
     }
 
@@ -140,6 +158,7 @@ impl OpCommand {
             override_cooldown: false,
             primary: None,
             max_wait_secs: None,
+            outside_window: false,
             principal: None,
         };
         match self.clone() {
@@ -221,6 +240,19 @@ impl OpCommand {
                 c.reason = Some(reason);
                 c.max_wait_secs = max_wait_secs;
             }
+            Self::Drill {
+                target,
+                reason,
+                outside_window,
+                max_wait_secs,
+                ..
+            } => {
+                c.command = OperatorAction::Drill;
+                c.candidate = Some(target);
+                c.reason = Some(reason);
+                c.outside_window = outside_window;
+                c.max_wait_secs = max_wait_secs;
+            }
         }
         c
     }
@@ -279,6 +311,28 @@ impl OpCommand {
                 ),
                 "  once done, the epoch is completed and the writer name's recorded record set is restored (the unpin path, refused if it would not name the writer)".to_string(),
             ],
+            Self::Drill {
+                target,
+                outside_window,
+                max_wait_secs,
+                ..
+            } => {
+                let mut l = vec![
+                    format!(
+                        "DRILL of site {site}: a planned switchover to {target} (WRITES PAUSE, RPO 0), then back to the current writer (rds-replica: after a new replica in the original region is protected); each leg's RTO and RPO are recorded in the ledger"
+                    ),
+                    format!(
+                        "  writes pause for at most {} s per leg; a leg not caught up by then is rolled back and the drill ends rolled-back",
+                        max_wait_secs
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| failover_policy::switchover::DEFAULT_MAX_WAIT_SECS.to_string())
+                    ),
+                ];
+                if *outside_window {
+                    l.push("  OUTSIDE WINDOW: runs outside every maintenance window of the site (the reason is recorded)".into());
+                }
+                l
+            }
             Self::Reprotect { .. } => vec![format!(
                 "reprotect site {site}: the scheduled tick creates a read replica of the ledger's primary in the site's `reprotect` region, with its parameter group, security groups, subnet group and KMS key (automated backups are turned on first when off)"
             )],
@@ -414,5 +468,44 @@ mod tests {
         };
         assert_eq!(c.command, OperatorAction::Reprotect);
         assert_eq!(c.reason.as_deref(), Some("after epoch 3"));
+    }
+
+    /// `drill SITE --target DB --outside-window --reason ..` parses into the evaluator's drill
+    /// command; the plan says it is a drill, that writes pause, and that it runs outside a window.
+    #[test]
+    fn drill_sends_the_evaluators_drill_command() {
+        let cli = Cli::try_parse_from([
+            "rds-failover",
+            "drill",
+            "orders",
+            "--target",
+            "orders-replica-1",
+            "--outside-window",
+            "--reason",
+            "quarterly DR drill, approved in CHG-12",
+        ])
+        .unwrap();
+        let Cmd::Op(op) = &cli.cmd else {
+            panic!("not an operator command: {:?}", cli.cmd)
+        };
+        let v = serde_json::to_value(op.to_command()).unwrap();
+        let sig = failover_policy::parse_signal(&v).unwrap();
+        let failover_policy::signal::SignalKind::Operator(c) = sig.kind else {
+            panic!("{sig:?}")
+        };
+        assert_eq!(c.command, OperatorAction::Drill);
+        assert_eq!(c.candidate.as_deref(), Some("orders-replica-1"));
+        assert!(c.outside_window);
+        let plan = op.describe().join("\n");
+        assert!(
+            plan.contains("DRILL")
+                && plan.contains("WRITES PAUSE")
+                && plan.contains("OUTSIDE WINDOW"),
+            "{plan}"
+        );
+        assert!(
+            Cli::try_parse_from(["rds-failover", "drill", "orders", "--reason", "x"]).is_err(),
+            "the target is required"
+        );
     }
 }

@@ -79,6 +79,7 @@ async fn ask_live(target: &Target, site: &str) -> Result<Live, CliError> {
         override_cooldown: false,
         primary: None,
         max_wait_secs: None,
+        outside_window: false,
         principal: None,
     };
     let answer = crate::invoke::evaluator(target, &cmd).await?;

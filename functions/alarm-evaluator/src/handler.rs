@@ -503,7 +503,7 @@ async fn evaluate_site(
             let ev = if needs_evidence(signal) {
                 let live = effective(site, &state);
                 let mut ev = gather(&live, &deps.cfg.region, &ports, now).await;
-                ev.primary_gtid = switchover_gtid(deps, &live, signal).await;
+                ev.primary_gtid = switchover_gtid(deps, &live, signal, &state).await;
                 Some(ev)
             } else {
                 None
@@ -564,15 +564,28 @@ async fn evaluate_site(
 /// For a `switchover` command on an RDS read replica site: whether the primary replicates by
 /// GTID, read over SQL (its position's shape), so the preconditions can refuse binlog-only sites
 /// before anything is fenced. `None` for every other signal, or when it could not be read.
-async fn switchover_gtid(deps: &Deps, site: &SiteConfig, signal: &Signal) -> Option<bool> {
+async fn switchover_gtid(
+    deps: &Deps,
+    site: &SiteConfig,
+    signal: &Signal,
+    st: &SiteState,
+) -> Option<bool> {
+    use failover_policy::drill::DrillPhase as D;
     use failover_policy::gtid::Position;
-    let SignalKind::Operator(cmd) = &signal.kind else {
-        return None;
-    };
     use failover_policy::signal::OperatorAction as A;
-    if !matches!(cmd.command, A::Switchover | A::Failback)
-        || !matches!(site.engine, failover_policy::config::Engine::RdsReplica)
-    {
+    let wanted = match &signal.kind {
+        SignalKind::Operator(cmd) => {
+            matches!(
+                cmd.command,
+                A::Switchover | A::Failback | A::Drill | A::Approve
+            )
+        }
+        // A drill whose way back may be ready: the tick may start its back leg.
+        SignalKind::Tick => failover_policy::drill::in_flight(st)
+            .is_some_and(|d| matches!(d.phase, D::Back | D::Reprotecting)),
+        _ => false,
+    };
+    if !wanted || !matches!(site.engine, failover_policy::config::Engine::RdsReplica) {
         return None;
     }
     let ep = site.canary.as_ref()?.endpoint.clone();

@@ -485,6 +485,16 @@ impl MaintenanceWindow {
         })
     }
 
+    /// The first instant at or after `t` (to the minute) when the window opens.
+    pub fn next_start(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        let m = t.weekday().num_days_from_monday() * 24 * 60 + t.hour() * 60 + t.minute();
+        let ahead = (self.start + WEEK_MINUTES - m) % WEEK_MINUTES;
+        let base = t
+            - chrono::Duration::seconds(t.second() as i64)
+            - chrono::Duration::nanoseconds(t.nanosecond() as i64);
+        base + chrono::Duration::minutes(ahead as i64)
+    }
+
     /// Whether `t` falls inside the window; windows may wrap around the end of the week.
     pub fn contains(&self, t: DateTime<Utc>) -> bool {
         let m = t.weekday().num_days_from_monday() * 24 * 60 + t.hour() * 60 + t.minute();

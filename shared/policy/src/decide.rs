@@ -333,6 +333,23 @@ pub fn decide(
     state: &SiteState,
     now: DateTime<Utc>,
 ) -> Decision {
+    let mut d = decide_signal(site, signal, evidence, state, now);
+    // A real incident decided by this signal wins over a drill in flight (crate::drill::watch).
+    if let Some(next) = d.next.as_mut() {
+        let before = next.outbox.len();
+        crate::drill::watch(site, next, now);
+        d.emit.extend(next.outbox[before..].iter().cloned());
+    }
+    d
+}
+
+fn decide_signal(
+    site: &SiteConfig,
+    signal: &Signal,
+    evidence: Option<&Evidence>,
+    state: &SiteState,
+    now: DateTime<Utc>,
+) -> Decision {
     // Automation decides on the topology the ledger owns, never on a stale configuration.
     let effective = crate::topology::effective(site, state);
     let configured = site;
@@ -375,6 +392,11 @@ pub fn decide(
 
     if let SignalKind::Operator(cmd) = &signal.kind {
         return operator(cx, state, cmd, evidence, &signal.id);
+    }
+    if let (SignalKind::Tick, Some(ev)) = (&signal.kind, evidence) {
+        if let Some(to) = crate::drill::back_target(configured, site, &cx.st, ev) {
+            return crate::drill::start_back(cx, state, to, ev);
+        }
     }
     if let SignalKind::Rds(r) = &signal.kind {
         if r.meaning == RdsMeaning::Unidentified {
@@ -1462,6 +1484,11 @@ fn operator(
             cx.finish(original, o, s)
         }
         OperatorAction::Approve => {
+            let drill_waits = crate::drill::in_flight(&cx.st)
+                .is_some_and(|d| d.phase == crate::drill::DrillPhase::AwaitingApproval);
+            if cx.st.phase != Phase::AwaitingApproval && drill_waits {
+                return crate::drill::approve(cx, original, cmd, ev);
+            }
             if cx.st.phase != Phase::AwaitingApproval {
                 let d = format!(
                     "nothing awaits approval: site is {} at epoch {}",
@@ -1560,6 +1587,7 @@ fn operator(
         OperatorAction::Unpin => crate::unpin::command(cx, original, cmd),
         OperatorAction::Reprotect => crate::reprotect::command(cx, original, cmd, signal_id),
         OperatorAction::Failback => crate::failback::command(cx, original, cmd, ev),
+        OperatorAction::Drill => crate::drill::command(cx, original, cmd, ev),
     }
 }
 

@@ -178,7 +178,7 @@ pub(crate) fn command(
     if let Some(rec) = in_flight(&cx.st) {
         // The switchover's own admission answers it as a duplicate.
         sw.candidate = Some(rec.target.id.clone());
-        return crate::switchover::command::switchover_as(cx, original, &sw, ev, true);
+        return crate::switchover::command::switchover_as(cx, original, &sw, ev, true, false);
     }
     let Some(ev) = ev else {
         return cx.finish(original, Outcome::Watch, "no evidence gathered".into());
@@ -205,7 +205,7 @@ pub(crate) fn command(
         ),
     ));
     sw.candidate = Some(target.id.clone());
-    crate::switchover::command::switchover_as(cx, original, &sw, Some(ev), true)
+    crate::switchover::command::switchover_as(cx, original, &sw, Some(ev), true, false)
 }
 
 /// Why `complete` is refused while a failback is in flight (its epoch is the site's and the
@@ -233,7 +233,8 @@ pub fn complete_refused(st: &SiteState) -> Option<String> {
 pub fn finish(site: &SiteConfig, next: &mut SiteState, rec: &SwitchoverRecord, now: DateTime<Utc>) {
     let m = rec.measured.as_ref();
     let head = format!(
-        "failback switchover of site writer {} → {} done: write unavailability {} ms, RPO {} transactions",
+        "{}failback switchover of site writer {} → {} done: write unavailability {} ms, RPO {} transactions",
+        if rec.drill { "DRILL " } else { "" },
         rec.old_primary,
         rec.target,
         m.map(|m| m.rto_ms).unwrap_or_default(),

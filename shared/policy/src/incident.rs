@@ -262,6 +262,12 @@ pub struct SiteState {
     /// A re-protection in flight or done (see [`crate::reprotect`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reprotect: Option<crate::reprotect::ReprotectRecord>,
+    /// The drill in flight, or the last one (see [`crate::drill`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<crate::drill::DrillRecord>,
+    /// The last [`crate::drill::HISTORY`] drills that ended, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drills: Vec<crate::drill::DrillRecord>,
 }
 
 /// A failover an operator forced past the live-primary guard.
@@ -425,6 +431,8 @@ impl SiteState {
             unpin: None,
             original_dns: None,
             reprotect: None,
+            drill: None,
+            drills: vec![],
         }
     }
 

@@ -17,6 +17,7 @@ pub mod config;
 pub mod dataplane;
 pub mod deadline;
 pub mod decide;
+pub mod drill;
 pub mod emf;
 pub mod events;
 pub mod evidence;

@@ -308,6 +308,9 @@ pub struct OperatorCommand {
     /// default [`crate::switchover::DEFAULT_MAX_WAIT_SECS`]); past it, the switchover rolls back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_wait_secs: Option<u64>,
+    /// For `drill`: run it outside every maintenance window of the site (needs a `reason`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outside_window: bool,
     /// The IAM principal (ARN) that sent the command through a function URL, from the request
     /// context Lambda wrote after verifying the signature ([`url`]). Never accepted from a body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -354,6 +357,29 @@ impl OperatorCommand {
                         .into(),
             });
         }
+        if self.command == OperatorAction::Drill
+            && (self
+                .candidate
+                .as_deref()
+                .is_none_or(|c| c.trim().is_empty())
+                || !has_reason)
+        {
+            return Err(SignalError::Field {
+                shape,
+                field: if has_reason { "candidate" } else { "reason" }.into(),
+                detail: "`drill` switches the writer to the DR side and back: it needs the DR `candidate` and a `reason`".into(),
+            });
+        }
+        if self.outside_window && self.command != OperatorAction::Drill {
+            return Err(SignalError::Field {
+                shape,
+                field: "outside_window".into(),
+                detail: format!(
+                    "`outside_window` belongs to `drill`, not `{}`",
+                    self.command.as_str()
+                ),
+            });
+        }
         if self.command == OperatorAction::Switchover
             && (self
                 .candidate
@@ -369,7 +395,7 @@ impl OperatorCommand {
         }
         let waits = matches!(
             self.command,
-            OperatorAction::Switchover | OperatorAction::Failback
+            OperatorAction::Switchover | OperatorAction::Failback | OperatorAction::Drill
         );
         if self.max_wait_secs.is_some() && !waits {
             return Err(SignalError::Field {
@@ -467,6 +493,8 @@ pub enum OperatorAction {
     /// A switchover back to the original region once it is re-protected there, then the writer
     /// name back to its recorded shape: see [`crate::failback`].
     Failback,
+    /// A switchover to the DR side and back, measured and recorded: see [`crate::drill`].
+    Drill,
 }
 
 impl OperatorAction {
@@ -483,6 +511,7 @@ impl OperatorAction {
             Self::Unpin => "unpin",
             Self::Reprotect => "reprotect",
             Self::Failback => "failback",
+            Self::Drill => "drill",
         }
     }
 }

@@ -155,6 +155,10 @@ pub enum RefusalReason {
     /// `complete` while a `failback` switchover is in flight: the failback completes its epoch
     /// itself once its switchover is done (see `crate::failback::finish`); nothing is changed.
     FailbackInFlight,
+    /// `drill` refused before any AWS call: paused, an incident or switchover open, a drill in
+    /// flight, outside every maintenance window, shadow mode, or no way back configured (see
+    /// `crate::drill::Refused`).
+    NotDrillable,
 }
 
 /// What the evaluator concluded. Only `FailoverDecided` leads to a mutation of a database.

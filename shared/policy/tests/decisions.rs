@@ -115,6 +115,7 @@ fn op(
             override_cooldown: false,
             primary: None,
             max_wait_secs: None,
+            outside_window: false,
             principal: None,
         }),
     }

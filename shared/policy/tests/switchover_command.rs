@@ -51,6 +51,7 @@ fn cmd_for(site: &str, candidate: &str, id: &str, delivery: Delivery) -> Signal 
             override_cooldown: false,
             primary: None,
             max_wait_secs: Some(45),
+            outside_window: false,
             principal: None,
         }),
     }

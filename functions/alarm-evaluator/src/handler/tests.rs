@@ -729,6 +729,7 @@ async fn a_committed_decision_records_its_observation_and_config_version() {
     assert_eq!(obs.phase, st.phase);
 }
 mod crash;
+mod drill;
 mod failback;
 mod reprotect;
 mod switchover;

@@ -47,7 +47,7 @@ pub(crate) fn switchover(
     cmd: &OperatorCommand,
     ev: Option<&Evidence>,
 ) -> Decision {
-    switchover_as(cx, original, cmd, ev, false)
+    switchover_as(cx, original, cmd, ev, false, false)
 }
 
 /// A switchover to `cmd.candidate`; `failback`: it is a `failback`'s (see [`crate::failback`]),
@@ -58,6 +58,7 @@ pub(crate) fn switchover_as(
     cmd: &OperatorCommand,
     ev: Option<&Evidence>,
     failback: bool,
+    drill: bool,
 ) -> Decision {
     let by = cmd.by().unwrap_or_else(|| "an operator".into());
     let named = cmd.candidate.clone().unwrap_or_default();
@@ -88,7 +89,7 @@ pub(crate) fn switchover_as(
         by: by.clone(),
         reason: cmd.reason.clone().unwrap_or_default(),
         max_wait_secs: cmd.max_wait_secs,
-        drill: false,
+        drill,
     };
     match admit(&cx.st, &req) {
         Admit::Start => {}
@@ -161,7 +162,8 @@ pub(crate) fn switchover_as(
 fn begin(mut cx: Ctx<'_>, original: &SiteState, req: Request, failback: bool) -> Decision {
     let now = cx.now;
     let what = match (req.drill, failback) {
-        (true, _) => "drill",
+        (true, true) => "DRILL failback",
+        (true, false) => "DRILL switchover",
         (false, true) => "failback",
         (false, false) => "switchover",
     };

@@ -201,6 +201,7 @@ pub fn commit(
     if rec.failback && rec.phase == SwPhase::Done && !was_done {
         crate::failback::finish(site, &mut next, &rec, now);
     }
+    crate::drill::on_switchover(site, st, &mut next, &rec, now);
     let entering = undone(Some(rec.phase)) && !undone(st.switchover.as_ref().map(|s| s.phase));
     if let Some(summary) = message.filter(|_| entering) {
         next.outbox

@@ -58,7 +58,7 @@ impl World {
         .await
         .unwrap()
     }
-    async fn sw_tick(&self, n: usize, secs: i64) -> Response {
+    pub(super) async fn sw_tick(&self, n: usize, secs: i64) -> Response {
         self.clock.advance(secs);
         handle(&self.deps, tick_event(&format!("s{n}"), self.clock.now()))
             .await
@@ -67,7 +67,7 @@ impl World {
     fn record(&self) -> failover_policy::switchover::SwitchoverRecord {
         self.ledger.get("orders").unwrap().switchover.unwrap()
     }
-    fn published(&self, t: &str) -> Vec<String> {
+    pub(super) fn published(&self, t: &str) -> Vec<String> {
         self.bus
             .published
             .lock()

@@ -30,6 +30,7 @@ fn command(site: &str, target: &str) -> Signal {
             override_cooldown: false,
             primary: None,
             max_wait_secs: None,
+            outside_window: false,
             principal: None,
         }),
     }

@@ -1,0 +1,745 @@
+//! `drill`: a switchover to the DR side and back, measured and recorded — how a team proves its
+//! DR works before the day it needs it. No new machinery: each leg is a planned switchover
+//! ([`crate::switchover`], RPO 0, rollback before the promotion), recorded with `drill: true` so
+//! every message of it says DRILL.
+//!
+//! ```text
+//!  awaiting-approval ──approve──┐            (require-approval sites only)
+//!                               ▼
+//!  command ──────────────────▶ out ──done──▶ reprotecting ──protected──▶ back ──done──▶ done
+//!                               │   (rds-replica: a new replica of the      │
+//!                               │    DR writer in the original region)      │
+//!                               │   aurora / multi-az: out ──done──▶ back ──┘
+//!                               └── leg rolled back ──▶ rolled-back ◀── leg rolled back
+//!  any open phase ── a failover decided (a real incident) ──▶ abandoned
+//! ```
+//!
+//! - **out**: a switchover to the chosen DR candidate. Once done the epoch is completed (the
+//!   ledger's topology names the DR writer; DNS points at it).
+//! - **reprotecting** (rds-replica only: the promoted replica leaves the old primary standalone):
+//!   a `reprotect` of the DR writer into the original region, driven by the tick until protected.
+//! - **back**: the `failback` machinery for rds-replica (a switchover to the replica in the
+//!   original region, then the writer name's recorded shape restored); for Aurora and Multi-AZ a
+//!   second switchover straight to the original writer. Started by the tick, only when no
+//!   incident is open and automation is not paused.
+//! - Each leg's measured RTO (write unavailability, fence start → writes verified on the other
+//!   side) and RPO (transactions, must be 0) is copied from the switchover's own
+//!   [`crate::switchover::Measured`] into the drill record; ended drills are kept in the ledger's
+//!   drill history (the last [`HISTORY`]).
+//!
+//! Preconditions, refused before any AWS call ([`Refused`]): not paused, no incident or
+//! switchover open, no drill in flight, not shadow mode, inside one of the site's maintenance
+//! windows (or `outside_window` with a reason), and for rds-replica a `reprotect` section whose
+//! region is the original region (the way back). On a `require-approval` site the drill waits
+//! for `approve` naming the epoch its out leg will open (as a failover's approval names its
+//! epoch); the preconditions are judged again at the approval.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ApprovalMode, DbRef, Engine, SiteConfig};
+use crate::decide::{refuse_command, Ctx, Decision};
+use crate::events::{DomainEvent, EventType};
+use crate::evidence::Evidence;
+use crate::incident::{Phase, SiteState};
+use crate::signal::{OperatorAction, OperatorCommand};
+use crate::switchover::{SwPhase, SwitchoverRecord};
+use crate::verdict::{Guard, GuardCheck, GuardResult, Outcome, RefusalReason, Verdict};
+
+/// How many ended drills the ledger keeps.
+pub const HISTORY: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrillPhase {
+    AwaitingApproval,
+    Out,
+    Reprotecting,
+    Back,
+    Done,
+    RolledBack,
+    Abandoned,
+}
+
+impl DrillPhase {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            DrillPhase::Done | DrillPhase::RolledBack | DrillPhase::Abandoned
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Leg {
+    Out,
+    Back,
+}
+
+/// One leg: a switchover epoch and what it measured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegRecord {
+    pub leg: Leg,
+    pub epoch: u64,
+    pub from: DbRef,
+    pub to: DbRef,
+    /// `done`, `rolled-back`, or `failed` once it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Write unavailability, fence start → writes verified on the other side (measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_ms: Option<i64>,
+    /// Committed transactions the target had not applied at the promotion (measured; must be 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_transactions: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillRecord {
+    /// 1 for the site's first drill.
+    pub number: u64,
+    pub engine: String,
+    /// The writer at the start (where the drill comes back to).
+    pub home: DbRef,
+    /// The DR candidate the out leg goes to.
+    pub target: DbRef,
+    pub by: String,
+    pub reason: String,
+    pub requested_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wait_secs: Option<u64>,
+    /// Why it runs outside every maintenance window, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside_window: Option<String>,
+    /// The epoch an `approve` must name (require-approval sites).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve_epoch: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    pub phase: DrillPhase,
+    #[serde(default)]
+    pub legs: Vec<LegRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// How it ended, and where the site was left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl DrillRecord {
+    pub fn leg(&self, leg: Leg) -> Option<&LegRecord> {
+        self.legs.iter().rev().find(|l| l.leg == leg)
+    }
+}
+
+/// Why a `drill` is refused. Every refusal is made before any AWS call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("site {site} is paused by {by}: a drill does not start while automation is paused")]
+    Paused { site: String, by: String },
+    #[error("site {site} is {phase} at epoch {epoch}: a drill does not start while an incident or switchover is open")]
+    IncidentOpen {
+        site: String,
+        phase: Phase,
+        epoch: u64,
+    },
+    #[error("site {site} has drill {number} in flight ({phase:?}, to {target})")]
+    InFlight {
+        site: String,
+        number: u64,
+        phase: DrillPhase,
+        target: String,
+    },
+    #[error("site {site} is outside every maintenance window at {now}: the next one is {window} (opens {next}); or send `outside_window` with a reason")]
+    OutsideWindow {
+        site: String,
+        now: String,
+        window: String,
+        next: String,
+    },
+    #[error("site {site} has no maintenance_windows: a drill runs inside one, or send `outside_window` with a reason")]
+    NoWindow { site: String },
+    #[error(
+        "site {site} is in shadow mode: a drill moves the writer, and shadow mode never mutates"
+    )]
+    Shadow { site: String },
+    #[error("site {site}: an rds-replica drill comes back through a replica in the original region {region}, but {detail}")]
+    NoWayBack {
+        site: String,
+        region: String,
+        detail: String,
+    },
+}
+
+/// The drill in flight, if any.
+pub fn in_flight(st: &SiteState) -> Option<&DrillRecord> {
+    st.drill.as_ref().filter(|d| !d.phase.is_terminal())
+}
+
+/// The preconditions of a drill (at the command and again at its approval).
+pub fn check(
+    configured: &SiteConfig,
+    st: &SiteState,
+    outside_window: bool,
+    now: DateTime<Utc>,
+) -> Result<(), Refused> {
+    let site = configured.id.clone();
+    if let Some(p) = &st.paused {
+        return Err(Refused::Paused {
+            site,
+            by: p.by.clone(),
+        });
+    }
+    if st.phase.is_open() {
+        return Err(Refused::IncidentOpen {
+            site,
+            phase: st.phase,
+            epoch: st.epoch,
+        });
+    }
+    if configured.approval == ApprovalMode::Shadow {
+        return Err(Refused::Shadow { site });
+    }
+    if !outside_window && configured.in_maintenance(now).is_none() {
+        let next = configured
+            .maintenance_windows
+            .iter()
+            .map(|w| (w.next_start(now), w))
+            .min_by_key(|(t, _)| *t);
+        return Err(match next {
+            None => Refused::NoWindow { site },
+            Some((t, w)) => Refused::OutsideWindow {
+                site,
+                now: now.format("%a %H:%M UTC").to_string(),
+                window: w.to_string(),
+                next: t.format("%a %Y-%m-%d %H:%M UTC").to_string(),
+            },
+        });
+    }
+    if matches!(configured.engine, Engine::RdsReplica) {
+        let region = crate::failback::original_region(configured).to_string();
+        let detail = match &configured.reprotect {
+            None => Some("the site has no `reprotect` section".to_string()),
+            Some(r) if r.region != region => {
+                Some(format!("its `reprotect` section names region {}", r.region))
+            }
+            Some(_) => None,
+        };
+        if let Some(detail) = detail {
+            return Err(Refused::NoWayBack {
+                site,
+                region,
+                detail,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn refuse(mut cx: Ctx<'_>, original: &SiteState, e: Refused) -> Decision {
+    let d = format!("DRILL refused: {e}");
+    cx.guard(GuardCheck::new(
+        Guard::Command,
+        GuardResult::Fail,
+        d.clone(),
+    ));
+    refuse_command(cx, original, RefusalReason::NotDrillable, d)
+}
+
+/// The evaluator's `drill` command.
+pub(crate) fn command(
+    mut cx: Ctx<'_>,
+    original: &SiteState,
+    cmd: &OperatorCommand,
+    ev: Option<&Evidence>,
+) -> Decision {
+    let named = cmd.candidate.clone().unwrap_or_default();
+    if let Some(d) = in_flight(&cx.st) {
+        if d.target.id == named {
+            let s = format!(
+                "duplicate: DRILL {} of site {} to {} is already {:?} (requested by {})",
+                d.number, cx.configured.id, d.target, d.phase, d.by
+            );
+            cx.guard(GuardCheck::new(
+                Guard::Duplicate,
+                GuardResult::Fail,
+                s.clone(),
+            ));
+            let cx = Ctx {
+                st: original.clone(),
+                ..cx
+            };
+            return cx.finish(original, Outcome::Watch, s);
+        }
+        let e = Refused::InFlight {
+            site: cx.configured.id.clone(),
+            number: d.number,
+            phase: d.phase,
+            target: d.target.to_string(),
+        };
+        return refuse(cx, original, e);
+    }
+    if let Err(e) = check(cx.configured, &cx.st, cmd.outside_window, cx.now) {
+        return refuse(cx, original, e);
+    }
+    let Some(target) = cx.site.candidates.iter().find(|c| c.id == named).cloned() else {
+        // The switchover's own refusal names the candidates.
+        return crate::switchover::command::switchover_as(cx, original, cmd, ev, false, true);
+    };
+    let by = cmd.by().unwrap_or_else(|| "an operator".into());
+    let reason = cmd.reason.clone().unwrap_or_default();
+    let rec = DrillRecord {
+        number: next_number(&cx.st),
+        engine: cx.site.engine.kind().into(),
+        home: cx.site.primary.clone(),
+        target,
+        by: by.clone(),
+        reason: reason.clone(),
+        requested_at: cx.now,
+        max_wait_secs: cmd.max_wait_secs,
+        outside_window: cmd.outside_window.then(|| reason.clone()),
+        approve_epoch: None,
+        approved_by: None,
+        phase: DrillPhase::Out,
+        legs: vec![],
+        ended_at: None,
+        note: None,
+    };
+    if cx.configured.approval == ApprovalMode::RequireApproval {
+        let epoch = cx.st.epoch + 1;
+        let rec = DrillRecord {
+            approve_epoch: Some(epoch),
+            phase: DrillPhase::AwaitingApproval,
+            ..rec
+        };
+        let s = format!(
+            "DRILL {} of site {} ({} → {} and back) awaits approval: send {{\"command\":\"approve\",\"site\":\"{}\",\"epoch\":{epoch}}}",
+            rec.number, cx.configured.id, rec.home, rec.target, cx.configured.id
+        );
+        cx.guard(GuardCheck::new(
+            Guard::Approval,
+            GuardResult::Fail,
+            s.clone(),
+        ));
+        cx.st.drill = Some(rec);
+        let o = Outcome::Watch;
+        cx.event(EventType::ApprovalRequested, &s, &o);
+        return cx.finish(original, o, s);
+    }
+    start_out(cx, original, rec, ev)
+}
+
+/// `approve` of a drill awaiting approval: the preconditions again, then the out leg.
+pub(crate) fn approve(
+    cx: Ctx<'_>,
+    original: &SiteState,
+    cmd: &OperatorCommand,
+    ev: Option<&Evidence>,
+) -> Decision {
+    let Some(rec) = cx
+        .st
+        .drill
+        .clone()
+        .filter(|d| d.phase == DrillPhase::AwaitingApproval)
+    else {
+        let d = "no drill awaits approval".to_string();
+        return refuse_command(cx, original, RefusalReason::NothingToApprove, d);
+    };
+    if cmd.epoch != rec.approve_epoch || rec.approve_epoch != Some(cx.st.epoch + 1) {
+        let d = format!(
+            "approval names epoch {:?}; DRILL {} opens epoch {} (see `status`)",
+            cmd.epoch,
+            rec.number,
+            cx.st.epoch + 1
+        );
+        return refuse_command(cx, original, RefusalReason::StaleApproval, d);
+    }
+    if let Err(e) = check(cx.configured, &cx.st, rec.outside_window.is_some(), cx.now) {
+        return refuse(cx, original, e);
+    }
+    let rec = DrillRecord {
+        approved_by: Some(cmd.by().unwrap_or_else(|| "an operator".into())),
+        phase: DrillPhase::Out,
+        ..rec
+    };
+    start_out(cx, original, rec, ev)
+}
+
+/// The site's next drill number (1 for its first).
+fn next_number(st: &SiteState) -> u64 {
+    let last = st.drills.last().map(|d| d.number).unwrap_or(0);
+    last.max(st.drill.as_ref().map(|d| d.number).unwrap_or(0)) + 1
+}
+
+/// The switchover command of one leg, as the drill's requester sent it.
+fn leg_command(rec: &DrillRecord, leg: Leg, to: &DbRef) -> OperatorCommand {
+    let leg = match leg {
+        Leg::Out => "out",
+        Leg::Back => "back",
+    };
+    OperatorCommand {
+        command: OperatorAction::Switchover,
+        site: String::new(),
+        reason: Some(format!("DRILL {} {leg} leg: {}", rec.number, rec.reason)),
+        operator: Some(rec.by.clone()),
+        override_rpo: false,
+        epoch: None,
+        candidate: Some(to.id.clone()),
+        force: false,
+        override_cooldown: false,
+        primary: None,
+        max_wait_secs: rec.max_wait_secs,
+        outside_window: false,
+        principal: None,
+    }
+}
+
+/// The out leg: the switchover machinery's own preconditions and epoch, recorded as a drill.
+fn start_out(
+    cx: Ctx<'_>,
+    original: &SiteState,
+    mut rec: DrillRecord,
+    ev: Option<&Evidence>,
+) -> Decision {
+    let cmd = leg_command(&rec, Leg::Out, &rec.target.clone());
+    let mut d = crate::switchover::command::switchover_as(cx, original, &cmd, ev, false, true);
+    let Some(next) = d.next.as_mut() else {
+        return d;
+    };
+    // Refused by the switchover's preconditions: no drill is recorded (one that awaited
+    // approval stays awaiting it: the refusal keeps the record as it was).
+    if let Some(sw) = next
+        .switchover
+        .as_ref()
+        .filter(|s| s.drill && s.epoch == next.epoch && next.epoch != original.epoch)
+    {
+        {
+            rec.legs.push(LegRecord {
+                leg: Leg::Out,
+                epoch: sw.epoch,
+                from: sw.old_primary.clone(),
+                to: sw.target.clone(),
+                outcome: None,
+                rto_ms: None,
+                rpo_transactions: None,
+            });
+            rec.phase = DrillPhase::Out;
+            next.drill = Some(rec);
+        }
+    }
+    d
+}
+
+/// Where a tick's drill step would take the back leg, when it may start now: a drill whose way
+/// back is ready (Aurora/Multi-AZ: its out leg done; rds-replica: its re-protection protected),
+/// the site idle and not paused, and the switchover's own preconditions passing on this tick's
+/// evidence. `None` otherwise — the tick is then evaluated as usual (a drill never holds up the
+/// detection of a real outage).
+pub fn back_target(
+    configured: &SiteConfig,
+    live: &SiteConfig,
+    st: &SiteState,
+    ev: &Evidence,
+) -> Option<DbRef> {
+    let rec = in_flight(st)?;
+    if st.phase.is_open() || st.paused.is_some() {
+        return None;
+    }
+    let ready = match rec.phase {
+        DrillPhase::Back => true,
+        DrillPhase::Reprotecting => st
+            .reprotect
+            .as_ref()
+            .is_some_and(|r| r.phase == crate::reprotect::RpPhase::Protected),
+        _ => false,
+    };
+    if !ready {
+        return None;
+    }
+    let to = if matches!(configured.engine, Engine::RdsReplica) {
+        crate::failback::target(configured, live, st, ev).ok()?
+    } else {
+        live.candidates
+            .iter()
+            .chain(std::iter::once(&live.primary))
+            .find(|c| **c == rec.home)?
+            .clone()
+    };
+    let req = crate::switchover::Request {
+        target: to.clone(),
+        by: rec.by.clone(),
+        reason: rec.reason.clone(),
+        max_wait_secs: rec.max_wait_secs,
+        drill: true,
+    };
+    if crate::switchover::admit(st, &req) != crate::switchover::Admit::Start {
+        return None;
+    }
+    let seen = crate::switchover::command::observed(ev, st, &to);
+    crate::switchover::preconditions(live, st, &req, &seen).ok()?;
+    Some(to)
+}
+
+/// The tick's drill step once [`back_target`] said where: the back leg's switchover epoch
+/// (recorded as a failback for rds-replica, so its end restores the writer name's shape).
+pub(crate) fn start_back(cx: Ctx<'_>, original: &SiteState, to: DbRef, ev: &Evidence) -> Decision {
+    let Some(mut rec) = in_flight(&cx.st).cloned() else {
+        return cx.finish(original, Outcome::Watch, "no drill in flight".into());
+    };
+    let rds = matches!(cx.configured.engine, Engine::RdsReplica);
+    let cmd = leg_command(&rec, Leg::Back, &to);
+    let mut d = crate::switchover::command::switchover_as(cx, original, &cmd, Some(ev), rds, true);
+    let Some(next) = d.next.as_mut() else {
+        return d;
+    };
+    let Some(sw) = next
+        .switchover
+        .clone()
+        .filter(|s| s.drill && s.epoch == next.epoch && next.epoch != original.epoch)
+    else {
+        return d;
+    };
+    rec.phase = DrillPhase::Back;
+    rec.legs.push(LegRecord {
+        leg: Leg::Back,
+        epoch: sw.epoch,
+        from: sw.old_primary.clone(),
+        to: sw.target.clone(),
+        outcome: None,
+        rto_ms: None,
+        rpo_transactions: None,
+    });
+    next.drill = Some(rec);
+    d
+}
+
+fn rpo_text(n: Option<u64>) -> String {
+    n.map(|n| n.to_string())
+        .unwrap_or_else(|| "unmeasured (engine-managed)".into())
+}
+
+/// A drill leg's switchover record as the driver commits it (`next`: the state being committed,
+/// `rec` the switchover record in it): the leg's outcome and measurements go into the drill
+/// record; a done out leg completes its epoch and starts the way back; a rolled-back leg ends the
+/// drill. Written in the switchover's own commit.
+pub fn on_switchover(
+    site: &SiteConfig,
+    prev: &SiteState,
+    next: &mut SiteState,
+    rec: &SwitchoverRecord,
+    now: DateTime<Utc>,
+) {
+    if !rec.drill {
+        return;
+    }
+    let Some(mut drill) = in_flight(next).cloned() else {
+        return;
+    };
+    let Some(leg) = drill.legs.iter_mut().rev().find(|l| l.epoch == rec.epoch) else {
+        return;
+    };
+    if leg.outcome.is_some() {
+        return;
+    }
+    let was = prev.switchover.as_ref().filter(|s| s.epoch == rec.epoch);
+    let failed_now = rec.failure.is_some() && was.is_none_or(|s| s.failure.is_none());
+    let outcome = match rec.phase {
+        SwPhase::Done => "done",
+        SwPhase::RollingBack | SwPhase::RolledBack => "rolled-back",
+        _ if failed_now => "failed",
+        _ => return,
+    };
+    leg.outcome = Some(outcome.into());
+    leg.rto_ms = rec.measured.as_ref().map(|m| m.rto_ms);
+    leg.rpo_transactions = rec.measured.as_ref().and_then(|m| m.rpo_transactions);
+    let which = leg.leg;
+    let head = format!(
+        "DRILL {} {} leg {} → {} {outcome}",
+        drill.number,
+        if which == Leg::Out { "out" } else { "back" },
+        leg.from,
+        leg.to
+    );
+    let measured = leg.rto_ms.map(|rto| {
+        format!(
+            "RTO {rto} ms (write unavailability), RPO {} transactions",
+            rpo_text(leg.rpo_transactions)
+        )
+    });
+    let summary = match (outcome, which) {
+        ("done", Leg::Out) => {
+            complete_epoch(site, next, rec, now);
+            if matches!(site.engine, Engine::RdsReplica) {
+                let id = format!("drill-{}", drill.number);
+                match crate::reprotect::start(site, next, &id, None, now) {
+                    Ok(r) => {
+                        let s = format!(
+                            "re-protecting into {} ({} of {}), then the back leg",
+                            r.replica.region, r.replica.id, r.source
+                        );
+                        next.reprotect = Some(r);
+                        drill.phase = DrillPhase::Reprotecting;
+                        s
+                    }
+                    Err(e) => {
+                        let s = format!("the way back could not start: {e}; the site stays on {} (DNS points at it): `reprotect` and `failback` by hand", rec.target);
+                        end(&mut drill, DrillPhase::Abandoned, s.clone(), now);
+                        s
+                    }
+                }
+            } else {
+                drill.phase = DrillPhase::Back;
+                format!("the back leg to {} starts at the next tick", drill.home)
+            }
+        }
+        ("done", Leg::Back) => {
+            if !rec.failback {
+                complete_epoch(site, next, rec, now);
+            }
+            let out = drill.leg(Leg::Out).cloned();
+            let s = format!(
+                "the drill is done: the writer is {} again; out leg RTO {} ms RPO {}, back leg RTO {} ms RPO {}",
+                rec.target,
+                out.as_ref().and_then(|l| l.rto_ms).unwrap_or_default(),
+                rpo_text(out.and_then(|l| l.rpo_transactions)),
+                rec.measured.as_ref().map(|m| m.rto_ms).unwrap_or_default(),
+                rpo_text(rec.measured.as_ref().and_then(|m| m.rpo_transactions)),
+            );
+            end(&mut drill, DrillPhase::Done, s.clone(), now);
+            s
+        }
+        ("rolled-back", Leg::Out) => {
+            let s = format!(
+                "the drill is ROLLED BACK: the site stays on {} (given its writes back), DNS untouched, nothing moved to {}",
+                rec.old_primary, rec.target
+            );
+            end(&mut drill, DrillPhase::RolledBack, s.clone(), now);
+            s
+        }
+        ("rolled-back", Leg::Back) => {
+            let s = format!(
+                "the drill is ROLLED BACK on its way back: the site stays on the DR side, {} (given its writes back; DNS still points at it); `failback` when ready",
+                rec.old_primary
+            );
+            end(&mut drill, DrillPhase::RolledBack, s.clone(), now);
+            s
+        }
+        _ => {
+            let s = format!(
+                "the drill is ABANDONED: {}; finish by hand (see the switchover's message)",
+                rec.failure.clone().unwrap_or_default()
+            );
+            end(&mut drill, DrillPhase::Abandoned, s.clone(), now);
+            s
+        }
+    };
+    let summary = match measured {
+        Some(m) => format!("{head}: {m}; {summary}"),
+        None => format!("{head}; {summary}"),
+    };
+    next.outbox.push(event(site, next, &drill, summary, now));
+    keep(next, drill);
+}
+
+fn complete_epoch(
+    site: &SiteConfig,
+    next: &mut SiteState,
+    rec: &SwitchoverRecord,
+    now: DateTime<Utc>,
+) {
+    if let Ok(topo) = crate::topology::after_pinned_failover(site, next, now) {
+        next.topology = Some(topo);
+        let note = format!("DRILL leg completed: {} is the writer", rec.target);
+        let _ = next.transition(rec.epoch, Phase::Completed, now, note);
+    }
+}
+
+fn end(drill: &mut DrillRecord, phase: DrillPhase, note: String, now: DateTime<Utc>) {
+    drill.phase = phase;
+    drill.ended_at = Some(now);
+    drill.note = Some(note);
+}
+
+/// The drill written back; an ended one also goes into the history (the last [`HISTORY`]).
+fn keep(st: &mut SiteState, drill: DrillRecord) {
+    if drill.phase.is_terminal() {
+        st.drills.retain(|d| d.number != drill.number);
+        st.drills.push(drill.clone());
+        let extra = st.drills.len().saturating_sub(HISTORY);
+        st.drills.drain(..extra);
+    }
+    st.drill = Some(drill);
+}
+
+/// After any decision: a real incident — a failover decided, or awaiting approval, for an epoch
+/// that is no drill leg — wins over a drill in flight: the drill is abandoned, with a message.
+pub fn watch(site: &SiteConfig, next: &mut SiteState, now: DateTime<Utc>) {
+    let Some(mut drill) = in_flight(next).cloned() else {
+        return;
+    };
+    let drill_leg = next
+        .switchover
+        .as_ref()
+        .is_some_and(|s| s.drill && s.epoch == next.epoch);
+    let real = matches!(
+        next.phase,
+        Phase::Promoting | Phase::AwaitingApproval | Phase::Promoted | Phase::DnsPinned
+    ) && !drill_leg;
+    if !real {
+        return;
+    }
+    let s = format!(
+        "DRILL {} ABANDONED: a real incident (epoch {}, {}) wins; the drill starts no further leg. The site is where the incident leaves it (the drill had {} legs done)",
+        drill.number,
+        next.epoch,
+        next.phase,
+        drill.legs.iter().filter(|l| l.outcome.as_deref() == Some("done")).count()
+    );
+    end(&mut drill, DrillPhase::Abandoned, s.clone(), now);
+    next.outbox.push(event(site, next, &drill, s, now));
+    keep(next, drill);
+}
+
+fn event(
+    site: &SiteConfig,
+    st: &SiteState,
+    drill: &DrillRecord,
+    summary: String,
+    now: DateTime<Utc>,
+) -> DomainEvent {
+    let outcome = match drill.phase {
+        DrillPhase::Done => Outcome::Completed,
+        DrillPhase::RolledBack | DrillPhase::Abandoned => Outcome::Refused {
+            reason: RefusalReason::NotDrillable,
+        },
+        _ => Outcome::Watch,
+    };
+    let event_type = match drill.phase {
+        DrillPhase::RolledBack | DrillPhase::Abandoned => EventType::FailoverAborted,
+        _ => EventType::FailoverCompleted,
+    };
+    DomainEvent {
+        event_type,
+        site: site.id.clone(),
+        epoch: st.epoch,
+        phase: st.phase,
+        engine: site.engine.kind().into(),
+        occurred_at: now,
+        primary: Some(drill.home.clone()),
+        candidate: Some(drill.target.clone()),
+        rpo_override: None,
+        verdict: Verdict {
+            site: Some(site.id.clone()),
+            epoch: st.epoch,
+            phase: st.phase,
+            outcome,
+            summary: summary.clone(),
+            guards: vec![GuardCheck::new(Guard::Command, GuardResult::Pass, summary)],
+        },
+        timeline: vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests;
