@@ -76,6 +76,7 @@ fn world() -> World {
     let deps = Arc::new(Deps {
         rechecks: rechecks.clone(),
         cfg: Config::from_document(EXAMPLE).unwrap(),
+        cfg_object_version: None,
         topology: topology.clone(),
         metrics: metrics.clone(),
         ledger: ledger.clone(),
@@ -105,6 +106,7 @@ impl World {
     fn with_config(self, cfg: Config) -> World {
         let deps = Deps {
             cfg,
+            cfg_object_version: None,
             topology: self.topology.clone(),
             metrics: self.metrics.clone(),
             ledger: self.ledger.clone(),
