@@ -111,8 +111,11 @@ pub struct LiveConfig {
     state: Mutex<State>,
     /// A function's own check beyond the document's validation (the evaluator's fan-out must fit
     /// the number of sites), applied to every new version as its cold start applies it.
-    check: Box<dyn Fn(&Config) -> Result<(), ConfigError> + Send + Sync>,
+    check: Box<Check>,
 }
+
+type Check = dyn Fn(&Config) -> Result<(), ConfigError> + Send + Sync;
+type Rebuild<D> = dyn Fn(&D, &Loaded) -> D + Send + Sync;
 
 fn parse(body: &str, etag: String, version_id: Option<String>) -> Result<Loaded, ConfigLoadError> {
     let config = Config::from_document(body).map_err(|source| ConfigLoadError::Invalid {
@@ -245,7 +248,7 @@ impl LiveConfig {
 pub struct Hot<D> {
     live: Option<LiveConfig>,
     deps: Mutex<Arc<D>>,
-    with: Box<dyn Fn(&D, &Loaded) -> D + Send + Sync>,
+    with: Box<Rebuild<D>>,
 }
 
 impl<D> Hot<D> {
