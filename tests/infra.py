@@ -93,12 +93,12 @@ def targets(event: dict, bus: str, params: dict | None = None) -> set[str]:
 
 # ------------------------------------------------------------------ IAM derived from the code
 
-ADAPTER_SOURCES = [ROOT / "shared" / "adapters" / "src" / f for f in ("aws.rs", "control.rs", "dns.rs", "fence.rs", "notify.rs", "recheck.rs", "switch.rs", "witness.rs")]
+ADAPTER_SOURCES = [ROOT / "shared" / "adapters" / "src" / f for f in ("aws.rs", "config_store.rs", "control.rs", "dns.rs", "fence.rs", "notify.rs", "recheck.rs", "switch.rs", "witness.rs")]
 # Crate name in `aws_sdk_<crate>` -> (botocore service model, IAM action prefix).
 SDK_SERVICES = {
     "rds": ("rds", "rds"), "cloudwatch": ("cloudwatch", "cloudwatch"), "dynamodb": ("dynamodb", "dynamodb"),
     "eventbridge": ("events", "events"), "secretsmanager": ("secretsmanager", "secretsmanager"),
-    "route53": ("route53", "route53"), "sns": ("sns", "sns"), "sqs": ("sqs", "sqs"),
+    "route53": ("route53", "route53"), "sns": ("sns", "sns"), "sqs": ("sqs", "sqs"), "s3": ("s3", "s3"),
 }
 
 

@@ -7,12 +7,15 @@ starts from a reset, freshly seeded account (world.World.seed: the four sites' R
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 
 import botocore.exceptions
 import pytest
 
-from harness import MariaDB, MotoServer
+from harness import ROOT, MariaDB, MotoServer
 from world import HOME_REGION, World
 
 PROMOTION = 1.5
@@ -689,3 +692,53 @@ def test_a_dark_region_answers_nothing_until_it_is_back(acct, faithful):
     assert acct.group_value(ORDERS_GROUP, EAST) is None, "nothing was applied while dark"
     modify_read_only(acct, ORDERS_GROUP)
     assert acct.group_value(ORDERS_GROUP, EAST) == "1"
+
+
+# ------------------------------------------------------------------ configuration at scale (issue 15)
+
+
+def hundred_sites() -> dict:
+    """100 real-looking sites: 25 of each of the example's four (RDS replica, Aurora cluster,
+    Aurora global, Multi-AZ), every name made its own (instances, clusters, alarms, secrets,
+    writer names, one hosted zone per site)."""
+    example = json.loads((ROOT / "infra" / "sites.example.json").read_text())
+    sites = []
+    for n in range(25):
+        for base in example["sites"]:
+            new = f"{base['id']}-{n:02d}"
+            text = json.dumps(base).replace(base["id"], new).replace(base["id"].upper(), new.replace("-", "").upper())
+            sites.append(json.loads(text))
+    return {**example, "sites": sites}
+
+
+def test_a_hundred_sites_load_from_versioned_s3_through_the_real_adapter_and_a_bad_version_leaves_the_first(
+        faithful, workdir):
+    faithful.reset()
+    s3 = World(faithful.endpoint).client("s3")
+    bucket, key = "acme-rds-failover-config", "sites.json"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": HOME_REGION})
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    good = hundred_sites()
+    assert len({s["id"] for s in good["sites"]}) == 100 and len({s["dns"]["zone_id"] for s in good["sites"]}) == 100
+    body = json.dumps(good, indent=2)
+    assert len(body) > 4096 * 20, len(body)  # far past Lambda's 4 KB of environment
+    s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+    # The typo a bad update carries: a site pasted twice under the same id.
+    bad = json.loads(body)
+    bad["sites"][57]["id"] = bad["sites"][3]["id"]
+    bad_path = workdir / "sites-bad.json"
+    bad_path.write_text(json.dumps(bad, indent=2))
+    env = {**os.environ, "AWS_ENDPOINT_URL": faithful.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": HOME_REGION,
+           "FAILOVER_CONFIG_S3": f"s3://{bucket}/{key}", "RDS_FAILOVER_BAD_CONFIG": str(bad_path)}
+    started = time.monotonic()
+    run = subprocess.run(
+        ["cargo", "test", "--quiet", "-p", "failover-adapters", "--test", "s3_config_emulator", "--",
+         "--ignored", "--nocapture"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    [line] = [ln for ln in run.stdout.splitlines() if ln.startswith("S3CONFIG ")]
+    seen = json.loads(line.removeprefix("S3CONFIG "))
+    print(f"100-site document {len(body)} bytes; {seen} (cargo test {time.monotonic() - started:.1f} s)")
+    versions = s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
+    assert [v["VersionId"] for v in sorted(versions, key=lambda v: not v["IsLatest"])] == [seen["v2"], seen["v1"]]

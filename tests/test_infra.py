@@ -246,6 +246,7 @@ def test_the_derivation_sees_every_adapter():
     assert {"RdsTopology", "CloudWatchMetrics", "DynamoLedger", "EventBridgeBus", "SecretsManagerCredentials",
             "RdsControl", "Route53Dns", "SnsNotifications", "DynamoNotificationLog"} <= set(ops)
     assert "rds:PromoteReadReplica" in ops["RdsControl"] and "sns:Publish" in ops["SnsNotifications"]
+    assert ops["S3ConfigStore"] == {"s3:GetObject"}
 
 
 def test_the_dashboards_metric_filters_read_fields_the_functions_log():
@@ -512,3 +513,30 @@ def test_each_forwarder_rule_has_a_failed_invocations_alarm():
     watched = {a["Dimensions"][0]["Value"]["Ref"] for a in _alarms(FORWARDER).values()
                if (a["Namespace"], a["MetricName"]) == ("AWS/Events", "FailedInvocations")}
     assert watched == rules_ and rules_, (watched, rules_)
+
+
+def test_the_config_bucket_is_versioned_private_encrypted_tls_only_and_each_function_reads_one_key():
+    """Issue 15: the configuration lives in one object of a versioned bucket; the functions that
+    read it may GetObject that key only, and a rejected version's log line becomes an alarm."""
+    res = template()["Resources"]
+    props = res["ConfigBucket"]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert all(props["PublicAccessBlockConfiguration"][k] for k in
+               ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
+    [tls] = res["ConfigBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert tls["Effect"] == "Deny" and tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    for fn in ("AlarmEvaluatorFunction", "ReplicaPromoterFunction", "DnsPinnerFunction"):
+        [read] = [st for p in res[fn]["Properties"]["Policies"] for st in p["Statement"]
+                  if "s3:GetObject" in st["Action"]]
+        assert read["Action"] == ["s3:GetObject"]
+        assert read["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ConfigBucket}/${ConfigObjectKey}"}
+    env = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert set(env) >= {"FAILOVER_CONFIG", "FAILOVER_CONFIG_S3", "FAILOVER_CONFIG_REFRESH_SECS"}
+    code = (ROOT / "shared" / "adapters" / "src" / "config_store.rs").read_text()
+    for fn in ("Evaluator", "Promoter", "Pinner"):
+        pattern = res[f"ConfigRejected{fn}Metric"]["Properties"]["FilterPattern"]
+        message = re.search(r'\$\.fields\.message = "([^"]+)"', pattern).group(1)
+        assert f'"{message}"' in code, message
+    assert res["ConfigRejectedAlarm"]["Properties"]["MetricName"] == "ConfigRejected"

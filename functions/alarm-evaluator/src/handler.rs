@@ -41,9 +41,13 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-/// Everything the handler talks to, built once at cold start.
+/// Everything the handler talks to, built once at cold start (and rebuilt, cheaply, with a new
+/// configuration when one is taken from the store: `failover_adapters::config_store::Hot`).
+#[derive(Clone)]
 pub struct Deps {
     pub cfg: Config,
+    /// The configuration object's S3 `VersionId`, when it came from S3 (recorded with each decision).
+    pub cfg_object_version: Option<String>,
     pub topology: Arc<dyn DatabaseTopology>,
     pub metrics: Arc<dyn Metrics>,
     pub ledger: Arc<dyn Ledger>,
@@ -531,6 +535,7 @@ async fn evaluate_site(
             phase: d.verdict.phase,
             summary: d.verdict.summary.clone(),
             config_version: Some(deps.cfg.version()),
+            config_object_version: deps.cfg_object_version.clone(),
         });
         match deps.ledger.commit(&next).await {
             Ok(()) => {}

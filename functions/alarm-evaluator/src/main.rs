@@ -15,12 +15,14 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     match deps_from_env().await {
-        Ok(deps) => {
+        Ok(hot) => {
             let admission = door::admission_from_env();
-            let deps = &deps;
+            let hot = &hot;
             Runtime::new(service_fn(move |event: LambdaEvent<Value>| async move {
+                // The configuration in force for this invocation (re-checked when due).
+                let deps = hot.get().await;
                 door::invoke(
-                    deps,
+                    &deps,
                     admission,
                     event.payload,
                     &event.context.invoked_function_arn,

@@ -53,6 +53,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 /// Everything the handler talks to, built once at cold start.
+#[derive(Clone)]
 pub struct Deps {
     pub cfg: Config,
     pub ledger: Arc<dyn Ledger>,

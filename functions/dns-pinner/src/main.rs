@@ -15,10 +15,12 @@ async fn main() -> Result<(), Error> {
         Ok((deps, fallback))
     });
     match setup {
-        Ok((deps, fallback)) => {
-            Runtime::new(service_fn(|event: LambdaEvent<Value>| {
+        Ok((hot, fallback)) => {
+            let hot = &hot;
+            Runtime::new(service_fn(move |event: LambdaEvent<Value>| async move {
                 let deadline = handler::wait_deadline(event.context.deadline, fallback);
-                handler::handle(&deps, event.payload, deadline)
+                // The configuration in force for this invocation (re-checked when due).
+                handler::handle(&*hot.get().await, event.payload, deadline).await
             }))
             .layer(ScreenInput)
             .layer(TracingLayer::new())

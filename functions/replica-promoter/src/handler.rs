@@ -57,6 +57,7 @@ pub trait Pacer: Send + Sync {
 }
 
 /// Everything the handler talks to, built once at cold start.
+#[derive(Clone)]
 pub struct Deps {
     pub cfg: Config,
     pub topology: Arc<dyn DatabaseTopology>,

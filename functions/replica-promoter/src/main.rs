@@ -11,12 +11,16 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     match deps_from_env().await {
-        Ok(deps) => {
-            Runtime::new(service_fn(|event: LambdaEvent<Value>| handle(&deps, event)))
-                .layer(ScreenInput)
-                .layer(TracingLayer::new())
-                .run()
-                .await
+        Ok(hot) => {
+            let hot = &hot;
+            Runtime::new(service_fn(move |event: LambdaEvent<Value>| async move {
+                // The configuration in force for this invocation (re-checked when due).
+                handle(&*hot.get().await, event).await
+            }))
+            .layer(ScreenInput)
+            .layer(TracingLayer::new())
+            .run()
+            .await
         }
         Err(e) => failover_adapters::runtime::serve_setup_error(e).await,
     }

@@ -824,6 +824,7 @@ impl World {
         let e = inj(Func::Evaluator);
         let evaluator = alarm_evaluator::handler::Deps {
             cfg: cfg(),
+            cfg_object_version: None,
             topology: faulty(&topology, &e),
             metrics: faulty(&metrics, &e),
             ledger: faulty(&ledger, &e),

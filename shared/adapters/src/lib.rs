@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod catchup;
+pub mod config_store;
 pub mod control;
 pub mod dns;
 #[cfg(any(test, feature = "test-util"))]

@@ -266,3 +266,23 @@ impl Clock for FixedClock {
         *self.0.lock().expect("clock lock")
     }
 }
+
+/// One answer of [`ConfigStore::fetch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigFetch {
+    /// The stored document still has the ETag asked about (S3: 304 Not Modified).
+    NotModified,
+    Document {
+        body: String,
+        etag: String,
+        /// The object's version (S3 `VersionId`; none in an unversioned bucket).
+        version_id: Option<String>,
+    },
+}
+
+/// Where the site configuration document lives when it is not in the environment.
+#[async_trait]
+pub trait ConfigStore: Send + Sync {
+    /// The current document, or [`ConfigFetch::NotModified`] when its ETag is `if_none_match`.
+    async fn fetch(&self, if_none_match: Option<&str>) -> Result<ConfigFetch, PortError>;
+}

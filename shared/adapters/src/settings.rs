@@ -2,7 +2,10 @@
 //!
 //! Variables (all functions):
 //! - `FAILOVER_CONFIG` — the site configuration document itself (JSON or TOML), or
-//! - `FAILOVER_CONFIG_PATH` — a path to it (exactly one of the two);
+//! - `FAILOVER_CONFIG_PATH` — a path to it, or
+//! - `FAILOVER_CONFIG_S3` — `s3://bucket/key`, an object in a versioned bucket, read at cold start
+//!   and re-checked every `FAILOVER_CONFIG_REFRESH_SECS` (default 60) on warm invocations
+//!   ([`crate::config_store::LiveConfig`]). Exactly one of the three;
 //! - `LEDGER_TABLE` — the DynamoDB ledger table name;
 //! - `EVENT_BUS_NAME` — the EventBridge bus carrying domain events;
 //! - `RDS_FAILOVER_REPLAY_CLOCK` — optional RFC 3339 instant that pins "now", for replaying
@@ -13,6 +16,9 @@
 
 use chrono::{DateTime, Utc};
 use failover_policy::{Config, ConfigError};
+
+use crate::config_store::{ConfigLoadError, LiveConfig, S3Location};
+use crate::ports::ConfigStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -27,8 +33,13 @@ pub enum SettingsError {
         expected: &'static str,
         got: String,
     },
-    #[error("set exactly one of FAILOVER_CONFIG (the document) and FAILOVER_CONFIG_PATH (a file), not both")]
-    BothConfigs,
+    #[error("set exactly one of FAILOVER_CONFIG (the document), FAILOVER_CONFIG_PATH (a file) and FAILOVER_CONFIG_S3 (s3://bucket/key); set: {set}")]
+    BothConfigs { set: String },
+    #[error("{location}: {source}")]
+    Store {
+        location: String,
+        source: ConfigLoadError,
+    },
     #[error("{var}: {source}")]
     Config {
         var: &'static str,
@@ -49,39 +60,58 @@ impl Settings {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// Parses from any lookup (the process environment, or a map in tests).
+    /// Parses from any lookup (the process environment, or a map in tests). The document comes
+    /// from `FAILOVER_CONFIG` or `FAILOVER_CONFIG_PATH`; `FAILOVER_CONFIG_S3` needs the store, so
+    /// it is read by [`Settings::load`] (here it is a typed error naming that).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let non_empty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let config = match (
-            non_empty("FAILOVER_CONFIG"),
-            non_empty("FAILOVER_CONFIG_PATH"),
-        ) {
-            (Some(_), Some(_)) => return Err(SettingsError::BothConfigs),
-            (Some(doc), None) => {
-                Config::from_document(&doc).map_err(|source| SettingsError::Config {
-                    var: "FAILOVER_CONFIG",
-                    source,
-                })?
+        let config = match config_source(&get)? {
+            ConfigSource::S3(loc) => {
+                return Err(SettingsError::Invalid {
+                    var: "FAILOVER_CONFIG_S3",
+                    expected: "a source read through Settings::load (it needs an S3 client)",
+                    got: loc.to_string(),
+                })
             }
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| SettingsError::Config {
-                    var: "FAILOVER_CONFIG_PATH",
-                    source: ConfigError::Unreadable {
-                        source_name: path.clone(),
-                        message: e.to_string(),
-                    },
-                })?;
-                Config::from_document(&text).map_err(|source| SettingsError::Config {
-                    var: "FAILOVER_CONFIG_PATH",
-                    source,
-                })?
-            }
-            (None, None) => return Err(SettingsError::Missing {
-                var: "FAILOVER_CONFIG",
-                expected:
-                    "the site configuration (JSON or TOML), or FAILOVER_CONFIG_PATH naming a file",
-            }),
+            other => other.read_local()?,
         };
+        Self::with_config(get, config)
+    }
+
+    /// Cold start from any of the three sources. For `FAILOVER_CONFIG_S3` the document is read
+    /// through `store` (the caller builds the S3 adapter) and the [`LiveConfig`] that re-checks it
+    /// on warm invocations is returned too; an unreadable or invalid document is the typed error,
+    /// exactly as for the other two sources, and the function refuses to run.
+    pub async fn load(
+        get: impl Fn(&str) -> Option<String>,
+        store: impl FnOnce(&S3Location) -> std::sync::Arc<dyn ConfigStore>,
+    ) -> Result<(Self, Option<LiveConfig>), SettingsError> {
+        match config_source(&get)? {
+            ConfigSource::S3(loc) => {
+                let every = refresh_interval(&get)?;
+                let live = LiveConfig::cold_start(store(&loc), every)
+                    .await
+                    .map_err(|source| SettingsError::Store {
+                        location: loc.to_string(),
+                        source,
+                    })?;
+                let config = live.current().config.clone();
+                Ok((Self::with_config(get, config)?, Some(live)))
+            }
+            other => Ok((Self::with_config(get, other.read_local()?)?, None)),
+        }
+    }
+
+    pub async fn load_from_env(
+        store: impl FnOnce(&S3Location) -> std::sync::Arc<dyn ConfigStore>,
+    ) -> Result<(Self, Option<LiveConfig>), SettingsError> {
+        Self::load(|k| std::env::var(k).ok(), store).await
+    }
+
+    fn with_config(
+        get: impl Fn(&str) -> Option<String>,
+        config: Config,
+    ) -> Result<Self, SettingsError> {
+        let non_empty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let ledger_table = non_empty("LEDGER_TABLE").ok_or(SettingsError::Missing {
             var: "LEDGER_TABLE",
             expected: "the DynamoDB ledger table name",
@@ -151,6 +181,97 @@ pub fn replay_clock(
             expected: "an RFC 3339 instant such as 2026-11-24T03:05:00Z",
             got: t,
         })
+}
+
+/// Where the site configuration comes from: exactly one of the three variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    Inline(String),
+    Path(String),
+    S3(S3Location),
+}
+
+pub fn config_source(get: impl Fn(&str) -> Option<String>) -> Result<ConfigSource, SettingsError> {
+    let non_empty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    let set: Vec<(&str, String)> = [
+        "FAILOVER_CONFIG",
+        "FAILOVER_CONFIG_PATH",
+        "FAILOVER_CONFIG_S3",
+    ]
+    .into_iter()
+    .filter_map(|k| non_empty(k).map(|v| (k, v)))
+    .collect();
+    match set.as_slice() {
+        [] => Err(SettingsError::Missing {
+            var: "FAILOVER_CONFIG",
+            expected: "the site configuration (JSON or TOML), or FAILOVER_CONFIG_PATH naming a file, or FAILOVER_CONFIG_S3 naming s3://bucket/key",
+        }),
+        [(var, v)] => Ok(match *var {
+            "FAILOVER_CONFIG" => ConfigSource::Inline(v.clone()),
+            "FAILOVER_CONFIG_PATH" => ConfigSource::Path(v.clone()),
+            _ => ConfigSource::S3(S3Location::parse(v).ok_or_else(|| SettingsError::Invalid {
+                var: "FAILOVER_CONFIG_S3",
+                expected: "s3://bucket/key (a bucket name of 3-63 of a-z 0-9 . -, and a key)",
+                got: v.clone(),
+            })?),
+        }),
+        several => Err(SettingsError::BothConfigs {
+            set: several
+                .iter()
+                .map(|(k, _)| *k)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+impl ConfigSource {
+    /// The document of an inline or file source, parsed and validated.
+    fn read_local(self) -> Result<Config, SettingsError> {
+        let (var, text) = match self {
+            ConfigSource::Inline(doc) => ("FAILOVER_CONFIG", doc),
+            ConfigSource::Path(path) => (
+                "FAILOVER_CONFIG_PATH",
+                std::fs::read_to_string(&path).map_err(|e| SettingsError::Config {
+                    var: "FAILOVER_CONFIG_PATH",
+                    source: ConfigError::Unreadable {
+                        source_name: path.clone(),
+                        message: e.to_string(),
+                    },
+                })?,
+            ),
+            ConfigSource::S3(loc) => {
+                return Err(SettingsError::Invalid {
+                    var: "FAILOVER_CONFIG_S3",
+                    expected: "a local source",
+                    got: loc.to_string(),
+                })
+            }
+        };
+        Config::from_document(&text).map_err(|source| SettingsError::Config { var, source })
+    }
+}
+
+/// `FAILOVER_CONFIG_REFRESH_SECS`: how often a warm function re-checks the S3 document (a
+/// conditional GetObject). Default 60 s; 1 to 3600.
+pub fn refresh_interval(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<std::time::Duration, SettingsError> {
+    const VAR: &str = "FAILOVER_CONFIG_REFRESH_SECS";
+    match get(VAR).filter(|v| !v.trim().is_empty()) {
+        None => Ok(std::time::Duration::from_secs(60)),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=3600).contains(n))
+            .map(std::time::Duration::from_secs)
+            .ok_or(SettingsError::Invalid {
+                var: VAR,
+                expected: "whole seconds from 1 to 3600",
+                got: v,
+            }),
+    }
 }
 
 /// The notifier's environment. It needs no site configuration — every message is composed from
@@ -277,7 +398,7 @@ mod tests {
             "{e}"
         );
         let e = with(&[base[0], base[1], base[2], ("FAILOVER_CONFIG_PATH", "/x")]).unwrap_err();
-        assert!(matches!(e, SettingsError::BothConfigs));
+        assert!(matches!(e, SettingsError::BothConfigs { .. }));
         let e = with(&[
             ("FAILOVER_CONFIG_PATH", "/nonexistent/sites.json"),
             base[1],

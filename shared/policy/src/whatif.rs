@@ -33,6 +33,9 @@ pub struct Observation {
     /// The version of the configuration the decision used ([`Config::version`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_version: Option<String>,
+    /// The stored object's version when the configuration came from S3 (its `VersionId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_object_version: Option<String>,
 }
 
 /// One decision that comes out differently.

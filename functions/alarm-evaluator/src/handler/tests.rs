@@ -79,6 +79,7 @@ fn world() -> World {
         rechecks: rechecks.clone(),
         metric_lines: lines.clone(),
         cfg: Config::from_document(EXAMPLE).unwrap(),
+        cfg_object_version: None,
         topology: topology.clone(),
         metrics: metrics.clone(),
         ledger: ledger.clone(),
@@ -109,6 +110,7 @@ impl World {
     fn with_config(self, cfg: Config) -> World {
         let deps = Deps {
             cfg,
+            cfg_object_version: None,
             topology: self.topology.clone(),
             metrics: self.metrics.clone(),
             ledger: self.ledger.clone(),
@@ -727,6 +729,41 @@ async fn a_committed_decision_records_its_observation_and_config_version() {
     let ev = obs.evidence.expect("the evidence it decided on");
     assert_eq!(ev.tally().down, 2);
     assert_eq!(obs.phase, st.phase);
+}
+
+/// Issue 15: a warm evaluator takes a new configuration version from the store without a cold
+/// start, and the decision's audit entry names it (content hash and S3 VersionId).
+#[tokio::test]
+async fn a_warm_evaluator_decides_under_the_new_stored_version_and_records_it() {
+    use failover_adapters::config_store::{FakeConfigStore, Hot, LiveConfig};
+    use std::time::{Duration, Instant};
+    let w = world();
+    let store = Arc::new(FakeConfigStore::default());
+    store.put(EXAMPLE);
+    let live = LiveConfig::cold_start(store.clone(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let base = Deps {
+        cfg_object_version: live.current().version.object_version.clone(),
+        ..(*w.deps).clone()
+    };
+    let hot = Hot::new(base, Some(live), |d: &Deps, l| Deps {
+        cfg: l.config.clone(),
+        cfg_object_version: l.version.object_version.clone(),
+        ..d.clone()
+    });
+    let mut doc: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    doc["sites"][0]["thresholds"]["max_lag_secs"] = 45.into();
+    let v2 = store.put(&doc.to_string());
+    let deps = hot.get_at(Instant::now() + Duration::from_secs(61)).await;
+    assert_eq!(deps.cfg.sites[0].thresholds.max_lag_secs, 45);
+    w.lose_primary();
+    let e = alarm_event("obs-2", "orders-primary-availability", "ALARM", t0());
+    handle(&deps, e).await.unwrap();
+    let obs = w.ledger.load("orders").await.unwrap().observation.unwrap();
+    assert_eq!(obs.config_version, Some(deps.cfg.version()));
+    assert_ne!(obs.config_version, Some(w.deps.cfg.version()));
+    assert_eq!(obs.config_object_version, Some(v2));
 }
 mod crash;
 mod drill;

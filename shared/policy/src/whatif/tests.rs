@@ -94,6 +94,7 @@ fn recorded_trail(cfg: &Config) -> Vec<SiteState> {
                 phase: d.verdict.phase,
                 summary: d.verdict.summary.clone(),
                 config_version: Some(cfg.version()),
+                config_object_version: None,
             });
             st = next;
             trail.push(st.clone());

@@ -185,6 +185,7 @@ fn crashing(w: &World, crash: &Arc<Crash>) -> Deps {
     let d = &w.deps;
     Deps {
         cfg: d.cfg.clone(),
+        cfg_object_version: None,
         topology: d.topology.clone(),
         metrics: d.metrics.clone(),
         ledger: Arc::new(C(d.ledger.clone(), crash.clone())),

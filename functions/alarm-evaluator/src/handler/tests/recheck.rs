@@ -102,6 +102,7 @@ async fn a_recheck_after_the_outage_cleared_decides_nothing() {
     };
     let deps = Deps {
         cfg: w2.deps.cfg.clone(),
+        cfg_object_version: None,
         topology: w2.topology.clone(),
         metrics: w2.metrics.clone(),
         ledger: w.ledger.clone(),
@@ -215,6 +216,7 @@ async fn without_a_queue_nothing_is_armed_or_recorded() {
         rechecks: Arc::new(failover_adapters::recheck::TickOnly),
         metric_lines: w.lines.clone(),
         cfg: w.deps.cfg.clone(),
+        cfg_object_version: None,
         topology: w.topology.clone(),
         metrics: w.metrics.clone(),
         ledger: w.ledger.clone(),

@@ -236,6 +236,7 @@ async fn scenario_6_a_canary_answered_with_1045_for_an_hour_on_quorum_1_is_one_w
     doc["sites"][0]["thresholds"]["allow_single_vote"] = json!(true);
     let deps = Deps {
         cfg: Config::from_document(&doc.to_string()).unwrap(),
+        cfg_object_version: None,
         topology: w.topology.clone(),
         metrics: w.metrics.clone(),
         ledger: w.ledger.clone(),

@@ -385,6 +385,7 @@ fn scenario_5_concurrent_duplicate_switchover_commands_make_one_switchover() {
         let d = &w.deps;
         let deps = Deps {
             cfg: d.cfg.clone(),
+            cfg_object_version: None,
             topology: gated(d.topology.clone(), s),
             metrics: gated(d.metrics.clone(), s),
             ledger: gated(d.ledger.clone(), s),
