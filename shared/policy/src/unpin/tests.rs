@@ -322,6 +322,8 @@ fn requested() -> UnpinRecord {
         failed: None,
         switched_back_at: Some(t(10)),
         continued_at: None,
+        primary_change_id: None,
+        primary_restored_at: None,
     }
 }
 
