@@ -9,7 +9,9 @@
 //! OK (`unpin::follow`): restored records behind an alarm still in ALARM would serve the
 //! SECONDARY, the demoted server. The wait re-puts the 0 before each read, hands itself on
 //! (`UnpinContinued`) when the invocation runs out, and past the deadline pages once with the
-//! records left pinned.
+//! records left pinned. Such a site then restores in two batches (`phases`): the PRIMARY (the
+//! SECONDARY kept at the writer), and the SECONDARY only once Route 53 reports the PRIMARY's
+//! health check healthy.
 
 use failover_adapters::ports::{ErrorKind, PortError};
 use failover_policy::config::SwitchMetric;

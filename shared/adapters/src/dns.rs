@@ -774,6 +774,36 @@ mod tests {
         }
     }
 
+    /// The health check follows what it watches `health_lag` late, for `served` and for
+    /// GetHealthCheckStatus alike; a change already on its way is not delayed again.
+    #[tokio::test]
+    async fn a_health_check_follows_its_alarm_after_the_lag() {
+        let dns = FakeDns::default();
+        dns.put(
+            "Z1",
+            failover("db.example.com", "p", FailoverRole::Primary, "old"),
+        );
+        dns.put(
+            "Z1",
+            failover("db.example.com", "s", FailoverRole::Secondary, "dr"),
+        );
+        dns.unhealthy.lock().unwrap().insert("hc-p".into());
+        *dns.health_lag.lock().unwrap() = std::time::Duration::from_millis(200);
+        dns.health_follows("hc-p", false);
+        let status = dns.health_check_status("hc-p").await.unwrap();
+        assert!(!status.healthy(), "{status:?}");
+        assert_eq!(dns.served("db.example.com").unwrap().values, vec!["dr"]);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        dns.health_follows("hc-p", false);
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        let status = dns.health_check_status("hc-p").await.unwrap();
+        assert!(
+            status.healthy() && status.success == dns.checkers,
+            "{status:?}"
+        );
+        assert_eq!(dns.served("db.example.com").unwrap().values, vec!["old"]);
+    }
+
     #[tokio::test]
     async fn changes_are_pending_until_polled_enough_and_each_gets_a_new_id() {
         let dns = FakeDns::default();
