@@ -9,7 +9,9 @@
 //! OK (`unpin::follow`): restored records behind an alarm still in ALARM would serve the
 //! SECONDARY, the demoted server. The wait re-puts the 0 before each read, hands itself on
 //! (`UnpinContinued`) when the invocation runs out, and past the deadline pages once with the
-//! records left pinned.
+//! records left pinned. Such a site then restores in two batches (`phases`): the PRIMARY (the
+//! SECONDARY kept at the writer), and the SECONDARY only once Route 53 reports the PRIMARY's
+//! health check healthy.
 
 use failover_adapters::ports::{ErrorKind, PortError};
 use failover_policy::config::SwitchMetric;
@@ -22,6 +24,8 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::handler::{within, Deps, PinError, Response};
+
+mod phases;
 
 const MAX_COMMIT_ATTEMPTS: usize = 5;
 
@@ -52,9 +56,20 @@ pub async fn run(
         );
         return Ok(resp);
     }
+    // A data-plane-switch site restores in two phases (`unpin::phases`): the PRIMARY first,
+    // the SECONDARY kept at the writer until Route 53 reports the PRIMARY's check healthy.
+    let two_phase = unpin::phases::two_phase(site);
+    if two_phase && u.change_id.is_none() {
+        match phases::primary_first(deps, site, &st, deadline, &mut resp).await? {
+            phases::Step::Ready => {}
+            phases::Step::Stop(why, code) => return fail(deps, site, &why, code, resp).await,
+            phases::Step::HandedOn => return Ok(resp),
+        }
+    }
     let change_id = match u.change_id.clone() {
         Some(id) => id,
         None => {
+            let st = deps.ledger.load(&site.id).await.map_err(port)?;
             let current = within(
                 deadline,
                 "ListResourceRecordSets",
@@ -62,33 +77,30 @@ pub async fn run(
             )
             .await
             .map_err(port)?;
-            let changes = match unpin::plan(site, &st, &current) {
+            let planned = if two_phase {
+                unpin::phases::plan_secondary(site, &st, &current)
+            } else {
+                unpin::plan(site, &st, &current)
+            };
+            let changes = match planned {
                 Ok(c) => c,
                 Err(e) => {
                     return fail(deps, site, &e.to_string(), "Fatal.UnpinRefused", resp).await
                 }
             };
-            // The switch back first: the records still name the writer (the pin left both
-            // members naming it, or they are already the recorded set, which names it too), so
-            // which member Route 53 serves does not matter yet. Restored records behind a switch
-            // whose alarm has not followed would serve the SECONDARY: the demoted server. So the
-            // records wait for the alarm to read OK (`unpin::follow`).
-            if let Some(metric) = site.dns.mode.switch_metric() {
-                match follow_switch(deps, site, metric, deadline, &mut resp).await? {
-                    Followed::Yes => {}
-                    Followed::Refused(why) => {
-                        return fail(deps, site, &why, "Fatal.UnpinSwitchRefused", resp).await
-                    }
-                    Followed::Expired(why) => {
-                        return fail(deps, site, &why, "Fatal.UnpinSwitchDeadline", resp).await
-                    }
-                    Followed::HandedOn => return Ok(resp),
-                }
-            }
             if changes.is_empty() {
                 return finish(deps, site, deps.clock.now(), resp).await;
             }
-            let comment = format!("rds-failover: unpin {} (epoch {})", site.id, u.epoch);
+            let comment = format!(
+                "rds-failover: unpin {}{} (epoch {})",
+                site.id,
+                if two_phase {
+                    " phase 2, the SECONDARY"
+                } else {
+                    ""
+                },
+                u.epoch
+            );
             let info = match within(
                 deadline,
                 "ChangeResourceRecordSets",

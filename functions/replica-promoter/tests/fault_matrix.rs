@@ -366,6 +366,14 @@ impl Dns for FaultyDns {
             .call("GetHostedZone", self.inner.name_servers(zone_id))
             .await
     }
+    async fn health_check_status(
+        &self,
+        id: &str,
+    ) -> Result<failover_policy::unpin::phases::CheckStatus, PortError> {
+        self.inj
+            .call("GetHealthCheckStatus", self.inner.health_check_status(id))
+            .await
+    }
 }
 
 #[async_trait]

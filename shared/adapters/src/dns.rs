@@ -38,6 +38,7 @@ use crate::fakes::Faults;
 use crate::ports::{ErrorKind, PortError};
 use crate::resolve::Resolve;
 use failover_policy::answer::{Answer, AnswerRecord, Served};
+use failover_policy::unpin::phases::CheckStatus;
 
 /// Route 53 through the eyes of the dns-pinner.
 #[async_trait]
@@ -61,6 +62,10 @@ pub trait Dns: Send + Sync {
     async fn change_status(&self, change_id: &str) -> Result<ChangeInfo, PortError>;
     /// The hosted zone's authoritative name servers: its delegation set (GetHostedZone).
     async fn name_servers(&self, zone_id: &str) -> Result<Vec<String>, PortError>;
+    /// What Route 53's health checkers last reported of `health_check_id`
+    /// (GetHealthCheckStatus: one observation per checker, its `StatusReport.Status` starting
+    /// `Success` or `Failure`; Route 53 API Reference). A control-plane call (us-east-1).
+    async fn health_check_status(&self, health_check_id: &str) -> Result<CheckStatus, PortError>;
 }
 
 /// Route 53 answers ids as `/change/C123`; the SDK strips the prefix on input, we store it bare.
@@ -271,6 +276,26 @@ impl Dns for Route53Dns {
             .map(|d| d.name_servers().to_vec())
             .unwrap_or_default())
     }
+
+    async fn health_check_status(&self, health_check_id: &str) -> Result<CheckStatus, PortError> {
+        const OP: &str = "GetHealthCheckStatus";
+        let out = self
+            .client
+            .get_health_check_status()
+            .health_check_id(health_check_id)
+            .send()
+            .await
+            .map_err(|e| route53_error(OP, &e))?;
+        let reports: Vec<&str> = out
+            .health_check_observations()
+            .iter()
+            .filter_map(|o| o.status_report()?.status())
+            .collect();
+        Ok(CheckStatus {
+            checkers: reports.len(),
+            success: reports.iter().filter(|s| s.starts_with("Success")).count(),
+        })
+    }
 }
 
 // ---------------------------------------------------------------- fake
@@ -299,6 +324,13 @@ pub struct FakeDns {
     pub name_servers: Mutex<Vec<String>>,
     /// Health checks Route 53 currently sees as unhealthy (every other one is healthy).
     pub unhealthy: Mutex<HashSet<String>>,
+    /// How long a health check takes to follow what it watches ([`FakeDns::health_follows`]):
+    /// a `CLOUDWATCH_METRIC` check polls its alarm on its own schedule. Zero by default.
+    pub health_lag: Mutex<std::time::Duration>,
+    /// Health changes not yet visible: (check, unhealthy, when it turns), in order.
+    health_pending: Mutex<Vec<(String, bool, tokio::time::Instant)>>,
+    /// Checkers a `GetHealthCheckStatus` answer lists.
+    pub checkers: usize,
     /// Name servers that answer what they answered before the last change (not yet caught up,
     /// or a resolver serving a stale copy): the answer they give to every query.
     pub stale: Mutex<HashMap<String, Vec<AnswerRecord>>>,
@@ -323,6 +355,9 @@ impl Default for FakeDns {
                 "ns-2.awsdns-02.com".into(),
             ]),
             unhealthy: Mutex::default(),
+            health_lag: Mutex::default(),
+            health_pending: Mutex::default(),
+            checkers: 16,
             stale: Mutex::default(),
             asked: Mutex::default(),
         }
@@ -462,12 +497,57 @@ impl FakeDns {
         self.batches.lock().unwrap().len()
     }
 
+    /// What a health check watches turned (`unhealthy` or not): the check follows after
+    /// `health_lag` (tokio time), a change already on its way is not delayed again.
+    pub fn health_follows(&self, health_check: &str, unhealthy: bool) {
+        let lag = *self.health_lag.lock().unwrap();
+        let mut pending = self.health_pending.lock().unwrap();
+        let heading = pending
+            .iter()
+            .rev()
+            .find(|p| p.0 == health_check)
+            .map(|p| p.1)
+            .unwrap_or_else(|| self.unhealthy.lock().unwrap().contains(health_check));
+        if heading == unhealthy {
+            return;
+        }
+        if lag.is_zero() && pending.is_empty() {
+            self.set_health(health_check, unhealthy);
+            return;
+        }
+        let at = tokio::time::Instant::now() + lag;
+        pending.push((health_check.to_owned(), unhealthy, at));
+    }
+
+    fn set_health(&self, health_check: &str, unhealthy: bool) {
+        let mut set = self.unhealthy.lock().unwrap();
+        if unhealthy {
+            set.insert(health_check.to_owned());
+        } else {
+            set.remove(health_check);
+        }
+    }
+
+    /// Applies the health changes whose time has come.
+    fn settle_health(&self) {
+        let mut pending = self.health_pending.lock().unwrap();
+        if pending.is_empty() {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let due = pending.iter().take_while(|p| p.2 <= now).count();
+        for (hc, unhealthy, _) in pending.drain(..due) {
+            self.set_health(&hc, unhealthy);
+        }
+    }
+
     /// The record set a failover-aware Route 53 name server answers with for `name` (CNAME):
     /// a simple record; or of a failover pair the PRIMARY while its health check is healthy (no
     /// health check: always healthy), else the SECONDARY when it is healthy, else the PRIMARY
     /// ("when all records are unhealthy, Route 53 responds with the primary": Route 53 Developer
     /// Guide, "How Amazon Route 53 chooses records when health checking is configured").
     pub fn served(&self, name: &str) -> Option<RecordSet> {
+        self.settle_health();
         let zones = self.zones.lock().unwrap();
         let sets: Vec<&RecordSet> = zones
             .values()
@@ -594,6 +674,18 @@ impl Dns for FakeDns {
         }
         Ok(self.name_servers.lock().unwrap().clone())
     }
+
+    /// Every checker reports what the check is now (after `health_lag`): all `Success` while it
+    /// is healthy, all `Failure` while not.
+    async fn health_check_status(&self, health_check_id: &str) -> Result<CheckStatus, PortError> {
+        self.faults.check("GetHealthCheckStatus")?;
+        self.settle_health();
+        let healthy = !self.unhealthy.lock().unwrap().contains(health_check_id);
+        Ok(CheckStatus {
+            checkers: self.checkers,
+            success: if healthy { self.checkers } else { 0 },
+        })
+    }
 }
 
 #[cfg(any(test, feature = "test-util"))]
@@ -680,6 +772,36 @@ mod tests {
             action: ChangeAction::Upsert,
             record: r,
         }
+    }
+
+    /// The health check follows what it watches `health_lag` late, for `served` and for
+    /// GetHealthCheckStatus alike; a change already on its way is not delayed again.
+    #[tokio::test]
+    async fn a_health_check_follows_its_alarm_after_the_lag() {
+        let dns = FakeDns::default();
+        dns.put(
+            "Z1",
+            failover("db.example.com", "p", FailoverRole::Primary, "old"),
+        );
+        dns.put(
+            "Z1",
+            failover("db.example.com", "s", FailoverRole::Secondary, "dr"),
+        );
+        dns.unhealthy.lock().unwrap().insert("hc-p".into());
+        *dns.health_lag.lock().unwrap() = std::time::Duration::from_millis(200);
+        dns.health_follows("hc-p", false);
+        let status = dns.health_check_status("hc-p").await.unwrap();
+        assert!(!status.healthy(), "{status:?}");
+        assert_eq!(dns.served("db.example.com").unwrap().values, vec!["dr"]);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        dns.health_follows("hc-p", false);
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        let status = dns.health_check_status("hc-p").await.unwrap();
+        assert!(
+            status.healthy() && status.success == dns.checkers,
+            "{status:?}"
+        );
+        assert_eq!(dns.served("db.example.com").unwrap().values, vec!["old"]);
     }
 
     #[tokio::test]

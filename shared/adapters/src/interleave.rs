@@ -277,6 +277,13 @@ impl Dns for Gated<dyn Dns> {
         self.s.turn().await;
         self.inner.name_servers(zone_id).await
     }
+    async fn health_check_status(
+        &self,
+        health_check_id: &str,
+    ) -> Result<failover_policy::unpin::phases::CheckStatus, PortError> {
+        self.s.turn().await;
+        self.inner.health_check_status(health_check_id).await
+    }
 }
 
 /// Runs one case on a runtime of its own (`runtime` builds it: the suites pause tokio's clock,

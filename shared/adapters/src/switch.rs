@@ -145,7 +145,7 @@ impl MetricSwitch for CloudWatchSwitch {
 /// A switch wired to a [`FakeDns`] health check, as Route 53 wires a `CLOUDWATCH_METRIC` check
 /// to its alarm. The alarm is "M out of N" in puts: it follows once `datapoints_to_alarm` puts in
 /// a row are on the same side of the threshold (≥ 1: ALARM; < 1: OK; 1 by default), and the
-/// health check follows the alarm (ALARM: `health_check` unhealthy, Route 53 then answers the
+/// health check follows the alarm after `dns.health_lag` (ALARM: `health_check` unhealthy, Route 53 then answers the
 /// SECONDARY). No datapoint, no change.
 pub struct FakeSwitch {
     pub dns: Arc<FakeDns>,
@@ -212,12 +212,11 @@ impl MetricSwitch for FakeSwitch {
                 AlarmState::Ok
             };
         }
-        let mut unhealthy = self.dns.unhealthy.lock().unwrap();
-        if alarm.0 == AlarmState::Alarm {
-            unhealthy.insert(self.health_check.clone());
-        } else {
-            unhealthy.remove(&self.health_check);
-        }
+        let state = alarm.0;
+        drop(alarm);
+        // The check polls the alarm on its own schedule: it follows after `dns.health_lag`.
+        self.dns
+            .health_follows(&self.health_check, state == AlarmState::Alarm);
         Ok(())
     }
 

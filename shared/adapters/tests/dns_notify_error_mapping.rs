@@ -617,3 +617,43 @@ async fn claim_log_errors_map_to_kinds() {
     let log = DynamoNotificationLog::from_client(dynamodb(&[&ok]), "t-1");
     assert_eq!(log.release(&key(), "tok").await, Ok(()));
 }
+
+/// GetHealthCheckStatus: the checkers' reports counted (`Success...` / `Failure...`, the
+/// `StatusReport.Status` text of the Route 53 API Reference); healthy only on a majority; a
+/// health check that does not exist is `NotFound`, never "healthy".
+#[tokio::test]
+async fn health_check_status_counts_the_checkers_reports() {
+    use aws_sdk_route53::operation::get_health_check_status::{
+        GetHealthCheckStatusInput, GetHealthCheckStatusOutput,
+    };
+    use aws_sdk_route53::types::{HealthCheckObservation, StatusReport};
+    let report = |s: &str| {
+        HealthCheckObservation::builder()
+            .status_report(StatusReport::builder().status(s).build())
+            .build()
+    };
+    let ok = mock!(aws_sdk_route53::Client::get_health_check_status)
+        .match_requests(|r: &GetHealthCheckStatusInput| r.health_check_id() == Some("hc-1"))
+        .then_output(move || {
+            GetHealthCheckStatusOutput::builder()
+                .health_check_observations(report("Success: HTTP Status Code 200, OK"))
+                .health_check_observations(report("Success: HTTP Status Code 200, OK"))
+                .health_check_observations(report("Failure: Connection timed out."))
+                .build()
+                .unwrap()
+        });
+    let missing = mock!(aws_sdk_route53::Client::get_health_check_status)
+        .match_requests(|r: &GetHealthCheckStatusInput| r.health_check_id() == Some("hc-gone"))
+        .then_http_response(|| {
+            route53_error(
+                404,
+                "NoSuchHealthCheck",
+                "No health check exists with the specified ID",
+            )
+        });
+    let dns = Route53Dns::from_client(route53(&[&ok, &missing]));
+    let s = dns.health_check_status("hc-1").await.unwrap();
+    assert_eq!((s.success, s.checkers, s.healthy()), (2, 3, true));
+    let e = dns.health_check_status("hc-gone").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+}

@@ -273,6 +273,8 @@ pub fn finish(site: &SiteConfig, next: &mut SiteState, rec: &SwitchoverRecord, n
                 failed: None,
                 switched_back_at: None,
                 continued_at: None,
+                primary_change_id: None,
+                primary_restored_at: None,
             });
             let s = format!(
                 "failback: the dns-pinner restores {} to {} (recorded before epoch {} pinned it; {} is the writer)",

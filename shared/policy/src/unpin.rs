@@ -63,6 +63,13 @@ pub struct UnpinRecord {
     /// continuation carries, so a stale or duplicated one does not start a second chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continued_at: Option<DateTime<Utc>>,
+    /// `data-plane-switch`, phase 1 ([`phases`]): the change that restored the PRIMARY (the
+    /// SECONDARY kept at the writer), once submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_change_id: Option<String>,
+    /// Phase 1 `INSYNC`: the PRIMARY is back; a retry or continuation resumes at phase 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_restored_at: Option<DateTime<Utc>>,
 }
 
 /// The record set `unpin` restores, and the epoch whose pin first changed it.
@@ -225,7 +232,7 @@ fn as_pinned(site: &SiteConfig, dns: &DnsRecord) -> Vec<RecordSet> {
     }
 }
 
-fn same_sets(a: &[RecordSet], b: &[RecordSet]) -> bool {
+pub(crate) fn same_sets(a: &[RecordSet], b: &[RecordSet]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.iter().any(|y| same_record_set(x, y)))
 }
 
@@ -309,6 +316,8 @@ pub(crate) fn command(mut cx: Ctx<'_>, original: &SiteState, cmd: &OperatorComma
             failed: None,
             switched_back_at: None,
             continued_at: None,
+            primary_change_id: None,
+            primary_restored_at: None,
         });
         cx.event(EventType::UnpinRequested, &d, &Outcome::Watch);
     }
@@ -468,7 +477,7 @@ pub fn mark_restored(
         .switch_metric()
         .map(|m| {
             format!(
-                "; the data-plane switch set back first: {}/{} = {} in {}, and its alarm {} read OK before the records were restored (the PRIMARY's health check follows the alarm)",
+                "; the data-plane switch set back first: {}/{} = {} in {}, and its alarm {} read OK; then the PRIMARY was restored with the SECONDARY kept at the writer, and the SECONDARY only once Route 53 reported the PRIMARY's health check healthy",
                 m.namespace,
                 m.name,
                 crate::config::SWITCH_TO_PRIMARY,
@@ -555,6 +564,8 @@ fn announce(
     next.updated_at = Some(now);
     next
 }
+
+pub mod phases;
 
 #[cfg(test)]
 mod tests;

@@ -754,6 +754,13 @@ impl Dns for Route53Outage {
         self.check("GetHostedZone")?;
         self.inner.name_servers(zone_id).await
     }
+    async fn health_check_status(
+        &self,
+        id: &str,
+    ) -> Result<failover_policy::unpin::phases::CheckStatus, PortError> {
+        self.check("GetHealthCheckStatus")?;
+        self.inner.health_check_status(id).await
+    }
 }
 
 /// The orders world with Route 53 down for `outage` (None: for good) and the ledger on tokio's

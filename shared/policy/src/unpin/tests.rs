@@ -322,6 +322,8 @@ fn requested() -> UnpinRecord {
         failed: None,
         switched_back_at: Some(t(10)),
         continued_at: None,
+        primary_change_id: None,
+        primary_restored_at: None,
     }
 }
 
@@ -393,5 +395,107 @@ fn only_the_newest_continuation_carries_the_wait_on() {
     assert!(
         record_switched_back(&next, t(200)).is_none(),
         "the first 0 is recorded once"
+    );
+}
+
+// ---- two phases (data-plane-switch): `phases`
+
+#[test]
+fn phase_1_restores_the_primary_and_keeps_the_secondary_at_the_writer() {
+    let (site, st) = (switch_site(), failed_back());
+    let changes = phases::plan_primary(&site, &st, &pinned()).unwrap();
+    let of = |a: ChangeAction| -> Vec<RecordSet> {
+        changes
+            .iter()
+            .filter(|c| c.action == a)
+            .map(|c| c.record.clone())
+            .collect()
+    };
+    assert_eq!(
+        of(ChangeAction::Delete),
+        pinned(),
+        "compare-and-set on the pinned pair"
+    );
+    let created = of(ChangeAction::Create);
+    assert_eq!(created.len(), 2);
+    assert!(
+        created.contains(&recorded()[0]),
+        "the recorded PRIMARY: {created:?}"
+    );
+    let secondary = created
+        .iter()
+        .find(|r| r.failover == Some(FailoverRole::Secondary))
+        .unwrap();
+    assert_eq!(
+        secondary.values,
+        vec![OLD.to_string()],
+        "at the writer, not DR"
+    );
+    // Phase 1 went through: nothing more to do in phase 1; phase 2 restores the SECONDARY.
+    let half = created;
+    assert!(phases::plan_primary(&site, &st, &half).unwrap().is_empty());
+    let second = phases::plan_secondary(&site, &st, &half).unwrap();
+    let creates: Vec<_> = second
+        .iter()
+        .filter(|c| c.action == ChangeAction::Create)
+        .map(|c| c.record.clone())
+        .collect();
+    assert_eq!(creates, recorded());
+    assert_eq!(second.len(), 4);
+    assert!(phases::plan_secondary(&site, &st, &recorded())
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn phase_2_never_runs_on_the_pinned_pair_and_a_human_edit_is_refused_in_either_phase() {
+    let (site, st) = (switch_site(), failed_back());
+    assert!(matches!(
+        phases::plan_secondary(&site, &st, &pinned()),
+        Err(Refused::ChangedConcurrently { .. })
+    ));
+    let mut edited = pinned();
+    edited[1].values = vec!["hand-picked.example.com".into()];
+    for plan in [phases::plan_primary, phases::plan_secondary] {
+        let e = plan(&site, &st, &edited).unwrap_err();
+        assert!(e.to_string().contains("hand-picked"), "{e}");
+    }
+}
+
+#[test]
+fn the_check_is_healthy_on_a_majority_of_success_reports_and_the_wait_counts_from_phase_1() {
+    use phases::CheckStatus;
+    let ok = |success, checkers| CheckStatus { checkers, success }.healthy();
+    assert!(ok(9, 16) && !ok(8, 16) && !ok(0, 0) && !ok(0, 16));
+    let site = switch_site();
+    let limit = site.thresholds.pin_deadline_secs as i64;
+    let u = UnpinRecord {
+        primary_restored_at: Some(t(100)),
+        ..requested()
+    };
+    let unhealthy = Some(CheckStatus {
+        checkers: 16,
+        success: 3,
+    });
+    let healthy = Some(CheckStatus {
+        checkers: 16,
+        success: 16,
+    });
+    assert_eq!(
+        phases::healthy(&site, &u, "hc-1", healthy, t(101)),
+        Follow::Followed
+    );
+    assert_eq!(
+        phases::healthy(&site, &u, "hc-1", unhealthy, t(100 + limit - 1)),
+        Follow::Wait
+    );
+    let Follow::Expired(why) = phases::healthy(&site, &u, "hc-1", unhealthy, t(100 + limit)) else {
+        panic!("past the deadline")
+    };
+    assert!(
+        why.contains("hc-1")
+            && why.contains("3 of 16 checkers")
+            && why.contains("SECONDARY was NOT restored and stays at the writer"),
+        "{why}"
     );
 }

@@ -235,6 +235,13 @@ impl Dns for Route53Hangs {
         self.hang().await;
         self.inner.name_servers(zone_id).await
     }
+    async fn health_check_status(
+        &self,
+        id: &str,
+    ) -> Result<failover_policy::unpin::phases::CheckStatus, PortError> {
+        self.hang().await;
+        self.inner.health_check_status(id).await
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -103,6 +103,12 @@ impl Dns for HumanEditsFirst {
     async fn name_servers(&self, zone_id: &str) -> Result<Vec<String>, PortError> {
         self.inner.name_servers(zone_id).await
     }
+    async fn health_check_status(
+        &self,
+        id: &str,
+    ) -> Result<failover_policy::unpin::phases::CheckStatus, PortError> {
+        self.inner.health_check_status(id).await
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -439,6 +439,13 @@ impl Dns for Flaky {
         self.down("GetHostedZone")?;
         self.inner.name_servers(zone_id).await
     }
+    async fn health_check_status(
+        &self,
+        id: &str,
+    ) -> Result<failover_policy::unpin::phases::CheckStatus, PortError> {
+        self.down("GetHealthCheckStatus")?;
+        self.inner.health_check_status(id).await
+    }
 }
 
 fn flaky_world(api: Api) -> (World, Arc<Flaky>) {
@@ -835,6 +842,12 @@ impl Dns for Hanging {
         std::future::pending().await
     }
     async fn name_servers(&self, _: &str) -> Result<Vec<String>, PortError> {
+        std::future::pending().await
+    }
+    async fn health_check_status(
+        &self,
+        _: &str,
+    ) -> Result<failover_policy::unpin::phases::CheckStatus, PortError> {
         std::future::pending().await
     }
 }

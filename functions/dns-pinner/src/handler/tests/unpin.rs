@@ -229,7 +229,11 @@ async fn a_data_plane_unpin_restores_the_records_only_once_the_alarm_reads_ok() 
         vec![0.0, 0.0, 0.0],
         "the 0 put again before every read"
     );
-    assert_eq!(w.dns.batches.lock().unwrap().len(), batches_before + 1);
+    assert_eq!(
+        w.dns.batches.lock().unwrap().len(),
+        batches_before + 2,
+        "two phases: the PRIMARY, then the SECONDARY"
+    );
     assert_eq!(served(&w), vec![OLD_HOST], "the PRIMARY answers again");
     let st = w.ledger.get("orders").unwrap();
     assert!(st.unpin.as_ref().unwrap().switched_back_at.is_some());
@@ -367,7 +371,7 @@ async fn a_data_plane_sites_unpin_puts_0_before_the_restoring_batch() {
         vec![(0.0, batches_before, vec![NEW_HOST.to_string()])],
         "one 0, put before the restoring batch, while the pinned records still served"
     );
-    assert_eq!(w.dns.batches.lock().unwrap().len(), batches_before + 1);
+    assert_eq!(w.dns.batches.lock().unwrap().len(), batches_before + 2);
     assert_eq!(served(&w), vec![OLD_HOST], "the PRIMARY answers again");
     let published = w.bus.published.lock().unwrap().clone();
     let ev = published.last().unwrap();
@@ -378,4 +382,266 @@ async fn a_data_plane_sites_unpin_puts_0_before_the_restoring_batch() {
         "{}",
         ev.verdict.summary
     );
+}
+
+/// (operation, served values, batches so far, health read: healthy?)
+type Noted = (&'static str, Vec<String>, usize, Option<bool>);
+
+/// Route 53 as the pinner sees it, noting after every call what a resolver would be answered
+/// (`FakeDns::served`), how many batches were sent, and what each health-status read said.
+struct Watched {
+    inner: Arc<dyn Dns>,
+    fake: Arc<FakeDns>,
+    log: std::sync::Mutex<Vec<Noted>>,
+}
+
+impl Watched {
+    fn note(&self, op: &'static str, healthy: Option<bool>) {
+        let served = self
+            .fake
+            .served("db.orders.example.com")
+            .map(|r| r.values)
+            .unwrap_or_default();
+        let batches = self.fake.batches.lock().unwrap().len();
+        self.log
+            .lock()
+            .unwrap()
+            .push((op, served, batches, healthy));
+    }
+}
+
+#[async_trait::async_trait]
+impl Dns for Watched {
+    async fn record_sets(&self, q: &RecordQuery) -> Result<Vec<RecordSet>, PortError> {
+        let r = self.inner.record_sets(q).await;
+        self.note("ListResourceRecordSets", None);
+        r
+    }
+    async fn change(
+        &self,
+        zone_id: &str,
+        changes: &[failover_policy::pin::RecordChange],
+        comment: &str,
+    ) -> Result<failover_policy::pin::ChangeInfo, PortError> {
+        let r = self.inner.change(zone_id, changes, comment).await;
+        self.note("ChangeResourceRecordSets", None);
+        r
+    }
+    async fn change_status(
+        &self,
+        change_id: &str,
+    ) -> Result<failover_policy::pin::ChangeInfo, PortError> {
+        let r = self.inner.change_status(change_id).await;
+        self.note("GetChange", None);
+        r
+    }
+    async fn name_servers(&self, zone_id: &str) -> Result<Vec<String>, PortError> {
+        self.inner.name_servers(zone_id).await
+    }
+    async fn health_check_status(
+        &self,
+        id: &str,
+    ) -> Result<failover_policy::unpin::phases::CheckStatus, PortError> {
+        let r = self.inner.health_check_status(id).await;
+        self.note("GetHealthCheckStatus", r.as_ref().ok().map(|s| s.healthy()));
+        r
+    }
+}
+
+/// The orders site pinned and failed back, `unpin` accepted, the PRIMARY's health check
+/// following its alarm `lag` late; Route 53 watched.
+async fn lagging_check(
+    lag: std::time::Duration,
+) -> (World, Arc<OrderedSwitch>, Arc<Watched>, Value) {
+    let (mut w, ordered, ev) = switch_pinned_failed_back().await;
+    *w.dns.health_lag.lock().unwrap() = lag;
+    let watched = Arc::new(Watched {
+        inner: w.deps.dns.clone(),
+        fake: w.dns.clone(),
+        log: std::sync::Mutex::default(),
+    });
+    w.deps.dns = watched.clone();
+    (w, ordered, watched, ev)
+}
+
+/// H3: the alarm reads OK a minute before Route 53's check follows it. Restoring both records
+/// then would have Route 53 answer the recorded SECONDARY — orders-replica-1, the demoted server.
+/// The PRIMARY goes back first with the SECONDARY at the writer; the SECONDARY only after
+/// GetHealthCheckStatus reads healthy; at no moment after the first batch is anything but the
+/// writer served.
+#[tokio::test(start_paused = true)]
+async fn the_secondary_is_restored_only_once_route53_reports_the_primarys_check_healthy() {
+    use super::dataplane::served;
+    let (w, _ordered, watched, ev) = lagging_check(std::time::Duration::from_secs(60)).await;
+    let recorded = w
+        .ledger
+        .get("orders")
+        .unwrap()
+        .original_dns
+        .unwrap()
+        .records;
+    let before = w.dns.batches.lock().unwrap().len();
+
+    let r = handle(&w.deps, ev, later(INVOCATION)).await.unwrap();
+
+    assert_eq!(r.outcome, "unpinned", "{r:?}");
+    let log = watched.log.lock().unwrap().clone();
+    let first = log.iter().position(|l| l.2 > before).expect("a batch");
+    for (op, served, batches, _) in &log[first..] {
+        assert_eq!(
+            served,
+            &vec![OLD_HOST.to_string()],
+            "after {op} ({batches} batches) a resolver is answered {served:?}, not the writer: {log:?}"
+        );
+    }
+    let unhealthy_reads = log
+        .iter()
+        .filter(|l| l.3 == Some(false) && l.2 == before + 1)
+        .count();
+    assert!(unhealthy_reads > 0, "the check lagged: {log:?}");
+    let healthy_at = log.iter().position(|l| l.3 == Some(true)).unwrap();
+    let second = log.iter().position(|l| l.2 == before + 2).unwrap();
+    assert!(
+        healthy_at < second,
+        "phase 2 only after a healthy read: {log:?}"
+    );
+    assert_eq!(w.dns.batches.lock().unwrap().len(), before + 2);
+    let now = w.dns.records("Z0ORDERSEXAMPLE");
+    assert!(
+        recorded.len() == now.len()
+            && recorded
+                .iter()
+                .all(|b| now.iter().any(|n| pin::same_record_set(n, b))),
+        "the recorded pair is back: {now:?}"
+    );
+    assert_eq!(served(&w), vec![OLD_HOST]);
+    let st = w.ledger.get("orders").unwrap();
+    let u = st.unpin.unwrap();
+    assert!(
+        u.primary_change_id.is_some() && u.primary_restored_at.is_some() && u.restored_at.is_some()
+    );
+}
+
+/// A Lambda killed between the two batches (the invocation dropped during the health wait):
+/// the retry of the same event resumes at phase 2 — no second PRIMARY batch, no datapoint.
+#[tokio::test(start_paused = true)]
+async fn a_kill_between_the_two_batches_resumes_at_phase_2_without_resending_phase_1() {
+    let (w, ordered, watched, ev) = lagging_check(std::time::Duration::from_secs(60)).await;
+    let before = w.dns.batches.lock().unwrap().len();
+
+    let killed = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        handle(&w.deps, ev.clone(), later(INVOCATION)),
+    )
+    .await;
+
+    assert!(
+        killed.is_err(),
+        "the invocation was still waiting: {killed:?}"
+    );
+    assert_eq!(
+        w.dns.batches.lock().unwrap().len(),
+        before + 1,
+        "phase 1 only"
+    );
+    let u = w.ledger.get("orders").unwrap().unpin.unwrap();
+    assert!(
+        u.primary_restored_at.is_some() && u.change_id.is_none(),
+        "{u:?}"
+    );
+    let puts = ordered.seen.lock().unwrap().len();
+    let log_at_kill = watched.log.lock().unwrap().len();
+
+    let r = handle(&w.deps, ev, later(INVOCATION)).await.unwrap();
+
+    assert_eq!(r.outcome, "unpinned", "{r:?}");
+    let batches = w.dns.batches.lock().unwrap().clone();
+    assert_eq!(batches.len(), before + 2, "one batch in the retry");
+    let phase2 = &batches.last().unwrap().1;
+    assert!(
+        phase2
+            .iter()
+            .any(|c| c.action == failover_policy::pin::ChangeAction::Create
+                && c.record.failover == Some(FailoverRole::Secondary)
+                && c.record.values == vec![NEW_HOST.to_string()]),
+        "the retry's batch restores the SECONDARY: {phase2:?}"
+    );
+    assert_eq!(
+        ordered.seen.lock().unwrap().len(),
+        puts,
+        "no datapoint again"
+    );
+    let retry: Vec<_> = watched.log.lock().unwrap()[log_at_kill..].to_vec();
+    assert_eq!(
+        retry
+            .iter()
+            .filter(|l| l.0 == "ChangeResourceRecordSets")
+            .count(),
+        1,
+        "{retry:?}"
+    );
+}
+
+/// The check never turns healthy: handed on across invocations until
+/// `thresholds.pin_deadline_secs` after phase 1, then ONE page; the SECONDARY stays at the
+/// writer, which is safe (every answer Route 53 can give is the writer).
+#[tokio::test(start_paused = true)]
+async fn a_check_that_never_turns_healthy_pages_once_and_leaves_the_secondary_at_the_writer() {
+    use super::dataplane::served;
+    let (w, _ordered, _watched, ev) =
+        lagging_check(std::time::Duration::from_secs(10_000_000)).await;
+    let before = w.dns.batches.lock().unwrap().len();
+    let mut event = ev;
+    let mut links = 0;
+    let err = loop {
+        links += 1;
+        assert!(links < 200, "the chain does not end");
+        match handle(&w.deps, event.clone(), later(INVOCATION)).await {
+            Ok(r) => {
+                assert_eq!(r.outcome, "continued", "{r:?}");
+                let next = w
+                    .bus
+                    .published
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .rfind(|e| e.event_type == EventType::UnpinContinued)
+                    .unwrap()
+                    .clone();
+                let mut v = event.clone();
+                v["detail-type"] = json!("UnpinContinued");
+                v["detail"] = serde_json::to_value(&next).unwrap();
+                event = v;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(links > 2, "it continued itself ({links} invocations)");
+    let PinError::Failed {
+        error_type, reason, ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(error_type, "Fatal.UnpinHealthDeadline");
+    assert!(
+        reason.contains("hc-switch")
+            && reason.contains("SECONDARY was NOT restored and stays at the writer"),
+        "{reason}"
+    );
+    assert_eq!(
+        w.dns.batches.lock().unwrap().len(),
+        before + 1,
+        "phase 1 only"
+    );
+    for r in w.dns.records("Z0ORDERSEXAMPLE") {
+        assert_eq!(r.values, vec![OLD_HOST.to_string()], "{r:?}");
+    }
+    assert_eq!(served(&w), vec![OLD_HOST], "the writer");
+    let published = w.bus.published.lock().unwrap().clone();
+    let pages = published
+        .iter()
+        .filter(|e| e.event_type == EventType::UnpinFailed)
+        .count();
+    assert_eq!(pages, 1, "one page");
 }
