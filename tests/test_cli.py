@@ -240,7 +240,7 @@ def test_a_deployment_that_denies_direct_commands_refuses_a_pause_and_still_answ
 def test_a_pause_through_the_operate_url_is_recorded_under_the_signers_iam_principal(
         world, moto, function_urls, primary_up):
     """The operator's `pause`, SigV4-signed to the operate URL: the ledger names the principal
-    Lambda authenticated (the IAM user's ARN), not the name typed in the command."""
+    Lambda authenticated (the IAM user's ARN, with its userId), not the name typed in the command."""
     world.put_lag("orders-replica-1", 3.0, now())
     world.put_lag("orders-replica-2", 3.0, now())
     t0 = time.monotonic()
@@ -249,7 +249,7 @@ def test_a_pause_through_the_operate_url_is_recorded_under_the_signers_iam_princ
     assert done.returncode == 0, done
     assert "verdict: paused" in done.stdout, done.stdout
     paused = world.state("orders")["paused"]
-    assert paused["by"] == OPERATOR.user_arn, paused
+    assert paused["by"] == f"{OPERATOR.user_arn} (userId {OPERATOR.user_id})", paused
     resumed = signed_cli(moto, function_urls, OPERATOR, "resume", "orders", "--yes")
     assert resumed.returncode == 0, resumed
     assert world.state("orders").get("paused") is None

@@ -308,8 +308,9 @@ pub struct OperatorCommand {
     /// default [`crate::switchover::DEFAULT_MAX_WAIT_SECS`]); past it, the switchover rolls back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_wait_secs: Option<u64>,
-    /// The IAM principal (ARN) that sent the command through a function URL, from the request
-    /// context Lambda wrote after verifying the signature ([`url`]). Never accepted from a body.
+    /// The IAM principal that sent the command through a function URL, from the request context
+    /// Lambda wrote after verifying the signature ([`url`]): its ARN, then its `userId` (and
+    /// `callerId` when different) in parentheses. Never accepted from a body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
 }

@@ -112,7 +112,11 @@ async fn decision_latency_is_the_time_the_sites_reads_took_on_the_clock() {
     let ms = |site| site_line(&lines, site)["DecisionLatency"].as_f64().unwrap();
     let budget = w.deps.fanout.site_budget.as_secs_f64() * 1000.0;
     for site in ["orders", "payments"] {
-        assert!(ms(site) >= 3000.0 && ms(site) <= budget, "{site}: {} ms", ms(site));
+        assert!(
+            ms(site) >= 3000.0 && ms(site) <= budget,
+            "{site}: {} ms",
+            ms(site)
+        );
     }
     for site in ["billing", "inventory"] {
         assert!(ms(site) < 3000.0, "{site}: {} ms", ms(site));
