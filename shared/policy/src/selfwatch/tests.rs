@@ -286,7 +286,8 @@ fn the_heartbeat_beats_only_when_a_site_was_evaluated_and_counts_the_failed() {
 
 /// The golden EMF lines (tests/golden/selfwatch-emf.jsonl) that tests/test_infra.py checks the
 /// template's self-watch alarms against: each line a test here produced must be in the file as
-/// is (`UPDATE_GOLDEN=1` rewrites it), so a renamed metric fails here and there.
+/// is (`UPDATE_GOLDEN=1 cargo test -p failover-policy selfwatch -- --test-threads=1` rewrites
+/// it), so a renamed metric fails here and there.
 fn write_golden_line(v: &Value) {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
