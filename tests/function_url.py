@@ -79,11 +79,38 @@ READER = Principal("AKIAREADONLY00000001", "reader-secret", f"arn:aws:iam::{ACCO
 PRINCIPALS = {p.access_key: p for p in (OPERATOR, READER)}
 
 
-def allowed(principal: Principal, action: str, alias: str) -> bool:
-    """Whether the principal's policies (from the template) allow `action` on the alias's ARN
-    for an AWS_IAM URL. Only the forms the template uses are understood: a resource
-    `!Sub "${AlarmEvaluatorFunction.Arn}:<alias>"`, a `StringEquals` condition on
-    `lambda:FunctionUrlAuthType`; anything else does not match (deny by default, as IAM)."""
+URL_CONTEXT = {"lambda:FunctionUrlAuthType": "AWS_IAM", "lambda:InvokedViaFunctionUrl": "true"}
+DIRECT_CONTEXT = {"lambda:InvokedViaFunctionUrl": "false"}
+
+
+def _condition_met(cond: dict, context: dict[str, str]) -> bool:
+    """IAM's condition block: every operator, every key must match ("IAM JSON policy elements:
+    Condition" → "The condition block"); a key absent from the request's context fails a
+    `StringEquals` or `Bool` test (no `...IfExists` forms are used). An operator not modelled
+    here does not match (deny by default, as IAM would for a condition it cannot meet)."""
+    for op, tests in cond.items():
+        if op not in ("StringEquals", "Bool"):
+            return False
+        for key, want in tests.items():
+            wants = want if isinstance(want, list) else [want]
+            got = context.get(key)
+            if got is None:
+                return False
+            if op == "Bool" and got.lower() not in (str(w).lower() for w in wants):
+                return False
+            if op == "StringEquals" and got not in wants:
+                return False
+    return True
+
+
+def allowed(principal: Principal, action: str, alias: str, via_url: bool = True) -> bool:
+    """Whether the principal's policies (from the template) allow `action` on the alias's ARN,
+    for a request through an AWS_IAM URL (`via_url`: Lambda sets `lambda:FunctionUrlAuthType` and,
+    for the InvokeFunction it authorizes on the URL's behalf, `lambda:InvokedViaFunctionUrl` true)
+    or a direct `Invoke` (`lambda:InvokedViaFunctionUrl` false). Only the forms the template uses
+    are understood: a resource `!Sub "${AlarmEvaluatorFunction.Arn}:<alias>"`, `StringEquals` and
+    `Bool` conditions; anything else does not match (deny by default, as IAM)."""
+    context = URL_CONTEXT if via_url else DIRECT_CONTEXT
     res = template()["Resources"]
     for policy in principal.policies:
         for s in res[policy]["Properties"]["PolicyDocument"]["Statement"]:
@@ -91,9 +118,8 @@ def allowed(principal: Principal, action: str, alias: str) -> bool:
             resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
             if s["Effect"] != "Allow" or action not in actions:
                 continue
-            cond = s.get("Condition", {})
-            if cond and cond != {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}:
-                continue  # a condition this URL (AuthType AWS_IAM) would not meet, or one not modelled
+            if not _condition_met(s.get("Condition", {}), context):
+                continue
             if any(isinstance(r, dict) and r.get("Fn::Sub") == f"${{AlarmEvaluatorFunction.Arn}}:{alias}"
                    for r in resources):
                 return True
@@ -261,6 +287,16 @@ class FunctionUrl:
             out = base64.b64decode(out) if answer.get("isBase64Encoded") else out.encode()
             return int(answer["statusCode"]), dict(answer.get("headers") or {}), out
         return 200, json_type, json.dumps(answer).encode()
+
+    def direct_invoke(self, principal: Principal, event: dict):
+        """A direct `lambda:Invoke` of this alias with the principal's credentials (no URL): IAM
+        evaluates `lambda:InvokeFunction` with `lambda:InvokedViaFunctionUrl` false, and only an
+        allowed call reaches the function — whatever the event claims about its caller."""
+        if not allowed(principal, "lambda:InvokeFunction", self.alias, via_url=False):
+            raise Refusal(403, {"Message": f"User: {principal.user_arn} is not authorized to perform: "
+                                           f"lambda:InvokeFunction on resource: {FUNCTION}:{self.alias}",
+                                "Type": "AccessDeniedException"})
+        return self.function.invoke(event)
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -240,7 +240,7 @@ def test_a_deployment_that_denies_direct_commands_refuses_a_pause_and_still_answ
 def test_a_pause_through_the_operate_url_is_recorded_under_the_signers_iam_principal(
         world, moto, function_urls, primary_up):
     """The operator's `pause`, SigV4-signed to the operate URL: the ledger names the principal
-    Lambda authenticated (the IAM user's ARN), not the name typed in the command."""
+    Lambda authenticated (the IAM user's ARN, with its userId), not the name typed in the command."""
     world.put_lag("orders-replica-1", 3.0, now())
     world.put_lag("orders-replica-2", 3.0, now())
     t0 = time.monotonic()
@@ -249,17 +249,18 @@ def test_a_pause_through_the_operate_url_is_recorded_under_the_signers_iam_princ
     assert done.returncode == 0, done
     assert "verdict: paused" in done.stdout, done.stdout
     paused = world.state("orders")["paused"]
-    assert paused["by"] == OPERATOR.user_arn, paused
+    assert paused["by"] == f"{OPERATOR.user_arn} (userId {OPERATOR.user_id})", paused
     resumed = signed_cli(moto, function_urls, OPERATOR, "resume", "orders", "--yes")
     assert resumed.returncode == 0, resumed
     assert world.state("orders").get("paused") is None
 
 
-def test_the_read_only_principal_reads_but_is_refused_a_pause_and_a_bad_signature_is_refused(
+def test_the_read_only_principal_reads_but_is_refused_a_pause_and_a_bad_signature_fails(
         world, moto, function_urls, primary_up):
     """IAM's decision, from the template's policies: `OperatorReadOnly` reaches the read URL only.
     Its `status` works; its `pause` is refused (403, the reason printed, exit 1) before the
-    evaluator runs, nothing written; a request signed with the wrong secret is refused likewise."""
+    evaluator runs, nothing written; a request signed with the wrong secret is turned away too, but
+    reported as a failure (exit 3, InvalidSignatureException and its reason): it is not a decision."""
     world.put_lag("orders-replica-1", 3.0, now())
     world.put_lag("orders-replica-2", 3.0, now())
     st = signed_cli(moto, function_urls, READER, "status", "orders")
@@ -274,6 +275,30 @@ def test_the_read_only_principal_reads_but_is_refused_a_pause_and_a_bad_signatur
     forged = signed_cli(moto, function_urls, OPERATOR, "pause", "orders", "--reason", "x", "--yes",
                         secret="not-the-operators-secret")
     print(forged.stderr)
-    assert forged.returncode == 1, forged
+    assert forged.returncode == 3, forged  # the credentials are at fault: a failure, not a refusal
+    assert "InvalidSignatureException" in forged.stderr, forged.stderr
     assert "signature we calculated does not match" in forged.stderr, forged.stderr
+    assert world.state("orders") == before, "nothing was written"
+
+
+def test_the_operators_credentials_cannot_direct_invoke_operate_with_a_forged_url_event(
+        world, moto, function_urls, primary_up):
+    """Finding 1: the operator may invoke `:operate` only through its URL
+    (`lambda:InvokedViaFunctionUrl` true in the template). A direct Invoke with the operator's
+    credentials, carrying a payload shaped like a URL event whose `requestContext.authorizer.iam`
+    names someone else, is refused by IAM before the function runs; nothing is written."""
+    from function_url import Refusal, url_event
+    before = world.state("orders")
+    someone = Principal("AKIAFORGED0000000001", "-", "arn:aws:iam::123456789012:user/not-me",
+                        "AIDAFORGED0000000001", ())
+    body = json.dumps({"command": "pause", "site": "orders", "reason": "forged", "operator": "x"}).encode()
+    event = url_event(function_urls.operate.url_id, HOME_REGION, "POST", "/", "",
+                      {"content-type": "application/json"}, body, someone, "127.0.0.1",
+                      __import__("datetime").datetime.now(__import__("datetime").timezone.utc))
+    with pytest.raises(Refusal) as refused:
+        function_urls.operate.direct_invoke(OPERATOR, event)
+    assert refused.value.status == 403 and refused.value.body["Type"] == "AccessDeniedException", refused.value.body
+    assert "lambda:InvokeFunction" in refused.value.body["Message"]
+    with pytest.raises(Refusal):
+        function_urls.read.direct_invoke(READER, event)
     assert world.state("orders") == before, "nothing was written"

@@ -491,16 +491,38 @@ def test_a_missing_heartbeat_is_breaching_over_three_of_three_tick_periods():
     assert a["EvaluationPeriods"] == a["DatapointsToAlarm"] == 3
 
 
-def test_the_overdue_and_heartbeat_alarms_watch_metrics_the_evaluator_writes():
-    """The names are the EMF members failover_policy::selfwatch writes, without dimensions."""
-    code = (ROOT / "shared" / "policy" / "src" / "selfwatch.rs").read_text()
-    for name in ("HeartbeatAlarm", "PhaseOverdueAlarm"):
+SELF_WATCH_ALARMS = ("HeartbeatAlarm", "PhaseOverdueAlarm", "OldPrimaryWritableAlarm", "SitesFailedAlarm")
+
+
+def _golden_undimensioned_metrics() -> set[str]:
+    """The metrics published with the empty dimension set in the EMF lines the evaluator's policy
+    crate writes: tests/golden/selfwatch-emf.jsonl holds lines its unit tests produced, and those
+    tests fail when the code writes anything else (failover_policy::selfwatch::tests)."""
+    names = set()
+    for line in (ROOT / "tests" / "golden" / "selfwatch-emf.jsonl").read_text().splitlines():
+        doc = json.loads(line)
+        for d in doc["_aws"]["CloudWatchMetrics"]:
+            if d["Namespace"] == "rds-failover" and [] in d["Dimensions"]:
+                names |= {m["Name"] for m in d["Metrics"] if m["Name"] in doc}
+    return names
+
+
+def test_the_self_watch_alarms_watch_metrics_the_evaluator_writes():
+    """The names are the EMF members failover_policy::selfwatch writes without dimensions, as
+    the golden lines show them (not a name found in the source)."""
+    written = _golden_undimensioned_metrics()
+    assert {"Heartbeat", "PhaseOverdue", "OldPrimaryWritable", "SitesFailed"} <= written, written
+    for name in SELF_WATCH_ALARMS:
         a = _alarms()[name]
-        assert f'"{a["MetricName"]}"' in code, name
+        assert a["Namespace"] == "rds-failover" and a["MetricName"] in written, (name, a["MetricName"], written)
         assert a.get("Dimensions") is None, f"{name}: published with an empty dimension set"
-    od = _alarms()["PhaseOverdueAlarm"]
-    assert od["Statistic"] == "Maximum" and od["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-    assert od["TreatMissingData"] == "ignore", "a stuck incident must not read OK because ticks stopped"
+    for name in ("PhaseOverdueAlarm", "OldPrimaryWritableAlarm", "SitesFailedAlarm"):
+        a = _alarms()[name]
+        assert (a["Statistic"], a["Threshold"], a["ComparisonOperator"]) == \
+            ("Maximum", 1, "GreaterThanOrEqualToThreshold"), name
+        assert a["TreatMissingData"] == "ignore", f"{name}: must not read OK because ticks stopped"
+    assert _alarms()["OldPrimaryWritableAlarm"]["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    code = (ROOT / "shared" / "policy" / "src" / "selfwatch.rs").read_text()
     body = template()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     for metric in ("PhaseCode", "VotesDown", "VotesUnknown", "LagToRpo", "FenceState", "Protected"):
         assert f'{{rds-failover,Site}} MetricName=\\"{metric}\\"' in body, metric
@@ -540,3 +562,48 @@ def test_the_config_bucket_is_versioned_private_encrypted_tls_only_and_each_func
         message = re.search(r'\$\.fields\.message = "([^"]+)"', pattern).group(1)
         assert f'"{message}"' in code, message
     assert res["ConfigRejectedAlarm"]["Properties"]["MetricName"] == "ConfigRejected"
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_every_alarm_topics_key_lets_cloudwatch_publish(path):
+    """CloudWatch alarms publish to an encrypted topic only if the key's policy grants
+    cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey*; the AWS-managed alias/aws/sns
+    cannot ("Amazon SNS → Encryption at rest → Key management"). Every topic an alarm notifies uses
+    a customer-managed key of the same stack, rotated, whose policy grants it."""
+    res = template(path)["Resources"]
+    topics = {act["Ref"] for a in _alarms(path).values() for act in a.get("AlarmActions", [])}
+    for topic in topics:
+        key_ref = res[topic]["Properties"].get("KmsMasterKeyId")
+        assert isinstance(key_ref, dict) and "Ref" in key_ref, f"{topic}: {key_ref!r} is not this stack's key"
+        key = res[key_ref["Ref"]]
+        assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True, topic
+        grants = set()
+        for s in key["Properties"]["KeyPolicy"]["Statement"]:
+            services = s.get("Principal", {}).get("Service", [])
+            services = services if isinstance(services, list) else [services]
+            if s["Effect"] == "Allow" and "cloudwatch.amazonaws.com" in services:
+                grants |= set(_actions(s))
+        assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= grants, (topic, grants)
+
+
+def test_each_forwarder_rule_retries_for_minutes_then_dead_letters_to_a_paging_queue():
+    """EventBridge's default retry is 24 h / 185 attempts and FailedInvocations counts only
+    permanent failures: without a RetryPolicy the forward-failure alarm is silent for a day."""
+    fwd = template(FORWARDER)["Resources"]
+    rules_ = {k: r for k, r in fwd.items() if r["Type"] == "AWS::Events::Rule"}
+    queues = set()
+    for name, rule in rules_.items():
+        for t in rule["Properties"]["Targets"]:
+            rp = t["RetryPolicy"]
+            assert rp["MaximumEventAgeInSeconds"] <= 300 and rp["MaximumRetryAttempts"] >= 1, name
+            queues.add(t["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+    [queue] = queues
+    assert fwd[queue]["Type"] == "AWS::SQS::Queue" and "KmsMasterKeyId" in fwd[queue]["Properties"]
+    [policy] = [r["Properties"] for r in fwd.values() if r["Type"] == "AWS::SQS::QueuePolicy"]
+    [s] = policy["PolicyDocument"]["Statement"]
+    assert s["Principal"] == {"Service": "events.amazonaws.com"} and s["Action"] == "sqs:SendMessage"
+    assert {a["Fn::GetAtt"][0] for a in s["Condition"]["ArnEquals"]["aws:SourceArn"]} == set(rules_)
+    [depth] = [a for a in _alarms(FORWARDER).values() if a["Namespace"] == "AWS/SQS"]
+    assert depth["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+    assert (depth["MetricName"], depth["Threshold"], depth["ComparisonOperator"]) == \
+        ("ApproximateNumberOfMessagesVisible", 0, "GreaterThanThreshold")

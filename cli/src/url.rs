@@ -97,10 +97,54 @@ pub fn signed_request(
     Ok(req)
 }
 
+/// The region to sign for: a function URL's own (`<id>.lambda-url.<region>.on.aws`, Lambda
+/// Developer Guide, "Creating and managing Lambda function URLs"), which a signature scoped to
+/// any other region fails; for any other host (a local front such as `127.0.0.1`) the SDK
+/// config's region.
+pub fn signing_region(url: &str, configured: Option<&str>) -> Result<String, CliError> {
+    let host = url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_ascii_lowercase));
+    let from_host = host.as_deref().and_then(|h| {
+        let rest = h.strip_suffix(".on.aws")?;
+        let (_, region) = rest.split_once(".lambda-url.")?;
+        (!region.is_empty() && !region.contains('.')).then(|| region.to_string())
+    });
+    from_host
+        .or_else(|| configured.map(str::to_string))
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "no region to sign for `{url}`: not a *.lambda-url.<region>.on.aws URL; \
+                 --region or AWS_REGION"
+            ))
+        })
+}
+
+/// Error types that say the request's signature or credentials are at fault, not that IAM or
+/// the door denied a valid caller: the operator must fix their credentials (or clock), so it is
+/// a failure to reach the URL (exit 3), not a decision.
+const SIGNATURE_ERRORS: &[&str] = &[
+    "InvalidSignatureException",
+    "UnrecognizedClientException",
+    "IncompleteSignatureException",
+    "MissingAuthenticationTokenException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+];
+
 /// What a function URL's answer means: `200` → the evaluator's answer; `401`/`403` → refused
-/// (by IAM or by the evaluator's door), with the body's reason; `400` → the evaluator refused the
-/// input; anything else → failed.
-pub fn interpret(url: &str, status: u16, body: &[u8]) -> Result<Value, CliError> {
+/// (by IAM or by the evaluator's door), with the body's reason, unless its error type (the
+/// `x-amzn-ErrorType` header, or the body's `Type`/`__type`) is a signature or credential
+/// problem, which failed; `400` → the evaluator refused the input; anything else → failed.
+pub fn interpret(
+    url: &str,
+    status: u16,
+    error_type: Option<&str>,
+    body: &[u8],
+) -> Result<Value, CliError> {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let reason = v["error"]
         .as_str()
@@ -108,8 +152,24 @@ pub fn interpret(url: &str, status: u16, body: &[u8]) -> Result<Value, CliError>
         .or(v["message"].as_str())
         .map(str::to_string)
         .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    // `x-amzn-ErrorType` may carry `:<doc url>` after the type.
+    let kind = error_type
+        .or(v["Type"].as_str())
+        .or(v["__type"].as_str())
+        .map(|t| {
+            t.split(':')
+                .next()
+                .unwrap_or(t)
+                .rsplit('#')
+                .next()
+                .unwrap_or(t)
+        });
     match status {
         200 => Ok(v),
+        401 | 403 if kind.is_some_and(|k| SIGNATURE_ERRORS.contains(&k)) => Err(CliError::Aws {
+            what: format!("POST {url} (signed with these credentials)"),
+            error: format!("HTTP {status} {}: {reason}", kind.unwrap_or_default()),
+        }),
         401 | 403 => Err(CliError::Refused(format!(
             "refused by {url} (HTTP {status}): {reason}"
         ))),
@@ -138,11 +198,9 @@ pub async fn send(
         .provide_credentials()
         .await
         .map_err(|e| no_creds(aws_sdk_lambda::error::DisplayErrorContext(e).to_string()))?;
-    let region = sdk
-        .region()
-        .ok_or_else(|| CliError::Usage("no region to sign for: --region or AWS_REGION".into()))?;
+    let region = signing_region(url, sdk.region().map(|r| r.as_ref()))?;
     let body = serde_json::to_vec(cmd).expect("a command serialises");
-    let req = signed_request(url, region.as_ref(), &creds, body, SystemTime::now())?;
+    let req = signed_request(url, &region, &creds, body, SystemTime::now())?;
     let failed = |e: String| CliError::Aws {
         what: format!("POST {url}"),
         error: e,
@@ -161,15 +219,20 @@ pub async fn send(
             .await
             .map_err(|e| failed(crate::aws_error("", e).to_string()))?;
         let status = resp.status().as_u16();
+        let error_type = resp
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = resp
             .into_body()
             .collect()
             .await
             .map_err(|e| failed(e.to_string()))?
             .to_bytes();
-        Ok::<_, CliError>((status, body))
+        Ok::<_, CliError>((status, error_type, body))
     };
-    let (status, body) = tokio::time::timeout(ANSWER_WITHIN, exchange)
+    let (status, error_type, body) = tokio::time::timeout(ANSWER_WITHIN, exchange)
         .await
         .map_err(|_| {
             failed(format!(
@@ -177,7 +240,7 @@ pub async fn send(
                 ANSWER_WITHIN.as_secs()
             ))
         })??;
-    interpret(url, status, &body)
+    interpret(url, status, error_type.as_deref(), &body)
 }
 
 #[cfg(test)]
@@ -262,22 +325,76 @@ mod tests {
     #[test]
     fn refusals_by_iam_or_the_door_are_refused_with_the_reason_and_others_fail() {
         let u = "https://o/";
-        let v = interpret(u, 200, br#"{"verdicts":[]}"#).unwrap();
+        let v = interpret(u, 200, None, br#"{"verdicts":[]}"#).unwrap();
         assert_eq!(v["verdicts"], json!([]));
-        let iam = interpret(u, 403, br#"{"Message":"Forbidden"}"#).unwrap_err();
+        let iam = interpret(u, 403, None, br#"{"Message":"Forbidden"}"#).unwrap_err();
         assert!(
             matches!(&iam, CliError::Refused(m) if m.contains("Forbidden") && m.contains("403"))
         );
-        let door = interpret(u, 403, br#"{"error":"not permitted at door read"}"#).unwrap_err();
+        let door =
+            interpret(u, 403, None, br#"{"error":"not permitted at door read"}"#).unwrap_err();
         assert!(matches!(&door, CliError::Refused(m) if m.contains("door read")));
-        assert_eq!(interpret(u, 401, b"{}").unwrap_err().exit_code(), 1);
+        assert_eq!(interpret(u, 401, None, b"{}").unwrap_err().exit_code(), 1);
         assert_eq!(
-            interpret(u, 400, br#"{"error":"reason"}"#)
+            interpret(u, 400, None, br#"{"error":"reason"}"#)
                 .unwrap_err()
                 .exit_code(),
             1
         );
-        let failed = interpret(u, 502, b"Internal Server Error").unwrap_err();
+        let failed = interpret(u, 502, None, b"Internal Server Error").unwrap_err();
         assert_eq!(failed.exit_code(), 3, "{failed}");
+    }
+
+    #[test]
+    fn a_signature_or_credential_403_is_a_failure_with_its_reason_not_a_refusal() {
+        let u = "https://o/";
+        let bad = br#"{"Message":"The request signature we calculated does not match"}"#;
+        for (header, body) in [
+            (Some("InvalidSignatureException"), &bad[..]),
+            (
+                Some("UnrecognizedClientException:http://internal.amazon.com/"),
+                &bad[..],
+            ),
+            (None, &br#"{"Message":"expired","Type":"ExpiredToken"}"#[..]),
+        ] {
+            let e = interpret(u, 403, header, body).unwrap_err();
+            assert_eq!(e.exit_code(), 3, "{header:?}: {e}");
+            let shown = e.to_string();
+            assert!(
+                shown.contains("does not match") || shown.contains("expired"),
+                "{shown}"
+            );
+        }
+        // IAM's own denial of a correctly signed caller stays a refusal.
+        let denied = interpret(
+            u,
+            403,
+            Some("AccessDeniedException"),
+            br#"{"Message":"Forbidden"}"#,
+        );
+        assert_eq!(denied.unwrap_err().exit_code(), 1);
+    }
+
+    #[test]
+    fn the_signing_region_is_the_urls_own_and_the_configs_for_other_hosts() {
+        let r = |u, c| signing_region(u, c).unwrap();
+        assert_eq!(
+            r(
+                "https://abc123.lambda-url.eu-west-1.on.aws/",
+                Some("us-east-1")
+            ),
+            "eu-west-1"
+        );
+        assert_eq!(
+            r("https://ABC.LAMBDA-URL.ap-southeast-2.ON.AWS/x", None),
+            "ap-southeast-2"
+        );
+        assert_eq!(r("http://127.0.0.1:8080/", Some("us-west-2")), "us-west-2");
+        assert_eq!(
+            signing_region("http://127.0.0.1:8080/", None)
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 }

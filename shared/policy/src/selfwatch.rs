@@ -4,9 +4,11 @@
 //! Per site, one line (dimension `Site`): `PhaseCode` (the phase as a number, [`phase_code`]),
 //! `VotesDown`/`VotesUp`/`VotesUnknown`, `WorstCandidateLagSeconds` and `LagToRpo` (the worst
 //! candidate's lag over the site's `max_lag_secs`), `CandidatesWithoutLag`, `DecisionLatency`,
-//! `FenceState` ([`FenceState`]), `Protected`, `PhaseOverdue` and `Evaluated`; `InPhase` = 1
-//! under (`Site`, `Phase`), so a graph can show the phase by name; `PhaseOverdue` also without
-//! dimensions, for one alarm over every site. Per tick, one `Heartbeat` line (no dimensions).
+//! `FenceState` ([`FenceState`]), `Protected`, `PhaseOverdue`, `OldPrimaryWritable` and
+//! `Evaluated`; `InPhase` = 1 under (`Site`, `Phase`), so a graph can show the phase by name;
+//! `PhaseOverdue` and `OldPrimaryWritable` also without dimensions, for one alarm each over every
+//! site. Per tick, one line (no dimensions) with `SitesFailed` and, when at least one site was
+//! evaluated, `Heartbeat`.
 //!
 //! A value the tick did not observe is left out, never written as 0: no evidence (a site not
 //! gathered for) means no vote or lag metrics; an unknown record (a lost race) means no phase,
@@ -156,11 +158,20 @@ pub fn site_document(t: &SiteTick) -> Document {
         let late = crate::deadline::overdue(t.site, st, t.now).is_some();
         put(
             &mut d,
-            "PhaseOverdue",
+            PHASE_OVERDUE,
             f64::from(u8::from(late)),
             Unit::Count,
         );
         overdue = Some(late);
+        // The split-brain signal: the old primary seen writable after the failover (the fence
+        // state that is `FenceState` 4), also without dimensions — one alarm, max over sites.
+        let writable = FenceState::of(st) == FenceState::WritableAgain;
+        put(
+            &mut d,
+            OLD_PRIMARY_WRITABLE,
+            f64::from(u8::from(writable)),
+            Unit::Count,
+        );
         d.dimensions
             .insert("Phase".into(), st.phase.as_str().into());
         d.values.insert("InPhase".into(), 1.0);
@@ -177,24 +188,40 @@ pub fn site_document(t: &SiteTick) -> Document {
         });
         d.directives.push(Directive {
             dimension_sets: vec![vec![]],
-            metrics: vec![("PhaseOverdue".into(), Unit::Count)],
+            metrics: vec![
+                (PHASE_OVERDUE.into(), Unit::Count),
+                (OLD_PRIMARY_WRITABLE.into(), Unit::Count),
+            ],
         });
     }
     d
 }
 
-/// The tick's heartbeat: 1 per completed tick, no dimensions (the missed-tick alarm's metric).
+/// The tick's heartbeat: `Heartbeat` 1 when at least one site was evaluated (a tick on which
+/// every site failed is not a beat: the missed-tick alarm must see it), and `SitesFailed`, both
+/// without dimensions.
 pub fn heartbeat_document(now: DateTime<Utc>, sites: usize, failed: usize) -> Document {
     let mut d = Document::new(NAMESPACE, now);
-    d.values.insert("Heartbeat".into(), 1.0);
+    let mut metrics = vec![(SITES_FAILED.into(), Unit::Count)];
+    d.values.insert(SITES_FAILED.into(), failed as f64);
+    if failed < sites {
+        d.values.insert(HEARTBEAT.into(), 1.0);
+        metrics.insert(0, (HEARTBEAT.into(), Unit::Count));
+    }
     d.properties.insert("Sites".into(), json!(sites));
-    d.properties.insert("SitesFailed".into(), json!(failed));
     d.directives.push(Directive {
         dimension_sets: vec![vec![]],
-        metrics: vec![("Heartbeat".into(), Unit::Count)],
+        metrics,
     });
     d
 }
+
+/// The metrics published without dimensions, which the template's self-watch alarms read
+/// (tests/test_infra.py checks the template against the list a unit test writes from these).
+pub const HEARTBEAT: &str = "Heartbeat";
+pub const SITES_FAILED: &str = "SitesFailed";
+pub const PHASE_OVERDUE: &str = "PhaseOverdue";
+pub const OLD_PRIMARY_WRITABLE: &str = "OldPrimaryWritable";
 
 #[cfg(test)]
 mod tests;

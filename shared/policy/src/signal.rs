@@ -311,8 +311,9 @@ pub struct OperatorCommand {
     /// For `drill`: run it outside every maintenance window of the site (needs a `reason`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub outside_window: bool,
-    /// The IAM principal (ARN) that sent the command through a function URL, from the request
-    /// context Lambda wrote after verifying the signature ([`url`]). Never accepted from a body.
+    /// The IAM principal that sent the command through a function URL, from the request context
+    /// Lambda wrote after verifying the signature ([`url`]): its ARN, then its `userId` (and
+    /// `callerId` when different) in parentheses. Never accepted from a body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
 }

@@ -144,7 +144,8 @@ fn a_sites_line_carries_its_votes_its_worst_lag_against_the_rpo_and_its_phase() 
         serde_json::json!([[]]),
         "one overdue alarm for every site"
     );
-    assert_eq!(metric_names(&v, 2), ["PhaseOverdue"]);
+    assert_eq!(metric_names(&v, 2), ["PhaseOverdue", "OldPrimaryWritable"]);
+    assert_eq!(v["OldPrimaryWritable"].as_f64(), Some(0.0));
 }
 
 #[test]
@@ -239,23 +240,78 @@ fn a_promotion_past_its_deadline_reads_overdue_and_its_fence_in_progress() {
             v["FenceState"].as_f64(),
             Some(FenceState::InProgress as u8 as f64)
         );
+        assert_eq!(v["OldPrimaryWritable"].as_f64(), Some(0.0));
     }
+    // The old primary answers writable: the split-brain signal, from the same fence state.
+    st.fence.as_mut().unwrap().writable_since = Some(at(due));
+    let v = line(&SiteTick {
+        site: &site,
+        state: Some(&st),
+        evidence: None,
+        latency: None,
+        now: at(due),
+    });
+    assert_eq!(
+        (v["FenceState"].as_f64(), v["OldPrimaryWritable"].as_f64()),
+        (Some(4.0), Some(1.0))
+    );
+    assert!(metric_names(&v, 2).contains(&OLD_PRIMARY_WRITABLE.to_string()));
+    write_golden_line(&v);
 }
 
 #[test]
-fn the_heartbeat_is_one_count_with_no_dimensions() {
-    let v: Value =
-        serde_json::from_str(&heartbeat_document(t0(), 4, 1).to_line().unwrap()).unwrap();
+fn the_heartbeat_beats_only_when_a_site_was_evaluated_and_counts_the_failed() {
+    let beat = |sites, failed| -> Value {
+        serde_json::from_str(&heartbeat_document(t0(), sites, failed).to_line().unwrap()).unwrap()
+    };
+    let v = beat(4, 1);
     assert_eq!(v["Heartbeat"].as_f64(), Some(1.0));
     assert_eq!(
         v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
         serde_json::json!([[]])
     );
     assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
+    assert_eq!(metric_names(&v, 0), [HEARTBEAT, SITES_FAILED]);
     assert_eq!(
-        (v["Sites"].as_u64(), v["SitesFailed"].as_u64()),
-        (Some(4), Some(1))
+        (v["Sites"].as_u64(), v["SitesFailed"].as_f64()),
+        (Some(4), Some(1.0))
     );
+    write_golden_line(&v);
+    // Every site failed: no beat (the missed-tick alarm's), the failures still counted.
+    let v = beat(4, 4);
+    assert!(v.get("Heartbeat").is_none(), "{v}");
+    assert_eq!(metric_names(&v, 0), [SITES_FAILED]);
+    assert_eq!(v["SitesFailed"].as_f64(), Some(4.0));
+}
+
+/// The golden EMF lines (tests/golden/selfwatch-emf.jsonl) that tests/test_infra.py checks the
+/// template's self-watch alarms against: each line a test here produced must be in the file as
+/// is (`UPDATE_GOLDEN=1 cargo test -p failover-policy selfwatch -- --test-threads=1` rewrites
+/// it), so a renamed metric fails here and there.
+fn write_golden_line(v: &Value) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/golden/selfwatch-emf.jsonl"
+    );
+    let key = v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"].clone();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("golden line is JSON"))
+        .collect();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        lines.retain(|l| l["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] != key);
+        lines.push(v.clone());
+        lines.sort_by_key(|l| l.to_string());
+        let out: Vec<String> = lines.iter().map(Value::to_string).collect();
+        std::fs::write(path, out.join("\n") + "\n").unwrap();
+    } else {
+        assert!(
+            lines.contains(v),
+            "{path} lacks the line this code writes (UPDATE_GOLDEN=1 to accept): {v}"
+        );
+    }
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //! Lambda verifies the request's SigV4 signature and evaluates `lambda:InvokeFunctionUrl` (and,
 //! for URLs created from October 2025, `lambda:InvokeFunction`) against the caller's policies
 //! before the function runs ("Control access to Lambda function URLs"): the `userArn` in the
-//! request context is therefore the authenticated principal, and the only identity recorded. The
+//! request context is therefore the authenticated principal, and the only identity recorded (with
+//! its `userId`/`callerId` beside it: an assumed role's session name is the caller's choice). The
 //! `operator` name typed in the body stays on the command as a note, never as the identity.
 //!
 //! Who may send which command is an IAM decision: the evaluator has two aliases, `read` and
@@ -45,15 +46,17 @@ pub(super) fn parse(v: &Value) -> Result<Signal, SignalError> {
     let cx = &req.request_context;
     // No IAM authorizer context means the URL is not `AWS_IAM` (or the payload was not written by
     // Lambda): there is no authenticated caller to record, so nothing is done.
-    let principal = cx
-        .authorizer
-        .as_ref()
-        .and_then(|a| a.iam.as_ref())
+    let iam = cx.authorizer.as_ref().and_then(|a| a.iam.as_ref());
+    let arn = iam
         .and_then(|iam| iam.user_arn.as_deref())
         .map(str::trim)
         .filter(|a| !a.is_empty())
-        .ok_or(SignalError::Unauthenticated)?
-        .to_string();
+        .ok_or(SignalError::Unauthenticated)?;
+    let principal = recorded_principal(
+        arn,
+        iam.and_then(|i| i.user_id.as_deref()),
+        iam.and_then(|i| i.caller_id.as_deref()),
+    );
     let method = cx.http.method.as_deref().unwrap_or("");
     if method != "POST" {
         return Err(field(
@@ -103,6 +106,25 @@ pub(super) fn parse(v: &Value) -> Result<Signal, SignalError> {
         time: Some(time),
         kind: SignalKind::Operator(cmd),
     })
+}
+
+/// The identity recorded for a URL command: the `userArn`, with the `userId` (and the
+/// `callerId` when it differs) beside it. For an assumed role the ARN's last part is the session
+/// name, which the caller chooses (`sts:AssumeRole`'s `RoleSessionName`); the `userId` starts
+/// with the role's unique id (`AROA…`), which IAM assigns, so the record names the role even when
+/// the session name is misleading.
+fn recorded_principal(arn: &str, user_id: Option<&str>, caller_id: Option<&str>) -> String {
+    let clean = |v: Option<&str>| {
+        v.map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    match (clean(user_id), clean(caller_id)) {
+        (Some(u), Some(c)) if c != u => format!("{arn} (userId {u}, callerId {c})"),
+        (Some(u), _) => format!("{arn} (userId {u})"),
+        (None, Some(c)) => format!("{arn} (callerId {c})"),
+        (None, None) => arn.to_string(),
+    }
 }
 
 /// The deployment's choice for operator commands that carry no authenticated principal.
@@ -201,8 +223,32 @@ mod tests {
         let SignalKind::Operator(c) = &s.kind else {
             panic!("{s:?}")
         };
-        assert_eq!(c.by().as_deref(), Some(ARN));
+        assert_eq!(c.by().unwrap(), format!("{ARN} (userId AIDA)"));
         assert_eq!(c.operator.as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn an_assumed_roles_record_carries_the_role_id_beside_the_caller_chosen_session_name() {
+        let arn = "arn:aws:sts::123456789012:assumed-role/oncall/alice";
+        let cx = json!({"iam": {"accessKey": "ASIA", "accountId": "123456789012",
+            "callerId": "AROAEXAMPLEROLEID:alice", "userArn": arn, "userId": "AROAEXAMPLEROLEID:alice"}});
+        let s = parse_signal(&request(
+            json!({"command": "pause", "site": "orders"}),
+            Some(cx),
+        ))
+        .unwrap();
+        let SignalKind::Operator(c) = &s.kind else {
+            panic!("{s:?}")
+        };
+        assert_eq!(
+            c.by().unwrap(),
+            format!("{arn} (userId AROAEXAMPLEROLEID:alice)")
+        );
+        assert_eq!(
+            recorded_principal(arn, Some("AROAX:a"), Some("AIDAY")),
+            format!("{arn} (userId AROAX:a, callerId AIDAY)")
+        );
+        assert_eq!(recorded_principal(arn, Some(" "), None), arn);
     }
 
     #[test]

@@ -48,8 +48,9 @@ async fn a_pause_through_the_operate_url_is_recorded_under_the_iam_principal() {
     assert_eq!(status_of(&resp), 200, "{resp}");
     let paused = w.ledger.get("orders").unwrap().paused.unwrap();
     assert_eq!(
-        paused.by, ALICE,
-        "the typed `operator: root` is not the identity"
+        paused.by,
+        format!("{ALICE} (userId AIDA)"),
+        "the typed `operator: root` is not the identity; the userId is beside the ARN"
     );
     let body: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
     assert!(

@@ -20,7 +20,7 @@ fn site_line<'a>(lines: &'a [Value], site: &str) -> &'a Value {
     found[0]
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_tick_writes_one_metric_line_per_site_and_a_heartbeat() {
     let w = world();
     handle(&w.deps, tick_event("t1", t0())).await.unwrap();
@@ -34,10 +34,8 @@ async fn a_tick_writes_one_metric_line_per_site_and_a_heartbeat() {
             "rds-failover"
         );
         assert_eq!(l["Evaluated"], json!(1.0), "{}", site.id);
-        assert!(
-            l["DecisionLatency"].as_f64().is_some_and(|ms| ms >= 0.0),
-            "{l}"
-        );
+        // No fake here waits: on the paused clock the decision took no time at all.
+        assert_eq!(l["DecisionLatency"], json!(0.0), "{l}");
     }
     // orders, healthy: every voter up, replica lags 1 s and 3 s against an RPO of 30 s.
     let orders = site_line(&lines, "orders");
@@ -74,7 +72,7 @@ async fn a_tick_writes_one_metric_line_per_site_and_a_heartbeat() {
     );
     assert_eq!(
         (&beat["Sites"], &beat["SitesFailed"]),
-        (&json!(4), &json!(0))
+        (&json!(4), &json!(0.0))
     );
 
     // The primary's region goes dark: the next tick's line shows the down votes, the lag that
@@ -101,8 +99,32 @@ async fn a_tick_writes_one_metric_line_per_site_and_a_heartbeat() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn decision_latency_is_the_time_the_sites_reads_took_on_the_clock() {
+    // us-east-1's API answers only after 3 s (a timeout, as the SDK's): orders and payments, whose
+    // primaries are there, are decided on unknown evidence 3 s into the tick; billing and
+    // inventory (us-west-2) at once.
+    let w = world();
+    let wait = std::time::Duration::from_secs(3);
+    w.topology.blackhole_region("us-east-1", Some(wait));
+    let _ = handle(&w.deps, tick_event("t1", t0())).await;
+    let lines = lines_of(&w);
+    let ms = |site| site_line(&lines, site)["DecisionLatency"].as_f64().unwrap();
+    let budget = w.deps.fanout.site_budget.as_secs_f64() * 1000.0;
+    for site in ["orders", "payments"] {
+        assert!(
+            ms(site) >= 3000.0 && ms(site) <= budget,
+            "{site}: {} ms",
+            ms(site)
+        );
+    }
+    for site in ["billing", "inventory"] {
+        assert!(ms(site) < 3000.0, "{site}: {} ms", ms(site));
+    }
+}
+
 #[tokio::test]
-async fn sites_that_fail_are_written_as_not_evaluated_and_the_heartbeat_still_beats() {
+async fn sites_that_fail_are_written_as_not_evaluated_and_the_heartbeat_does_not_beat() {
     let w = world();
     w.ledger
         .faults
@@ -118,7 +140,12 @@ async fn sites_that_fail_are_written_as_not_evaluated_and_the_heartbeat_still_be
             "{l}"
         );
     }
-    assert_eq!(lines[4]["SitesFailed"], json!(4));
+    assert_eq!(lines[4]["SitesFailed"], json!(4.0));
+    assert!(
+        lines[4].get("Heartbeat").is_none(),
+        "a tick that evaluated no site is not a beat: {}",
+        lines[4]
+    );
 }
 
 #[tokio::test]
