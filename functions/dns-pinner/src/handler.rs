@@ -325,7 +325,20 @@ impl Pinner<'_> {
         // Whether the switch was (maybe) put for this epoch already: then the SECONDARY was
         // checked before it, and re-putting the same datapoint changes nothing.
         let mut put_recorded = dataplane::switch_put(&state).is_some();
+        // Put back to 0 after a third host answered (dataplane::note_wrong_answer): never 1 again
+        // for this epoch; 0 again on every try (a Maximum alarm needs a period without the 1).
+        let mut put_back = dataplane::put_back(&state).is_some();
+        if put_back {
+            metric = None;
+            not_switched = Some(
+                "data-plane switch put back to 0 (the name servers answered a third host after it was put: the SECONDARY record is wrong, already paged)"
+                    .into(),
+            );
+        }
         loop {
+            if put_back {
+                self.put_back_again(deadline).await;
+            }
             if let Some(m) = metric.filter(|_| !switch_done && switched.is_none()) {
                 // What the SECONDARY names, before the switch moves traffic to it (secondary.rs).
                 let checked = if put_recorded {
@@ -343,12 +356,21 @@ impl Pinner<'_> {
                         // "Switch put" in the ledger BEFORE the PutMetricData: once it may have
                         // been sent the alarm can latch and move traffic at any moment, so
                         // nothing after this may fail the epoch (dataplane::note_switch_put).
-                        if let Some(resp) = self.note_put().await? {
-                            return Ok(resp);
+                        // What the name servers answer now (the PRIMARY's value) goes with it:
+                        // an answer after the put that is neither is a third host.
+                        if !put_recorded {
+                            let before = self
+                                .ask(deadline)
+                                .await
+                                .map(|a| answer::cnames(&self.site.dns.name, &a))
+                                .unwrap_or_default();
+                            if let Some(resp) = self.note_put(&before).await? {
+                                return Ok(resp);
+                            }
                         }
                         put_recorded = true;
                         match self.switch(m, &host, deadline).await {
-                            Ok(seen) => {
+                            Ok(Ok(seen)) => {
                                 let seen = match checked {
                                     Some(c) => format!("{seen}; {c}"),
                                     None => seen,
@@ -358,6 +380,17 @@ impl Pinner<'_> {
                                     return Ok(resp);
                                 }
                                 switched = Some(seen)
+                            }
+                            Ok(Err((seen, after))) => {
+                                if let Some(note) =
+                                    self.observed(m, &seen, &after, deadline).await?
+                                {
+                                    metric = None;
+                                    put_back = true;
+                                    not_switched = Some(note);
+                                } else {
+                                    warn!(site = %self.site.id, %seen, "data-plane switch not seen yet");
+                                }
                             }
                             Err(e) => {
                                 warn!(site = %self.site.id, error = %e, "data-plane switch not seen yet")
@@ -642,14 +675,15 @@ impl Pinner<'_> {
 
     /// The data-plane switch: one `PutMetricData` of `SWITCH_TO_SECONDARY` in the metric's region
     /// (re-sent on every try: the same datapoint again changes nothing), then every configured name
-    /// server asked what it answers. `Ok`: what was seen, every answer `host` (the SECONDARY
-    /// record's value, served because the PRIMARY's health check follows the alarm).
+    /// server asked what it answers. `Ok(Ok)`: what was seen, every answer `host` (the SECONDARY
+    /// record's value, served because the PRIMARY's health check follows the alarm); `Ok(Err)`:
+    /// what each server answered instead, and the CNAME values among it.
     async fn switch(
         &self,
         metric: &SwitchMetric,
         host: &str,
         deadline: Instant,
-    ) -> Result<String, PinError> {
+    ) -> Result<Result<String, (String, Vec<String>)>, PinError> {
         let deps = self.deps;
         let site = &self.site.dns;
         within(
@@ -659,25 +693,108 @@ impl Pinner<'_> {
         )
         .await
         .map_err(|e| self.port(e))?;
-        let not = |seen: String| PinError::NotVerified {
-            site: self.site.id.clone(),
-            source: answer::NotVerified {
-                name: site.name.clone(),
-                host: host.to_owned(),
-                seen,
-            },
-        };
+        let answers = self
+            .ask(deadline)
+            .await
+            .ok_or_else(|| PinError::NotVerified {
+                site: self.site.id.clone(),
+                source: answer::NotVerified {
+                    name: site.name.clone(),
+                    host: host.to_owned(),
+                    seen: "the name servers did not all answer in time".into(),
+                },
+            })?;
+        Ok(answer::judge(&site.name, host, &answers)
+            .map(|v| v.summary)
+            .map_err(|e| (e.seen, answer::cnames(&site.name, &answers))))
+    }
+
+    /// Every configured name server asked for the writer name ([`answer::QUERY_TYPES`]); `None`:
+    /// not all answered by `deadline`.
+    async fn ask(&self, deadline: Instant) -> Option<Vec<answer::Answer>> {
+        let deps = self.deps;
+        let site = &self.site.dns;
         let asks = site.name_servers.iter().flat_map(|ns| {
             answer::QUERY_TYPES
                 .iter()
                 .map(move |t| deps.resolve.ask(ns, &site.name, t))
         });
-        let answers = tokio::time::timeout_at(deadline, futures::future::join_all(asks))
+        tokio::time::timeout_at(deadline, futures::future::join_all(asks))
             .await
-            .map_err(|_| not("the name servers did not all answer in time".into()))?;
-        answer::judge(&site.name, host, &answers)
-            .map(|v| v.summary)
-            .map_err(|e| not(e.seen))
+            .ok()
+    }
+
+    /// The answer after the put was not the new writer (`seen`, its CNAMEs `after`): kept in the
+    /// ledger; when it names a third host ([`dataplane::third_host`]) the switch is put back to 0
+    /// and people are paged CRITICAL at once ([`dataplane::note_wrong_answer`]). `Some`: put
+    /// back, the note for the `DnsPinned` message.
+    async fn observed(
+        &mut self,
+        metric: &SwitchMetric,
+        seen: &str,
+        after: &[String],
+        deadline: Instant,
+    ) -> Result<Option<String>, PinError> {
+        let deps = self.deps;
+        let state = deps
+            .ledger
+            .load(&self.site.id)
+            .await
+            .map_err(|e| self.port(e))?;
+        let third = dataplane::switch_put(&state)
+            .map(|s| dataplane::third_host(s, after))
+            .unwrap_or_default();
+        let (event, now) = (self.event, deps.clock.now());
+        if third.is_empty() {
+            self.update(|s| Ok(dataplane::note_observed(s, event, seen, now)))
+                .await?;
+            return Ok(None);
+        }
+        warn!(site = %self.site.id, ?third, %seen, "a third host answers after the data-plane switch: putting it back");
+        let back = within(
+            deadline,
+            "PutMetricData",
+            deps.switch.put(metric, dataplane::SWITCH_TO_PRIMARY),
+        )
+        .await
+        .map_err(|e| e.to_string());
+        if let Update::Committed(st) = self
+            .update(|s| {
+                Ok(dataplane::note_wrong_answer(
+                    s,
+                    event,
+                    metric,
+                    &third,
+                    seen,
+                    back.clone(),
+                    now,
+                ))
+            })
+            .await?
+        {
+            self.flush(&st).await?;
+        }
+        Ok(Some(format!(
+            "data-plane switch put back to 0: after it was put the name servers answered {} (neither the old primary nor the new writer: the SECONDARY record is wrong)",
+            third.join(", ")
+        )))
+    }
+
+    /// 0 again on a switch put back (best effort: a failure is logged, the page already gave
+    /// the manual command).
+    async fn put_back_again(&self, deadline: Instant) {
+        let Some(m) = self.site.dns.mode.switch_metric() else {
+            return;
+        };
+        let put = within(
+            deadline,
+            "PutMetricData",
+            self.deps.switch.put(m, dataplane::SWITCH_TO_PRIMARY),
+        )
+        .await;
+        if let Err(e) = put {
+            warn!(site = %self.site.id, error = %e, "putting the data-plane switch back to 0 failed; trying again on the next try");
+        }
     }
 
     /// What the hand-on says: the error, except that a wrong answer about to be paged (an
@@ -770,11 +887,11 @@ impl Pinner<'_> {
 
     /// The switch about to be put, recorded at `promoted` before the `PutMetricData`. `Some`: a
     /// fence stopped it, the answer to give.
-    async fn note_put(&mut self) -> Result<Option<Response>, PinError> {
+    async fn note_put(&mut self, before: &[String]) -> Result<Option<Response>, PinError> {
         let now = self.deps.clock.now();
         let event = self.event;
         match self
-            .update(|s| dataplane::note_switch_put(s, event, now))
+            .update(|s| dataplane::note_switch_put(s, event, before, now))
             .await?
         {
             Update::Committed(_) | Update::Unchanged(_) => Ok(None),

@@ -220,6 +220,9 @@ mod tests {
             host: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
             records_pending: true,
             put_only: false,
+            before: vec![],
+            observed: None,
+            put_back_at: None,
         });
         let at = |m: i64| t0 + Duration::minutes(m);
         assert!(overdue(&site, &st, at(14)).is_none());

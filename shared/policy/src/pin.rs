@@ -816,9 +816,10 @@ pub fn hand_on(
     let deadline = site.thresholds.pin_deadline_secs as i64;
     if waited >= deadline {
         let reason = format!(
-            "not pinned within thresholds.pin_deadline_secs ({}) of the promotion (waited {}); last answer: {why}. Next step: {}",
+            "not pinned within thresholds.pin_deadline_secs ({}) of the promotion (waited {}); last answer: {why}{}. Next step: {}",
             human_duration(deadline),
             human_duration(waited),
+            crate::dataplane::observation(state),
             manual_pin_step(site, &host)
         );
         // data-plane-switch: the metric was put (the answer maybe not seen moving yet): the alarm

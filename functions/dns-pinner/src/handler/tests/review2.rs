@@ -1,0 +1,108 @@
+//! The second SRE review of the data-plane switch (issue 14): what the switch saw after the put,
+//! an unacknowledged put, the tool's own SECONDARY reading, the answer verified at the deadline.
+
+use super::dataplane::{metric, secondary_at, served, summaries, switch_world, HUMAN};
+use super::*;
+
+/// Finding 1: Route 53 dark, no reading on record (the SECONDARY is NOT checked), the SECONDARY
+/// re-pointed at a third host C. The put latches the alarm and the name servers answer C: that
+/// is neither the old PRIMARY nor the new writer, so the pinner pages CRITICAL at once naming
+/// what each server answers, puts 0 back (traffic off C) and never puts 1 again for the epoch.
+#[tokio::test(start_paused = true)]
+async fn a_third_host_answering_after_the_put_pages_at_once_and_the_switch_is_put_back() {
+    let w = switch_world(None);
+    w.dns.put("Z0ORDERSEXAMPLE", secondary_at(HUMAN));
+
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(r.outcome, "continued", "{}", r.detail);
+    let puts = w.switch.puts.lock().unwrap().clone();
+    assert_eq!(
+        puts[..2],
+        [(metric(), 1.0), (metric(), 0.0)],
+        "put, then put back at once"
+    );
+    assert!(
+        puts[2..].iter().all(|p| p.1 == 0.0),
+        "0 again on every try: {puts:?}"
+    );
+    assert_eq!(served(&w), vec![OLD_HOST], "traffic is off the third host");
+    let pages: Vec<String> = summaries(&w, EventType::DnsPinDelayed)
+        .into_iter()
+        .filter(|p| p.starts_with(failover_policy::dataplane::WRONG_ANSWER))
+        .collect();
+    let [page] = &pages[..] else {
+        panic!("one wrong-answer page: {:?}", w.bus.types())
+    };
+    assert!(
+        page.contains(&format!("{NS_ONE} (CNAME): CNAME {HUMAN}"))
+            && page.contains("neither the old primary")
+            && page.contains("put back to 0")
+            && page.contains("SECONDARY record is wrong"),
+        "{page}"
+    );
+    let st = w.ledger.get("orders").unwrap();
+    let sw = st
+        .data_plane_switch
+        .as_ref()
+        .expect("the put stays on record");
+    assert!(
+        sw.observed.as_ref().is_some_and(|o| o.seen.contains(HUMAN)),
+        "{sw:?}"
+    );
+    // The chain goes on with the records only: never 1 again, 0 again on every try, never a
+    // second page. Put back, the switch is no way to the writer: at the deadline the epoch is
+    // `failed` (DNS not pinned), and that page states what the name servers answered.
+    let (_, last) = run_chain_from(&w, continuation(&w), 200).await;
+    let e = last.unwrap_err();
+    assert_eq!(e.error_type(), "Fatal.PinDeadline", "{e}");
+    let puts = w.switch.puts.lock().unwrap().clone();
+    assert_eq!(puts.iter().filter(|p| p.1 == 1.0).count(), 1, "{puts:?}");
+    assert!(
+        puts.iter().skip(2).all(|p| p.1 == 0.0) && puts.len() > 2,
+        "{puts:?}"
+    );
+    assert_eq!(served(&w), vec![OLD_HOST]);
+    let pages = summaries(&w, EventType::DnsPinDelayed);
+    assert_eq!(
+        pages
+            .iter()
+            .filter(|p| p.starts_with(failover_policy::dataplane::WRONG_ANSWER))
+            .count(),
+        1,
+        "{pages:?}"
+    );
+    let [failed] = &summaries(&w, EventType::FailoverFailed)[..] else {
+        panic!("one FailoverFailed: {:?}", w.bus.types())
+    };
+    assert!(
+        failed.contains("name servers last answered") && failed.contains(HUMAN),
+        "{failed}"
+    );
+    assert!(!failed.contains("MAY MOVE AT ANY MOMENT"), "{failed}");
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::Failed);
+}
+
+const NS_ONE: &str = "ns-1.awsdns-01.org";
+
+async fn run_chain_from(
+    w: &World,
+    mut ev: Value,
+    max: usize,
+) -> (usize, Result<Response, PinError>) {
+    for n in 1..=max {
+        let r = handle(&w.deps, ev.clone(), later(INVOCATION)).await;
+        match &r {
+            Ok(resp) if resp.outcome == "continued" => ev = continuation(w),
+            _ => return (n, r),
+        }
+    }
+    panic!("still continuing after {max} invocations");
+}
