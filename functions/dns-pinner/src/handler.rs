@@ -245,6 +245,7 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Instant) -> Result<Re
         site,
         event: &event,
         resp,
+        records_insync: None,
     }
     .run(deadline)
     .await
@@ -270,6 +271,9 @@ struct Pinner<'a> {
     site: &'a SiteConfig,
     event: &'a DomainEvent,
     resp: Response,
+    /// This attempt's `INSYNC` (or nothing of ours pending), once the records were read back
+    /// naming the writer: only the name servers' answer was missing ([`Pinner::why_now`]).
+    records_insync: Option<DateTime<Utc>>,
 }
 
 impl Pinner<'_> {
@@ -423,7 +427,19 @@ impl Pinner<'_> {
                     let delay = pin::backoff_delay(attempt, (self.deps.jitter)());
                     attempt += 1;
                     if Instant::now() + delay > deadline {
-                        let why = self.why_now(&e, &host).await;
+                        let (why, verified) = self.why_now(&e, &host).await;
+                        // Verified by the re-ask, the records INSYNC and read back in this
+                        // attempt: that is the pin, committed now (not failed at the deadline).
+                        if let (Some(v), Some(at)) = (verified, self.records_insync) {
+                            let note = format!("{first}{v} (asked again after the attempt's check had not seen it)");
+                            match self.commit_pinned(at, &note, &state).await? {
+                                Attempt::Stopped(resp) => return Ok(*resp),
+                                Attempt::Pinned(st) => {
+                                    self.flush(&st).await?;
+                                    return Ok(self.resp);
+                                }
+                            }
+                        }
                         return self.hand_on(&why).await;
                     }
                     warn!(site = %self.site.id, error = %e, "Route 53 not done yet; trying again");
@@ -445,6 +461,7 @@ impl Pinner<'_> {
         first: &str,
     ) -> Result<Attempt, PinError> {
         let deps = self.deps;
+        self.records_insync = None;
         let host = host.to_owned();
         let query = pin::query(self.site);
         let current = match within(
@@ -553,12 +570,23 @@ impl Pinner<'_> {
         let shape = pin::other_shape_note(self.site, &current, &host).unwrap_or_default();
         let verified = format!(
             "{first}{shape}{}",
-            self.verify(&query, &host, deadline).await?
+            self.verify(&query, &host, insync_at, deadline).await?
         );
 
         // 5. dns-pinned, with its event in the outbox.
+        self.commit_pinned(insync_at, &verified, state).await
+    }
+
+    /// `dns-pinned` committed (its event in the outbox): `verified` says what was seen.
+    async fn commit_pinned(
+        &mut self,
+        insync_at: DateTime<Utc>,
+        verified: &str,
+        state: &SiteState,
+    ) -> Result<Attempt, PinError> {
+        let deps = self.deps;
         let st = match self
-            .update(|s| pin::mark_pinned(s, self.event, insync_at, &verified, deps.clock.now()))
+            .update(|s| pin::mark_pinned(s, self.event, insync_at, verified, deps.clock.now()))
             .await?
         {
             Update::Committed(s) => s,
@@ -599,6 +627,7 @@ impl Pinner<'_> {
             site: self.site,
             event: self.event,
             resp,
+            records_insync: None,
         };
         pinner
             .fenced(f, state)
@@ -799,16 +828,17 @@ impl Pinner<'_> {
 
     /// What the hand-on says: the error, except that a wrong answer about to be paged (an
     /// escalation or the deadline, `pin::pages_now`) is asked of the name servers again first,
-    /// so the page states what they answer now.
-    async fn why_now(&self, e: &PinError, host: &str) -> String {
+    /// so the page states what they answer now. The second value: the re-ask's verification,
+    /// when every server now answers `host`.
+    async fn why_now(&self, e: &PinError, host: &str) -> (String, Option<String>) {
         let PinError::NotVerified { .. } = e else {
-            return e.to_string();
+            return (e.to_string(), None);
         };
         let Ok(state) = self.deps.ledger.load(&self.site.id).await else {
-            return e.to_string();
+            return (e.to_string(), None);
         };
         if !pin::pages_now(self.site, &state, self.deps.clock.now()) {
-            return e.to_string();
+            return (e.to_string(), None);
         }
         // A few seconds of the finish reserve: DNS queries answer in milliseconds.
         let by = Instant::now() + FINISH_RESERVE / 2;
@@ -821,7 +851,7 @@ impl Pinner<'_> {
             .await
             {
                 Ok(s) => s,
-                Err(_) => return e.to_string(),
+                Err(_) => return (e.to_string(), None),
             }
         } else {
             self.site.dns.name_servers.clone()
@@ -833,13 +863,22 @@ impl Pinner<'_> {
                 .map(move |t| self.deps.resolve.ask(ns, name, t))
         });
         match tokio::time::timeout_at(by, futures::future::join_all(asks)).await {
-            Err(_) => format!("{e} (asked again just before this message: no answer in time)"),
+            Err(_) => (
+                format!("{e} (asked again just before this message: no answer in time)"),
+                None,
+            ),
             Ok(answers) => match answer::judge(name, host, &answers) {
-                Ok(v) => format!(
-                    "{e}; asked again just before this message, they now answer it ({}): the next link confirms the pin",
-                    v.summary
+                Ok(v) => (
+                    format!(
+                        "{e}; asked again just before this message, they now answer it ({}): the next link confirms the pin",
+                        v.summary
+                    ),
+                    Some(v.summary),
                 ),
-                Err(fresh) => format!("{fresh} (asked again just before this message)"),
+                Err(fresh) => (
+                    format!("{fresh} (asked again just before this message)"),
+                    None,
+                ),
             },
         }
     }
@@ -908,6 +947,7 @@ impl Pinner<'_> {
                     site: self.site,
                     event,
                     resp,
+                    records_insync: None,
                 };
                 pinner.fenced(f, &state).await.map(Some)
             }
@@ -937,6 +977,7 @@ impl Pinner<'_> {
                     site: self.site,
                     event,
                     resp,
+                    records_insync: None,
                 };
                 pinner.fenced(f, &state).await.map(Some)
             }
@@ -977,6 +1018,7 @@ impl Pinner<'_> {
                     site,
                     event,
                     resp,
+                    records_insync: None,
                 };
                 pinner.fenced(f, &state).await.map(Some)
             }
@@ -988,9 +1030,10 @@ impl Pinner<'_> {
     /// zone — the site's `dns.name_servers`, else the zone's delegation set — is asked for the
     /// writer name's CNAME and A (the answer it serves now). The summary states what was seen.
     async fn verify(
-        &self,
+        &mut self,
         query: &pin::RecordQuery,
         host: &str,
+        insync_at: DateTime<Utc>,
         deadline: Instant,
     ) -> Result<String, PinError> {
         let deps = self.deps;
@@ -1019,6 +1062,7 @@ impl Pinner<'_> {
                 pin::describe_records(&now)
             )));
         }
+        self.records_insync = Some(insync_at);
         let servers = if site.name_servers.is_empty() {
             match within(
                 deadline,

@@ -106,3 +106,83 @@ async fn run_chain_from(
     }
     panic!("still continuing after {max} invocations");
 }
+
+/// The name servers' answers, stale (the old primary) for the first `after` queries, then as the
+/// zone serves them: a name server catching up between the last verification and the re-ask.
+struct CatchesUp {
+    inner: Arc<FakeDns>,
+    after: usize,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl failover_adapters::resolve::Resolve for CatchesUp {
+    async fn ask(&self, server: &str, name: &str, record_type: &str) -> answer::Answer {
+        let n = self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n >= self.after {
+            self.inner.stale.lock().unwrap().clear();
+        }
+        self.inner.ask(server, name, record_type).await
+    }
+}
+
+/// Finding 5: past the pin deadline, the records changed and INSYNC, the name server still
+/// answering the old primary at the attempt's verification; asked again just before the deadline
+/// page it answers the new writer. That is a verified pin: `dns-pinned`, never `failed`.
+#[tokio::test(start_paused = true)]
+async fn an_answer_verified_by_the_re_ask_at_the_deadline_commits_the_pin() {
+    let mut w = orders_world();
+    let mut st = w.ledger.get("orders").unwrap();
+    for t in st.timeline.iter_mut() {
+        t.at -= chrono::Duration::days(1);
+    }
+    let p = st.promotion.as_mut().unwrap();
+    p.completed_at = p.completed_at.map(|t| t - chrono::Duration::days(1));
+    w.ledger.put(st);
+    w.dns.insync_after_polls(0);
+    let site = w
+        .deps
+        .cfg
+        .sites
+        .iter_mut()
+        .find(|s| s.id == "orders")
+        .unwrap();
+    site.dns.name_servers = vec![NS_ONE.into()];
+    w.dns.stale.lock().unwrap().insert(
+        NS_ONE.into(),
+        vec![answer::AnswerRecord {
+            name: "db.orders.example.com.".into(),
+            record_type: "CNAME".into(),
+            value: format!("{OLD_HOST}."),
+            ttl: 300,
+        }],
+    );
+    // One verification round (CNAME and A) stale, then caught up.
+    w.deps.resolve = Arc::new(CatchesUp {
+        inner: w.dns.clone(),
+        after: answer::QUERY_TYPES.len(),
+        asked: Default::default(),
+    });
+
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        // Less than the first backoff (0.5 s at least): one attempt, then the hand-on.
+        Instant::now() + std::time::Duration::from_millis(400),
+    )
+    .await;
+
+    let r = r.unwrap();
+    assert_eq!(r.outcome, "pinned", "{}", r.detail);
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::DnsPinned);
+    assert_eq!(count(&w.bus, "FailoverFailed"), 0, "{:?}", w.bus.types());
+    let [pinned] = &summaries(&w, EventType::DnsPinned)[..] else {
+        panic!("one DnsPinned: {:?}", w.bus.types())
+    };
+    assert!(
+        pinned.contains(&format!("verified: db.orders.example.com CNAME {NEW_HOST}"))
+            && pinned.contains("asked again"),
+        "{pinned}"
+    );
+}
