@@ -892,6 +892,29 @@ impl Pinner<'_> {
         deadline: Instant,
     ) -> Result<Result<String, String>, PinError> {
         let deps = self.deps;
+        let event = self.event;
+        // Once this epoch's records were recorded (or changed) by the pinner, the live SECONDARY
+        // may be the pinner's own write: the pair as recorded before the change is judged, and
+        // no reading is stored (it would poison the next epoch's check).
+        let before = deps
+            .ledger
+            .load(&self.site.id)
+            .await
+            .map_err(|e| self.port(e))?;
+        if let Some(d) = before.dns.as_ref().filter(|d| {
+            d.epoch == before.epoch && (d.previous_records.is_some() || d.change_id.is_some())
+        }) {
+            let judged = secondary::judge_recorded(host, d.previous_records.as_deref());
+            let refused = judged.as_ref().err().map(String::as_str);
+            let now = deps.clock.now();
+            if let Update::Committed(st) = self
+                .update(|s| Ok(secondary::note(s, event, None, refused, now)))
+                .await?
+            {
+                self.flush(&st).await?;
+            }
+            return Ok(judged);
+        }
         let query = pin::query(self.site);
         // Bounded short: a control plane that hangs instead of failing must not hold the switch
         // (the data-plane path) back for the whole invocation; no answer = dark (last reading).
@@ -914,7 +937,6 @@ impl Pinner<'_> {
         let judged = secondary::judge(host, sets, state.secondary_reading.as_ref(), now);
         let reading = read.as_deref().ok().map(secondary::secondary_values);
         let refused = judged.as_ref().err().map(String::as_str);
-        let event = self.event;
         if let Update::Committed(st) = self
             .update(|s| Ok(secondary::note(s, event, reading.clone(), refused, now)))
             .await?

@@ -668,6 +668,25 @@ pub fn mark_pinned(
             reason: "the previous record set was not recorded before pinning".into(),
         })?;
     d.insync_at = Some(insync_at);
+    // A failover pair pinned: both members name `host` now. The SECONDARY reading the next
+    // epoch's pre-switch check may fall back on is what the pin wrote (never an older value the
+    // pin replaced). Unpin restores the SECONDARY and must set the reading to what it restored.
+    let pair = d.previous_records.as_ref().is_some_and(|r| {
+        r.iter()
+            .any(|r| r.failover == Some(FailoverRole::Secondary))
+    });
+    if pair {
+        next.secondary_reading = Some(crate::secondary::SecondaryReading {
+            values: vec![host.clone()],
+            at: now,
+            epoch: state.epoch,
+        });
+    }
+    let d = next
+        .dns
+        .as_mut()
+        .filter(|d| d.epoch == state.epoch)
+        .expect("checked above");
     let was = if d.previous_values.is_empty() {
         "absent".to_string()
     } else {

@@ -108,6 +108,25 @@ pub fn judge(
     }
 }
 
+/// [`judge`] on the record pair as the ledger recorded it before the pinner's own change of this
+/// epoch (`dns.previous_records`): once the pinner may have written the SECONDARY itself, a
+/// live read would judge the tool's own write (the writer, of course) and lift a refusal that
+/// was right. `None` recorded (only a change id): nothing to judge by, refused.
+pub fn judge_recorded(host: &str, recorded: Option<&[RecordSet]>) -> Result<String, String> {
+    let Some(sets) = recorded else {
+        return Err(format!(
+            "the pinner already changed the records of this epoch and the pair as it was before is not on record, so what the SECONDARY named before the change cannot be told (a live read would show the pinner's own write of {host}); the records are pinned as in failover-pin"
+        ));
+    };
+    let now = DateTime::<Utc>::UNIX_EPOCH;
+    judge(host, Ok(sets), None, now).map(|ok| {
+        ok.replace(
+            "read just before the switch",
+            "as recorded before the pinner's own change of this epoch (not read again: the pinner may have written it)",
+        )
+    })
+}
+
 /// Records what was read (`reading`) and, when the switch is refused (`refused`), pages CRITICAL
 /// once for the epoch (`DnsPinDelayed`). `None`: nothing to record.
 pub fn note(

@@ -186,3 +186,79 @@ async fn an_answer_verified_by_the_re_ask_at_the_deadline_commits_the_pin() {
         "{pinned}"
     );
 }
+
+/// Finding 3: the switch is refused (the SECONDARY names a third host), the records path pins
+/// both records to the writer (the tool's own batch), the name server lags so the pin is handed
+/// on. The continuation must not read the tool's own SECONDARY back as a reason to put the
+/// switch, nor store it as the reading; the reading the pin leaves is what the pin wrote.
+#[tokio::test(start_paused = true)]
+async fn the_tools_own_secondary_write_never_lifts_a_refusal_nor_poisons_the_reading() {
+    let w = switch_world(Some(std::time::Duration::ZERO));
+    w.dns.put("Z0ORDERSEXAMPLE", secondary_at(HUMAN));
+    w.dns.stale.lock().unwrap().insert(
+        NS_ONE.into(),
+        vec![answer::AnswerRecord {
+            name: "db.orders.example.com.".into(),
+            record_type: "CNAME".into(),
+            value: format!("{OLD_HOST}."),
+            ttl: 300,
+        }],
+    );
+
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "continued", "{}", r.detail);
+    assert!(w.switch.puts.lock().unwrap().is_empty());
+    assert_eq!(
+        super::dataplane::values(&w),
+        vec![vec![NEW_HOST], vec![NEW_HOST]],
+        "the tool's own batch pinned both"
+    );
+    let reading = |w: &World| w.ledger.get("orders").unwrap().secondary_reading.unwrap();
+    assert_eq!(
+        reading(&w).values,
+        vec![HUMAN],
+        "what was read before the batch"
+    );
+
+    // The continuation: the SECONDARY now names the writer, by the tool's own write.
+    let r = handle(&w.deps, continuation(&w), later(INVOCATION))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, "continued", "{}", r.detail);
+    assert!(
+        w.switch.puts.lock().unwrap().is_empty(),
+        "the refusal stands for the epoch: {:?}",
+        w.switch.puts.lock().unwrap()
+    );
+    assert_eq!(
+        reading(&w).values,
+        vec![HUMAN],
+        "never the tool's own write"
+    );
+
+    // The name server catches up: pinned; the reading is now what the pin wrote, said so.
+    w.dns.stale.lock().unwrap().clear();
+    let r = handle(&w.deps, continuation(&w), later(INVOCATION))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, "pinned", "{}", r.detail);
+    assert!(w.switch.puts.lock().unwrap().is_empty());
+    let st = w.ledger.get("orders").unwrap();
+    let reading = st.secondary_reading.unwrap();
+    assert_eq!(reading.values, vec![NEW_HOST]);
+    assert_eq!(reading.epoch, 3);
+    assert_eq!(refusals(&w), 1, "paged once");
+}
+
+fn refusals(w: &World) -> usize {
+    summaries(w, EventType::DnsPinDelayed)
+        .iter()
+        .filter(|p| p.starts_with(failover_policy::secondary::SWITCH_REFUSED))
+        .count()
+}
