@@ -715,13 +715,18 @@ impl Pinner<'_> {
     ) -> Result<Result<String, (String, Vec<String>)>, PinError> {
         let deps = self.deps;
         let site = &self.site.dns;
-        within(
+        let put = within(
             deadline,
             "PutMetricData",
             deps.switch.put(metric, dataplane::SWITCH_TO_SECONDARY),
         )
-        .await
-        .map_err(|e| self.port(e))?;
+        .await;
+        // Intent, acknowledged (200) or refused: what CloudWatch said, in the ledger for the pages.
+        let answer = put.as_ref().map(|_| ()).map_err(ToString::to_string);
+        let (event, now) = (self.event, deps.clock.now());
+        self.update(|s| Ok(dataplane::note_put_answer(s, event, answer.clone(), now)))
+            .await?;
+        put.map_err(|e| self.port(e))?;
         let answers = self
             .ask(deadline)
             .await

@@ -77,6 +77,67 @@ pub struct SwitchRecord {
     /// switch is no way to the writer for this epoch ([`switch_put`] no longer counts it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub put_back_at: Option<DateTime<Utc>>,
+    /// When CloudWatch first acknowledged the datapoint (PutMetricData answered 200). With
+    /// `put_only`, the three states: intent (none of these), acknowledged, seen (`!put_only`).
+    /// The safety (never `failed`) stays keyed on the intent — a put that timed out may have
+    /// landed —, the wording follows what is known ([`unconfirmed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_at: Option<DateTime<Utc>>,
+    /// What CloudWatch last answered to a put that was not acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub put_error: Option<String>,
+}
+
+/// The switch was meant to be put but CloudWatch never acknowledged it: `Some(what it said)`.
+pub fn unconfirmed(s: &SwitchRecord) -> Option<String> {
+    (s.put_only && s.acked_at.is_none()).then(|| {
+        s.put_error
+            .clone()
+            .unwrap_or_else(|| "no answer to PutMetricData".into())
+    })
+}
+
+/// What CloudWatch answered to a put of the epoch's switch (`Ok`: 200), into the ledger: the
+/// first acknowledgement, or a changed error. `None`: nothing new.
+pub fn note_put_answer(
+    state: &SiteState,
+    event: &DomainEvent,
+    answer: Result<(), String>,
+    now: DateTime<Utc>,
+) -> Option<SiteState> {
+    if state.epoch != event.epoch || state.site != event.site {
+        return None;
+    }
+    let s = this_epochs(state)?;
+    let mut next = state.clone();
+    let r = next.data_plane_switch.as_mut()?;
+    match answer {
+        Ok(()) if s.acked_at.is_none() => {
+            r.acked_at = Some(now);
+            r.put_error = None;
+        }
+        Err(e) if s.acked_at.is_none() && s.put_error.as_deref() != Some(e.as_str()) => {
+            r.put_error = Some(e)
+        }
+        _ => return None,
+    }
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    Some(next)
+}
+
+/// The page's words for a switch CloudWatch never acknowledged.
+fn not_confirmed(site: &SiteConfig, s: &SwitchRecord, said: &str) -> String {
+    let cmd = site
+        .dns
+        .mode
+        .switch_metric()
+        .map(|m| put_metric_command(m, SWITCH_TO_SECONDARY))
+        .unwrap_or_default();
+    format!(
+        "the data-plane switch was NOT confirmed: CloudWatch never acknowledged the datapoint (it said: {said}), so traffic is most likely still on the old primary (a put that timed out may still have landed: the name servers did not answer {} yet); put it by hand: {cmd}, or pin both records to {}",
+        s.host, s.host
+    )
 }
 
 /// What the name servers answered after the switch was put, when it was not the new writer.
@@ -275,6 +336,8 @@ pub fn note_switch_put(
         before: before.to_vec(),
         observed: None,
         put_back_at: None,
+        acked_at: None,
+        put_error: None,
     });
     next.timeline.push(TimelineEntry {
         phase: Phase::Promoted,
@@ -438,7 +501,10 @@ pub fn observation(state: &SiteState) -> String {
 }
 
 /// What the ledger says about the answer of a switched epoch, for the messages.
-fn switch_fact(s: &SwitchRecord) -> String {
+fn switch_fact(site: &SiteConfig, s: &SwitchRecord) -> String {
+    if let Some(said) = unconfirmed(s) {
+        return not_confirmed(site, s, &said);
+    }
     if s.put_only {
         format!(
             "the switch metric was put at {} but the name servers were NOT seen answering {} yet: traffic may move there at any moment (the alarm latches)",
@@ -493,6 +559,8 @@ pub fn note_switch_seen(
         before: was.map(|s| s.before.clone()).unwrap_or_default(),
         observed: None,
         put_back_at: None,
+        acked_at: was.and_then(|s| s.acked_at).or(Some(now)),
+        put_error: None,
     });
     next.timeline.push(TimelineEntry {
         phase: Phase::Promoted,
@@ -527,7 +595,7 @@ pub fn records_failed(
     }
     let mut next = match state.phase {
         Phase::Promoted => {
-            mark_switched(state, event, site, &switch_fact(&seen), reason, now).ok()??
+            mark_switched(state, event, site, &switch_fact(site, &seen), reason, now).ok()??
         }
         Phase::DnsPinned if seen.records_pending => state.clone(),
         _ => return None,
@@ -536,11 +604,16 @@ pub fn records_failed(
         s.records_pending = false;
     }
     let note = format!(
-        "{RECORDS_GIVEN_UP}{}{}, but Route 53 refused the records' change and retrying cannot fix it: {reason}. A human must act (fix the permission, or look at who edited the records and why) and then: {}; {}. Until then the answer rests on the switch alone: do NOT set it back (metric 0).",
-        traffic_on(&seen),
+        "{RECORDS_GIVEN_UP}{}{}, but Route 53 refused the records' change and retrying cannot fix it: {reason}. A human must act (fix the permission, or look at who edited the records and why) and then: {}; {}. {}",
+        traffic_on(site, &seen),
         observation(state),
         pin::manual_pin_step(site, &seen.host),
-        complete_step(state)
+        complete_step(state),
+        if unconfirmed(&seen).is_some() {
+            "Until then nothing moved the answer that CloudWatch confirmed."
+        } else {
+            "Until then the answer rests on the switch alone: do NOT set it back (metric 0)."
+        }
     );
     next.timeline.push(TimelineEntry {
         phase: Phase::DnsPinned,
@@ -560,7 +633,10 @@ pub fn records_failed(
 }
 
 /// Where the traffic is, for a page: on the switch, or — put, not seen — about to be.
-fn traffic_on(s: &SwitchRecord) -> String {
+fn traffic_on(site: &SiteConfig, s: &SwitchRecord) -> String {
+    if let Some(said) = unconfirmed(s) {
+        return not_confirmed(site, s, &said);
+    }
     if s.put_only {
         format!(
             "traffic MAY MOVE AT ANY MOMENT to the new primary {} via the data-plane switch (the metric was put at {}; the name servers did not answer it yet; the alarm latches, so it will not move back by itself)",
@@ -638,6 +714,8 @@ pub fn mark_switched(
         before: was.map(|s| s.before.clone()).unwrap_or_default(),
         observed: was.and_then(|s| s.observed.clone()),
         put_back_at: None,
+        acked_at: was.and_then(|s| s.acked_at),
+        put_error: was.and_then(|s| s.put_error.clone()),
     });
     next.version = state.version + 1;
     next.updated_at = Some(now);
@@ -686,10 +764,11 @@ pub fn hand_on_records(
             s.records_pending = false;
         }
         let note = format!(
-            "{RECORDS_GIVEN_UP}records not pinned within thresholds.pin_deadline_secs ({}) of the promotion (waited {}; last answer: {why}{}); the traffic is held by the data-plane switch. Next step: {}; {}",
+            "{RECORDS_GIVEN_UP}records not pinned within thresholds.pin_deadline_secs ({}) of the promotion (waited {}; last answer: {why}{}); {}. Next step: {}; {}",
             pin::human_duration(deadline),
             pin::human_duration(waited),
             observation(state),
+            switch_put(state).filter(|s| s.put_only).map_or_else(|| "the traffic is held by the data-plane switch".to_owned(), |s| traffic_on(site, s)),
             pin::manual_pin_step(site, &host),
             complete_step(state)
         );

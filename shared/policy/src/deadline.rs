@@ -223,6 +223,8 @@ mod tests {
             before: vec![],
             observed: None,
             put_back_at: None,
+            acked_at: None,
+            put_error: None,
         });
         let at = |m: i64| t0 + Duration::minutes(m);
         assert!(overdue(&site, &st, at(14)).is_none());

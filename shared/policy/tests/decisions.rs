@@ -2418,6 +2418,8 @@ fn switched_epoch_1(records_pending: bool) -> SiteState {
         before: vec![],
         observed: None,
         put_back_at: None,
+        acked_at: None,
+        put_error: None,
     });
     st
 }
@@ -2501,6 +2503,8 @@ fn a_completed_switched_epoch_does_not_hold_the_next_failover_as_an_unpinned_pro
         before: vec![],
         observed: None,
         put_back_at: None,
+        acked_at: None,
+        put_error: None,
     });
     let mut failed = st.clone();
     let d = confirmed_outage(&World::outage(), &mut st);

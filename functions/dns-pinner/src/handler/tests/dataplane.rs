@@ -384,13 +384,13 @@ async fn another_candidate_promoted_with_route53_dark_is_not_switched_either() {
 /// What Route 53's API does in [`Flaky`]: down (503), refusing the change (IAM), or a human's
 /// edit landing between the pinner's read and its change (the compare-and-set then fails).
 #[derive(Clone)]
-enum Api {
+pub(super) enum Api {
     Down,
     Denied,
     HumanEdits(RecordSet),
 }
 
-struct Flaky {
+pub(super) struct Flaky {
     inner: Arc<FakeDns>,
     api: std::sync::Mutex<Api>,
 }
@@ -445,7 +445,7 @@ impl Dns for Flaky {
     }
 }
 
-fn flaky_world(api: Api) -> (World, Arc<Flaky>) {
+pub(super) fn flaky_world(api: Api) -> (World, Arc<Flaky>) {
     let mut w = switch_world(Some(Duration::ZERO));
     let flaky = Arc::new(Flaky {
         inner: w.dns.clone(),
@@ -588,6 +588,8 @@ async fn a_run_that_died_after_the_switch_was_seen_resumes_from_it_and_never_fai
         before: vec![],
         observed: None,
         put_back_at: None,
+        acked_at: None,
+        put_error: None,
     });
     w.ledger.put(st);
     w.switch.dark.lock().unwrap().insert("us-west-2".into());

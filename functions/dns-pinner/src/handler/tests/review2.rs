@@ -262,3 +262,55 @@ fn refusals(w: &World) -> usize {
         .filter(|p| p.starts_with(failover_policy::secondary::SWITCH_REFUSED))
         .count()
 }
+
+/// Finding 2: CloudWatch refuses every put (AccessDenied) and Route 53 refuses the records. The
+/// intent keeps the epoch from `failed` (a put may land), but nothing may say the switch was put:
+/// the page says it was NOT confirmed, what CloudWatch said, and the exact command to put it.
+#[tokio::test(start_paused = true)]
+async fn a_switch_cloudwatch_never_acknowledged_is_paged_as_not_confirmed_with_the_command() {
+    let (w, _) = super::dataplane::flaky_world(super::dataplane::Api::Denied);
+    w.switch
+        .faults
+        .inject("PutMetricData", ErrorKind::AccessDenied, 1000);
+
+    let e = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap_err();
+
+    assert_eq!(e.error_type(), "Fatal.AccessDenied", "{e}");
+    assert!(w.switch.puts.lock().unwrap().is_empty(), "nothing was put");
+    assert_eq!(served(&w), vec![OLD_HOST]);
+    let st = w.ledger.get("orders").unwrap();
+    let sw = st
+        .data_plane_switch
+        .as_ref()
+        .expect("the intent is on record");
+    assert!(sw.put_only && sw.acked_at.is_none(), "{sw:?}");
+    assert!(
+        sw.put_error
+            .as_deref()
+            .is_some_and(|e| e.contains("PutMetricData")),
+        "{sw:?}"
+    );
+    let cmd = "aws cloudwatch put-metric-data --region us-west-2 --namespace RdsFailover/Switch --metric-name ServeSecondary --dimensions Site=orders --value 1";
+    let pages = summaries(&w, EventType::DnsPinDelayed);
+    let [page] = &pages[..] else {
+        panic!("one page: {pages:?}")
+    };
+    let pinned = summaries(&w, EventType::DnsPinned);
+    for m in pages.iter().chain(&pinned) {
+        assert!(
+            m.contains("switch was NOT confirmed")
+                && m.contains("CloudWatch never acknowledged")
+                && m.contains(cmd)
+                && !m.contains("the switch metric was put")
+                && !m.contains("MAY MOVE AT ANY MOMENT"),
+            "{m}"
+        );
+    }
+    assert!(!page.contains("do NOT set it back"), "{page}");
+}
