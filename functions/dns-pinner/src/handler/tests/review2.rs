@@ -314,3 +314,88 @@ async fn a_switch_cloudwatch_never_acknowledged_is_paged_as_not_confirmed_with_t
     }
     assert!(!page.contains("do NOT set it back"), "{page}");
 }
+
+/// The switch as CloudWatch sees it, checking from inside the put that the intent is already in
+/// the ledger (finding 7: the H1 ordering, caught where it matters); `hang` puts that never
+/// answer, standing for an invocation killed between the intent and the put.
+struct OrderedSwitch {
+    inner: Arc<FakeSwitch>,
+    ledger: Arc<FakeLedger>,
+    hang: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl failover_adapters::switch::MetricSwitch for OrderedSwitch {
+    async fn put(&self, metric: &SwitchMetric, value: f64) -> Result<(), PortError> {
+        if value == failover_policy::dataplane::SWITCH_TO_SECONDARY {
+            let st = self.ledger.get("orders").unwrap();
+            assert!(
+                st.data_plane_switch
+                    .as_ref()
+                    .is_some_and(|s| s.epoch == st.epoch),
+                "PutMetricData sent before the intent was in the ledger"
+            );
+        }
+        if self.hang.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.put(metric, value).await
+    }
+    async fn alarm_state(
+        &self,
+        metric: &SwitchMetric,
+    ) -> Result<failover_policy::signal::AlarmState, PortError> {
+        self.inner.alarm_state(metric).await
+    }
+}
+
+/// Finding 7: the intent is in the ledger before every put; an invocation killed between the
+/// intent and the put leaves it there, and Lambda's re-delivery resumes from it: the switch is
+/// put, seen, and reported once.
+#[tokio::test(start_paused = true)]
+async fn the_intent_precedes_every_put_and_a_kill_between_them_resumes() {
+    let mut w = switch_world(None);
+    let ordered = Arc::new(OrderedSwitch {
+        inner: w.switch.clone(),
+        ledger: w.ledger.clone(),
+        hang: true.into(),
+    });
+    w.deps.switch = ordered.clone();
+
+    // Killed: the invocation never gets past the put.
+    let killed = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        handle(
+            &w.deps,
+            replica_promoted("orders", 3, "orders-replica-1"),
+            later(INVOCATION),
+        ),
+    )
+    .await;
+    assert!(killed.is_err(), "the invocation was killed in the put");
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::Promoted);
+    let sw = st.data_plane_switch.as_ref().expect("the intent survived");
+    assert!(sw.put_only && sw.acked_at.is_none(), "{sw:?}");
+    assert!(w.switch.puts.lock().unwrap().is_empty());
+
+    // Lambda re-delivers the same event: resumed from the intent.
+    ordered
+        .hang
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let r = handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, "continued", "{}", r.detail);
+    assert_eq!(*w.switch.puts.lock().unwrap(), vec![(metric(), 1.0)]);
+    assert_eq!(served(&w), vec![NEW_HOST]);
+    let st = w.ledger.get("orders").unwrap();
+    assert_eq!(st.phase, Phase::DnsPinned);
+    let sw = st.data_plane_switch.as_ref().unwrap();
+    assert!(!sw.put_only && sw.acked_at.is_some(), "{sw:?}");
+    assert_eq!(count(&w.bus, "DnsPinned"), 1);
+}
