@@ -363,8 +363,10 @@ impl Pinner<'_> {
                         // What the name servers answer now (the PRIMARY's value) goes with it:
                         // an answer after the put that is neither is a third host.
                         if !put_recorded {
+                            // Bounded short, as the SECONDARY read: it must not hold the switch.
+                            let by = deadline.min(Instant::now() + SECONDARY_READ_TIMEOUT);
                             let before = self
-                                .ask(deadline)
+                                .ask(by)
                                 .await
                                 .map(|a| answer::cnames(&self.site.dns.name, &a))
                                 .unwrap_or_default();
