@@ -941,7 +941,13 @@ impl Pinner<'_> {
                 Err(why.as_str())
             }
         };
-        let judged = secondary::judge(host, sets, state.secondary_reading.as_ref(), now);
+        let judged = secondary::judge(
+            host,
+            sets,
+            state.secondary_reading.as_ref(),
+            self.site.thresholds.secondary_reading_max_age_secs,
+            now,
+        );
         let reading = read.as_deref().ok().map(secondary::secondary_values);
         let refused = judged.as_ref().err().map(String::as_str);
         if let Update::Committed(st) = self

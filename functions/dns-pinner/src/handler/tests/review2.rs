@@ -399,3 +399,37 @@ async fn the_intent_precedes_every_put_and_a_kill_between_them_resumes() {
     assert!(!sw.put_only && sw.acked_at.is_some(), "{sw:?}");
     assert_eq!(count(&w.bus, "DnsPinned"), 1);
 }
+
+/// Finding 4: with Route 53's API dark, a reading of the SECONDARY older than
+/// `thresholds.secondary_reading_max_age_secs` (7 days by default) decides nothing: the switch is
+/// put as NOT checked, and the message says how old the reading was.
+#[tokio::test(start_paused = true)]
+async fn a_reading_older_than_a_week_is_not_trusted_and_the_message_says_its_age() {
+    let w = switch_world(None);
+    let mut st = w.ledger.get("orders").unwrap();
+    st.secondary_reading = Some(failover_policy::secondary::SecondaryReading {
+        values: vec![NEW_HOST.into()],
+        at: t0() - chrono::Duration::days(8),
+        epoch: 2,
+    });
+    w.ledger.put(st);
+
+    handle(
+        &w.deps,
+        replica_promoted("orders", 3, "orders-replica-1"),
+        later(INVOCATION),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(*w.switch.puts.lock().unwrap(), vec![(metric(), 1.0)]);
+    let [pinned] = &summaries(&w, EventType::DnsPinned)[..] else {
+        panic!("one DnsPinned: {:?}", w.bus.types())
+    };
+    assert!(
+        pinned.contains("the SECONDARY was NOT checked")
+            && pinned.contains("older than thresholds.secondary_reading_max_age_secs")
+            && !pinned.contains("NOT read now"),
+        "{pinned}"
+    );
+}
