@@ -246,6 +246,7 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Instant) -> Result<Re
         site,
         event: &event,
         resp,
+        records_insync: None,
     }
     .run(deadline)
     .await
@@ -271,6 +272,9 @@ struct Pinner<'a> {
     site: &'a SiteConfig,
     event: &'a DomainEvent,
     resp: Response,
+    /// This attempt's `INSYNC` (or nothing of ours pending), once the records were read back
+    /// naming the writer: only the name servers' answer was missing ([`Pinner::why_now`]).
+    records_insync: Option<DateTime<Utc>>,
 }
 
 impl Pinner<'_> {
@@ -326,7 +330,20 @@ impl Pinner<'_> {
         // Whether the switch was (maybe) put for this epoch already: then the SECONDARY was
         // checked before it, and re-putting the same datapoint changes nothing.
         let mut put_recorded = dataplane::switch_put(&state).is_some();
+        // Put back to 0 after a third host answered (dataplane::note_wrong_answer): never 1 again
+        // for this epoch; 0 again on every try (a Maximum alarm needs a period without the 1).
+        let mut put_back = dataplane::put_back(&state).is_some();
+        if put_back {
+            metric = None;
+            not_switched = Some(
+                "data-plane switch put back to 0 (the name servers answered a third host after it was put: the SECONDARY record is wrong, already paged)"
+                    .into(),
+            );
+        }
         loop {
+            if put_back {
+                self.put_back_again(deadline).await;
+            }
             if let Some(m) = metric.filter(|_| !switch_done && switched.is_none()) {
                 // What the SECONDARY names, before the switch moves traffic to it (secondary.rs).
                 let checked = if put_recorded {
@@ -344,12 +361,23 @@ impl Pinner<'_> {
                         // "Switch put" in the ledger BEFORE the PutMetricData: once it may have
                         // been sent the alarm can latch and move traffic at any moment, so
                         // nothing after this may fail the epoch (dataplane::note_switch_put).
-                        if let Some(resp) = self.note_put().await? {
-                            return Ok(resp);
+                        // What the name servers answer now (the PRIMARY's value) goes with it:
+                        // an answer after the put that is neither is a third host.
+                        if !put_recorded {
+                            // Bounded short, as the SECONDARY read: it must not hold the switch.
+                            let by = deadline.min(Instant::now() + SECONDARY_READ_TIMEOUT);
+                            let before = self
+                                .ask(by)
+                                .await
+                                .map(|a| answer::cnames(&self.site.dns.name, &a))
+                                .unwrap_or_default();
+                            if let Some(resp) = self.note_put(&before).await? {
+                                return Ok(resp);
+                            }
                         }
                         put_recorded = true;
                         match self.switch(m, &host, deadline).await {
-                            Ok(seen) => {
+                            Ok(Ok(seen)) => {
                                 let seen = match checked {
                                     Some(c) => format!("{seen}; {c}"),
                                     None => seen,
@@ -359,6 +387,17 @@ impl Pinner<'_> {
                                     return Ok(resp);
                                 }
                                 switched = Some(seen)
+                            }
+                            Ok(Err((seen, after))) => {
+                                if let Some(note) =
+                                    self.observed(m, &seen, &after, deadline).await?
+                                {
+                                    metric = None;
+                                    put_back = true;
+                                    not_switched = Some(note);
+                                } else {
+                                    warn!(site = %self.site.id, %seen, "data-plane switch not seen yet");
+                                }
                             }
                             Err(e) => {
                                 warn!(site = %self.site.id, error = %e, "data-plane switch not seen yet")
@@ -391,7 +430,19 @@ impl Pinner<'_> {
                     let delay = pin::backoff_delay(attempt, (self.deps.jitter)());
                     attempt += 1;
                     if Instant::now() + delay > deadline {
-                        let why = self.why_now(&e, &host).await;
+                        let (why, verified) = self.why_now(&e, &host).await;
+                        // Verified by the re-ask, the records INSYNC and read back in this
+                        // attempt: that is the pin, committed now (not failed at the deadline).
+                        if let (Some(v), Some(at)) = (verified, self.records_insync) {
+                            let note = format!("{first}{v} (asked again after the attempt's check had not seen it)");
+                            match self.commit_pinned(at, &note, &state).await? {
+                                Attempt::Stopped(resp) => return Ok(*resp),
+                                Attempt::Pinned(st) => {
+                                    self.flush(&st).await?;
+                                    return Ok(self.resp);
+                                }
+                            }
+                        }
                         return self.hand_on(&why).await;
                     }
                     warn!(site = %self.site.id, error = %e, "Route 53 not done yet; trying again");
@@ -413,6 +464,7 @@ impl Pinner<'_> {
         first: &str,
     ) -> Result<Attempt, PinError> {
         let deps = self.deps;
+        self.records_insync = None;
         let host = host.to_owned();
         let query = pin::query(self.site);
         let current = match within(
@@ -521,12 +573,23 @@ impl Pinner<'_> {
         let shape = pin::other_shape_note(self.site, &current, &host).unwrap_or_default();
         let verified = format!(
             "{first}{shape}{}",
-            self.verify(&query, &host, deadline).await?
+            self.verify(&query, &host, insync_at, deadline).await?
         );
 
         // 5. dns-pinned, with its event in the outbox.
+        self.commit_pinned(insync_at, &verified, state).await
+    }
+
+    /// `dns-pinned` committed (its event in the outbox): `verified` says what was seen.
+    async fn commit_pinned(
+        &mut self,
+        insync_at: DateTime<Utc>,
+        verified: &str,
+        state: &SiteState,
+    ) -> Result<Attempt, PinError> {
+        let deps = self.deps;
         let st = match self
-            .update(|s| pin::mark_pinned(s, self.event, insync_at, &verified, deps.clock.now()))
+            .update(|s| pin::mark_pinned(s, self.event, insync_at, verified, deps.clock.now()))
             .await?
         {
             Update::Committed(s) => s,
@@ -567,6 +630,7 @@ impl Pinner<'_> {
             site: self.site,
             event: self.event,
             resp,
+            records_insync: None,
         };
         pinner
             .fenced(f, state)
@@ -643,56 +707,146 @@ impl Pinner<'_> {
 
     /// The data-plane switch: one `PutMetricData` of `SWITCH_TO_SECONDARY` in the metric's region
     /// (re-sent on every try: the same datapoint again changes nothing), then every configured name
-    /// server asked what it answers. `Ok`: what was seen, every answer `host` (the SECONDARY
-    /// record's value, served because the PRIMARY's health check follows the alarm).
+    /// server asked what it answers. `Ok(Ok)`: what was seen, every answer `host` (the SECONDARY
+    /// record's value, served because the PRIMARY's health check follows the alarm); `Ok(Err)`:
+    /// what each server answered instead, and the CNAME values among it.
     async fn switch(
         &self,
         metric: &SwitchMetric,
         host: &str,
         deadline: Instant,
-    ) -> Result<String, PinError> {
+    ) -> Result<Result<String, (String, Vec<String>)>, PinError> {
         let deps = self.deps;
         let site = &self.site.dns;
-        within(
+        let put = within(
             deadline,
             "PutMetricData",
             deps.switch.put(metric, dataplane::SWITCH_TO_SECONDARY),
         )
-        .await
-        .map_err(|e| self.port(e))?;
-        let not = |seen: String| PinError::NotVerified {
-            site: self.site.id.clone(),
-            source: answer::NotVerified {
-                name: site.name.clone(),
-                host: host.to_owned(),
-                seen,
-            },
-        };
+        .await;
+        // Intent, acknowledged (200) or refused: what CloudWatch said, in the ledger for the pages.
+        let answer = put.as_ref().map(|_| ()).map_err(ToString::to_string);
+        let (event, now) = (self.event, deps.clock.now());
+        self.update(|s| Ok(dataplane::note_put_answer(s, event, answer.clone(), now)))
+            .await?;
+        put.map_err(|e| self.port(e))?;
+        let answers = self
+            .ask(deadline)
+            .await
+            .ok_or_else(|| PinError::NotVerified {
+                site: self.site.id.clone(),
+                source: answer::NotVerified {
+                    name: site.name.clone(),
+                    host: host.to_owned(),
+                    seen: "the name servers did not all answer in time".into(),
+                },
+            })?;
+        Ok(answer::judge(&site.name, host, &answers)
+            .map(|v| v.summary)
+            .map_err(|e| (e.seen, answer::cnames(&site.name, &answers))))
+    }
+
+    /// Every configured name server asked for the writer name ([`answer::QUERY_TYPES`]); `None`:
+    /// not all answered by `deadline`.
+    async fn ask(&self, deadline: Instant) -> Option<Vec<answer::Answer>> {
+        let deps = self.deps;
+        let site = &self.site.dns;
         let asks = site.name_servers.iter().flat_map(|ns| {
             answer::QUERY_TYPES
                 .iter()
                 .map(move |t| deps.resolve.ask(ns, &site.name, t))
         });
-        let answers = tokio::time::timeout_at(deadline, futures::future::join_all(asks))
+        tokio::time::timeout_at(deadline, futures::future::join_all(asks))
             .await
-            .map_err(|_| not("the name servers did not all answer in time".into()))?;
-        answer::judge(&site.name, host, &answers)
-            .map(|v| v.summary)
-            .map_err(|e| not(e.seen))
+            .ok()
+    }
+
+    /// The answer after the put was not the new writer (`seen`, its CNAMEs `after`): kept in the
+    /// ledger; when it names a third host ([`dataplane::third_host`]) the switch is put back to 0
+    /// and people are paged CRITICAL at once ([`dataplane::note_wrong_answer`]). `Some`: put
+    /// back, the note for the `DnsPinned` message.
+    async fn observed(
+        &mut self,
+        metric: &SwitchMetric,
+        seen: &str,
+        after: &[String],
+        deadline: Instant,
+    ) -> Result<Option<String>, PinError> {
+        let deps = self.deps;
+        let state = deps
+            .ledger
+            .load(&self.site.id)
+            .await
+            .map_err(|e| self.port(e))?;
+        let third = dataplane::switch_put(&state)
+            .map(|s| dataplane::third_host(s, after))
+            .unwrap_or_default();
+        let (event, now) = (self.event, deps.clock.now());
+        if third.is_empty() {
+            self.update(|s| Ok(dataplane::note_observed(s, event, seen, now)))
+                .await?;
+            return Ok(None);
+        }
+        warn!(site = %self.site.id, ?third, %seen, "a third host answers after the data-plane switch: putting it back");
+        let back = within(
+            deadline,
+            "PutMetricData",
+            deps.switch.put(metric, dataplane::SWITCH_TO_PRIMARY),
+        )
+        .await
+        .map_err(|e| e.to_string());
+        if let Update::Committed(st) = self
+            .update(|s| {
+                Ok(dataplane::note_wrong_answer(
+                    s,
+                    event,
+                    metric,
+                    &third,
+                    seen,
+                    back.clone(),
+                    now,
+                ))
+            })
+            .await?
+        {
+            self.flush(&st).await?;
+        }
+        Ok(Some(format!(
+            "data-plane switch put back to 0: after it was put the name servers answered {} (neither the old primary nor the new writer: the SECONDARY record is wrong)",
+            third.join(", ")
+        )))
+    }
+
+    /// 0 again on a switch put back (best effort: a failure is logged, the page already gave
+    /// the manual command).
+    async fn put_back_again(&self, deadline: Instant) {
+        let Some(m) = self.site.dns.mode.switch_metric() else {
+            return;
+        };
+        let put = within(
+            deadline,
+            "PutMetricData",
+            self.deps.switch.put(m, dataplane::SWITCH_TO_PRIMARY),
+        )
+        .await;
+        if let Err(e) = put {
+            warn!(site = %self.site.id, error = %e, "putting the data-plane switch back to 0 failed; trying again on the next try");
+        }
     }
 
     /// What the hand-on says: the error, except that a wrong answer about to be paged (an
     /// escalation or the deadline, `pin::pages_now`) is asked of the name servers again first,
-    /// so the page states what they answer now.
-    async fn why_now(&self, e: &PinError, host: &str) -> String {
+    /// so the page states what they answer now. The second value: the re-ask's verification,
+    /// when every server now answers `host`.
+    async fn why_now(&self, e: &PinError, host: &str) -> (String, Option<String>) {
         let PinError::NotVerified { .. } = e else {
-            return e.to_string();
+            return (e.to_string(), None);
         };
         let Ok(state) = self.deps.ledger.load(&self.site.id).await else {
-            return e.to_string();
+            return (e.to_string(), None);
         };
         if !pin::pages_now(self.site, &state, self.deps.clock.now()) {
-            return e.to_string();
+            return (e.to_string(), None);
         }
         // A few seconds of the finish reserve: DNS queries answer in milliseconds.
         let by = Instant::now() + FINISH_RESERVE / 2;
@@ -705,7 +859,7 @@ impl Pinner<'_> {
             .await
             {
                 Ok(s) => s,
-                Err(_) => return e.to_string(),
+                Err(_) => return (e.to_string(), None),
             }
         } else {
             self.site.dns.name_servers.clone()
@@ -717,13 +871,22 @@ impl Pinner<'_> {
                 .map(move |t| self.deps.resolve.ask(ns, name, t))
         });
         match tokio::time::timeout_at(by, futures::future::join_all(asks)).await {
-            Err(_) => format!("{e} (asked again just before this message: no answer in time)"),
+            Err(_) => (
+                format!("{e} (asked again just before this message: no answer in time)"),
+                None,
+            ),
             Ok(answers) => match answer::judge(name, host, &answers) {
-                Ok(v) => format!(
-                    "{e}; asked again just before this message, they now answer it ({}): the next link confirms the pin",
-                    v.summary
+                Ok(v) => (
+                    format!(
+                        "{e}; asked again just before this message, they now answer it ({}): the next link confirms the pin",
+                        v.summary
+                    ),
+                    Some(v.summary),
                 ),
-                Err(fresh) => format!("{fresh} (asked again just before this message)"),
+                Err(fresh) => (
+                    format!("{fresh} (asked again just before this message)"),
+                    None,
+                ),
             },
         }
     }
@@ -737,6 +900,29 @@ impl Pinner<'_> {
         deadline: Instant,
     ) -> Result<Result<String, String>, PinError> {
         let deps = self.deps;
+        let event = self.event;
+        // Once this epoch's records were recorded (or changed) by the pinner, the live SECONDARY
+        // may be the pinner's own write: the pair as recorded before the change is judged, and
+        // no reading is stored (it would poison the next epoch's check).
+        let before = deps
+            .ledger
+            .load(&self.site.id)
+            .await
+            .map_err(|e| self.port(e))?;
+        if let Some(d) = before.dns.as_ref().filter(|d| {
+            d.epoch == before.epoch && (d.previous_records.is_some() || d.change_id.is_some())
+        }) {
+            let judged = secondary::judge_recorded(host, d.previous_records.as_deref());
+            let refused = judged.as_ref().err().map(String::as_str);
+            let now = deps.clock.now();
+            if let Update::Committed(st) = self
+                .update(|s| Ok(secondary::note(s, event, None, refused, now)))
+                .await?
+            {
+                self.flush(&st).await?;
+            }
+            return Ok(judged);
+        }
         let query = pin::query(self.site);
         // Bounded short: a control plane that hangs instead of failing must not hold the switch
         // (the data-plane path) back for the whole invocation; no answer = dark (last reading).
@@ -756,10 +942,15 @@ impl Pinner<'_> {
                 Err(why.as_str())
             }
         };
-        let judged = secondary::judge(host, sets, state.secondary_reading.as_ref(), now);
+        let judged = secondary::judge(
+            host,
+            sets,
+            state.secondary_reading.as_ref(),
+            self.site.thresholds.secondary_reading_max_age_secs,
+            now,
+        );
         let reading = read.as_deref().ok().map(secondary::secondary_values);
         let refused = judged.as_ref().err().map(String::as_str);
-        let event = self.event;
         if let Update::Committed(st) = self
             .update(|s| Ok(secondary::note(s, event, reading.clone(), refused, now)))
             .await?
@@ -771,11 +962,11 @@ impl Pinner<'_> {
 
     /// The switch about to be put, recorded at `promoted` before the `PutMetricData`. `Some`: a
     /// fence stopped it, the answer to give.
-    async fn note_put(&mut self) -> Result<Option<Response>, PinError> {
+    async fn note_put(&mut self, before: &[String]) -> Result<Option<Response>, PinError> {
         let now = self.deps.clock.now();
         let event = self.event;
         match self
-            .update(|s| dataplane::note_switch_put(s, event, now))
+            .update(|s| dataplane::note_switch_put(s, event, before, now))
             .await?
         {
             Update::Committed(_) | Update::Unchanged(_) => Ok(None),
@@ -792,6 +983,7 @@ impl Pinner<'_> {
                     site: self.site,
                     event,
                     resp,
+                    records_insync: None,
                 };
                 pinner.fenced(f, &state).await.map(Some)
             }
@@ -821,6 +1013,7 @@ impl Pinner<'_> {
                     site: self.site,
                     event,
                     resp,
+                    records_insync: None,
                 };
                 pinner.fenced(f, &state).await.map(Some)
             }
@@ -861,6 +1054,7 @@ impl Pinner<'_> {
                     site,
                     event,
                     resp,
+                    records_insync: None,
                 };
                 pinner.fenced(f, &state).await.map(Some)
             }
@@ -872,9 +1066,10 @@ impl Pinner<'_> {
     /// zone — the site's `dns.name_servers`, else the zone's delegation set — is asked for the
     /// writer name's CNAME and A (the answer it serves now). The summary states what was seen.
     async fn verify(
-        &self,
+        &mut self,
         query: &pin::RecordQuery,
         host: &str,
+        insync_at: DateTime<Utc>,
         deadline: Instant,
     ) -> Result<String, PinError> {
         let deps = self.deps;
@@ -903,6 +1098,7 @@ impl Pinner<'_> {
                 pin::describe_records(&now)
             )));
         }
+        self.records_insync = Some(insync_at);
         let servers = if site.name_servers.is_empty() {
             match within(
                 deadline,

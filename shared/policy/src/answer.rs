@@ -138,6 +138,19 @@ fn cname_of<'a>(a: &'a Answer, name: &str) -> Option<&'a AnswerRecord> {
         .find(|r| same_name(&r.name, name) && r.record_type.eq_ignore_ascii_case("CNAME"))
 }
 
+/// The distinct CNAME values of `name` the servers answered authoritatively (lower case, no
+/// trailing dot), in the order first seen.
+pub fn cnames(name: &str, answers: &[Answer]) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for r in answers.iter().filter_map(|a| cname_of(a, name)) {
+        let v = r.value.trim_end_matches('.').to_ascii_lowercase();
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
 /// Whether every answer says `name CNAME host`, authoritatively. `answers` holds every query
 /// ([`QUERY_TYPES`]) of every name server of the zone; none at all is not a verification.
 pub fn judge(name: &str, host: &str, answers: &[Answer]) -> Result<Verified, NotVerified> {

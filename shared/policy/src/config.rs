@@ -341,6 +341,18 @@ pub struct Thresholds {
     /// or has not shown the change `INSYNC`; past it the epoch fails and a human is paged.
     #[serde(default = "default_pin_deadline_secs")]
     pub pin_deadline_secs: u64,
+    /// data-plane-switch: how old the ledger's last reading of the SECONDARY may be and still
+    /// decide the pre-switch check while Route 53's API is dark; older, it counts as NOT checked
+    /// (a human may have re-pointed the record since) and the message says how old it is.
+    #[serde(default = "default_secondary_reading_max_age_secs")]
+    pub secondary_reading_max_age_secs: u64,
+}
+
+/// Seven days: a reading older than a week says little about a record humans may edit.
+pub const DEFAULT_SECONDARY_READING_MAX_AGE_SECS: u64 = 7 * 86_400;
+
+fn default_secondary_reading_max_age_secs() -> u64 {
+    DEFAULT_SECONDARY_READING_MAX_AGE_SECS
 }
 
 fn default_flap_window() -> u64 {
@@ -973,6 +985,13 @@ impl SiteConfig {
                 format!("{p}.thresholds.pin_deadline_secs"),
                 "between 300 and 86400 seconds",
                 t.pin_deadline_secs,
+            ));
+        }
+        if !(3600..=90 * 86_400).contains(&t.secondary_reading_max_age_secs) {
+            return Err(invalid(
+                format!("{p}.thresholds.secondary_reading_max_age_secs"),
+                "between 3600 seconds (an hour) and 7776000 (90 days)",
+                t.secondary_reading_max_age_secs,
             ));
         }
         let Some(c) = &self.canary else {

@@ -64,6 +64,88 @@ pub struct SwitchRecord {
     /// back to the old primary. Absent in records written before this field: seen.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub put_only: bool,
+    /// The CNAME values the name servers answered just before the put (what the PRIMARY named):
+    /// with [`Self::host`], the answers the switch may legitimately produce ([`third_host`]).
+    /// Empty: not asked, or no answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<String>,
+    /// The last answer the name servers gave after the put, while it was not the new writer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observed>,
+    /// When the switch was put back to [`SWITCH_TO_PRIMARY`] because the name servers answered a
+    /// third host after the put ([`note_wrong_answer`]): the SECONDARY record is wrong, so the
+    /// switch is no way to the writer for this epoch ([`switch_put`] no longer counts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub put_back_at: Option<DateTime<Utc>>,
+    /// When CloudWatch first acknowledged the datapoint (PutMetricData answered 200). With
+    /// `put_only`, the three states: intent (none of these), acknowledged, seen (`!put_only`).
+    /// The safety (never `failed`) stays keyed on the intent — a put that timed out may have
+    /// landed —, the wording follows what is known ([`unconfirmed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_at: Option<DateTime<Utc>>,
+    /// What CloudWatch last answered to a put that was not acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub put_error: Option<String>,
+}
+
+/// The switch was meant to be put but CloudWatch never acknowledged it: `Some(what it said)`.
+pub fn unconfirmed(s: &SwitchRecord) -> Option<String> {
+    (s.put_only && s.acked_at.is_none()).then(|| {
+        s.put_error
+            .clone()
+            .unwrap_or_else(|| "no answer to PutMetricData".into())
+    })
+}
+
+/// What CloudWatch answered to a put of the epoch's switch (`Ok`: 200), into the ledger: the
+/// first acknowledgement, or a changed error. `None`: nothing new.
+pub fn note_put_answer(
+    state: &SiteState,
+    event: &DomainEvent,
+    answer: Result<(), String>,
+    now: DateTime<Utc>,
+) -> Option<SiteState> {
+    if state.epoch != event.epoch || state.site != event.site {
+        return None;
+    }
+    let s = this_epochs(state)?;
+    let mut next = state.clone();
+    let r = next.data_plane_switch.as_mut()?;
+    match answer {
+        Ok(()) if s.acked_at.is_none() => {
+            r.acked_at = Some(now);
+            r.put_error = None;
+        }
+        Err(e) if s.acked_at.is_none() && s.put_error.as_deref() != Some(e.as_str()) => {
+            r.put_error = Some(e)
+        }
+        _ => return None,
+    }
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    Some(next)
+}
+
+/// The page's words for a switch CloudWatch never acknowledged.
+fn not_confirmed(site: &SiteConfig, s: &SwitchRecord, said: &str) -> String {
+    let cmd = site
+        .dns
+        .mode
+        .switch_metric()
+        .map(|m| put_metric_command(m, SWITCH_TO_SECONDARY))
+        .unwrap_or_default();
+    format!(
+        "the data-plane switch was NOT confirmed: CloudWatch never acknowledged the datapoint (it said: {said}), so traffic is most likely still on the old primary (a put that timed out may still have landed: the name servers did not answer {} yet); put it by hand: {cmd}, or pin both records to {}",
+        s.host, s.host
+    )
+}
+
+/// What the name servers answered after the switch was put, when it was not the new writer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    pub at: DateTime<Utc>,
+    /// Server by server ([`crate::answer::NotVerified::seen`]).
+    pub seen: String,
 }
 
 /// How the `DnsPinned` of an epoch switched but not pinned ([`mark_switched`]) begins: the mark
@@ -215,10 +297,20 @@ pub fn switch_seen(state: &SiteState) -> Option<&SwitchRecord> {
 /// traffic moved or may move at any moment (the alarm latches, `TreatMissingData: ignore`), so
 /// nothing may fail the epoch or restore the old topology any more.
 pub fn switch_put(state: &SiteState) -> Option<&SwitchRecord> {
+    this_epochs(state).filter(|s| s.put_back_at.is_none())
+}
+
+/// The switch record of `state`'s epoch, whatever became of it (put back included).
+pub fn this_epochs(state: &SiteState) -> Option<&SwitchRecord> {
     state
         .data_plane_switch
         .as_ref()
         .filter(|s| s.epoch == state.epoch)
+}
+
+/// The switch of `state`'s epoch put back to 0 after a third host answered ([`note_wrong_answer`]).
+pub fn put_back(state: &SiteState) -> Option<&SwitchRecord> {
+    this_epochs(state).filter(|s| s.put_back_at.is_some())
 }
 
 /// The switch is about to be put: in the ledger BEFORE the `PutMetricData` call, so a fatal
@@ -227,10 +319,11 @@ pub fn switch_put(state: &SiteState) -> Option<&SwitchRecord> {
 pub fn note_switch_put(
     state: &SiteState,
     event: &DomainEvent,
+    before: &[String],
     now: DateTime<Utc>,
 ) -> Result<Option<SiteState>, Fence> {
     let host = pin::still_pinnable(state, event)?;
-    if state.phase != Phase::Promoted || switch_put(state).is_some() {
+    if state.phase != Phase::Promoted || this_epochs(state).is_some() {
         return Ok(None);
     }
     let mut next = state.clone();
@@ -240,6 +333,11 @@ pub fn note_switch_put(
         host: host.clone(),
         records_pending: true,
         put_only: true,
+        before: before.to_vec(),
+        observed: None,
+        put_back_at: None,
+        acked_at: None,
+        put_error: None,
     });
     next.timeline.push(TimelineEntry {
         phase: Phase::Promoted,
@@ -251,8 +349,162 @@ pub fn note_switch_put(
     Ok(Some(next))
 }
 
+/// The exact command that puts `value` by hand (the same datapoint the pinner puts).
+pub fn put_metric_command(m: &SwitchMetric, value: f64) -> String {
+    let dims = if m.dimensions.is_empty() {
+        String::new()
+    } else {
+        let d: Vec<String> = m
+            .dimensions
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(" --dimensions {}", d.join(","))
+    };
+    format!(
+        "`aws cloudwatch put-metric-data --region {} --namespace {} --metric-name {}{dims} --value {value}`",
+        m.region, m.namespace, m.name
+    )
+}
+
+/// The hosts the name servers answered after the put that are neither the new writer (`s.host`)
+/// nor what they answered just before it (`s.before`: the old PRIMARY's value): the SECONDARY
+/// names a third host, and the switch moved (or is moving) the writes there. Empty: none, or the
+/// answer before the put is unknown (then nothing can be told apart and nothing is claimed).
+pub fn third_host(s: &SwitchRecord, after: &[String]) -> Vec<String> {
+    if s.before.is_empty() {
+        return vec![];
+    }
+    after
+        .iter()
+        .filter(|h| !pin::same_name(h, &s.host) && !s.before.iter().any(|b| pin::same_name(b, h)))
+        .cloned()
+        .collect()
+}
+
+/// The answer seen after the put (not the new writer), kept in the ledger so the pages that
+/// follow can state it. `None`: nothing new to record.
+pub fn note_observed(
+    state: &SiteState,
+    event: &DomainEvent,
+    seen: &str,
+    now: DateTime<Utc>,
+) -> Option<SiteState> {
+    if state.epoch != event.epoch || state.site != event.site {
+        return None;
+    }
+    let s = this_epochs(state)?;
+    if s.observed.as_ref().is_some_and(|o| o.seen == seen) {
+        return None;
+    }
+    let mut next = state.clone();
+    if let Some(s) = next.data_plane_switch.as_mut() {
+        s.observed = Some(Observed {
+            at: now,
+            seen: seen.to_owned(),
+        });
+    }
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    Some(next)
+}
+
+/// How the page sent when a third host answers after the put begins.
+pub const WRONG_ANSWER: &str = "CRITICAL: data-plane switch answered a THIRD HOST, put back: ";
+
+/// A third host (`third`) answered after the put (`seen`: what each server answered): the
+/// SECONDARY record is provably wrong — it names neither the old primary nor the new writer —,
+/// so the switch is put back to 0 (`put_back`: what CloudWatch said to that datapoint) and never
+/// put again for the epoch; traffic goes back to what the PRIMARY names (the old primary, which
+/// the promotion left behind: writes there fail or wait, they do not split across a third host)
+/// until the records are pinned through Route 53's API. One CRITICAL `DnsPinDelayed` at once.
+#[allow(clippy::too_many_arguments)]
+pub fn note_wrong_answer(
+    state: &SiteState,
+    event: &DomainEvent,
+    metric: &SwitchMetric,
+    third: &[String],
+    seen: &str,
+    put_back: Result<(), String>,
+    now: DateTime<Utc>,
+) -> Option<SiteState> {
+    if state.epoch != event.epoch || state.site != event.site || state.phase != Phase::Promoted {
+        return None;
+    }
+    let s = switch_put(state)?.clone();
+    let mut next = state.clone();
+    if let Some(r) = next.data_plane_switch.as_mut() {
+        r.put_back_at = Some(now);
+        r.observed = Some(Observed {
+            at: now,
+            seen: seen.to_owned(),
+        });
+    }
+    let back = match &put_back {
+        Ok(()) => format!(
+            "the switch was put back to 0 at {} (CloudWatch accepted it; the pinner puts 0 again on every try, as one 0 in the same minute as the 1 does not move a Maximum alarm)",
+            now.to_rfc3339()
+        ),
+        Err(e) => format!(
+            "putting the switch back to 0 FAILED ({e}); the pinner keeps trying; put it back by hand: {}",
+            put_metric_command(metric, SWITCH_TO_PRIMARY)
+        ),
+    };
+    let note = format!(
+        "{WRONG_ANSWER}after the switch was put the name servers answer {} ({seen}) — neither the old primary ({}) nor the new writer {}: the SECONDARY record is wrong (a human changed it, or dns.mode.secondary_candidate is wrong), so writes may be going to a server that is not the writer; {back}. The records are pinned to {} as in failover-pin when Route 53's API answers; fix the SECONDARY and check what was written to {}",
+        third.join(", "),
+        s.before.join(", "),
+        s.host,
+        s.host,
+        third.join(", "),
+    );
+    next.timeline.push(TimelineEntry {
+        phase: Phase::Promoted,
+        at: now,
+        note: note.clone(),
+    });
+    next.outbox.push(pin::follow_up(
+        event,
+        &next,
+        EventType::DnsPinDelayed,
+        note,
+        now,
+    ));
+    next.version = state.version + 1;
+    next.updated_at = Some(now);
+    Some(next)
+}
+
+/// What the name servers last answered after the epoch's switch was put, for a page (empty when
+/// nothing but the new writer was seen, or no switch).
+pub fn observation(state: &SiteState) -> String {
+    let Some(s) = this_epochs(state) else {
+        return String::new();
+    };
+    let back = s
+        .put_back_at
+        .map(|t| {
+            format!(
+                " (the switch was put back to 0 at {}: the SECONDARY names a third host)",
+                t.to_rfc3339()
+            )
+        })
+        .unwrap_or_default();
+    match &s.observed {
+        Some(o) => format!(
+            "; after the data-plane switch was put the name servers last answered, at {}: {}{back}",
+            o.at.to_rfc3339(),
+            o.seen
+        ),
+        None => back,
+    }
+}
+
 /// What the ledger says about the answer of a switched epoch, for the messages.
-fn switch_fact(s: &SwitchRecord) -> String {
+fn switch_fact(site: &SiteConfig, s: &SwitchRecord) -> String {
+    if let Some(said) = unconfirmed(s) {
+        return not_confirmed(site, s, &said);
+    }
     if s.put_only {
         format!(
             "the switch metric was put at {} but the name servers were NOT seen answering {} yet: traffic may move there at any moment (the alarm latches)",
@@ -297,12 +549,18 @@ pub fn note_switch_seen(
         return Ok(None);
     }
     let mut next = state.clone();
+    let was = this_epochs(state);
     next.data_plane_switch = Some(SwitchRecord {
         epoch: state.epoch,
         switched_at: now,
         host: host.clone(),
         records_pending: true,
         put_only: false,
+        before: was.map(|s| s.before.clone()).unwrap_or_default(),
+        observed: None,
+        put_back_at: None,
+        acked_at: was.and_then(|s| s.acked_at).or(Some(now)),
+        put_error: None,
     });
     next.timeline.push(TimelineEntry {
         phase: Phase::Promoted,
@@ -337,7 +595,7 @@ pub fn records_failed(
     }
     let mut next = match state.phase {
         Phase::Promoted => {
-            mark_switched(state, event, site, &switch_fact(&seen), reason, now).ok()??
+            mark_switched(state, event, site, &switch_fact(site, &seen), reason, now).ok()??
         }
         Phase::DnsPinned if seen.records_pending => state.clone(),
         _ => return None,
@@ -346,10 +604,16 @@ pub fn records_failed(
         s.records_pending = false;
     }
     let note = format!(
-        "{RECORDS_GIVEN_UP}{}, but Route 53 refused the records' change and retrying cannot fix it: {reason}. A human must act (fix the permission, or look at who edited the records and why) and then: {}; {}. Until then the answer rests on the switch alone: do NOT set it back (metric 0).",
-        traffic_on(&seen),
+        "{RECORDS_GIVEN_UP}{}{}, but Route 53 refused the records' change and retrying cannot fix it: {reason}. A human must act (fix the permission, or look at who edited the records and why) and then: {}; {}. {}",
+        traffic_on(site, &seen),
+        observation(state),
         pin::manual_pin_step(site, &seen.host),
-        complete_step(state)
+        complete_step(state),
+        if unconfirmed(&seen).is_some() {
+            "Until then nothing moved the answer that CloudWatch confirmed."
+        } else {
+            "Until then the answer rests on the switch alone: do NOT set it back (metric 0)."
+        }
     );
     next.timeline.push(TimelineEntry {
         phase: Phase::DnsPinned,
@@ -369,7 +633,10 @@ pub fn records_failed(
 }
 
 /// Where the traffic is, for a page: on the switch, or — put, not seen — about to be.
-fn traffic_on(s: &SwitchRecord) -> String {
+fn traffic_on(site: &SiteConfig, s: &SwitchRecord) -> String {
+    if let Some(said) = unconfirmed(s) {
+        return not_confirmed(site, s, &said);
+    }
     if s.put_only {
         format!(
             "traffic MAY MOVE AT ANY MOMENT to the new primary {} via the data-plane switch (the metric was put at {}; the name servers did not answer it yet; the alarm latches, so it will not move back by itself)",
@@ -437,13 +704,18 @@ pub fn mark_switched(
         .map_err(|e| Fence::Stale {
             reason: e.to_string(),
         })?;
-    let switched_at = switch_put(state).map_or(now, |s| s.switched_at);
+    let was = switch_put(state);
     next.data_plane_switch = Some(SwitchRecord {
         epoch: state.epoch,
-        switched_at,
+        switched_at: was.map_or(now, |s| s.switched_at),
         host,
         records_pending: true,
-        put_only: switch_put(state).is_some_and(|s| s.put_only),
+        put_only: was.is_some_and(|s| s.put_only),
+        before: was.map(|s| s.before.clone()).unwrap_or_default(),
+        observed: was.and_then(|s| s.observed.clone()),
+        put_back_at: None,
+        acked_at: was.and_then(|s| s.acked_at),
+        put_error: was.and_then(|s| s.put_error.clone()),
     });
     next.version = state.version + 1;
     next.updated_at = Some(now);
@@ -492,9 +764,11 @@ pub fn hand_on_records(
             s.records_pending = false;
         }
         let note = format!(
-            "{RECORDS_GIVEN_UP}records not pinned within thresholds.pin_deadline_secs ({}) of the promotion (waited {}; last answer: {why}); the traffic is held by the data-plane switch. Next step: {}; {}",
+            "{RECORDS_GIVEN_UP}records not pinned within thresholds.pin_deadline_secs ({}) of the promotion (waited {}; last answer: {why}{}); {}. Next step: {}; {}",
             pin::human_duration(deadline),
             pin::human_duration(waited),
+            observation(state),
+            switch_put(state).filter(|s| s.put_only).map_or_else(|| "the traffic is held by the data-plane switch".to_owned(), |s| traffic_on(site, s)),
             pin::manual_pin_step(site, &host),
             complete_step(state)
         );

@@ -85,6 +85,24 @@ pub fn overdue(site: &SiteConfig, st: &SiteState, now: DateTime<Utc>) -> Option<
             let p = promotion?;
             let since = p.completed_at.or_else(|| entered(st, Phase::Promoted))?;
             let due = since + pin_deadline(site) + SLACK;
+            // The switch put (maybe not seen): say so — pointing the name by hand is still the
+            // step, but the switch must not be set back (the alarm latches, it may move traffic).
+            if let Some(sw) = crate::dataplane::switch_put(st) {
+                return (now >= due).then(|| {
+                    let put = match crate::dataplane::unconfirmed(sw) {
+                        Some(said) => format!("the data-plane switch was meant to be put at {} but CloudWatch never acknowledged it ({said})", sw.switched_at.format("%H:%M:%SZ")),
+                        None => format!("the data-plane switch was put at {} (traffic may move to {} at any moment: the alarm latches)", sw.switched_at.format("%H:%M:%SZ"), sw.host),
+                    };
+                    format!(
+                        "{} was promoted at {} and accepts writes; {put}, but the name servers were not seen answering {} and the records were never pinned: do NOT set the switch back (metric 0); {}; then send {}",
+                        p.candidate,
+                        since.format("%H:%M:%SZ"),
+                        sw.host,
+                        crate::pin::manual_pin_step(site, &sw.host),
+                        cmd("complete")
+                    )
+                });
+            }
             (now >= due).then(|| {
                 format!(
                     "{} was promoted at {} and accepts writes, but {} was never pinned to it: point \
@@ -211,8 +229,40 @@ mod tests {
             assert!(why.contains("never pinned"), "{why}");
         }
 
-        // data-plane-switch: on the switch, the records still pending past the same deadline.
+        // data-plane-switch, still `promoted` with the switch put (finding 8): the page says it.
         site.thresholds.pin_deadline_secs = 600;
+        let put = crate::dataplane::SwitchRecord {
+            epoch: 1,
+            switched_at: t0,
+            host: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
+            records_pending: true,
+            put_only: true,
+            before: vec![],
+            observed: None,
+            put_back_at: None,
+            acked_at: Some(t0),
+            put_error: None,
+        };
+        st.data_plane_switch = Some(put.clone());
+        let why = overdue(&site, &st, t0 + Duration::minutes(15)).expect("overdue");
+        assert!(
+            why.contains("the data-plane switch was put at")
+                && why.contains("do NOT set the switch back")
+                && !why.contains("by hand (Route 53 console or CLI)"),
+            "{why}"
+        );
+        st.data_plane_switch = Some(crate::dataplane::SwitchRecord {
+            acked_at: None,
+            put_error: Some("AccessDenied".into()),
+            ..put
+        });
+        let why = overdue(&site, &st, t0 + Duration::minutes(15)).expect("overdue");
+        assert!(
+            why.contains("CloudWatch never acknowledged it (AccessDenied)"),
+            "{why}"
+        );
+
+        // data-plane-switch: on the switch, the records still pending past the same deadline.
         st.transition(1, Phase::DnsPinned, t0, "switched").unwrap();
         st.data_plane_switch = Some(crate::dataplane::SwitchRecord {
             epoch: 1,
@@ -220,6 +270,11 @@ mod tests {
             host: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
             records_pending: true,
             put_only: false,
+            before: vec![],
+            observed: None,
+            put_back_at: None,
+            acked_at: None,
+            put_error: None,
         });
         let at = |m: i64| t0 + Duration::minutes(m);
         assert!(overdue(&site, &st, at(14)).is_none());

@@ -1439,13 +1439,19 @@ fn operator(
             let others: Vec<String> = topo.candidates.iter().map(|c| c.to_string()).collect();
             // Never a completion that claims records that were not pinned.
             let records = if crate::dataplane::moved_by_switch_only(&cx.st, epoch) {
-                let host = crate::dataplane::switch_put(&cx.st)
-                    .map(|s| s.host.clone())
-                    .unwrap_or_default();
-                format!(
+                let sw = crate::dataplane::switch_put(&cx.st);
+                let host = sw.map(|s| s.host.clone()).unwrap_or_default();
+                match sw.and_then(crate::dataplane::unconfirmed) {
+                    Some(said) => format!(
+                        "; the failover records are NOT pinned and the data-plane switch was NOT confirmed (CloudWatch never acknowledged its datapoint: {said}): the answer may still be the old primary. Put the switch by hand ({}) or pin the records by hand: {}",
+                        cx.configured.dns.mode.switch_metric().map(|m| crate::dataplane::put_metric_command(m, crate::dataplane::SWITCH_TO_SECONDARY)).unwrap_or_default(),
+                        crate::pin::manual_pin_step(cx.configured, &host)
+                    ),
+                    None => format!(
                     "; the failover records are NOT pinned: the answer rests on the data-plane switch alone (metric at 1). Do NOT set the switch back (metric 0, or unpin) before the records are pinned: Route 53 would answer the PRIMARY, the old primary. Pin them by hand: {}",
                     crate::pin::manual_pin_step(cx.configured, &host)
-                )
+                ),
+                }
             } else {
                 String::new()
             };

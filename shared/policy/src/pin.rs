@@ -668,6 +668,25 @@ pub fn mark_pinned(
             reason: "the previous record set was not recorded before pinning".into(),
         })?;
     d.insync_at = Some(insync_at);
+    // A failover pair pinned: both members name `host` now. The SECONDARY reading the next
+    // epoch's pre-switch check may fall back on is what the pin wrote (never an older value the
+    // pin replaced). Unpin restores the SECONDARY and must set the reading to what it restored.
+    let pair = d.previous_records.as_ref().is_some_and(|r| {
+        r.iter()
+            .any(|r| r.failover == Some(FailoverRole::Secondary))
+    });
+    if pair {
+        next.secondary_reading = Some(crate::secondary::SecondaryReading {
+            values: vec![host.clone()],
+            at: now,
+            epoch: state.epoch,
+        });
+    }
+    let d = next
+        .dns
+        .as_mut()
+        .filter(|d| d.epoch == state.epoch)
+        .expect("checked above");
     let was = if d.previous_values.is_empty() {
         "absent".to_string()
     } else {
@@ -816,9 +835,10 @@ pub fn hand_on(
     let deadline = site.thresholds.pin_deadline_secs as i64;
     if waited >= deadline {
         let reason = format!(
-            "not pinned within thresholds.pin_deadline_secs ({}) of the promotion (waited {}); last answer: {why}. Next step: {}",
+            "not pinned within thresholds.pin_deadline_secs ({}) of the promotion (waited {}); last answer: {why}{}. Next step: {}",
             human_duration(deadline),
             human_duration(waited),
+            crate::dataplane::observation(state),
             manual_pin_step(site, &host)
         );
         // data-plane-switch: the metric was put (the answer maybe not seen moving yet): the alarm

@@ -65,8 +65,21 @@ pub fn judge(
     host: &str,
     read: Result<&[RecordSet], &str>,
     last: Option<&SecondaryReading>,
+    max_age_secs: u64,
     now: DateTime<Utc>,
 ) -> Result<String, String> {
+    // A reading older than the bound is not trusted: NOT checked, its age said.
+    let aged = last.filter(|r| (now - r.at).num_seconds() > max_age_secs as i64);
+    if let (Err(why), Some(r)) = (read, aged) {
+        return Ok(format!(
+            "the SECONDARY was NOT checked: Route 53's API did not answer ({why}) and the last reading on record, {} old ({}, epoch {}, naming {}), is older than thresholds.secondary_reading_max_age_secs ({}), so it is not trusted; the switch is put on dns.mode.secondary_candidate's word",
+            pin::human_duration((now - r.at).num_seconds().max(0)),
+            r.at.to_rfc3339(),
+            r.epoch,
+            describe(&r.values),
+            pin::human_duration(max_age_secs as i64)
+        ));
+    }
     match (read, last) {
         (Ok(sets), _) => {
             let v = secondary_values(sets);
@@ -106,6 +119,25 @@ pub fn judge(
             "the SECONDARY was NOT checked: Route 53's API did not answer ({why}) and the ledger holds no earlier reading; the switch is put on dns.mode.secondary_candidate's word"
         )),
     }
+}
+
+/// [`judge`] on the record pair as the ledger recorded it before the pinner's own change of this
+/// epoch (`dns.previous_records`): once the pinner may have written the SECONDARY itself, a
+/// live read would judge the tool's own write (the writer, of course) and lift a refusal that
+/// was right. `None` recorded (only a change id): nothing to judge by, refused.
+pub fn judge_recorded(host: &str, recorded: Option<&[RecordSet]>) -> Result<String, String> {
+    let Some(sets) = recorded else {
+        return Err(format!(
+            "the pinner already changed the records of this epoch and the pair as it was before is not on record, so what the SECONDARY named before the change cannot be told (a live read would show the pinner's own write of {host}); the records are pinned as in failover-pin"
+        ));
+    };
+    let now = DateTime::<Utc>::UNIX_EPOCH;
+    judge(host, Ok(sets), None, u64::MAX, now).map(|ok| {
+        ok.replace(
+            "read just before the switch",
+            "as recorded before the pinner's own change of this epoch (not read again: the pinner may have written it)",
+        )
+    })
 }
 
 /// Records what was read (`reading`) and, when the switch is refused (`refused`), pages CRITICAL
@@ -191,6 +223,7 @@ mod tests {
             "new.example.com",
             Ok(&pair("third.example.com")),
             Some(&last),
+            WEEK,
             t(9),
         )
         .unwrap_err();
@@ -198,7 +231,14 @@ mod tests {
             e.contains("names third.example.com, not the promoted writer new.example.com"),
             "{e}"
         );
-        let ok = judge("new.example.com.", Ok(&pair("NEW.example.com")), None, t(9)).unwrap();
+        let ok = judge(
+            "new.example.com.",
+            Ok(&pair("NEW.example.com")),
+            None,
+            WEEK,
+            t(9),
+        )
+        .unwrap();
         assert!(ok.contains("the PRIMARY's TTL is 60 s"), "{ok}");
     }
 
@@ -213,6 +253,7 @@ mod tests {
             "new.example.com",
             Err("503"),
             Some(&last("new.example.com")),
+            WEEK,
             t(7200),
         )
         .unwrap();
@@ -225,11 +266,61 @@ mod tests {
             "new.example.com",
             Err("503"),
             Some(&last("third.example.com")),
+            WEEK,
             t(60),
         )
         .unwrap_err();
         assert!(e.contains("named third.example.com"), "{e}");
-        let none = judge("new.example.com", Err("503"), None, t(60)).unwrap();
+        let none = judge("new.example.com", Err("503"), None, WEEK, t(60)).unwrap();
         assert!(none.contains("NOT checked"), "{none}");
+    }
+
+    const WEEK: u64 = 7 * 86_400;
+
+    /// Finding 4 (issue 14 review 2): the last reading is trusted only up to the bound; older,
+    /// it is NOT checked — neither a pass nor a refusal — and the note says how old it is.
+    #[test]
+    fn a_reading_older_than_the_bound_counts_as_not_checked_and_says_its_age() {
+        let last = |v: &str| SecondaryReading {
+            values: vec![v.into()],
+            at: t(0),
+            epoch: 1,
+        };
+        let eight_days = t(8 * 86_400);
+        let ok = judge(
+            "new.example.com",
+            Err("503"),
+            Some(&last("new.example.com")),
+            WEEK,
+            eight_days,
+        )
+        .unwrap();
+        assert!(
+            ok.contains("NOT checked")
+                && ok.contains("older than thresholds.secondary_reading_max_age_secs")
+                && ok.contains("epoch 1"),
+            "{ok}"
+        );
+        let ok = judge(
+            "new.example.com",
+            Err("503"),
+            Some(&last("third.example.com")),
+            WEEK,
+            eight_days,
+        )
+        .unwrap();
+        assert!(
+            ok.contains("NOT checked") && ok.contains("naming third.example.com"),
+            "{ok}"
+        );
+        // Within the bound it still decides.
+        assert!(judge(
+            "new.example.com",
+            Err("503"),
+            Some(&last("third.example.com")),
+            WEEK,
+            t(86_400)
+        )
+        .is_err());
     }
 }

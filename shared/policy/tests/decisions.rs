@@ -2415,6 +2415,11 @@ fn switched_epoch_1(records_pending: bool) -> SiteState {
         host: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
         records_pending,
         put_only: false,
+        before: vec![],
+        observed: None,
+        put_back_at: None,
+        acked_at: None,
+        put_error: None,
     });
     st
 }
@@ -2495,6 +2500,11 @@ fn a_completed_switched_epoch_does_not_hold_the_next_failover_as_an_unpinned_pro
         host: "orders-replica-1.x.us-west-2.rds.amazonaws.com".into(),
         records_pending: false,
         put_only: false,
+        before: vec![],
+        observed: None,
+        put_back_at: None,
+        acked_at: None,
+        put_error: None,
     });
     let mut failed = st.clone();
     let d = confirmed_outage(&World::outage(), &mut st);

@@ -692,6 +692,7 @@ mod answers;
 mod compare_and_set;
 mod dataplane;
 mod interleavings;
+mod review2;
 mod unpin;
 
 // ---------------------------------------------------------------- continuing itself

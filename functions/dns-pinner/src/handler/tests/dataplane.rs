@@ -30,7 +30,11 @@ pub(super) fn switch_world(outage: Option<Duration>) -> World {
 
 /// The same pair (the SECONDARY names orders-replica-1, `dns.mode.secondary_candidate`), epoch 3
 /// having promoted `candidate` at `host`.
-fn switch_world_promoting(outage: Option<Duration>, candidate: &str, host: &str) -> World {
+pub(super) fn switch_world_promoting(
+    outage: Option<Duration>,
+    candidate: &str,
+    host: &str,
+) -> World {
     let mut w = world();
     w.ledger
         .put(promoted("orders", 3, candidate, &format!("{host}:3306")));
@@ -76,7 +80,7 @@ pub(super) fn served(w: &World) -> Vec<String> {
     w.dns.served(NAME).map(|r| r.values).unwrap_or_default()
 }
 
-fn values(w: &World) -> Vec<Vec<String>> {
+pub(super) fn values(w: &World) -> Vec<Vec<String>> {
     w.dns
         .records("Z0ORDERSEXAMPLE")
         .into_iter()
@@ -84,7 +88,7 @@ fn values(w: &World) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn summaries(w: &World, t: EventType) -> Vec<String> {
+pub(super) fn summaries(w: &World, t: EventType) -> Vec<String> {
     w.bus
         .published
         .lock()
@@ -380,13 +384,13 @@ async fn another_candidate_promoted_with_route53_dark_is_not_switched_either() {
 /// What Route 53's API does in [`Flaky`]: down (503), refusing the change (IAM), or a human's
 /// edit landing between the pinner's read and its change (the compare-and-set then fails).
 #[derive(Clone)]
-enum Api {
+pub(super) enum Api {
     Down,
     Denied,
     HumanEdits(RecordSet),
 }
 
-struct Flaky {
+pub(super) struct Flaky {
     inner: Arc<FakeDns>,
     api: std::sync::Mutex<Api>,
 }
@@ -448,7 +452,7 @@ impl Dns for Flaky {
     }
 }
 
-fn flaky_world(api: Api) -> (World, Arc<Flaky>) {
+pub(super) fn flaky_world(api: Api) -> (World, Arc<Flaky>) {
     let mut w = switch_world(Some(Duration::ZERO));
     let flaky = Arc::new(Flaky {
         inner: w.dns.clone(),
@@ -458,7 +462,7 @@ fn flaky_world(api: Api) -> (World, Arc<Flaky>) {
     (w, flaky)
 }
 
-const HUMAN: &str = "hand-picked.cabc.us-east-1.rds.amazonaws.com";
+pub(super) const HUMAN: &str = "hand-picked.cabc.us-east-1.rds.amazonaws.com";
 
 fn human_edit() -> RecordSet {
     RecordSet {
@@ -588,6 +592,11 @@ async fn a_run_that_died_after_the_switch_was_seen_resumes_from_it_and_never_fai
         host: NEW_HOST.into(),
         records_pending: true,
         put_only: false,
+        before: vec![],
+        observed: None,
+        put_back_at: None,
+        acked_at: None,
+        put_error: None,
     });
     w.ledger.put(st);
     w.switch.dark.lock().unwrap().insert("us-west-2".into());
@@ -685,7 +694,7 @@ async fn a_switch_put_never_seen_is_abandoned_at_the_deadline_never_failed() {
 }
 
 /// The SECONDARY as a human re-pointed it, at `value`.
-fn secondary_at(value: &str) -> RecordSet {
+pub(super) fn secondary_at(value: &str) -> RecordSet {
     RecordSet {
         name: NAME.into(),
         health_check_id: None,
