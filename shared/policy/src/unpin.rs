@@ -467,7 +467,18 @@ pub fn mark_restored(
         .filter(|u| u.restored_at.is_none() && u.failed.is_none())?;
     u.restored_at = Some(insync_at);
     let (by, reason) = (u.by.clone(), u.reason.clone());
-    let restored = restore_set(st)
+    let original = restore_set(st);
+    // The SECONDARY as restored is the last reading the next epoch may trust when Route 53 is
+    // dark ([`crate::secondary::judge`]); left alone, the reading would still name the writer the
+    // pin wrote, while the record names the team's SECONDARY again.
+    if let Some(o) = &original {
+        next.secondary_reading = Some(crate::secondary::SecondaryReading {
+            values: crate::secondary::secondary_values(&o.records),
+            at: insync_at,
+            epoch: st.epoch,
+        });
+    }
+    let restored = original
         .map(|o| describe_records(&o.records))
         .unwrap_or_default();
     // The pinner sets a data-plane switch back before it restores the records.
