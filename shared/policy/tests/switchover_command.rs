@@ -84,6 +84,7 @@ fn healthy(lag1: Option<f64>) -> Evidence {
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
         primary_gtid: Some(true),
+        read_only_groups: vec![],
     }
 }
 

@@ -24,7 +24,7 @@ fn site_with(f: impl FnOnce(&mut serde_json::Value)) -> SiteConfig {
     let mut doc: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
     doc["sites"][0]["fence"] = serde_json::json!({"parameter_group": "orders-params"});
     doc["sites"][0]["reprotect"] = serde_json::json!({
-        "region": "us-east-1", "parameter_group": "orders-params",
+        "region": "us-east-1", "parameter_group": "orders-rp-params",
         "security_groups": ["sg-0123abcd"], "subnet_group": "orders-subnets", "kms_key_id": "alias/orders"
     });
     f(&mut doc);
@@ -109,6 +109,7 @@ fn evidence(candidates: Vec<CandidateEvidence>) -> Evidence {
         primary_multi_az: None,
         vantage_region: None,
         primary_gtid: Some(true),
+        read_only_groups: vec![],
     }
 }
 

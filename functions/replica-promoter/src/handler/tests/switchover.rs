@@ -53,6 +53,7 @@ fn healthy(target: &DbRef) -> Evidence {
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
         primary_gtid: Some(true),
+        read_only_groups: vec![],
     }
 }
 
