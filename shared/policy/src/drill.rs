@@ -49,6 +49,14 @@ use crate::verdict::{Guard, GuardCheck, GuardResult, Outcome, RefusalReason, Ver
 /// How many ended drills the ledger keeps.
 pub const HISTORY: usize = 10;
 
+/// An `outside_window` drill was accepted to move writes now, not at any later hour: its back leg
+/// may start outside every window only this long after its out leg started.
+pub const OUTSIDE_WINDOW_GRACE_SECS: i64 = 4 * 3600;
+
+/// A drill whose way back has not started this long after it was requested ends `abandoned`
+/// (eight days: a weekly maintenance window is reached once more before it).
+pub const BACK_WAIT_LIMIT_SECS: i64 = 8 * 24 * 3600;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DrillPhase {
@@ -117,6 +125,14 @@ pub struct DrillRecord {
     pub approve_epoch: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
+    /// When the out leg started (the command, or its approval): an `outside_window` drill's back
+    /// leg may start outside every window until [`OUTSIDE_WINDOW_GRACE_SECS`] after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the team was paged that the way back is ready but waits (a window, a transient
+    /// precondition): paged once, not every tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub back_wait_paged: Option<DateTime<Utc>>,
     pub phase: DrillPhase,
     #[serde(default)]
     pub legs: Vec<LegRecord>,
@@ -301,6 +317,8 @@ pub(crate) fn command(
         outside_window: cmd.outside_window.then(|| reason.clone()),
         approve_epoch: None,
         approved_by: None,
+        started_at: None,
+        back_wait_paged: None,
         phase: DrillPhase::Out,
         legs: vec![],
         ended_at: None,
@@ -425,26 +443,67 @@ fn start_out(
                 rpo_transactions: None,
             });
             rec.phase = DrillPhase::Out;
+            rec.started_at = Some(next.updated_at.unwrap_or(rec.requested_at));
             next.drill = Some(rec);
         }
     }
     d
 }
 
-/// Where a tick's drill step would take the back leg, when it may start now: a drill whose way
-/// back is ready (Aurora/Multi-AZ: its out leg done; rds-replica: its re-protection protected),
-/// the site idle and not paused, and the switchover's own preconditions passing on this tick's
-/// evidence. `None` otherwise — the tick is then evaluated as usual (a drill never holds up the
-/// detection of a real outage).
-pub fn back_target(
+/// What a healthy tick does about a drill in flight whose way back may be ready.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackStep {
+    /// Start the back leg to this target.
+    Start(DbRef),
+    /// Ready, but it waits (outside every window, a transient precondition): page once, saying why.
+    Wait(String),
+    /// It can never start as things are (a precondition that does not clear by itself, or it
+    /// waited past [`BACK_WAIT_LIMIT_SECS`]): the drill ends `abandoned`, saying why.
+    Abandon(String),
+}
+
+/// Whether a refusal of the back leg clears by itself (lag, a backup, a primary blip): the drill
+/// waits. Any other refusal ends it.
+fn transient(r: RefusalReason) -> bool {
+    matches!(
+        r,
+        RefusalReason::RpoExceeded
+            | RefusalReason::LagUnknown
+            | RefusalReason::BackupRunning
+            | RefusalReason::PrimaryUnhealthy
+            | RefusalReason::NoHealthyCandidate
+    )
+}
+
+/// The back leg, judged on a tick the evaluation found healthy: a drill whose way back is ready
+/// (Aurora/Multi-AZ: its out leg done; rds-replica: its re-protection protected), the site idle
+/// and not paused, inside a maintenance window (or within [`OUTSIDE_WINDOW_GRACE_SECS`] of an
+/// `outside_window` drill's start), and the switchover's own preconditions passing on this
+/// tick's evidence. `None`: nothing to do this tick.
+pub fn back_step(
     configured: &SiteConfig,
     live: &SiteConfig,
     st: &SiteState,
     ev: &Evidence,
-) -> Option<DbRef> {
+    now: DateTime<Utc>,
+) -> Option<BackStep> {
     let rec = in_flight(st)?;
     if st.phase.is_open() || st.paused.is_some() {
         return None;
+    }
+    if rec.phase == DrillPhase::Reprotecting {
+        if let Some(r) = st
+            .reprotect
+            .as_ref()
+            .filter(|r| r.phase == crate::reprotect::RpPhase::Failed)
+        {
+            return Some(BackStep::Abandon(format!(
+                "its re-protection into {} FAILED ({}): there is no replica to come back through; the site stays on {} (DNS points at it), UNPROTECTED until a `reprotect` succeeds, then `failback`",
+                r.replica.region,
+                r.note.clone().unwrap_or_default(),
+                live.primary
+            )));
+        }
     }
     let ready = match rec.phase {
         DrillPhase::Back => true,
@@ -457,14 +516,55 @@ pub fn back_target(
     if !ready {
         return None;
     }
+    if (now - rec.requested_at).num_seconds() > BACK_WAIT_LIMIT_SECS {
+        return Some(BackStep::Abandon(format!(
+            "its back leg has not started {} days after the drill was requested; the site stays on {} (DNS points at it): `failback` (rds-replica) or `switchover` to {} by hand in a window",
+            BACK_WAIT_LIMIT_SECS / 86_400,
+            live.primary,
+            rec.home
+        )));
+    }
+    let granted = rec.outside_window.is_some()
+        && rec
+            .started_at
+            .is_some_and(|t| (now - t).num_seconds() <= OUTSIDE_WINDOW_GRACE_SECS);
+    if !granted && configured.in_maintenance(now).is_none() {
+        let next = configured
+            .maintenance_windows
+            .iter()
+            .map(|w| (w.next_start(now), w))
+            .min_by_key(|(t, _)| *t)
+            .map(|(t, w)| format!("{w} (opens {})", t.format("%a %Y-%m-%d %H:%M UTC")))
+            .unwrap_or_else(|| "none configured".into());
+        return Some(BackStep::Wait(format!(
+            "its way back is ready but it is outside every maintenance window: the back leg waits for the next one, {next}; until then the site stays on {}",
+            live.primary
+        )));
+    }
     let to = if matches!(configured.engine, Engine::RdsReplica) {
-        crate::failback::target(configured, live, st, ev).ok()?
+        match crate::failback::target(configured, live, st, ev) {
+            Ok(t) => t,
+            Err(e) => {
+                return Some(BackStep::Wait(format!(
+                    "the back leg cannot start yet: {e}"
+                )))
+            }
+        }
     } else {
-        live.candidates
+        match live
+            .candidates
             .iter()
             .chain(std::iter::once(&live.primary))
-            .find(|c| **c == rec.home)?
-            .clone()
+            .find(|c| **c == rec.home)
+        {
+            Some(c) => c.clone(),
+            None => {
+                return Some(BackStep::Abandon(format!(
+                    "its home {} is no longer in the site's topology: the site stays on {}",
+                    rec.home, live.primary
+                )))
+            }
+        }
     };
     let req = crate::switchover::Request {
         target: to.clone(),
@@ -477,11 +577,100 @@ pub fn back_target(
         return None;
     }
     let seen = crate::switchover::command::observed(ev, st, &to);
-    crate::switchover::preconditions(live, st, &req, &seen).ok()?;
-    Some(to)
+    match crate::switchover::preconditions(live, st, &req, &seen) {
+        Ok(_) => Some(BackStep::Start(to)),
+        Err(r) if transient(r.reason) => Some(BackStep::Wait(format!(
+            "the back leg to {to} waits: {}",
+            r.detail
+        ))),
+        Err(r) => Some(BackStep::Abandon(format!(
+            "the back leg to {to} is refused: {}; the site stays on {} (DNS points at it)",
+            r.detail, live.primary
+        ))),
+    }
 }
 
-/// The tick's drill step once [`back_target`] said where: the back leg's switchover epoch
+/// A healthy tick's drill step (see [`back_step`]), after the tick's own evaluation `d` — an
+/// outage always wins: a tick that saw any down vote, or left an incident open, does nothing
+/// here.
+pub(crate) fn after_tick(
+    configured: &SiteConfig,
+    live: &SiteConfig,
+    original: &SiteState,
+    d: Decision,
+    ev: &Evidence,
+    now: DateTime<Utc>,
+) -> Decision {
+    let st = d.next.clone().unwrap_or_else(|| original.clone());
+    if st.phase.is_open() || ev.tally().down > 0 {
+        return d;
+    }
+    let Some(step) = back_step(configured, live, &st, ev, now) else {
+        return d;
+    };
+    let mut next = st;
+    let Some(mut drill) = in_flight(&next).cloned() else {
+        return d;
+    };
+    let summary = match step {
+        BackStep::Start(to) => {
+            let cx = Ctx {
+                site: live,
+                configured,
+                now,
+                st: next.clone(),
+                guards: d.verdict.guards.clone(),
+                emit: vec![],
+            };
+            let mut started = start_back(cx, original, to, ev);
+            let ok = started.next.as_ref().is_some_and(|n| {
+                n.switchover
+                    .as_ref()
+                    .is_some_and(|s| s.drill && s.epoch == n.epoch && n.epoch != original.epoch)
+            });
+            if ok {
+                let mut emit = d.emit;
+                emit.append(&mut started.emit);
+                started.emit = emit;
+                return started;
+            }
+            let s = format!(
+                "DRILL {} ABANDONED: the back leg was refused ({}); the site stays on {} (DNS points at it)",
+                drill.number, started.verdict.summary, live.primary
+            );
+            end(&mut drill, DrillPhase::Abandoned, s.clone(), now);
+            s
+        }
+        BackStep::Wait(why) => {
+            if drill.back_wait_paged.is_some() {
+                return d;
+            }
+            drill.back_wait_paged = Some(now);
+            format!("DRILL {} waits: {why}", drill.number)
+        }
+        BackStep::Abandon(why) => {
+            let s = format!("DRILL {} ABANDONED: {why}", drill.number);
+            end(&mut drill, DrillPhase::Abandoned, s.clone(), now);
+            s
+        }
+    };
+    let e = event(configured, &next, &drill, summary.clone(), now);
+    next.outbox.push(e.clone());
+    keep(&mut next, drill);
+    next.version = original.version + 1;
+    next.updated_at = Some(now);
+    let mut emit = d.emit;
+    emit.push(e);
+    let mut verdict = d.verdict;
+    verdict.summary = format!("{}; {summary}", verdict.summary);
+    Decision {
+        verdict,
+        next: Some(next),
+        emit,
+    }
+}
+
+/// The tick's drill step once [`back_step`] said where: the back leg's switchover epoch
 /// (recorded as a failback for rds-replica, so its end restores the writer name's shape).
 pub(crate) fn start_back(cx: Ctx<'_>, original: &SiteState, to: DbRef, ev: &Evidence) -> Decision {
     let Some(mut rec) = in_flight(&cx.st).cloned() else {

@@ -508,7 +508,7 @@ fn a_failover_decided_mid_drill_abandons_it() {
         .iter()
         .any(|e| e.verdict.summary.contains("DRILL 1 ABANDONED")));
     // No back leg is ever started for it.
-    assert!(back_target(&site, &site, &next, &home_ev()).is_none());
+    assert!(back_step(&site, &site, &next, &home_ev(), t(300)).is_none());
 }
 
 #[test]
@@ -611,4 +611,158 @@ fn next_start_of_a_window() {
         w.next_start(wed),
         Utc.with_ymd_and_hms(2026, 12, 6, 3, 0, 0).unwrap()
     );
+}
+
+/// A drill whose out leg is done and whose re-protection reached `protected` at `protected`
+/// seconds: the state the back leg starts from, and the re-protection replica.
+fn protected_at(site: &SiteConfig, protected: i64) -> (SiteState, DbRef) {
+    let d = decide_on(
+        site,
+        &drill_cmd("d1", "orders-replica-1", false),
+        &home_ev(),
+        &SiteState::new("orders"),
+        t(0),
+    );
+    let st = run_leg(site, d.next.unwrap(), 10, 19);
+    let mut rp = st.reprotect.clone().unwrap();
+    rp.phase = crate::reprotect::RpPhase::Protected;
+    rp.protected_at = Some(t(protected));
+    let mut st = crate::reprotect::commit(site, &st, rp.clone(), None, t(protected)).unwrap();
+    st.outbox.clear();
+    (st, rp.replica)
+}
+
+fn drill_events(d: &Decision) -> Vec<String> {
+    d.emit
+        .iter()
+        .map(|e| e.verdict.summary.clone())
+        .filter(|s| s.starts_with("DRILL 1"))
+        .collect()
+}
+
+/// Issue 13 finding 3: the way back ready after the window closed does not start at peak
+/// traffic: the drill waits for the next window, pages once (not every tick), starts in the
+/// window; one still waiting after BACK_WAIT_LIMIT_SECS ends `abandoned`, saying so.
+#[test]
+fn the_back_leg_waits_for_a_maintenance_window_and_pages_once() {
+    let site = site();
+    // Protected at 04:10 UTC: the sun:03:00-sun:04:00 window has closed.
+    let (st, rp) = protected_at(&site, 3600);
+    let ev = evidence(vec![replica(rp.clone(), 0.0)]);
+    let d = decide_on(
+        &site,
+        &signal("tick-1", SignalKind::Tick),
+        &ev,
+        &st,
+        t(3660),
+    );
+    let st = d.next.clone().expect("the wait is recorded");
+    assert!(
+        st.switchover.as_ref().is_none_or(|s| !s.failback),
+        "no back leg outside the window"
+    );
+    assert_eq!(st.drill.as_ref().unwrap().phase, DrillPhase::Reprotecting);
+    let paged = drill_events(&d);
+    assert!(
+        paged.len() == 1
+            && paged[0].contains("outside every maintenance window")
+            && paged[0].contains("sun:03:00-sun:04:00"),
+        "{paged:?}"
+    );
+    // The next tick, still outside: no second page, nothing changes.
+    let d = decide_on(
+        &site,
+        &signal("tick-2", SignalKind::Tick),
+        &ev,
+        &st,
+        t(3720),
+    );
+    assert!(drill_events(&d).is_empty(), "{:?}", drill_events(&d));
+    assert!(d
+        .next
+        .as_ref()
+        .is_none_or(|n| n.switchover.as_ref().is_none_or(|s| !s.failback)));
+    // Next Sunday 03:10, inside the window: the back leg starts.
+    let week = 7 * 86_400;
+    let d = decide_on(
+        &site,
+        &signal("tick-3", SignalKind::Tick),
+        &ev,
+        &st,
+        t(week),
+    );
+    let next = d.next.expect("the back leg starts");
+    assert!(next
+        .switchover
+        .as_ref()
+        .is_some_and(|s| s.drill && s.failback && s.target == rp));
+    assert_eq!(next.drill.as_ref().unwrap().phase, DrillPhase::Back);
+    // Nine days on, never started (say the window was missed): abandoned, with a message.
+    let d = decide_on(
+        &site,
+        &signal("tick-4", SignalKind::Tick),
+        &ev,
+        &st,
+        t(9 * 86_400),
+    );
+    let next = d.next.expect("abandoned");
+    let drill = next.drill.clone().unwrap();
+    assert_eq!(drill.phase, DrillPhase::Abandoned);
+    assert!(drill.note.unwrap().contains("has not started 8 days"));
+    assert!(next.switchover.as_ref().is_none_or(|s| !s.failback));
+    assert_eq!(next.drills.len(), 1);
+}
+
+/// Issue 13 finding 10: the back leg is decided after the tick's own evaluation — a tick that
+/// saw the writer down starts no back leg; and a back leg the switchover refuses for good (its
+/// target's group holds read_only=1) ends the drill with a message instead of refusing every tick.
+#[test]
+fn an_outage_tick_starts_no_back_leg_and_a_refused_back_leg_ends_the_drill() {
+    let site = site();
+    let (st, rp) = protected_at(&site, 600);
+    let mut down = evidence(vec![replica(rp.clone(), 0.0)]);
+    down.primary = DbObservation::status("failed");
+    let d = decide_on(
+        &site,
+        &signal("tick-1", SignalKind::Tick),
+        &down,
+        &st,
+        t(660),
+    );
+    assert!(
+        d.next
+            .as_ref()
+            .is_none_or(|n| n.switchover.as_ref().is_none_or(|s| !s.failback)),
+        "no back leg on a tick that saw the writer down: {}",
+        d.verdict.summary
+    );
+    let mut ev = evidence(vec![replica(rp.clone(), 0.0)]);
+    ev.read_only_groups = vec![crate::evidence::GroupReadOnly {
+        db: rp.id.clone(),
+        group: "orders-params".into(),
+        read_only: Some("1".into()),
+    }];
+    let d = decide_on(&site, &signal("tick-2", SignalKind::Tick), &ev, &st, t(720));
+    let next = d.next.clone().expect("the drill ends");
+    assert!(
+        next.switchover.as_ref().is_none_or(|s| !s.failback),
+        "nothing fenced"
+    );
+    let drill = next.drill.clone().unwrap();
+    assert_eq!(drill.phase, DrillPhase::Abandoned, "{drill:?}");
+    let note = drill.note.unwrap();
+    assert!(
+        note.contains("orders-params") && note.contains("read_only=1"),
+        "{note}"
+    );
+    assert_eq!(drill_events(&d).len(), 1);
+    // The next tick: nothing more (the drill has ended).
+    let d = decide_on(
+        &site,
+        &signal("tick-3", SignalKind::Tick),
+        &ev,
+        &next,
+        t(780),
+    );
+    assert!(drill_events(&d).is_empty());
 }
