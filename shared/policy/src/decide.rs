@@ -1583,6 +1583,9 @@ fn operator(
                 None => cx.finish(original, Outcome::Watch, "no evidence gathered".into()),
             }
         }
+        OperatorAction::Abort if crate::drill::in_flight(&cx.st).is_some() => {
+            crate::drill::abort(cx, original, cmd)
+        }
         OperatorAction::Abort => crate::abort::abort(cx, original, cmd, ev),
         OperatorAction::Switchover => crate::switchover::command::switchover(cx, original, cmd, ev),
         OperatorAction::Unpin => crate::unpin::command(cx, original, cmd),

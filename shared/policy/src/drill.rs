@@ -180,6 +180,18 @@ pub enum Refused {
         "site {site} is in shadow mode: a drill moves the writer, and shadow mode never mutates"
     )]
     Shadow { site: String },
+    #[error("site {site}'s writer is {writer}, not in its original region {region}: the site is already on the DR side; a drill starts from home (`failback` first)")]
+    NotHome {
+        site: String,
+        writer: String,
+        region: String,
+    },
+    #[error("site {site}: a drill moves the writer to the DR side, but {target} is in the original region {region}")]
+    TargetAtHome {
+        site: String,
+        target: String,
+        region: String,
+    },
     #[error("site {site}: an rds-replica drill comes back through a replica in the original region {region}, but {detail}")]
     NoWayBack {
         site: String,
@@ -216,6 +228,15 @@ pub fn check(
     }
     if configured.approval == ApprovalMode::Shadow {
         return Err(Refused::Shadow { site });
+    }
+    let home = crate::failback::original_region(configured);
+    let writer = crate::topology::effective(configured, st).primary.clone();
+    if writer.region != home {
+        return Err(Refused::NotHome {
+            site,
+            writer: writer.to_string(),
+            region: home.to_string(),
+        });
     }
     if !outside_window && configured.in_maintenance(now).is_none() {
         let next = configured
@@ -303,6 +324,15 @@ pub(crate) fn command(
         // The switchover's own refusal names the candidates.
         return crate::switchover::command::switchover_as(cx, original, cmd, ev, false, true);
     };
+    let home = crate::failback::original_region(cx.configured).to_string();
+    if matches!(cx.configured.engine, Engine::RdsReplica) && target.region == home {
+        let e = Refused::TargetAtHome {
+            site: cx.configured.id.clone(),
+            target: target.to_string(),
+            region: home,
+        };
+        return refuse(cx, original, e);
+    }
     let by = cmd.by().unwrap_or_else(|| "an operator".into());
     let reason = cmd.reason.clone().unwrap_or_default();
     let rec = DrillRecord {
@@ -382,6 +412,58 @@ pub(crate) fn approve(
         ..rec
     };
     start_out(cx, original, rec, ev)
+}
+
+/// `abort` on a site with a drill in flight and no leg mid-switchover (no incident or
+/// switchover epoch open): the drill ends `abandoned`, recorded, with where the site is left.
+/// Mid-leg it is refused: the leg ends by itself (done, or rolled back before the promotion).
+pub(crate) fn abort(mut cx: Ctx<'_>, original: &SiteState, cmd: &OperatorCommand) -> Decision {
+    let Some(mut rec) = in_flight(&cx.st).cloned() else {
+        let d = "no drill in flight".to_string();
+        return refuse_command(cx, original, RefusalReason::NothingToAbort, d);
+    };
+    if cx.st.phase.is_open() {
+        let d = format!(
+            "DRILL {} has a leg mid-switchover (epoch {}, {}): wait for the leg to end — done, or rolled back before the promotion if its target does not catch up — then `abort` the drill",
+            rec.number, cx.st.epoch, cx.st.phase
+        );
+        return refuse_command(cx, original, RefusalReason::NothingToAbort, d);
+    }
+    let named = cmd.epoch;
+    if named != Some(cx.st.epoch) && named != rec.approve_epoch {
+        let d = format!(
+            "`abort` names epoch {}; DRILL {} is at epoch {} (see `status`)",
+            named.unwrap_or(0),
+            rec.number,
+            cx.st.epoch
+        );
+        return refuse_command(cx, original, RefusalReason::NothingToAbort, d);
+    }
+    let by = cmd.by().unwrap_or_else(|| "an operator".into());
+    let why = cmd.reason.clone().unwrap_or_default();
+    let writer = cx.site.primary.clone();
+    let back = if writer != rec.home {
+        format!(
+            "; it is not home ({}): `failback` (rds-replica, once re-protected; UNPROTECTED while no DR replica exists) or a `switchover` to {} brings it back",
+            rec.home, rec.home
+        )
+    } else {
+        String::new()
+    };
+    let s = format!(
+        "DRILL {} ABANDONED by {by}: {why}; no further leg starts. The writer is {writer} (DNS points at it){back}",
+        rec.number
+    );
+    end(&mut rec, DrillPhase::Abandoned, s.clone(), cx.now);
+    cx.guard(GuardCheck::new(
+        Guard::Command,
+        GuardResult::Pass,
+        s.clone(),
+    ));
+    let e = event(cx.configured, &cx.st, &rec, s.clone(), cx.now);
+    cx.emit.push(e);
+    keep(&mut cx.st, rec);
+    cx.finish(original, Outcome::Watch, s)
 }
 
 /// The site's next drill number (1 for its first).
@@ -758,8 +840,11 @@ pub fn on_switchover(
     });
     let summary = match (outcome, which) {
         ("done", Leg::Out) => {
-            complete_epoch(site, next, rec, now);
-            if matches!(site.engine, Engine::RdsReplica) {
+            if let Err(e) = complete_epoch(site, next, rec, now) {
+                let s = not_completed(rec, &e);
+                end(&mut drill, DrillPhase::Abandoned, s.clone(), now);
+                s
+            } else if matches!(site.engine, Engine::RdsReplica) {
                 let id = format!("drill-{}", drill.number);
                 match crate::reprotect::start(site, next, &id, None, now) {
                     Ok(r) => {
@@ -782,9 +867,13 @@ pub fn on_switchover(
                 format!("the back leg to {} starts at the next tick", drill.home)
             }
         }
-        ("done", Leg::Back) => {
+        ("done", Leg::Back) => 'back: {
             if !rec.failback {
-                complete_epoch(site, next, rec, now);
+                if let Err(e) = complete_epoch(site, next, rec, now) {
+                    let s = not_completed(rec, &e);
+                    end(&mut drill, DrillPhase::Abandoned, s.clone(), now);
+                    break 'back s;
+                }
             }
             let out = drill.leg(Leg::Out).cloned();
             let s = format!(
@@ -831,17 +920,28 @@ pub fn on_switchover(
     keep(next, drill);
 }
 
+/// The done leg's epoch completed (the ledger's topology names the new writer); `Err`: why not.
 fn complete_epoch(
     site: &SiteConfig,
     next: &mut SiteState,
     rec: &SwitchoverRecord,
     now: DateTime<Utc>,
-) {
-    if let Ok(topo) = crate::topology::after_pinned_failover(site, next, now) {
-        next.topology = Some(topo);
-        let note = format!("DRILL leg completed: {} is the writer", rec.target);
-        let _ = next.transition(rec.epoch, Phase::Completed, now, note);
+) -> Result<(), String> {
+    let topo = crate::topology::after_pinned_failover(site, next, now).map_err(|e| e.0)?;
+    next.topology = Some(topo);
+    let note = format!("DRILL leg completed: {} is the writer", rec.target);
+    match next.transition(rec.epoch, Phase::Completed, now, note) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
+}
+
+/// A done leg whose epoch could not be completed: the drill ends, saying where the site is.
+fn not_completed(rec: &SwitchoverRecord, e: &str) -> String {
+    format!(
+        "the drill is ABANDONED: the leg is done ({} is the writer, DNS points at it) but its epoch {} could not be completed ({e}); send `complete` naming epoch {} once checked, then `reprotect` / `failback` by hand",
+        rec.target, rec.epoch, rec.epoch
+    )
 }
 
 fn end(drill: &mut DrillRecord, phase: DrillPhase, note: String, now: DateTime<Utc>) {

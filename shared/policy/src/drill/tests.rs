@@ -766,3 +766,140 @@ fn an_outage_tick_starts_no_back_leg_and_a_refused_back_leg_ends_the_drill() {
     );
     assert!(drill_events(&d).is_empty());
 }
+
+fn abort_cmd(id: &str, epoch: u64) -> Signal {
+    signal(
+        id,
+        SignalKind::Operator(OperatorCommand {
+            command: OperatorAction::Abort,
+            site: "orders".into(),
+            reason: Some("drill wedged".into()),
+            operator: Some("bob@example.com".into()),
+            override_rpo: false,
+            epoch: Some(epoch),
+            candidate: None,
+            force: false,
+            override_cooldown: false,
+            primary: None,
+            max_wait_secs: None,
+            outside_window: false,
+            principal: None,
+        }),
+    )
+}
+
+/// Issue 13 finding 6: `abort` ends a drill in flight (recorded, with where the site is left);
+/// mid-leg it is refused, saying to wait for the leg to end.
+#[test]
+fn abort_ends_a_drill_in_flight_but_not_mid_leg() {
+    let site = site();
+    let d = decide_on(
+        &site,
+        &drill_cmd("d1", "orders-replica-1", false),
+        &home_ev(),
+        &SiteState::new("orders"),
+        t(0),
+    );
+    let st = d.next.unwrap();
+    let epoch = st.epoch;
+    let d = decide_on(&site, &abort_cmd("a1", epoch), &home_ev(), &st, t(5));
+    assert!(
+        d.verdict.summary.contains("mid-switchover") && d.verdict.summary.contains("wait"),
+        "{}",
+        d.verdict.summary
+    );
+    assert!(d
+        .next
+        .as_ref()
+        .is_none_or(|n| n.drill.as_ref().unwrap().phase == DrillPhase::Out));
+    let mut st = run_leg(&site, st, 10, 19);
+    st.outbox.clear();
+    assert_eq!(st.drill.as_ref().unwrap().phase, DrillPhase::Reprotecting);
+    let dr_ev = evidence(vec![]);
+    let d = decide_on(&site, &abort_cmd("a2", st.epoch), &dr_ev, &st, t(100));
+    let next = d.next.clone().expect("the drill ends");
+    let drill = next.drill.clone().unwrap();
+    assert_eq!(drill.phase, DrillPhase::Abandoned);
+    let note = drill.note.clone().unwrap();
+    assert!(
+        note.contains("ABANDONED by bob@example.com")
+            && note.contains("orders-replica-1")
+            && note.contains("not home"),
+        "{note}"
+    );
+    assert_eq!(next.drills, vec![drill]);
+    assert_eq!(drill_events(&d).len(), 1);
+}
+
+/// Issue 13 finding 6: a drill from the DR side (the site not home), or to a target in the
+/// original region, is refused before any AWS call; a re-protection that failed ends the drill.
+#[test]
+fn refused_away_from_home_or_to_a_home_target_and_ended_by_a_failed_reprotect() {
+    let site2 = site_with(|doc| {
+        doc["sites"][0]["candidates"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"id": "orders-east-2", "region": "us-east-1"}));
+    });
+    let mut ev = home_ev();
+    ev.candidates
+        .push(replica(db("orders-east-2", "us-east-1"), 0.0));
+    let d = decide_on(
+        &site2,
+        &drill_cmd("d1", "orders-east-2", false),
+        &ev,
+        &SiteState::new("orders"),
+        t(0),
+    );
+    assert!(
+        d.verdict
+            .summary
+            .contains("is in the original region us-east-1"),
+        "{}",
+        d.verdict.summary
+    );
+    assert!(d
+        .next
+        .as_ref()
+        .is_none_or(|n| n.drill.is_none() && n.switchover.is_none()));
+
+    let site = site();
+    let d = decide_on(
+        &site,
+        &drill_cmd("d2", "orders-replica-1", false),
+        &home_ev(),
+        &SiteState::new("orders"),
+        t(0),
+    );
+    let st = run_leg(&site, d.next.unwrap(), 10, 19);
+    // Its re-protection fails: the next tick ends the drill, saying so.
+    let mut rp = st.reprotect.clone().unwrap();
+    rp.phase = crate::reprotect::RpPhase::Failed;
+    rp.note = Some("CreateDBInstanceReadReplica refused".into());
+    let mut st = crate::reprotect::commit(&site, &st, rp, None, t(300)).unwrap();
+    st.outbox.clear();
+    let d = decide_on(
+        &site,
+        &signal("tick-1", SignalKind::Tick),
+        &evidence(vec![]),
+        &st,
+        t(360),
+    );
+    let st = d.next.expect("the drill ends");
+    let drill = st.drill.clone().unwrap();
+    assert_eq!(drill.phase, DrillPhase::Abandoned);
+    assert!(drill.note.unwrap().contains("FAILED"));
+    // The site is on the DR side now: a new drill is refused, naming it.
+    let d = decide_on(
+        &site,
+        &drill_cmd("d3", "orders-replica-2", false),
+        &home_ev(),
+        &st,
+        t(400),
+    );
+    assert!(
+        d.verdict.summary.contains("already on the DR side"),
+        "{}",
+        d.verdict.summary
+    );
+}
