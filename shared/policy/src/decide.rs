@@ -1490,6 +1490,13 @@ fn operator(
             if cx.st.phase != Phase::AwaitingApproval && drill_waits {
                 return crate::drill::approve(cx, original, cmd, ev);
             }
+            if let Some(n) = cmd.drill.filter(|_| cx.st.phase == Phase::AwaitingApproval) {
+                let d = format!(
+                    "this approval names drill {n}, but what awaits approval is a real incident's failover, epoch {}: approve it without `drill`",
+                    cx.st.epoch
+                );
+                return refuse_command(cx, original, RefusalReason::StaleApproval, d);
+            }
             if cx.st.phase != Phase::AwaitingApproval {
                 let d = format!(
                     "nothing awaits approval: site is {} at epoch {}",

@@ -362,8 +362,8 @@ pub(crate) fn command(
             ..rec
         };
         let s = format!(
-            "DRILL {} of site {} ({} → {} and back) awaits approval: send {{\"command\":\"approve\",\"site\":\"{}\",\"epoch\":{epoch}}}",
-            rec.number, cx.configured.id, rec.home, rec.target, cx.configured.id
+            "DRILL {} of site {} ({} → {} and back) awaits approval by someone other than {}: send {{\"command\":\"approve\",\"site\":\"{}\",\"epoch\":{epoch},\"drill\":{}}}",
+            rec.number, cx.configured.id, rec.home, rec.target, rec.by, cx.configured.id, rec.number
         );
         cx.guard(GuardCheck::new(
             Guard::Approval,
@@ -394,6 +394,24 @@ pub(crate) fn approve(
         let d = "no drill awaits approval".to_string();
         return refuse_command(cx, original, RefusalReason::NothingToApprove, d);
     };
+    if cmd.drill != Some(rec.number) {
+        let d = format!(
+            "a drill's approval names the drill: DRILL {} awaits {{\"command\":\"approve\",\"epoch\":{},\"drill\":{}}} (this approval names {}), so an incident's approval is never taken for it",
+            rec.number,
+            cx.st.epoch + 1,
+            rec.number,
+            cmd.drill.map(|n| format!("drill {n}")).unwrap_or_else(|| "no drill".into())
+        );
+        return refuse_command(cx, original, RefusalReason::StaleApproval, d);
+    }
+    let approver = cmd.by().unwrap_or_else(|| "an operator".into());
+    if approver == rec.by {
+        let d = format!(
+            "DRILL {} was requested by {approver}: its approval is a second person's",
+            rec.number
+        );
+        return refuse_command(cx, original, RefusalReason::SelfApproval, d);
+    }
     if cmd.epoch != rec.approve_epoch || rec.approve_epoch != Some(cx.st.epoch + 1) {
         let d = format!(
             "approval names epoch {:?}; DRILL {} opens epoch {} (see `status`)",
@@ -492,6 +510,7 @@ fn leg_command(rec: &DrillRecord, leg: Leg, to: &DbRef) -> OperatorCommand {
         max_wait_secs: rec.max_wait_secs,
         outside_window: false,
         principal: None,
+        drill: None,
     }
 }
 

@@ -117,6 +117,7 @@ fn op(
             max_wait_secs: None,
             outside_window: false,
             principal: None,
+            drill: None,
         }),
     }
 }

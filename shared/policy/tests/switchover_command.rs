@@ -53,6 +53,7 @@ fn cmd_for(site: &str, candidate: &str, id: &str, delivery: Delivery) -> Signal 
             max_wait_secs: Some(45),
             outside_window: false,
             principal: None,
+            drill: None,
         }),
     }
 }

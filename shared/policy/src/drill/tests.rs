@@ -83,6 +83,7 @@ fn drill_cmd(id: &str, candidate: &str, outside_window: bool) -> Signal {
             max_wait_secs: Some(60),
             outside_window,
             principal: None,
+            drill: None,
         }),
     )
 }
@@ -492,6 +493,7 @@ fn a_failover_decided_mid_drill_abandons_it() {
             max_wait_secs: None,
             outside_window: false,
             principal: None,
+            drill: None,
         }),
     );
     let d = decide_on(&site, &fail, &ev, &st, t(200));
@@ -568,14 +570,14 @@ fn require_approval_sites_wait_for_approve_naming_the_epoch() {
         st.switchover.is_none() && !st.phase.is_open(),
         "nothing fenced before the approval"
     );
-    let approve = |id: &str, epoch| {
+    let approve_as = |id: &str, epoch, drill: Option<u64>, who: &str| {
         signal(
             id,
             SignalKind::Operator(OperatorCommand {
                 command: OperatorAction::Approve,
                 site: "orders".into(),
                 reason: None,
-                operator: Some("carol".into()),
+                operator: Some(who.into()),
                 override_rpo: false,
                 epoch: Some(epoch),
                 candidate: None,
@@ -585,9 +587,50 @@ fn require_approval_sites_wait_for_approve_naming_the_epoch() {
                 max_wait_secs: None,
                 outside_window: false,
                 principal: None,
+                drill,
             }),
         )
     };
+    let approve = |id: &str, epoch| approve_as(id, epoch, Some(1), "carol");
+    // Issue 13 finding 5: an approval that does not name the drill (what a real incident's
+    // approval for epoch 1 looks like) is not taken for the drill's...
+    let d = decide_on(
+        &site,
+        &approve_as("a-1", 1, None, "carol"),
+        &home_ev(),
+        &st,
+        t(5),
+    );
+    assert!(
+        matches!(
+            d.verdict.outcome,
+            Outcome::Refused {
+                reason: RefusalReason::StaleApproval
+            }
+        ) && d.verdict.summary.contains("names the drill"),
+        "{:?}",
+        d.verdict
+    );
+    assert!(d.next.as_ref().is_none_or(|n| n.switchover.is_none()));
+    // ...and the requester cannot approve their own drill: a second person does.
+    let d = decide_on(
+        &site,
+        &approve_as("a-2", 1, Some(1), "ana@example.com"),
+        &home_ev(),
+        &st,
+        t(5),
+    );
+    assert!(
+        matches!(
+            d.verdict.outcome,
+            Outcome::Refused {
+                reason: RefusalReason::SelfApproval
+            }
+        ),
+        "{:?}",
+        d.verdict
+    );
+    assert!(d.next.as_ref().is_none_or(|n| n.switchover.is_none()));
     let d = decide_on(&site, &approve("a0", 7), &home_ev(), &st, t(5));
     assert!(matches!(
         d.verdict.outcome,
@@ -784,6 +827,7 @@ fn abort_cmd(id: &str, epoch: u64) -> Signal {
             max_wait_secs: None,
             outside_window: false,
             principal: None,
+            drill: None,
         }),
     )
 }

@@ -32,6 +32,7 @@ fn command(site: &str, target: &str) -> Signal {
             max_wait_secs: None,
             outside_window: false,
             principal: None,
+            drill: None,
         }),
     }
 }
