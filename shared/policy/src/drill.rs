@@ -362,7 +362,7 @@ pub(crate) fn command(
             ..rec
         };
         let s = format!(
-            "DRILL {} of site {} ({} → {} and back) awaits approval by someone other than {}: send {{\"command\":\"approve\",\"site\":\"{}\",\"epoch\":{epoch},\"drill\":{}}}",
+            "DRILL {} of site {} ({} → {} and back) awaits approval by someone other than {} (rds-replica: the site is UNPROTECTED from its out leg until re-protected): send {{\"command\":\"approve\",\"site\":\"{}\",\"epoch\":{epoch},\"drill\":{}}}",
             rec.number, cx.configured.id, rec.home, rec.target, rec.by, cx.configured.id, rec.number
         );
         cx.guard(GuardCheck::new(
@@ -804,6 +804,11 @@ pub(crate) fn start_back(cx: Ctx<'_>, original: &SiteState, to: DbRef, ev: &Evid
     d
 }
 
+fn rto_text(ms: Option<i64>) -> String {
+    ms.map(|ms| format!("{ms} ms"))
+        .unwrap_or_else(|| "unmeasured".into())
+}
+
 fn rpo_text(n: Option<u64>) -> String {
     n.map(|n| n.to_string())
         .unwrap_or_else(|| "unmeasured (engine-managed)".into())
@@ -868,7 +873,7 @@ pub fn on_switchover(
                 match crate::reprotect::start(site, next, &id, None, now) {
                     Ok(r) => {
                         let s = format!(
-                            "re-protecting into {} ({} of {}), then the back leg",
+                            "the site is UNPROTECTED (no replica in another region) while re-protecting into {} ({} of {}), then the back leg in a maintenance window",
                             r.replica.region, r.replica.id, r.source
                         );
                         next.reprotect = Some(r);
@@ -896,12 +901,20 @@ pub fn on_switchover(
             }
             let out = drill.leg(Leg::Out).cloned();
             let s = format!(
-                "the drill is done: the writer is {} again; out leg RTO {} ms RPO {}, back leg RTO {} ms RPO {}",
+                "the drill is done: the writer is {} again; out leg RTO {} RPO {}, back leg RTO {} RPO {}{}",
                 rec.target,
-                out.as_ref().and_then(|l| l.rto_ms).unwrap_or_default(),
+                rto_text(out.as_ref().and_then(|l| l.rto_ms)),
                 rpo_text(out.and_then(|l| l.rpo_transactions)),
-                rec.measured.as_ref().map(|m| m.rto_ms).unwrap_or_default(),
+                rto_text(rec.measured.as_ref().map(|m| m.rto_ms)),
                 rpo_text(rec.measured.as_ref().and_then(|m| m.rpo_transactions)),
+                if rec.failback {
+                    format!(
+                        "; {} is a new instance, and the DR side has NO replica: the site is UNPROTECTED until you `reprotect` into the DR region (change `reprotect.region` first); {} and the old primary are left fenced (see the runbook, §10c)",
+                        rec.target, rec.old_primary
+                    )
+                } else {
+                    String::new()
+                },
             );
             end(&mut drill, DrillPhase::Done, s.clone(), now);
             s

@@ -357,7 +357,9 @@ fn out_reprotect_back_records_both_legs_rto_and_rpo_zero() {
     assert!(
         all.iter().any(|s| s.starts_with("DRILL 1 back leg")
             && s.contains("RTO 6000 ms")
-            && s.contains("out leg RTO 9000 ms")),
+            && s.contains("out leg RTO 9000 ms")
+            && s.contains("UNPROTECTED")
+            && s.contains("orders-replica-1-rp1")),
         "{all:?}"
     );
     // The failback's own second step ran: the writer name's recorded shape is asked back.
