@@ -1590,7 +1590,7 @@ fn operator(
                 None => cx.finish(original, Outcome::Watch, "no evidence gathered".into()),
             }
         }
-        OperatorAction::Abort if crate::drill::in_flight(&cx.st).is_some() => {
+        OperatorAction::Abort if crate::drill::owns_abort(&cx.st) => {
             crate::drill::abort(cx, original, cmd)
         }
         OperatorAction::Abort => crate::abort::abort(cx, original, cmd, ev),

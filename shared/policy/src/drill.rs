@@ -432,6 +432,17 @@ pub(crate) fn approve(
     start_out(cx, original, rec, ev)
 }
 
+/// Whether an `abort` is the drill's: a drill in flight and either no epoch open or the open
+/// epoch is the drill's own leg (a real incident's epoch is aborted as usual).
+pub(crate) fn owns_abort(st: &SiteState) -> bool {
+    in_flight(st).is_some()
+        && (!st.phase.is_open()
+            || st
+                .switchover
+                .as_ref()
+                .is_some_and(|s| s.drill && s.epoch == st.epoch))
+}
+
 /// `abort` on a site with a drill in flight and no leg mid-switchover (no incident or
 /// switchover epoch open): the drill ends `abandoned`, recorded, with where the site is left.
 /// Mid-leg it is refused: the leg ends by itself (done, or rolled back before the promotion).
