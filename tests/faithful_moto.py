@@ -14,7 +14,8 @@ working: pending operations are stored on moto's own model objects, which a rese
 Corrections:
   1. PromoteReadReplica      modifying -> rebooting -> available over --promotion-secs; rejects
                              non-replicas and replicas already being promoted; detaches the
-                             replica from its source (same- or cross-region) when it completes.
+                             replica from its source (same- or cross-region) when it completes;
+                             the server stays read_only when its group holds read_only=1.
   2. RebootDBInstance        ForceFailover only for Multi-AZ; `rebooting` for --promotion-secs;
                              the primary and secondary Availability Zones swap.
   3. FailoverDBCluster       target must be a member; cluster `failing-over` for
@@ -704,12 +705,31 @@ STATUS_TAG = "emulator:status"
 DATABASE_TAG = "emulator:mysql-socket"
 
 
+def _explicit_read_only(db) -> str | None:
+    """`read_only` as the instance's own DB parameter group holds it (`None`: not set there — the
+    engine default `{TrueIfReplica}` applies)."""
+    name = getattr(db, "db_parameter_group_name", None) or ""
+    groups = getattr(getattr(db, "backend", None), "db_parameter_groups", None) or {}
+    group = groups.get(name.lower()) or groups.get(name)
+    param = (getattr(group, "parameters", None) or {}).get("read_only") if group is not None else None
+    value = param.get("ParameterValue") if param else None
+    return None if value is None else str(value)
+
+
 def _promote_database(db) -> None:
     """Emulator-only control, not an AWS behaviour: when an instance tagged `emulator:mysql-socket`
     = the admin socket of a real local MariaDB becomes a primary (its promotion completes, or a
     cluster failover makes it the writer), that server is promoted too, as RDS does to the
-    database it runs: replication stopped and forgotten, `read_only` off. A failure is logged and
-    leaves the server as it was, so the promoter's writability check sees the truth."""
+    database it runs: replication stopped and forgotten, `read_only` off — unless the instance's
+    own parameter group holds an explicit `read_only=1`. On RDS for MySQL/MariaDB the default of
+    `read_only` is the formula `{TrueIfReplica}` (RDS User Guide, "Working with MySQL read
+    replicas": read replicas are read-only through that default), and only that formula follows the
+    instance's role; a value set in the instance's custom DB parameter group applies to the
+    instance whatever its role (RDS User Guide, "Working with parameter groups": the parameter
+    values of the group attached to an instance are the instance's configuration). So a replica
+    promoted with a group holding `read_only=1` stays read-only, and the promoter's writability
+    check sees it. A failure is logged and leaves the server as it was, so the promoter's
+    writability check sees the truth."""
     import shutil
     import subprocess
 
@@ -720,7 +740,8 @@ def _promote_database(db) -> None:
     try:
         subprocess.run(
             [client or "mariadb", "--no-defaults", "-uroot", f"--socket={sock}", "-e",
-             "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF;"],
+             "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = "
+             + ("ON;" if _explicit_read_only(db) in ("1", "ON", "on", "true", "TRUE") else "OFF;")],
             check=True, capture_output=True, text=True, timeout=20,
         )
     except (OSError, subprocess.SubprocessError) as e:

@@ -31,6 +31,9 @@ pub enum OpCommand {
         reason: Option<String>,
         #[arg(long)]
         override_cooldown: bool,
+        /// The number of the drill this approves (a drill's approval names it; see `status`).
+        #[arg(long)]
+        drill: Option<u64>,
     },
     /// Ask for a failover now (the guards still apply unless overridden, with a reason).
     Failover {
@@ -160,6 +163,7 @@ impl OpCommand {
             max_wait_secs: None,
             outside_window: false,
             principal: None,
+            drill: None,
         };
         match self.clone() {
             Self::Pause { reason, .. } => {
@@ -174,9 +178,11 @@ impl OpCommand {
                 epoch,
                 reason,
                 override_cooldown,
+                drill,
                 ..
             } => {
                 c.command = OperatorAction::Approve;
+                c.drill = drill;
                 c.epoch = Some(epoch);
                 c.reason = reason;
                 c.override_cooldown = override_cooldown;
@@ -266,6 +272,13 @@ impl OpCommand {
             )],
             Self::Resume { .. } => vec![format!(
                 "resume site {site}: automation may fail it over again"
+            )],
+            Self::Approve {
+                epoch,
+                drill: Some(n),
+                ..
+            } => vec![format!(
+                "approve DRILL {n} of site {site} (its out leg opens epoch {epoch}): writes pause while it switches over; the approver must not be its requester"
             )],
             Self::Approve { epoch, .. } => vec![format!(
                 "approve the failover of site {site}, epoch {epoch}: the promoter will ask RDS to promote the candidate"

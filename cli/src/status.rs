@@ -81,6 +81,7 @@ async fn ask_live(target: &Target, site: &str) -> Result<Live, CliError> {
         max_wait_secs: None,
         outside_window: false,
         principal: None,
+        drill: None,
     };
     let answer = crate::invoke::evaluator(target, &cmd).await?;
     let found = answer["evidence"]

@@ -508,6 +508,7 @@ async fn evaluate_site(
                 let live = effective(site, &state);
                 let mut ev = gather(&live, &deps.cfg.region, &ports, now).await;
                 ev.primary_gtid = switchover_gtid(deps, &live, signal, &state).await;
+                ev.read_only_groups = target_groups(deps, &live, signal, &state).await;
                 Some(ev)
             } else {
                 None
@@ -575,8 +576,26 @@ async fn switchover_gtid(
     signal: &Signal,
     st: &SiteState,
 ) -> Option<bool> {
-    use failover_policy::drill::DrillPhase as D;
     use failover_policy::gtid::Position;
+    if !switchover_wanted(site, signal, st) {
+        return None;
+    }
+    let ep = site.canary.as_ref()?.endpoint.clone();
+    match deps.old_primary.position(site, &ep).await {
+        Ok(Some(Position::MysqlGtid(_) | Position::MariadbGtid(_))) => Some(true),
+        Ok(Some(Position::Binlog(_)) | None) => Some(false),
+        Err(e) => {
+            warn!(site = %site.id, error = %e, "switchover: GTID mode not read");
+            None
+        }
+    }
+}
+
+/// Whether this signal may start a switchover of an rds-replica site (a `switchover`, `failback`,
+/// `drill` or `approve` command, or the tick of a drill whose way back may be ready): only then
+/// is the SQL side and the targets' parameter groups read.
+fn switchover_wanted(site: &SiteConfig, signal: &Signal, st: &SiteState) -> bool {
+    use failover_policy::drill::DrillPhase as D;
     use failover_policy::signal::OperatorAction as A;
     let wanted = match &signal.kind {
         SignalKind::Operator(cmd) => {
@@ -590,18 +609,52 @@ async fn switchover_gtid(
             .is_some_and(|d| matches!(d.phase, D::Back | D::Reprotecting)),
         _ => false,
     };
-    if !wanted || !matches!(site.engine, failover_policy::config::Engine::RdsReplica) {
-        return None;
+    wanted && matches!(site.engine, failover_policy::config::Engine::RdsReplica)
+}
+
+/// `read_only` as the parameter groups of every would-be switchover target hold it (the live
+/// candidates and a `reprotect` replica): an explicit `read_only=1` keeps a promoted replica
+/// read-only, so the switchover's preconditions refuse such a target before anything is fenced.
+/// A group that cannot be read is left out (logged); the fence's own group checks still apply.
+async fn target_groups(
+    deps: &Deps,
+    site: &SiteConfig,
+    signal: &Signal,
+    st: &SiteState,
+) -> Vec<failover_policy::evidence::GroupReadOnly> {
+    if !switchover_wanted(site, signal, st) {
+        return vec![];
     }
-    let ep = site.canary.as_ref()?.endpoint.clone();
-    match deps.old_primary.position(site, &ep).await {
-        Ok(Some(Position::MysqlGtid(_) | Position::MariadbGtid(_))) => Some(true),
-        Ok(Some(Position::Binlog(_)) | None) => Some(false),
-        Err(e) => {
-            warn!(site = %site.id, error = %e, "switchover: GTID mode not read");
-            None
+    let mut targets: Vec<failover_policy::config::DbRef> = site.candidates.clone();
+    if let Some(r) = &st.reprotect {
+        if !targets.contains(&r.replica) {
+            targets.push(r.replica.clone());
         }
     }
+    let mut out = vec![];
+    for db in targets {
+        let groups = match deps.fence.parameter_groups(&db).await {
+            Ok(Some(g)) => g,
+            Ok(None) => continue,
+            Err(e) => {
+                warn!(site = %site.id, db = %db, error = %e, "switchover: target's parameter groups not read");
+                continue;
+            }
+        };
+        for g in groups {
+            match deps.fence.read_only_in_group(&db.region, &g.name).await {
+                Ok(v) => out.push(failover_policy::evidence::GroupReadOnly {
+                    db: db.id.clone(),
+                    group: g.name,
+                    read_only: v,
+                }),
+                Err(e) => {
+                    warn!(site = %site.id, group = %g.name, error = %e, "switchover: read_only of a target's group not read")
+                }
+            }
+        }
+    }
+    out
 }
 
 /// How long arming a re-check may take: it is an accelerator, never worth a site's budget.

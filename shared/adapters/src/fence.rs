@@ -568,6 +568,14 @@ impl FenceControl for FakeFence {
         }
         s.calls
             .push(format!("CreateDBInstanceReadReplica {}", r.replica.id));
+        // `DBParameterGroupName` is the new instance's group (CreateDBInstanceReadReplica).
+        s.groups.insert(
+            r.replica.id.clone(),
+            vec![AttachedGroup {
+                name: r.parameter_group.clone(),
+                apply_status: "in-sync".into(),
+            }],
+        );
         s.replicas_created.push(r.clone());
         Ok(())
     }

@@ -70,6 +70,7 @@ pub async fn gather(
         primary_multi_az,
         vantage_region: Some(default_region.to_string()),
         primary_gtid: None,
+        read_only_groups: vec![],
     }
 }
 

@@ -36,6 +36,7 @@ fn outage() -> Evidence {
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
         primary_gtid: None,
+        read_only_groups: vec![],
         alarms: vec![
             AlarmEvidence {
                 name: "orders-primary-availability".into(),

@@ -767,6 +767,20 @@ impl SiteConfig {
                     format!("`{}`", r.parameter_group),
                 ));
             }
+            // The fence sets read_only=1 in its group and nothing resets it but a rollback; an
+            // explicit value applies whatever the role, so a replica created with the fence's
+            // group would stay read-only once promoted (the way back would have no writer).
+            let fence_group = self
+                .fence
+                .as_ref()
+                .and_then(|f| f.parameter_group.as_deref());
+            if fence_group == Some(r.parameter_group.as_str()) && r.region == self.primary.region {
+                return Err(invalid(
+                    format!("{p}.reprotect.parameter_group"),
+                    "a group other than the site's fence group (fence.parameter_group in the same region): the fence sets read_only=1 there, and an explicit read_only=1 keeps the replica read-only after its promotion",
+                    format!("`{}`", r.parameter_group),
+                ));
+            }
             for (i, sg) in r.security_groups.iter().enumerate() {
                 let hex = sg.strip_prefix("sg-").unwrap_or("");
                 if !(matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())) {

@@ -393,11 +393,6 @@ fn decide_signal(
     if let SignalKind::Operator(cmd) = &signal.kind {
         return operator(cx, state, cmd, evidence, &signal.id);
     }
-    if let (SignalKind::Tick, Some(ev)) = (&signal.kind, evidence) {
-        if let Some(to) = crate::drill::back_target(configured, site, &cx.st, ev) {
-            return crate::drill::start_back(cx, state, to, ev);
-        }
-    }
     if let SignalKind::Rds(r) = &signal.kind {
         if r.meaning == RdsMeaning::Unidentified {
             // No event id: what happened cannot be told, and guessing from the free-text message
@@ -425,7 +420,13 @@ fn decide_signal(
         return cx.finish(state, Outcome::Watch, "no evidence gathered".into());
     };
     record_lag(&mut cx.st, ev, now);
-    evaluate(cx, state, ev)
+    let d = evaluate(cx, state, ev);
+    if matches!(signal.kind, SignalKind::Tick) {
+        // A drill's back leg is decided only once this tick's own evaluation is done (an outage
+        // always wins; crate::drill::after_tick).
+        return crate::drill::after_tick(configured, site, state, d, ev, now);
+    }
+    d
 }
 
 fn note_rds_event(
@@ -1495,6 +1496,13 @@ fn operator(
             if cx.st.phase != Phase::AwaitingApproval && drill_waits {
                 return crate::drill::approve(cx, original, cmd, ev);
             }
+            if let Some(n) = cmd.drill.filter(|_| cx.st.phase == Phase::AwaitingApproval) {
+                let d = format!(
+                    "this approval names drill {n}, but what awaits approval is a real incident's failover, epoch {}: approve it without `drill`",
+                    cx.st.epoch
+                );
+                return refuse_command(cx, original, RefusalReason::StaleApproval, d);
+            }
             if cx.st.phase != Phase::AwaitingApproval {
                 let d = format!(
                     "nothing awaits approval: site is {} at epoch {}",
@@ -1587,6 +1595,9 @@ fn operator(
                 Some(ev) => decide_failover(cx, original, ev, Trigger::Manual(cmd)),
                 None => cx.finish(original, Outcome::Watch, "no evidence gathered".into()),
             }
+        }
+        OperatorAction::Abort if crate::drill::owns_abort(&cx.st) => {
+            crate::drill::abort(cx, original, cmd)
         }
         OperatorAction::Abort => crate::abort::abort(cx, original, cmd, ev),
         OperatorAction::Switchover => crate::switchover::command::switchover(cx, original, cmd, ev),

@@ -49,6 +49,14 @@ use crate::verdict::{Guard, GuardCheck, GuardResult, Outcome, RefusalReason, Ver
 /// How many ended drills the ledger keeps.
 pub const HISTORY: usize = 10;
 
+/// An `outside_window` drill was accepted to move writes now, not at any later hour: its back leg
+/// may start outside every window only this long after its out leg started.
+pub const OUTSIDE_WINDOW_GRACE_SECS: i64 = 4 * 3600;
+
+/// A drill whose way back has not started this long after it was requested ends `abandoned`
+/// (eight days: a weekly maintenance window is reached once more before it).
+pub const BACK_WAIT_LIMIT_SECS: i64 = 8 * 24 * 3600;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DrillPhase {
@@ -117,6 +125,14 @@ pub struct DrillRecord {
     pub approve_epoch: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
+    /// When the out leg started (the command, or its approval): an `outside_window` drill's back
+    /// leg may start outside every window until [`OUTSIDE_WINDOW_GRACE_SECS`] after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the team was paged that the way back is ready but waits (a window, a transient
+    /// precondition): paged once, not every tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub back_wait_paged: Option<DateTime<Utc>>,
     pub phase: DrillPhase,
     #[serde(default)]
     pub legs: Vec<LegRecord>,
@@ -164,6 +180,18 @@ pub enum Refused {
         "site {site} is in shadow mode: a drill moves the writer, and shadow mode never mutates"
     )]
     Shadow { site: String },
+    #[error("site {site}'s writer is {writer}, not in its original region {region}: the site is already on the DR side; a drill starts from home (`failback` first)")]
+    NotHome {
+        site: String,
+        writer: String,
+        region: String,
+    },
+    #[error("site {site}: a drill moves the writer to the DR side, but {target} is in the original region {region}")]
+    TargetAtHome {
+        site: String,
+        target: String,
+        region: String,
+    },
     #[error("site {site}: an rds-replica drill comes back through a replica in the original region {region}, but {detail}")]
     NoWayBack {
         site: String,
@@ -200,6 +228,15 @@ pub fn check(
     }
     if configured.approval == ApprovalMode::Shadow {
         return Err(Refused::Shadow { site });
+    }
+    let home = crate::failback::original_region(configured);
+    let writer = crate::topology::effective(configured, st).primary.clone();
+    if writer.region != home {
+        return Err(Refused::NotHome {
+            site,
+            writer: writer.to_string(),
+            region: home.to_string(),
+        });
     }
     if !outside_window && configured.in_maintenance(now).is_none() {
         let next = configured
@@ -287,6 +324,15 @@ pub(crate) fn command(
         // The switchover's own refusal names the candidates.
         return crate::switchover::command::switchover_as(cx, original, cmd, ev, false, true);
     };
+    let home = crate::failback::original_region(cx.configured).to_string();
+    if matches!(cx.configured.engine, Engine::RdsReplica) && target.region == home {
+        let e = Refused::TargetAtHome {
+            site: cx.configured.id.clone(),
+            target: target.to_string(),
+            region: home,
+        };
+        return refuse(cx, original, e);
+    }
     let by = cmd.by().unwrap_or_else(|| "an operator".into());
     let reason = cmd.reason.clone().unwrap_or_default();
     let rec = DrillRecord {
@@ -301,6 +347,8 @@ pub(crate) fn command(
         outside_window: cmd.outside_window.then(|| reason.clone()),
         approve_epoch: None,
         approved_by: None,
+        started_at: None,
+        back_wait_paged: None,
         phase: DrillPhase::Out,
         legs: vec![],
         ended_at: None,
@@ -314,8 +362,8 @@ pub(crate) fn command(
             ..rec
         };
         let s = format!(
-            "DRILL {} of site {} ({} → {} and back) awaits approval: send {{\"command\":\"approve\",\"site\":\"{}\",\"epoch\":{epoch}}}",
-            rec.number, cx.configured.id, rec.home, rec.target, cx.configured.id
+            "DRILL {} of site {} ({} → {} and back) awaits approval by someone other than {} (rds-replica: the site is UNPROTECTED from its out leg until re-protected): send {{\"command\":\"approve\",\"site\":\"{}\",\"epoch\":{epoch},\"drill\":{}}}",
+            rec.number, cx.configured.id, rec.home, rec.target, rec.by, cx.configured.id, rec.number
         );
         cx.guard(GuardCheck::new(
             Guard::Approval,
@@ -346,6 +394,24 @@ pub(crate) fn approve(
         let d = "no drill awaits approval".to_string();
         return refuse_command(cx, original, RefusalReason::NothingToApprove, d);
     };
+    if cmd.drill != Some(rec.number) {
+        let d = format!(
+            "a drill's approval names the drill: DRILL {} awaits {{\"command\":\"approve\",\"epoch\":{},\"drill\":{}}} (this approval names {}), so an incident's approval is never taken for it",
+            rec.number,
+            cx.st.epoch + 1,
+            rec.number,
+            cmd.drill.map(|n| format!("drill {n}")).unwrap_or_else(|| "no drill".into())
+        );
+        return refuse_command(cx, original, RefusalReason::StaleApproval, d);
+    }
+    let approver = cmd.by().unwrap_or_else(|| "an operator".into());
+    if approver == rec.by {
+        let d = format!(
+            "DRILL {} was requested by {approver}: its approval is a second person's",
+            rec.number
+        );
+        return refuse_command(cx, original, RefusalReason::SelfApproval, d);
+    }
     if cmd.epoch != rec.approve_epoch || rec.approve_epoch != Some(cx.st.epoch + 1) {
         let d = format!(
             "approval names epoch {:?}; DRILL {} opens epoch {} (see `status`)",
@@ -364,6 +430,69 @@ pub(crate) fn approve(
         ..rec
     };
     start_out(cx, original, rec, ev)
+}
+
+/// Whether an `abort` is the drill's: a drill in flight and either no epoch open or the open
+/// epoch is the drill's own leg (a real incident's epoch is aborted as usual).
+pub(crate) fn owns_abort(st: &SiteState) -> bool {
+    in_flight(st).is_some()
+        && (!st.phase.is_open()
+            || st
+                .switchover
+                .as_ref()
+                .is_some_and(|s| s.drill && s.epoch == st.epoch))
+}
+
+/// `abort` on a site with a drill in flight and no leg mid-switchover (no incident or
+/// switchover epoch open): the drill ends `abandoned`, recorded, with where the site is left.
+/// Mid-leg it is refused: the leg ends by itself (done, or rolled back before the promotion).
+pub(crate) fn abort(mut cx: Ctx<'_>, original: &SiteState, cmd: &OperatorCommand) -> Decision {
+    let Some(mut rec) = in_flight(&cx.st).cloned() else {
+        let d = "no drill in flight".to_string();
+        return refuse_command(cx, original, RefusalReason::NothingToAbort, d);
+    };
+    if cx.st.phase.is_open() {
+        let d = format!(
+            "DRILL {} has a leg mid-switchover (epoch {}, {}): wait for the leg to end — done, or rolled back before the promotion if its target does not catch up — then `abort` the drill",
+            rec.number, cx.st.epoch, cx.st.phase
+        );
+        return refuse_command(cx, original, RefusalReason::NothingToAbort, d);
+    }
+    let named = cmd.epoch;
+    if named != Some(cx.st.epoch) && named != rec.approve_epoch {
+        let d = format!(
+            "`abort` names epoch {}; DRILL {} is at epoch {} (see `status`)",
+            named.unwrap_or(0),
+            rec.number,
+            cx.st.epoch
+        );
+        return refuse_command(cx, original, RefusalReason::NothingToAbort, d);
+    }
+    let by = cmd.by().unwrap_or_else(|| "an operator".into());
+    let why = cmd.reason.clone().unwrap_or_default();
+    let writer = cx.site.primary.clone();
+    let back = if writer != rec.home {
+        format!(
+            "; it is not home ({}): `failback` (rds-replica, once re-protected; UNPROTECTED while no DR replica exists) or a `switchover` to {} brings it back",
+            rec.home, rec.home
+        )
+    } else {
+        String::new()
+    };
+    let s = format!(
+        "DRILL {} ABANDONED by {by}: {why}; no further leg starts. The writer is {writer} (DNS points at it){back}",
+        rec.number
+    );
+    end(&mut rec, DrillPhase::Abandoned, s.clone(), cx.now);
+    cx.guard(GuardCheck::new(
+        Guard::Command,
+        GuardResult::Pass,
+        s.clone(),
+    ));
+    let e = event(cx.configured, &cx.st, &rec, s.clone(), cx.now);
+    cx.emit.push(e);
+    keep(&mut cx.st, rec);
+    cx.finish(original, Outcome::Watch, s)
 }
 
 /// The site's next drill number (1 for its first).
@@ -392,6 +521,7 @@ fn leg_command(rec: &DrillRecord, leg: Leg, to: &DbRef) -> OperatorCommand {
         max_wait_secs: rec.max_wait_secs,
         outside_window: false,
         principal: None,
+        drill: None,
     }
 }
 
@@ -425,26 +555,67 @@ fn start_out(
                 rpo_transactions: None,
             });
             rec.phase = DrillPhase::Out;
+            rec.started_at = Some(next.updated_at.unwrap_or(rec.requested_at));
             next.drill = Some(rec);
         }
     }
     d
 }
 
-/// Where a tick's drill step would take the back leg, when it may start now: a drill whose way
-/// back is ready (Aurora/Multi-AZ: its out leg done; rds-replica: its re-protection protected),
-/// the site idle and not paused, and the switchover's own preconditions passing on this tick's
-/// evidence. `None` otherwise — the tick is then evaluated as usual (a drill never holds up the
-/// detection of a real outage).
-pub fn back_target(
+/// What a healthy tick does about a drill in flight whose way back may be ready.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackStep {
+    /// Start the back leg to this target.
+    Start(DbRef),
+    /// Ready, but it waits (outside every window, a transient precondition): page once, saying why.
+    Wait(String),
+    /// It can never start as things are (a precondition that does not clear by itself, or it
+    /// waited past [`BACK_WAIT_LIMIT_SECS`]): the drill ends `abandoned`, saying why.
+    Abandon(String),
+}
+
+/// Whether a refusal of the back leg clears by itself (lag, a backup, a primary blip): the drill
+/// waits. Any other refusal ends it.
+fn transient(r: RefusalReason) -> bool {
+    matches!(
+        r,
+        RefusalReason::RpoExceeded
+            | RefusalReason::LagUnknown
+            | RefusalReason::BackupRunning
+            | RefusalReason::PrimaryUnhealthy
+            | RefusalReason::NoHealthyCandidate
+    )
+}
+
+/// The back leg, judged on a tick the evaluation found healthy: a drill whose way back is ready
+/// (Aurora/Multi-AZ: its out leg done; rds-replica: its re-protection protected), the site idle
+/// and not paused, inside a maintenance window (or within [`OUTSIDE_WINDOW_GRACE_SECS`] of an
+/// `outside_window` drill's start), and the switchover's own preconditions passing on this
+/// tick's evidence. `None`: nothing to do this tick.
+pub fn back_step(
     configured: &SiteConfig,
     live: &SiteConfig,
     st: &SiteState,
     ev: &Evidence,
-) -> Option<DbRef> {
+    now: DateTime<Utc>,
+) -> Option<BackStep> {
     let rec = in_flight(st)?;
     if st.phase.is_open() || st.paused.is_some() {
         return None;
+    }
+    if rec.phase == DrillPhase::Reprotecting {
+        if let Some(r) = st
+            .reprotect
+            .as_ref()
+            .filter(|r| r.phase == crate::reprotect::RpPhase::Failed)
+        {
+            return Some(BackStep::Abandon(format!(
+                "its re-protection into {} FAILED ({}): there is no replica to come back through; the site stays on {} (DNS points at it), UNPROTECTED until a `reprotect` succeeds, then `failback`",
+                r.replica.region,
+                r.note.clone().unwrap_or_default(),
+                live.primary
+            )));
+        }
     }
     let ready = match rec.phase {
         DrillPhase::Back => true,
@@ -457,14 +628,55 @@ pub fn back_target(
     if !ready {
         return None;
     }
+    if (now - rec.requested_at).num_seconds() > BACK_WAIT_LIMIT_SECS {
+        return Some(BackStep::Abandon(format!(
+            "its back leg has not started {} days after the drill was requested; the site stays on {} (DNS points at it): `failback` (rds-replica) or `switchover` to {} by hand in a window",
+            BACK_WAIT_LIMIT_SECS / 86_400,
+            live.primary,
+            rec.home
+        )));
+    }
+    let granted = rec.outside_window.is_some()
+        && rec
+            .started_at
+            .is_some_and(|t| (now - t).num_seconds() <= OUTSIDE_WINDOW_GRACE_SECS);
+    if !granted && configured.in_maintenance(now).is_none() {
+        let next = configured
+            .maintenance_windows
+            .iter()
+            .map(|w| (w.next_start(now), w))
+            .min_by_key(|(t, _)| *t)
+            .map(|(t, w)| format!("{w} (opens {})", t.format("%a %Y-%m-%d %H:%M UTC")))
+            .unwrap_or_else(|| "none configured".into());
+        return Some(BackStep::Wait(format!(
+            "its way back is ready but it is outside every maintenance window: the back leg waits for the next one, {next}; until then the site stays on {}",
+            live.primary
+        )));
+    }
     let to = if matches!(configured.engine, Engine::RdsReplica) {
-        crate::failback::target(configured, live, st, ev).ok()?
+        match crate::failback::target(configured, live, st, ev) {
+            Ok(t) => t,
+            Err(e) => {
+                return Some(BackStep::Wait(format!(
+                    "the back leg cannot start yet: {e}"
+                )))
+            }
+        }
     } else {
-        live.candidates
+        match live
+            .candidates
             .iter()
             .chain(std::iter::once(&live.primary))
-            .find(|c| **c == rec.home)?
-            .clone()
+            .find(|c| **c == rec.home)
+        {
+            Some(c) => c.clone(),
+            None => {
+                return Some(BackStep::Abandon(format!(
+                    "its home {} is no longer in the site's topology: the site stays on {}",
+                    rec.home, live.primary
+                )))
+            }
+        }
     };
     let req = crate::switchover::Request {
         target: to.clone(),
@@ -477,11 +689,100 @@ pub fn back_target(
         return None;
     }
     let seen = crate::switchover::command::observed(ev, st, &to);
-    crate::switchover::preconditions(live, st, &req, &seen).ok()?;
-    Some(to)
+    match crate::switchover::preconditions(live, st, &req, &seen) {
+        Ok(_) => Some(BackStep::Start(to)),
+        Err(r) if transient(r.reason) => Some(BackStep::Wait(format!(
+            "the back leg to {to} waits: {}",
+            r.detail
+        ))),
+        Err(r) => Some(BackStep::Abandon(format!(
+            "the back leg to {to} is refused: {}; the site stays on {} (DNS points at it)",
+            r.detail, live.primary
+        ))),
+    }
 }
 
-/// The tick's drill step once [`back_target`] said where: the back leg's switchover epoch
+/// A healthy tick's drill step (see [`back_step`]), after the tick's own evaluation `d` — an
+/// outage always wins: a tick that saw any down vote, or left an incident open, does nothing
+/// here.
+pub(crate) fn after_tick(
+    configured: &SiteConfig,
+    live: &SiteConfig,
+    original: &SiteState,
+    d: Decision,
+    ev: &Evidence,
+    now: DateTime<Utc>,
+) -> Decision {
+    let st = d.next.clone().unwrap_or_else(|| original.clone());
+    if st.phase.is_open() || ev.tally().down > 0 {
+        return d;
+    }
+    let Some(step) = back_step(configured, live, &st, ev, now) else {
+        return d;
+    };
+    let mut next = st;
+    let Some(mut drill) = in_flight(&next).cloned() else {
+        return d;
+    };
+    let summary = match step {
+        BackStep::Start(to) => {
+            let cx = Ctx {
+                site: live,
+                configured,
+                now,
+                st: next.clone(),
+                guards: d.verdict.guards.clone(),
+                emit: vec![],
+            };
+            let mut started = start_back(cx, original, to, ev);
+            let ok = started.next.as_ref().is_some_and(|n| {
+                n.switchover
+                    .as_ref()
+                    .is_some_and(|s| s.drill && s.epoch == n.epoch && n.epoch != original.epoch)
+            });
+            if ok {
+                let mut emit = d.emit;
+                emit.append(&mut started.emit);
+                started.emit = emit;
+                return started;
+            }
+            let s = format!(
+                "DRILL {} ABANDONED: the back leg was refused ({}); the site stays on {} (DNS points at it)",
+                drill.number, started.verdict.summary, live.primary
+            );
+            end(&mut drill, DrillPhase::Abandoned, s.clone(), now);
+            s
+        }
+        BackStep::Wait(why) => {
+            if drill.back_wait_paged.is_some() {
+                return d;
+            }
+            drill.back_wait_paged = Some(now);
+            format!("DRILL {} waits: {why}", drill.number)
+        }
+        BackStep::Abandon(why) => {
+            let s = format!("DRILL {} ABANDONED: {why}", drill.number);
+            end(&mut drill, DrillPhase::Abandoned, s.clone(), now);
+            s
+        }
+    };
+    let e = event(configured, &next, &drill, summary.clone(), now);
+    next.outbox.push(e.clone());
+    keep(&mut next, drill);
+    next.version = original.version + 1;
+    next.updated_at = Some(now);
+    let mut emit = d.emit;
+    emit.push(e);
+    let mut verdict = d.verdict;
+    verdict.summary = format!("{}; {summary}", verdict.summary);
+    Decision {
+        verdict,
+        next: Some(next),
+        emit,
+    }
+}
+
+/// The tick's drill step once [`back_step`] said where: the back leg's switchover epoch
 /// (recorded as a failback for rds-replica, so its end restores the writer name's shape).
 pub(crate) fn start_back(cx: Ctx<'_>, original: &SiteState, to: DbRef, ev: &Evidence) -> Decision {
     let Some(mut rec) = in_flight(&cx.st).cloned() else {
@@ -512,6 +813,11 @@ pub(crate) fn start_back(cx: Ctx<'_>, original: &SiteState, to: DbRef, ev: &Evid
     });
     next.drill = Some(rec);
     d
+}
+
+fn rto_text(ms: Option<i64>) -> String {
+    ms.map(|ms| format!("{ms} ms"))
+        .unwrap_or_else(|| "unmeasured".into())
 }
 
 fn rpo_text(n: Option<u64>) -> String {
@@ -569,13 +875,16 @@ pub fn on_switchover(
     });
     let summary = match (outcome, which) {
         ("done", Leg::Out) => {
-            complete_epoch(site, next, rec, now);
-            if matches!(site.engine, Engine::RdsReplica) {
+            if let Err(e) = complete_epoch(site, next, rec, now) {
+                let s = not_completed(rec, &e);
+                end(&mut drill, DrillPhase::Abandoned, s.clone(), now);
+                s
+            } else if matches!(site.engine, Engine::RdsReplica) {
                 let id = format!("drill-{}", drill.number);
                 match crate::reprotect::start(site, next, &id, None, now) {
                     Ok(r) => {
                         let s = format!(
-                            "re-protecting into {} ({} of {}), then the back leg",
+                            "the site is UNPROTECTED (no replica in another region) while re-protecting into {} ({} of {}), then the back leg in a maintenance window",
                             r.replica.region, r.replica.id, r.source
                         );
                         next.reprotect = Some(r);
@@ -593,18 +902,30 @@ pub fn on_switchover(
                 format!("the back leg to {} starts at the next tick", drill.home)
             }
         }
-        ("done", Leg::Back) => {
+        ("done", Leg::Back) => 'back: {
             if !rec.failback {
-                complete_epoch(site, next, rec, now);
+                if let Err(e) = complete_epoch(site, next, rec, now) {
+                    let s = not_completed(rec, &e);
+                    end(&mut drill, DrillPhase::Abandoned, s.clone(), now);
+                    break 'back s;
+                }
             }
             let out = drill.leg(Leg::Out).cloned();
             let s = format!(
-                "the drill is done: the writer is {} again; out leg RTO {} ms RPO {}, back leg RTO {} ms RPO {}",
+                "the drill is done: the writer is {} again; out leg RTO {} RPO {}, back leg RTO {} RPO {}{}",
                 rec.target,
-                out.as_ref().and_then(|l| l.rto_ms).unwrap_or_default(),
+                rto_text(out.as_ref().and_then(|l| l.rto_ms)),
                 rpo_text(out.and_then(|l| l.rpo_transactions)),
-                rec.measured.as_ref().map(|m| m.rto_ms).unwrap_or_default(),
+                rto_text(rec.measured.as_ref().map(|m| m.rto_ms)),
                 rpo_text(rec.measured.as_ref().and_then(|m| m.rpo_transactions)),
+                if rec.failback {
+                    format!(
+                        "; {} is a new instance, and the DR side has NO replica: the site is UNPROTECTED until you `reprotect` into the DR region (change `reprotect.region` first); {} and the old primary are left fenced (see the runbook, §10c)",
+                        rec.target, rec.old_primary
+                    )
+                } else {
+                    String::new()
+                },
             );
             end(&mut drill, DrillPhase::Done, s.clone(), now);
             s
@@ -642,17 +963,28 @@ pub fn on_switchover(
     keep(next, drill);
 }
 
+/// The done leg's epoch completed (the ledger's topology names the new writer); `Err`: why not.
 fn complete_epoch(
     site: &SiteConfig,
     next: &mut SiteState,
     rec: &SwitchoverRecord,
     now: DateTime<Utc>,
-) {
-    if let Ok(topo) = crate::topology::after_pinned_failover(site, next, now) {
-        next.topology = Some(topo);
-        let note = format!("DRILL leg completed: {} is the writer", rec.target);
-        let _ = next.transition(rec.epoch, Phase::Completed, now, note);
+) -> Result<(), String> {
+    let topo = crate::topology::after_pinned_failover(site, next, now).map_err(|e| e.0)?;
+    next.topology = Some(topo);
+    let note = format!("DRILL leg completed: {} is the writer", rec.target);
+    match next.transition(rec.epoch, Phase::Completed, now, note) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
+}
+
+/// A done leg whose epoch could not be completed: the drill ends, saying where the site is.
+fn not_completed(rec: &SwitchoverRecord, e: &str) -> String {
+    format!(
+        "the drill is ABANDONED: the leg is done ({} is the writer, DNS points at it) but its epoch {} could not be completed ({e}); send `complete` naming epoch {} once checked, then `reprotect` / `failback` by hand",
+        rec.target, rec.epoch, rec.epoch
+    )
 }
 
 fn end(drill: &mut DrillRecord, phase: DrillPhase, note: String, now: DateTime<Utc>) {

@@ -32,6 +32,38 @@ pub struct Evidence {
     /// for the target on GTIDs; binlog coordinates are not supported, and are refused up front.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_gtid: Option<bool>,
+    /// `read_only` as the parameter groups attached to a switchover's possible targets hold it
+    /// (the candidates and a `reprotect` replica), read for the `switchover`, `failback`, `drill`
+    /// and `approve` commands and a drill's ticks only. An explicit `read_only=1` stays in force
+    /// after `PromoteReadReplica` (see [`GroupReadOnly`]), so a switchover to such a target is
+    /// refused before anything is fenced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_only_groups: Vec<GroupReadOnly>,
+}
+
+/// One parameter group attached to a would-be switchover target, and `read_only` as the group
+/// holds it. RDS: "`read_only` ... default `{TrueIfReplica}`" — only that default formula follows
+/// the instance's role; a value set explicitly in the group applies to the instance whatever its
+/// role (RDS User Guide, "Parameters for MySQL" / "Working with parameter groups": a parameter set
+/// in a custom DB parameter group overrides the engine default). A promoted replica whose group
+/// holds `read_only=1` therefore stays read-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupReadOnly {
+    /// The instance the group is attached to.
+    pub db: String,
+    pub group: String,
+    /// `read_only` set in the group (`None`: not set, the engine default applies).
+    pub read_only: Option<String>,
+}
+
+impl Evidence {
+    /// The group attached to `db` that holds an explicit `read_only=1`, if any.
+    pub fn read_only_group_of(&self, db: &str) -> Option<&str> {
+        self.read_only_groups
+            .iter()
+            .find(|g| g.db == db && matches!(g.read_only.as_deref(), Some("1") | Some("ON")))
+            .map(|g| g.group.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

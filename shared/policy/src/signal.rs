@@ -316,6 +316,10 @@ pub struct OperatorCommand {
     /// `callerId` when different) in parentheses. Never accepted from a body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
+    /// For `approve`: the number of the drill it approves. A drill's approval names the drill, so
+    /// a real incident's approval is never taken for a drill's, nor a drill's for an incident's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<u64>,
 }
 
 impl OperatorCommand {
@@ -404,6 +408,16 @@ impl OperatorCommand {
                 field: "max_wait_secs".into(),
                 detail: format!(
                     "`max_wait_secs` belongs to `switchover` and `failback`, not `{}`",
+                    self.command.as_str()
+                ),
+            });
+        }
+        if self.drill.is_some() && self.command != OperatorAction::Approve {
+            return Err(SignalError::Field {
+                shape,
+                field: "drill".into(),
+                detail: format!(
+                    "`drill` (a drill's number) belongs to `approve`, not `{}`",
                     self.command.as_str()
                 ),
             });

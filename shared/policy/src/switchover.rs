@@ -144,6 +144,9 @@ pub struct Observed {
     pub backup_running: bool,
     /// The primary replicates by GTID (`None`: unread).
     pub primary_gtid: Option<bool>,
+    /// A parameter group attached to the target that holds an explicit `read_only=1`: the
+    /// target would stay read-only after its promotion (see [`crate::evidence::GroupReadOnly`]).
+    pub target_read_only_group: Option<String>,
 }
 
 /// The preconditions failed: why, and every guard as it was judged.
@@ -341,6 +344,17 @@ pub fn preconditions(
             )),
         };
         check(Guard::Rpo, ok, RefusalReason::NoGtid, detail);
+        let (ok, detail) = match &seen.target_read_only_group {
+            Some(g) => (false, format!(
+                "{}'s parameter group `{g}` holds an explicit read_only=1 (it was fenced with it, or shares the old primary's fence group): an explicit value applies whatever the role, so {} would stay read-only after its promotion and the site would have no writer; set read_only back to the engine default in `{g}` (ResetDBParameterGroup) or give {} its own group, then retry",
+                req.target, req.target, req.target
+            )),
+            None => (true, format!(
+                "{}'s parameter groups hold no explicit read_only=1: it takes writes once promoted",
+                req.target
+            )),
+        };
+        check(Guard::Fence, ok, RefusalReason::TargetReadOnly, detail);
     }
     let wait = req.max_wait_secs.unwrap_or(DEFAULT_MAX_WAIT_SECS);
     check(

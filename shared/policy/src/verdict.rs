@@ -133,6 +133,13 @@ pub enum RefusalReason {
     /// coordinates only), or whose GTID mode could not be read: the catch-up wait is on GTIDs,
     /// so it is refused before anything is fenced.
     NoGtid,
+    /// `switchover` / `failback` / a drill leg whose target's parameter group holds an explicit
+    /// `read_only=1`: promoted, it would stay read-only (no writer), so it is refused before
+    /// anything is fenced.
+    TargetReadOnly,
+    /// `approve` of a drill by the principal who requested it: a drill's approval is a second
+    /// person's.
+    SelfApproval,
     /// `switchover` of an RDS read replica: this version judges and records it, but does not yet
     /// carry out the capture of the fenced position and the target's catch-up wait, so it is
     /// refused before anything is fenced.

@@ -117,6 +117,7 @@ fn op(
             max_wait_secs: None,
             outside_window: false,
             principal: None,
+            drill: None,
         }),
     }
 }
@@ -171,6 +172,7 @@ impl World {
             primary_multi_az: None,
             vantage_region: Some("us-west-2".into()),
             primary_gtid: None,
+            read_only_groups: vec![],
             alarms: vec![
                 AlarmEvidence {
                     name: "orders-primary-availability".into(),
@@ -989,6 +991,7 @@ fn billing_world() -> Evidence {
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
         primary_gtid: None,
+        read_only_groups: vec![],
         alarms: vec![AlarmEvidence {
             name: "billing-writer-availability".into(),
             role: AlarmRole::Availability,
@@ -1094,6 +1097,7 @@ fn shadow_mode_says_what_it_would_do_and_never_decides() {
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
         primary_gtid: None,
+        read_only_groups: vec![],
         // us-east-1 is lost: its alarm cannot be read; the witness's alarm in us-west-2 fires.
         alarms: vec![
             AlarmEvidence {
@@ -1224,6 +1228,7 @@ fn rds_managed_failover_in_progress_is_not_raced() {
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
         primary_gtid: None,
+        read_only_groups: vec![],
         alarms: vec![AlarmEvidence {
             name: "inventory-db-availability".into(),
             role: AlarmRole::Availability,

@@ -80,6 +80,7 @@ fn orders(
         primary_multi_az: Some(false),
         vantage_region: Some("us-west-2".into()),
         primary_gtid: None,
+        read_only_groups: vec![],
     }
 }
 
@@ -162,6 +163,7 @@ fn multi_az_failing_over(status: &'static str) -> impl Fn(i64) -> Evidence {
         primary_multi_az: Some(true),
         vantage_region: Some("us-west-2".into()),
         primary_gtid: None,
+        read_only_groups: vec![],
     }
 }
 

@@ -53,6 +53,7 @@ fn cmd_for(site: &str, candidate: &str, id: &str, delivery: Delivery) -> Signal 
             max_wait_secs: Some(45),
             outside_window: false,
             principal: None,
+            drill: None,
         }),
     }
 }
@@ -84,6 +85,7 @@ fn healthy(lag1: Option<f64>) -> Evidence {
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
         primary_gtid: Some(true),
+        read_only_groups: vec![],
     }
 }
 

@@ -24,7 +24,7 @@ fn site_with(f: impl FnOnce(&mut serde_json::Value)) -> SiteConfig {
     let mut doc: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
     doc["sites"][0]["fence"] = serde_json::json!({"parameter_group": "orders-params"});
     doc["sites"][0]["reprotect"] = serde_json::json!({
-        "region": "us-east-1", "parameter_group": "orders-params",
+        "region": "us-east-1", "parameter_group": "orders-rp-params",
         "security_groups": ["sg-0123abcd"], "subnet_group": "orders-subnets", "kms_key_id": "alias/orders"
     });
     f(&mut doc);
@@ -83,6 +83,7 @@ fn drill_cmd(id: &str, candidate: &str, outside_window: bool) -> Signal {
             max_wait_secs: Some(60),
             outside_window,
             principal: None,
+            drill: None,
         }),
     )
 }
@@ -109,6 +110,7 @@ fn evidence(candidates: Vec<CandidateEvidence>) -> Evidence {
         primary_multi_az: None,
         vantage_region: None,
         primary_gtid: Some(true),
+        read_only_groups: vec![],
     }
 }
 
@@ -355,7 +357,9 @@ fn out_reprotect_back_records_both_legs_rto_and_rpo_zero() {
     assert!(
         all.iter().any(|s| s.starts_with("DRILL 1 back leg")
             && s.contains("RTO 6000 ms")
-            && s.contains("out leg RTO 9000 ms")),
+            && s.contains("out leg RTO 9000 ms")
+            && s.contains("UNPROTECTED")
+            && s.contains("orders-replica-1-rp1")),
         "{all:?}"
     );
     // The failback's own second step ran: the writer name's recorded shape is asked back.
@@ -491,6 +495,7 @@ fn a_failover_decided_mid_drill_abandons_it() {
             max_wait_secs: None,
             outside_window: false,
             principal: None,
+            drill: None,
         }),
     );
     let d = decide_on(&site, &fail, &ev, &st, t(200));
@@ -507,7 +512,7 @@ fn a_failover_decided_mid_drill_abandons_it() {
         .iter()
         .any(|e| e.verdict.summary.contains("DRILL 1 ABANDONED")));
     // No back leg is ever started for it.
-    assert!(back_target(&site, &site, &next, &home_ev()).is_none());
+    assert!(back_step(&site, &site, &next, &home_ev(), t(300)).is_none());
 }
 
 #[test]
@@ -567,14 +572,14 @@ fn require_approval_sites_wait_for_approve_naming_the_epoch() {
         st.switchover.is_none() && !st.phase.is_open(),
         "nothing fenced before the approval"
     );
-    let approve = |id: &str, epoch| {
+    let approve_as = |id: &str, epoch, drill: Option<u64>, who: &str| {
         signal(
             id,
             SignalKind::Operator(OperatorCommand {
                 command: OperatorAction::Approve,
                 site: "orders".into(),
                 reason: None,
-                operator: Some("carol".into()),
+                operator: Some(who.into()),
                 override_rpo: false,
                 epoch: Some(epoch),
                 candidate: None,
@@ -584,9 +589,50 @@ fn require_approval_sites_wait_for_approve_naming_the_epoch() {
                 max_wait_secs: None,
                 outside_window: false,
                 principal: None,
+                drill,
             }),
         )
     };
+    let approve = |id: &str, epoch| approve_as(id, epoch, Some(1), "carol");
+    // Issue 13 finding 5: an approval that does not name the drill (what a real incident's
+    // approval for epoch 1 looks like) is not taken for the drill's...
+    let d = decide_on(
+        &site,
+        &approve_as("a-1", 1, None, "carol"),
+        &home_ev(),
+        &st,
+        t(5),
+    );
+    assert!(
+        matches!(
+            d.verdict.outcome,
+            Outcome::Refused {
+                reason: RefusalReason::StaleApproval
+            }
+        ) && d.verdict.summary.contains("names the drill"),
+        "{:?}",
+        d.verdict
+    );
+    assert!(d.next.as_ref().is_none_or(|n| n.switchover.is_none()));
+    // ...and the requester cannot approve their own drill: a second person does.
+    let d = decide_on(
+        &site,
+        &approve_as("a-2", 1, Some(1), "ana@example.com"),
+        &home_ev(),
+        &st,
+        t(5),
+    );
+    assert!(
+        matches!(
+            d.verdict.outcome,
+            Outcome::Refused {
+                reason: RefusalReason::SelfApproval
+            }
+        ),
+        "{:?}",
+        d.verdict
+    );
+    assert!(d.next.as_ref().is_none_or(|n| n.switchover.is_none()));
     let d = decide_on(&site, &approve("a0", 7), &home_ev(), &st, t(5));
     assert!(matches!(
         d.verdict.outcome,
@@ -609,5 +655,297 @@ fn next_start_of_a_window() {
     assert_eq!(
         w.next_start(wed),
         Utc.with_ymd_and_hms(2026, 12, 6, 3, 0, 0).unwrap()
+    );
+}
+
+/// A drill whose out leg is done and whose re-protection reached `protected` at `protected`
+/// seconds: the state the back leg starts from, and the re-protection replica.
+fn protected_at(site: &SiteConfig, protected: i64) -> (SiteState, DbRef) {
+    let d = decide_on(
+        site,
+        &drill_cmd("d1", "orders-replica-1", false),
+        &home_ev(),
+        &SiteState::new("orders"),
+        t(0),
+    );
+    let st = run_leg(site, d.next.unwrap(), 10, 19);
+    let mut rp = st.reprotect.clone().unwrap();
+    rp.phase = crate::reprotect::RpPhase::Protected;
+    rp.protected_at = Some(t(protected));
+    let mut st = crate::reprotect::commit(site, &st, rp.clone(), None, t(protected)).unwrap();
+    st.outbox.clear();
+    (st, rp.replica)
+}
+
+fn drill_events(d: &Decision) -> Vec<String> {
+    d.emit
+        .iter()
+        .map(|e| e.verdict.summary.clone())
+        .filter(|s| s.starts_with("DRILL 1"))
+        .collect()
+}
+
+/// Issue 13 finding 3: the way back ready after the window closed does not start at peak
+/// traffic: the drill waits for the next window, pages once (not every tick), starts in the
+/// window; one still waiting after BACK_WAIT_LIMIT_SECS ends `abandoned`, saying so.
+#[test]
+fn the_back_leg_waits_for_a_maintenance_window_and_pages_once() {
+    let site = site();
+    // Protected at 04:10 UTC: the sun:03:00-sun:04:00 window has closed.
+    let (st, rp) = protected_at(&site, 3600);
+    let ev = evidence(vec![replica(rp.clone(), 0.0)]);
+    let d = decide_on(
+        &site,
+        &signal("tick-1", SignalKind::Tick),
+        &ev,
+        &st,
+        t(3660),
+    );
+    let st = d.next.clone().expect("the wait is recorded");
+    assert!(
+        st.switchover.as_ref().is_none_or(|s| !s.failback),
+        "no back leg outside the window"
+    );
+    assert_eq!(st.drill.as_ref().unwrap().phase, DrillPhase::Reprotecting);
+    let paged = drill_events(&d);
+    assert!(
+        paged.len() == 1
+            && paged[0].contains("outside every maintenance window")
+            && paged[0].contains("sun:03:00-sun:04:00"),
+        "{paged:?}"
+    );
+    // The next tick, still outside: no second page, nothing changes.
+    let d = decide_on(
+        &site,
+        &signal("tick-2", SignalKind::Tick),
+        &ev,
+        &st,
+        t(3720),
+    );
+    assert!(drill_events(&d).is_empty(), "{:?}", drill_events(&d));
+    assert!(d
+        .next
+        .as_ref()
+        .is_none_or(|n| n.switchover.as_ref().is_none_or(|s| !s.failback)));
+    // Next Sunday 03:10, inside the window: the back leg starts.
+    let week = 7 * 86_400;
+    let d = decide_on(
+        &site,
+        &signal("tick-3", SignalKind::Tick),
+        &ev,
+        &st,
+        t(week),
+    );
+    let next = d.next.expect("the back leg starts");
+    assert!(next
+        .switchover
+        .as_ref()
+        .is_some_and(|s| s.drill && s.failback && s.target == rp));
+    assert_eq!(next.drill.as_ref().unwrap().phase, DrillPhase::Back);
+    // Nine days on, never started (say the window was missed): abandoned, with a message.
+    let d = decide_on(
+        &site,
+        &signal("tick-4", SignalKind::Tick),
+        &ev,
+        &st,
+        t(9 * 86_400),
+    );
+    let next = d.next.expect("abandoned");
+    let drill = next.drill.clone().unwrap();
+    assert_eq!(drill.phase, DrillPhase::Abandoned);
+    assert!(drill.note.unwrap().contains("has not started 8 days"));
+    assert!(next.switchover.as_ref().is_none_or(|s| !s.failback));
+    assert_eq!(next.drills.len(), 1);
+}
+
+/// Issue 13 finding 10: the back leg is decided after the tick's own evaluation — a tick that
+/// saw the writer down starts no back leg; and a back leg the switchover refuses for good (its
+/// target's group holds read_only=1) ends the drill with a message instead of refusing every tick.
+#[test]
+fn an_outage_tick_starts_no_back_leg_and_a_refused_back_leg_ends_the_drill() {
+    let site = site();
+    let (st, rp) = protected_at(&site, 600);
+    let mut down = evidence(vec![replica(rp.clone(), 0.0)]);
+    down.primary = DbObservation::status("failed");
+    let d = decide_on(
+        &site,
+        &signal("tick-1", SignalKind::Tick),
+        &down,
+        &st,
+        t(660),
+    );
+    assert!(
+        d.next
+            .as_ref()
+            .is_none_or(|n| n.switchover.as_ref().is_none_or(|s| !s.failback)),
+        "no back leg on a tick that saw the writer down: {}",
+        d.verdict.summary
+    );
+    let mut ev = evidence(vec![replica(rp.clone(), 0.0)]);
+    ev.read_only_groups = vec![crate::evidence::GroupReadOnly {
+        db: rp.id.clone(),
+        group: "orders-params".into(),
+        read_only: Some("1".into()),
+    }];
+    let d = decide_on(&site, &signal("tick-2", SignalKind::Tick), &ev, &st, t(720));
+    let next = d.next.clone().expect("the drill ends");
+    assert!(
+        next.switchover.as_ref().is_none_or(|s| !s.failback),
+        "nothing fenced"
+    );
+    let drill = next.drill.clone().unwrap();
+    assert_eq!(drill.phase, DrillPhase::Abandoned, "{drill:?}");
+    let note = drill.note.unwrap();
+    assert!(
+        note.contains("orders-params") && note.contains("read_only=1"),
+        "{note}"
+    );
+    assert_eq!(drill_events(&d).len(), 1);
+    // The next tick: nothing more (the drill has ended).
+    let d = decide_on(
+        &site,
+        &signal("tick-3", SignalKind::Tick),
+        &ev,
+        &next,
+        t(780),
+    );
+    assert!(drill_events(&d).is_empty());
+}
+
+fn abort_cmd(id: &str, epoch: u64) -> Signal {
+    signal(
+        id,
+        SignalKind::Operator(OperatorCommand {
+            command: OperatorAction::Abort,
+            site: "orders".into(),
+            reason: Some("drill wedged".into()),
+            operator: Some("bob@example.com".into()),
+            override_rpo: false,
+            epoch: Some(epoch),
+            candidate: None,
+            force: false,
+            override_cooldown: false,
+            primary: None,
+            max_wait_secs: None,
+            outside_window: false,
+            principal: None,
+            drill: None,
+        }),
+    )
+}
+
+/// Issue 13 finding 6: `abort` ends a drill in flight (recorded, with where the site is left);
+/// mid-leg it is refused, saying to wait for the leg to end.
+#[test]
+fn abort_ends_a_drill_in_flight_but_not_mid_leg() {
+    let site = site();
+    let d = decide_on(
+        &site,
+        &drill_cmd("d1", "orders-replica-1", false),
+        &home_ev(),
+        &SiteState::new("orders"),
+        t(0),
+    );
+    let st = d.next.unwrap();
+    let epoch = st.epoch;
+    let d = decide_on(&site, &abort_cmd("a1", epoch), &home_ev(), &st, t(5));
+    assert!(
+        d.verdict.summary.contains("mid-switchover") && d.verdict.summary.contains("wait"),
+        "{}",
+        d.verdict.summary
+    );
+    assert!(d
+        .next
+        .as_ref()
+        .is_none_or(|n| n.drill.as_ref().unwrap().phase == DrillPhase::Out));
+    let mut st = run_leg(&site, st, 10, 19);
+    st.outbox.clear();
+    assert_eq!(st.drill.as_ref().unwrap().phase, DrillPhase::Reprotecting);
+    let dr_ev = evidence(vec![]);
+    let d = decide_on(&site, &abort_cmd("a2", st.epoch), &dr_ev, &st, t(100));
+    let next = d.next.clone().expect("the drill ends");
+    let drill = next.drill.clone().unwrap();
+    assert_eq!(drill.phase, DrillPhase::Abandoned);
+    let note = drill.note.clone().unwrap();
+    assert!(
+        note.contains("ABANDONED by bob@example.com")
+            && note.contains("orders-replica-1")
+            && note.contains("not home"),
+        "{note}"
+    );
+    assert_eq!(next.drills, vec![drill]);
+    assert_eq!(drill_events(&d).len(), 1);
+}
+
+/// Issue 13 finding 6: a drill from the DR side (the site not home), or to a target in the
+/// original region, is refused before any AWS call; a re-protection that failed ends the drill.
+#[test]
+fn refused_away_from_home_or_to_a_home_target_and_ended_by_a_failed_reprotect() {
+    let site2 = site_with(|doc| {
+        doc["sites"][0]["candidates"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"id": "orders-east-2", "region": "us-east-1"}));
+    });
+    let mut ev = home_ev();
+    ev.candidates
+        .push(replica(db("orders-east-2", "us-east-1"), 0.0));
+    let d = decide_on(
+        &site2,
+        &drill_cmd("d1", "orders-east-2", false),
+        &ev,
+        &SiteState::new("orders"),
+        t(0),
+    );
+    assert!(
+        d.verdict
+            .summary
+            .contains("is in the original region us-east-1"),
+        "{}",
+        d.verdict.summary
+    );
+    assert!(d
+        .next
+        .as_ref()
+        .is_none_or(|n| n.drill.is_none() && n.switchover.is_none()));
+
+    let site = site();
+    let d = decide_on(
+        &site,
+        &drill_cmd("d2", "orders-replica-1", false),
+        &home_ev(),
+        &SiteState::new("orders"),
+        t(0),
+    );
+    let st = run_leg(&site, d.next.unwrap(), 10, 19);
+    // Its re-protection fails: the next tick ends the drill, saying so.
+    let mut rp = st.reprotect.clone().unwrap();
+    rp.phase = crate::reprotect::RpPhase::Failed;
+    rp.note = Some("CreateDBInstanceReadReplica refused".into());
+    let mut st = crate::reprotect::commit(&site, &st, rp, None, t(300)).unwrap();
+    st.outbox.clear();
+    let d = decide_on(
+        &site,
+        &signal("tick-1", SignalKind::Tick),
+        &evidence(vec![]),
+        &st,
+        t(360),
+    );
+    let st = d.next.expect("the drill ends");
+    let drill = st.drill.clone().unwrap();
+    assert_eq!(drill.phase, DrillPhase::Abandoned);
+    assert!(drill.note.unwrap().contains("FAILED"));
+    // The site is on the DR side now: a new drill is refused, naming it.
+    let d = decide_on(
+        &site,
+        &drill_cmd("d3", "orders-replica-2", false),
+        &home_ev(),
+        &st,
+        t(400),
+    );
+    assert!(
+        d.verdict.summary.contains("already on the DR side"),
+        "{}",
+        d.verdict.summary
     );
 }

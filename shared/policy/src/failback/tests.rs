@@ -78,6 +78,7 @@ fn evidence(candidates: Vec<CandidateEvidence>) -> Evidence {
         primary_multi_az: None,
         vantage_region: None,
         primary_gtid: Some(true),
+        read_only_groups: vec![],
     }
 }
 

@@ -69,6 +69,29 @@ fn a_default_parameter_group_is_refused_by_validation() {
     assert!(Config::from_document(&doc.to_string()).is_ok());
 }
 
+/// Issue 13 finding 1: the fence sets read_only=1 in its group; a replica created with that same
+/// group (same region) would stay read-only once promoted — refused by validation, naming it.
+#[test]
+fn a_reprotect_group_equal_to_the_fence_group_is_refused_by_validation() {
+    let mut doc: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+    doc["sites"][0]["fence"] = serde_json::json!({"parameter_group": "orders-params"});
+    let mut rp = serde_json::to_value(cfg("orders-params")).unwrap();
+    rp["region"] = serde_json::json!("us-east-1");
+    doc["sites"][0]["reprotect"] = rp.clone();
+    let e = Config::from_document(&doc.to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("reprotect.parameter_group")
+            && e.contains("orders-params")
+            && e.contains("read_only=1"),
+        "{e}"
+    );
+    rp["parameter_group"] = serde_json::json!("orders-rp-params");
+    doc["sites"][0]["reprotect"] = rp;
+    assert!(Config::from_document(&doc.to_string()).is_ok());
+}
+
 #[test]
 fn the_replica_is_of_the_ledgers_primary_into_the_configured_region() {
     let r = start(&site(), &completed(), "req-1", None, t(1)).unwrap();

@@ -60,6 +60,7 @@ fn evidence(lags: &[Option<f64>]) -> Evidence {
         primary_multi_az: None,
         vantage_region: None,
         primary_gtid: None,
+        read_only_groups: vec![],
     }
 }
 

@@ -38,6 +38,7 @@ pub fn observed(ev: &Evidence, st: &SiteState, target: &DbRef) -> Observed {
         target_lag_secs,
         backup_running: st.backups_running.contains(&target.id),
         primary_gtid: ev.primary_gtid,
+        target_read_only_group: ev.read_only_group_of(&target.id).map(str::to_string),
     }
 }
 

@@ -55,6 +55,7 @@ fn healthy() -> Observed {
         target_lag_secs: Some(0.0),
         backup_running: false,
         primary_gtid: Some(true),
+        target_read_only_group: None,
     }
 }
 
@@ -168,6 +169,12 @@ fn preconditions_table() {
             "GTID mode unreadable",
             |_, _, _, o| o.primary_gtid = None,
             Some(RefusalReason::NoGtid),
+        ),
+        // Issue 13 finding 1: promoted, a target whose group holds read_only=1 stays read-only.
+        (
+            "target's group holds an explicit read_only=1",
+            |_, _, _, o| o.target_read_only_group = Some("orders-params".into()),
+            Some(RefusalReason::TargetReadOnly),
         ),
         (
             "max_wait 0",

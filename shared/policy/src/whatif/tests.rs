@@ -71,6 +71,7 @@ fn evidence(down: bool) -> Evidence {
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
         primary_gtid: None,
+        read_only_groups: vec![],
     }
 }
 

@@ -3,6 +3,7 @@
 //! switchover driver, and the drill ends `rolled-back` saying so (the old primary writable).
 
 use failover_policy::drill::DrillPhase;
+use failover_policy::fence::AttachedGroup;
 use failover_policy::switchover::SwPhase;
 use failover_policy::verdict::Outcome;
 
@@ -14,7 +15,7 @@ fn drill_world(applied: &str) -> World {
     let mut doc: Value = serde_json::from_str(EXAMPLE).unwrap();
     doc["sites"][0]["fence"] = json!({"parameter_group": "orders-primary-params"});
     doc["sites"][0]["reprotect"] = json!({
-        "region": "us-east-1", "parameter_group": "orders-primary-params",
+        "region": "us-east-1", "parameter_group": "orders-rp-params",
         "security_groups": ["sg-0123abcd"], "subnet_group": "orders-subnets"
     });
     w.with_config(Config::from_document(&doc.to_string()).unwrap())
@@ -89,5 +90,49 @@ async fn an_out_leg_that_times_out_rolls_back_and_the_drill_says_so() {
     assert!(
         aborted.iter().any(|m| m.starts_with("DRILL switchover")),
         "{aborted:?}"
+    );
+}
+
+/// Issue 13 finding 1: a target whose own parameter group holds an explicit read_only=1 (fenced
+/// in an earlier epoch, never reset) would stay read-only once promoted — both sides read-only.
+/// The drill (its out leg's switchover) is refused before the fence, naming the group.
+#[tokio::test]
+async fn a_target_whose_group_holds_read_only_1_is_refused_before_the_fence() {
+    let w = drill_world("0-1-105");
+    {
+        let mut f = w.fence.state.lock().unwrap();
+        f.groups.insert(
+            "orders-replica-1".into(),
+            vec![AttachedGroup {
+                name: "orders-replica-params".into(),
+                apply_status: "in-sync".into(),
+            }],
+        );
+        f.values.insert("orders-replica-params".into(), "1".into());
+    }
+    let r = drill(&w, true).await;
+    let v = &r.verdicts[0];
+    assert!(
+        matches!(
+            v.outcome,
+            Outcome::Refused {
+                reason: failover_policy::verdict::RefusalReason::TargetReadOnly
+            }
+        ),
+        "{v:?}"
+    );
+    assert!(
+        v.summary.contains("orders-replica-params") && v.summary.contains("read_only=1"),
+        "{}",
+        v.summary
+    );
+    let st = w
+        .ledger
+        .get("orders")
+        .unwrap_or_else(|| SiteState::new("orders"));
+    assert!(st.switchover.is_none() && st.drill.is_none(), "{st:?}");
+    assert!(
+        w.fence.state.lock().unwrap().calls.is_empty(),
+        "no fence call"
     );
 }

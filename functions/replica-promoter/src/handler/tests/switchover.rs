@@ -32,6 +32,7 @@ fn command(site: &str, target: &str) -> Signal {
             max_wait_secs: None,
             outside_window: false,
             principal: None,
+            drill: None,
         }),
     }
 }
@@ -53,6 +54,7 @@ fn healthy(target: &DbRef) -> Evidence {
         primary_multi_az: None,
         vantage_region: Some("us-west-2".into()),
         primary_gtid: Some(true),
+        read_only_groups: vec![],
     }
 }
 
