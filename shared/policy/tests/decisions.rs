@@ -2576,3 +2576,51 @@ fn a_complete_naming_the_configured_primary_is_refused_once_the_switch_was_put()
         d.verdict.summary
     );
 }
+
+#[test]
+fn a_switched_epoch_completed_on_its_writer_is_not_handed_back_by_a_second_complete() {
+    // Review finding 6: `complete` (on the promoted writer) closes epoch 1; a second `complete`
+    // naming the configured primary for the same epoch must not hand the site back while the
+    // switch metric is still 1 — Route 53 answers the promoted writer: two writers.
+    let plain = op("orders", OperatorAction::Complete, false, Some("done"), Some(1));
+    let mut back = op(
+        "orders",
+        OperatorAction::Complete,
+        false,
+        Some("failed back by hand"),
+        Some(1),
+    );
+    if let SignalKind::Operator(o) = &mut back.kind {
+        o.primary = Some("orders-primary".into());
+    }
+    let mut st = switched_epoch_1(false);
+    let d = step_ev(&plain, &World::healthy().evidence(), &mut st, at(600));
+    assert_eq!(d.verdict.outcome, Outcome::Completed, "{}", d.verdict.summary);
+    let topology = st.topology.clone();
+    assert!(topology.is_some(), "the promoted writer is the topology");
+    // The configured primary is live and standalone (failed back by hand, or never dead): the
+    // evidence `complete` asks for is all there; only the switch stands in the way.
+    let mut ev = World::healthy().evidence();
+    let mut home = ev.candidates[0].clone();
+    home.db = DbRef {
+        id: "orders-primary".into(),
+        region: "us-east-1".into(),
+    };
+    home.replica_of_primary = Some(false);
+    ev.candidates.push(home);
+    let d = step_ev(&back, &ev, &mut st, at(660));
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Refused {
+            reason: RefusalReason::NothingToComplete
+        },
+        "{}",
+        d.verdict.summary
+    );
+    assert!(
+        d.verdict.summary.contains("data-plane switch was put"),
+        "{}",
+        d.verdict.summary
+    );
+    assert_eq!(st.topology, topology, "nothing changed");
+}
