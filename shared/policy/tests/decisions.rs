@@ -2582,7 +2582,13 @@ fn a_switched_epoch_completed_on_its_writer_is_not_handed_back_by_a_second_compl
     // Review finding 6: `complete` (on the promoted writer) closes epoch 1; a second `complete`
     // naming the configured primary for the same epoch must not hand the site back while the
     // switch metric is still 1 — Route 53 answers the promoted writer: two writers.
-    let plain = op("orders", OperatorAction::Complete, false, Some("done"), Some(1));
+    let plain = op(
+        "orders",
+        OperatorAction::Complete,
+        false,
+        Some("done"),
+        Some(1),
+    );
     let mut back = op(
         "orders",
         OperatorAction::Complete,
@@ -2595,7 +2601,12 @@ fn a_switched_epoch_completed_on_its_writer_is_not_handed_back_by_a_second_compl
     }
     let mut st = switched_epoch_1(false);
     let d = step_ev(&plain, &World::healthy().evidence(), &mut st, at(600));
-    assert_eq!(d.verdict.outcome, Outcome::Completed, "{}", d.verdict.summary);
+    assert_eq!(
+        d.verdict.outcome,
+        Outcome::Completed,
+        "{}",
+        d.verdict.summary
+    );
     let topology = st.topology.clone();
     assert!(topology.is_some(), "the promoted writer is the topology");
     // The configured primary is live and standalone (failed back by hand, or never dead): the

@@ -237,7 +237,9 @@ fn restored_is_recorded_with_dns_unpinned() {
     );
     assert!(pending(&done).is_none());
     // The SECONDARY reading follows the record restored, not the writer the pin wrote.
-    let reading = done.secondary_reading.expect("the restored SECONDARY is the reading");
+    let reading = done
+        .secondary_reading
+        .expect("the restored SECONDARY is the reading");
     assert_eq!(reading.values, vec![DR.to_string()]);
     assert_eq!(reading.at, t(103));
 }
