@@ -37,13 +37,8 @@ pub(crate) fn back_to_configuration(
     }
     // data-plane-switch: once the metric was put for this epoch Route 53 answers (or, the alarm
     // latching, will answer) the SECONDARY; handing the site back to the configured primary now
-    // would make two writers. Unpin (which sets the switch back) comes after a completion; the
-    // same holds once the epoch was completed on the promoted writer (a second `complete` naming
-    // the configured primary), until the unpin has set the switch back.
-    let switched_back = cx.st.unpin.as_ref().is_some_and(|u| {
-        u.epoch == epoch && (u.switched_back_at.is_some() || u.restored_at.is_some())
-    });
-    if let Some(s) = crate::dataplane::switch_put(&cx.st).filter(|_| !switched_back) {
+    // would make two writers. Unpin (which sets the switch back) comes after a completion.
+    if let Some(s) = crate::dataplane::switch_put(&cx.st).filter(|_| pinned_now) {
         let d = format!(
             "cannot hand epoch {epoch} back to the configuration ({configured}): the data-plane switch was put for it, so Route 53 answers — or at any moment will answer — {}, the promoted writer: two writers. Complete it naming the promoted writer, then fail back and unpin (docs/runbook.md)",
             s.host
