@@ -50,7 +50,7 @@ pub(super) async fn primary_first(
             Some(id) => wait_insync(deps, site, &id, deadline, resp).await?,
             None => deps.clock.now(),
         };
-        update(deps, site, |s| phases::record_primary_restored(s, at)).await?;
+        update(deps, site, |s| phases::record_primary_restored(site, s, at)).await?;
         info!(site = %site.id, "unpin: phase 1 INSYNC, the PRIMARY is restored, the SECONDARY still names the writer");
     }
     let st = deps.ledger.load(&site.id).await.map_err(port)?;

@@ -185,13 +185,28 @@ pub fn record_primary_change(
     Some(next)
 }
 
-/// Phase 1 is `INSYNC` (or there was nothing to change): from now on, phase 2.
-pub fn record_primary_restored(st: &SiteState, at: DateTime<Utc>) -> Option<SiteState> {
+/// Phase 1 is `INSYNC` (or there was nothing to change): from now on, phase 2. The SECONDARY
+/// now names the writer (the halfway set), and that is the reading the next epoch must judge by
+/// with Route 53 dark — if phase 2 never comes (the health check never reads healthy), a reading
+/// left at the previous pin's host would let a later switch send writes to this writer's server
+/// after it is fenced.
+pub fn record_primary_restored(
+    site: &SiteConfig,
+    st: &SiteState,
+    at: DateTime<Utc>,
+) -> Option<SiteState> {
     let mut next = st.clone();
     let u = next.unpin.as_mut().filter(|u| {
         u.restored_at.is_none() && u.failed.is_none() && u.primary_restored_at.is_none()
     })?;
     u.primary_restored_at = Some(at);
+    if let Some((_, host)) = super::writer_host(site, st) {
+        next.secondary_reading = Some(crate::secondary::SecondaryReading {
+            values: vec![host],
+            at,
+            epoch: st.epoch,
+        });
+    }
     next.version = st.version + 1;
     next.updated_at = Some(at);
     Some(next)

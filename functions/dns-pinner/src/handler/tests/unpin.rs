@@ -644,4 +644,11 @@ async fn a_check_that_never_turns_healthy_pages_once_and_leaves_the_secondary_at
         .filter(|e| e.event_type == EventType::UnpinFailed)
         .count();
     assert_eq!(pages, 1, "one page");
+    // Re-review N1: the SECONDARY names the writer now, and so does the reading the next epoch
+    // judges by with Route 53 dark (not the previous pin's DR host).
+    let st = w.ledger.get("orders").unwrap();
+    let reading = st
+        .secondary_reading
+        .expect("phase 1 records the SECONDARY it left");
+    assert_eq!(reading.values, vec![OLD_HOST.to_string()], "{reading:?}");
 }
