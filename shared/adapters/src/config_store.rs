@@ -22,6 +22,9 @@ use tracing::{info, warn};
 use crate::aws::{port_error, AwsClients};
 use crate::ports::{ConfigFetch, ConfigStore, ErrorKind, PortError};
 
+/// How long a warm invocation's configuration re-check may wait for the store.
+pub const REFRESH_BOUND: Duration = Duration::from_secs(2);
+
 /// `s3://bucket/key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Location {
@@ -193,7 +196,17 @@ impl LiveConfig {
             }
             st.seen_etag.clone()
         };
-        let fetched = self.store.fetch(Some(&etag)).await;
+        // A warm re-check must never hold an invocation (a tick deciding a failover): the store
+        // gets a short bound, and no answer is "unreachable" — the configuration in force stays.
+        let fetched = tokio::time::timeout(REFRESH_BOUND, self.store.fetch(Some(&etag)))
+            .await
+            .unwrap_or_else(|_| {
+                Err(PortError::new(
+                    ErrorKind::Timeout,
+                    "GetObject",
+                    format!("no answer within {} ms", REFRESH_BOUND.as_millis()),
+                ))
+            });
         let mut st = self.state.lock().expect("config state");
         st.checked = now;
         match fetched {

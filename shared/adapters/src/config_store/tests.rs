@@ -232,3 +232,41 @@ async fn a_functions_own_check_applies_to_every_new_version() {
     }
     assert_eq!(live.current().config.sites.len(), 4);
 }
+
+/// A store whose region is impaired: every fetch after the cold start hangs.
+struct Hanging(Arc<FakeConfigStore>, std::sync::atomic::AtomicBool);
+
+#[async_trait]
+impl ConfigStore for Hanging {
+    async fn fetch(&self, if_none_match: Option<&str>) -> Result<ConfigFetch, PortError> {
+        if self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.0.fetch(if_none_match).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_hangs_never_holds_a_warm_invocation_and_the_current_version_stays() {
+    let inner = Arc::new(FakeConfigStore::default());
+    let first = inner.put(EXAMPLE);
+    let store = Arc::new(Hanging(inner, std::sync::atomic::AtomicBool::new(false)));
+    let live = LiveConfig::cold_start(store.clone(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    store.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = Instant::now();
+    let r = live
+        .refresh_at(Instant::now() + Duration::from_secs(61))
+        .await;
+    assert!(matches!(r, Refresh::Unreachable(_)), "{r:?}");
+    assert!(
+        started.elapsed() < REFRESH_BOUND + Duration::from_secs(2),
+        "held the invocation {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        live.current().version.object_version.as_deref(),
+        Some(first.as_str())
+    );
+}
