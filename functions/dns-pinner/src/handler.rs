@@ -960,6 +960,24 @@ impl Pinner<'_> {
         Ok(judged)
     }
 
+    /// A fence stopped a switch note: the answer the fence gives, from the site's record as it is.
+    async fn fenced_now(&mut self, f: Fence) -> Result<Response, PinError> {
+        let state = self
+            .deps
+            .ledger
+            .load(&self.site.id)
+            .await
+            .map_err(|e| self.port(e))?;
+        let pinner = Pinner {
+            deps: self.deps,
+            site: self.site,
+            event: self.event,
+            resp: self.take_resp(),
+            records_insync: None,
+        };
+        pinner.fenced(f, &state).await
+    }
+
     /// The switch about to be put, recorded at `promoted` before the `PutMetricData`. `Some`: a
     /// fence stopped it, the answer to give.
     async fn note_put(&mut self, before: &[String]) -> Result<Option<Response>, PinError> {
@@ -970,23 +988,7 @@ impl Pinner<'_> {
             .await?
         {
             Update::Committed(_) | Update::Unchanged(_) => Ok(None),
-            Update::Fenced(f) => {
-                let state = self
-                    .deps
-                    .ledger
-                    .load(&self.site.id)
-                    .await
-                    .map_err(|e| self.port(e))?;
-                let resp = self.take_resp();
-                let pinner = Pinner {
-                    deps: self.deps,
-                    site: self.site,
-                    event,
-                    resp,
-                    records_insync: None,
-                };
-                pinner.fenced(f, &state).await.map(Some)
-            }
+            Update::Fenced(f) => self.fenced_now(f).await.map(Some),
         }
     }
 
@@ -1000,23 +1002,7 @@ impl Pinner<'_> {
             .await?
         {
             Update::Committed(_) | Update::Unchanged(_) => Ok(None),
-            Update::Fenced(f) => {
-                let state = self
-                    .deps
-                    .ledger
-                    .load(&self.site.id)
-                    .await
-                    .map_err(|e| self.port(e))?;
-                let resp = self.take_resp();
-                let pinner = Pinner {
-                    deps: self.deps,
-                    site: self.site,
-                    event,
-                    resp,
-                    records_insync: None,
-                };
-                pinner.fenced(f, &state).await.map(Some)
-            }
+            Update::Fenced(f) => self.fenced_now(f).await.map(Some),
         }
     }
 
